@@ -1,0 +1,3 @@
+from vgkit.cli import main
+
+raise SystemExit(main())

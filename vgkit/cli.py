@@ -1,0 +1,153 @@
+"""``vgkit`` command line. Thin: every command calls one library function.
+
+Only the standard library is imported at module level, so ``python3 -m vgkit choose`` works
+before the virtual environment exists (the quick start uses that to announce its model first).
+User errors print one line, ``vgkit: error: ...``, and exit with the error's code (errors.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from vgkit import __version__
+from vgkit.errors import VgkitError
+
+__all__ = ["main"]
+
+GENERATE_NOTEBOOK = Path("notebooks") / "generate.ipynb"
+
+
+def _cmd_choose(args: argparse.Namespace) -> int:
+    from vgkit.models import choose_model
+
+    choice = choose_model(args.model)
+    print(choice.announce(), file=sys.stderr, flush=True)
+    print(choice.model.name)
+    return 0
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from vgkit.runner import plan_job
+
+    _, choice, plan = plan_job(args.spec, model=args.model)
+    print(choice.announce())
+    print(plan.summary())
+    for clip in plan.clips:
+        print(f"  prompt {clip.index:03d}: {clip.prompt}")
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from vgkit.runner import run_job
+
+    result = run_job(args.spec, model=args.model, out=args.out)
+    print(f"final: {result.final_video} ({result.final_frames} frames, {result.final_seconds:.2f} s)")
+    print(f"bundle: {result.bundle}")
+    return 0
+
+
+def _cmd_stitch(args: argparse.Namespace) -> int:
+    from vgkit.manifest import write_manifest
+    from vgkit.stitch import stitch_run
+
+    record = write_manifest(args.run_dir, stitch=stitch_run(args.run_dir))["stitch"]
+    print(f"final: {args.run_dir / record['final']['path']} ({record['final_frames']} frames)")
+    return 0
+
+
+def _cmd_bundle(args: argparse.Namespace) -> int:
+    from vgkit.bundle import write_bundle
+
+    print(f"bundle: {write_bundle(args.run_dir)}")
+    return 0
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from vgkit.cache import snapshot_dir
+    from vgkit.models import adapter, model_names
+
+    print(f"{'model':<14} {'native size':<12} {'fps':>4} {'frames':>7}  weights  repo")
+    for name in model_names():
+        m = adapter(name)
+        b = m.baseline
+        cached = "built on use" if m.tiny else ("cached" if snapshot_dir(m.repo_id, m.revision) else "missing")
+        print(f"{name:<14} {b.width}x{b.height:<7} {b.fps:>4} {m.frame_rule.describe():>7}  {cached:<8} {m.repo_id}")
+    return 0
+
+
+def _cmd_prefetch(args: argparse.Namespace) -> int:
+    from vgkit.prefetch import prefetch
+
+    for name in args.model:
+        print(f"{name}: {prefetch(name)}")
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from vgkit.notebook import run_generate_notebook
+
+    result = run_generate_notebook(
+        GENERATE_NOTEBOOK, spec=args.spec, model=args.model, out=args.out, executed=args.executed
+    )
+    print(f"notebook: {result['executed_notebook']}")
+    print(f"final: {result['final_video']}")
+    print(f"bundle: {result['bundle']}")
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vgkit", description=__doc__.split("\n")[0] if __doc__ else None)
+    parser.add_argument("--version", action="version", version=f"vgkit {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, func: Callable[[argparse.Namespace], int], help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(func=func)
+        return p
+
+    model_help = "model name (see `vgkit models`) or auto; default: the spec's `model`, else auto"
+    p = add("run", _cmd_run, "generate every clip of a spec, stitch, write the manifest and bundle")
+    p.add_argument("spec", type=Path, help="run spec (.yaml or .json)")
+    p.add_argument("--model", default=None, help=model_help)
+    p.add_argument("--out", type=Path, default=None, help="run directory (default runs/<spec name>-<model>)")
+
+    p = add("check", _cmd_check, "validate a spec and print its plan and prompts without loading a model")
+    p.add_argument("spec", type=Path)
+    p.add_argument("--model", default=None, help=model_help)
+
+    p = add("stitch", _cmd_stitch, "stitch a run's clips into final/final_stitched.mp4 and write manifest.json")
+    p.add_argument("run_dir", type=Path)
+
+    p = add("bundle", _cmd_bundle, "pack a stitched run into one reproducible .tar.gz beside it")
+    p.add_argument("run_dir", type=Path)
+
+    add("models", _cmd_models, "list models, native sizes and whether weights are present")
+
+    p = add("prefetch", _cmd_prefetch, "download model weights into the HF cache (download only)")
+    p.add_argument("--model", action="append", required=True, help="model to fetch; repeat for several")
+
+    p = add("choose", _cmd_choose, "say which model a run would use (announcement on stderr, name on stdout)")
+    p.add_argument("--model", default="auto", help=model_help)
+
+    p = add("demo", _cmd_demo, "run the generate notebook headless (papermill) on a spec: the quick start")
+    p.add_argument("--spec", type=Path, default=Path("params") / "demo.yaml")
+    p.add_argument("--model", default="auto", help=model_help)
+    p.add_argument("--out", type=Path, default=None, help="run directory (default runs/<spec name>-<model>)")
+    p.add_argument("--executed", type=Path, default=None, help="where to save the executed notebook")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except VgkitError as exc:
+        print(f"vgkit: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("vgkit: interrupted; finished clips are kept, re-run the same command to resume", file=sys.stderr)
+        return 130
+    return code

@@ -1,0 +1,61 @@
+"""Every error vgkit raises on purpose, and the exit code the CLI gives each.
+
+    VgkitError                      base; ``exit_code`` is what ``vgkit`` exits with
+    ├── SpecError (ValueError)      bad input in a spec or on the command line        exit 2
+    ├── ModelUnavailableError       weights or checkpoint missing or malformed        exit 3
+    │       (FileNotFoundError)
+    ├── GenerationError             the pipeline failed on a clip                     exit 4
+    │       (RuntimeError)
+    ├── ArtifactError (RuntimeError) a written or bundled artifact fails its check    exit 5
+    └── GuardrailError (TimeoutError) a clip or run deadline was passed                exit 6
+
+User mistakes (SpecError, ModelUnavailableError) print as one line with no traceback. Each message
+names the field or thing, the value, and the fix.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ArtifactError",
+    "GenerationError",
+    "GuardrailError",
+    "ModelUnavailableError",
+    "SpecError",
+    "VgkitError",
+]
+
+
+class VgkitError(Exception):
+    """Base class: a failure vgkit explains itself."""
+
+    exit_code = 1
+
+
+class SpecError(VgkitError, ValueError):
+    """A spec, parameter or CLI value is wrong. The message says which, what it was, and the fix."""
+
+    exit_code = 2
+
+
+class ModelUnavailableError(VgkitError, FileNotFoundError):
+    """A model's checkpoint is not in the local cache or does not have the expected layout."""
+
+    exit_code = 3
+
+
+class GenerationError(VgkitError, RuntimeError):
+    """The pipeline raised while making a clip; finished clips stay intact."""
+
+    exit_code = 4
+
+
+class ArtifactError(VgkitError, RuntimeError):
+    """A written artifact does not match what was meant (frame count, hash, layout)."""
+
+    exit_code = 5
+
+
+class GuardrailError(VgkitError, TimeoutError):
+    """A cost guardrail (clip or run deadline) stopped the run."""
+
+    exit_code = 6

@@ -1,0 +1,86 @@
+"""The model registry and model choice. Importing this imports no torch.
+
+Adding a model family means one file beside this one and one line in ``_ADAPTERS``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from vgkit.cache import snapshot_dir
+from vgkit.errors import ModelUnavailableError, SpecError
+from vgkit.models.base import Baseline, FrameRule, ModelAdapter
+from vgkit.models.wan22 import WAN22, WAN22_TINY
+from vgkit.settings import cuda_gpu_name
+
+__all__ = [
+    "Baseline",
+    "FrameRule",
+    "ModelAdapter",
+    "ModelChoice",
+    "adapter",
+    "choose_model",
+    "model_names",
+]
+
+_ADAPTERS: dict[str, ModelAdapter] = {a.name: a for a in (WAN22, WAN22_TINY)}
+_AUTO_ORDER = ("wan22",)  # real models tried by "auto", best first; the tiny twin is the fallback
+
+
+def model_names() -> list[str]:
+    return list(_ADAPTERS)
+
+
+def adapter(name: str) -> ModelAdapter:
+    """The adapter called ``name``, or a ``SpecError`` listing the known names."""
+    try:
+        return _ADAPTERS[name]
+    except KeyError:
+        known = ", ".join([*_ADAPTERS, "auto"])
+        raise SpecError(f"model = {name!r}: unknown model; fix: use one of {known}") from None
+
+
+class ModelChoice:
+    """Which model a run uses, on which device, and why (printed as the run's first line)."""
+
+    def __init__(self, model: ModelAdapter, device: str, reason: str) -> None:
+        self.model = model
+        self.device = device
+        self.reason = reason
+
+    def announce(self) -> str:
+        return f"vgkit: model {self.model.name} on {self.device} ({self.reason})"
+
+
+def choose_model(requested: str | None, *, cache_dir: Path | None = None) -> ModelChoice:
+    """Resolve ``requested`` ("auto", None or a name) to a model and device, checking weights.
+
+    "auto" picks the first real model whose weights are cached when a CUDA GPU is present, else
+    the tiny Wan 2.2 checkpoint on CPU. An explicit real model without weights or without a GPU
+    is an error that names the fix; there is no silent fallback.
+    """
+    gpu = cuda_gpu_name()
+    if requested in (None, "", "auto"):
+        if gpu is not None:
+            for name in _AUTO_ORDER:
+                if snapshot_dir(_ADAPTERS[name].repo_id, _ADAPTERS[name].revision, cache_dir=cache_dir):
+                    return ModelChoice(_ADAPTERS[name], "cuda", f"auto: weights cached, GPU {gpu}")
+            why = f"auto: GPU {gpu} but no downloaded weights; `vgkit prefetch --model wan22` fetches them"
+        else:
+            why = "auto: no CUDA GPU found; tiny random-weight checkpoint"
+        return ModelChoice(WAN22_TINY, "cpu", why)
+    chosen = adapter(requested)
+    if chosen.tiny:
+        return ModelChoice(chosen, "cuda" if gpu else "cpu", "requested")
+    if snapshot_dir(chosen.repo_id, chosen.revision, cache_dir=cache_dir) is None:
+        raise ModelUnavailableError(
+            f"model {chosen.name!r}: weights for {chosen.repo_id} are not in the local HF cache; "
+            f"fix: run `vgkit prefetch --model {chosen.name}` (about {chosen.download_gb:.0f} GB), "
+            f"or use --model {chosen.name}-tiny"
+        )
+    if gpu is None:
+        raise ModelUnavailableError(
+            f"model {chosen.name!r} needs a CUDA GPU and none was found; "
+            f"fix: run on a GPU instance, or use --model {chosen.name}-tiny"
+        )
+    return ModelChoice(chosen, "cuda", f"requested, GPU {gpu}")

@@ -1,0 +1,82 @@
+"""What the notebooks call, and how the CLI runs them headless with papermill.
+
+Relative paths given to a notebook resolve against the repository root, so the same parameters
+work from JupyterLab (cwd ``notebooks/``) and from papermill (cwd the repository root).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from vgkit.errors import ArtifactError, GenerationError, ModelUnavailableError, SpecError, VgkitError
+from vgkit.runner import JobResult, default_run_dir, plan_job, run_job
+from vgkit.settings import repo_root
+
+__all__ = ["generate", "run_generate_notebook", "show_video"]
+
+# Embedding a video inline copies it into the notebook; above this size a link is shown instead.
+MAX_EMBED_BYTES = 20 * 2**20
+
+_ERRORS: dict[str, type[VgkitError]] = {
+    cls.__name__: cls for cls in (SpecError, ModelUnavailableError, GenerationError, ArtifactError)
+}
+
+
+def _from_root(path: str | Path) -> Path:
+    p = Path(path)
+    return p if p.is_absolute() else repo_root() / p
+
+
+def generate(*, spec: str, model: str = "auto", out: str | None = None) -> JobResult:
+    """Run a whole job from a notebook (paths relative to the repository root)."""
+    run_dir = _from_root(out) if out else None
+    if run_dir is None:
+        spec_obj, choice, _ = plan_job(_from_root(spec), model=model)
+        run_dir = repo_root() / default_run_dir(spec_obj, choice.model.name)
+    return run_job(_from_root(spec), model=model, out=run_dir, progress=lambda line: print(line, flush=True))
+
+
+def show_video(path: Path) -> Any:
+    """An inline player for ``path`` (a link when the file is too large to embed)."""
+    from IPython.display import HTML, Video
+
+    if path.stat().st_size <= MAX_EMBED_BYTES:
+        return Video(str(path), embed=True, mimetype="video/mp4", html_attributes="controls loop")
+    return HTML(f'<a href="{path}">{path.name}</a> ({path.stat().st_size / 2**20:.0f} MiB)')
+
+
+def run_generate_notebook(
+    notebook: Path, *, spec: Path, model: str, out: Path | None, executed: Path | None
+) -> dict[str, Path]:
+    """Execute the generate notebook headless; return the executed copy, final video and bundle.
+
+    The spec is validated and the model chosen here first, so a bad spec fails in one line before
+    a kernel starts; an error raised inside the notebook comes back as the same vgkit error.
+    """
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    root = repo_root()
+    spec_obj, choice, _ = plan_job(_from_root(spec), model=model)
+    run_dir = _from_root(out) if out else root / default_run_dir(spec_obj, choice.model.name)
+    executed = executed or run_dir / "notebook" / notebook.name
+    executed.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        papermill.execute_notebook(
+            str(_from_root(notebook)),
+            str(executed),
+            parameters={"model": choice.model.name, "spec": str(_from_root(spec)), "out": str(run_dir)},
+            cwd=str(root),
+            progress_bar=False,
+            stdout_file=sys.stdout,
+            stderr_file=sys.stderr,
+        )
+    except PapermillExecutionError as exc:
+        error = _ERRORS.get(exc.ename, GenerationError)
+        raise error(f"{exc.evalue} (notebook saved at {executed})") from None
+    from vgkit.artifacts import RunLayout
+    from vgkit.bundle import bundle_path
+
+    return {"executed_notebook": executed, "final_video": RunLayout(run_dir).final, "bundle": bundle_path(run_dir)}

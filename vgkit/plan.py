@@ -1,0 +1,122 @@
+"""The run plan: integer frame counts per clip and the final length, before any model loads.
+
+A shot's ``duration_s`` becomes ``round(duration_s * fps) + 1`` frames snapped to the model's
+frame rule (Wan: 4k+1, so 5 s at 24 fps is 121 frames). Clip i>0 starts from clip i-1's last
+frame, so its first frame repeats that frame and the stitcher drops it: the final video has
+``sum(frames) - (X - 1)`` frames.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from fractions import Fraction
+from typing import Any
+
+from vgkit.errors import SpecError
+from vgkit.models import ModelAdapter
+from vgkit.prompt import compose_negative_prompt, compose_prompt
+from vgkit.spec import RunSpec
+
+__all__ = ["MAX_FINAL_S", "MIN_FINAL_S", "ClipPlan", "RunPlan", "make_plan"]
+
+MIN_FINAL_S = 30
+MAX_FINAL_S = 60
+
+
+@dataclass(frozen=True)
+class ClipPlan:
+    index: int
+    prompt: str
+    negative_prompt: str
+    seed: int
+    camera: str
+    requested_duration_s: float
+    num_frames: int
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    spec_name: str
+    model: str
+    fps: int
+    width: int
+    height: int
+    steps: int
+    guidance_scale: float
+    max_sequence_length: int
+    overrides: dict[str, Any]
+    clips: tuple[ClipPlan, ...]
+
+    @property
+    def final_frames(self) -> int:
+        return sum(c.num_frames for c in self.clips) - (len(self.clips) - 1)
+
+    @property
+    def final_seconds(self) -> Fraction:
+        return Fraction(self.final_frames, self.fps)
+
+    def to_dict(self) -> dict[str, Any]:
+        record = asdict(self)
+        record["clip_count"] = len(self.clips)
+        record["final_frames"] = self.final_frames
+        record["final_seconds"] = float(self.final_seconds)
+        return record
+
+    def summary(self) -> str:
+        lines = [
+            f"plan: {len(self.clips)} clips on {self.model}, {self.width}x{self.height} @ {self.fps} fps, "
+            f"{self.steps} steps, guidance {self.guidance_scale}",
+        ]
+        for clip in self.clips:
+            lines.append(
+                f"  clip {clip.index:03d}: {clip.num_frames} frames "
+                f"({float(Fraction(clip.num_frames, self.fps)):.2f} s), seed {clip.seed}, camera {clip.camera}"
+            )
+        lines.append(f"  final: {self.final_frames} frames = {float(self.final_seconds):.2f} s")
+        return "\n".join(lines)
+
+
+def _frames_for(duration_s: float, fps: int, model: ModelAdapter) -> int:
+    return model.frame_rule.nearest(round(duration_s * fps) + 1)
+
+
+def make_plan(spec: RunSpec, model: ModelAdapter) -> RunPlan:
+    """Plan every clip of ``spec`` on ``model``; refuse sizes the model would round and lengths
+    outside 30-60 s (unless the spec sets ``allow_any_length``)."""
+    base = model.baseline
+    ov = spec.overrides
+    width = ov.width if ov.width is not None else base.width
+    height = ov.height if ov.height is not None else base.height
+    model.check_size(width, height)
+    clips = tuple(
+        ClipPlan(
+            index=i,
+            prompt=compose_prompt(spec.globals, shot),
+            negative_prompt=compose_negative_prompt(spec.negative_prompt, shot),
+            seed=spec.shot_seed(i),
+            camera=shot.camera,
+            requested_duration_s=shot.duration_s,
+            num_frames=_frames_for(shot.duration_s, base.fps, model),
+        )
+        for i, shot in enumerate(spec.shots)
+    )
+    plan = RunPlan(
+        spec_name=spec.name,
+        model=model.name,
+        fps=base.fps,
+        width=width,
+        height=height,
+        steps=ov.steps if ov.steps is not None else base.steps,
+        guidance_scale=ov.guidance_scale if ov.guidance_scale is not None else base.guidance_scale,
+        max_sequence_length=base.max_sequence_length,
+        overrides=ov.model_dump(exclude_none=True),
+        clips=clips,
+    )
+    seconds = float(plan.final_seconds)
+    if not spec.allow_any_length and not MIN_FINAL_S <= seconds <= MAX_FINAL_S:
+        raise SpecError(
+            f"shots: the final video would be {seconds:.2f} s ({len(clips)} clips, {plan.final_frames} frames "
+            f"at {plan.fps} fps), outside {MIN_FINAL_S}-{MAX_FINAL_S} s; fix: add or remove shots or change "
+            "their duration_s, or set allow_any_length: true"
+        )
+    return plan

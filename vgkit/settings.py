@@ -1,0 +1,97 @@
+"""Environment variables and machine facts, read in one place. Standard library only.
+
+Nothing here changes the environment at import; functions read it when called, so tests can
+point the caches at temporary directories with ``monkeypatch.setenv``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+__all__ = [
+    "code_commit",
+    "cuda_gpu_name",
+    "ffmpeg_threads",
+    "hub_cache_dir",
+    "repo_root",
+]
+
+# Encoder threads are pinned: x264 output depends on the thread count (FACTS.md), so a fixed
+# number keeps stitched bytes identical across machines with different core counts.
+DEFAULT_FFMPEG_THREADS = 4
+
+
+def hub_cache_dir() -> Path:
+    """The Hugging Face hub cache, resolved exactly as huggingface_hub resolves it."""
+    if cache := os.environ.get("HF_HUB_CACHE"):
+        return Path(cache).expanduser()
+    if home := os.environ.get("HF_HOME"):
+        return Path(home).expanduser() / "hub"
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
+    return base / "huggingface" / "hub"
+
+
+def ffmpeg_threads() -> int:
+    """Thread count for every ffmpeg encode (``VGKIT_FFMPEG_THREADS``, default 4)."""
+    raw = os.environ.get("VGKIT_FFMPEG_THREADS", str(DEFAULT_FFMPEG_THREADS))
+    if not raw.isdigit() or int(raw) < 1:
+        from vgkit.errors import SpecError
+
+        raise SpecError(f"VGKIT_FFMPEG_THREADS={raw!r} is not a positive integer; unset it or set e.g. 4")
+    return int(raw)
+
+
+def cuda_gpu_name() -> str | None:
+    """The first CUDA GPU's name via ``nvidia-smi``, or None when there is none.
+
+    Used before torch is importable (the quick start announces its model choice first), so it
+    asks the driver's own tool rather than torch. ``VGKIT_FORCE_CPU=1`` hides any GPU.
+    """
+    if os.environ.get("VGKIT_FORCE_CPU") == "1":
+        return None
+    smi = shutil.which("nvidia-smi")
+    if smi is None:
+        return None
+    try:
+        done = subprocess.run(
+            [smi, "--query-gpu=name", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    names = [line.strip() for line in done.stdout.splitlines() if line.strip()]
+    return names[0] if done.returncode == 0 and names else None
+
+
+def repo_root() -> Path:
+    """The directory holding the ``vgkit`` package (the repository root in a checkout)."""
+    return Path(__file__).resolve().parent.parent
+
+
+def code_commit() -> str:
+    """The git commit of the vgkit checkout, with ``+dirty`` when it has uncommitted changes."""
+    root = repo_root()
+    if not (root / ".git").exists() or shutil.which("git") is None:
+        return "unknown"
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10
+        )
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    if head.returncode != 0:
+        return "unknown"
+    return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
