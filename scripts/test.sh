@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Quick start, command 2: the full test suite (lint, types, tests). .ci/run calls exactly this.
+# Extra arguments go to pytest (e.g. -k stitch, -x).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+bash setup.sh
+echo "== ruff"
+.venv/bin/ruff check vgkit tests benchmarks
+.venv/bin/ruff format --check vgkit tests benchmarks
+echo "== mypy"
+.venv/bin/mypy
+echo "== pytest"
+.venv/bin/python -m pytest "$@"

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Idempotent set-up: .venv with the exact pins of requirements.txt, vgkit installed editable,
+# a Jupyter kernel "vgkit", HF cache defaults (only where the user has none), and a GPU check.
+# A second run with unchanged pins only re-checks (a few seconds).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")"
+
+say() { echo "setup: $*"; }
+
+find_python() {
+    for candidate in "${VGKIT_PYTHON:-}" python3.13 python3.12 python3.11 python3; do
+        [ -n "$candidate" ] || continue
+        command -v "$candidate" >/dev/null 2>&1 || continue
+        if "$candidate" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' 2>/dev/null; then
+            echo "$candidate"
+            return 0
+        fi
+    done
+    return 1
+}
+
+if ! PYTHON=$(find_python); then
+    echo "setup: error: Python >= 3.11 not found; fix: install python3.11 (e.g. apt-get install python3.11 python3.11-venv) or set VGKIT_PYTHON" >&2
+    exit 2
+fi
+
+stamp_value() { cat requirements.txt pyproject.toml | sha256sum | cut -d' ' -f1; }
+STAMP=.venv/.vgkit-setup-stamp
+
+if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$(stamp_value)" ] && [ -x .venv/bin/python ]; then
+    say "environment up to date (.venv, $(.venv/bin/python --version))"
+else
+    if [ ! -x .venv/bin/python ]; then
+        say "creating .venv with $($PYTHON --version)"
+        "$PYTHON" -m venv .venv
+    fi
+    say "installing exact pins from requirements.txt (first time: about 2 minutes)"
+    .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+    .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+    .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+    .venv/bin/python -m pip check >/dev/null || { echo "setup: error: pip check failed" >&2; .venv/bin/python -m pip check >&2; exit 1; }
+    .venv/bin/python -m ipykernel install --user --name vgkit --display-name "Python (vgkit)" >/dev/null
+    stamp_value > "$STAMP"
+    say "installed; Jupyter kernel 'vgkit' registered"
+fi
+
+# HF cache defaults, written once into .venv/vgkit.env and sourced by .venv/bin/activate. Only a
+# variable the user has not set gets a default, and `${VAR:-default}` keeps a later user setting.
+ENV_FILE=.venv/vgkit.env
+if [ ! -f "$ENV_FILE" ]; then
+    {
+        echo "# written by setup.sh: defaults only where the user has none"
+        if [ -z "${HF_HOME:-}" ] && [ -z "${HF_HUB_CACHE:-}" ]; then
+            if [ -d /workspace ] && [ -w /workspace ]; then
+                echo 'export HF_HOME="${HF_HOME:-/workspace/.cache/huggingface}"'
+            else
+                echo 'export HF_HOME="${HF_HOME:-${XDG_CACHE_HOME:-$HOME/.cache}/huggingface}"'
+            fi
+        fi
+    } > "$ENV_FILE"
+    grep -q "vgkit.env" .venv/bin/activate || echo '[ -f "$VIRTUAL_ENV/vgkit.env" ] && . "$VIRTUAL_ENV/vgkit.env"' >> .venv/bin/activate
+fi
+
+if command -v nvidia-smi >/dev/null 2>&1 && GPU=$(nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null | head -n1) && [ -n "$GPU" ]; then
+    say "GPU found: $GPU"
+else
+    say "no GPU found: runs use the tiny random-weight checkpoints on CPU"
+fi

@@ -1,0 +1,66 @@
+"""Bundles: everything the brief lists, reproducible bytes, safe member names."""
+
+from __future__ import annotations
+
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from tests.test_stitch import make_run
+from vgkit.artifacts import sha256_file
+from vgkit.bundle import write_bundle
+from vgkit.errors import ArtifactError
+from vgkit.manifest import write_manifest
+from vgkit.stitch import stitch_run
+
+
+def _finished(root: Path) -> Path:
+    layout = make_run(root)
+    for i in range(3):
+        (layout.frames / f"last_frame_{i:03d}.png").write_bytes(b"png")
+    write_manifest(root, stitch=stitch_run(root))
+    return root
+
+
+def test_bundle_holds_every_artifact_under_the_run_name(tmp_path: Path) -> None:
+    run = _finished(tmp_path / "myrun")
+    path = write_bundle(run)
+    assert path == tmp_path / "myrun.tar.gz"
+    with tarfile.open(path) as tar:
+        names = tar.getnames()
+        members = tar.getmembers()
+    assert "myrun/final/final_stitched.mp4" in names
+    assert "myrun/manifest.json" in names
+    for i in range(3):
+        for rel in (f"clips/clip_{i:03d}.mp4", f"frames/last_frame_{i:03d}.png", f"logs/log_{i:03d}.json"):
+            assert f"myrun/{rel}" in names
+    assert names == sorted(names)
+    assert all(m.mtime == 0 and m.uid == 0 and m.isfile() for m in members)
+
+
+def test_bundle_bytes_are_reproducible(tmp_path: Path) -> None:
+    run = _finished(tmp_path / "r")
+    first = sha256_file(write_bundle(run))
+    (run / "clips" / "clip_000.mp4").touch()  # a new mtime must not change the bundle
+    assert sha256_file(write_bundle(run)) == first
+
+
+def test_manifest_lists_hashes_of_every_artifact(tmp_path: Path) -> None:
+    import json
+
+    run = _finished(tmp_path / "r")
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["schema"] == "vgkit.manifest/1"
+    assert manifest["clip_count"] == 3
+    listed = {a["path"]: a["sha256"] for a in manifest["artifacts"]}
+    assert listed["final/final_stitched.mp4"] == sha256_file(run / "final" / "final_stitched.mp4")
+    assert listed["clips/clip_002.mp4"] == sha256_file(run / "clips" / "clip_002.mp4")
+    assert manifest["stitch"]["final_frames"] == 25
+    assert manifest["environment"]["ffmpeg"].startswith("ffmpeg version")
+
+
+def test_bundle_before_stitch_names_the_fix(tmp_path: Path) -> None:
+    run = make_run(tmp_path / "r").root
+    with pytest.raises(ArtifactError, match="fix: run `vgkit stitch"):
+        write_bundle(run)
