@@ -49,7 +49,13 @@ def spec_dict(**changes: Any) -> dict[str, Any]:
         },
         "negative_prompt": "blur",
         "shots": [
-            {"subject": f"boat {i}", "action": "sails", "environment": "sea", "camera": "pan", "duration_s": 5}
+            {
+                "subject": f"boat {i}",
+                "action": "sails",
+                "environment": "sea",
+                "camera": "pan",
+                "duration_s": 5,
+            }
             for i in range(3)
         ],
         "overrides": {"width": 64, "height": 64, "steps": 2},

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +44,7 @@ def test_handoff_hashes_chain_clip_to_clip(finished_run: tuple[JobResult, list[s
     result, _ = finished_run
     logs = _logs(result.run_dir)
     assert logs[0]["input"]["source"] == "reference_image"
-    for prev, nxt in zip(logs, logs[1:], strict=False):
+    for prev, nxt in pairwise(logs):
         assert nxt["input"]["source"] == prev["artifacts"]["last_frame"]["path"]
         assert nxt["input"]["sha256"] == prev["artifacts"]["last_frame"]["sha256"]
         assert nxt["request"]["input_sha256"] == nxt["input"]["sha256"]

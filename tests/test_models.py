@@ -78,5 +78,5 @@ def test_tiny_pipeline_loads_and_kwargs_are_filtered_by_signature() -> None:
 
 
 def test_layout_without_model_index_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(ModelUnavailableError, match="no model_index.json"):
+    with pytest.raises(ModelUnavailableError, match=r"no model_index\.json"):
         adapter("wan22-tiny").load(tmp_path, device="cpu")

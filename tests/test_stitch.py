@@ -62,7 +62,7 @@ def test_stitching_twice_gives_identical_bytes(tmp_path: Path) -> None:
 def test_changed_clip_is_refused(tmp_path: Path) -> None:
     layout = make_run(tmp_path / "run")
     encode_frames(solid_frames(9, (0, 0, 0)), fps=24, dest=layout.clip(1))
-    with pytest.raises(ArtifactError, match="clips/clip_001.mp4: missing or changed"):
+    with pytest.raises(ArtifactError, match=r"clips/clip_001\.mp4: missing or changed"):
         stitch_run(layout.root)
 
 

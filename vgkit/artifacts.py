@@ -93,7 +93,11 @@ def sha256_file(path: Path) -> str:
 
 def file_record(path: Path, *, root: Path) -> dict[str, Any]:
     """``{"path", "sha256", "bytes"}`` for an artifact, its path relative to ``root``."""
-    return {"path": path.relative_to(root).as_posix(), "sha256": sha256_file(path), "bytes": path.stat().st_size}
+    return {
+        "path": path.relative_to(root).as_posix(),
+        "sha256": sha256_file(path),
+        "bytes": path.stat().st_size,
+    }
 
 
 def temp_path_for(dest: Path) -> Path:

@@ -169,9 +169,7 @@ def run_chain(
         }
         atomic_write_json(layout.log(clip.index), log)
         logs.append(log)
-        progress(
-            f"clip {clip.index + 1}/{len(plan.clips)}: done in {t2 - t0:.1f} s -> {layout.clip(clip.index).name}"
-        )
+        progress(f"clip {clip.index + 1}/{len(plan.clips)}: done in {t2 - t0:.1f} s -> {layout.clip(clip.index).name}")
         input_image = last
         input_source = f"frames/{layout.last_frame(clip.index).name}"
     return logs

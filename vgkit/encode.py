@@ -81,9 +81,19 @@ def encode_frames(frames_fhwc: np.ndarray, *, fps: int, dest: Path) -> None:
     try:
         run_ffmpeg(
             [
-                "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-r", str(fps),
-                "-i", "pipe:0", *encoder_args(), str(tmp),
-            ],  # fmt: skip
+                "-f",
+                "rawvideo",
+                "-pix_fmt",
+                "rgb24",
+                "-s",
+                f"{width}x{height}",
+                "-r",
+                str(fps),
+                "-i",
+                "pipe:0",
+                *encoder_args(),
+                str(tmp),
+            ],
             stdin=np.ascontiguousarray(frames_fhwc).tobytes(),
         )
         check_frame_count(tmp, num_frames, label=dest.name)

@@ -72,7 +72,7 @@ class InProcessGenerator:
         self.device = device
         self.snapshot = snapshot
         started = time.perf_counter()
-        self.pipe = model.load(snapshot, device=device)
+        self.pipe: Any = model.load(snapshot, device=device)
         self.load_s = time.perf_counter() - started
 
     def pipeline_info(self) -> dict[str, Any]:

@@ -79,4 +79,8 @@ def run_generate_notebook(
     from vgkit.artifacts import RunLayout
     from vgkit.bundle import bundle_path
 
-    return {"executed_notebook": executed, "final_video": RunLayout(run_dir).final, "bundle": bundle_path(run_dir)}
+    return {
+        "executed_notebook": executed,
+        "final_video": RunLayout(run_dir).final,
+        "bundle": bundle_path(run_dir),
+    }

@@ -79,9 +79,7 @@ class RunSpec(_Strict):
     negative_prompt: str = ""
     shots: list[ShotCard] = Field(min_length=1, max_length=64)
     overrides: GenerationOverrides = GenerationOverrides()
-    allow_any_length: bool = Field(
-        default=False, description="accept a final video outside 30-60 s (tests, previews)"
-    )
+    allow_any_length: bool = Field(default=False, description="accept a final video outside 30-60 s (tests, previews)")
 
     @field_validator("reference_image")
     @classmethod

@@ -63,7 +63,16 @@ def stitch_run(run_dir: Path) -> dict[str, Any]:
     args: list[str] = []
     for log in logs:
         args += ["-i", str(layout.root / log["artifacts"]["clip"]["path"])]
-    args += ["-filter_complex", _filtergraph(len(logs)), "-map", "[out]", "-r", str(fps), *encoder_args(), str(tmp)]
+    args += [
+        "-filter_complex",
+        _filtergraph(len(logs)),
+        "-map",
+        "[out]",
+        "-r",
+        str(fps),
+        *encoder_args(),
+        str(tmp),
+    ]
     try:
         run_ffmpeg(args)
         check_frame_count(tmp, expected, label=layout.final.name)

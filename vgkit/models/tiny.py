@@ -18,7 +18,7 @@ T5_CHARS = "▁" + string.ascii_letters + string.digits + string.punctuation
 
 def t5_tokenizer() -> Any:
     """A T5 tokenizer (fast, Unigram) built in code, with no Hub access."""
-    from transformers import T5TokenizerFast
+    from transformers import T5TokenizerFast  # type: ignore[attr-defined]  # lazily exported
 
     pieces = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0)] + [(c, -1.0) for c in T5_CHARS]
     return T5TokenizerFast(vocab=pieces, extra_ids=0)

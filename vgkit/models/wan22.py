@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from vgkit.models.base import Baseline, FrameRule, ModelAdapter
 
@@ -101,10 +101,8 @@ class Wan22Adapter(ModelAdapter):
             qk_norm="rms_norm_across_heads",
             rope_max_seq_len=1024,
         )
-        scheduler = UniPCMultistepScheduler(
-            prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=5.0
-        )
-        pipe = WanImageToVideoPipeline(
+        scheduler = UniPCMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=5.0)
+        pipe: Any = WanImageToVideoPipeline(
             tokenizer=tokenizer,
             text_encoder=text_encoder,
             vae=vae,
