@@ -1,14 +1,18 @@
-"""Spec loading: valid specs load; each bad one is a one-line SpecError naming field and fix."""
+"""Spec loading and planning: valid specs load; each bad one is one clear line that writes nothing."""
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from PIL import Image
 
 from tests.conftest import REPO, spec_dict, write_spec
 from vgkit.errors import SpecError
+from vgkit.runner import plan_job
 from vgkit.spec import load_spec
 
 
@@ -31,56 +35,161 @@ def test_shot_seed_overrides_run_seed(tmp_path: Path) -> None:
     assert [spec.shot_seed(i) for i in range(3)] == [7, 99, 9]
 
 
-def _shot(**changes: Any) -> dict[str, Any]:
+def test_keyframe_image_resolves_against_spec_dir(tmp_path: Path) -> None:
+    Image.new("RGB", (128, 96), (10, 20, 30)).save(tmp_path / "key.png")
     data = spec_dict()
-    data["shots"][1].update(changes)
-    return data
+    data["shots"][2]["source_image"] = "key.png"
+    spec = load_spec(write_spec(tmp_path / "s.yaml", data))
+    assert spec.shots[2].source_image == (tmp_path / "key.png").resolve()
 
 
-BAD_SPECS: list[tuple[str, dict[str, Any], str]] = [
-    ("unknown top key", spec_dict(colour="red"), "colour"),
-    ("missing globals", {k: v for k, v in spec_dict().items() if k != "globals"}, "globals"),
-    ("two camera moves", _shot(camera="pan and tilt"), "shots[1].camera"),
-    ("unknown camera move", _shot(camera="zoom"), "shots[1].camera"),
-    ("duration too short", _shot(duration_s=2), "shots[1].duration_s"),
-    ("duration too long", _shot(duration_s=12), "shots[1].duration_s"),
-    ("duration not a number", _shot(duration_s="five"), "shots[1].duration_s"),
-    ("extra shot key", _shot(lens="50mm"), "shots[1].lens"),
-    ("empty subject", _shot(subject="  "), "shots[1].subject"),
-    ("negative seed", spec_dict(seed=-1), "seed"),
-    ("empty shot list", spec_dict(shots=[]), "shots"),
-    ("bad run name", spec_dict(name="my run/1"), "name"),
-    ("missing image", spec_dict(reference_image="nope.png"), "reference_image"),
+Edit = Callable[[dict[str, Any], Path], None]
+
+
+def _set(path: str, value: Any) -> Edit:
+    """An edit that sets a dotted path (``shots.1.camera``) to ``value``."""
+
+    def edit(data: dict[str, Any], _: Path) -> None:
+        *parents, last = path.split(".")
+        node: Any = data
+        for part in parents:
+            node = node[int(part)] if part.isdigit() else node[part]
+        node[int(last) if last.isdigit() else last] = value
+
+    return edit
+
+
+def _drop(path: str) -> Edit:
+    def edit(data: dict[str, Any], _: Path) -> None:
+        *parents, last = path.split(".")
+        node: Any = data
+        for part in parents:
+            node = node[int(part)] if part.isdigit() else node[part]
+        del node[last]
+
+    return edit
+
+
+def _image(size: tuple[int, int], field: str = "reference_image") -> Edit:
+    def edit(data: dict[str, Any], tmp: Path) -> None:
+        Image.new("RGB", size).save(tmp / "img.png")
+        _set(field, str(tmp / "img.png"))(data, tmp)
+
+    return edit
+
+
+def _not_an_image(data: dict[str, Any], tmp: Path) -> None:
+    (tmp / "fake.png").write_bytes(b"\x89PNG but not really")
+    data["reference_image"] = str(tmp / "fake.png")
+
+
+def _shots(count: int) -> Edit:
+    def edit(data: dict[str, Any], _: Path) -> None:
+        data["shots"] = [copy.deepcopy(data["shots"][0]) for _ in range(count)]
+
+    return edit
+
+
+def _strict_length(data: dict[str, Any], _: Path) -> None:
+    data["allow_any_length"] = False
+
+
+def _both(*edits: Edit) -> Edit:
+    def edit(data: dict[str, Any], tmp: Path) -> None:
+        for one in edits:
+            one(data, tmp)
+
+    return edit
+
+
+# (label, edit, text the one-line message must contain)
+BAD_SPECS: list[tuple[str, Edit, str]] = [
+    ("unknown top key", _set("colour", "red"), "colour"),
+    ("missing globals", _drop("globals"), "globals"),
+    ("missing name", _drop("name"), "name"),
+    ("missing shots", _drop("shots"), "shots"),
+    ("missing reference image", _drop("reference_image"), "reference_image"),
+    ("name with slash", _set("name", "my/run"), "name"),
+    ("empty name", _set("name", ""), "name"),
+    ("name too long", _set("name", "n" * 65), "name"),
+    ("negative seed", _set("seed", -1), "seed"),
+    ("quoted seed", _set("seed", "7"), "seed"),
+    ("fractional seed", _set("seed", 1.5), "seed"),
+    ("unknown model", _set("model", "wan3"), "model = 'wan3'"),
+    ("flag as text", _set("allow_any_length", "yes"), "allow_any_length"),
+    ("negative prompt as number", _set("negative_prompt", 5), "negative_prompt"),
+    ("globals as list", _set("globals", ["style"]), "globals"),
+    ("globals missing lighting", _drop("globals.lighting"), "globals.lighting"),
+    ("globals extra key", _set("globals.mood", "calm"), "globals.mood"),
+    ("globals empty style", _set("globals.style", " "), "globals.style"),
+    ("shots as mapping", _set("shots", {"subject": "x"}), "shots"),
+    ("empty shot list", _set("shots", []), "shots"),
+    ("too many shots", _shots(65), "shots"),
+    ("shot missing subject", _drop("shots.1.subject"), "shots[1].subject"),
+    ("shot extra key", _set("shots.1.lens", "50mm"), "shots[1].lens"),
+    ("two camera moves", _set("shots.1.camera", "pan, tilt"), "shots[1].camera"),
+    ("camera moves as list", _set("shots.1.camera", ["pan", "tilt"]), "shots[1].camera"),
+    ("unknown camera move", _set("shots.1.camera", "zoom"), "shots[1].camera"),
+    ("duration too short", _set("shots.1.duration_s", 2), "shots[1].duration_s"),
+    ("duration too long", _set("shots.1.duration_s", 12), "shots[1].duration_s"),
+    ("quoted duration", _set("shots.1.duration_s", "5"), "shots[1].duration_s"),
+    ("missing duration", _drop("shots.1.duration_s"), "shots[1].duration_s"),
+    ("negative shot seed", _set("shots.1.seed", -3), "shots[1].seed"),
+    ("empty subject", _set("shots.1.subject", "  "), "shots[1].subject"),
+    ("action as number", _set("shots.1.action", 42), "shots[1].action"),
+    ("unknown override", _set("overrides.fps", 30), "overrides.fps"),
+    ("zero steps", _set("overrides.steps", 0), "overrides.steps"),
+    ("too many steps", _set("overrides.steps", 500), "overrides.steps"),
+    ("negative guidance", _set("overrides.guidance_scale", -1.0), "overrides.guidance_scale"),
+    ("width the model would round", _set("overrides.width", 100), "overrides.width = 100"),
+    ("width below minimum", _set("overrides.width", 16), "overrides.width"),
+    ("missing image file", _set("reference_image", "nope.png"), "reference_image"),
+    ("unreadable image", _not_an_image, "not a readable image"),
+    ("image too small", _image((32, 32)), "32x32 px"),
+    ("image too large", _image((9000, 100)), "9000x100 px"),
+    ("missing keyframe", _set("shots.0.source_image", "gone.png"), "shots[0].source_image"),
+    ("tiny keyframe", _image((16, 16), field="shots.2.source_image"), "shots[2].source_image"),
+    ("plan under 30 s", _strict_length, "outside 30-60 s"),
+    ("plan over 60 s", _both(_shots(13), _strict_length), "outside 30-60 s"),
 ]
 
 
-@pytest.mark.parametrize(("label", "data", "field"), BAD_SPECS, ids=[b[0] for b in BAD_SPECS])
-def test_bad_spec_is_one_clear_line(tmp_path: Path, label: str, data: dict[str, Any], field: str) -> None:
+@pytest.mark.parametrize(("label", "edit", "expected"), BAD_SPECS, ids=[b[0] for b in BAD_SPECS])
+def test_bad_spec_is_one_clear_line_and_writes_nothing(tmp_path: Path, label: str, edit: Edit, expected: str) -> None:
+    data = spec_dict()
+    edit(data, tmp_path)
     path = write_spec(tmp_path / "spec.yaml", data)
     before = sorted(tmp_path.rglob("*"))
     with pytest.raises(SpecError) as err:
-        load_spec(path)
+        plan_job(path)
     message = str(err.value)
     assert "\n" not in message
-    assert field in message
+    assert expected in message
     assert "fix:" in message
     assert sorted(tmp_path.rglob("*")) == before
 
 
-def test_malformed_yaml(tmp_path: Path) -> None:
-    path = tmp_path / "s.yaml"
-    path.write_text("name: [unclosed\n")
-    with pytest.raises(SpecError, match="not valid yaml"):
+@pytest.mark.parametrize(
+    ("name", "text", "expected"),
+    [
+        ("s.yaml", "name: [unclosed\n", "not valid YAML"),
+        ("s.json", '{"name": "x",}', "not valid JSON"),
+        ("s.yaml", "- just\n- a list\n", "not a mapping"),
+        ("s.yaml", "", "not a mapping"),
+    ],
+)
+def test_unparseable_spec(tmp_path: Path, name: str, text: str, expected: str) -> None:
+    path = tmp_path / name
+    path.write_text(text)
+    with pytest.raises(SpecError, match=expected) as err:
         load_spec(path)
-
-
-def test_unreadable_image(tmp_path: Path) -> None:
-    fake = tmp_path / "fake.png"
-    fake.write_bytes(b"not an image")
-    with pytest.raises(SpecError, match="not a readable image"):
-        load_spec(write_spec(tmp_path / "s.yaml", spec_dict(reference_image=str(fake))))
+    assert "fix:" in str(err.value)
 
 
 def test_missing_spec_file(tmp_path: Path) -> None:
     with pytest.raises(SpecError, match="does not exist"):
         load_spec(tmp_path / "absent.yaml")
+
+
+def test_table_covers_at_least_forty_bad_specs() -> None:
+    assert len({label for label, _, _ in BAD_SPECS}) >= 40

@@ -30,13 +30,23 @@ def _cmd_choose(args: argparse.Namespace) -> int:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
+    from vgkit.cache import snapshot_dir
+    from vgkit.checkpoints import locate_checkpoint
     from vgkit.runner import plan_job
 
     _, choice, plan = plan_job(args.spec, model=args.model)
     print(choice.announce())
     print(plan.summary())
+    model = choice.model
+    cached = snapshot_dir(model.repo_id, model.revision) if not model.tiny else locate_checkpoint(model)
+    tokens: dict[int, int] = {}
+    if cached is not None:
+        from vgkit.tokens import check_token_budget, load_tokenizer
+
+        tokens = check_token_budget(plan, load_tokenizer(cached))
     for clip in plan.clips:
-        print(f"  prompt {clip.index:03d}: {clip.prompt}")
+        used = f" [{tokens[clip.index]}/{plan.max_sequence_length} tokens]" if tokens else ""
+        print(f"  prompt {clip.index:03d}{used}: {clip.prompt}")
     return 0
 
 

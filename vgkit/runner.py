@@ -74,11 +74,13 @@ def run_job(
     from vgkit.chain import run_chain
     from vgkit.checkpoints import locate_checkpoint
     from vgkit.generator import InProcessGenerator
+    from vgkit.tokens import check_token_budget
 
     snapshot = locate_checkpoint(adapter(choice.model.name))
     progress(f"loading {choice.model.title} from {snapshot}")
     generator = InProcessGenerator(choice.model, snapshot, device=choice.device)
     progress(f"loaded in {generator.load_s:.1f} s")
+    check_token_budget(plan, generator.pipe.tokenizer)
     run_chain(spec, plan, layout, generator, progress=progress)
     progress("stitching final/final_stitched.mp4")
     bundle = finish_run(run_dir)

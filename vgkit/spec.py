@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, field_validator
 
 from vgkit.errors import SpecError
 
@@ -33,6 +33,13 @@ MIN_IMAGE_PX = 64
 MAX_IMAGE_PX = 8192
 
 
+# Numbers and flags must be written as such: "5" is not a duration and 1 is not ``true``.
+Int = Annotated[int, Strict()]
+Float = Annotated[float, Strict()]
+Bool = Annotated[bool, Strict()]
+Text = Annotated[str, Strict()]
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
 
@@ -40,46 +47,49 @@ class _Strict(BaseModel):
 class GlobalConstants(_Strict):
     """What stays fixed for a whole run; every clip's prompt starts with these."""
 
-    style: str = Field(min_length=1, description="style and realism level")
-    era_location: str = Field(min_length=1, description="era, location and environment constraints")
-    lighting: str = Field(min_length=1, description="lighting and visibility constraints")
-    lens: str = Field(min_length=1, description="lens language and camera style")
-    aspect: str = Field(min_length=1, description="aspect ratio and composition constraints")
+    style: Text = Field(min_length=1, description="style and realism level")
+    era_location: Text = Field(min_length=1, description="era, location and environment constraints")
+    lighting: Text = Field(min_length=1, description="lighting and visibility constraints")
+    lens: Text = Field(min_length=1, description="lens language and camera style")
+    aspect: Text = Field(min_length=1, description="aspect ratio and composition constraints")
 
 
 class ShotCard(_Strict):
     """One clip: what is seen, what moves, where, at most one camera move, how long."""
 
-    subject: str = Field(min_length=1)
-    action: str = Field(min_length=1)
-    environment: str = Field(min_length=1)
+    subject: Text = Field(min_length=1)
+    action: Text = Field(min_length=1)
+    environment: Text = Field(min_length=1)
     camera: CameraMove = "static"
-    duration_s: float = Field(ge=MIN_SHOT_S, le=MAX_SHOT_S)
-    seed: int | None = Field(default=None, ge=0, lt=2**63)
-    negative_prompt: str | None = None
+    duration_s: Float = Field(ge=MIN_SHOT_S, le=MAX_SHOT_S)
+    seed: Int | None = Field(default=None, ge=0, lt=2**63)
+    negative_prompt: Text | None = None
+    source_image: Path | None = Field(
+        default=None, description="keyframe-first: start this clip from this image, not the previous last frame"
+    )
 
 
 class GenerationOverrides(_Strict):
     """Run-level changes to the model's baseline config; logged as differences from baseline."""
 
-    steps: int | None = Field(default=None, ge=1, le=200)
-    guidance_scale: float | None = Field(default=None, ge=0.0, le=30.0)
-    width: int | None = Field(default=None, ge=32, le=4096)
-    height: int | None = Field(default=None, ge=32, le=4096)
+    steps: Int | None = Field(default=None, ge=1, le=200)
+    guidance_scale: Float | None = Field(default=None, ge=0.0, le=30.0)
+    width: Int | None = Field(default=None, ge=32, le=4096)
+    height: Int | None = Field(default=None, ge=32, le=4096)
 
 
 class RunSpec(_Strict):
     """A whole job: reference image, global constants, shot cards, seed and optional overrides."""
 
-    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-    model: str = "auto"
+    name: Text = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    model: Text = "auto"
     reference_image: Path
-    seed: int = Field(default=0, ge=0, lt=2**63)
+    seed: Int = Field(default=0, ge=0, lt=2**63)
     globals: GlobalConstants
-    negative_prompt: str = ""
+    negative_prompt: Text = ""
     shots: list[ShotCard] = Field(min_length=1, max_length=64)
     overrides: GenerationOverrides = GenerationOverrides()
-    allow_any_length: bool = Field(default=False, description="accept a final video outside 30-60 s (tests, previews)")
+    allow_any_length: Bool = Field(default=False, description="accept a final video outside 30-60 s (tests, previews)")
 
     @field_validator("reference_image")
     @classmethod
@@ -106,6 +116,13 @@ _FIXES = {
     "too_long": "shorten it",
     "string_too_short": "give it a non-empty value",
     "string_pattern_mismatch": "use letters, digits, '.', '_' and '-' only",
+    "int_type": "write a whole number without quotes",
+    "float_type": "write a number without quotes",
+    "bool_type": "write true or false",
+    "string_type": "write text (quote it if YAML reads it as a number or date)",
+    "model_type": "write a mapping of fields (key: value lines)",
+    "list_type": "write a list (lines starting with '- ')",
+    "path_type": "write a file path",
 }
 
 
@@ -136,9 +153,13 @@ def _read_mapping(path: Path) -> dict[str, Any]:
         data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
     except (yaml.YAMLError, json.JSONDecodeError) as exc:
         detail = " ".join(str(exc).split())
-        raise SpecError(f"{path}: not valid {path.suffix.lstrip('.') or 'YAML'}: {detail}") from None
+        kind = "JSON" if path.suffix.lower() == ".json" else "YAML"
+        raise SpecError(f"{path}: not valid {kind}: {detail}; fix: check indentation and quoting there") from None
     if not isinstance(data, dict):
-        raise SpecError(f"{path}: top level must be a mapping of fields, got {type(data).__name__}")
+        raise SpecError(
+            f"{path}: (top level) is {type(data).__name__}, not a mapping of fields; "
+            "fix: start with `name:`, `reference_image:`, `globals:`, `shots:` (see params/demo.yaml)"
+        )
     return data
 
 
@@ -168,8 +189,16 @@ def load_spec(path: str | Path) -> RunSpec:
         spec = RunSpec.model_validate(data)
     except ValidationError as err:
         raise _one_line(str(spec_path), err) from None
-    image = spec.reference_image
-    if not image.is_absolute():
-        image = (spec_path.parent / image).resolve()
+    image = _resolve(spec_path, spec.reference_image)
     _check_image(str(spec_path), "reference_image", image)
-    return spec.model_copy(update={"reference_image": image})
+    shots = list(spec.shots)
+    for i, shot in enumerate(shots):
+        if shot.source_image is not None:
+            keyframe = _resolve(spec_path, shot.source_image)
+            _check_image(str(spec_path), f"shots[{i}].source_image", keyframe)
+            shots[i] = shot.model_copy(update={"source_image": keyframe})
+    return spec.model_copy(update={"reference_image": image, "shots": shots})
+
+
+def _resolve(spec_path: Path, path: Path) -> Path:
+    return path if path.is_absolute() else (spec_path.parent / path).resolve()

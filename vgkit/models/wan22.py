@@ -5,7 +5,9 @@
 - Native 1280x704 (or 704x1280), sizes in multiples of 32, 121 frames (4k+1) at 24 fps, 50 steps,
   guidance 5.0, flow shift 5. VAE in fp32, the rest in bf16 (FACTS.md).
 - The tiny twin keeps the real classes (UMT5 text encoder, 48-channel residual VAE with 16x
-  spatial compression, ``expand_timesteps`` transformer) at toy widths.
+  spatial compression, ``expand_timesteps`` transformer) at toy widths. Its tokenizer is
+  character-level, so its token budget is 4x the real one (umT5 averages about 4 characters
+  per token on English prose): the same prompts fit both.
 """
 
 from __future__ import annotations
@@ -138,7 +140,7 @@ WAN22_TINY = Wan22Adapter(
     repo_id="vgkit-tiny/Wan2.2-TI2V-5B-Diffusers-tiny",
     revision="main",
     pipeline_class="WanImageToVideoPipeline",
-    baseline=Baseline(fps=24, width=256, height=160, steps=4, guidance_scale=5.0, max_sequence_length=512),
+    baseline=Baseline(fps=24, width=256, height=160, steps=4, guidance_scale=5.0, max_sequence_length=2048),
     frame_rule=_FRAMES,
     size_multiple=32,
     needs_gpu=False,

@@ -1,0 +1,33 @@
+"""Token budgets are counted with the model's own tokenizer, before any clip is generated."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import spec_dict, write_spec
+from vgkit.checkpoints import locate_checkpoint
+from vgkit.errors import SpecError
+from vgkit.models import adapter
+from vgkit.runner import plan_job, run_job
+from vgkit.tokens import check_token_budget, load_tokenizer
+
+
+def test_counts_every_prompt_within_budget(small_spec: Path) -> None:
+    plan = plan_job(small_spec)[2]
+    counts = check_token_budget(plan, load_tokenizer(locate_checkpoint(adapter("wan22-tiny"))))
+    assert sorted(counts) == [0, 1, 2]
+    assert all(0 < n <= plan.max_sequence_length for n in counts.values())
+    # character-level tiny tokenizer: at least one token per visible character
+    prompt = plan.clips[0].prompt
+    assert len(prompt.replace(" ", "")) < counts[0] <= len(prompt) + 2  # + leading "▁" and </s>
+
+
+def test_over_budget_prompt_stops_the_run_before_any_clip(tmp_path: Path) -> None:
+    data = spec_dict()
+    data["shots"][1]["environment"] = "a vast hall " * 200
+    spec = write_spec(tmp_path / "s.yaml", data)
+    with pytest.raises(SpecError, match=r"shots\[1\]: the composed prompt is \d+ tokens, over wan22-tiny's budget"):
+        run_job(spec, out=tmp_path / "run", progress=lambda _: None)
+    assert not list((tmp_path / "run" / "clips").glob("*.mp4"))
