@@ -11,7 +11,7 @@ import pytest
 from tests.conftest import REPO, spec_dict, write_spec
 from vgkit.cli import main
 
-COMMANDS = ["run", "check", "stitch", "bundle", "models", "prefetch", "choose", "demo"]
+COMMANDS = ["run", "check", "stitch", "bundle", "diff", "models", "prefetch", "choose", "demo"]
 
 
 def _vgkit(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:

@@ -75,6 +75,13 @@ def _cmd_bundle(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_diff(args: argparse.Namespace) -> int:
+    from vgkit.diff import diff_runs, format_diff
+
+    print(format_diff(args.run_a, args.run_b, diff_runs(args.run_a, args.run_b)))
+    return 0
+
+
 def _cmd_models(args: argparse.Namespace) -> int:
     from vgkit.cache import snapshot_dir
     from vgkit.models import adapter, model_names
@@ -133,6 +140,10 @@ def _parser() -> argparse.ArgumentParser:
 
     p = add("bundle", _cmd_bundle, "pack a stitched run into one reproducible .tar.gz beside it")
     p.add_argument("run_dir", type=Path)
+
+    p = add("diff", _cmd_diff, "show which config values differ between two runs (one variable at a time?)")
+    p.add_argument("run_a", type=Path)
+    p.add_argument("run_b", type=Path)
 
     add("models", _cmd_models, "list models, native sizes and whether weights are present")
 

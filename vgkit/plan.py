@@ -44,8 +44,20 @@ class RunPlan:
     steps: int
     guidance_scale: float
     max_sequence_length: int
+    baseline: dict[str, Any]
     overrides: dict[str, Any]
     clips: tuple[ClipPlan, ...]
+
+    @property
+    def differs_from_baseline(self) -> dict[str, Any]:
+        """The effective values that are not the model's baseline (an override equal to it is not a change)."""
+        effective = {
+            "width": self.width,
+            "height": self.height,
+            "steps": self.steps,
+            "guidance_scale": self.guidance_scale,
+        }
+        return {k: v for k, v in effective.items() if self.baseline.get(k) != v}
 
     @property
     def final_frames(self) -> int:
@@ -58,6 +70,7 @@ class RunPlan:
     def to_dict(self) -> dict[str, Any]:
         record = asdict(self)
         record["clip_count"] = len(self.clips)
+        record["differs_from_baseline"] = self.differs_from_baseline
         record["final_frames"] = self.final_frames
         record["final_seconds"] = float(self.final_seconds)
         return record
@@ -109,6 +122,7 @@ def make_plan(spec: RunSpec, model: ModelAdapter) -> RunPlan:
         steps=ov.steps if ov.steps is not None else base.steps,
         guidance_scale=ov.guidance_scale if ov.guidance_scale is not None else base.guidance_scale,
         max_sequence_length=base.max_sequence_length,
+        baseline=asdict(base),
         overrides=ov.model_dump(exclude_none=True),
         clips=clips,
     )

@@ -1,0 +1,56 @@
+"""Compare two runs' effective configs, so "one variable at a time" can be checked.
+
+Reads each run's ``plan.json`` (and the model record of its first log when present) and lists
+every value that differs, run-level first, then per clip.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from vgkit.artifacts import RunLayout
+from vgkit.errors import ArtifactError
+
+__all__ = ["RUN_KEYS", "diff_runs", "format_diff", "run_config"]
+
+RUN_KEYS = ("model", "fps", "width", "height", "steps", "guidance_scale", "max_sequence_length", "clip_count")
+CLIP_KEYS = ("prompt", "negative_prompt", "seed", "camera", "num_frames")
+
+
+def run_config(run_dir: Path) -> dict[str, Any]:
+    """The flat effective config of a run: ``{"steps": 50, "clip[2].seed": 9, ...}``."""
+    layout = RunLayout(run_dir)
+    if not layout.plan.is_file():
+        raise ArtifactError(f"{run_dir}: no plan.json; fix: give a run directory made by `vgkit run`")
+    plan = json.loads(layout.plan.read_text())
+    config: dict[str, Any] = {key: plan.get(key) for key in RUN_KEYS}
+    if layout.log(0).is_file():
+        model = json.loads(layout.log(0).read_text()).get("model", {})
+        config["model_revision"] = model.get("revision")
+        config["pipeline_class"] = model.get("pipeline_class")
+        config["scheduler_class"] = model.get("scheduler_class")
+    for clip in plan["clips"]:
+        for key in CLIP_KEYS:
+            config[f"clip[{clip['index']}].{key}"] = clip.get(key)
+    return config
+
+
+def diff_runs(run_a: Path, run_b: Path) -> list[tuple[str, Any, Any]]:
+    """Every key whose value differs between the two runs, in a stable order."""
+    a, b = run_config(run_a), run_config(run_b)
+    keys = list(a) + [k for k in b if k not in a]
+    return [(k, a.get(k), b.get(k)) for k in keys if a.get(k) != b.get(k)]
+
+
+def format_diff(run_a: Path, run_b: Path, changes: list[tuple[str, Any, Any]]) -> str:
+    if not changes:
+        return f"{run_a} and {run_b}: identical configs"
+    lines = [f"{len(changes)} value(s) differ between {run_a} and {run_b}:"]
+    for key, va, vb in changes:
+        lines.append(f"  {key}: {va!r} -> {vb!r}")
+    variables = {key.split(".")[-1] if key.startswith("clip[") else key for key, _, _ in changes}
+    verdict = "one variable changed" if len(variables) == 1 else f"{len(variables)} variables changed"
+    lines.append(f"{verdict}: {', '.join(sorted(variables))}")
+    return "\n".join(lines)
