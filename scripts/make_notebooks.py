@@ -21,6 +21,12 @@ def _notebook(cells: list[nbformat.NotebookNode]) -> nbformat.NotebookNode:
     return nb
 
 
+def _ignore_output(cell: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """Tag a cell whose output nbval must not compare (embedded video, timings)."""
+    cell.metadata.setdefault("tags", []).append("nbval-ignore-output")
+    return cell
+
+
 def generate() -> nbformat.NotebookNode:
     params = new_code_cell(
         'model: str = "auto"  # model name (`vgkit models`) or "auto"\n'
@@ -43,9 +49,9 @@ def generate() -> nbformat.NotebookNode:
             ),
             new_code_cell(
                 'print(f"final: {result.final_video} ({result.final_frames} frames, {result.final_seconds:.2f} s)")\n'
-                'print(f"bundle: {result.bundle}")\n'
-                "show_video(result.final_video)"
+                'print(f"bundle: {result.bundle}")'
             ),
+            _ignore_output(new_code_cell("show_video(result.final_video)")),
         ]
     )
 
