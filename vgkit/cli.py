@@ -34,7 +34,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
     from vgkit.checkpoints import locate_checkpoint
     from vgkit.runner import plan_job
 
-    _, choice, plan = plan_job(args.spec, model=args.model)
+    _, choice, plan = plan_job(args.spec, model=args.model, planning_only=True)
     print(choice.announce())
     print(plan.summary())
     model = choice.model

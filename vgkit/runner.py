@@ -36,11 +36,16 @@ def default_run_dir(spec: RunSpec, model: str) -> Path:
     return Path("runs") / f"{spec.name}-{model}"
 
 
-def plan_job(spec_path: str | Path, *, model: str | None = None) -> tuple[RunSpec, ModelChoice, RunPlan]:
-    """Load and validate the spec, choose the model and plan every clip; loads no model."""
+def plan_job(
+    spec_path: str | Path, *, model: str | None = None, planning_only: bool = False
+) -> tuple[RunSpec, ModelChoice, RunPlan]:
+    """Load and validate the spec, choose the model and plan every clip; loads no model.
+
+    ``planning_only`` accepts a real model whose weights or GPU are absent (for ``vgkit check``).
+    """
     spec = load_spec(spec_path)
     requested = model if model not in (None, "") else spec.model
-    choice = choose_model(requested)
+    choice = choose_model(requested, planning_only=planning_only)
     return spec, choice, make_plan(spec, choice.model)
 
 
