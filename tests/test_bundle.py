@@ -16,9 +16,7 @@ from vgkit.stitch import stitch_run
 
 
 def _finished(root: Path) -> Path:
-    layout = make_run(root)
-    for i in range(3):
-        (layout.frames / f"last_frame_{i:03d}.png").write_bytes(b"png")
+    make_run(root)
     write_manifest(root, stitch=stitch_run(root))
     return root
 
@@ -51,7 +49,7 @@ def test_manifest_lists_hashes_of_every_artifact(tmp_path: Path) -> None:
 
     run = _finished(tmp_path / "r")
     manifest = json.loads((run / "manifest.json").read_text())
-    assert manifest["schema"] == "vgkit.manifest/1"
+    assert manifest["schema"] == "vgkit.manifest/2"
     assert manifest["clip_count"] == 3
     listed = {a["path"]: a["sha256"] for a in manifest["artifacts"]}
     assert listed["final/final_stitched.mp4"] == sha256_file(run / "final" / "final_stitched.mp4")

@@ -2,40 +2,56 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tests.conftest import solid_frames
-from vgkit.artifacts import RunLayout, atomic_write_json, file_record, sha256_file
+from tests.conftest import REPO, solid_frames
+from vgkit.artifacts import RunLayout, atomic_write_bytes, atomic_write_json, file_record, sha256_file
 from vgkit.encode import encode_frames, read_frames
-from vgkit.errors import ArtifactError
-from vgkit.stitch import stitch_run
+from vgkit.errors import ArtifactError, SpecError
+from vgkit.images import png_bytes
+from vgkit.stitch import StitchSettings, planned_final_frames, stitch_run
+
+LOG_SCHEMA = "vgkit.clip-log/1"
 
 COLOURS = [(200, 30, 30), (30, 200, 30), (30, 30, 200)]
 MARKER = (250, 250, 250)  # the duplicated first frame of each chained clip
 
 
-def make_run(root: Path, frames_per_clip: int = 9) -> RunLayout:
-    """A run directory with clips whose first frame (i > 0) is a white marker, and their logs."""
+def make_run(root: Path, frames_per_clip: int = 9, clips: list[np.ndarray] | None = None) -> RunLayout:
+    """A run directory with clips, last frames and logs shaped like `vgkit run` writes them.
+
+    Default clips are solid colours whose first frame (i > 0) is a white marker.
+    """
     layout = RunLayout(root)
     layout.make_dirs()
-    for i, colour in enumerate(COLOURS):
-        frames = solid_frames(frames_per_clip, colour)
-        if i > 0:
+    if clips is None:
+        clips = [solid_frames(frames_per_clip, colour) for colour in COLOURS]
+        for frames in clips[1:]:
             frames[0] = MARKER
+    for i, frames in enumerate(clips):
         encode_frames(frames, fps=24, dest=layout.clip(i))
+        atomic_write_bytes(layout.last_frame(i), png_bytes(np.ascontiguousarray(frames[-1])))
         atomic_write_json(
             layout.log(i),
             {
+                "schema": LOG_SCHEMA,
                 "index": i,
                 "model": {"name": "synthetic", "pipeline_class": "none"},
                 "load_s": 0.0,
                 "timings_s": {"total_s": 0.5},
-                "effective": {"num_frames": frames_per_clip, "fps": 24, "width": 64, "height": 48},
-                "artifacts": {"clip": file_record(layout.clip(i), root=root)},
+                "effective": {"num_frames": len(frames), "fps": 24, "width": 64, "height": 48},
+                "artifacts": {
+                    "clip": file_record(layout.clip(i), root=root),
+                    "last_frame": file_record(layout.last_frame(i), root=root),
+                },
             },
         )
     return layout
@@ -78,3 +94,64 @@ def test_gap_in_clips_is_refused(tmp_path: Path) -> None:
 def test_empty_run_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ArtifactError, match="no clip logs"):
         stitch_run(tmp_path)
+
+
+def test_crossfade_frame_count_equals_the_plan_and_blends_the_overlap(tmp_path: Path) -> None:
+    layout = make_run(tmp_path / "run")
+    record = stitch_run(layout.root, StitchSettings(transition="crossfade", overlap_frames=3))
+    frames = read_frames(layout.final)
+    assert len(frames) == record["final_frames"] == planned_final_frames([9, 9, 9], overlap_frames=3) == 19
+    means = frames.reshape(len(frames), -1, 3).mean(axis=1)
+    # clip 0 keeps 9 frames; the fade to clip 1 covers output frames 6..8, pure clip 1 from frame 9
+    assert np.argmax(means[5]) == 0 and means[5][1] < 60
+    assert 60 < means[7][0] < 170 and 60 < means[7][1] < 170, f"overlap frame is not a blend: {means[7]}"
+    assert np.argmax(means[9]) == 1 and means[9][0] < 60
+    assert np.argmax(means[-1]) == 2
+    assert not np.any(np.all(means > 220, axis=1)), "a duplicated (marker) frame reached the final video"
+    assert "xfade=transition=fade" in record["filtergraph"]
+
+
+def test_cut_and_crossfade_give_different_recorded_recipes(tmp_path: Path) -> None:
+    layout = make_run(tmp_path / "run")
+    cut = stitch_run(layout.root)
+    fade = stitch_run(layout.root, StitchSettings(transition="crossfade", overlap_frames=2))
+    assert (cut["transition"], cut["overlap_frames"], cut["final_frames"]) == ("cut", 0, 25)
+    assert (fade["transition"], fade["overlap_frames"], fade["final_frames"]) == ("crossfade", 2, 21)
+    assert cut["final"]["sha256"] != fade["final"]["sha256"]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"transition": "wipe"}, "transition = 'wipe'"),
+        ({"transition": "cut", "overlap_frames": 2}, "a cut has no overlap"),
+        ({"transition": "crossfade", "overlap_frames": 0}, "needs >= 1 overlap frame"),
+        ({"transition": "crossfade", "overlap_frames": 1.5}, "whole number of frames"),
+        ({"colour": "auto"}, "colour = 'auto'"),
+    ],
+)
+def test_bad_settings_name_the_field(kwargs: dict[str, object], match: str) -> None:
+    with pytest.raises(SpecError, match=match):
+        StitchSettings(**kwargs)  # type: ignore[arg-type]
+
+
+def test_overlap_longer_than_a_clip_is_refused(tmp_path: Path) -> None:
+    layout = make_run(tmp_path / "run")
+    with pytest.raises(SpecError, match="overlap_frames = 8: longer than a clip"):
+        stitch_run(layout.root, StitchSettings(transition="crossfade", overlap_frames=8))
+
+
+@pytest.mark.skipif(shutil.which("taskset") is None, reason="taskset not available")
+def test_crossfade_same_bytes_on_one_cpu_and_on_all(tmp_path: Path) -> None:
+    layout = make_run(tmp_path / "run")
+    script = (
+        "import sys; from pathlib import Path; from vgkit.stitch import StitchSettings, stitch_run; "
+        "fade = StitchSettings(transition='crossfade', overlap_frames=3); "
+        "stitch_run(Path(sys.argv[1]), fade, dest=Path(sys.argv[2]))"
+    )
+    digests = []
+    for cpus, name in (("0", "one.mp4"), (None, "all.mp4")):
+        cmd = [sys.executable, "-c", script, str(layout.root), str(tmp_path / name)]
+        subprocess.run(["taskset", "-c", cpus, *cmd] if cpus else cmd, check=True, cwd=REPO, timeout=120)
+        digests.append(hashlib.sha256((tmp_path / name).read_bytes()).hexdigest())
+    assert digests[0] == digests[1]

@@ -1,30 +1,73 @@
 """Deterministic stitch of a run's clips into ``final/final_stitched.mp4``.
 
 Recipe (fixed, recorded in the manifest): clips in index order; every chained clip (i > 0) loses
-its first frame, which repeats the previous clip's last frame; hard cut, no overlap; one ffmpeg
-filtergraph; the pinned encoder recipe at the model's fps. The final frame count must equal the
-sum of the clips' frames minus the dropped ones, or the stitch fails.
+its first frame, which repeats the previous clip's last frame; every stream is retimed to integer
+frame indices (time base ``1/fps``, pts = frame number); then either a hard cut (``concat``) or a
+crossfade (``xfade=transition=fade``) over a fixed whole number of overlap frames, with offsets
+computed in integer frames. Optional colour matching (vgkit.colour) is a per-clip ``lutrgb`` in the
+same graph. One ffmpeg filtergraph, the pinned encoder recipe (vgkit.encode) at the model's fps.
+The final frame count must equal ``sum(frames) - (X - 1) - (X - 1) * overlap_frames`` or the
+stitch fails.
 """
 
 from __future__ import annotations
 
 import json
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from vgkit.artifacts import RunLayout, commit_file, file_record, temp_path_for
 from vgkit.encode import check_frame_count, encoder_args, run_ffmpeg
-from vgkit.errors import ArtifactError
+from vgkit.errors import ArtifactError, SpecError
 
-__all__ = ["STITCH_RECIPE", "read_logs", "stitch_run"]
+__all__ = [
+    "COLOUR_MODES",
+    "STITCH_RECIPE_VERSION",
+    "TRANSITIONS",
+    "StitchSettings",
+    "planned_final_frames",
+    "read_logs",
+    "stitch_run",
+]
 
-STITCH_RECIPE: dict[str, Any] = {
-    "version": 1,
-    "order": "clip index",
-    "drop_first_frame_of_chained_clips": True,
-    "transition": "cut",
-    "overlap_frames": 0,
-}
+STITCH_RECIPE_VERSION = 2
+TRANSITIONS = ("cut", "crossfade")
+COLOUR_MODES = ("off", "mean_std")
+XFADE_TRANSITION = "fade"
+
+
+@dataclass(frozen=True)
+class StitchSettings:
+    """The user-chosen part of the stitch recipe (everything else is pinned in this module)."""
+
+    transition: str = "cut"
+    overlap_frames: int = 0
+    colour: str = "off"
+    colour_anchor_image: Path | None = None
+
+    def __post_init__(self) -> None:
+        if self.transition not in TRANSITIONS:
+            raise SpecError(f"transition = {self.transition!r}: unknown; fix: use one of {', '.join(TRANSITIONS)}")
+        if self.colour not in COLOUR_MODES:
+            raise SpecError(f"colour = {self.colour!r}: unknown; fix: use one of {', '.join(COLOUR_MODES)}")
+        if isinstance(self.overlap_frames, bool) or not isinstance(self.overlap_frames, int):
+            raise SpecError(f"overlap_frames = {self.overlap_frames!r}: must be a whole number of frames")
+        if self.transition == "cut" and self.overlap_frames != 0:
+            raise SpecError(
+                f"overlap_frames = {self.overlap_frames}: a cut has no overlap; fix: use 0 or transition crossfade"
+            )
+        if self.transition == "crossfade" and self.overlap_frames < 1:
+            raise SpecError(f"overlap_frames = {self.overlap_frames}: a crossfade needs >= 1 overlap frame")
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "transition": self.transition,
+            "overlap_frames": self.overlap_frames,
+            "colour": self.colour,
+            "colour_anchor": "first_clip" if self.colour_anchor_image is None else "reference_image",
+        }
 
 
 def read_logs(layout: RunLayout) -> list[dict[str, Any]]:
@@ -39,51 +82,115 @@ def read_logs(layout: RunLayout) -> list[dict[str, Any]]:
     return logs
 
 
-def _filtergraph(count: int) -> str:
-    parts = ["[0:v]setpts=PTS-STARTPTS[v0]"]
-    parts += [f"[{i}:v]trim=start_frame=1,setpts=PTS-STARTPTS[v{i}]" for i in range(1, count)]
-    inputs = "".join(f"[v{i}]" for i in range(count))
-    parts.append(f"{inputs}concat=n={count}:v=1:a=0[out]")
+def kept_frames(logs: list[dict[str, Any]]) -> list[int]:
+    """Frames each clip contributes before transitions (chained clips lose their first frame)."""
+    return [log["effective"]["num_frames"] - (1 if i else 0) for i, log in enumerate(logs)]
+
+
+def planned_final_frames(clip_frames: list[int], *, overlap_frames: int) -> int:
+    """``sum(frames) - (X - 1)`` dropped duplicates ``- (X - 1) * overlap_frames`` crossfaded."""
+    joins = len(clip_frames) - 1
+    return sum(clip_frames) - joins - joins * overlap_frames
+
+
+def _filtergraph(kept: list[int], *, fps: int, overlap_frames: int, luts: list[str | None]) -> str:
+    """The whole stitch as one filtergraph whose output pad is ``[out]``."""
+    parts = []
+    for i, lut in enumerate(luts):
+        chain = ["trim=start_frame=1"] if i else []
+        chain += [f"settb=1/{fps}", "setpts=N"]
+        if any(luts):
+            chain += ["format=rgb24", *([lut] if lut else [])]
+        parts.append(f"[{i}:v]{','.join(chain)}[v{i}]")
+    if overlap_frames == 0:
+        inputs = "".join(f"[v{i}]" for i in range(len(kept)))
+        parts.append(f"{inputs}concat=n={len(kept)}:v=1:a=0[out]")
+        return ";".join(parts)
+    if min(kept[:-1] + kept[1:]) <= overlap_frames:
+        raise SpecError(
+            f"overlap_frames = {overlap_frames}: longer than a clip ({min(kept)} frames after the dropped "
+            "duplicate); fix: choose fewer overlap frames"
+        )
+    us_per_frame = 1_000_000 / fps
+    duration = f"{round(overlap_frames * us_per_frame)}us"
+    prev, length = "v0", kept[0]
+    for i in range(1, len(kept)):
+        name = "out" if i == len(kept) - 1 else f"x{i}"
+        offset = f"{round((length - overlap_frames) * us_per_frame)}us"
+        parts.append(f"[{prev}][v{i}]xfade=transition={XFADE_TRANSITION}:duration={duration}:offset={offset}[{name}]")
+        prev, length = name, length + kept[i] - overlap_frames
     return ";".join(parts)
 
 
-def stitch_run(run_dir: Path) -> dict[str, Any]:
-    """Stitch the clips of ``run_dir``; return the stitch record for the manifest."""
-    layout = RunLayout(run_dir)
-    logs = read_logs(layout)
+def _verified_clips(layout: RunLayout, logs: list[dict[str, Any]]) -> list[Path]:
+    clips = []
     for log in logs:
         record = log["artifacts"]["clip"]
         clip = layout.root / record["path"]
         if not clip.is_file() or file_record(clip, root=layout.root)["sha256"] != record["sha256"]:
             raise ArtifactError(f"{record['path']}: missing or changed since its log was written; re-run the clip")
-    fps = logs[0]["effective"]["fps"]
-    expected = sum(log["effective"]["num_frames"] for log in logs) - (len(logs) - 1)
-    layout.final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_path_for(layout.final)
+        clips.append(clip)
+    return clips
+
+
+def stitch_run(
+    run_dir: Path,
+    settings: StitchSettings | None = None,
+    *,
+    dest: Path | None = None,
+    colour_record: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Stitch the clips of ``run_dir`` into ``dest`` (default ``final/final_stitched.mp4``).
+
+    ``colour_record`` (a previous stitch record's ``colour``) reuses its per-clip transforms
+    instead of measuring again; restitch uses it. Returns the stitch record for the manifest.
+    """
+    settings = settings or StitchSettings()
+    layout = RunLayout(run_dir)
+    logs = read_logs(layout)
+    clips = _verified_clips(layout, logs)
+    t0 = time.perf_counter()
+    fps = int(logs[0]["effective"]["fps"])
+    kept = kept_frames(logs)
+    expected = planned_final_frames(
+        [log["effective"]["num_frames"] for log in logs], overlap_frames=settings.overlap_frames
+    )
+    colour: dict[str, Any] | None = None
+    luts: list[str | None] = [None] * len(clips)
+    if settings.colour != "off":
+        from vgkit.colour import match_colours
+
+        colour = colour_record or match_colours(clips, anchor_image=settings.colour_anchor_image)
+        luts = [t["lutrgb"] for t in colour["transforms"]]
+    graph = _filtergraph(kept, fps=fps, overlap_frames=settings.overlap_frames, luts=luts)
+    target = dest or layout.final
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_path_for(target)
     args: list[str] = []
-    for log in logs:
-        args += ["-i", str(layout.root / log["artifacts"]["clip"]["path"])]
-    args += [
-        "-filter_complex",
-        _filtergraph(len(logs)),
-        "-map",
-        "[out]",
-        "-r",
-        str(fps),
-        *encoder_args(),
-        str(tmp),
-    ]
+    for clip in clips:
+        args += ["-i", str(clip)]
+    args += ["-filter_complex", graph, "-map", "[out]", "-r", str(fps), *encoder_args(), str(tmp)]
     try:
         run_ffmpeg(args)
-        check_frame_count(tmp, expected, label=layout.final.name)
-        commit_file(tmp, layout.final)
+        check_frame_count(tmp, expected, label=target.name)
+        commit_file(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
+    final = file_record(target, root=layout.root) if target == layout.final else file_record(target, root=target.parent)
     return {
-        **STITCH_RECIPE,
+        "version": STITCH_RECIPE_VERSION,
+        "order": "clip index",
+        "drop_first_frame_of_chained_clips": True,
+        **settings.to_record(),
+        "xfade_transition": XFADE_TRANSITION if settings.transition == "crossfade" else None,
+        "colour_matching": colour,
+        "seam_smoothing": {"mode": "off", "rife": "unavailable"},
         "fps": fps,
+        "filtergraph": graph,
         "encoder_args": encoder_args(),
         "clip_count": len(logs),
+        "kept_frames_per_clip": kept,
         "final_frames": expected,
-        "final": file_record(layout.final, root=layout.root),
+        "stitch_s": round(time.perf_counter() - t0, 3),
+        "final": final,
     }
