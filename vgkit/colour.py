@@ -6,7 +6,9 @@ previous clip, which only follows the drift. Per clip and RGB channel (the decod
 chained clips without their dropped first frame) vgkit fits ``out = val * gain + offset`` so the
 clip's mean and standard deviation match the anchor's; the gain is clamped to
 ``[1 / MAX_GAIN, MAX_GAIN]``. The transform is applied in the stitch filtergraph as an integer
-``lutrgb`` (deterministic); a transform whose 256-entry table is the identity is not applied at all.
+``lutrgb`` (deterministic). A clip within the dead band (every channel mean within
+``DEADBAND_LEVELS`` of the anchor's and every gain within ``DEADBAND_GAIN`` of 1: encoder noise and
+motion, not drift), or whose 256-entry table is the identity, is not touched at all.
 Per-seam and per-clip measurements before and after go into the manifest.
 """
 
@@ -18,9 +20,19 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["MAX_GAIN", "apply_lut", "channel_stats", "fit_transform", "match_colours"]
+__all__ = [
+    "DEADBAND_GAIN",
+    "DEADBAND_LEVELS",
+    "MAX_GAIN",
+    "apply_lut",
+    "channel_stats",
+    "fit_transform",
+    "match_colours",
+]
 
 MAX_GAIN = 2.0
+DEADBAND_LEVELS = 1.0
+DEADBAND_GAIN = 0.02
 CHANNELS = ("r", "g", "b")
 
 
@@ -78,6 +90,11 @@ def apply_lut(frame_hwc: np.ndarray, gain: np.ndarray, offset: np.ndarray) -> np
     return out
 
 
+def _within_deadband(stats: dict[str, Any], anchor: dict[str, Any], gain: np.ndarray) -> bool:
+    mean_shift = np.abs(np.asarray(anchor["mean"]) - np.asarray(stats["mean"])).max()
+    return bool(mean_shift < DEADBAND_LEVELS and np.abs(gain - 1).max() < DEADBAND_GAIN)
+
+
 def _lutrgb(gain: np.ndarray, offset: np.ndarray) -> str | None:
     identity = np.arange(256, dtype=np.uint8)
     if all(np.array_equal(_table(float(gain[c]), float(offset[c])), identity) for c in range(3)):
@@ -114,7 +131,7 @@ def match_colours(clips: list[Path], *, anchor_image: Path | None = None) -> dic
     after = []
     for i, (clip, stats) in enumerate(zip(clips, before, strict=True)):
         gain, offset = fit_transform(stats, anchor)
-        lut = _lutrgb(gain, offset)
+        lut = None if _within_deadband(stats, anchor, gain) else _lutrgb(gain, offset)
         if lut is None:
             gain, offset = np.ones(3), np.zeros(3)
             after.append(stats)
@@ -131,6 +148,7 @@ def match_colours(clips: list[Path], *, anchor_image: Path | None = None) -> dic
     return {
         "method": "per-channel mean/std match in decoded RGB, integer lutrgb",
         "max_gain": MAX_GAIN,
+        "deadband": {"levels": DEADBAND_LEVELS, "gain": DEADBAND_GAIN},
         "anchor": anchor_record,
         "transforms": transforms,
         "clip_drift_levels": {"before": drift(before), "after": drift(after)},
