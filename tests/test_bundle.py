@@ -62,3 +62,32 @@ def test_bundle_before_stitch_names_the_fix(tmp_path: Path) -> None:
     run = make_run(tmp_path / "r").root
     with pytest.raises(ArtifactError, match="fix: run `vgkit stitch"):
         write_bundle(run)
+
+
+def test_manifest_records_planned_vs_actual_recipe_and_cost(tmp_path: Path) -> None:
+    import json
+
+    from vgkit.artifacts import atomic_write_json
+    from vgkit.cli import main
+
+    run = make_run(tmp_path / "r").root
+    atomic_write_json(run / "plan.json", {"clip_count": 3, "fps": 24, "final_frames": 25, "final_seconds": 25 / 24})
+    argv = ["stitch", str(run), "--transition", "crossfade", "--overlap-frames", "2", "--usd-per-hour", "0.4"]
+    assert main(argv) == 0
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["planned"]["final_frames"] == manifest["actual"]["final_frames"] == 25 - 2 * 2
+    assert manifest["planned"]["transition_overlap_frames"] == 4
+    assert manifest["stitch"]["transition"] == "crossfade" and manifest["stitch"]["overlap_frames"] == 2
+    assert manifest["stitch"]["encoder_args"][:2] == ["-c:v", "libx264"]
+    cost = manifest["cost"]
+    assert cost["usd_per_hour"] == 0.4
+    assert cost["estimate_usd"] == round(cost["billed_s"] / 3600 * 0.4, 4)
+    assert cost["billed_s"] >= 1.5  # three logged clips of 0.5 s each plus the stitch
+
+
+def test_negative_rate_is_refused_before_stitching(tmp_path: Path) -> None:
+    from vgkit.cli import main
+
+    run = make_run(tmp_path / "r").root
+    assert main(["stitch", str(run), "--usd-per-hour", "-1"]) == 2
+    assert not (run / "final" / "final_stitched.mp4").exists()
