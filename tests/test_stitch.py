@@ -155,3 +155,49 @@ def test_crossfade_same_bytes_on_one_cpu_and_on_all(tmp_path: Path) -> None:
         subprocess.run(["taskset", "-c", cpus, *cmd] if cpus else cmd, check=True, cwd=REPO, timeout=120)
         digests.append(hashlib.sha256((tmp_path / name).read_bytes()).hexdigest())
     assert digests[0] == digests[1]
+
+
+def _moving_bar_clips(count: int = 3, frames: int = 13) -> list[np.ndarray]:
+    """A red bar moving right 3 px a frame; each clip starts 10 px further right (a jump at every seam)."""
+    x = np.arange(96)[None, :]
+    clips = []
+    for i in range(count):
+        video = np.zeros((frames, 64, 96, 3), dtype=np.uint8)
+        video[..., 1] = 80
+        for t in range(frames):
+            left = 5 + 3 * t + 10 * i
+            video[t, :, :, 0] = ((x >= left) & (x < left + 8)) * 220
+        clips.append(video)
+    return clips
+
+
+def _bar_positions(path: Path) -> np.ndarray:
+    red = read_frames(path)[:, 32, :, 0].astype(np.float64)
+    return (red * np.arange(red.shape[1])).sum(axis=1) / np.maximum(red.sum(axis=1), 1)
+
+
+def test_seam_smoothing_bridges_cuts_without_changing_the_frame_count(tmp_path: Path) -> None:
+    layout = make_run(tmp_path / "run", clips=_moving_bar_clips())
+    plain = stitch_run(layout.root, dest=tmp_path / "plain.mp4")
+    smooth = stitch_run(layout.root, StitchSettings(seam_smoothing="minterpolate"))
+    assert smooth["final_frames"] == plain["final_frames"] == 13 * 3 - 2
+    assert smooth["seam_smoothing"] == {
+        "mode": "minterpolate",
+        "ran": "ffmpeg minterpolate (mci)",
+        "window_frames": 2,
+        "rife": "unavailable",
+    }
+    jumps_plain = np.abs(np.diff(_bar_positions(tmp_path / "plain.mp4")))
+    jumps_smooth = np.abs(np.diff(_bar_positions(layout.final)))
+    assert jumps_plain.max() > 15, jumps_plain  # the synthetic seam really jumps
+    assert jumps_smooth.max() < jumps_plain.max() / 2, (jumps_plain, jumps_smooth)
+    # frames away from the seams are untouched: the first 11 frames of clip 0 are the same
+    assert np.allclose(_bar_positions(layout.final)[:11], _bar_positions(tmp_path / "plain.mp4")[:11], atol=0.2)
+    first = sha256_file(layout.final)
+    stitch_run(layout.root, StitchSettings(seam_smoothing="minterpolate"))
+    assert sha256_file(layout.final) == first
+
+
+def test_seam_smoothing_only_bridges_cuts() -> None:
+    with pytest.raises(SpecError, match="only bridges hard cuts"):
+        StitchSettings(transition="crossfade", overlap_frames=2, seam_smoothing="minterpolate")

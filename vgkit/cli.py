@@ -58,6 +58,7 @@ def _cmd_stitch(args: argparse.Namespace) -> int:
         overlap_frames=args.overlap_frames,
         colour=args.colour,
         colour_anchor_image=args.colour_anchor,
+        seam_smoothing=args.seam_smoothing,
     )
     manifest = stitch_and_record(args.run_dir, settings, usd_per_hour=args.usd_per_hour)
     record = manifest["stitch"]
@@ -149,6 +150,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--overlap-frames", type=int, default=0, help="crossfade length in frames (0 for cut)")
     p.add_argument("--colour", choices=("off", "mean_std"), default="off", help="colour matching (default off)")
     p.add_argument("--colour-anchor", type=Path, default=None, help="anchor image (default: the first clip)")
+    p.add_argument("--seam-smoothing", choices=("off", "minterpolate"), default="off", help="bridge cuts (default off)")
     p.add_argument("--usd-per-hour", type=float, default=None, help="machine rate for a cost estimate")
 
     p = add("verify", _cmd_verify, "check every hash, size and schema of a run directory or bundle")

@@ -4,8 +4,10 @@ Recipe (fixed, recorded in the manifest): clips in index order; every chained cl
 its first frame, which repeats the previous clip's last frame; every stream is retimed to integer
 frame indices (time base ``1/fps``, pts = frame number); then either a hard cut (``concat``) or a
 crossfade (``xfade=transition=fade``) over a fixed whole number of overlap frames, with offsets
-computed in integer frames. Optional colour matching (vgkit.colour) is a per-clip ``lutrgb`` in the
-same graph. One ffmpeg filtergraph, the pinned encoder recipe (vgkit.encode) at the model's fps.
+computed in integer frames. Optional seam smoothing (cuts only) re-makes ``SEAM_WINDOW_FRAMES``
+frames either side of each cut with ffmpeg ``minterpolate`` (motion-compensated) in the same
+graph; RIFE is not available here and is recorded as such. Optional colour matching
+(vgkit.colour) is a per-clip ``lutrgb`` in the same graph. One ffmpeg filtergraph, the pinned encoder recipe (vgkit.encode) at the model's fps.
 The final frame count must equal ``sum(frames) - (X - 1) - (X - 1) * overlap_frames`` or the
 stitch fails.
 """
@@ -24,6 +26,7 @@ from vgkit.errors import ArtifactError, SpecError
 
 __all__ = [
     "COLOUR_MODES",
+    "SEAM_MODES",
     "STITCH_RECIPE_VERSION",
     "TRANSITIONS",
     "StitchSettings",
@@ -35,7 +38,11 @@ __all__ = [
 STITCH_RECIPE_VERSION = 2
 TRANSITIONS = ("cut", "crossfade")
 COLOUR_MODES = ("off", "mean_std")
+SEAM_MODES = ("off", "minterpolate")
 XFADE_TRANSITION = "fade"
+SEAM_WINDOW_FRAMES = 2  # frames replaced on each side of a seam when seam smoothing is on
+SEAM_CONTEXT_FRAMES = 2  # real frames on each side that the interpolator sees
+RIFE_STATUS = "unavailable"  # no RIFE weights ship with vgkit or are present here
 
 
 @dataclass(frozen=True)
@@ -46,6 +53,7 @@ class StitchSettings:
     overlap_frames: int = 0
     colour: str = "off"
     colour_anchor_image: Path | None = None
+    seam_smoothing: str = "off"
 
     def __post_init__(self) -> None:
         if self.transition not in TRANSITIONS:
@@ -58,6 +66,14 @@ class StitchSettings:
             raise SpecError(
                 f"overlap_frames = {self.overlap_frames}: a cut has no overlap; fix: use 0 or transition crossfade"
             )
+        if self.seam_smoothing not in SEAM_MODES:
+            raise SpecError(
+                f"seam_smoothing = {self.seam_smoothing!r}: unknown; fix: use one of {', '.join(SEAM_MODES)}"
+            )
+        if self.seam_smoothing != "off" and self.transition != "cut":
+            raise SpecError(
+                f"seam_smoothing = {self.seam_smoothing!r}: only bridges hard cuts; fix: use transition cut"
+            )
         if self.transition == "crossfade" and self.overlap_frames < 1:
             raise SpecError(f"overlap_frames = {self.overlap_frames}: a crossfade needs >= 1 overlap frame")
 
@@ -67,6 +83,7 @@ class StitchSettings:
             "overlap_frames": self.overlap_frames,
             "colour": self.colour,
             "colour_anchor": "first_clip" if self.colour_anchor_image is None else "reference_image",
+            "seam_smoothing": self.seam_smoothing,
         }
 
 
@@ -93,7 +110,7 @@ def planned_final_frames(clip_frames: list[int], *, overlap_frames: int) -> int:
     return sum(clip_frames) - joins - joins * overlap_frames
 
 
-def _filtergraph(kept: list[int], *, fps: int, overlap_frames: int, luts: list[str | None]) -> str:
+def _filtergraph(kept: list[int], *, fps: int, settings: StitchSettings, luts: list[str | None]) -> str:
     """The whole stitch as one filtergraph whose output pad is ``[out]``."""
     parts = []
     for i, lut in enumerate(luts):
@@ -102,6 +119,9 @@ def _filtergraph(kept: list[int], *, fps: int, overlap_frames: int, luts: list[s
         if any(luts):
             chain += ["format=rgb24", *([lut] if lut else [])]
         parts.append(f"[{i}:v]{','.join(chain)}[v{i}]")
+    if settings.seam_smoothing == "minterpolate":
+        return ";".join(parts + _bridged_cuts(kept, fps=fps))
+    overlap_frames = settings.overlap_frames
     if overlap_frames == 0:
         inputs = "".join(f"[v{i}]" for i in range(len(kept)))
         parts.append(f"{inputs}concat=n={len(kept)}:v=1:a=0[out]")
@@ -120,6 +140,46 @@ def _filtergraph(kept: list[int], *, fps: int, overlap_frames: int, luts: list[s
         parts.append(f"[{prev}][v{i}]xfade=transition={XFADE_TRANSITION}:duration={duration}:offset={offset}[{name}]")
         prev, length = name, length + kept[i] - overlap_frames
     return ";".join(parts)
+
+
+def _bridge_filter(fps: int) -> str:
+    """Interpolate between the two context pairs; keep the ``2 * SEAM_WINDOW_FRAMES`` frames between them."""
+    steps = 2 * SEAM_WINDOW_FRAMES + 1  # output frames per input frame interval
+    first = (SEAM_CONTEXT_FRAMES - 1) * steps + 1
+    return (
+        f"minterpolate=fps={fps * steps}:mi_mode=mci:mc_mode=aobmc:me_mode=bidir:scd=none,"
+        f"trim=start_frame={first}:end_frame={first + steps - 1},settb=1/{fps},setpts=N"
+    )
+
+
+def _bridged_cuts(kept: list[int], *, fps: int) -> list[str]:
+    """Hard cuts whose ``SEAM_WINDOW_FRAMES`` frames either side are re-made by motion interpolation.
+
+    Each bridge sees the ``SEAM_CONTEXT_FRAMES`` real frames before the window in clip i-1 and
+    after it in clip i, so the frame count does not change.
+    """
+    w, ctx, last = SEAM_WINDOW_FRAMES, SEAM_CONTEXT_FRAMES, len(kept) - 1
+    if min(kept) < 2 * (w + ctx) + 1:
+        raise SpecError(
+            f"seam_smoothing: a clip has {min(kept)} frames, fewer than the {2 * (w + ctx) + 1} a bridge "
+            "needs; fix: turn seam smoothing off"
+        )
+    parts, segments = [], []
+    for i, length in enumerate(kept):
+        pieces = [("m", w if i else 0, length - w if i < last else length)]
+        pieces += [("t", length - w - ctx, length - w)] if i < last else []
+        pieces += [("h", w, w + ctx)] if i else []
+        pads = "".join(f"[{kind}{i}]" for kind, _, _ in pieces)
+        parts.append(f"[v{i}]split={len(pieces)}{pads}")
+        for kind, start, end in pieces:
+            parts.append(f"[{kind}{i}]trim=start_frame={start}:end_frame={end},setpts=N[{kind}{i}c]")
+        if i:
+            pair = f"[t{i - 1}c][h{i}c]concat=n=2:v=1:a=0,settb=1/{fps},setpts=N"
+            parts.append(f"{pair},{_bridge_filter(fps)}[b{i}]")
+            segments.append(f"[b{i}]")
+        segments.append(f"[m{i}c]")
+    parts.append(f"{''.join(segments)}concat=n={len(segments)}:v=1:a=0,settb=1/{fps},setpts=N[out]")
+    return parts
 
 
 def _verified_clips(layout: RunLayout, logs: list[dict[str, Any]]) -> list[Path]:
@@ -162,7 +222,7 @@ def stitch_run(
 
         colour = colour_record or match_colours(clips, anchor_image=settings.colour_anchor_image)
         luts = [t["lutrgb"] for t in colour["transforms"]]
-    graph = _filtergraph(kept, fps=fps, overlap_frames=settings.overlap_frames, luts=luts)
+    graph = _filtergraph(kept, fps=fps, settings=settings, luts=luts)
     target = dest or layout.final
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_path_for(target)
@@ -184,7 +244,12 @@ def stitch_run(
         **settings.to_record(),
         "xfade_transition": XFADE_TRANSITION if settings.transition == "crossfade" else None,
         "colour_matching": colour,
-        "seam_smoothing": {"mode": "off", "rife": "unavailable"},
+        "seam_smoothing": {
+            "mode": settings.seam_smoothing,
+            "ran": "ffmpeg minterpolate (mci)" if settings.seam_smoothing == "minterpolate" else None,
+            "window_frames": SEAM_WINDOW_FRAMES if settings.seam_smoothing != "off" else 0,
+            "rife": RIFE_STATUS,
+        },
         "fps": fps,
         "filtergraph": graph,
         "encoder_args": encoder_args(),

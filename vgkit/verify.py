@@ -119,7 +119,10 @@ def restitch(bundle: Path, *, out: Path) -> dict[str, Any]:
         manifest = json.loads(RunLayout(run_dir).manifest.read_text())
         recipe = manifest["stitch"]
         settings = StitchSettings(
-            transition=recipe["transition"], overlap_frames=recipe["overlap_frames"], colour=recipe["colour"]
+            transition=recipe["transition"],
+            overlap_frames=recipe["overlap_frames"],
+            colour=recipe["colour"],
+            seam_smoothing=recipe["seam_smoothing"]["mode"],
         )
         record = stitch_run(run_dir, settings, dest=out.resolve(), colour_record=recipe.get("colour_matching"))
     bundled = recipe["final"]["sha256"]
