@@ -8,8 +8,8 @@ computed in integer frames. Optional seam smoothing (cuts only) re-makes ``SEAM_
 frames either side of each cut with ffmpeg ``minterpolate`` (motion-compensated) in the same
 graph; RIFE is not available here and is recorded as such. Optional colour matching
 (vgkit.colour) is a per-clip ``lutrgb`` in the same graph. One ffmpeg filtergraph, the pinned
-encoder recipe (vgkit.encode) at the model's fps. The final frame count must equal ``sum(frames) - (X - 1) - (X - 1) * overlap_frames`` or the
-stitch fails.
+encoder recipe (vgkit.encode) at the model's fps. The final frame count must equal
+``sum(frames) - (X - 1) - (X - 1) * overlap_frames`` or the stitch fails.
 """
 
 from __future__ import annotations
