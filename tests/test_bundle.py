@@ -91,3 +91,34 @@ def test_negative_rate_is_refused_before_stitching(tmp_path: Path) -> None:
     run = make_run(tmp_path / "r").root
     assert main(["stitch", str(run), "--usd-per-hour", "-1"]) == 2
     assert not (run / "final" / "final_stitched.mp4").exists()
+
+
+def test_stitch_export_notebook_is_current_and_exports_a_verified_bundle(tmp_path: Path) -> None:
+    import importlib.util
+    import json
+
+    import nbformat
+    import papermill
+
+    from tests.conftest import REPO
+
+    spec = importlib.util.spec_from_file_location("make_notebooks", REPO / "scripts" / "make_notebooks.py")
+    assert spec is not None and spec.loader is not None
+    builder = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(builder)
+    committed = nbformat.read(REPO / "notebooks" / "stitch_export.ipynb", as_version=4)
+    assert [c.source for c in committed.cells] == [c.source for c in builder.stitch_export().cells], (
+        "notebooks/stitch_export.ipynb is stale: run scripts/make_notebooks.py"
+    )
+    run = make_run(tmp_path / "nbrun").root
+    params = {"run_dir": str(run), "transition": "crossfade", "overlap_frames": 3, "usd_per_hour": 0.4}
+    papermill.execute_notebook(
+        str(REPO / "notebooks" / "stitch_export.ipynb"), str(tmp_path / "out.ipynb"), parameters=params, cwd=str(REPO)
+    )
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["stitch"]["transition"] == "crossfade" and manifest["actual"]["final_frames"] == 19
+    assert manifest["cost"]["usd_per_hour"] == 0.4
+    assert (run / "preview" / "seams.png").is_file()
+    from vgkit.verify import verify
+
+    assert verify(tmp_path / "nbrun.tar.gz") == 3

@@ -201,3 +201,21 @@ def test_seam_smoothing_bridges_cuts_without_changing_the_frame_count(tmp_path: 
 def test_seam_smoothing_only_bridges_cuts() -> None:
     with pytest.raises(SpecError, match="only bridges hard cuts"):
         StitchSettings(transition="crossfade", overlap_frames=2, seam_smoothing="minterpolate")
+
+
+def test_seam_preview_shows_the_frames_either_side_of_each_join(tmp_path: Path) -> None:
+    from vgkit.preview import seam_frame_indices, write_seam_grid
+
+    layout = make_run(tmp_path / "run")
+    cut = stitch_run(layout.root)
+    assert seam_frame_indices(cut, radius=2) == [[7, 8, 9, 10], [15, 16, 17, 18]]
+    fade = stitch_run(layout.root, StitchSettings(transition="crossfade", overlap_frames=3))
+    assert seam_frame_indices(fade, radius=1) == [[5, 6, 7, 8, 9], [10, 11, 12, 13, 14]]
+    stitch_run(layout.root)
+    png = write_seam_grid(layout.final, cut, tmp_path / "seams.png", radius=2, thumb_width=32)
+    from vgkit.images import load_rgb
+
+    grid = load_rgb(png)
+    assert grid.shape == (2 * 24 + 4, 4 * 32 + 3 * 4, 3)
+    dominant = [[int(np.argmax(grid[r * 28 + 12, c * 36 + 16])) for c in range(4)] for r in range(2)]
+    assert dominant == [[0, 0, 1, 1], [1, 1, 2, 2]]  # red|green at seam 1, green|blue at seam 2
