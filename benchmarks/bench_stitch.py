@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vgkit.artifacts import RunLayout, atomic_write_json, file_record
+from vgkit.artifacts import RunLayout, atomic_write_json, file_record, sha256_file
 from vgkit.encode import count_frames, encoder_args, run_ffmpeg
 from vgkit.stitch import StitchSettings, planned_final_frames, stitch_run
 
@@ -89,6 +89,10 @@ def main() -> None:
             t0 = time.perf_counter()
             hand_written(layout, clips=args.clips, frames=frames, overlap=args.overlap_frames, dest=Path(tmp) / "h.mp4")
             times["hand-written xfade"].append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        count_frames(layout.final)
+        sha256_file(layout.final)
+        check_s = time.perf_counter() - t0
         counts = {
             "vgkit stitch_run": count_frames(layout.final),
             "hand-written xfade": count_frames(Path(tmp) / "h.mp4"),
@@ -100,8 +104,10 @@ def main() -> None:
     print(f"{'stitcher':<20} {'median s':>9} {'min s':>8} {'frames':>7}")
     for name, values in times.items():
         print(f"{name:<20} {statistics.median(values):>9.2f} {min(values):>8.2f} {counts[name]:>7}")
+    print(f"{'(of which vgkit checks: frame-count decode + sha256 of the final)':<20} {check_s:.2f} s")
     ratio = statistics.median(times["vgkit stitch_run"]) / statistics.median(times["hand-written xfade"])
-    print(f"ratio vgkit / hand-written (median): {ratio:.3f}x (target <= 1.15x)")
+    best = min(times["vgkit stitch_run"]) / min(times["hand-written xfade"])
+    print(f"ratio vgkit / hand-written: median {ratio:.3f}x, best-of-{args.repeats} {best:.3f}x (target <= 1.15x)")
 
 
 if __name__ == "__main__":

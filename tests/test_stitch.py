@@ -219,3 +219,9 @@ def test_seam_preview_shows_the_frames_either_side_of_each_join(tmp_path: Path) 
     assert grid.shape == (2 * 24 + 4, 4 * 32 + 3 * 4, 3)
     dominant = [[int(np.argmax(grid[r * 28 + 12, c * 36 + 16])) for c in range(4)] for r in range(2)]
     assert dominant == [[0, 0, 1, 1], [1, 1, 2, 2]]  # red|green at seam 1, green|blue at seam 2
+
+
+def test_seam_window_longer_than_a_clip_is_refused(tmp_path: Path) -> None:
+    layout = make_run(tmp_path / "run")  # 9-frame clips: 8 kept, a bridge needs 9
+    with pytest.raises(SpecError, match="a clip has 8 frames, fewer than the 9 a bridge needs"):
+        stitch_run(layout.root, StitchSettings(seam_smoothing="minterpolate"))

@@ -30,6 +30,7 @@ __all__ = [
     "STITCH_RECIPE_VERSION",
     "TRANSITIONS",
     "StitchSettings",
+    "kept_frames",
     "planned_final_frames",
     "read_logs",
     "stitch_run",
@@ -82,7 +83,9 @@ class StitchSettings:
             "transition": self.transition,
             "overlap_frames": self.overlap_frames,
             "colour": self.colour,
-            "colour_anchor": "first_clip" if self.colour_anchor_image is None else "reference_image",
+            "colour_anchor": None
+            if self.colour == "off"
+            else ("first_clip" if self.colour_anchor_image is None else "reference_image"),
             "seam_smoothing": self.seam_smoothing,
         }
 
@@ -110,6 +113,21 @@ def planned_final_frames(clip_frames: list[int], *, overlap_frames: int) -> int:
     return sum(clip_frames) - joins - joins * overlap_frames
 
 
+def _check_fits(kept: list[int], settings: StitchSettings) -> None:
+    """Refuse an overlap or seam window that does not fit in the clips, before any work."""
+    if len(kept) > 1 and min(kept[:-1] + kept[1:]) <= settings.overlap_frames:
+        raise SpecError(
+            f"overlap_frames = {settings.overlap_frames}: longer than a clip ({min(kept)} frames after the "
+            "dropped duplicate); fix: choose fewer overlap frames"
+        )
+    needed = 2 * (SEAM_WINDOW_FRAMES + SEAM_CONTEXT_FRAMES) + 1
+    if settings.seam_smoothing != "off" and len(kept) > 1 and min(kept) < needed:
+        raise SpecError(
+            f"seam_smoothing = {settings.seam_smoothing!r}: a clip has {min(kept)} frames, fewer than the "
+            f"{needed} a bridge needs; fix: turn seam smoothing off"
+        )
+
+
 def _filtergraph(kept: list[int], *, fps: int, settings: StitchSettings, luts: list[str | None]) -> str:
     """The whole stitch as one filtergraph whose output pad is ``[out]``."""
     parts = []
@@ -126,11 +144,6 @@ def _filtergraph(kept: list[int], *, fps: int, settings: StitchSettings, luts: l
         inputs = "".join(f"[v{i}]" for i in range(len(kept)))
         parts.append(f"{inputs}concat=n={len(kept)}:v=1:a=0[out]")
         return ";".join(parts)
-    if min(kept[:-1] + kept[1:]) <= overlap_frames:
-        raise SpecError(
-            f"overlap_frames = {overlap_frames}: longer than a clip ({min(kept)} frames after the dropped "
-            "duplicate); fix: choose fewer overlap frames"
-        )
     us_per_frame = 1_000_000 / fps
     duration = f"{round(overlap_frames * us_per_frame)}us"
     prev, length = "v0", kept[0]
@@ -159,11 +172,6 @@ def _bridged_cuts(kept: list[int], *, fps: int) -> list[str]:
     after it in clip i, so the frame count does not change.
     """
     w, ctx, last = SEAM_WINDOW_FRAMES, SEAM_CONTEXT_FRAMES, len(kept) - 1
-    if min(kept) < 2 * (w + ctx) + 1:
-        raise SpecError(
-            f"seam_smoothing: a clip has {min(kept)} frames, fewer than the {2 * (w + ctx) + 1} a bridge "
-            "needs; fix: turn seam smoothing off"
-        )
     parts, segments = [], []
     for i, length in enumerate(kept):
         pieces = [("m", w if i else 0, length - w if i < last else length)]
@@ -215,6 +223,7 @@ def stitch_run(
     expected = planned_final_frames(
         [log["effective"]["num_frames"] for log in logs], overlap_frames=settings.overlap_frames
     )
+    _check_fits(kept, settings)
     colour: dict[str, Any] | None = None
     luts: list[str | None] = [None] * len(clips)
     if settings.colour != "off":
