@@ -41,6 +41,7 @@ TRANSITIONS = ("cut", "crossfade")
 COLOUR_MODES = ("off", "mean_std")
 SEAM_MODES = ("off", "minterpolate")
 XFADE_TRANSITION = "fade"
+SWS_FLAGS = "bitexact+accurate_rnd+full_chroma_int"
 SEAM_WINDOW_FRAMES = 2  # frames replaced on each side of a seam when seam smoothing is on
 SEAM_CONTEXT_FRAMES = 2  # real frames on each side that the interpolator sees
 RIFE_STATUS = "unavailable"  # no RIFE weights ship with vgkit or are present here
@@ -137,6 +138,8 @@ def _filtergraph(kept: list[int], *, fps: int, settings: StitchSettings, luts: l
         if any(luts):
             chain += ["format=rgb24", *([lut] if lut else [])]
         parts.append(f"[{i}:v]{','.join(chain)}[v{i}]")
+    if any(luts):  # RGB round trip: pin the scaler to its bit-exact C paths, whatever the CPU's SIMD
+        parts.insert(0, f"sws_flags={SWS_FLAGS}")
     if settings.seam_smoothing == "minterpolate":
         return ";".join(parts + _bridged_cuts(kept, fps=fps))
     overlap_frames = settings.overlap_frames
