@@ -87,7 +87,6 @@ class StitchSettings:
             "colour_anchor": None
             if self.colour == "off"
             else ("first_clip" if self.colour_anchor_image is None else "reference_image"),
-            "seam_smoothing": self.seam_smoothing,
         }
 
 
@@ -213,7 +212,7 @@ def stitch_run(
 ) -> dict[str, Any]:
     """Stitch the clips of ``run_dir`` into ``dest`` (default ``final/final_stitched.mp4``).
 
-    ``colour_record`` (a previous stitch record's ``colour``) reuses its per-clip transforms
+    ``colour_record`` (a previous stitch record's ``colour_matching``) reuses its per-clip transforms
     instead of measuring again; restitch uses it. Returns the stitch record for the manifest.
     """
     settings = settings or StitchSettings()
