@@ -60,12 +60,38 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_stitch(args: argparse.Namespace) -> int:
-    from vgkit.manifest import write_manifest
-    from vgkit.stitch import stitch_run
+    from vgkit.manifest import stitch_and_record
+    from vgkit.stitch import StitchSettings
 
-    record = write_manifest(args.run_dir, stitch=stitch_run(args.run_dir))["stitch"]
+    settings = StitchSettings(
+        transition=args.transition,
+        overlap_frames=args.overlap_frames,
+        colour=args.colour,
+        colour_anchor_image=args.colour_anchor,
+        seam_smoothing=args.seam_smoothing,
+    )
+    manifest = stitch_and_record(args.run_dir, settings, usd_per_hour=args.usd_per_hour)
+    record = manifest["stitch"]
     print(f"final: {args.run_dir / record['final']['path']} ({record['final_frames']} frames)")
+    if manifest["cost"] is not None:
+        print(f"cost estimate: ${manifest['cost']['estimate_usd']:.4f} at ${args.usd_per_hour}/hour")
     return 0
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    from vgkit.verify import verify
+
+    print(f"ok: {args.path} ({verify(args.path)} clips; every hash, size and schema checks out)")
+    return 0
+
+
+def _cmd_restitch(args: argparse.Namespace) -> int:
+    from vgkit.verify import restitch
+
+    result = restitch(args.bundle, out=args.out)
+    print(f"restitched: {result['out']} sha256 {result['sha256']}")
+    print(f"byte-identical to the bundled final: {'yes' if result['identical'] else 'NO'}")
+    return 0 if result["identical"] else 5
 
 
 def _cmd_bundle(args: argparse.Namespace) -> int:
@@ -137,6 +163,19 @@ def _parser() -> argparse.ArgumentParser:
 
     p = add("stitch", _cmd_stitch, "stitch a run's clips into final/final_stitched.mp4 and write manifest.json")
     p.add_argument("run_dir", type=Path)
+    p.add_argument("--transition", choices=("cut", "crossfade"), default="cut", help="join recipe (default cut)")
+    p.add_argument("--overlap-frames", type=int, default=0, help="crossfade length in frames (0 for cut)")
+    p.add_argument("--colour", choices=("off", "mean_std"), default="off", help="colour matching (default off)")
+    p.add_argument("--colour-anchor", type=Path, default=None, help="anchor image (default: the first clip)")
+    p.add_argument("--seam-smoothing", choices=("off", "minterpolate"), default="off", help="bridge cuts (default off)")
+    p.add_argument("--usd-per-hour", type=float, default=None, help="machine rate for a cost estimate")
+
+    p = add("verify", _cmd_verify, "check every hash, size and schema of a run directory or bundle")
+    p.add_argument("path", type=Path, help="run directory or .tar.gz bundle")
+
+    p = add("restitch", _cmd_restitch, "rebuild a bundle's final video from its clips; say if byte-identical")
+    p.add_argument("bundle", type=Path)
+    p.add_argument("--out", type=Path, required=True, help="where to write the rebuilt video (.mp4)")
 
     p = add("bundle", _cmd_bundle, "pack a stitched run into one reproducible .tar.gz beside it")
     p.add_argument("run_dir", type=Path)
