@@ -79,12 +79,12 @@ def test_last_frame_png_is_the_generated_frame_not_the_mp4(finished_run: tuple[J
 def test_rerun_reuses_verified_clips(finished_run: tuple[JobResult, list[str]]) -> None:
     result, _ = finished_run
     before = {p: p.stat().st_mtime_ns for p in (result.run_dir / "clips").iterdir()}
-    bundle_hash = sha256_file(result.bundle)
+    final_hash = sha256_file(result.final_video)
     lines: list[str] = []
     again = run_job(result.run_dir.parent / "spec.yaml", out=result.run_dir, progress=lines.append)
     assert sum("verified, reusing" in line for line in lines) == 3
     assert {p: p.stat().st_mtime_ns for p in (result.run_dir / "clips").iterdir()} == before
-    assert sha256_file(again.bundle) == bundle_hash
+    assert sha256_file(again.final_video) == final_hash
 
 
 def test_changed_clip_is_regenerated_with_same_pixels(finished_run: tuple[JobResult, list[str]]) -> None:
