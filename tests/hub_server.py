@@ -17,6 +17,7 @@ Every request is logged in ``requests`` as ``(method, path)`` so tests can count
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import threading
@@ -31,8 +32,14 @@ __all__ = ["HubRepo", "HubServer"]
 LFS_SUFFIXES = (".safetensors",)
 
 
+@functools.lru_cache(maxsize=256)
 def git_sha1(data: bytes) -> str:
     return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+
+
+@functools.lru_cache(maxsize=256)
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 def _url(httpd: ThreadingHTTPServer) -> str:
@@ -71,7 +78,7 @@ class HubRepo:
         size = self.claimed_sizes.get(path, len(data))
         item: dict[str, Any] = {"type": "file", "path": path, "oid": git_sha1(data), "size": size}
         if self.is_lfs(path):
-            item["lfs"] = {"oid": hashlib.sha256(data).hexdigest(), "size": size, "pointerSize": 134}
+            item["lfs"] = {"oid": sha256(data), "size": size, "pointerSize": 134}
         return item
 
 
@@ -129,10 +136,10 @@ class HubServer:
     def repo(self, repo_id: str) -> HubRepo | None:
         return next((r for r in self.repos if r.repo_id == repo_id), None)
 
-    def lfs_blob(self, sha256: str) -> tuple[str, bytes] | None:
+    def lfs_blob(self, digest: str) -> tuple[str, bytes] | None:
         for repo in self.repos:
             for path, data in repo.files.items():
-                if repo.is_lfs(path) and hashlib.sha256(data).hexdigest() == sha256:
+                if repo.is_lfs(path) and sha256(data) == digest:
                     return path, data
         return None
 
