@@ -93,7 +93,7 @@ def test_check_is_offline_and_reports_completeness(hub: HubServer) -> None:
     prefetch("wan22-tiny", progress=lambda _: None)  # tiny checkpoints share the layout and the check
     before = len(hub.requests)
     (status,) = check_models(["wan22"])
-    assert status.complete and status.status == "complete"
+    assert status.complete and status.status == "complete" and status.num_files == 10
     assert os.environ.get("HF_HUB_OFFLINE") is None  # restored after the check
     done = _vgkit("prefetch", "--check", "--model", "wan22", "--model", "wan22-tiny")
     assert done.returncode == 0, done.stderr

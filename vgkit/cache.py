@@ -146,6 +146,7 @@ class CacheStatus:
     snapshot: Path | None
     recorded: bool  # a vgkit file record exists (else only model_index.json was checked)
     total_bytes: int = 0
+    num_files: int = 0  # files in the record (0 without one)
     missing: list[str] = field(default_factory=list)
     wrong_size: list[str] = field(default_factory=list)
     corrupt: list[str] = field(default_factory=list)
@@ -185,6 +186,7 @@ def check_snapshot(repo_id: str, revision: str, *, verify: bool = False, cache_d
     if not (snap / "model_index.json").is_file():
         return status
     status.snapshot = snap
+    status.num_files = len(files or [])
     for item in files or []:
         rel, size = str(item["path"]), item["size"]
         path = snap / rel

@@ -117,6 +117,7 @@ class PrefetchReport:
     free_bytes: int = 0
     files: list[FileResult] = field(default_factory=list)
     orphans_removed: int = 0
+    num_files: int = 0
     status: str = ""
     complete: bool = False
 
@@ -130,8 +131,8 @@ class PrefetchReport:
             "model": self.model,
             "repo": f"{self.repo_id}@{(self.commit or self.revision)[:12]}",
             "complete": self.complete,
-            "files": len(self.files),
-            "needed": human_bytes(self.bytes_needed),
+            "files": self.num_files,
+            "size": human_bytes(self.bytes_needed),
             "downloaded": self.downloaded,
             "status": self.status,
         }
@@ -291,7 +292,7 @@ def prefetch_repo(
     files = [f for f in remote if wanted(f.path)]
     if not any(f.path == "model_index.json" for f in files):
         raise ModelUnavailableError(f"model {label}: {repo_id}@{commit[:12]} has no model_index.json (not diffusers)")
-    report.commit = commit
+    report.commit, report.num_files = commit, len(files)
     snap = repo_cache_dir(repo_id, cache_dir=cache) / "snapshots" / commit
     skipped = len(remote) - len(files)
 
@@ -408,6 +409,7 @@ def _status(model: ModelAdapter, *, verify: bool, cache_dir: Path | None) -> Cac
 def _report_from_status(model: ModelAdapter, status: CacheStatus) -> PrefetchReport:
     report = PrefetchReport(model.name, model.repo_id, model.revision, commit=status.commit)
     report.bytes_cached = report.bytes_needed = status.total_bytes
+    report.num_files = status.num_files
     report.complete = status.complete
     report.status = status.describe()
     if model.tiny and status.snapshot is None:
