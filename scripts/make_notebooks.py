@@ -112,9 +112,37 @@ def stitch_export() -> nbformat.NotebookNode:
     )
 
 
+def prefetch() -> nbformat.NotebookNode:
+    params = new_code_cell(
+        'models: str = "all"  # comma-separated model names (`vgkit models`), or "all"\n'
+        "check_only: bool = False  # only report, offline, which models are complete in the cache\n"
+        "verify_all: bool = False  # hash every cached file, not only new downloads"
+    )
+    params.metadata["tags"] = ["parameters"]
+    return _notebook(
+        [
+            new_markdown_cell(
+                "# Prefetch model weights\n\n"
+                "Download-only stage: each model's safetensors, configs and tokenizers at its pinned revision "
+                "into the HF cache, checksums verified; runs afterwards are offline.\n"
+                "Headless: `papermill notebooks/prefetch.ipynb out.ipynb -p models wan22` "
+                "(or `vgkit prefetch --model wan22`). A token comes from `HF_TOKEN` or `hf auth login`, "
+                "never from a parameter."
+            ),
+            params,
+            new_code_cell(
+                "from vgkit.prefetch import format_table, run_prefetch\n\n"
+                "rows = run_prefetch(models, check_only=check_only, verify_all=verify_all)"
+            ),
+            new_code_cell("print(format_table(rows))"),
+        ]
+    )
+
+
 def main() -> None:
     nbformat.write(generate(), NOTEBOOKS / "generate.ipynb")
     nbformat.write(stitch_export(), NOTEBOOKS / "stitch_export.ipynb")
+    nbformat.write(prefetch(), NOTEBOOKS / "prefetch.ipynb")
 
 
 if __name__ == "__main__":

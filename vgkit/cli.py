@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from vgkit import __version__
-from vgkit.errors import VgkitError
+from vgkit.errors import SpecError, VgkitError
 
 __all__ = ["main"]
 
@@ -122,11 +122,13 @@ def _cmd_models(args: argparse.Namespace) -> int:
 
 
 def _cmd_prefetch(args: argparse.Namespace) -> int:
-    from vgkit.prefetch import prefetch
+    from vgkit.prefetch import format_table, run_prefetch
 
-    for name in args.model:
-        print(f"{name}: {prefetch(name)}")
-    return 0
+    if not args.model and not args.all and not args.check:
+        raise SpecError("prefetch: no models named; fix: --model NAME (repeatable) or --all")
+    rows = run_prefetch(args.model or "all", check_only=args.check, verify_all=args.verify)
+    print(format_table(rows))
+    return 0 if all(r["complete"] for r in rows) else 3
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -186,8 +188,15 @@ def _parser() -> argparse.ArgumentParser:
 
     add("models", _cmd_models, "list models, native sizes and whether weights are present")
 
-    p = add("prefetch", _cmd_prefetch, "download model weights into the HF cache (download only)")
-    p.add_argument("--model", action="append", required=True, help="model to fetch; repeat for several")
+    p = add(
+        "prefetch",
+        _cmd_prefetch,
+        "download model weights into the HF cache, verified (download only; --check is offline)",
+    )
+    p.add_argument("--model", action="append", default=[], help="model to fetch; repeat for several")
+    p.add_argument("--all", action="store_true", help="every real model (with --check: every model)")
+    p.add_argument("--check", action="store_true", help="offline: report which models are complete in the cache")
+    p.add_argument("--verify", action="store_true", help="hash every file, not only new downloads")
 
     p = add("choose", _cmd_choose, "say which model a run would use (announcement on stderr, name on stdout)")
     p.add_argument("--model", default="auto", help=model_help)

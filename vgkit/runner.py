@@ -14,6 +14,7 @@ from vgkit.bundle import write_bundle
 from vgkit.errors import SpecError
 from vgkit.models import ModelChoice, adapter, choose_model
 from vgkit.plan import RunPlan, make_plan
+from vgkit.settings import offline_by_default
 from vgkit.spec import RunSpec, load_spec
 
 __all__ = ["JobResult", "default_run_dir", "finish_run", "plan_job", "run_job"]
@@ -65,7 +66,11 @@ def run_job(
     out: str | Path | None = None,
     progress: Progress = print,
 ) -> JobResult:
-    """Run a whole job and return where its outputs are. Re-running resumes verified clips."""
+    """Run a whole job and return where its outputs are. Re-running resumes verified clips.
+
+    The process is offline for the Hub unless ``HF_HUB_OFFLINE`` was set (``offline_by_default``).
+    """
+    offline_by_default()
     spec, choice, plan = plan_job(spec_path, model=model)
     progress(choice.announce())
     run_dir = Path(out) if out else default_run_dir(spec, choice.model.name)
