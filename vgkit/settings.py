@@ -16,7 +16,9 @@ __all__ = [
     "cuda_gpu_name",
     "ffmpeg_threads",
     "hub_cache_dir",
+    "lock_dir",
     "repo_root",
+    "visible_gpu",
 ]
 
 # Encoder threads are pinned: x264 output depends on the thread count (FACTS.md), so a fixed
@@ -93,3 +95,19 @@ def code_commit() -> str:
     if head.returncode != 0:
         return "unknown"
     return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
+
+def lock_dir() -> Path:
+    """Where per-device run locks live: ``VGKIT_LOCK_DIR``, else ``$XDG_RUNTIME_DIR/vgkit-locks``,
+    else ``/tmp/vgkit-locks-<uid>``."""
+    if explicit := os.environ.get("VGKIT_LOCK_DIR"):
+        return Path(explicit).expanduser()
+    if runtime := os.environ.get("XDG_RUNTIME_DIR"):
+        return Path(runtime) / "vgkit-locks"
+    return Path("/tmp") / f"vgkit-locks-{os.getuid()}"
+
+
+def visible_gpu() -> str:
+    """The first entry of ``CUDA_VISIBLE_DEVICES`` (the GPU a run uses), or ``"0"`` when unset."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",")[0].strip()
+    return visible or "0"
