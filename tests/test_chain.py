@@ -57,7 +57,14 @@ def test_log_records_prompt_seed_params_and_provenance(finished_run: tuple[JobRe
     assert log["request"]["seed"] == 8
     assert log["call_kwargs"]["prompt"].startswith("Boat 1, sails. Sea. Camera: slow smooth horizontal pan.")
     assert log["call_kwargs"]["num_inference_steps"] == 2
-    assert log["effective"] == {"num_frames": 121, "width": 64, "height": 64, "fps": 24, "steps": 2, "decode_attempt": "as_loaded"}
+    assert log["effective"] == {
+        "num_frames": 121,
+        "width": 64,
+        "height": 64,
+        "fps": 24,
+        "steps": 2,
+        "decode_attempt": "as_loaded",
+    }
     assert log["model"]["pipeline_class"] == "WanImageToVideoPipeline"
     assert log["model"]["scheduler_class"] == "UniPCMultistepScheduler"
     assert log["packages"]["diffusers"] == "0.42.1"

@@ -152,8 +152,9 @@ class RunGuard:
             return
         limit_s = self.deadlines.clip_timeout_s if failure == "clip_deadline" else self.deadlines.run_timeout_s
         what = "clip" if failure == "clip_deadline" else "run"
+        where = f"clip {self.clip_index:03d}" if self.clip_index is not None else "run"
         raise DeadlineExceeded(
-            f"clip {self.clip_index or 0:03d}: the {what} deadline of {limit_s:g} s passed during {phase}; "
+            f"{where}: the {what} deadline of {limit_s:g} s passed during {phase}; "
             f"the run stopped and finished clips are kept; fix: raise --{what}-timeout-s (or the spec's "
             f"{what}_timeout_s) or lower steps/size, then re-run with --resume",
             failure_class=failure,
