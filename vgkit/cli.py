@@ -56,6 +56,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             lock=args.lock,
             wait_for_gpu=args.wait_for_gpu,
             resume=args.resume,
+            progress=lambda line: print(line, flush=True),
         )
     if args.worker_state_file is not None:
         from vgkit.worker import die_with_parent
