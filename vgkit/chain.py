@@ -27,10 +27,8 @@ from vgkit.artifacts import (
     RunLayout,
     atomic_write_bytes,
     atomic_write_json,
-    commit_file,
     file_record,
     sha256_bytes,
-    temp_path_for,
 )
 from vgkit.encode import encode_frames
 from vgkit.errors import ArtifactError, GenerationError, GuardrailError, VgkitError
@@ -96,15 +94,15 @@ def _reusable_log(layout: RunLayout, clip: ClipPlan, key: dict[str, Any]) -> dic
 
 
 def _save_latents(path: Path, latents: Any, *, key_sha256: str, steps_done: int) -> None:
+    """``torch.save`` into memory, then an atomic write: the same latents give the same bytes
+    (saving straight to the temp file would embed its pid-bearing name in the archive)."""
+    import io
+
     import torch
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_path_for(path)
-    try:
-        torch.save({"request_sha256": key_sha256, "steps_done": steps_done, "latents": latents}, tmp)
-        commit_file(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    buffer = io.BytesIO()
+    torch.save({"request_sha256": key_sha256, "steps_done": steps_done, "latents": latents}, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
 
 
 def _saved_latents(path: Path, *, key_sha256: str, steps: int) -> Any | None:
