@@ -70,6 +70,17 @@ def test_log_records_prompt_seed_params_and_provenance(finished_run: tuple[JobRe
     assert log["packages"]["diffusers"] == "0.42.1"
     assert log["artifacts"]["clip"]["sha256"] == sha256_file(result.run_dir / "clips" / "clip_001.mp4")
     assert {"load_s", "denoise_s", "decode_s", "encode_s", "total_s"} <= set(log["timings_s"])
+    assert (log["status"], log["failure_class"]) == ("ok", None)
+    assert log["requested"] == {"num_frames": 121, "width": 64, "height": 64, "fps": 24, "steps": 2}
+    assert log["requested_duration_s"] == 5
+    assert log["request"]["negative_prompt"] == log["call_kwargs"]["negative_prompt"] == "blur"
+    assert log["model"]["scheduler_config"]["num_train_timesteps"] > 0
+    assert log["code_commit"] and log["vgkit_version"]
+    assert log["memory"]["peak_rss_bytes"] > 0
+    assert log["gpu_telemetry"]["available"] is False  # CPU: absent, without error
+    latents = result.run_dir / log["artifacts"]["latents"]["path"]
+    assert latents.name == "latents_001.pt"
+    assert log["artifacts"]["latents"]["sha256"] == sha256_file(latents)
 
 
 def test_last_frame_png_is_the_generated_frame_not_the_mp4(finished_run: tuple[JobResult, list[str]]) -> None:

@@ -161,3 +161,41 @@ def test_gpu_telemetry_is_absent_on_cpu_without_error() -> None:
     summary = sampler.summary()
     assert summary["available"] is False
     assert summary["reason"]
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux-only")
+def test_worker_dies_with_its_supervisor_and_the_lock_frees(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from vgkit.lock import acquire_device_lock
+
+    monkeypatch.setenv("VGKIT_LOCK_DIR", str(tmp_path / "locks"))
+    spec = _one_shot_spec(tmp_path, steps=500)
+    parent = subprocess.Popen(
+        [sys.executable, "-m", "vgkit", "run", str(spec), "--out", str(tmp_path / "run"), "--lock"],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert parent.stdout is not None
+    for line in parent.stdout:  # the worker shares the parent's stdout
+        if line.startswith("loaded in "):
+            break
+    (worker,) = _children(parent.pid)
+    parent.kill()  # SIGKILL: no cleanup code runs in the supervisor (an SSH drop, an OOM kill)
+    parent.wait()
+    assert _gone(worker, group=True), "the worker outlived its supervisor"
+    with acquire_device_lock("cpu", run_dir=tmp_path / "next"):
+        pass

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -63,7 +63,7 @@ class Denoised:
     steps_done: int
     interrupted: bool
     denoise_s: float = 0.0
-    extra: dict[str, Any] = field(default_factory=dict)
+    frames_fhwc: np.ndarray | None = None  # set when the pipeline had to decode inside its call
 
 
 class ClipGenerator(Protocol):
@@ -156,12 +156,8 @@ class InProcessGenerator:
         started = time.perf_counter()
         self.pipe: Any = model.load(snapshot, device=device)
         self.load_s = time.perf_counter() - started
-        name = type(self.pipe).__name__
-        if name not in _DECODERS:
-            raise GenerationError(
-                f"pipeline {name}: vgkit has no separate VAE decode for it; fix: add one to _DECODERS"
-            )
-        self._decode = _DECODERS[name]
+        # Without a known decode tail the pipeline decodes inside its own call (no latents on disk).
+        self._decode = _DECODERS.get(type(self.pipe).__name__)
 
     def pipeline_info(self) -> dict[str, Any]:
         return {
@@ -171,7 +167,11 @@ class InProcessGenerator:
         }
 
     def denoise(self, request: ClipRequest, *, on_step: StepHook | None = None) -> Denoised:
-        """Run the denoising loop only (``output_type="latent"``); ``on_step`` may stop it early."""
+        """Run the denoising loop only (``output_type="latent"``); ``on_step`` may stop it early.
+
+        For a pipeline class with no decode tail in ``_DECODERS`` the call decodes too and the
+        result carries ``frames_fhwc`` instead of latents.
+        """
         import torch
         from PIL import Image
 
@@ -184,7 +184,7 @@ class InProcessGenerator:
             "num_inference_steps": request.steps,
             "guidance_scale": request.guidance_scale,
             "max_sequence_length": request.max_sequence_length,
-            "output_type": "latent",
+            "output_type": "latent" if self._decode is not None else "np",
             **self.model.call_defaults,
         }
         kwargs, dropped = filter_call_kwargs(self.pipe, wanted)
@@ -208,8 +208,13 @@ class InProcessGenerator:
             raise GenerationError(f"clip {request.index:03d}: out of GPU memory while denoising: {exc}") from exc
         except (RuntimeError, ValueError, TypeError) as exc:
             raise GenerationError(f"clip {request.index:03d}: {type(exc).__name__}: {exc}") from exc
+        if self._decode is None:
+            frames, latents = _to_uint8_fhwc(output.frames), None
+        else:
+            frames, latents = None, output.frames.detach().to("cpu")
         return Denoised(
-            latents=output.frames.detach().to("cpu"),
+            latents=latents,
+            frames_fhwc=frames,
             call_kwargs=kwargs,
             dropped_kwargs=dropped,
             steps_done=int(done["steps"]),
@@ -230,6 +235,8 @@ class InProcessGenerator:
             )
         elif attempt != "as_loaded":
             raise ValueError(f"attempt = {attempt!r}: not one of {DECODE_ATTEMPTS}")
+        if self._decode is None:
+            raise GenerationError(f"pipeline {type(self.pipe).__name__}: vgkit has no separate VAE decode for it")
         try:
             return _to_uint8_fhwc(self._decode(self.pipe, latents))
         finally:
