@@ -180,7 +180,7 @@ def test_worker_dies_with_its_supervisor_and_the_lock_frees(tmp_path: Path, monk
     from vgkit.lock import acquire_device_lock
 
     monkeypatch.setenv("VGKIT_LOCK_DIR", str(tmp_path / "locks"))
-    spec = _one_shot_spec(tmp_path, steps=500)
+    spec = _one_shot_spec(tmp_path, steps=200)
     parent = subprocess.Popen(
         [sys.executable, "-m", "vgkit", "run", str(spec), "--out", str(tmp_path / "run"), "--lock"],
         cwd=REPO,
