@@ -24,12 +24,30 @@ from vgkit.telemetry import GpuSampler
 from vgkit.worker import supervise_job
 
 
+def _proc_stats() -> dict[int, list[str]]:
+    """pid -> the fields of /proc/<pid>/stat after the command name (state, ppid, pgrp, ...)."""
+    stats = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            stats[int(stat.parent.name)] = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+    return stats
+
+
 def _gone(pid: int, *, group: bool) -> bool:
-    """True once no process (zombies included, reaped by init shortly) has this pid/pgid."""
+    """True once no live process has this pid (or, with ``group``, this process group id).
+
+    ``os.kill``/``os.killpg`` with signal 0 say so directly; a zombie still counts for them until
+    its new parent reaps it, so /proc decides among zombies (state ``Z`` runs nothing).
+    """
     for _ in range(50):
         try:
             (os.killpg if group else os.kill)(pid, 0)
         except ProcessLookupError:
+            return True
+        live = [p for p, f in _proc_stats().items() if f[0] != "Z" and (f[2] == str(pid) if group else p == pid)]
+        if not live:
             return True
         time.sleep(0.1)
     return False
@@ -42,7 +60,8 @@ def _one_shot_spec(tmp_path: Path, **overrides: int) -> Path:
     return write_spec(tmp_path / "spec.yaml", data)
 
 
-def test_hung_call_is_killed_with_its_whole_process_group(tmp_path: Path) -> None:
+def test_hung_call_is_killed_with_its_whole_process_group(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PYTHONPATH", str(REPO))  # the worker child runs ``python -m tests.stand_ins``
     spec = _one_shot_spec(tmp_path)
     run_dir = tmp_path / "run"
     layout = RunLayout(run_dir)
@@ -164,15 +183,7 @@ def test_gpu_telemetry_is_absent_on_cpu_without_error() -> None:
 
 
 def _children(pid: int) -> list[int]:
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            found.append(int(stat.parent.name))
-    return found
+    return [p for p, fields in _proc_stats().items() if fields[1] == str(pid)]
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux-only")

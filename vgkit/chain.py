@@ -197,7 +197,7 @@ def _make_clip(
     key: dict[str, Any],
     record: dict[str, Any],
 ) -> np.ndarray:
-    """Denoise (or reuse saved latents), decode, encode; fill ``record``; return the frames."""
+    """Denoise (or reuse saved latents), decode, encode; fill ``record``; return the last frame."""
     timings = record["timings_s"]
     key_sha = _key_sha256(key)
     saved_at = latents_path(layout, clip.index)
