@@ -53,7 +53,38 @@ def _cmd_check(args: argparse.Namespace) -> int:
 def _cmd_run(args: argparse.Namespace) -> int:
     from vgkit.runner import run_job
 
-    result = run_job(args.spec, model=args.model, out=args.out)
+    if not args.in_process:
+        from vgkit.worker import run_supervised
+
+        return run_supervised(
+            args.spec,
+            model=args.model,
+            out=args.out,
+            clip_timeout_s=args.clip_timeout_s,
+            run_timeout_s=args.run_timeout_s,
+            grace_s=args.watchdog_grace_s,
+            lock=args.lock,
+            wait_for_gpu=args.wait_for_gpu,
+            resume=args.resume,
+            progress=lambda line: print(line, flush=True),
+        )
+    if args.worker_state_file is not None:
+        from vgkit.worker import die_with_parent
+
+        die_with_parent()
+    result = run_job(
+        args.spec,
+        model=args.model,
+        out=args.out,
+        progress=lambda line: print(line, flush=True),
+        clip_timeout_s=args.clip_timeout_s,
+        run_timeout_s=args.run_timeout_s,
+        run_started_at=args.run_started_at,
+        lock=args.lock,
+        wait_for_gpu=args.wait_for_gpu,
+        resume=args.resume,
+        state_file=args.worker_state_file,
+    )
     print(f"final: {result.final_video} ({result.final_frames} frames, {result.final_seconds:.2f} s)")
     print(f"bundle: {result.bundle}")
     return 0
@@ -158,6 +189,34 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("spec", type=Path, help="run spec (.yaml or .json)")
     p.add_argument("--model", default=None, help=model_help)
     p.add_argument("--out", type=Path, default=None, help="run directory (default runs/<spec name>-<model>)")
+    p.add_argument("--clip-timeout-s", type=float, default=None, help="deadline per clip (default: spec, 600)")
+    p.add_argument(
+        "--run-timeout-s", type=float, default=None, help="deadline for the run (default: clips x clip timeout)"
+    )
+    p.add_argument(
+        "--watchdog-grace-s",
+        type=float,
+        default=60.0,
+        help="the watchdog kills a hung worker this long past a deadline",
+    )
+    p.add_argument(
+        "--wait-for-gpu", action="store_true", help="queue behind a run holding the device instead of refusing"
+    )
+    p.add_argument(
+        "--lock",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="take the one-job-per-device lock (default: on a GPU only)",
+    )
+    p.add_argument(
+        "--resume",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="reuse clips whose logs and artifacts verify, decode saved latents (default); --no-resume regenerates all",
+    )
+    p.add_argument("--in-process", action="store_true", help="generate in this process, without the watchdog child")
+    p.add_argument("--run-started-at", type=float, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--worker-state-file", type=Path, default=None, help=argparse.SUPPRESS)
 
     p = add("check", _cmd_check, "validate a spec and print its plan and prompts without loading a model")
     p.add_argument("spec", type=Path)

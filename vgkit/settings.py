@@ -18,8 +18,10 @@ __all__ = [
     "hub_cache_dir",
     "hub_endpoint",
     "hub_offline",
+    "lock_dir",
     "offline_by_default",
     "repo_root",
+    "visible_gpu",
 ]
 
 # Encoder threads are pinned: x264 output depends on the thread count (FACTS.md), so a fixed
@@ -123,3 +125,19 @@ def code_commit() -> str:
     if head.returncode != 0:
         return "unknown"
     return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
+
+def lock_dir() -> Path:
+    """Where per-device run locks live: ``VGKIT_LOCK_DIR``, else ``$XDG_RUNTIME_DIR/vgkit-locks``,
+    else ``/tmp/vgkit-locks-<uid>``."""
+    if explicit := os.environ.get("VGKIT_LOCK_DIR"):
+        return Path(explicit).expanduser()
+    if runtime := os.environ.get("XDG_RUNTIME_DIR"):
+        return Path(runtime) / "vgkit-locks"
+    return Path("/tmp") / f"vgkit-locks-{os.getuid()}"
+
+
+def visible_gpu() -> str:
+    """The first entry of ``CUDA_VISIBLE_DEVICES`` (the GPU a run uses), or ``"0"`` when unset."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",")[0].strip()
+    return visible or "0"
