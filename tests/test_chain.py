@@ -116,3 +116,17 @@ def test_changed_clip_is_regenerated_with_same_pixels(finished_run: tuple[JobRes
     assert any(line.startswith("clip 3/3: decoding saved latents_002.pt") for line in lines)
     assert not any(line.startswith("clip 3/3: generating") for line in lines)
     assert sha256_file(layout.last_frame(2)) == want
+
+
+def test_keyframe_shot_starts_from_its_image_and_keeps_its_first_frame(tmp_path: Path) -> None:
+    from PIL import Image
+
+    Image.new("RGB", (96, 96), (240, 20, 20)).save(tmp_path / "key.png")
+    data = spec_dict()
+    data["shots"] = data["shots"][:2]
+    data["shots"][1]["source_image"] = "key.png"
+    result = run_job(write_spec(tmp_path / "spec.yaml", data), out=tmp_path / "run", progress=lambda _: None)
+    log = json.loads((result.run_dir / "logs" / "log_001.json").read_text())
+    assert log["input"]["source"] == "shots[1].source_image"
+    assert result.final_frames == 2 * 121  # a new scene: no duplicated first frame to drop
+    assert count_frames(result.final_video) == 2 * 121

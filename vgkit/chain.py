@@ -286,6 +286,10 @@ def run_chain(
     shared = _shared_fields(generator, plan, guard.deadlines)
     logs: list[dict[str, Any]] = []
     for clip in plan.clips:
+        if clip.source_image is not None:  # keyframe-first: this shot starts from its own image
+            keyframe = load_rgb(Path(clip.source_image))
+            input_image = fit_to_size(keyframe, width=plan.width, height=plan.height)
+            input_source = f"shots[{clip.index}].source_image"
         input_png = png_bytes(input_image)
         key = _request_key(plan, clip, sha256_bytes(input_png))
         reused = _reusable_log(layout, clip, key) if resume else None

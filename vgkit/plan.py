@@ -3,7 +3,8 @@
 A shot's ``duration_s`` becomes ``round(duration_s * fps) + 1`` frames snapped to the model's
 frame rule (Wan: 4k+1, so 5 s at 24 fps is 121 frames). Clip i>0 starts from clip i-1's last
 frame, so its first frame repeats that frame and the stitcher drops it: the final video has
-``sum(frames) - (X - 1)`` frames.
+``sum(frames) - (X - 1)`` frames. A shot with its own ``source_image`` (keyframe) is not chained:
+it starts a new scene, and its first frame is kept.
 """
 
 from __future__ import annotations
@@ -32,6 +33,12 @@ class ClipPlan:
     camera: str
     requested_duration_s: float
     num_frames: int
+    source_image: str | None = None
+
+    @property
+    def chained(self) -> bool:
+        """Starts from the previous clip's last frame (so its first frame is a duplicate)."""
+        return self.index > 0 and self.source_image is None
 
 
 @dataclass(frozen=True)
@@ -61,7 +68,7 @@ class RunPlan:
 
     @property
     def final_frames(self) -> int:
-        return sum(c.num_frames for c in self.clips) - (len(self.clips) - 1)
+        return sum(c.num_frames for c in self.clips) - sum(c.chained for c in self.clips)
 
     @property
     def final_seconds(self) -> Fraction:
@@ -110,6 +117,7 @@ def make_plan(spec: RunSpec, model: ModelAdapter) -> RunPlan:
             camera=shot.camera,
             requested_duration_s=shot.duration_s,
             num_frames=_frames_for(shot.duration_s, base.fps, model),
+            source_image=str(shot.source_image) if shot.source_image is not None else None,
         )
         for i, shot in enumerate(spec.shots)
     )

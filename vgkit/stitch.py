@@ -102,15 +102,22 @@ def read_logs(layout: RunLayout) -> list[dict[str, Any]]:
     return logs
 
 
+def is_chained(log: dict[str, Any]) -> bool:
+    """Whether a clip started from the previous clip's last frame (its first frame repeats it).
+
+    Clip 0 and keyframe shots (input ``shots[i].source_image``) are not chained.
+    """
+    return int(log["index"]) > 0 and str(log.get("input", {}).get("source", "frames/")).startswith("frames/")
+
+
 def kept_frames(logs: list[dict[str, Any]]) -> list[int]:
     """Frames each clip contributes before transitions (chained clips lose their first frame)."""
-    return [log["effective"]["num_frames"] - (1 if i else 0) for i, log in enumerate(logs)]
+    return [log["effective"]["num_frames"] - int(is_chained(log)) for log in logs]
 
 
-def planned_final_frames(clip_frames: list[int], *, overlap_frames: int) -> int:
-    """``sum(frames) - (X - 1)`` dropped duplicates ``- (X - 1) * overlap_frames`` crossfaded."""
-    joins = len(clip_frames) - 1
-    return sum(clip_frames) - joins - joins * overlap_frames
+def planned_final_frames(kept: list[int], *, overlap_frames: int) -> int:
+    """The kept frames ``- (X - 1) * overlap_frames`` crossfaded away."""
+    return sum(kept) - (len(kept) - 1) * overlap_frames
 
 
 def _check_fits(kept: list[int], settings: StitchSettings) -> None:
@@ -128,11 +135,13 @@ def _check_fits(kept: list[int], settings: StitchSettings) -> None:
         )
 
 
-def _filtergraph(kept: list[int], *, fps: int, settings: StitchSettings, luts: list[str | None]) -> str:
+def _filtergraph(
+    kept: list[int], *, drop_first: list[bool], fps: int, settings: StitchSettings, luts: list[str | None]
+) -> str:
     """The whole stitch as one filtergraph whose output pad is ``[out]``."""
     parts = []
     for i, lut in enumerate(luts):
-        chain = ["trim=start_frame=1"] if i else []
+        chain = ["trim=start_frame=1"] if drop_first[i] else []
         chain += [f"settb=1/{fps}", "setpts=N"]
         if any(luts):
             chain += ["format=rgb24", *([lut] if lut else [])]
@@ -222,9 +231,7 @@ def stitch_run(
     t0 = time.perf_counter()
     fps = int(logs[0]["effective"]["fps"])
     kept = kept_frames(logs)
-    expected = planned_final_frames(
-        [log["effective"]["num_frames"] for log in logs], overlap_frames=settings.overlap_frames
-    )
+    expected = planned_final_frames(kept, overlap_frames=settings.overlap_frames)
     _check_fits(kept, settings)
     colour: dict[str, Any] | None = None
     luts: list[str | None] = [None] * len(clips)
@@ -233,7 +240,7 @@ def stitch_run(
 
         colour = colour_record or match_colours(clips, anchor_image=settings.colour_anchor_image)
         luts = [t["lutrgb"] for t in colour["transforms"]]
-    graph = _filtergraph(kept, fps=fps, settings=settings, luts=luts)
+    graph = _filtergraph(kept, drop_first=[is_chained(log) for log in logs], fps=fps, settings=settings, luts=luts)
     target = dest or layout.final
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_path_for(target)
