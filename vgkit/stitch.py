@@ -15,7 +15,6 @@ encoder recipe (vgkit.encode) at the model's fps. The final frame count must equ
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -219,7 +218,6 @@ def stitch_run(
     layout = RunLayout(run_dir)
     logs = read_logs(layout)
     clips = _verified_clips(layout, logs)
-    t0 = time.perf_counter()
     fps = int(logs[0]["effective"]["fps"])
     kept = kept_frames(logs)
     expected = planned_final_frames(
@@ -267,6 +265,5 @@ def stitch_run(
         "clip_count": len(logs),
         "kept_frames_per_clip": kept,
         "final_frames": expected,
-        "stitch_s": round(time.perf_counter() - t0, 3),
         "final": final,
     }
