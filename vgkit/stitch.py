@@ -32,6 +32,7 @@ __all__ = [
     "kept_frames",
     "planned_final_frames",
     "read_logs",
+    "render",
     "stitch_run",
 ]
 
@@ -202,6 +203,22 @@ def _verified_clips(layout: RunLayout, logs: list[dict[str, Any]]) -> list[Path]
     return clips
 
 
+def render(clips: list[Path], graph: str, *, fps: int, encoder: list[str], dest: Path, expected_frames: int) -> None:
+    """Run one stitch filtergraph over ``clips`` into ``dest`` atomically; check its frame count."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_path_for(dest)
+    args: list[str] = []
+    for clip in clips:
+        args += ["-i", str(clip)]
+    args += ["-filter_complex", graph, "-map", "[out]", "-r", str(fps), *encoder, str(tmp)]
+    try:
+        run_ffmpeg(args)
+        check_frame_count(tmp, expected_frames, label=dest.name)
+        commit_file(tmp, dest)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def stitch_run(
     run_dir: Path,
     settings: StitchSettings | None = None,
@@ -233,18 +250,7 @@ def stitch_run(
         luts = [t["lutrgb"] for t in colour["transforms"]]
     graph = _filtergraph(kept, fps=fps, settings=settings, luts=luts)
     target = dest or layout.final
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_path_for(target)
-    args: list[str] = []
-    for clip in clips:
-        args += ["-i", str(clip)]
-    args += ["-filter_complex", graph, "-map", "[out]", "-r", str(fps), *encoder_args(), str(tmp)]
-    try:
-        run_ffmpeg(args)
-        check_frame_count(tmp, expected, label=target.name)
-        commit_file(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
+    render(clips, graph, fps=fps, encoder=encoder_args(), dest=target, expected_frames=expected)
     final = file_record(target, root=layout.root) if target == layout.final else file_record(target, root=target.parent)
     return {
         "version": STITCH_RECIPE_VERSION,
