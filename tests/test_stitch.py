@@ -142,12 +142,12 @@ def test_overlap_longer_than_a_clip_is_refused(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(shutil.which("taskset") is None, reason="taskset not available")
-def test_crossfade_same_bytes_on_one_cpu_and_on_all(tmp_path: Path) -> None:
+@pytest.mark.parametrize("settings", ["transition='cut'", "transition='crossfade', overlap_frames=3"])
+def test_same_bytes_on_one_cpu_and_on_all(tmp_path: Path, settings: str) -> None:
     layout = make_run(tmp_path / "run")
     script = (
         "import sys; from pathlib import Path; from vgkit.stitch import StitchSettings, stitch_run; "
-        "fade = StitchSettings(transition='crossfade', overlap_frames=3); "
-        "stitch_run(Path(sys.argv[1]), fade, dest=Path(sys.argv[2]))"
+        f"stitch_run(Path(sys.argv[1]), StitchSettings({settings}), dest=Path(sys.argv[2]))"
     )
     digests = []
     for cpus, name in (("0", "one.mp4"), (None, "all.mp4")):

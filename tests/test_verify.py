@@ -114,3 +114,20 @@ def test_unsafe_bundles_are_refused_before_anything_is_written(tmp_path: Path, k
         restitch(bundle, out=tmp_path / "x.mp4")
     assert not (tmp_path / "escaped.txt").exists()
     assert not list(tmp_path.parent.glob("escaped.txt"))
+
+
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        ({"filtergraph": "movie=/etc/passwd[out]"}, r"uses \['movie'\]"),
+        ({"encoder_args": ["-c:v", "libx264", "/tmp/elsewhere.mp4"]}, "not vgkit's pinned recipe"),
+    ],
+)
+def test_restitch_refuses_a_recipe_vgkit_did_not_write(tmp_path: Path, change: dict[str, object], match: str) -> None:
+    run = tmp_path / "run"
+    make_run(run)
+    manifest = stitch_and_record(run, StitchSettings(colour="mean_std"))
+    (run / "manifest.json").write_text(json.dumps({**manifest, "stitch": {**manifest["stitch"], **change}}))
+    with pytest.raises(ArtifactError, match=match):
+        restitch(run, out=tmp_path / "x.mp4")
+    assert not (tmp_path / "x.mp4").exists()

@@ -3,7 +3,9 @@
 Schema ``vgkit.manifest/2``: model, clip count, planned vs actual frames and seconds (planned from
 ``plan.json`` and the stitch recipe's overlap), the stitch record (recipe, encoder args,
 filtergraph, colour matching), the environment, timings, an optional cost estimate from a
-user-given $/hour rate, and sha256 + size of every artifact.
+user-given $/hour rate (billed time: model load + clip generation, from the clip logs), and
+sha256 + size of every artifact. Nothing in it depends on when or how fast the stitch ran, so
+re-stitching an unchanged run gives a byte-identical manifest and bundle.
 """
 
 from __future__ import annotations
@@ -66,7 +68,6 @@ def write_manifest(run_dir: Path, *, stitch: dict[str, Any], usd_per_hour: float
     timings_s = {
         "model_load_s": logs[0]["load_s"],
         "clips_total_s": round(sum(log["timings_s"]["total_s"] for log in logs), 3),
-        "stitch_s": stitch.get("stitch_s", 0.0),
     }
     manifest = {
         "schema": MANIFEST_SCHEMA,

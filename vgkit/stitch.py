@@ -15,7 +15,6 @@ encoder recipe (vgkit.encode) at the model's fps. The final frame count must equ
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,7 @@ __all__ = [
     "kept_frames",
     "planned_final_frames",
     "read_logs",
+    "render",
     "stitch_run",
 ]
 
@@ -212,6 +212,22 @@ def _verified_clips(layout: RunLayout, logs: list[dict[str, Any]]) -> list[Path]
     return clips
 
 
+def render(clips: list[Path], graph: str, *, fps: int, encoder: list[str], dest: Path, expected_frames: int) -> None:
+    """Run one stitch filtergraph over ``clips`` into ``dest`` atomically; check its frame count."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_path_for(dest)
+    args: list[str] = []
+    for clip in clips:
+        args += ["-i", str(clip)]
+    args += ["-filter_complex", graph, "-map", "[out]", "-r", str(fps), *encoder, str(tmp)]
+    try:
+        run_ffmpeg(args)
+        check_frame_count(tmp, expected_frames, label=dest.name)
+        commit_file(tmp, dest)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def stitch_run(
     run_dir: Path,
     settings: StitchSettings | None = None,
@@ -228,7 +244,6 @@ def stitch_run(
     layout = RunLayout(run_dir)
     logs = read_logs(layout)
     clips = _verified_clips(layout, logs)
-    t0 = time.perf_counter()
     fps = int(logs[0]["effective"]["fps"])
     kept = kept_frames(logs)
     expected = planned_final_frames(kept, overlap_frames=settings.overlap_frames)
@@ -242,18 +257,7 @@ def stitch_run(
         luts = [t["lutrgb"] for t in colour["transforms"]]
     graph = _filtergraph(kept, drop_first=[is_chained(log) for log in logs], fps=fps, settings=settings, luts=luts)
     target = dest or layout.final
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_path_for(target)
-    args: list[str] = []
-    for clip in clips:
-        args += ["-i", str(clip)]
-    args += ["-filter_complex", graph, "-map", "[out]", "-r", str(fps), *encoder_args(), str(tmp)]
-    try:
-        run_ffmpeg(args)
-        check_frame_count(tmp, expected, label=target.name)
-        commit_file(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
+    render(clips, graph, fps=fps, encoder=encoder_args(), dest=target, expected_frames=expected)
     final = file_record(target, root=layout.root) if target == layout.final else file_record(target, root=target.parent)
     return {
         "version": STITCH_RECIPE_VERSION,
@@ -274,6 +278,5 @@ def stitch_run(
         "clip_count": len(logs),
         "kept_frames_per_clip": kept,
         "final_frames": expected,
-        "stitch_s": round(time.perf_counter() - t0, 3),
         "final": final,
     }

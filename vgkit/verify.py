@@ -2,14 +2,15 @@
 
 ``verify``: the manifest's schema, every artifact's sha256 and size in ``manifest.json`` and in
 each clip log, and that every file the brief requires exists (final video, manifest, and for each
-clip its mp4, last frame and log). ``restitch``: extract a bundle safely, verify it, stitch the
-clips again with the recipe recorded in the manifest and say whether the result is byte-identical
-to the bundled final video.
+clip its mp4, last frame and log). ``restitch``: extract a bundle safely, verify it, run the clips
+through the filtergraph and encoder arguments recorded in the manifest and say whether the result
+is byte-identical to the bundled final video.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -107,28 +108,49 @@ def verify(path: Path) -> int:
     return count
 
 
-def restitch(bundle: Path, *, out: Path) -> dict[str, Any]:
-    """Rebuild the final video of ``bundle`` into ``out`` with the manifest's recipe.
+# The only filters a recorded stitch graph may use: a bundle is untrusted input, and filters such as
+# ``movie`` could read other files. Encoder arguments must be the pinned recipe plus a thread count.
+GRAPH_FILTERS = frozenset(
+    {"sws_flags", "trim", "settb", "setpts", "format", "lutrgb", "concat", "xfade", "split", "minterpolate"}
+)
 
-    Returns ``{"out", "sha256", "bundled_sha256", "identical"}``. The bundle must verify first.
+
+def _check_recipe(recipe: dict[str, Any]) -> None:
+    from vgkit.encode import ENCODER_ARGS
+
+    graph = re.sub(r"'[^']*'", "", recipe["filtergraph"])  # quoted lutrgb expressions
+    names = {re.sub(r"\[[^\]]*\]", "", f).split("=")[0].strip() for f in re.split(r"[;,]", graph)}
+    unknown = sorted(names - GRAPH_FILTERS - {""})
+    if unknown:
+        raise ArtifactError(f"manifest.json: stitch filtergraph uses {unknown}, not a vgkit stitch filter; refused")
+    encoder = recipe["encoder_args"]
+    if encoder[:-2] != list(ENCODER_ARGS) or encoder[-2] != "-threads" or not str(encoder[-1]).isdigit():
+        raise ArtifactError(f"manifest.json: encoder_args {encoder} are not vgkit's pinned recipe; refused")
+
+
+def restitch(bundle: Path, *, out: Path) -> dict[str, Any]:
+    """Rebuild the final video of ``bundle`` (or a run directory) into ``out``.
+
+    The bundle must verify first. The clips are run through the exact filtergraph and encoder
+    arguments the manifest recorded, so a bundle made by another vgkit version still rebuilds
+    with its own recipe. Returns ``{"out", "sha256", "bundled_sha256", "identical"}``.
     """
-    from vgkit.stitch import StitchSettings, stitch_run
+    from vgkit.stitch import read_logs, render
 
     with _opened(bundle) as run_dir:
         _raise_problems(bundle, find_problems(run_dir))
-        manifest = json.loads(RunLayout(run_dir).manifest.read_text())
-        recipe = manifest["stitch"]
-        settings = StitchSettings(
-            transition=recipe["transition"],
-            overlap_frames=recipe["overlap_frames"],
-            colour=recipe["colour"],
-            seam_smoothing=recipe["seam_smoothing"]["mode"],
+        layout = RunLayout(run_dir)
+        recipe = json.loads(layout.manifest.read_text())["stitch"]
+        _check_recipe(recipe)
+        clips = [layout.root / log["artifacts"]["clip"]["path"] for log in read_logs(layout)]
+        render(
+            clips,
+            recipe["filtergraph"],
+            fps=recipe["fps"],
+            encoder=recipe["encoder_args"],
+            dest=out,
+            expected_frames=recipe["final_frames"],
         )
-        record = stitch_run(run_dir, settings, dest=out.resolve(), colour_record=recipe.get("colour_matching"))
+    digest = sha256_file(out)
     bundled = recipe["final"]["sha256"]
-    return {
-        "out": str(out),
-        "sha256": record["final"]["sha256"],
-        "bundled_sha256": bundled,
-        "identical": record["final"]["sha256"] == bundled == sha256_file(out),
-    }
+    return {"out": str(out), "sha256": digest, "bundled_sha256": bundled, "identical": digest == bundled}
