@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import spec_dict, write_spec
+from tests.tiny_models import clip_request, tiny_generator
 from vgkit.checkpoints import locate_checkpoint, tiny_commit
 from vgkit.encode import count_frames
 from vgkit.generator import ClipRequest, InProcessGenerator
@@ -20,26 +21,11 @@ MODEL = "cogvideox15-tiny"
 
 @pytest.fixture(scope="module")
 def generator() -> InProcessGenerator:
-    model = adapter(MODEL)
-    return InProcessGenerator(model, locate_checkpoint(model), device="cpu")
+    return tiny_generator(MODEL)
 
 
 def _request(num_frames: int, *, width: int = 64, height: int = 64) -> ClipRequest:
-    image = np.zeros((height, width, 3), dtype=np.uint8)
-    image[:, : width // 2] = (200, 120, 40)
-    return ClipRequest(
-        index=0,
-        image_hwc=image,
-        prompt="a boat sails at dawn",
-        negative_prompt="blur",
-        seed=3,
-        num_frames=num_frames,
-        width=width,
-        height=height,
-        steps=2,
-        guidance_scale=6.0,
-        max_sequence_length=adapter(MODEL).baseline.max_sequence_length,
-    )
+    return clip_request(MODEL, num_frames, width=width, height=height)
 
 
 def test_real_and_tiny_share_the_rules() -> None:
@@ -93,12 +79,12 @@ def test_the_pipeline_rounds_counts_off_the_rule_so_the_rule_refuses_them(genera
 
 
 def test_three_clip_chain_runs(tmp_path: Path) -> None:
-    spec = write_spec(tmp_path / "spec.yaml", spec_dict(model=MODEL))  # 3 shots of 5 s
+    spec = write_spec(tmp_path / "spec.yaml", spec_dict(model=MODEL, overrides={"width": 32, "height": 32, "steps": 2}))
     lines: list[str] = []
     result = run_job(spec, out=tmp_path / "run", progress=lines.append)
     assert lines[0] == f"vgkit: model {MODEL} on cpu (requested)"
     logs = [json.loads(p.read_text()) for p in sorted((result.run_dir / "logs").glob("log_*.json"))]
-    assert [log["effective"] for log in logs] == [{"num_frames": 81, "width": 64, "height": 64, "fps": 16}] * 3
+    assert [log["effective"] for log in logs] == [{"num_frames": 81, "width": 32, "height": 32, "fps": 16}] * 3
     assert all(log["call_kwargs"]["use_dynamic_cfg"] is True for log in logs)
     assert logs[0]["model"]["pipeline_class"] == "CogVideoXImageToVideoPipeline"
     assert count_frames(result.final_video) == result.final_frames == 3 * 81 - 2

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import inspect
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +18,7 @@ from vgkit.errors import ModelUnavailableError, SpecError
 if TYPE_CHECKING:
     from diffusers import DiffusionPipeline
 
-__all__ = ["Baseline", "FrameRule", "ModelAdapter", "Preset", "filter_call_kwargs", "quiet_hf_libraries"]
+__all__ = ["CPU_PRESET", "Baseline", "FrameRule", "ModelAdapter", "Preset", "filter_call_kwargs", "quiet_hf_libraries"]
 
 _LOG = logging.getLogger("vgkit.models")
 
@@ -93,12 +93,10 @@ class Preset:
     expected_clip_s: float | None = None
     source: str = ""
 
-    def cuda_only_reason(self) -> str | None:
-        """Why this preset cannot run without CUDA, or None when it runs on CPU too."""
-        if self.device == "cuda" and self.offload == "model":
-            return f"preset {self.name!r}: enable_model_cpu_offload needs an accelerator"
-        if self.device == "cuda":
-            return f"preset {self.name!r}: places the pipeline on a CUDA device"
+    def cpu_blocker(self) -> str | None:
+        """Why this preset cannot be applied on CPU, or None when it can (tests apply it there)."""
+        if self.offload == "model":
+            return f"preset {self.name!r}: enable_model_cpu_offload needs an accelerator (CUDA)"
         return None
 
     def describe(self) -> str:
@@ -116,6 +114,15 @@ class Preset:
         if self.expected_clip_s is not None:
             parts.append(f"~{self.expected_clip_s:g} s/clip")
         return ", ".join(parts)
+
+
+CPU_PRESET = Preset(
+    name="cpu",
+    device="cpu",
+    transformer_dtype="float32",
+    other_dtype="float32",
+    source="what the tiny twins run with; a full-size model on CPU is far outside the clip limit (not published)",
+)
 
 
 def apply_preset(pipe: Any, preset: Preset, *, device: str) -> dict[str, Any]:
@@ -161,6 +168,27 @@ class ModelAdapter:
     download_gb: float = 0.0
     call_defaults: dict[str, Any] = field(default_factory=dict)
     presets: tuple[Preset, ...] = ()
+
+    def tiny_twin(self, *, repo_id: str, width: int, height: int, max_sequence_length: int | None = None) -> Any:
+        """This model's tiny random-weight twin: same class, rules, presets and call defaults."""
+        baseline = replace(
+            self.baseline,
+            width=width,
+            height=height,
+            steps=4,
+            max_sequence_length=max_sequence_length or self.baseline.max_sequence_length,
+        )
+        return replace(
+            self,
+            name=f"{self.name}-tiny",
+            title=f"{self.title} (tiny random weights)",
+            repo_id=repo_id,
+            revision="main",
+            baseline=baseline,
+            needs_gpu=False,
+            tiny=True,
+            download_gb=0.0,
+        )
 
     # -- checks -------------------------------------------------------------------------------
     def check_size(self, width: int, height: int, *, field_name: str = "overrides") -> None:
@@ -216,9 +244,9 @@ class ModelAdapter:
         if chosen is None:
             chosen = self.default_preset(device, gpu_memory_gib=_gpu_memory_gib(device))
         assert chosen is not None
-        reason = chosen.cuda_only_reason()
-        if reason is not None and device != "cuda":
-            raise SpecError(f"{reason}; fix: run on a CUDA GPU or use preset 'cpu'")
+        blocker = chosen.cpu_blocker()
+        if blocker is not None and device == "cpu":
+            raise SpecError(f"{blocker}; fix: run on a CUDA GPU or use preset 'cpu'")
         pipe: Any = self._load_components(snapshot, preset=chosen)
         pipe.set_progress_bar_config(disable=True)
         record = apply_preset(pipe, chosen, device=device)

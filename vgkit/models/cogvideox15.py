@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vgkit.models.base import Baseline, FrameRule, ModelAdapter, Preset
+from vgkit.models.base import CPU_PRESET, Baseline, FrameRule, ModelAdapter, Preset
 
 __all__ = ["COGVIDEOX15", "COGVIDEOX15_TINY", "CogVideoX15Adapter"]
 
@@ -114,15 +114,7 @@ _PRESETS = (
         source=_SOURCE + " (model offload + VAE tiling; over the 10-minute clip limit at 50 steps; peak not published)",
     ),
     Preset(name="80gb", device="cuda", expected_clip_s=550.0, source=_SOURCE + " (all on GPU; peak not published)"),
-    Preset(
-        name="cpu",
-        device="cpu",
-        offload="group",
-        vae_tiling=True,
-        transformer_dtype="float32",
-        other_dtype="float32",
-        source="the tiny twin only; a 5B model on CPU is far outside the clip limit (no published figure)",
-    ),
+    CPU_PRESET,
 )
 
 COGVIDEOX15 = CogVideoX15Adapter(
@@ -140,17 +132,6 @@ COGVIDEOX15 = CogVideoX15Adapter(
     presets=_PRESETS,
 )
 
-COGVIDEOX15_TINY = CogVideoX15Adapter(
-    name="cogvideox15-tiny",
-    title="CogVideoX1.5-5B-I2V (tiny random weights)",
-    repo_id="vgkit-tiny/CogVideoX1.5-5B-I2V-tiny",
-    revision="main",
-    pipeline_class="CogVideoXImageToVideoPipeline",
-    baseline=Baseline(fps=16, width=160, height=96, steps=4, guidance_scale=6.0, max_sequence_length=_TINY_TEXT_LEN),
-    frame_rule=_FRAMES,
-    size_multiple=16,
-    needs_gpu=False,
-    tiny=True,
-    call_defaults={"use_dynamic_cfg": True},
-    presets=_PRESETS,
+COGVIDEOX15_TINY: CogVideoX15Adapter = COGVIDEOX15.tiny_twin(
+    repo_id="vgkit-tiny/CogVideoX1.5-5B-I2V-tiny", width=160, height=96, max_sequence_length=_TINY_TEXT_LEN
 )
