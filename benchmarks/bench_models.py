@@ -75,7 +75,8 @@ def _transformer(name: str, *, full: bool) -> Any:
     from vgkit.checkpoints import locate_checkpoint
 
     model = adapter(name if full else f"{name}-tiny")
-    cls = getattr(diffusers, model._transformer_class(locate_checkpoint(adapter(f"{name}-tiny"))))
+    tiny = adapter(f"{name}-tiny")
+    cls = getattr(diffusers, tiny._transformer_class(locate_checkpoint(tiny)))
     if full:
         return cls(**FULL_CONFIGS[name])
     return cls.from_pretrained(str(locate_checkpoint(model)), subfolder="transformer")

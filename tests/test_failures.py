@@ -118,3 +118,20 @@ def test_every_kind_has_a_verdict() -> None:
     from vgkit.failures import _VERDICTS
 
     assert {key.split("/")[0] for key in _VERDICTS} == set(KINDS)
+
+
+def test_wrong_pipeline_class_is_refused_before_any_weights_load(tmp_path: Path) -> None:
+    import json
+    import shutil
+
+    snap = tmp_path / "snap"
+    shutil.copytree(locate_checkpoint(adapter(MODEL)), snap)
+    for weights in snap.rglob("*.safetensors"):
+        weights.unlink()  # no weights at all: the error must come from the index check
+    index = json.loads((snap / "model_index.json").read_text())
+    (snap / "model_index.json").unlink()
+    (snap / "model_index.json").write_text(json.dumps({**index, "_class_name": "CogVideoXPipeline"}))
+    exc = _raised(adapter(MODEL).load, snap, device="cpu")
+    assert "names 'CogVideoXPipeline', not 'CogVideoXImageToVideoPipeline' (layout mismatch)" in str(exc)
+    assert "vgkit prefetch --model cogvideox15" in str(exc)
+    assert classify(exc).kind == "layout-mismatch"

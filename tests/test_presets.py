@@ -82,3 +82,12 @@ def test_a_preset_that_needs_cuda_is_refused_on_cpu_with_the_fix() -> None:
     model = adapter("cogvideox15-tiny")
     with pytest.raises(SpecError, match=r"enable_model_cpu_offload needs an accelerator .*fix: run on a CUDA GPU"):
         model.load(locate_checkpoint(model), device="cpu", preset="4090")
+
+
+def test_vgkit_models_lists_each_real_models_presets(capsys: pytest.CaptureFixture[str]) -> None:
+    from vgkit.cli import main
+
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert "preset 4090  cuda, offload=group, vae-tiling, fp8-layerwise, max 960x544, 30 steps, ~24 GiB" in out
+    assert out.count("preset 80gb") == len(PRESET_MODELS)

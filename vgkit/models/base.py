@@ -269,15 +269,25 @@ class ModelAdapter:
         )
         return pipe
 
-    @staticmethod
-    def _transformer_class(snapshot: Path) -> str:
+    def _transformer_class(self, snapshot: Path) -> str:
+        """Check model_index.json names this model's pipeline and a transformer; return its class.
+
+        Runs before any weights load, so a wrong or partial layout fails fast and by name.
+        """
         import json
 
-        entry = json.loads((snapshot / "model_index.json").read_text()).get("transformer")
+        index = json.loads((snapshot / "model_index.json").read_text())
+        fix = f"fix: re-download with `vgkit prefetch --model {self.name.removesuffix('-tiny')}`"
+        if index.get("_class_name") != self.pipeline_class:
+            raise ModelUnavailableError(
+                f"model {self.name!r}: {snapshot / 'model_index.json'} names {index.get('_class_name')!r}, "
+                f"not {self.pipeline_class!r} (layout mismatch); {fix}"
+            )
+        entry = index.get("transformer")
         if not (isinstance(entry, list) and len(entry) == 2):
             raise ModelUnavailableError(
-                f"{snapshot / 'model_index.json'}: no `transformer` component (layout mismatch); "
-                "fix: re-download the checkpoint with `vgkit prefetch`"
+                f"model {self.name!r}: {snapshot / 'model_index.json'} has no `transformer` component "
+                f"(layout mismatch); {fix}"
             )
         return str(entry[1])
 

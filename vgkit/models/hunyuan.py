@@ -48,6 +48,7 @@ class HunyuanI2VAdapter(ModelAdapter):
         from diffusers import HunyuanVideoTransformer3DModel
         from transformers import PreTrainedTokenizerFast
 
+        self._transformer_class(snapshot)  # layout check before any weights load
         tokenizer = PreTrainedTokenizerFast.from_pretrained(str(snapshot / "tokenizer"))
         transformer = HunyuanVideoTransformer3DModel.from_pretrained(
             str(snapshot), subfolder="transformer", dtype=getattr(torch, preset.transformer_dtype)
