@@ -133,5 +133,5 @@ def test_wrong_pipeline_class_is_refused_before_any_weights_load(tmp_path: Path)
     (snap / "model_index.json").write_text(json.dumps({**index, "_class_name": "CogVideoXPipeline"}))
     exc = _raised(adapter(MODEL).load, snap, device="cpu")
     assert "names 'CogVideoXPipeline', not 'CogVideoXImageToVideoPipeline' (layout mismatch)" in str(exc)
-    assert "vgkit prefetch --model cogvideox15" in str(exc)
+    assert f"fix: delete {snap} (tiny checkpoints are rebuilt on first use)" in str(exc)
     assert classify(exc).kind == "layout-mismatch"

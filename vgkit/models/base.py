@@ -241,9 +241,7 @@ class ModelAdapter:
         quiet_hf_libraries()
         if chosen is None and not self.presets:
             return self._load(snapshot, device=device)
-        if chosen is None:
-            chosen = self.default_preset(device, gpu_memory_gib=_gpu_memory_gib(device))
-        assert chosen is not None
+        chosen = chosen or self.default_preset(device, gpu_memory_gib=_gpu_memory_gib(device)) or CPU_PRESET
         blocker = chosen.cpu_blocker()
         if blocker is not None and device == "cpu":
             raise SpecError(f"{blocker}; fix: run on a CUDA GPU or use preset 'cpu'")
@@ -277,7 +275,11 @@ class ModelAdapter:
         import json
 
         index = json.loads((snapshot / "model_index.json").read_text())
-        fix = f"fix: re-download with `vgkit prefetch --model {self.name.removesuffix('-tiny')}`"
+        fix = (
+            f"fix: delete {snapshot} (tiny checkpoints are rebuilt on first use)"
+            if self.tiny
+            else f"fix: re-download with `vgkit prefetch --model {self.name}`"
+        )
         if index.get("_class_name") != self.pipeline_class:
             raise ModelUnavailableError(
                 f"model {self.name!r}: {snapshot / 'model_index.json'} names {index.get('_class_name')!r}, "

@@ -58,12 +58,6 @@ class HunyuanI2VAdapter(ModelAdapter):
         )
         return pipe
 
-    def _load(self, snapshot: Path, *, device: str) -> DiffusionPipeline:
-        pipe: Any = self._load_components(snapshot, preset=self.preset("cpu"))
-        pipe.set_progress_bar_config(disable=True)
-        loaded: DiffusionPipeline = pipe.to(device)
-        return loaded
-
     def build_tiny(self, dest: Path) -> None:
         import torch
         from diffusers import (
