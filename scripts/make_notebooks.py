@@ -100,10 +100,12 @@ def stitch_export() -> nbformat.NotebookNode:
                 'if manifest["cost"]:\n'
                 "    print(f\"cost estimate: ${manifest['cost']['estimate_usd']:.4f}\")"
             ),
-            new_code_cell(
-                "# frames around each seam: one row per join, clip i-1 on the left, clip i on the right\n"
+            _ignore_output(
+                new_code_cell(
+                    "# frames around each seam: one row per join, clip i-1 on the left, clip i on the right\n"
                 'seams = write_seam_grid(run / "final" / "final_stitched.mp4", stitch, run / "preview" / "seams.png")\n'
-                "display(Image(filename=str(seams)))"
+                    "display(Image(filename=str(seams)))"
+                )
             ),
             new_code_cell(
                 'bundle = write_bundle(run)\nprint(f"bundle: {bundle} ({verify(bundle)} clips, every hash verified)")'

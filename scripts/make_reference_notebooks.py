@@ -20,9 +20,12 @@ import papermill
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = ROOT / "notebooks" / "reference"
 
-# notebook -> parameters; "{tmp}" becomes a scratch directory, rewritten again when nbval runs it
-REFERENCE_RUNS: dict[str, dict[str, str]] = {
+# notebook -> parameters, run in this order; "{tmp}" becomes a scratch directory (rewritten again
+# when nbval runs it). stitch_export restitches the run that generate made.
+REFERENCE_RUNS: dict[str, dict[str, object]] = {
     "generate.ipynb": {"model": "wan22-tiny", "spec": "params/preview.yaml", "out": "{tmp}/run"},
+    "stitch_export.ipynb": {"run_dir": "{tmp}/run", "transition": "crossfade", "overlap_frames": 6},
+    "prefetch.ipynb": {"models": "wan22", "check_only": True},
 }
 
 
@@ -31,7 +34,7 @@ def main() -> None:
     REFERENCE.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="vgkit-reference-") as tmp:
         for name, params in REFERENCE_RUNS.items():
-            filled = {k: v.replace("{tmp}", tmp) for k, v in params.items()}
+            filled = {k: v.replace("{tmp}", tmp) if isinstance(v, str) else v for k, v in params.items()}
             print(f"executing {name} with {filled}", file=sys.stderr)
             papermill.execute_notebook(
                 str(ROOT / "notebooks" / name),

@@ -15,7 +15,11 @@ from vgkit.models.base import filter_call_kwargs
 
 
 def test_unknown_model_names_the_known_ones() -> None:
-    with pytest.raises(SpecError, match="unknown model; fix: use one of wan22, wan22-tiny, auto"):
+    with pytest.raises(
+        SpecError,
+        match="unknown model; fix: use one of wan22, wan22-tiny, cogvideox15, cogvideox15-tiny, "
+        "hunyuan-i2v, hunyuan-i2v-tiny, auto",
+    ):
         adapter("wan3")
 
 

@@ -13,13 +13,13 @@ import numpy as np
 import pytest
 
 from tests.conftest import REPO, solid_frames
-from vgkit.artifacts import RunLayout, atomic_write_bytes, atomic_write_json, file_record, sha256_file
+from vgkit.artifacts import CLIP_LOG_SCHEMA, RunLayout, atomic_write_bytes, atomic_write_json, file_record, sha256_file
 from vgkit.encode import encode_frames, read_frames
 from vgkit.errors import ArtifactError, SpecError
 from vgkit.images import png_bytes
 from vgkit.stitch import StitchSettings, planned_final_frames, stitch_run
 
-LOG_SCHEMA = "vgkit.clip-log/1"
+LOG_SCHEMA = CLIP_LOG_SCHEMA
 
 COLOURS = [(200, 30, 30), (30, 200, 30), (30, 30, 200)]
 MARKER = (250, 250, 250)  # the duplicated first frame of each chained clip

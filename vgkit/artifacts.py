@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "BUNDLED_LOG_ARTIFACTS",
+    "CLIP_LOG_SCHEMA",
     "RunLayout",
     "atomic_write_bytes",
     "atomic_write_json",
@@ -26,6 +28,11 @@ __all__ = [
 ]
 
 TEMP_MARK = ".part"
+
+# The clip-log schema (vgkit.chain writes it; verify and stitch read it) and, of the artifacts a
+# log lists, those the bundle carries: saved latents stay on the machine that made them.
+CLIP_LOG_SCHEMA = "vgkit.clip-log/2"
+BUNDLED_LOG_ARTIFACTS = ("clip", "last_frame")
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ import numpy as np
 
 from vgkit import __version__
 from vgkit.artifacts import (
+    CLIP_LOG_SCHEMA,
     RunLayout,
     atomic_write_bytes,
     atomic_write_json,
@@ -43,7 +44,7 @@ from vgkit.telemetry import GpuSampler
 
 __all__ = ["LOG_SCHEMA", "latents_path", "run_chain", "write_killed_log"]
 
-LOG_SCHEMA = "vgkit.clip-log/2"
+LOG_SCHEMA = CLIP_LOG_SCHEMA
 
 
 def latents_path(layout: RunLayout, index: int) -> Path:

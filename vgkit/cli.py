@@ -143,12 +143,15 @@ def _cmd_models(args: argparse.Namespace) -> int:
     from vgkit.cache import snapshot_dir
     from vgkit.models import adapter, model_names
 
-    print(f"{'model':<14} {'native size':<12} {'fps':>4} {'frames':>7}  weights  repo")
+    print(f"{'model':<16} {'native size':<12} {'fps':>4} {'frames':>7}  weights  repo")
     for name in model_names():
         m = adapter(name)
         b = m.baseline
         cached = "built on use" if m.tiny else ("cached" if snapshot_dir(m.repo_id, m.revision) else "missing")
-        print(f"{name:<14} {b.width}x{b.height:<7} {b.fps:>4} {m.frame_rule.describe():>7}  {cached:<8} {m.repo_id}")
+        print(f"{name:<16} {b.width}x{b.height:<7} {b.fps:>4} {m.frame_rule.describe():>7}  {cached:<8} {m.repo_id}")
+        if not m.tiny:
+            for preset in m.presets:
+                print(f"{'':<16} preset {preset.name:<5} {preset.describe()}")
     return 0
 
 
@@ -245,7 +248,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("run_a", type=Path)
     p.add_argument("run_b", type=Path)
 
-    add("models", _cmd_models, "list models, native sizes and whether weights are present")
+    add("models", _cmd_models, "list models, presets, native sizes and whether weights are present")
 
     p = add(
         "prefetch",

@@ -17,12 +17,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from vgkit.artifacts import RunLayout, sha256_file
+from vgkit.artifacts import BUNDLED_LOG_ARTIFACTS, CLIP_LOG_SCHEMA, RunLayout, sha256_file
 from vgkit.errors import ArtifactError
 
 __all__ = ["find_problems", "restitch", "verify"]
-
-LOG_SCHEMA = "vgkit.clip-log/1"  # vgkit.chain.LOG_SCHEMA (not imported: chain pulls in the generator)
 
 
 def _check_record(root: Path, record: dict[str, Any], *, source: str) -> list[str]:
@@ -75,9 +73,10 @@ def find_problems(run_dir: Path) -> list[str]:
         log = _read_json(layout.log(i), name, problems)
         if log is None:
             continue
-        if log.get("schema") != LOG_SCHEMA:
-            problems.append(f"{name}: schema {log.get('schema')!r}, expected {LOG_SCHEMA!r}")
-        for record in log.get("artifacts", {}).values():
+        if log.get("schema") != CLIP_LOG_SCHEMA:
+            problems.append(f"{name}: schema {log.get('schema')!r}, expected {CLIP_LOG_SCHEMA!r}")
+        artifacts = log.get("artifacts", {})
+        for record in (artifacts[k] for k in BUNDLED_LOG_ARTIFACTS if k in artifacts):
             problems += _check_record(layout.root, record, source=name)
     return sorted(set(problems), key=problems.index)
 

@@ -10,6 +10,8 @@ from pathlib import Path
 from vgkit.cache import snapshot_dir
 from vgkit.errors import ModelUnavailableError, SpecError
 from vgkit.models.base import Baseline, FrameRule, ModelAdapter
+from vgkit.models.cogvideox15 import COGVIDEOX15, COGVIDEOX15_TINY
+from vgkit.models.hunyuan import HUNYUAN_I2V, HUNYUAN_I2V_TINY
 from vgkit.models.wan22 import WAN22, WAN22_TINY
 from vgkit.settings import cuda_gpu_name
 
@@ -23,7 +25,9 @@ __all__ = [
     "model_names",
 ]
 
-_ADAPTERS: dict[str, ModelAdapter] = {a.name: a for a in (WAN22, WAN22_TINY)}
+_ADAPTERS: dict[str, ModelAdapter] = {
+    a.name: a for a in (WAN22, WAN22_TINY, COGVIDEOX15, COGVIDEOX15_TINY, HUNYUAN_I2V, HUNYUAN_I2V_TINY)
+}
 _AUTO_ORDER = ("wan22",)  # real models tried by "auto", best first; the tiny twin is the fallback
 
 

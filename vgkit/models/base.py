@@ -8,7 +8,8 @@ and how to build its tiny random-weight checkpoint. Nothing here imports torch a
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass, field
+import logging
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +18,9 @@ from vgkit.errors import ModelUnavailableError, SpecError
 if TYPE_CHECKING:
     from diffusers import DiffusionPipeline
 
-__all__ = ["Baseline", "FrameRule", "ModelAdapter", "filter_call_kwargs", "quiet_hf_libraries"]
+__all__ = ["CPU_PRESET", "Baseline", "FrameRule", "ModelAdapter", "Preset", "filter_call_kwargs", "quiet_hf_libraries"]
+
+_LOG = logging.getLogger("vgkit.models")
 
 
 def quiet_hf_libraries() -> None:
@@ -64,6 +67,91 @@ class Baseline:
 
 
 @dataclass(frozen=True)
+class Preset:
+    """How a model is placed in memory on one class of machine (``4090``, ``80gb``, ``cpu``).
+
+    ``offload``: ``"none"`` (all on the device), ``"model"`` (``enable_model_cpu_offload``, CUDA
+    only), ``"group"`` (``enable_group_offload`` at leaf level, no streams; also runs on CPU).
+    ``transformer_dtype``/``other_dtype`` are torch dtype names. ``fp8_layerwise`` stores the
+    transformer's weights in float8 and computes in ``transformer_dtype``. ``max_width``/
+    ``max_height``/``steps`` are the largest size and the steps that fit; None keeps the baseline.
+    ``expected_peak_gib``/``expected_clip_s`` are per clip at that size, with ``source`` naming
+    where the numbers come from.
+    """
+
+    name: str
+    device: str
+    offload: str = "none"
+    vae_tiling: bool = False
+    fp8_layerwise: bool = False
+    transformer_dtype: str = "bfloat16"
+    other_dtype: str = "bfloat16"
+    max_width: int | None = None
+    max_height: int | None = None
+    steps: int | None = None
+    expected_peak_gib: float | None = None
+    expected_clip_s: float | None = None
+    source: str = ""
+
+    def cpu_blocker(self) -> str | None:
+        """Why this preset cannot be applied on CPU, or None when it can (tests apply it there)."""
+        if self.offload == "model":
+            return f"preset {self.name!r}: enable_model_cpu_offload needs an accelerator (CUDA)"
+        return None
+
+    def describe(self) -> str:
+        parts = [self.device, f"offload={self.offload}"]
+        if self.vae_tiling:
+            parts.append("vae-tiling")
+        if self.fp8_layerwise:
+            parts.append("fp8-layerwise")
+        if self.max_width and self.max_height:
+            parts.append(f"max {self.max_width}x{self.max_height}")
+        if self.steps:
+            parts.append(f"{self.steps} steps")
+        if self.expected_peak_gib is not None:
+            parts.append(f"~{self.expected_peak_gib:g} GiB")
+        if self.expected_clip_s is not None:
+            parts.append(f"~{self.expected_clip_s:g} s/clip")
+        return ", ".join(parts)
+
+
+CPU_PRESET = Preset(
+    name="cpu",
+    device="cpu",
+    transformer_dtype="float32",
+    other_dtype="float32",
+    source="what the tiny twins run with; a full-size model on CPU is far outside the clip limit (not published)",
+)
+
+
+def apply_preset(pipe: Any, preset: Preset, *, device: str) -> dict[str, Any]:
+    """Place ``pipe`` as ``preset`` says on ``device``; return the record of what was applied."""
+    import torch
+
+    applied: list[str] = []
+    if preset.fp8_layerwise:
+        pipe.transformer.enable_layerwise_casting(
+            storage_dtype=torch.float8_e4m3fn, compute_dtype=getattr(torch, preset.transformer_dtype)
+        )
+        applied.append("fp8-layerwise")
+    if preset.offload == "model":
+        pipe.enable_model_cpu_offload(device=device)
+        applied.append("model-cpu-offload")
+    elif preset.offload == "group":
+        pipe.enable_group_offload(
+            onload_device=torch.device(device), offload_device=torch.device("cpu"), offload_type="leaf_level"
+        )
+        applied.append("group-offload-leaf")
+    else:
+        pipe.to(device)
+    if preset.vae_tiling:
+        pipe.vae.enable_tiling()
+        applied.append("vae-tiling")
+    return {"name": preset.name, "device": device, "applied": applied, "describe": preset.describe()}
+
+
+@dataclass(frozen=True)
 class ModelAdapter:
     """One model as vgkit runs it. Subclasses add family hooks; instances live in the registry."""
 
@@ -79,6 +167,28 @@ class ModelAdapter:
     tiny: bool = False
     download_gb: float = 0.0
     call_defaults: dict[str, Any] = field(default_factory=dict)
+    presets: tuple[Preset, ...] = ()
+
+    def tiny_twin(self, *, repo_id: str, width: int, height: int, max_sequence_length: int | None = None) -> Any:
+        """This model's tiny random-weight twin: same class, rules, presets and call defaults."""
+        baseline = replace(
+            self.baseline,
+            width=width,
+            height=height,
+            steps=4,
+            max_sequence_length=max_sequence_length or self.baseline.max_sequence_length,
+        )
+        return replace(
+            self,
+            name=f"{self.name}-tiny",
+            title=f"{self.title} (tiny random weights)",
+            repo_id=repo_id,
+            revision="main",
+            baseline=baseline,
+            needs_gpu=False,
+            tiny=True,
+            download_gb=0.0,
+        )
 
     # -- checks -------------------------------------------------------------------------------
     def check_size(self, width: int, height: int, *, field_name: str = "overrides") -> None:
@@ -99,16 +209,89 @@ class ModelAdapter:
         cls: type[DiffusionPipeline] = getattr(diffusers, self.pipeline_class)
         return cls
 
-    def load(self, snapshot: Path, *, device: str) -> DiffusionPipeline:
-        """Load the pipeline from a snapshot directory onto ``device`` ("cpu" or "cuda")."""
+    def preset(self, name: str) -> Preset:
+        """The preset called ``name``, or a ``SpecError`` listing this model's presets."""
+        for preset in self.presets:
+            if preset.name == name:
+                return preset
+        known = ", ".join(p.name for p in self.presets) or "none"
+        raise SpecError(f"preset = {name!r}: {self.name} has no such preset; fix: use one of {known}")
+
+    def default_preset(self, device: str, *, gpu_memory_gib: float | None = None) -> Preset | None:
+        """``cpu`` on CPU; on CUDA ``80gb`` when the card has >= 40 GiB, else ``4090``."""
+        if not self.presets:
+            return None
+        if device == "cpu":
+            return self.preset("cpu")
+        return self.preset("80gb" if (gpu_memory_gib or 0.0) >= 40 else "4090")
+
+    def load(self, snapshot: Path, *, device: str, preset: str | None = None) -> DiffusionPipeline:
+        """Load the pipeline from a snapshot directory onto ``device`` ("cpu" or "cuda").
+
+        ``preset`` names one of ``self.presets``; None picks ``default_preset``. The applied preset
+        is logged and kept on the pipeline as ``pipe.vgkit_preset`` (a dict).
+        """
         index = snapshot / "model_index.json"
         if not index.is_file():
             raise ModelUnavailableError(
                 f"model {self.name!r}: {snapshot} has no model_index.json (not a diffusers layout); "
                 f"fix: vgkit prefetch --model {self.name}"
             )
+        chosen = self.preset(preset) if preset is not None else None
         quiet_hf_libraries()
-        return self._load(snapshot, device=device)
+        if chosen is None and not self.presets:
+            return self._load(snapshot, device=device)
+        chosen = chosen or self.default_preset(device, gpu_memory_gib=_gpu_memory_gib(device)) or CPU_PRESET
+        blocker = chosen.cpu_blocker()
+        if blocker is not None and device == "cpu":
+            raise SpecError(f"{blocker}; fix: run on a CUDA GPU or use preset 'cpu'")
+        pipe: Any = self._load_components(snapshot, preset=chosen)
+        pipe.set_progress_bar_config(disable=True)
+        record = apply_preset(pipe, chosen, device=device)
+        pipe.vgkit_preset = record
+        _LOG.info("model %s: preset %s applied: %s", self.name, chosen.name, record["applied"])
+        loaded: DiffusionPipeline = pipe
+        return loaded
+
+    def _load_components(self, snapshot: Path, *, preset: Preset) -> DiffusionPipeline:
+        """Load every component with the preset's dtypes (transformer vs the rest); no placement."""
+        import diffusers
+        import torch
+
+        transformer_cls = getattr(diffusers, self._transformer_class(snapshot))
+        transformer = transformer_cls.from_pretrained(
+            str(snapshot), subfolder="transformer", dtype=getattr(torch, preset.transformer_dtype)
+        )
+        pipe: DiffusionPipeline = self.pipeline_type().from_pretrained(
+            str(snapshot), transformer=transformer, dtype=getattr(torch, preset.other_dtype)
+        )
+        return pipe
+
+    def _transformer_class(self, snapshot: Path) -> str:
+        """Check model_index.json names this model's pipeline and a transformer; return its class.
+
+        Runs before any weights load, so a wrong or partial layout fails fast and by name.
+        """
+        import json
+
+        index = json.loads((snapshot / "model_index.json").read_text())
+        fix = (
+            f"fix: delete {snapshot} (tiny checkpoints are rebuilt on first use)"
+            if self.tiny
+            else f"fix: re-download with `vgkit prefetch --model {self.name}`"
+        )
+        if index.get("_class_name") != self.pipeline_class:
+            raise ModelUnavailableError(
+                f"model {self.name!r}: {snapshot / 'model_index.json'} names {index.get('_class_name')!r}, "
+                f"not {self.pipeline_class!r} (layout mismatch); {fix}"
+            )
+        entry = index.get("transformer")
+        if not (isinstance(entry, list) and len(entry) == 2):
+            raise ModelUnavailableError(
+                f"model {self.name!r}: {snapshot / 'model_index.json'} has no `transformer` component "
+                f"(layout mismatch); {fix}"
+            )
+        return str(entry[1])
 
     def _load(self, snapshot: Path, *, device: str) -> DiffusionPipeline:
         import torch
@@ -134,3 +317,11 @@ def filter_call_kwargs(pipe: Any, kwargs: dict[str, Any]) -> tuple[dict[str, Any
         return dict(kwargs), []
     kept = {k: v for k, v in kwargs.items() if k in params}
     return kept, sorted(set(kwargs) - set(kept))
+
+
+def _gpu_memory_gib(device: str) -> float | None:
+    if device != "cuda":
+        return None
+    import torch
+
+    return float(torch.cuda.get_device_properties(0).total_memory) / 2**30

@@ -1,0 +1,33 @@
+"""Helpers shared by the per-model tests: a loaded tiny generator and a small clip request."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from vgkit.checkpoints import locate_checkpoint
+from vgkit.generator import ClipRequest, InProcessGenerator
+from vgkit.models import adapter
+
+
+def tiny_generator(name: str) -> InProcessGenerator:
+    model = adapter(name)
+    return InProcessGenerator(model, locate_checkpoint(model), device="cpu")
+
+
+def clip_request(name: str, num_frames: int, *, width: int = 64, height: int = 64) -> ClipRequest:
+    """A 2-step request for ``num_frames`` at ``width`` x ``height`` from a two-colour image."""
+    image = np.zeros((height, width, 3), dtype=np.uint8)
+    image[height // 2 :] = (30, 90, 200)
+    return ClipRequest(
+        index=0,
+        image_hwc=image,
+        prompt="a boat sails at dawn",
+        negative_prompt="blur",
+        seed=3,
+        num_frames=num_frames,
+        width=width,
+        height=height,
+        steps=2,
+        guidance_scale=6.0,
+        max_sequence_length=adapter(name).baseline.max_sequence_length,
+    )

@@ -1,0 +1,239 @@
+"""HunyuanVideo-I2V (16-channel, ``token_replace``): everything specific to this model family.
+
+- Repo ``hunyuanvideo-community/HunyuanVideo-I2V``, loaded with
+  ``HunyuanVideoImageToVideoPipeline``. The first latent frame is the encoded image (token
+  replace); the LLaVA-Llama-3 text encoder also sees the image (576 CLIP patches).
+- Native 1280x720, sizes in multiples of 16 (VAE 8x times patch 2), 129 frames max, 4k+1
+  (the VAE's 4x temporal compression), 24 fps. 50 steps, ``guidance_scale=6.0`` embedded (one
+  pass per step). Transformer in bf16, the rest in fp16, VAE tiling on (FACTS.md).
+- The Llama-3 tokenizer is loaded as ``PreTrainedTokenizerFast`` whatever model_index.json says:
+  under transformers 5 the ``LlamaTokenizerFast`` it names swaps in a SentencePiece
+  pre-tokenizer that drops newlines and shifts ``<image>`` (FACTS.md).
+- The tiny twin keeps every real class (LLaVA with a 336 px / patch 14 CLIP vision tower, 3 Llama
+  layers, CLIP text encoder, 16-channel causal VAE, token-replace transformer) at toy widths, and
+  names ``LlamaTokenizerFast`` in its model_index.json as the real repo does.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from vgkit.models.base import CPU_PRESET, Baseline, FrameRule, ModelAdapter, Preset
+
+if TYPE_CHECKING:
+    from diffusers import DiffusionPipeline
+
+__all__ = ["HUNYUAN_I2V", "HUNYUAN_I2V_TINY", "HunyuanI2VAdapter", "tiny_tokenizer_corpus"]
+
+_SAMPLE_TEXT = (
+    "A lighthouse on a rocky coast at dawn, waves crash on the rocks and a boat sails on the sea. "
+    "Camera: slow smooth horizontal pan, photoreal, bright day, 35mm lens, modern coast."
+)
+
+
+def tiny_tokenizer_corpus() -> list[str]:
+    """The text the tiny Llama-3 tokenizer is trained on: the prompt template plus sample prose."""
+    from diffusers.pipelines.hunyuan_video.pipeline_hunyuan_video_image2video import DEFAULT_PROMPT_TEMPLATE
+
+    return [str(DEFAULT_PROMPT_TEMPLATE["template"])] * 4 + [_SAMPLE_TEXT]
+
+
+@dataclass(frozen=True)
+class HunyuanI2VAdapter(ModelAdapter):
+    def _load_components(self, snapshot: Path, *, preset: Preset) -> DiffusionPipeline:
+        import torch
+        from diffusers import HunyuanVideoTransformer3DModel
+        from transformers import PreTrainedTokenizerFast
+
+        self._transformer_class(snapshot)  # layout check before any weights load
+        tokenizer = PreTrainedTokenizerFast.from_pretrained(str(snapshot / "tokenizer"))
+        transformer = HunyuanVideoTransformer3DModel.from_pretrained(
+            str(snapshot), subfolder="transformer", dtype=getattr(torch, preset.transformer_dtype)
+        )
+        pipe: DiffusionPipeline = self.pipeline_type().from_pretrained(
+            str(snapshot), transformer=transformer, tokenizer=tokenizer, dtype=getattr(torch, preset.other_dtype)
+        )
+        return pipe
+
+    def build_tiny(self, dest: Path) -> None:
+        import torch
+        from diffusers import (
+            AutoencoderKLHunyuanVideo,
+            FlowMatchEulerDiscreteScheduler,
+            HunyuanVideoImageToVideoPipeline,
+            HunyuanVideoTransformer3DModel,
+        )
+        from transformers import (
+            CLIPImageProcessor,
+            CLIPTextConfig,
+            CLIPTextModel,
+            CLIPVisionConfig,
+            LlamaConfig,
+            LlavaConfig,
+            LlavaForConditionalGeneration,
+        )
+
+        from vgkit.models.base import quiet_hf_libraries
+        from vgkit.models.tiny import clip_tokenizer, llama3_tokenizer
+
+        quiet_hf_libraries()
+        tokenizer = llama3_tokenizer(tiny_tokenizer_corpus())
+        tokenizer_2 = clip_tokenizer()
+        pad_id = tokenizer.pad_token_id
+        torch.manual_seed(0)
+        text_encoder = LlavaForConditionalGeneration(
+            LlavaConfig(
+                # 336 px / patch 14 = 24 x 24 = 576 patches: the template's image_emb_len.
+                vision_config=CLIPVisionConfig(
+                    hidden_size=8,
+                    intermediate_size=16,
+                    projection_dim=8,
+                    num_attention_heads=2,
+                    num_hidden_layers=2,
+                    image_size=336,
+                    patch_size=14,
+                ),
+                # The pipeline reads hidden_states[-3]: at least 3 layers.
+                text_config=LlamaConfig(
+                    vocab_size=len(tokenizer),
+                    hidden_size=16,
+                    intermediate_size=32,
+                    num_attention_heads=4,
+                    num_key_value_heads=2,
+                    num_hidden_layers=3,
+                    bos_token_id=tokenizer.bos_token_id,
+                    eos_token_id=tokenizer.eos_token_id,
+                    pad_token_id=pad_id,
+                ),
+                image_token_index=tokenizer.convert_tokens_to_ids("<image>"),
+                pad_token_id=pad_id,  # type: ignore[call-arg]  # generic config kwarg; the pipeline reads it
+            )
+        ).eval()
+        torch.manual_seed(0)
+        text_encoder_2 = CLIPTextModel(
+            CLIPTextConfig(
+                vocab_size=len(tokenizer_2),
+                hidden_size=8,
+                intermediate_size=16,
+                num_attention_heads=2,
+                num_hidden_layers=2,
+                max_position_embeddings=77,
+                bos_token_id=tokenizer_2.bos_token_id,
+                eos_token_id=tokenizer_2.eos_token_id,
+                pad_token_id=tokenizer_2.pad_token_id,
+            )
+        ).eval()
+        image_processor = CLIPImageProcessor(
+            size={"shortest_edge": 336},
+            crop_size={"height": 336, "width": 336},
+            do_center_crop=True,
+            do_normalize=True,
+            do_resize=True,
+            image_mean=[0.48145466, 0.4578275, 0.40821073],
+            image_std=[0.26862954, 0.26130258, 0.27577711],
+            resample=3,
+        )
+        torch.manual_seed(0)
+        transformer = HunyuanVideoTransformer3DModel(
+            in_channels=16,
+            out_channels=16,
+            num_attention_heads=2,
+            attention_head_dim=10,
+            num_layers=2,
+            num_single_layers=1,
+            num_refiner_layers=1,
+            patch_size=2,
+            patch_size_t=1,
+            guidance_embeds=True,
+            text_embed_dim=16,
+            pooled_projection_dim=8,
+            rope_axes_dim=(2, 4, 4),
+            image_condition_type="token_replace",
+        )
+        torch.manual_seed(0)
+        vae = AutoencoderKLHunyuanVideo(
+            in_channels=3,
+            out_channels=3,
+            latent_channels=16,
+            down_block_types=("HunyuanVideoDownBlock3D",) * 4,
+            up_block_types=("HunyuanVideoUpBlock3D",) * 4,
+            block_out_channels=(8, 8, 8, 8),
+            layers_per_block=1,
+            act_fn="silu",
+            norm_num_groups=4,
+            scaling_factor=0.476986,
+            spatial_compression_ratio=8,
+            temporal_compression_ratio=4,
+            mid_block_add_attention=True,
+        )
+        pipe: Any = HunyuanVideoImageToVideoPipeline(
+            transformer=transformer,
+            vae=vae,
+            scheduler=FlowMatchEulerDiscreteScheduler(shift=7.0),
+            text_encoder=text_encoder,
+            text_encoder_2=text_encoder_2,
+            tokenizer=tokenizer,
+            tokenizer_2=tokenizer_2,
+            image_processor=image_processor,
+        )
+        pipe.save_pretrained(str(dest), safe_serialization=True)
+        # Name the tokenizer class the real repo names, so the loader's fix is exercised.
+        index_path = dest / "model_index.json"
+        index = json.loads(index_path.read_text())
+        index["tokenizer"] = ["transformers", "LlamaTokenizerFast"]
+        index_path.write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
+
+
+_FRAMES = FrameRule(modulus=4, remainder=1)
+_SOURCE = "FACTS.md published figures: HunyuanVideo 720p/129 frames/50 steps: 60 GB peak, ~1900 s on one H100"
+_PRESETS = (
+    Preset(
+        name="4090",
+        device="cuda",
+        offload="group",
+        vae_tiling=True,
+        fp8_layerwise=True,
+        transformer_dtype="bfloat16",
+        other_dtype="float16",
+        max_width=960,
+        max_height=544,
+        steps=30,
+        expected_peak_gib=24.0,
+        source=(
+            "FACTS.md: native 720p cannot fit 10 min on a 4090; 960x544 at 30 steps is the usual choice "
+            "(then a deterministic upscale to 720p); peak bounded by the 24 GB card, time not published"
+        ),
+    ),
+    Preset(
+        name="80gb",
+        device="cuda",
+        vae_tiling=True,
+        transformer_dtype="bfloat16",
+        other_dtype="float16",
+        expected_peak_gib=60.0,
+        expected_clip_s=1900.0,
+        source=_SOURCE,
+    ),
+    CPU_PRESET,
+)
+
+HUNYUAN_I2V = HunyuanI2VAdapter(
+    name="hunyuan-i2v",
+    title="HunyuanVideo-I2V",
+    repo_id="hunyuanvideo-community/HunyuanVideo-I2V",
+    revision="main",
+    pipeline_class="HunyuanVideoImageToVideoPipeline",
+    baseline=Baseline(fps=24, width=1280, height=720, steps=50, guidance_scale=6.0, max_sequence_length=256),
+    frame_rule=_FRAMES,
+    size_multiple=16,
+    needs_gpu=True,
+    download_gb=60.0,
+    presets=_PRESETS,
+)
+
+HUNYUAN_I2V_TINY: HunyuanI2VAdapter = HUNYUAN_I2V.tiny_twin(
+    repo_id="vgkit-tiny/HunyuanVideo-I2V-tiny", width=160, height=96
+)
