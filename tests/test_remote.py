@@ -212,7 +212,7 @@ def test_unreachable_host_is_a_connection_error(tmp_path: Path, monkeypatch: pyt
     monkeypatch.setenv("VGKIT_REMOTE_PORT", "1")
     target = target_from(None, ssh_options=("StrictHostKeyChecking=no",))
     assert (target.host, target.port) == ("nobody@127.0.0.1", 1)
-    with pytest.raises(RemoteConnectionError, match="127.0.0.1:1"):
+    with pytest.raises(RemoteConnectionError, match=r"127\.0\.0\.1:1"):
         run_ssh(target, "true", retry_s=0.5)
     monkeypatch.delenv("VGKIT_REMOTE_HOST")
     with pytest.raises(SpecError, match="VGKIT_REMOTE_HOST"):

@@ -50,8 +50,7 @@ def search_argv(*, gpu: str, max_usd_per_h: float, min_disk_gb: int, num_gpus: i
     """``vastai search offers`` for ``num_gpus`` x ``gpu`` at most ``max_usd_per_h``, cheapest first."""
     if max_usd_per_h <= 0 or min_disk_gb <= 0 or num_gpus < 1:
         raise SpecError(
-            f"--max-usd-per-h = {max_usd_per_h}, --disk-gb = {min_disk_gb}, --gpus = {num_gpus}: "
-            "fix: positive values"
+            f"--max-usd-per-h = {max_usd_per_h}, --disk-gb = {min_disk_gb}, --gpus = {num_gpus}: fix: positive values"
         )
     query = (
         f"gpu_name={gpu.replace(' ', '_')} num_gpus={num_gpus} dph_total<={max_usd_per_h} "
@@ -136,7 +135,9 @@ def _cmd_create(args: argparse.Namespace) -> int:
     if args.dry_run:
         path = Path("vgkit-onstart.sh")
         print(f"# on-start script ({path}):\n{script}", end="")
-        return _execute(create_argv(args.offer, onstart_path=path, disk_gb=args.disk_gb, image=args.image), dry_run=True)
+        return _execute(
+            create_argv(args.offer, onstart_path=path, disk_gb=args.disk_gb, image=args.image), dry_run=True
+        )
     with tempfile.TemporaryDirectory(prefix="vgkit-vast-") as tmp:
         path = Path(tmp) / "vgkit-onstart.sh"
         path.write_text(script)

@@ -1,7 +1,7 @@
-"""Remote side of ``vgkit remote``: sent as text to ``python3 - COMMAND RUN_DIR`` over SSH.
+"""Remote side of ``vgkit remote``: sent as text to ``<remote python> - COMMAND RUN_DIR`` over SSH.
 
-Standard library only and self-contained (it runs before the code or a venv exists there). It
-prints one JSON object. A job is every process that is in the job's process group (the
+Standard library only and self-contained (it is not imported from the pushed code). It prints
+one JSON object. A job is every process that is in the job's process group (the
 ``pgid`` file), in the session of its ``setsid`` leader (``leader.pid``), or that carries the
 job's marker ``VGKIT_REMOTE_JOB=<id>`` in its environment (which survives a later ``setsid``).
 
@@ -11,6 +11,7 @@ job's marker ``VGKIT_REMOTE_JOB=<id>`` in its environment (which survives a late
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -88,10 +89,8 @@ def gpu_pids() -> list[int]:
 
 def _clips(run_dir: Path) -> dict[str, Any]:
     planned = None
-    try:
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
         planned = len(json.loads((run_dir / "plan.json").read_text())["clips"])
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
     done = []
     for log in sorted((run_dir / "logs").glob("log_*.json")):
         try:
@@ -124,22 +123,20 @@ def status(run_dir: Path) -> dict[str, Any]:
 
 def _signal_all(pids: list[int], sig: signal.Signals, pgid: int | None) -> None:
     if pgid:
-        try:
+        with contextlib.suppress(OSError):
             os.killpg(pgid, sig)
-        except OSError:
-            pass
     for pid in pids:
-        try:
+        with contextlib.suppress(OSError):
             os.kill(pid, sig)
-        except OSError:
-            pass
 
 
 def kill(run_dir: Path) -> dict[str, Any]:
     pgid = int(_read(run_dir / CONTROL / "pgid") or 0) or None
+    leader = int(_read(run_dir / CONTROL / "leader.pid") or 0)
     before = job_pids(run_dir)
     gpu_before = [pid for pid in gpu_pids() if pid in before]
-    _signal_all(before, signal.SIGTERM, pgid)
+    # the session leader is spared the TERM: it records the exit code once its child is gone
+    _signal_all([pid for pid in before if pid != leader], signal.SIGTERM, pgid)
     deadline = time.monotonic() + KILL_WAIT_S
     while job_pids(run_dir) and time.monotonic() < deadline:
         time.sleep(0.2)

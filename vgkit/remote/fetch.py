@@ -91,5 +91,6 @@ def fetch_bundle(target: SshTarget, name: str, dest_dir: Path, *, attempts: int 
             run_dir = _extract(local, dest_dir, name)
             return FetchResult(local, run_dir, actual, verify_run_dir(run_dir), attempt)
     raise ArtifactError(
-        f"{local}: sha256 {actual} != remote {expected} after {attempts} attempts; fix: check the disk, then re-run fetch"
+        f"{local}: sha256 {actual} != remote {expected} after {attempts} attempts; "
+        "fix: check the local disk, then re-run `vgkit remote fetch`"
     )

@@ -26,10 +26,10 @@ from vgkit.remote.ssh import RemoteConnectionError, SshTarget, remote_path, run_
 from vgkit.settings import repo_root
 
 __all__ = [
-    "format_status",
     "follow",
-    "kill_job",
+    "format_status",
     "job_status",
+    "kill_job",
     "prefetch",
     "push",
     "read_log",
@@ -38,7 +38,6 @@ __all__ = [
 ]
 
 AGENT_SOURCE = Path(__file__).with_name("agent.py")
-AGENT_PYTHON = "python3"
 CONTROL = ".remote"
 SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSWORD|API_KEY|CREDENTIAL", re.IGNORECASE)
 ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]*")
@@ -118,10 +117,8 @@ def prefetch(target: SshTarget, model: str, *, env: Mapping[str, str] | None = N
 
 
 def _agent(target: SshTarget, command: str, name: str, *, retry_s: float) -> dict[str, Any]:
-    run_dir = remote_path(target.run_dir(name))
-    done = run_ssh(
-        target, f"{AGENT_PYTHON} - {command} {run_dir}", stdin=AGENT_SOURCE.read_bytes(), retry_s=retry_s
-    )
+    agent = f"{shlex.quote(target.python)} - {command} runs/{name}"
+    done = run_ssh(target, _in_code(target, agent), stdin=AGENT_SOURCE.read_bytes(), retry_s=retry_s)
     record: dict[str, Any] = json.loads(_checked(done, f"agent {command}"))
     return record
 
@@ -182,9 +179,7 @@ def _job_inputs(spec_path: Path, staging: Path) -> None:
     (staging / "spec.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
 
 
-def job_script(
-    target: SshTarget, name: str, *, model: str, job_id: str, timeout_s: int, env: Mapping[str, str]
-) -> str:
+def job_script(target: SshTarget, name: str, *, model: str, job_id: str, timeout_s: int, env: Mapping[str, str]) -> str:
     """The job's shell script; it runs in the code directory as the leader of its own session.
 
     ``timeout`` puts the run in a process group of its own (its pid = the ``pgid`` file) and
