@@ -22,7 +22,7 @@ from tests.conftest import REPO, spec_dict, write_spec
 from tests.sshd import LoopbackSshd, processes_in_group, sshd_unavailable
 from vgkit.errors import SpecError
 from vgkit.remote.fetch import fetch_bundle, remote_sha256
-from vgkit.remote.jobs import follow, job_script, job_status, kill_job, push, start_run
+from vgkit.remote.jobs import follow, job_script, job_status, kill_job, prefetch, push, start_run
 from vgkit.remote.ssh import RemoteConnectionError, SshTarget, run_ssh, target_from
 
 pytestmark = pytest.mark.skipif(sshd_unavailable() is not None, reason=str(sshd_unavailable()))
@@ -88,9 +88,11 @@ def test_push_puts_the_commit_and_params_on_the_host(target: SshTarget, remote_d
     assert not (code / "stale.txt").exists()
 
 
-def test_push_run_fetch_gives_a_verified_bundle(
-    target: SshTarget, job_env: dict[str, str], tmp_path: Path, remote_dir: Path
+@pytest.mark.slow
+def test_push_prefetch_run_fetch_gives_a_verified_bundle(
+    sshd: LoopbackSshd, target: SshTarget, job_env: dict[str, str], tmp_path: Path, remote_dir: Path
 ) -> None:
+    assert prefetch(target, "wan22-tiny", env=job_env) == 0
     spec = write_spec(tmp_path / "spec.yaml", spec_dict(name="ok"))
     name = start_run(target, spec, model="wan22-tiny", env=job_env)
     lines: list[str] = []
@@ -98,6 +100,10 @@ def test_push_run_fetch_gives_a_verified_bundle(
     assert "clips 3/3 done" in lines[-1]
     # the job ran from the uploaded copy: its images were rewritten to inputs/ in the run dir
     assert (remote_dir / "code" / "runs" / name / ".remote" / "inputs" / "00_lighthouse.png").is_file()
+    logs = subprocess.run(_cli(sshd, remote_dir, "logs", "--name", name), env=_cli_env(), capture_output=True)
+    assert name == "ok-wan22-tiny" and logs.returncode == 0
+    assert f"{name}: ended with exit 0; clips 3/3 done; bundle {name}.tar.gz" in logs.stdout.decode()
+    assert f"bundle: runs/{name}.tar.gz" in logs.stdout.decode()
 
     result = fetch_bundle(target, name, tmp_path / "local")
     assert result.attempts == 1 and result.artifacts_verified >= 10
