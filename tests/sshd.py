@@ -27,6 +27,8 @@ def sshd_unavailable() -> str | None:
             return f"`{tool}` not found; fix: apt-get install -y openssh-server rsync (scripts/test.sh does as root)"
     if not SSHD.is_file():
         return f"{SSHD} not found; fix: apt-get install -y openssh-server (scripts/test.sh does as root)"
+    if os.geteuid() != 0 and not Path("/run/sshd").is_dir():
+        return "/run/sshd (sshd's privilege-separation dir) is missing and only root can create it"
     return None
 
 
