@@ -117,7 +117,7 @@ def prefetch(target: SshTarget, model: str, *, env: Mapping[str, str] | None = N
 
 
 def _agent(target: SshTarget, command: str, name: str, *, retry_s: float) -> dict[str, Any]:
-    agent = f"{shlex.quote(target.python)} - {command} runs/{name}"
+    agent = f"{shlex.quote(target.python)} - {command} {shlex.quote(f'runs/{name}')}"
     done = run_ssh(target, _in_code(target, agent), stdin=AGENT_SOURCE.read_bytes(), retry_s=retry_s)
     record: dict[str, Any] = json.loads(_checked(done, f"agent {command}"))
     return record
@@ -285,6 +285,12 @@ def follow(
     except RemoteConnectionError as exc:
         say(f"{name}: connection lost for more than {max_disconnect_s:g} s ({exc}); killing the remote job")
         code = RemoteConnectionError.exit_code
-    result = kill_job(target, name, retry_s=kill_retry_s)
+    try:
+        result = kill_job(target, name, retry_s=kill_retry_s)
+    except RemoteConnectionError as exc:
+        raise RemoteConnectionError(
+            f"{exc}; the job was NOT killed and its remote timeout ends it at the latest; "
+            f"fix: `vgkit remote kill --name {name}` once the host answers"
+        ) from None
     say(f"{name}: killed {len(result['killed'])} processes of pgid {result['pgid']}; none left")
     return code
