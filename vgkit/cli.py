@@ -268,6 +268,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default="auto", help=model_help)
     p.add_argument("--out", type=Path, default=None, help="run directory (default runs/<spec name>-<model>)")
     p.add_argument("--executed", type=Path, default=None, help="where to save the executed notebook")
+
+    from vgkit.remote.cli import add_remote_commands
+
+    add_remote_commands(sub)
     return parser
 
 

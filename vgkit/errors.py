@@ -7,7 +7,10 @@
     ├── GenerationError             the pipeline failed on a clip                     exit 4
     │       (RuntimeError)
     ├── ArtifactError (RuntimeError) a written or bundled artifact fails its check    exit 5
-    └── GuardrailError (TimeoutError) a clip or run deadline was passed                exit 6
+    ├── GuardrailError (TimeoutError) a clip or run deadline was passed                exit 6
+    │   └── DeviceBusyError           another job holds the GPU (vgkit/lock.py)          exit 6
+    └── RemoteConnectionError         an SSH host stayed unreachable past the limit      exit 7
+            (ConnectionError)
 
 User mistakes (SpecError, ModelUnavailableError) print as one line with no traceback. Each message
 names the field or thing, the value, and the fix.
@@ -20,6 +23,7 @@ __all__ = [
     "GenerationError",
     "GuardrailError",
     "ModelUnavailableError",
+    "RemoteConnectionError",
     "SpecError",
     "VgkitError",
 ]
@@ -59,3 +63,9 @@ class GuardrailError(VgkitError, TimeoutError):
     """A cost guardrail (clip or run deadline) stopped the run."""
 
     exit_code = 6
+
+
+class RemoteConnectionError(VgkitError, ConnectionError):
+    """The SSH host could not be reached for longer than the allowed time."""
+
+    exit_code = 7

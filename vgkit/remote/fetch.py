@@ -1,0 +1,96 @@
+"""Bring one run's bundle back: resumable rsync, sha256 against the remote, every artifact hash.
+
+The first transfer resumes a broken one (``--partial --append-verify``); when the local sha256
+differs from the one computed on the host, the next attempt re-checks every block
+(``--checksum``). The bundle is then extracted with ``tarfile``'s ``data`` filter (no ``../``,
+absolute links or setuid bits) and each artifact in its ``manifest.json`` is re-hashed.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import tarfile
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from vgkit.artifacts import sha256_file
+from vgkit.errors import ArtifactError
+from vgkit.remote.ssh import SshTarget, remote_path, run_ssh
+
+__all__ = ["FetchResult", "fetch_bundle", "verify_run_dir"]
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    bundle: Path
+    run_dir: Path
+    sha256: str
+    artifacts_verified: int
+    attempts: int
+
+
+def remote_sha256(target: SshTarget, path: str, *, retry_s: float = 60.0) -> str:
+    done = run_ssh(target, f"sha256sum {remote_path(path)}", retry_s=retry_s)
+    if done.returncode != 0:
+        raise ArtifactError(
+            f"{target.host}:{path}: no bundle to fetch; fix: wait until `vgkit remote status` says it ended with exit 0"
+        )
+    return done.stdout.decode().split()[0]
+
+
+def verify_run_dir(run_dir: Path) -> int:
+    """Re-hash every artifact listed in ``manifest.json``; return how many matched."""
+    manifest_path = run_dir / "manifest.json"
+    if not manifest_path.is_file():
+        raise ArtifactError(f"{run_dir}: manifest.json is missing from the bundle; fix: re-run `vgkit remote fetch`")
+    artifacts = json.loads(manifest_path.read_text())["artifacts"]
+    for record in artifacts:
+        path = run_dir / record["path"]
+        actual = sha256_file(path) if path.is_file() else "missing"
+        if actual != record["sha256"]:
+            raise ArtifactError(
+                f"{path}: sha256 {actual} != manifest {record['sha256']}; fix: re-run `vgkit remote fetch`"
+            )
+    return len(artifacts)
+
+
+def _extract(bundle: Path, dest_dir: Path, name: str) -> Path:
+    """Extract into a temp dir beside ``dest_dir/name``, verify, then swap it in."""
+    staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=dest_dir))
+    try:
+        with tarfile.open(bundle, "r:gz") as tar:
+            tar.extractall(staging, filter="data")
+        extracted = staging / name
+        verify_run_dir(extracted)
+        final = dest_dir / name
+        if final.exists():
+            shutil.rmtree(final)
+        extracted.rename(final)
+        return final
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def fetch_bundle(target: SshTarget, name: str, dest_dir: Path, *, attempts: int = 3) -> FetchResult:
+    """Download ``runs/<name>.tar.gz`` into ``dest_dir``, verify it, extract it and verify that."""
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    remote_bundle = f"{target.code_dir}/runs/{name}.tar.gz"
+    expected = remote_sha256(target, remote_bundle)
+    local = dest_dir / f"{name}.tar.gz"
+    actual = "none"
+    for attempt in range(1, attempts + 1):
+        mode = ["--partial", "--append-verify"] if attempt == 1 else ["--partial", "--checksum"]
+        done = subprocess.run(
+            target.rsync_argv("-t", *mode, target.remote(remote_bundle), str(local)), capture_output=True, check=False
+        )
+        actual = sha256_file(local) if local.is_file() else "none"
+        if done.returncode == 0 and actual == expected:
+            run_dir = _extract(local, dest_dir, name)
+            return FetchResult(local, run_dir, actual, verify_run_dir(run_dir), attempt)
+    raise ArtifactError(
+        f"{local}: sha256 {actual} != remote {expected} after {attempts} attempts; "
+        "fix: check the local disk, then re-run `vgkit remote fetch`"
+    )

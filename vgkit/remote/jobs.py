@@ -1,0 +1,296 @@
+"""Push code, set up, prefetch, start a detached run, watch it, and kill it, over plain SSH.
+
+A run is started with ``setsid -f`` so it owns its session and survives the SSH connection; its
+command is wrapped in a remote-side ``timeout`` (run deadline + grace), so even a job nobody
+watches ends. The job's control files sit in ``<run dir>/.remote/`` (not bundled): ``job.sh``,
+``spec.yaml`` + ``inputs/``, ``job_id``, ``leader.pid``, ``pgid``, ``job.log``, ``exit_code``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import shlex
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from vgkit.errors import GenerationError, SpecError
+from vgkit.remote.ssh import RemoteConnectionError, SshTarget, remote_path, run_ssh
+from vgkit.settings import repo_root
+
+__all__ = [
+    "follow",
+    "format_status",
+    "job_status",
+    "kill_job",
+    "prefetch",
+    "push",
+    "read_log",
+    "setup",
+    "start_run",
+]
+
+AGENT_SOURCE = Path(__file__).with_name("agent.py")
+CONTROL = ".remote"
+SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSWORD|API_KEY|CREDENTIAL", re.IGNORECASE)
+ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]*")
+Say = Callable[[str], None]
+
+
+def _check_env(env: Mapping[str, str]) -> None:
+    for name in env:
+        if not ENV_NAME.fullmatch(name):
+            raise SpecError(f"--env {name!r}: not a variable name; fix: use NAME=VALUE with NAME like HF_HOME")
+        if SECRET_NAME.search(name):
+            raise SpecError(
+                f"--env {name}: looks like a secret and would be written into the job script; "
+                "fix: set it on the host itself (e.g. `hf auth login` there)"
+            )
+
+
+def _env_prelude(env: Mapping[str, str]) -> str:
+    """Shell lines: setup.sh's HF defaults if present, then the explicit ``env`` (non-secret)."""
+    _check_env(env)
+    lines = ["[ -f .venv/vgkit.env ] && . .venv/vgkit.env"]
+    lines += [f"export {name}={shlex.quote(value)}" for name, value in sorted(env.items())]
+    return "\n".join(lines)
+
+
+def _in_code(target: SshTarget, command: str) -> str:
+    return f"cd {remote_path(target.code_dir)} && {command}"
+
+
+def _checked(done: subprocess.CompletedProcess[bytes], what: str) -> str:
+    if done.returncode != 0:
+        err = (done.stderr or b"").decode(errors="replace").strip()
+        raise GenerationError(f"remote {what} failed with exit {done.returncode}: {err[-400:]}")
+    return (done.stdout or b"").decode(errors="replace")
+
+
+def push(target: SshTarget, *, repo: Path | None = None, commit: str = "HEAD") -> str:
+    """Put the tracked files of ``commit`` (``git archive``) plus ``params/`` on the host.
+
+    Files of an older push are removed first (``.venv`` and ``runs`` stay), so the remote code is
+    exactly that commit. ``params/`` is copied as it is on disk, untracked images included.
+    Returns the full commit hash.
+    """
+    repo = repo or repo_root()
+    rev = subprocess.run(["git", "-C", str(repo), "rev-parse", commit], capture_output=True, text=True, check=False)
+    if rev.returncode != 0:
+        raise SpecError(f"--commit = {commit!r}: not a commit of {repo}; fix: pass a commit, branch or tag")
+    sha = rev.stdout.strip()
+    archive = subprocess.run(["git", "-C", str(repo), "archive", "--format=tar", sha], capture_output=True, check=True)
+    code = remote_path(target.code_dir)
+    unpack = (
+        f"mkdir -p {code} && cd {code} && "
+        "find . -mindepth 1 -maxdepth 1 ! -name .venv ! -name runs -exec rm -rf {} + && "
+        f"tar -x -m -f - && echo {sha} > .vgkit-commit"
+    )
+    _checked(run_ssh(target, unpack, stdin=archive.stdout, timeout_s=600), "push")
+    params = repo / "params"
+    if params.is_dir():
+        done = subprocess.run(
+            target.rsync_argv("-a", "--mkpath", f"{params}/", target.remote(f"{target.code_dir}/params/")),
+            capture_output=True,
+            check=False,
+        )
+        _checked(done, "push of params/")
+    return sha
+
+
+def setup(target: SshTarget) -> int:
+    """Run ``setup.sh`` in the pushed code (idempotent there); output streams; returns its exit code."""
+    return run_ssh(target, _in_code(target, "bash setup.sh"), capture=False, timeout_s=None).returncode
+
+
+def prefetch(target: SshTarget, model: str, *, env: Mapping[str, str] | None = None) -> int:
+    """Download ``model``'s weights into the remote HF cache; output streams; returns the exit code."""
+    command = f"{_env_prelude(env or {})}\n{shlex.quote(target.python)} -m vgkit prefetch --model {shlex.quote(model)}"
+    return run_ssh(target, _in_code(target, f"sh -c {shlex.quote(command)}"), capture=False, timeout_s=None).returncode
+
+
+def _agent(target: SshTarget, command: str, name: str, *, retry_s: float) -> dict[str, Any]:
+    agent = f"{shlex.quote(target.python)} - {command} {shlex.quote(f'runs/{name}')}"
+    done = run_ssh(target, _in_code(target, agent), stdin=AGENT_SOURCE.read_bytes(), retry_s=retry_s)
+    record: dict[str, Any] = json.loads(_checked(done, f"agent {command}"))
+    return record
+
+
+def job_status(target: SshTarget, name: str, *, retry_s: float = 30.0) -> dict[str, Any]:
+    """The remote job's state (see agent.py ``status``), reconnecting for up to ``retry_s``."""
+    return _agent(target, "status", name, retry_s=retry_s)
+
+
+def format_status(name: str, status: Mapping[str, Any]) -> str:
+    clips = status["clips"]
+    planned = clips["planned"] if clips["planned"] is not None else "?"
+    ok = sum(1 for c in clips["done"] if c["status"] == "ok")
+    if status["running"]:
+        state = f"running (pgid {status['pgid']}, {len(status['pids'])} processes)"
+    elif status["exit_code"] is not None:
+        state = f"ended with exit {status['exit_code']}" + (" (remote timeout)" if status["exit_code"] == 124 else "")
+    else:
+        state = "not running" if status["started"] else "not started"
+    bundle = f"; bundle {status['bundle']}" if status["bundle"] else ""
+    return f"{name}: {state}; clips {ok}/{planned} done{bundle}"
+
+
+def read_log(target: SshTarget, name: str, *, lines: int = 40, retry_s: float = 30.0) -> str:
+    path = remote_path(f"{target.run_dir(name)}/{CONTROL}/job.log")
+    return _checked(run_ssh(target, f"tail -n {int(lines)} {path}", retry_s=retry_s), "logs")
+
+
+def kill_job(target: SshTarget, name: str, *, retry_s: float = 60.0) -> dict[str, Any]:
+    """Kill every process of the job over a new connection; raise if any is left."""
+    result = _agent(target, "kill", name, retry_s=retry_s)
+    if result["left"] or result["gpu_left"]:
+        raise GenerationError(
+            f"remote job {name}: processes {result['left'] + result['gpu_left']} survived SIGKILL; "
+            f"fix: inspect with `ssh {target.host} ps -o pid,pgid,cmd -g {result['pgid']}`"
+        )
+    return result
+
+
+def _job_inputs(spec_path: Path, staging: Path) -> None:
+    """Copy the spec and its images into ``staging`` with image paths rewritten to ``inputs/``."""
+    from vgkit.spec import load_spec
+
+    spec = load_spec(spec_path)  # validates here, before any remote time is spent
+    raw = yaml.safe_load(spec_path.read_text()) if spec_path.suffix != ".json" else json.loads(spec_path.read_text())
+    inputs = staging / "inputs"
+    inputs.mkdir(parents=True)
+
+    def stage(index: int, image: Path) -> str:
+        dest = inputs / f"{index:02d}_{image.name}"
+        dest.write_bytes(image.read_bytes())
+        return f"inputs/{dest.name}"
+
+    raw["reference_image"] = stage(0, spec.reference_image)
+    for i, shot in enumerate(spec.shots):
+        if shot.source_image is not None:
+            raw["shots"][i]["source_image"] = stage(i + 1, shot.source_image)
+    (staging / "spec.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+
+
+def job_script(target: SshTarget, name: str, *, model: str, job_id: str, timeout_s: int, env: Mapping[str, str]) -> str:
+    """The job's shell script; it runs in the code directory as the leader of its own session.
+
+    ``timeout`` puts the run in a process group of its own (its pid = the ``pgid`` file) and
+    ends it after ``timeout_s``, SIGKILL 30 s later; the exit code lands in ``exit_code``.
+    """
+    ctl = f"runs/{name}/{CONTROL}"
+    run = [target.python, "-m", "vgkit", "run", f"{ctl}/spec.yaml", "--model", model, "--out", f"runs/{name}"]
+    return "\n".join(
+        [
+            "#!/bin/sh",
+            f"# vgkit remote job {name}: written by `vgkit remote run`",
+            f"C={shlex.quote(ctl)}",
+            f"export VGKIT_REMOTE_JOB={job_id}",
+            _env_prelude(env),
+            'echo $$ > "$C/leader.pid"',
+            f'timeout --kill-after=30 {timeout_s} {shlex.join(run)} > "$C/job.log" 2>&1 &',
+            "child=$!",
+            'echo "$child" > "$C/pgid.tmp" && mv "$C/pgid.tmp" "$C/pgid"',
+            'wait "$child"',
+            'echo $? > "$C/exit_code.tmp" && mv "$C/exit_code.tmp" "$C/exit_code"',
+            "",
+        ]
+    )
+
+
+def start_run(
+    target: SshTarget,
+    spec_path: Path,
+    *,
+    model: str | None = None,
+    name: str | None = None,
+    deadline_s: int = 4 * 3600,
+    grace_s: int = 300,
+    env: Mapping[str, str] | None = None,
+) -> str:
+    """Upload the spec and its images, start the run detached, and return the run name.
+
+    The remote ``timeout`` is ``deadline_s + grace_s``. Refuses to start over a live job.
+    """
+    if deadline_s < 1 or grace_s < 0:
+        raise SpecError(f"--deadline-s = {deadline_s}, --grace-s = {grace_s}: fix: a positive deadline, grace >= 0")
+    raw_name = yaml.safe_load(spec_path.read_text()).get("name", spec_path.stem) if spec_path.is_file() else "run"
+    spec_model = model or (yaml.safe_load(spec_path.read_text()) or {}).get("model") or "auto"
+    name = name or f"{raw_name}-{spec_model}"
+    if not re.fullmatch(r"[A-Za-z0-9._-]+", name):
+        raise SpecError(f"--name = {name!r}: use letters, digits, '.', '_' or '-'; fix: pass --name")
+    if job_status(target, name)["running"]:
+        raise SpecError(f"remote job {name} is already running; fix: `vgkit remote kill --name {name}` or wait")
+    job_id = f"{name}-{secrets.token_hex(6)}"
+    with tempfile.TemporaryDirectory(prefix="vgkit-remote-") as tmp:
+        staging = Path(tmp)
+        _job_inputs(spec_path, staging)
+        timeout_s = deadline_s + grace_s
+        script = job_script(target, name, model=spec_model, job_id=job_id, timeout_s=timeout_s, env=env or {})
+        (staging / "job.sh").write_text(script)
+        (staging / "job_id").write_text(job_id + "\n")
+        ctl = f"{target.run_dir(name)}/{CONTROL}"
+        clear = f"rm -rf {remote_path(ctl)}"
+        _checked(run_ssh(target, clear, retry_s=30), "clear of old control files")
+        done = subprocess.run(
+            target.rsync_argv("-a", "--mkpath", f"{staging}/", target.remote(f"{ctl}/")), capture_output=True
+        )
+        _checked(done, "upload of the job")
+    start = f"setsid -f sh runs/{name}/{CONTROL}/job.sh < /dev/null > /dev/null 2>&1"
+    _checked(run_ssh(target, _in_code(target, start), retry_s=30), "start")
+    give_up_at = time.monotonic() + 30
+    while time.monotonic() < give_up_at:
+        status = job_status(target, name)
+        if status["pgid"] is not None or status["exit_code"] is not None:
+            return name
+        time.sleep(0.3)
+    raise GenerationError(f"remote job {name}: no pgid file 30 s after start; fix: `vgkit remote logs --name {name}`")
+
+
+def follow(
+    target: SshTarget,
+    name: str,
+    *,
+    poll_s: float = 5.0,
+    max_disconnect_s: float = 120.0,
+    kill_retry_s: float = 300.0,
+    say: Say = print,
+) -> int:
+    """Watch the job until it ends; return its exit code. Never leaves a stale job behind.
+
+    Ctrl-C, or the host unreachable for longer than ``max_disconnect_s``, kills the remote job
+    (retrying the kill on new connections for up to ``kill_retry_s``) and returns 130 or 7.
+    """
+    last = ""
+    try:
+        while True:
+            status = job_status(target, name, retry_s=max_disconnect_s)
+            line = format_status(name, status)
+            if line != last:
+                say(line)
+                last = line
+            if not status["running"] and (status["exit_code"] is not None or not status["started"]):
+                return int(status["exit_code"]) if status["exit_code"] is not None else 1
+            time.sleep(poll_s)
+    except KeyboardInterrupt:
+        say(f"{name}: interrupted; killing the remote job")
+        code = 130
+    except RemoteConnectionError as exc:
+        say(f"{name}: connection lost for more than {max_disconnect_s:g} s ({exc}); killing the remote job")
+        code = RemoteConnectionError.exit_code
+    try:
+        result = kill_job(target, name, retry_s=kill_retry_s)
+    except RemoteConnectionError as exc:
+        raise RemoteConnectionError(
+            f"{exc}; the job was NOT killed and its remote timeout ends it at the latest; "
+            f"fix: `vgkit remote kill --name {name}` once the host answers"
+        ) from None
+    say(f"{name}: killed {len(result['killed'])} processes of pgid {result['pgid']}; none left")
+    return code
