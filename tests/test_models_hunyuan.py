@@ -108,6 +108,7 @@ def test_three_clip_chain_runs(tmp_path: Path) -> None:
     result = run_job(spec, out=tmp_path / "run", progress=lines.append)
     assert lines[0] == f"vgkit: model {MODEL} on cpu (requested)"
     logs = [json.loads(p.read_text()) for p in sorted((result.run_dir / "logs").glob("log_*.json"))]
-    assert [log["effective"] for log in logs] == [{"num_frames": 121, "width": 32, "height": 32, "fps": 24}] * 3
+    wanted = {"num_frames": 121, "width": 32, "height": 32, "fps": 24}
+    assert [{k: log["effective"][k] for k in wanted} for log in logs] == [wanted] * 3
     assert logs[0]["model"]["pipeline_class"] == "HunyuanVideoImageToVideoPipeline"
     assert count_frames(result.final_video) == result.final_frames == 3 * 121 - 2

@@ -222,6 +222,17 @@ class InProcessGenerator:
             denoise_s=time.perf_counter() - started,
         )
 
+    def generate(self, request: ClipRequest) -> Denoised:
+        """Denoise and decode one clip in one go, with ``frames_fhwc`` set.
+
+        No deadline checks and no latents on disk: for tools, benchmarks and tests. The chain uses
+        ``denoise`` and ``decode`` separately.
+        """
+        result = self.denoise(request)
+        if result.frames_fhwc is None:
+            result.frames_fhwc = self.decode(result.latents, attempt="as_loaded")
+        return result
+
     def decode(self, latents: Any, *, attempt: str) -> np.ndarray:
         """Decode denoised latents to uint8 frames (F, H, W, 3); ``attempt`` picks the VAE memory mode."""
         vae = self.pipe.vae
