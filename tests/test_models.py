@@ -84,3 +84,29 @@ def test_tiny_pipeline_loads_and_kwargs_are_filtered_by_signature() -> None:
 def test_layout_without_model_index_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ModelUnavailableError, match=r"no model_index\.json"):
         adapter("wan22-tiny").load(tmp_path, device="cpu")
+
+
+def test_every_model_has_a_locked_baseline_file_that_fits_its_rules() -> None:
+    from vgkit.models import model_names
+    from vgkit.models.baselines import baseline_path
+
+    for name in model_names():
+        model = adapter(name)
+        assert baseline_path(name).is_file(), name
+        model.check_size(model.baseline.width, model.baseline.height, field_name=f"params/models/{name}.yaml")
+        assert model.baseline.steps >= 1 and model.baseline.fps > 0
+
+
+def test_malformed_baseline_file_is_one_clear_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from vgkit.models import baselines
+
+    (tmp_path / "params" / "models").mkdir(parents=True)
+    (tmp_path / "params" / "models" / "x.yaml").write_text("fps: '24'\nwidth: 64\nheight: 64\nsteps: 2\n")
+    monkeypatch.setattr(baselines, "repo_root", lambda: tmp_path)
+    with pytest.raises(SpecError, match=r"missing fields \['guidance_scale', 'max_sequence_length'\]"):
+        baselines.load_baseline("x")
+    (tmp_path / "params" / "models" / "x.yaml").write_text(
+        "fps: '24'\nwidth: 64\nheight: 64\nsteps: 2\nguidance_scale: 5.0\nmax_sequence_length: 8\n"
+    )
+    with pytest.raises(SpecError, match="fps = '24' has the wrong type; fix: write a int"):
+        baselines.load_baseline("x")

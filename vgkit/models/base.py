@@ -10,10 +10,12 @@ from __future__ import annotations
 import inspect
 import logging
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vgkit.errors import ModelUnavailableError, SpecError
+from vgkit.models.baselines import Baseline, load_baseline
 
 if TYPE_CHECKING:
     from diffusers import DiffusionPipeline
@@ -52,18 +54,6 @@ class FrameRule:
 
     def describe(self) -> str:
         return f"{self.modulus}k+{self.remainder}"
-
-
-@dataclass(frozen=True)
-class Baseline:
-    """The locked baseline generation config of a model; a run changes it only by overrides."""
-
-    fps: int
-    width: int
-    height: int
-    steps: int
-    guidance_scale: float
-    max_sequence_length: int
 
 
 @dataclass(frozen=True)
@@ -160,7 +150,6 @@ class ModelAdapter:
     repo_id: str
     revision: str
     pipeline_class: str
-    baseline: Baseline
     frame_rule: FrameRule
     size_multiple: int
     needs_gpu: bool
@@ -169,22 +158,20 @@ class ModelAdapter:
     call_defaults: dict[str, Any] = field(default_factory=dict)
     presets: tuple[Preset, ...] = ()
 
-    def tiny_twin(self, *, repo_id: str, width: int, height: int, max_sequence_length: int | None = None) -> Any:
-        """This model's tiny random-weight twin: same class, rules, presets and call defaults."""
-        baseline = replace(
-            self.baseline,
-            width=width,
-            height=height,
-            steps=4,
-            max_sequence_length=max_sequence_length or self.baseline.max_sequence_length,
-        )
+    @cached_property
+    def baseline(self) -> Baseline:
+        """The locked baseline, read from ``params/models/<name>.yaml`` on first use."""
+        return load_baseline(self.name)
+
+    def tiny_twin(self, *, repo_id: str) -> Any:
+        """This model's tiny random-weight twin: same class, rules, presets and call defaults;
+        its baseline (smaller size, fewer steps) is ``params/models/<name>-tiny.yaml``."""
         return replace(
             self,
             name=f"{self.name}-tiny",
             title=f"{self.title} (tiny random weights)",
             repo_id=repo_id,
             revision="main",
-            baseline=baseline,
             needs_gpu=False,
             tiny=True,
             download_gb=0.0,

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vgkit.models.base import CPU_PRESET, Baseline, FrameRule, ModelAdapter, Preset
+from vgkit.models.base import CPU_PRESET, FrameRule, ModelAdapter, Preset
 
 __all__ = ["COGVIDEOX15", "COGVIDEOX15_TINY", "CogVideoX15Adapter"]
 
@@ -125,7 +125,6 @@ COGVIDEOX15 = CogVideoX15Adapter(
     repo_id="THUDM/CogVideoX1.5-5B-I2V",
     revision="main",
     pipeline_class="CogVideoXImageToVideoPipeline",
-    baseline=Baseline(fps=16, width=1360, height=768, steps=50, guidance_scale=6.0, max_sequence_length=226),
     frame_rule=_FRAMES,
     size_multiple=16,
     needs_gpu=True,
@@ -134,6 +133,4 @@ COGVIDEOX15 = CogVideoX15Adapter(
     presets=_PRESETS,
 )
 
-COGVIDEOX15_TINY: CogVideoX15Adapter = COGVIDEOX15.tiny_twin(
-    repo_id="vgkit-tiny/CogVideoX1.5-5B-I2V-tiny", width=160, height=96, max_sequence_length=_TINY_TEXT_LEN
-)
+COGVIDEOX15_TINY: CogVideoX15Adapter = COGVIDEOX15.tiny_twin(repo_id="vgkit-tiny/CogVideoX1.5-5B-I2V-tiny")

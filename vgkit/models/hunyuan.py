@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from vgkit.models.base import CPU_PRESET, Baseline, FrameRule, ModelAdapter, Preset
+from vgkit.models.base import CPU_PRESET, FrameRule, ModelAdapter, Preset
 
 if TYPE_CHECKING:
     from diffusers import DiffusionPipeline
@@ -226,7 +226,6 @@ HUNYUAN_I2V = HunyuanI2VAdapter(
     repo_id="hunyuanvideo-community/HunyuanVideo-I2V",
     revision="main",
     pipeline_class="HunyuanVideoImageToVideoPipeline",
-    baseline=Baseline(fps=24, width=1280, height=720, steps=50, guidance_scale=6.0, max_sequence_length=256),
     frame_rule=_FRAMES,
     size_multiple=16,
     needs_gpu=True,
@@ -234,6 +233,4 @@ HUNYUAN_I2V = HunyuanI2VAdapter(
     presets=_PRESETS,
 )
 
-HUNYUAN_I2V_TINY: HunyuanI2VAdapter = HUNYUAN_I2V.tiny_twin(
-    repo_id="vgkit-tiny/HunyuanVideo-I2V-tiny", width=160, height=96
-)
+HUNYUAN_I2V_TINY: HunyuanI2VAdapter = HUNYUAN_I2V.tiny_twin(repo_id="vgkit-tiny/HunyuanVideo-I2V-tiny")

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from vgkit.models.base import Baseline, FrameRule, ModelAdapter
+from vgkit.models.base import FrameRule, ModelAdapter
 
 if TYPE_CHECKING:
     from diffusers import DiffusionPipeline
@@ -128,7 +128,6 @@ WAN22 = Wan22Adapter(
     repo_id="Wan-AI/Wan2.2-TI2V-5B-Diffusers",
     revision="main",
     pipeline_class="WanImageToVideoPipeline",
-    baseline=Baseline(fps=24, width=1280, height=704, steps=50, guidance_scale=5.0, max_sequence_length=512),
     frame_rule=_FRAMES,
     size_multiple=32,
     needs_gpu=True,
@@ -141,7 +140,6 @@ WAN22_TINY = Wan22Adapter(
     repo_id="vgkit-tiny/Wan2.2-TI2V-5B-Diffusers-tiny",
     revision="main",
     pipeline_class="WanImageToVideoPipeline",
-    baseline=Baseline(fps=24, width=256, height=160, steps=4, guidance_scale=5.0, max_sequence_length=2048),
     frame_rule=_FRAMES,
     size_multiple=32,
     needs_gpu=False,
