@@ -1,0 +1,96 @@
+"""The sweep on the real tiny model with planted failures: each failure is a row with its class."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import spec_dict, write_spec
+from vgkit.cli import main
+from vgkit.errors import SpecError
+from vgkit.sweep import FAILURE_SCHEMA, SweepResult, parse_models, sweep
+
+SHOTS = [
+    {"subject": f"boat {i}", "action": "sails", "environment": "sea", "camera": "pan", "duration_s": 5.0}
+    for i in range(2)
+]
+
+
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory: pytest.TempPathFactory) -> tuple[SweepResult, list[str]]:
+    tmp = tmp_path_factory.mktemp("sweep")
+    spec = write_spec(tmp / "spec.yaml", spec_dict(shots=SHOTS))
+    lines: list[str] = []
+    # wan22: real weights absent from the (test) cache; nope: not a model at all
+    result = sweep(
+        spec, models=["wan22-tiny", "wan22", "nope"], out=tmp / "sw", usd_per_hour=2.0, progress=lines.append
+    )
+    return result, lines
+
+
+def test_each_model_gets_its_own_run_dir_and_the_sweep_goes_on(swept: tuple[SweepResult, list[str]]) -> None:
+    result, lines = swept
+    assert [(r.model, r.status) for r in result.rows] == [
+        ("wan22-tiny", "completed"),
+        ("wan22", "failed"),
+        ("nope", "failed"),
+    ]
+    assert [r.run_dir.name for r in result.rows] == ["t-wan22-tiny", "t-wan22", "t-nope"]
+    ok = result.rows[0].run_dir
+    assert (ok.parent / "t-wan22-tiny.tar.gz").is_file() and (ok / "qa.json").is_file()
+    assert json.loads((ok / "qa.json").read_text())["reference"] is not None  # the spec's reference image
+    assert lines[0] == "sweep: model 1/3: wan22-tiny" and "sweep: model 3/3: nope" in lines
+    record = json.loads((ok / "sweep_run.json").read_text())
+    labels = [e["line"].split(":")[0] for e in record["events"]]
+    assert labels[0] == "vgkit" and "qa" in labels and record["gpu_samples"] == []
+
+
+def test_failures_are_recorded_with_class_message_and_stage(swept: tuple[SweepResult, list[str]]) -> None:
+    result, _ = swept
+    missing = json.loads((result.rows[1].run_dir / "failure.json").read_text())
+    assert missing["schema"] == FAILURE_SCHEMA
+    assert (missing["error_class"], missing["exit_code"], missing["stage"]) == ("ModelUnavailableError", 3, "plan")
+    assert "not in the local HF cache" in missing["message"]
+    unknown = json.loads((result.rows[2].run_dir / "failure.json").read_text())
+    assert (unknown["error_class"], unknown["exit_code"]) == ("SpecError", 2)
+    assert not (result.rows[0].run_dir / "failure.json").exists()
+
+
+def test_the_report_shows_failed_rows_with_class_and_message(swept: tuple[SweepResult, list[str]]) -> None:
+    result, _ = swept
+    md = result.report_markdown.read_text()
+    assert "| wan22-tiny | completed |" in md
+    assert "| wan22 | failed | " in md and "| n/a | ModelUnavailableError: model 'wan22': weights for" in md
+    assert "| nope | failed | " in md and "SpecError: model = 'nope': unknown model" in md
+    assert "- Completed: 1" in md and "- Failed: 2" in md
+    assert "start-up (plan, checkpoint)" in md and "stitch + manifest + bundle" in md
+    assert "ModelUnavailableError" in result.report_html.read_text()
+
+
+def test_a_checkpoint_that_cannot_load_fails_at_load(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from vgkit.checkpoints import locate_checkpoint
+    from vgkit.models import adapter
+
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    index = locate_checkpoint(adapter("wan22-tiny")) / "model_index.json"
+    index.unlink()  # a symlink into blobs/: replace it, leave the blob alone
+    index.write_text('{"_class_name": "WanImageToVideoPipeline", "transformer": ["diffusers", "NoSuchModel"]}')
+    spec = write_spec(tmp_path / "spec.yaml", spec_dict(shots=SHOTS))
+    result = sweep(spec, models=["wan22-tiny"], out=tmp_path / "sw", progress=lambda _: None)
+    failure = json.loads((result.rows[0].run_dir / "failure.json").read_text())
+    assert result.rows[0].status == "failed" and failure["stage"] == "load"
+    # diffusers' own error, unless a classifier wraps load errors as ModelUnavailableError
+    assert failure["error_class"] in ("ValueError", "ModelUnavailableError") and "NoSuchModel" in failure["message"]
+    assert f"| wan22-tiny | failed | {failure['elapsed_s']:.2f}s" in result.report_markdown.read_text()
+
+
+def test_model_list_is_validated(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert parse_models(" wan22, cogvideox15 ") == ["wan22", "cogvideox15"]
+    for bad in ("", "a,,b", "a,a"):
+        with pytest.raises(SpecError, match="models ="):
+            parse_models(bad)
+    spec = write_spec(tmp_path / "spec.yaml", spec_dict())
+    assert main(["sweep", str(spec), "--models", "a,a"]) == 2
+    assert "vgkit: error: models = 'a,a'" in capsys.readouterr().err
