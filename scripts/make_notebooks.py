@@ -50,8 +50,50 @@ def generate() -> nbformat.NotebookNode:
     )
 
 
+def compare_models() -> nbformat.NotebookNode:
+    params = new_code_cell(
+        'spec: str = "params/demo.yaml"  # run spec (YAML or JSON), relative to the repository root\n'
+        'models: str = "wan22-tiny"  # comma-separated, run one at a time, e.g. "wan22,hunyuan-i2v,cogvideox15"\n'
+        'out: str = "runs/sweep-demo"  # sweep directory: one run dir and bundle per model, report/ beside them\n'
+        "usd_per_hour: float = 0.0  # GPU price for the billing timeline; 0 means no price"
+    )
+    params.metadata["tags"] = ["parameters"]
+    return _notebook(
+        [
+            new_markdown_cell(
+                "# Compare models on one shot list\n\n"
+                "Runs the spec on each model in turn (a failing model is recorded and the sweep goes on), "
+                "measures every clip (black, static, seams, colour drift, sharpness), and writes the report.\n"
+                "Headless: `papermill notebooks/compare_models.ipynb out.ipynb -p models wan22,cogvideox15` "
+                "(or `vgkit sweep SPEC --models ...`)."
+            ),
+            params,
+            new_code_cell(
+                "from IPython.display import HTML\n\n"
+                "from vgkit.players import side_by_side\n"
+                "from vgkit.report import summarize_run\n"
+                "from vgkit.report_html import qa_table_html\n"
+                "from vgkit.settings import repo_root\n"
+                "from vgkit.sweep import parse_models, sweep\n\n"
+                "root = repo_root()\n"
+                "result = sweep(\n"
+                "    root / spec, models=parse_models(models), out=root / out, usd_per_hour=usd_per_hour or None\n"
+                ")\n"
+                "for row in result.rows:\n"
+                '    print(f"{row.model}: {row.status}: {row.detail}")'
+            ),
+            new_markdown_cell("## The same video side by side (play, pause or seek one: the others follow)"),
+            new_code_cell("HTML(side_by_side([row.run_dir for row in result.rows]))"),
+            new_markdown_cell("## QA per clip"),
+            new_code_cell("HTML(qa_table_html([summarize_run(row.run_dir) for row in result.rows]))"),
+            new_code_cell('print(f"report: {result.report_markdown}")\nprint(f"report: {result.report_html}")'),
+        ]
+    )
+
+
 def main() -> None:
     nbformat.write(generate(), NOTEBOOKS / "generate.ipynb")
+    nbformat.write(compare_models(), NOTEBOOKS / "compare_models.ipynb")
 
 
 if __name__ == "__main__":

@@ -4,6 +4,8 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash setup.sh
+# headless Chromium for the HTML report render test (tests/test_report.py skips without it)
+if [ "$(id -u)" = 0 ] && ! command -v chromium >/dev/null; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; fi
 echo "== ruff"
 .venv/bin/ruff check vgkit tests benchmarks
 .venv/bin/ruff format --check vgkit tests benchmarks

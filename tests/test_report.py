@@ -16,6 +16,7 @@ from tests.conftest import DEMO_IMAGE, spec_dict, write_spec
 from vgkit.artifacts import RunLayout
 from vgkit.cli import main
 from vgkit.errors import ArtifactError, SpecError
+from vgkit.players import side_by_side
 from vgkit.qa import QA_SCHEMA, run_qa
 from vgkit.report import summarize_run, write_report
 from vgkit.runner import run_job
@@ -25,13 +26,14 @@ SHORT_SHOTS = [
     {"subject": f"boat {i}", "action": "sails", "environment": "sea", "camera": "pan", "duration_s": 5.0}
     for i in range(2)
 ]
+FAST = {"width": 32, "height": 32, "steps": 1}  # the smallest run the tiny model makes
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A finished tiny run (2 clips x 121 frames), a partial copy of it, and two failed run dirs."""
     tmp = tmp_path_factory.mktemp("report")
-    spec = write_spec(tmp / "spec.yaml", spec_dict(shots=SHORT_SHOTS))
+    spec = write_spec(tmp / "spec.yaml", spec_dict(shots=SHORT_SHOTS, overrides=FAST))
     done = run_job(spec, out=tmp / "t-wan22-tiny", progress=lambda _: None).run_dir
     run_qa(done, reference=DEMO_IMAGE)
 
@@ -182,6 +184,18 @@ def test_the_console_check_catches_a_script_error(tmp_path: Path) -> None:
     page.write_text("<html><body><p>x</p><script>undefined_fn();</script></body></html>")
     _, stderr = _render(page, tmp_path)
     assert any("Uncaught ReferenceError" in line for line in _console_errors(stderr))
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (scripts/test.sh installs it as root)")
+def test_synced_players_render_without_console_errors(runs: dict[str, Path], tmp_path: Path) -> None:
+    html = side_by_side([runs["done"], runs["failed"]], clip_index=1)
+    assert html.count("<video") == 1 and html.count('src="data:video/mp4;base64,') == 1
+    assert "no video (failure.json)" in html and ">wan22-tiny</figcaption>" in html
+    assert side_by_side([runs["done"]]) != side_by_side([runs["done"]])  # each group has its own id
+    page = tmp_path / "players.html"
+    page.write_text(f"<!DOCTYPE html><html><body>{html}</body></html>")
+    shot, stderr = _render(page, tmp_path)
+    assert shot.is_file() and _console_errors(stderr) == []
 
 
 def test_report_refuses_a_missing_run_dir(tmp_path: Path) -> None:

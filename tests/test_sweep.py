@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import spec_dict, write_spec
+from tests.conftest import REPO, spec_dict, write_spec
 from vgkit.cli import main
 from vgkit.errors import SpecError
 from vgkit.sweep import FAILURE_SCHEMA, SweepResult, parse_models, sweep
@@ -16,12 +16,13 @@ SHOTS = [
     {"subject": f"boat {i}", "action": "sails", "environment": "sea", "camera": "pan", "duration_s": 5.0}
     for i in range(2)
 ]
+FAST = {"width": 32, "height": 32, "steps": 1}  # the smallest run the tiny model makes
 
 
 @pytest.fixture(scope="module")
 def swept(tmp_path_factory: pytest.TempPathFactory) -> tuple[SweepResult, list[str]]:
     tmp = tmp_path_factory.mktemp("sweep")
-    spec = write_spec(tmp / "spec.yaml", spec_dict(shots=SHOTS))
+    spec = write_spec(tmp / "spec.yaml", spec_dict(shots=SHOTS, overrides=FAST))
     lines: list[str] = []
     # wan22: real weights absent from the (test) cache; nope: not a model at all
     result = sweep(
@@ -77,13 +78,17 @@ def test_a_checkpoint_that_cannot_load_fails_at_load(tmp_path: Path, monkeypatch
     index = locate_checkpoint(adapter("wan22-tiny")) / "model_index.json"
     index.unlink()  # a symlink into blobs/: replace it, leave the blob alone
     index.write_text('{"_class_name": "WanImageToVideoPipeline", "transformer": ["diffusers", "NoSuchModel"]}')
-    spec = write_spec(tmp_path / "spec.yaml", spec_dict(shots=SHOTS))
+    spec = write_spec(tmp_path / "spec.yaml", spec_dict(shots=SHOTS, overrides=FAST))
     result = sweep(spec, models=["wan22-tiny"], out=tmp_path / "sw", progress=lambda _: None)
     failure = json.loads((result.rows[0].run_dir / "failure.json").read_text())
     assert result.rows[0].status == "failed" and failure["stage"] == "load"
     # diffusers' own error, unless a classifier wraps load errors as ModelUnavailableError
     assert failure["error_class"] in ("ValueError", "ModelUnavailableError") and "NoSuchModel" in failure["message"]
-    assert f"| wan22-tiny | failed | {failure['elapsed_s']:.2f}s" in result.report_markdown.read_text()
+    wall_s = json.loads((result.rows[0].run_dir / "sweep_run.json").read_text())["wall_s"]
+    assert (
+        f"| wan22-tiny | failed | {wall_s:.2f}s | n/a | {failure['error_class']}: "
+        in result.report_markdown.read_text()
+    )
 
 
 def test_model_list_is_validated(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -94,3 +99,26 @@ def test_model_list_is_validated(tmp_path: Path, capsys: pytest.CaptureFixture[s
     spec = write_spec(tmp_path / "spec.yaml", spec_dict())
     assert main(["sweep", str(spec), "--models", "a,a"]) == 2
     assert "vgkit: error: models = 'a,a'" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_compare_models_notebook_runs_headless(tmp_path: Path) -> None:
+    import papermill
+
+    spec = write_spec(tmp_path / "spec.yaml", spec_dict(shots=SHOTS[:1], overrides=FAST))
+    executed = tmp_path / "compare_models.ipynb"
+    papermill.execute_notebook(
+        str(REPO / "notebooks" / "compare_models.ipynb"),
+        str(executed),
+        parameters={"spec": str(spec), "models": "wan22-tiny,nope", "out": str(tmp_path / "sw")},
+        cwd=str(REPO),
+        progress_bar=False,
+    )
+    cells = [c for c in json.loads(executed.read_text())["cells"] if c["cell_type"] == "code"]
+    text = "".join("".join(o.get("text", "")) for c in cells for o in c["outputs"])
+    assert "wan22-tiny: completed:" in text and "nope: failed: SpecError: model = 'nope'" in text
+    html = ["".join(o["data"]["text/html"]) for c in cells for o in c["outputs"] if "text/html" in o.get("data", {})]
+    players, qa_table = html
+    assert players.count("<video") == 1 and "no video (failure.json)" in players
+    assert qa_table.count("<tr>") == 2 and "wan22-tiny" in qa_table  # header + the one clip
+    assert (tmp_path / "sw" / "report" / "report.html").is_file()

@@ -26,7 +26,15 @@ from vgkit.artifacts import RunLayout, atomic_write_bytes, atomic_write_json
 from vgkit.errors import SpecError
 from vgkit.sweep import FAILURE_FILE, SWEEP_RUN_FILE
 
-__all__ = ["REPORT_SCHEMA", "RunSummary", "Segment", "render_markdown", "summarize_run", "write_report"]
+__all__ = [
+    "QA_COLUMNS",
+    "REPORT_SCHEMA",
+    "RunSummary",
+    "Segment",
+    "qa_rows",
+    "summarize_run",
+    "write_report",
+]
 
 REPORT_SCHEMA = "vgkit.report/1"
 FILMSTRIP_FRAMES = 4  # frames shown per clip
@@ -250,75 +258,49 @@ def best_completed(runs: list[RunSummary]) -> RunSummary | None:
     return min(done, key=key) if done else None
 
 
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+QA_COLUMNS = (
+    "Model",
+    "Clip",
+    "Mean luma",
+    "Black frames",
+    "Motion",
+    "Sharpness",
+    "Drift (ΔE)",
+    "Prompt match",
+    "Verdict",
+)
 
 
-def render_markdown(runs: list[RunSummary], *, usd_per_hour: float | None, images: dict[str, str]) -> str:
-    """The Markdown report; ``images`` maps "<run>/<strip label>" to a relative PNG path."""
-    best = best_completed(runs)
-    lines = [
-        "# Model sweep report",
-        "",
-        f"- Models tested: {len(runs)}",
-        f"- Completed: {sum(r.status == 'completed' for r in runs)}",
-        f"- Failed: {sum(r.status == 'failed' for r in runs)}",
-        f"- Partial: {sum(r.status == 'partial' for r in runs)}",
-        f"- Best completed model: {best.model if best else 'none'}",
-        "",
-        "## Model Outcomes",
-        "",
-        "| Model | Status | Latency | Prompt Match | Verdict |",
-        "| --- | --- | ---: | ---: | --- |",
-    ]
+def qa_rows(runs: list[RunSummary]) -> list[tuple[str, ...]]:
+    """One row of ``QA_COLUMNS`` per measured clip of each run, seams folded into the clip they enter."""
+    rows: list[tuple[str, ...]] = []
     for r in runs:
-        lines.append(
-            f"| {_cell(r.model)} | {r.status} | {fmt(r.latency_s, 's')} | {fmt(r.prompt_match)} | {_cell(r.verdict)} |"
-        )
-    lines += ["", "## Failure Details", ""]
-    failed = [r for r in runs if r.failure or r.clip_failures or r.status != "completed"]
-    for r in failed:
-        f = r.failure or {}
-        lines.append(
-            f"- **{r.model}** ({r.run_dir.name}): {f.get('error_class', 'no failure record')}"
-            f"{' [' + f['kind'] + ']' if f.get('kind') else ''} at stage {f.get('stage', 'n/a')}: "
-            f"{_cell(f.get('message', 'the run dir has no finished clip and no failure.json'))}"
-        )
-        lines += [
-            f"  - clip {g.get('index')}: {g.get('status')}: {_cell(str(g.get('failure')))}" for g in r.clip_failures
-        ]
-    if not failed:
-        lines.append("None.")
-    lines += ["", "## Operational Notes", ""]
-    for r in runs:
-        g = r.gpu or {}
-        lines.append(
-            f"- **{r.model}**: peak RSS {fmt_bytes(r.peak_rss_bytes)}, peak GPU memory {fmt_bytes(r.peak_gpu_bytes)}, "
-            f"mean GPU utilisation {fmt(g.get('mean_util_pct'), '%', 1)}, peak temperature "
-            f"{fmt(g.get('peak_temp_c'), ' C')}, overlapping-job samples {fmt(g.get('overlap_samples'))}"
-        )
-    rate = "no rate given" if usd_per_hour is None else f"${usd_per_hour:.2f}/hour"
-    lines += ["", f"## Billing Timeline ({rate})", ""]
-    for r in runs:
-        total = sum(s.duration_s for s in r.segments)
-        lines += [f"### {r.model}", "", f"Source: {r.timeline_source}.", ""]
-        lines += ["| Segment | Start | Duration | Cost |", "| --- | ---: | ---: | ---: |"]
-        lines += [
-            f"| {s.label} | {s.start_s:.2f}s | {s.duration_s:.2f}s | {cost(s.duration_s, usd_per_hour)} |"
-            for s in r.segments
-        ]
-        lines += [f"| **total** | | {total:.2f}s | {cost(total, usd_per_hour)} |", ""]
-    lines += ["## Filmstrips", ""]
-    for r in runs:
-        lines += [f"### {r.model}", ""]
-        lines += [f"![{label}]({images[f'{r.run_dir.name}/{label}']})  " for label, _ in r.filmstrips] or ["n/a"]
-        lines.append("")
-    return "\n".join(lines)
+        seams = {s["index"]: s for s in (r.qa or {}).get("seams", [])}
+        for c in (r.qa or {}).get("clips", []):
+            seam = seams.get(c["index"])
+            verdicts = [v for v in c["verdicts"] if v != "ok"]
+            if seam and seam["visible"]:
+                verdicts.append(f"visible seam at clip {c['index']} (jump {seam['jump']:.1f}, x{seam['ratio']:.1f})")
+            rows.append(
+                (
+                    r.model,
+                    str(c["index"]),
+                    fmt(c["mean_luma"], digits=1),
+                    f"{c['black_frame_share']:.0%}",
+                    fmt(c["motion"]),
+                    fmt(c["sharpness"], digits=0),
+                    fmt(c["drift_delta_e"], digits=1),
+                    fmt(c["prompt_match"]),
+                    "; ".join(verdicts) or "ok",
+                )
+            )
+    return rows
 
 
 def write_report(run_dirs: list[Path], *, out: Path, usd_per_hour: float | None = None) -> dict[str, Path]:
     """Write ``report.md`` (with ``img/*.png``), ``report.html`` and ``report.json`` into ``out``."""
     from vgkit.report_html import render_html
+    from vgkit.report_md import render_markdown
 
     if usd_per_hour is not None and usd_per_hour < 0:
         raise SpecError(f"usd_per_hour = {usd_per_hour}: must be >= 0; fix: pass the GPU's hourly price")

@@ -9,9 +9,9 @@ from __future__ import annotations
 import base64
 from html import escape
 
-from vgkit.report import RunSummary, Segment, best_completed, cost, fmt, fmt_bytes
+from vgkit.report import QA_COLUMNS, RunSummary, Segment, best_completed, cost, fmt, fmt_bytes, qa_rows
 
-__all__ = ["render_html"]
+__all__ = ["qa_table_html", "render_html"]
 
 CSS = """
 body { font: 14px/1.45 system-ui, sans-serif; margin: 2rem; color: #1d232a; max-width: 1200px; }
@@ -73,6 +73,18 @@ def _billing(segments: list[Segment], usd_per_hour: float | None) -> str:
     return f"<table><tr><th>Segment</th><th>Start</th><th>Duration</th><th>Cost</th></tr>{rows}</tr></table>"
 
 
+def qa_table_html(runs: list[RunSummary]) -> str:
+    """Every clip's QA measurements and verdicts, one row per clip of each run (``qa_rows``)."""
+    head = "".join(f"<th>{escape(h)}</th>" for h in QA_COLUMNS)
+    body = "".join(
+        "<tr>"
+        + "".join(f"<td{' class=num' if i > 1 and i < 8 else ''}>{escape(v)}</td>" for i, v in enumerate(row))
+        + "</tr>"
+        for row in qa_rows(runs)
+    )
+    return f"<table><tr>{head}</tr>{body}</table>" if body else "<p>n/a</p>"
+
+
 def _png(data: bytes, alt: str) -> str:
     return f'<img alt="{escape(alt)}" src="data:image/png;base64,{base64.b64encode(data).decode()}">'
 
@@ -122,7 +134,8 @@ def render_html(runs: list[RunSummary], *, usd_per_hour: float | None) -> str:
             f"<td class=num>{fmt(g.get('peak_temp_c'), ' C')}</td>"
             f"<td class=num>{fmt(g.get('overlap_samples'))}</td></tr>"
         )
-    out.append("</table><h2>Timing Breakdown</h2>" + _timing_chart(runs))
+    out.append("</table><h2>QA Per Clip</h2>" + qa_table_html(runs))
+    out.append("<h2>Timing Breakdown</h2>" + _timing_chart(runs))
     rate = "no rate given" if usd_per_hour is None else f"${usd_per_hour:.2f}/hour"
     out.append(f"<h2>Billing Timeline ({escape(rate)})</h2>")
     for r in runs:
