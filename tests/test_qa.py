@@ -109,3 +109,41 @@ def test_bad_frames_are_refused() -> None:
 
 def test_prompt_match_is_absent_without_cached_clip_weights() -> None:
     assert load_clip_scorer("openai/clip-vit-base-patch32") is None
+
+
+def _tiny_clip_checkpoint(dest: Path) -> None:
+    """A random-weight CLIP (real classes, toy widths) with an in-code byte-level tokenizer."""
+    import torch
+    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor, CLIPTokenizer
+    from transformers.convert_slow_tokenizer import bytes_to_unicode
+
+    chars = list(bytes_to_unicode().values())
+    vocab = {c: i for i, c in enumerate(chars)} | {c + "</w>": len(chars) + i for i, c in enumerate(chars)}
+    bos, eos = len(vocab), len(vocab) + 1
+    vocab |= {"<|startoftext|>": bos, "<|endoftext|>": eos}
+    tower = {"hidden_size": 32, "intermediate_size": 37, "num_hidden_layers": 2, "num_attention_heads": 2}
+    config = CLIPConfig(
+        text_config={**tower, "vocab_size": len(vocab), "bos_token_id": bos, "eos_token_id": eos, "pad_token_id": eos},
+        vision_config={**tower, "image_size": 32, "patch_size": 8},
+        projection_dim=16,
+    )
+    torch.manual_seed(0)
+    CLIPModel(config).save_pretrained(dest)
+    images = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
+    CLIPProcessor(image_processor=images, tokenizer=CLIPTokenizer(vocab=vocab, merges=[])).save_pretrained(dest)
+
+
+def test_prompt_match_scores_with_a_cached_clip_checkpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from vgkit.cache import write_snapshot
+
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    _tiny_clip_checkpoint(tmp_path / "clip")
+    write_snapshot("openai/clip-vit-base-patch32", "c" * 40, tmp_path / "clip")
+    scorer = load_clip_scorer("openai/clip-vit-base-patch32")
+    assert scorer is not None
+    qa = clip_qa(_clean(), index=0, prompt="a boat sails on the sea", scorer=scorer)
+    assert qa.prompt_match is not None and 0.0 <= qa.prompt_match <= 100.0
+    assert clip_qa(_clean(), index=0, prompt="a boat sails on the sea", scorer=scorer).prompt_match == qa.prompt_match
+    other = clip_qa(_black(), index=0, prompt="x", scorer=scorer).prompt_match
+    assert other is not None and other > 0.0 and other != qa.prompt_match  # computed, not a constant
+    assert clip_qa(_clean(), index=0, scorer=scorer).prompt_match is None  # no prompt, no score

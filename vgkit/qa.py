@@ -268,8 +268,10 @@ def load_clip_scorer(repo_id: str = CLIP_REPO) -> PromptScorer | None:
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import LocalEntryNotFoundError
 
+    from vgkit.settings import hub_cache_dir
+
     try:
-        path = snapshot_download(repo_id, local_files_only=True)
+        path = snapshot_download(repo_id, local_files_only=True, cache_dir=hub_cache_dir())
     except (LocalEntryNotFoundError, FileNotFoundError, OSError):
         return None
     import torch
