@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import time
 from pathlib import Path
 
 import pytest
@@ -122,3 +124,42 @@ def test_compare_models_notebook_runs_headless(tmp_path: Path) -> None:
     assert players.count("<video") == 1 and "no video (failure.json)" in players
     assert qa_table.count("<tr>") == 2 and "wan22-tiny" in qa_table  # header + the one clip
     assert (tmp_path / "sw" / "report" / "report.html").is_file()
+
+
+NVIDIA_SMI = """#!/bin/sh
+# Stands in for the driver's tool on this GPU-less machine; prints what the real one prints.
+case "$1" in
+  --query-gpu=utilization.gpu,temperature.gpu,memory.used) echo "85, 83, 40321" ;;
+  --query-compute-apps=pid) printf '4242\\n4343\\n' ;;
+  *) exit 9 ;;
+esac
+"""
+
+
+def test_gpu_samples_feed_the_operational_notes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from vgkit.report import summarize_run
+    from vgkit.sweep import GpuSampler
+
+    smi = tmp_path / "bin" / "nvidia-smi"
+    smi.parent.mkdir()
+    smi.write_text(NVIDIA_SMI)
+    smi.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{smi.parent}:{os.environ['PATH']}")
+    monkeypatch.delenv("VGKIT_FORCE_CPU")
+    with GpuSampler(time.perf_counter()) as sampler:
+        pass
+    assert len(sampler.samples) == 1
+    sample = sampler.samples[0]
+    assert (sample["util_pct"], sample["temp_c"], sample["mem_used_mib"], sample["compute_apps"]) == (85, 83, 40321, 2)
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    samples = [sample, {**sample, "util_pct": 75.0, "temp_c": 80.0, "compute_apps": 1}]
+    (run_dir / "sweep_run.json").write_text(json.dumps({"wall_s": 3.0, "events": [], "gpu_samples": samples}))
+    gpu = summarize_run(run_dir).gpu
+    assert gpu == {
+        "samples": 2,
+        "mean_util_pct": 80.0,
+        "peak_temp_c": 83.0,
+        "peak_mem_used_mib": 40321.0,
+        "overlap_samples": 1,
+    }

@@ -17,7 +17,8 @@ run directory ``<out>/<spec name>-<model>/`` gets, besides what ``vgkit run`` wr
      "stitch" | "qa" (the last stage the progress lines reached), "elapsed_s", "at": ISO-8601 UTC}
 
 GPU samples come from ``nvidia-smi`` every ``GPU_SAMPLE_S`` seconds while a job runs; without
-nvidia-smi (or with ``VGKIT_FORCE_CPU=1``) the list is empty and the report shows "n/a".
+nvidia-smi (or with ``VGKIT_FORCE_CPU=1``) the list is empty and the report shows "n/a". A sample with
+more than one compute process on the GPU counts as an overlapping-job sample in the report.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ __all__ = [
     "FAILURE_SCHEMA",
     "SWEEP_RUN_FILE",
     "SWEEP_RUN_SCHEMA",
+    "GpuSampler",
     "SweepResult",
     "SweepRow",
     "parse_models",
@@ -82,7 +84,7 @@ def parse_models(text: str) -> list[str]:
     return models
 
 
-class _GpuSampler:
+class GpuSampler:
     """Polls nvidia-smi in a thread while a job runs (nothing when there is no NVIDIA GPU)."""
 
     def __init__(self, started: float) -> None:
@@ -93,7 +95,7 @@ class _GpuSampler:
         self._smi = None if os.environ.get("VGKIT_FORCE_CPU") == "1" else smi
         self._thread = threading.Thread(target=self._loop, daemon=True)
 
-    def __enter__(self) -> _GpuSampler:
+    def __enter__(self) -> GpuSampler:
         if self._smi:
             self._thread.start()
         return self
@@ -112,13 +114,16 @@ class _GpuSampler:
         return [line.strip() for line in done.stdout.splitlines() if line.strip()] if done.returncode == 0 else []
 
     def _loop(self) -> None:
-        while not self._stop.is_set():
+        while True:  # sample once before looking at the stop flag: even a short job gets a sample
             gpu = self._query(
                 "--query-gpu=utilization.gpu,temperature.gpu,memory.used", "--format=csv,noheader,nounits"
             )
             apps = self._query("--query-compute-apps=pid", "--format=csv,noheader")
-            if gpu:
-                util, temp, mem = (float(v) for v in gpu[0].split(","))
+            try:
+                util, temp, mem = (float(v) for v in gpu[0].split(",")) if gpu else (None, None, None)
+            except ValueError:  # "[N/A]" on GPUs that do not report a field
+                util = temp = mem = None
+            if util is not None and temp is not None and mem is not None:
                 self.samples.append(
                     {
                         "t_s": round(time.perf_counter() - self._started, 3),
@@ -128,7 +133,8 @@ class _GpuSampler:
                         "compute_apps": len(apps),
                     }
                 )
-            self._stop.wait(GPU_SAMPLE_S)
+            if self._stop.wait(GPU_SAMPLE_S):
+                return
 
 
 def _stage(events: list[dict[str, Any]]) -> str:
@@ -153,7 +159,7 @@ def _run_one(spec_path: Path, model: str, run_dir: Path, reference: Path, progre
         progress(f"[{model}] {line}")
 
     status, detail = "completed", ""
-    with _GpuSampler(t0) as sampler:
+    with GpuSampler(t0) as sampler:
         try:
             result = run_job(spec_path, model=model, out=run_dir, progress=record)
             record("qa: measuring clips and seams")
