@@ -54,8 +54,9 @@ def compare_models() -> nbformat.NotebookNode:
     params = new_code_cell(
         'spec: str = "params/demo.yaml"  # run spec (YAML or JSON), relative to the repository root\n'
         'models: str = "wan22-tiny"  # comma-separated, run one at a time, e.g. "wan22,hunyuan-i2v,cogvideox15"\n'
-        'out: str = "runs/sweep-demo"  # sweep directory: one run dir and bundle per model, report/ beside them\n'
-        "usd_per_hour: float = 0.0  # GPU price for the billing timeline; 0 means no price"
+        'out: str = "runs/sweep-demo"  # sweep directory: a run dir and bundle per model, and report/\n'
+        "usd_per_hour: float = 0.0  # GPU price for the billing timeline; 0 means no price\n"
+        "shot: int = -1  # clip index to play side by side; -1 plays the final videos"
     )
     params.metadata["tags"] = ["parameters"]
     return _notebook(
@@ -82,8 +83,10 @@ def compare_models() -> nbformat.NotebookNode:
                 "for row in result.rows:\n"
                 '    print(f"{row.model}: {row.status}: {row.detail}")'
             ),
-            new_markdown_cell("## The same video side by side (play, pause or seek one: the others follow)"),
-            new_code_cell("HTML(side_by_side([row.run_dir for row in result.rows]))"),
+            new_markdown_cell("## The same shot side by side (play, pause or seek one: the others follow)"),
+            new_code_cell(
+                "HTML(side_by_side([row.run_dir for row in result.rows], clip_index=None if shot < 0 else shot))"
+            ),
             new_markdown_cell("## QA per clip"),
             new_code_cell("HTML(qa_table_html([summarize_run(row.run_dir) for row in result.rows]))"),
             new_code_cell('print(f"report: {result.report_markdown}")\nprint(f"report: {result.report_html}")'),

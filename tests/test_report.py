@@ -86,6 +86,19 @@ def test_qa_refuses_a_reference_the_run_did_not_start_from(runs: dict[str, Path]
         run_qa(runs["empty"])
 
 
+def test_qa_command_prints_verdicts_and_writes_qa_json(
+    runs: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = json.loads((runs["done"] / "qa.json").read_text())
+    assert main(["qa", str(runs["done"]), "--reference", str(DEMO_IMAGE)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("clip 000: ") and out[1].startswith("clip 001: ")
+    assert out[2] == "verdict: " + "; ".join(before["verdicts"])
+    assert json.loads((runs["done"] / "qa.json").read_text()) == before  # same frames, same record
+    assert main(["qa", str(runs["empty"])]) == 5
+    assert "no finished clip" in capsys.readouterr().err
+
+
 def test_statuses_latency_and_failure_details(runs: dict[str, Path]) -> None:
     done, partial, failed, empty = (summarize_run(runs[k]) for k in ("done", "partial", "failed", "empty"))
     assert (done.status, partial.status, failed.status, empty.status) == ("completed", "partial", "failed", "failed")
@@ -110,7 +123,8 @@ def test_markdown_table_and_billing(runs: dict[str, Path], tmp_path: Path) -> No
     assert main(["report", *map(str, dirs), "--out", str(tmp_path / "r"), "--usd-per-hour", "3.6"]) == 0
     md = (tmp_path / "r" / "report.md").read_text()
     rows = [line for line in md.splitlines() if line.startswith("| ") and " | " in line]
-    assert rows[0] == "| Model | Status | Latency | Prompt Match | Verdict |"
+    assert rows[0] == "| Model | Status | Latency | Prompt Match | Verdict |"  # the seed report's table
+    assert rows[1] == "| --- | --- | ---: | ---: | --- |"
     assert rows[2].startswith("| wan22-tiny | completed | ")
     assert "| broken-model | failed | 1.50s | n/a | ModelUnavailableError: model 'broken-model'" in md
     assert "| t-empty | failed | n/a | n/a | no failure record |" in md

@@ -112,7 +112,7 @@ def test_compare_models_notebook_runs_headless(tmp_path: Path) -> None:
     papermill.execute_notebook(
         str(REPO / "notebooks" / "compare_models.ipynb"),
         str(executed),
-        parameters={"spec": str(spec), "models": "wan22-tiny,nope", "out": str(tmp_path / "sw")},
+        parameters={"spec": str(spec), "models": "wan22-tiny,nope", "out": str(tmp_path / "sw"), "shot": 0},
         cwd=str(REPO),
         progress_bar=False,
     )
@@ -121,7 +121,7 @@ def test_compare_models_notebook_runs_headless(tmp_path: Path) -> None:
     assert "wan22-tiny: completed:" in text and "nope: failed: SpecError: model = 'nope'" in text
     html = ["".join(o["data"]["text/html"]) for c in cells for o in c["outputs"] if "text/html" in o.get("data", {})]
     players, qa_table = html
-    assert players.count("<video") == 1 and "no video (failure.json)" in players
+    assert players.count("<video") == 1 and "no video (failure.json)" in players and 'title="clip 0:' in players
     assert qa_table.count("<tr>") == 2 and "wan22-tiny" in qa_table  # header + the one clip
     assert (tmp_path / "sw" / "report" / "report.html").is_file()
 
