@@ -21,6 +21,12 @@ def _notebook(cells: list[nbformat.NotebookNode]) -> nbformat.NotebookNode:
     return nb
 
 
+def _ignore_output(cell: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """Tag a cell whose output nbval must not compare (embedded video, timings)."""
+    cell.metadata.setdefault("tags", []).append("nbval-ignore-output")
+    return cell
+
+
 def generate() -> nbformat.NotebookNode:
     params = new_code_cell(
         'model: str = "auto"  # model name (`vgkit models`) or "auto"\n'
@@ -43,9 +49,92 @@ def generate() -> nbformat.NotebookNode:
             ),
             new_code_cell(
                 'print(f"final: {result.final_video} ({result.final_frames} frames, {result.final_seconds:.2f} s)")\n'
-                'print(f"bundle: {result.bundle}")\n'
-                "show_video(result.final_video)"
+                'print(f"bundle: {result.bundle}")'
             ),
+            _ignore_output(new_code_cell("show_video(result.final_video)")),
+        ]
+    )
+
+
+def stitch_export() -> nbformat.NotebookNode:
+    params = new_code_cell(
+        'run_dir: str = "runs/demo-wan22"  # a generated run directory, relative to the repository root\n'
+        'transition: str = "cut"  # "cut" or "crossfade"\n'
+        "overlap_frames: int = 0  # crossfade length in frames (0 for a cut)\n"
+        'colour: str = "off"  # "off" or "mean_std" (match each clip to the first clip)\n'
+        'seam_smoothing: str = "off"  # "off" or "minterpolate" (cuts only)\n'
+        "usd_per_hour: float = 0.0  # machine rate for a cost estimate in the manifest; 0 means none"
+    )
+    params.metadata["tags"] = ["parameters"]
+    return _notebook(
+        [
+            new_markdown_cell(
+                "# Restitch, preview the seams, export the bundle\n\n"
+                "Rebuild `final/final_stitched.mp4` of a finished run with other stitch settings, look at the "
+                "frames around every join, then write and verify the bundle. Headless: "
+                "`papermill notebooks/stitch_export.ipynb out.ipynb -p run_dir runs/<name> -p transition crossfade "
+                "-p overlap_frames 12`."
+            ),
+            params,
+            new_code_cell(
+                "from pathlib import Path\n\n"
+                "from IPython.display import Image, display\n\n"
+                "from vgkit.bundle import write_bundle\n"
+                "from vgkit.manifest import stitch_and_record\n"
+                "from vgkit.preview import write_seam_grid\n"
+                "from vgkit.settings import repo_root\n"
+                "from vgkit.stitch import StitchSettings\n"
+                "from vgkit.verify import verify\n\n"
+                "run = Path(run_dir) if Path(run_dir).is_absolute() else repo_root() / run_dir\n"
+                "settings = StitchSettings(\n"
+                "    transition=transition,\n"
+                "    overlap_frames=overlap_frames,\n"
+                "    colour=colour,\n"
+                "    seam_smoothing=seam_smoothing,\n"
+                ")\n"
+                "manifest = stitch_and_record(run, settings, usd_per_hour=usd_per_hour or None)\n"
+                'stitch = manifest["stitch"]\n'
+                'seconds = manifest["actual"]["final_seconds"]\n'
+                "print(f\"final: {run / stitch['final']['path']} \"\n"
+                "      f\"({stitch['final_frames']} frames, {seconds:.2f} s)\")\n"
+                'if manifest["cost"]:\n'
+                "    print(f\"cost estimate: ${manifest['cost']['estimate_usd']:.4f}\")"
+            ),
+            new_code_cell(
+                "# frames around each seam: one row per join, clip i-1 on the left, clip i on the right\n"
+                'seams = write_seam_grid(run / "final" / "final_stitched.mp4", stitch, run / "preview" / "seams.png")\n'
+                "display(Image(filename=str(seams)))"
+            ),
+            new_code_cell(
+                'bundle = write_bundle(run)\nprint(f"bundle: {bundle} ({verify(bundle)} clips, every hash verified)")'
+            ),
+        ]
+    )
+
+
+def prefetch() -> nbformat.NotebookNode:
+    params = new_code_cell(
+        'models: str = "all"  # comma-separated model names (`vgkit models`), or "all"\n'
+        "check_only: bool = False  # only report, offline, which models are complete in the cache\n"
+        "verify_all: bool = False  # hash every cached file, not only new downloads"
+    )
+    params.metadata["tags"] = ["parameters"]
+    return _notebook(
+        [
+            new_markdown_cell(
+                "# Prefetch model weights\n\n"
+                "Download-only stage: each model's safetensors, configs and tokenizers at its pinned revision "
+                "into the HF cache, checksums verified; runs afterwards are offline.\n"
+                "Headless: `papermill notebooks/prefetch.ipynb out.ipynb -p models wan22` "
+                "(or `vgkit prefetch --model wan22`). A token comes from `HF_TOKEN` or `hf auth login`, "
+                "never from a parameter."
+            ),
+            params,
+            new_code_cell(
+                "from vgkit.prefetch import format_table, run_prefetch\n\n"
+                "rows = run_prefetch(models, check_only=check_only, verify_all=verify_all)"
+            ),
+            new_code_cell("print(format_table(rows))"),
         ]
     )
 
@@ -96,6 +185,8 @@ def compare_models() -> nbformat.NotebookNode:
 
 def main() -> None:
     nbformat.write(generate(), NOTEBOOKS / "generate.ipynb")
+    nbformat.write(stitch_export(), NOTEBOOKS / "stitch_export.ipynb")
+    nbformat.write(prefetch(), NOTEBOOKS / "prefetch.ipynb")
     nbformat.write(compare_models(), NOTEBOOKS / "compare_models.ipynb")
 
 

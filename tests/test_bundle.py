@@ -16,9 +16,7 @@ from vgkit.stitch import stitch_run
 
 
 def _finished(root: Path) -> Path:
-    layout = make_run(root)
-    for i in range(3):
-        (layout.frames / f"last_frame_{i:03d}.png").write_bytes(b"png")
+    make_run(root)
     write_manifest(root, stitch=stitch_run(root))
     return root
 
@@ -51,7 +49,7 @@ def test_manifest_lists_hashes_of_every_artifact(tmp_path: Path) -> None:
 
     run = _finished(tmp_path / "r")
     manifest = json.loads((run / "manifest.json").read_text())
-    assert manifest["schema"] == "vgkit.manifest/1"
+    assert manifest["schema"] == "vgkit.manifest/2"
     assert manifest["clip_count"] == 3
     listed = {a["path"]: a["sha256"] for a in manifest["artifacts"]}
     assert listed["final/final_stitched.mp4"] == sha256_file(run / "final" / "final_stitched.mp4")
@@ -64,3 +62,63 @@ def test_bundle_before_stitch_names_the_fix(tmp_path: Path) -> None:
     run = make_run(tmp_path / "r").root
     with pytest.raises(ArtifactError, match="fix: run `vgkit stitch"):
         write_bundle(run)
+
+
+def test_manifest_records_planned_vs_actual_recipe_and_cost(tmp_path: Path) -> None:
+    import json
+
+    from vgkit.artifacts import atomic_write_json
+    from vgkit.cli import main
+
+    run = make_run(tmp_path / "r").root
+    atomic_write_json(run / "plan.json", {"clip_count": 3, "fps": 24, "final_frames": 25, "final_seconds": 25 / 24})
+    argv = ["stitch", str(run), "--transition", "crossfade", "--overlap-frames", "2", "--usd-per-hour", "0.4"]
+    assert main(argv) == 0
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["planned"]["final_frames"] == manifest["actual"]["final_frames"] == 25 - 2 * 2
+    assert manifest["planned"]["transition_overlap_frames"] == 4
+    assert manifest["stitch"]["transition"] == "crossfade" and manifest["stitch"]["overlap_frames"] == 2
+    assert manifest["stitch"]["encoder_args"][:2] == ["-c:v", "libx264"]
+    cost = manifest["cost"]
+    assert cost["usd_per_hour"] == 0.4
+    assert cost["estimate_usd"] == round(cost["billed_s"] / 3600 * 0.4, 4)
+    assert cost["billed_s"] >= 1.5  # three logged clips of 0.5 s each plus the stitch
+
+
+def test_negative_rate_is_refused_before_stitching(tmp_path: Path) -> None:
+    from vgkit.cli import main
+
+    run = make_run(tmp_path / "r").root
+    assert main(["stitch", str(run), "--usd-per-hour", "-1"]) == 2
+    assert not (run / "final" / "final_stitched.mp4").exists()
+
+
+def test_stitch_export_notebook_is_current_and_exports_a_verified_bundle(tmp_path: Path) -> None:
+    import importlib.util
+    import json
+
+    import nbformat
+    import papermill
+
+    from tests.conftest import REPO
+
+    spec = importlib.util.spec_from_file_location("make_notebooks", REPO / "scripts" / "make_notebooks.py")
+    assert spec is not None and spec.loader is not None
+    builder = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(builder)
+    committed = nbformat.read(REPO / "notebooks" / "stitch_export.ipynb", as_version=4)
+    assert [c.source for c in committed.cells] == [c.source for c in builder.stitch_export().cells], (
+        "notebooks/stitch_export.ipynb is stale: run scripts/make_notebooks.py"
+    )
+    run = make_run(tmp_path / "nbrun").root
+    params = {"run_dir": str(run), "transition": "crossfade", "overlap_frames": 3, "usd_per_hour": 0.4}
+    papermill.execute_notebook(
+        str(REPO / "notebooks" / "stitch_export.ipynb"), str(tmp_path / "out.ipynb"), parameters=params, cwd=str(REPO)
+    )
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["stitch"]["transition"] == "crossfade" and manifest["actual"]["final_frames"] == 19
+    assert manifest["cost"]["usd_per_hour"] == 0.4
+    assert (run / "preview" / "seams.png").is_file()
+    from vgkit.verify import verify
+
+    assert verify(tmp_path / "nbrun.tar.gz") == 3

@@ -53,16 +53,34 @@ def test_handoff_hashes_chain_clip_to_clip(finished_run: tuple[JobResult, list[s
 def test_log_records_prompt_seed_params_and_provenance(finished_run: tuple[JobResult, list[str]]) -> None:
     result, _ = finished_run
     log = _logs(result.run_dir)[1]
-    assert log["schema"] == "vgkit.clip-log/1"
+    assert log["schema"] == "vgkit.clip-log/2"
     assert log["request"]["seed"] == 8
     assert log["call_kwargs"]["prompt"].startswith("Boat 1, sails. Sea. Camera: slow smooth horizontal pan.")
     assert log["call_kwargs"]["num_inference_steps"] == 2
-    assert log["effective"] == {"num_frames": 121, "width": 64, "height": 64, "fps": 24}
+    assert log["effective"] == {
+        "num_frames": 121,
+        "width": 64,
+        "height": 64,
+        "fps": 24,
+        "steps": 2,
+        "decode_attempt": "as_loaded",
+    }
     assert log["model"]["pipeline_class"] == "WanImageToVideoPipeline"
     assert log["model"]["scheduler_class"] == "UniPCMultistepScheduler"
     assert log["packages"]["diffusers"] == "0.42.1"
     assert log["artifacts"]["clip"]["sha256"] == sha256_file(result.run_dir / "clips" / "clip_001.mp4")
-    assert {"pipeline_s", "encode_s", "total_s"} <= set(log["timings_s"])
+    assert {"load_s", "denoise_s", "decode_s", "encode_s", "total_s"} <= set(log["timings_s"])
+    assert (log["status"], log["failure_class"]) == ("ok", None)
+    assert log["requested"] == {"num_frames": 121, "width": 64, "height": 64, "fps": 24, "steps": 2}
+    assert log["requested_duration_s"] == 5
+    assert log["request"]["negative_prompt"] == log["call_kwargs"]["negative_prompt"] == "blur"
+    assert log["model"]["scheduler_config"]["num_train_timesteps"] > 0
+    assert log["code_commit"] and log["vgkit_version"]
+    assert log["memory"]["peak_rss_bytes"] > 0
+    assert log["gpu_telemetry"]["available"] is False  # CPU: absent, without error
+    latents = result.run_dir / log["artifacts"]["latents"]["path"]
+    assert latents.name == "latents_001.pt"
+    assert log["artifacts"]["latents"]["sha256"] == sha256_file(latents)
 
 
 def test_last_frame_png_is_the_generated_frame_not_the_mp4(finished_run: tuple[JobResult, list[str]]) -> None:
@@ -79,12 +97,12 @@ def test_last_frame_png_is_the_generated_frame_not_the_mp4(finished_run: tuple[J
 def test_rerun_reuses_verified_clips(finished_run: tuple[JobResult, list[str]]) -> None:
     result, _ = finished_run
     before = {p: p.stat().st_mtime_ns for p in (result.run_dir / "clips").iterdir()}
-    bundle_hash = sha256_file(result.bundle)
+    final_hash = sha256_file(result.final_video)
     lines: list[str] = []
     again = run_job(result.run_dir.parent / "spec.yaml", out=result.run_dir, progress=lines.append)
     assert sum("verified, reusing" in line for line in lines) == 3
     assert {p: p.stat().st_mtime_ns for p in (result.run_dir / "clips").iterdir()} == before
-    assert sha256_file(again.bundle) == bundle_hash
+    assert sha256_file(again.final_video) == final_hash
 
 
 def test_changed_clip_is_regenerated_with_same_pixels(finished_run: tuple[JobResult, list[str]]) -> None:
@@ -94,5 +112,7 @@ def test_changed_clip_is_regenerated_with_same_pixels(finished_run: tuple[JobRes
     layout.clip(2).write_bytes(b"torn")
     lines: list[str] = []
     run_job(result.run_dir.parent / "spec.yaml", out=result.run_dir, progress=lines.append)
-    assert any(line.startswith("clip 3/3: generating") for line in lines)
+    # The denoised latents were kept on disk: the clip is decoded again, not re-denoised.
+    assert any(line.startswith("clip 3/3: decoding saved latents_002.pt") for line in lines)
+    assert not any(line.startswith("clip 3/3: generating") for line in lines)
     assert sha256_file(layout.last_frame(2)) == want

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -46,7 +47,7 @@ def test_bad_spec_is_one_line_exit_2_and_writes_nothing(tmp_path: Path) -> None:
 
 def test_real_model_without_weights_is_exit_3_naming_prefetch(tmp_path: Path) -> None:
     spec = write_spec(tmp_path / "s.yaml", spec_dict())
-    done = _vgkit("check", str(spec), "--model", "wan22", cwd=tmp_path)
+    done = _vgkit("run", str(spec), "--model", "wan22", "--out", str(tmp_path / "run"), cwd=tmp_path)
     assert done.returncode == 3
     assert "vgkit prefetch --model wan22" in done.stderr
 
@@ -57,6 +58,15 @@ def test_check_prints_plan_and_prompts(tmp_path: Path, capsys: pytest.CaptureFix
     assert out.splitlines()[0].startswith("vgkit: model wan22-tiny on cpu")
     assert "final: 721 frames = 30.04 s" in out
     assert out.count("prompt 00") == 6
+
+
+@pytest.mark.parametrize("example", ["demo.yaml", "architects_stillness.yaml", "preview.yaml"])
+@pytest.mark.parametrize("model", ["wan22", "wan22-tiny"])
+def test_check_plans_every_example_on_every_model(example: str, model: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", str(REPO / "params" / example), "--model", model]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].startswith(f"vgkit: model {model} ")
+    assert re.search(r"final: \d+ frames = \d+\.\d+ s", out)
 
 
 def test_stitch_of_missing_run_is_exit_5(tmp_path: Path) -> None:

@@ -41,3 +41,25 @@ def test_readme_quick_start_is_exactly_two_commands() -> None:
 def test_ci_runs_the_readme_test_command() -> None:
     ci = (REPO / ".ci" / "run").read_text()
     assert "bash scripts/test.sh" in ci
+
+
+def test_setup_is_idempotent_and_reports_the_gpu() -> None:
+    import subprocess
+
+    done = subprocess.run(["bash", "setup.sh"], cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    again = subprocess.run(["bash", "setup.sh"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert again.stdout.splitlines()[0].startswith("setup: environment up to date")
+    assert re.search(r"setup: (GPU found: .+|no GPU found: .+)", again.stdout)
+
+
+def test_demo_script_announces_then_refuses_real_model_without_weights() -> None:
+    import subprocess
+
+    done = subprocess.run(
+        ["bash", "scripts/demo.sh", "--model", "wan22"], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 3
+    assert done.stdout == ""
+    assert done.stderr.startswith("vgkit: error: model 'wan22': weights for Wan-AI/Wan2.2-TI2V-5B-Diffusers")
+    assert "vgkit prefetch --model wan22" in done.stderr

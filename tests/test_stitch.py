@@ -2,40 +2,56 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tests.conftest import solid_frames
-from vgkit.artifacts import RunLayout, atomic_write_json, file_record, sha256_file
+from tests.conftest import REPO, solid_frames
+from vgkit.artifacts import RunLayout, atomic_write_bytes, atomic_write_json, file_record, sha256_file
 from vgkit.encode import encode_frames, read_frames
-from vgkit.errors import ArtifactError
-from vgkit.stitch import stitch_run
+from vgkit.errors import ArtifactError, SpecError
+from vgkit.images import png_bytes
+from vgkit.stitch import StitchSettings, planned_final_frames, stitch_run
+
+LOG_SCHEMA = "vgkit.clip-log/1"
 
 COLOURS = [(200, 30, 30), (30, 200, 30), (30, 30, 200)]
 MARKER = (250, 250, 250)  # the duplicated first frame of each chained clip
 
 
-def make_run(root: Path, frames_per_clip: int = 9) -> RunLayout:
-    """A run directory with clips whose first frame (i > 0) is a white marker, and their logs."""
+def make_run(root: Path, frames_per_clip: int = 9, clips: list[np.ndarray] | None = None) -> RunLayout:
+    """A run directory with clips, last frames and logs shaped like `vgkit run` writes them.
+
+    Default clips are solid colours whose first frame (i > 0) is a white marker.
+    """
     layout = RunLayout(root)
     layout.make_dirs()
-    for i, colour in enumerate(COLOURS):
-        frames = solid_frames(frames_per_clip, colour)
-        if i > 0:
+    if clips is None:
+        clips = [solid_frames(frames_per_clip, colour) for colour in COLOURS]
+        for frames in clips[1:]:
             frames[0] = MARKER
+    for i, frames in enumerate(clips):
         encode_frames(frames, fps=24, dest=layout.clip(i))
+        atomic_write_bytes(layout.last_frame(i), png_bytes(np.ascontiguousarray(frames[-1])))
         atomic_write_json(
             layout.log(i),
             {
+                "schema": LOG_SCHEMA,
                 "index": i,
                 "model": {"name": "synthetic", "pipeline_class": "none"},
                 "load_s": 0.0,
                 "timings_s": {"total_s": 0.5},
-                "effective": {"num_frames": frames_per_clip, "fps": 24, "width": 64, "height": 48},
-                "artifacts": {"clip": file_record(layout.clip(i), root=root)},
+                "effective": {"num_frames": len(frames), "fps": 24, "width": 64, "height": 48},
+                "artifacts": {
+                    "clip": file_record(layout.clip(i), root=root),
+                    "last_frame": file_record(layout.last_frame(i), root=root),
+                },
             },
         )
     return layout
@@ -78,3 +94,134 @@ def test_gap_in_clips_is_refused(tmp_path: Path) -> None:
 def test_empty_run_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ArtifactError, match="no clip logs"):
         stitch_run(tmp_path)
+
+
+def test_crossfade_frame_count_equals_the_plan_and_blends_the_overlap(tmp_path: Path) -> None:
+    layout = make_run(tmp_path / "run")
+    record = stitch_run(layout.root, StitchSettings(transition="crossfade", overlap_frames=3))
+    frames = read_frames(layout.final)
+    assert len(frames) == record["final_frames"] == planned_final_frames([9, 9, 9], overlap_frames=3) == 19
+    means = frames.reshape(len(frames), -1, 3).mean(axis=1)
+    # clip 0 keeps 9 frames; the fade to clip 1 covers output frames 6..8, pure clip 1 from frame 9
+    assert np.argmax(means[5]) == 0 and means[5][1] < 60
+    assert 60 < means[7][0] < 170 and 60 < means[7][1] < 170, f"overlap frame is not a blend: {means[7]}"
+    assert np.argmax(means[9]) == 1 and means[9][0] < 60
+    assert np.argmax(means[-1]) == 2
+    assert not np.any(np.all(means > 220, axis=1)), "a duplicated (marker) frame reached the final video"
+    assert "xfade=transition=fade" in record["filtergraph"]
+
+
+def test_cut_and_crossfade_give_different_recorded_recipes(tmp_path: Path) -> None:
+    layout = make_run(tmp_path / "run")
+    cut = stitch_run(layout.root)
+    fade = stitch_run(layout.root, StitchSettings(transition="crossfade", overlap_frames=2))
+    assert (cut["transition"], cut["overlap_frames"], cut["final_frames"]) == ("cut", 0, 25)
+    assert (fade["transition"], fade["overlap_frames"], fade["final_frames"]) == ("crossfade", 2, 21)
+    assert cut["final"]["sha256"] != fade["final"]["sha256"]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"transition": "wipe"}, "transition = 'wipe'"),
+        ({"transition": "cut", "overlap_frames": 2}, "a cut has no overlap"),
+        ({"transition": "crossfade", "overlap_frames": 0}, "needs >= 1 overlap frame"),
+        ({"transition": "crossfade", "overlap_frames": 1.5}, "whole number of frames"),
+        ({"colour": "auto"}, "colour = 'auto'"),
+    ],
+)
+def test_bad_settings_name_the_field(kwargs: dict[str, object], match: str) -> None:
+    with pytest.raises(SpecError, match=match):
+        StitchSettings(**kwargs)  # type: ignore[arg-type]
+
+
+def test_overlap_longer_than_a_clip_is_refused(tmp_path: Path) -> None:
+    layout = make_run(tmp_path / "run")
+    with pytest.raises(SpecError, match="overlap_frames = 8: longer than a clip"):
+        stitch_run(layout.root, StitchSettings(transition="crossfade", overlap_frames=8))
+
+
+@pytest.mark.skipif(shutil.which("taskset") is None, reason="taskset not available")
+def test_crossfade_same_bytes_on_one_cpu_and_on_all(tmp_path: Path) -> None:
+    layout = make_run(tmp_path / "run")
+    script = (
+        "import sys; from pathlib import Path; from vgkit.stitch import StitchSettings, stitch_run; "
+        "fade = StitchSettings(transition='crossfade', overlap_frames=3); "
+        "stitch_run(Path(sys.argv[1]), fade, dest=Path(sys.argv[2]))"
+    )
+    digests = []
+    for cpus, name in (("0", "one.mp4"), (None, "all.mp4")):
+        cmd = [sys.executable, "-c", script, str(layout.root), str(tmp_path / name)]
+        subprocess.run(["taskset", "-c", cpus, *cmd] if cpus else cmd, check=True, cwd=REPO, timeout=120)
+        digests.append(hashlib.sha256((tmp_path / name).read_bytes()).hexdigest())
+    assert digests[0] == digests[1]
+
+
+def _moving_bar_clips(count: int = 3, frames: int = 13) -> list[np.ndarray]:
+    """A red bar moving right 3 px a frame; each clip starts 10 px further right (a jump at every seam)."""
+    x = np.arange(96)[None, :]
+    clips = []
+    for i in range(count):
+        video = np.zeros((frames, 64, 96, 3), dtype=np.uint8)
+        video[..., 1] = 80
+        for t in range(frames):
+            left = 5 + 3 * t + 10 * i
+            video[t, :, :, 0] = ((x >= left) & (x < left + 8)) * 220
+        clips.append(video)
+    return clips
+
+
+def _bar_positions(path: Path) -> np.ndarray:
+    red = read_frames(path)[:, 32, :, 0].astype(np.float64)
+    return (red * np.arange(red.shape[1])).sum(axis=1) / np.maximum(red.sum(axis=1), 1)
+
+
+def test_seam_smoothing_bridges_cuts_without_changing_the_frame_count(tmp_path: Path) -> None:
+    layout = make_run(tmp_path / "run", clips=_moving_bar_clips())
+    plain = stitch_run(layout.root, dest=tmp_path / "plain.mp4")
+    smooth = stitch_run(layout.root, StitchSettings(seam_smoothing="minterpolate"))
+    assert smooth["final_frames"] == plain["final_frames"] == 13 * 3 - 2
+    assert smooth["seam_smoothing"] == {
+        "mode": "minterpolate",
+        "ran": "ffmpeg minterpolate (mci)",
+        "window_frames": 2,
+        "rife": "unavailable",
+    }
+    jumps_plain = np.abs(np.diff(_bar_positions(tmp_path / "plain.mp4")))
+    jumps_smooth = np.abs(np.diff(_bar_positions(layout.final)))
+    assert jumps_plain.max() > 15, jumps_plain  # the synthetic seam really jumps
+    assert jumps_smooth.max() < jumps_plain.max() / 2, (jumps_plain, jumps_smooth)
+    # frames away from the seams are untouched: the first 11 frames of clip 0 are the same
+    assert np.allclose(_bar_positions(layout.final)[:11], _bar_positions(tmp_path / "plain.mp4")[:11], atol=0.2)
+    first = sha256_file(layout.final)
+    stitch_run(layout.root, StitchSettings(seam_smoothing="minterpolate"))
+    assert sha256_file(layout.final) == first
+
+
+def test_seam_smoothing_only_bridges_cuts() -> None:
+    with pytest.raises(SpecError, match="only bridges hard cuts"):
+        StitchSettings(transition="crossfade", overlap_frames=2, seam_smoothing="minterpolate")
+
+
+def test_seam_preview_shows_the_frames_either_side_of_each_join(tmp_path: Path) -> None:
+    from vgkit.preview import seam_frame_indices, write_seam_grid
+
+    layout = make_run(tmp_path / "run")
+    cut = stitch_run(layout.root)
+    assert seam_frame_indices(cut, radius=2) == [[7, 8, 9, 10], [15, 16, 17, 18]]
+    fade = stitch_run(layout.root, StitchSettings(transition="crossfade", overlap_frames=3))
+    assert seam_frame_indices(fade, radius=1) == [[5, 6, 7, 8, 9], [10, 11, 12, 13, 14]]
+    stitch_run(layout.root)
+    png = write_seam_grid(layout.final, cut, tmp_path / "seams.png", radius=2, thumb_width=32)
+    from vgkit.images import load_rgb
+
+    grid = load_rgb(png)
+    assert grid.shape == (2 * 24 + 4, 4 * 32 + 3 * 4, 3)
+    dominant = [[int(np.argmax(grid[r * 28 + 12, c * 36 + 16])) for c in range(4)] for r in range(2)]
+    assert dominant == [[0, 0, 1, 1], [1, 1, 2, 2]]  # red|green at seam 1, green|blue at seam 2
+
+
+def test_seam_window_longer_than_a_clip_is_refused(tmp_path: Path) -> None:
+    layout = make_run(tmp_path / "run")  # 9-frame clips: 8 kept, a bridge needs 9
+    with pytest.raises(SpecError, match="a clip has 8 frames, fewer than the 9 a bridge needs"):
+        stitch_run(layout.root, StitchSettings(seam_smoothing="minterpolate"))

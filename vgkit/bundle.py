@@ -13,7 +13,7 @@ from pathlib import Path
 from vgkit.artifacts import RunLayout, commit_file, temp_path_for
 from vgkit.errors import ArtifactError
 
-__all__ = ["BUNDLE_PARTS", "bundle_path", "write_bundle"]
+__all__ = ["BUNDLE_PARTS", "bundle_path", "extract_bundle", "write_bundle"]
 
 BUNDLE_PARTS = ("manifest.json", "plan.json", "final", "clips", "frames", "logs")
 
@@ -64,3 +64,30 @@ def _write_tar(run_dir: Path, sink: gzip.GzipFile) -> None:
             info.uname = info.gname = ""
             with path.open("rb") as fh:
                 tar.addfile(info, fh)
+
+
+def extract_bundle(bundle: Path, dest_dir: Path) -> Path:
+    """Extract ``bundle`` safely into ``dest_dir`` and return the run directory inside it.
+
+    Only regular files and directories under one top-level ``<run name>/`` are accepted; links,
+    devices, absolute names and ``..`` are refused (and ``filter="data"`` guards the extraction).
+    """
+    if not bundle.is_file():
+        raise ArtifactError(f"{bundle}: no such bundle; fix: pass the .tar.gz that `vgkit bundle` wrote")
+    try:
+        with tarfile.open(bundle, mode="r:*") as tar:
+            members = tar.getmembers()
+            tops = set()
+            for m in members:
+                parts = Path(m.name).parts
+                if m.name.startswith("/") or ".." in parts or not parts:
+                    raise ArtifactError(f"{bundle}: member {m.name!r} points outside the bundle; refused")
+                if not (m.isfile() or m.isdir()):
+                    raise ArtifactError(f"{bundle}: member {m.name!r} is a link or special file; refused")
+                tops.add(parts[0])
+            if len(tops) != 1:
+                raise ArtifactError(f"{bundle}: expected one top-level run directory, found {sorted(tops)}")
+            tar.extractall(dest_dir, filter="data")
+    except (tarfile.TarError, OSError) as exc:
+        raise ArtifactError(f"{bundle}: cannot be extracted safely: {exc}") from exc
+    return dest_dir / tops.pop()

@@ -8,20 +8,44 @@ checkpoints are written here by vgkit itself in the same layout::
         refs/<revision>                a commit hash
         snapshots/<commit>/<path>      relative symlinks into blobs/
 
-so one loader, ``from_pretrained(snapshot_dir)``, serves both.
+so one loader, ``from_pretrained(snapshot_dir)``, serves both. Beside them vgkit keeps a file
+record per snapshot, ``vgkit-files/<commit>.json`` (path, size, sha256 or git sha1 of every file it
+expects), written when a prefetch verified the files or a tiny build wrote them. With a record,
+"complete" means every listed file is present at its size (``verify=True`` also hashes contents);
+without one, a ``model_index.json`` is all that can be checked.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from vgkit.settings import hub_cache_dir
 
-__all__ = ["repo_cache_dir", "snapshot_dir", "write_snapshot"]
+__all__ = [
+    "CacheStatus",
+    "check_snapshot",
+    "file_matches",
+    "file_sha256",
+    "git_blob_sha1",
+    "read_file_record",
+    "repo_cache_dir",
+    "resolve_commit",
+    "snapshot_dir",
+    "sweep_incomplete",
+    "write_file_record",
+    "write_ref",
+    "write_snapshot",
+]
+
+RECORD_DIR = "vgkit-files"
+RECORD_SCHEMA = 1
+_CHUNK = 1 << 20
 
 
 def repo_cache_dir(repo_id: str, *, cache_dir: Path | None = None) -> Path:
@@ -33,17 +57,183 @@ def _is_commit(revision: str) -> bool:
     return len(revision) == 40 and all(c in "0123456789abcdef" for c in revision)
 
 
+def resolve_commit(repo_id: str, revision: str, *, cache_dir: Path | None = None) -> str | None:
+    """The commit ``revision`` points at in the cache (itself when it is a commit hash), or None."""
+    if _is_commit(revision):
+        return revision
+    ref = repo_cache_dir(repo_id, cache_dir=cache_dir) / "refs" / revision
+    return ref.read_text().strip() if ref.is_file() else None
+
+
 def snapshot_dir(repo_id: str, revision: str, *, cache_dir: Path | None = None) -> Path | None:
-    """The cached snapshot of ``repo_id`` at ``revision`` if it holds a ``model_index.json``."""
-    repo_dir = repo_cache_dir(repo_id, cache_dir=cache_dir)
-    commit = revision
-    if not _is_commit(revision):
-        ref = repo_dir / "refs" / revision
-        if not ref.is_file():
-            return None
-        commit = ref.read_text().strip()
-    snap = repo_dir / "snapshots" / commit
-    return snap if (snap / "model_index.json").is_file() else None
+    """The cached snapshot of ``repo_id`` at ``revision`` if it is complete (see ``check_snapshot``)."""
+    status = check_snapshot(repo_id, revision, cache_dir=cache_dir)
+    return status.snapshot if status.complete else None
+
+
+# -- content hashes ------------------------------------------------------------------------------
+def file_sha256(path: Path) -> str:
+    """sha256 of a file's bytes (the Hub's LFS oid), read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def git_blob_sha1(path: Path) -> str:
+    """Git's blob id of a file (sha1 of ``blob <size>\\0`` + bytes): the Hub's oid for small files."""
+    digest = hashlib.sha1(b"blob %d\0" % path.stat().st_size)
+    with path.open("rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+# -- file records and completeness ---------------------------------------------------------------
+def _record_path(repo_id: str, commit: str, cache_dir: Path | None) -> Path:
+    return repo_cache_dir(repo_id, cache_dir=cache_dir) / RECORD_DIR / f"{commit}.json"
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_file_record(
+    repo_id: str, commit: str, files: list[dict[str, object]], *, cache_dir: Path | None = None
+) -> Path:
+    """Record the files snapshot ``commit`` must hold: dicts with ``path``, ``size`` and
+    ``sha256`` (LFS files) or ``git_sha1`` (small files). Written atomically."""
+    path = _record_path(repo_id, commit, cache_dir)
+    body = {"schema": RECORD_SCHEMA, "repo_id": repo_id, "commit": commit, "files": files}
+    _atomic_write_text(path, json.dumps(body, indent=1, sort_keys=True) + "\n")
+    return path
+
+
+def read_file_record(repo_id: str, commit: str, *, cache_dir: Path | None = None) -> list[dict[str, object]] | None:
+    """The recorded file list of snapshot ``commit``, or None when there is no readable record."""
+    try:
+        data = json.loads(_record_path(repo_id, commit, cache_dir).read_text())
+    except (OSError, ValueError):
+        return None
+    files = data.get("files") if isinstance(data, dict) and data.get("schema") == RECORD_SCHEMA else None
+    return files if isinstance(files, list) else None
+
+
+def write_ref(repo_id: str, revision: str, commit: str, *, cache_dir: Path | None = None) -> None:
+    """Point ``refs/<revision>`` at ``commit`` (atomically); a commit-hash revision needs no ref."""
+    if revision != commit:
+        _atomic_write_text(repo_cache_dir(repo_id, cache_dir=cache_dir) / "refs" / revision, commit)
+
+
+@dataclass
+class CacheStatus:
+    """Whether a snapshot is complete, and what is wrong with it when not."""
+
+    repo_id: str
+    revision: str
+    commit: str | None
+    snapshot: Path | None
+    recorded: bool  # a vgkit file record exists (else only model_index.json was checked)
+    total_bytes: int = 0
+    num_files: int = 0  # files in the record (0 without one)
+    missing: list[str] = field(default_factory=list)
+    wrong_size: list[str] = field(default_factory=list)
+    corrupt: list[str] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        return self.snapshot is not None and not (self.missing or self.wrong_size or self.corrupt)
+
+    def describe(self) -> str:
+        if self.commit is None:
+            return "not in cache"
+        if self.snapshot is None:
+            return f"snapshot {self.commit[:12]} missing or has no model_index.json"
+        problems = [
+            f"{len(names)} {label} ({', '.join(names[:3])}{', ...' if len(names) > 3 else ''})"
+            for label, names in (("missing", self.missing), ("wrong size", self.wrong_size), ("corrupt", self.corrupt))
+            if names
+        ]
+        if problems:
+            return "incomplete: " + "; ".join(problems)
+        return "complete" if self.recorded else "complete (model_index.json only; no vgkit file record)"
+
+
+def check_snapshot(repo_id: str, revision: str, *, verify: bool = False, cache_dir: Path | None = None) -> CacheStatus:
+    """Check the cached snapshot of ``repo_id`` at ``revision`` with no network access at all.
+
+    Every file in the vgkit record must be present with its size; ``verify=True`` also compares
+    content hashes (reads every byte). Without a record, ``model_index.json`` must exist.
+    """
+    commit = resolve_commit(repo_id, revision, cache_dir=cache_dir)
+    status = CacheStatus(repo_id, revision, commit, None, recorded=False)
+    if commit is None:
+        return status
+    snap = repo_cache_dir(repo_id, cache_dir=cache_dir) / "snapshots" / commit
+    files = read_file_record(repo_id, commit, cache_dir=cache_dir)
+    status.recorded = files is not None
+    if not (snap / "model_index.json").is_file():
+        return status
+    status.snapshot = snap
+    status.num_files = len(files or [])
+    for item in files or []:
+        rel, size = str(item["path"]), item["size"]
+        path = snap / rel
+        if not path.is_file():
+            status.missing.append(rel)
+            continue
+        status.total_bytes += path.stat().st_size
+        if path.stat().st_size != size:
+            status.wrong_size.append(rel)
+        elif verify and not file_matches(path, item):
+            status.corrupt.append(rel)
+    return status
+
+
+def file_matches(path: Path, item: dict[str, object]) -> bool:
+    """Whether ``path``'s content hash equals the record's ``sha256`` (or ``git_sha1``)."""
+    if item.get("sha256"):
+        return file_sha256(path) == item["sha256"]
+    if item.get("git_sha1"):
+        return git_blob_sha1(path) == item["git_sha1"]
+    return True
+
+
+def sweep_incomplete(repo_id: str, *, cache_dir: Path | None = None) -> list[Path]:
+    """Delete the ``blobs/*.incomplete`` files killed downloads left behind; return them.
+
+    huggingface_hub holds ``.locks/<repo folder>/<etag>.lock`` (an flock) while it writes
+    ``blobs/<etag>.incomplete``; a partial file whose lock can be taken at once is an orphan.
+    """
+    import fcntl
+
+    cache = cache_dir or hub_cache_dir()
+    repo_dir = repo_cache_dir(repo_id, cache_dir=cache)
+    blobs = repo_dir / "blobs"
+    locks = cache / ".locks" / repo_dir.name
+    removed: list[Path] = []
+    for path in sorted(blobs.glob("*.incomplete")) if blobs.is_dir() else []:
+        locks.mkdir(parents=True, exist_ok=True)
+        with open(locks / (path.name.removesuffix(".incomplete") + ".lock"), "a") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # a live download owns it
+            path.unlink(missing_ok=True)
+            removed.append(path)
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    return removed
 
 
 def write_snapshot(
@@ -60,9 +250,11 @@ def write_snapshot(
     (repo_dir / "snapshots").mkdir(exist_ok=True)
     final = repo_dir / "snapshots" / commit
     staging = Path(tempfile.mkdtemp(prefix=f".{commit}.", dir=repo_dir / "snapshots"))
+    record: list[dict[str, object]] = []
     try:
         for file in sorted(p for p in source.rglob("*") if p.is_file()):
             digest = hashlib.sha256(file.read_bytes()).hexdigest()
+            record.append({"path": file.relative_to(source).as_posix(), "size": file.stat().st_size, "sha256": digest})
             blob = blobs / digest
             if not blob.exists():
                 tmp = blobs / f".{digest}.tmp"
@@ -72,15 +264,12 @@ def write_snapshot(
             link.parent.mkdir(parents=True, exist_ok=True)
             depth = len(file.relative_to(source).parts) + 1  # snapshots/<commit>/<parts...>
             link.symlink_to(Path(*([".."] * depth), "blobs", digest))
+        write_file_record(repo_id, commit, record, cache_dir=cache_dir)
         if final.exists():
             shutil.rmtree(final)
         os.replace(staging, final)
     finally:
         if staging.exists():
             shutil.rmtree(staging)
-    refs = repo_dir / "refs"
-    refs.mkdir(exist_ok=True)
-    tmp_ref = refs / f".{revision}.tmp"
-    tmp_ref.write_text(commit)
-    os.replace(tmp_ref, refs / revision)
+    write_ref(repo_id, revision, commit, cache_dir=cache_dir)
     return final

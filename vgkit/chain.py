@@ -1,37 +1,53 @@
 """The generation loop: clip 0 from the reference image, clip i>0 from clip i-1's last frame.
 
-Per clip it writes ``clips/clip_NNN.mp4``, ``frames/last_frame_NNN.png`` and, last, as the clip's
-commit record, ``logs/log_NNN.json``. The next clip's input is the last generated frame taken from
-memory (the same pixels as the lossless PNG), never re-read from the lossy mp4. Re-running a run
-directory skips every clip whose log matches the plan and whose artifacts verify by hash.
+Per clip, in order: denoise (deadline checked at every step), save the denoised latents to
+``latents/latents_NNN.pt``, decode (deadline checked before and after; an out-of-memory decode
+is retried leaner), encode ``clips/clip_NNN.mp4``, save ``frames/last_frame_NNN.png`` and, last,
+as the clip's commit record, ``logs/log_NNN.json``. The next clip's input is the last generated
+frame taken from memory (the same pixels as the lossless PNG), never re-read from the lossy mp4.
+
+Re-running a run directory skips every clip whose ``ok`` log matches the request and whose
+artifacts verify by hash, and decodes saved latents of the same request without re-denoising.
+A clip that fails or hits a deadline gets a log with status ``failed``/``aborted`` and a failure
+class, which never counts as finished.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from vgkit import __version__
-from vgkit.artifacts import RunLayout, atomic_write_bytes, atomic_write_json, file_record, sha256_bytes
+from vgkit.artifacts import (
+    RunLayout,
+    atomic_write_bytes,
+    atomic_write_json,
+    file_record,
+    sha256_bytes,
+)
 from vgkit.encode import encode_frames
-from vgkit.errors import ArtifactError
-from vgkit.generator import ClipGenerator, ClipRequest
+from vgkit.errors import ArtifactError, GenerationError, GuardrailError, VgkitError
+from vgkit.generator import ClipGenerator, ClipRequest, decode_with_retries
+from vgkit.guard import DeadlineExceeded, Deadlines, Progress, RunGuard
 from vgkit.images import fit_to_size, load_rgb, png_bytes
 from vgkit.plan import ClipPlan, RunPlan
 from vgkit.provenance import package_versions, peak_memory_bytes
 from vgkit.settings import code_commit
 from vgkit.spec import RunSpec
+from vgkit.telemetry import GpuSampler
 
-__all__ = ["LOG_SCHEMA", "run_chain"]
+__all__ = ["LOG_SCHEMA", "latents_path", "run_chain", "write_killed_log"]
 
-LOG_SCHEMA = "vgkit.clip-log/1"
+LOG_SCHEMA = "vgkit.clip-log/2"
 
-Progress = Callable[[str], None]
+
+def latents_path(layout: RunLayout, index: int) -> Path:
+    return layout.root / "latents" / f"latents_{index:03d}.pt"
 
 
 def _request_key(plan: RunPlan, clip: ClipPlan, input_sha256: str) -> dict[str, Any]:
@@ -52,16 +68,22 @@ def _request_key(plan: RunPlan, clip: ClipPlan, input_sha256: str) -> dict[str, 
     }
 
 
-def _reusable_log(layout: RunLayout, clip: ClipPlan, key: dict[str, Any]) -> dict[str, Any] | None:
-    """The clip's existing log if it is complete, matches ``key`` and its artifacts verify."""
-    path = layout.log(clip.index)
-    if not path.is_file():
-        return None
+def _key_sha256(key: dict[str, Any]) -> str:
+    return sha256_bytes(json.dumps(key, sort_keys=True).encode())
+
+
+def _read_log(path: Path) -> dict[str, Any] | None:
     try:
         log = json.loads(path.read_text())
-    except json.JSONDecodeError:
+    except (OSError, json.JSONDecodeError):
         return None
-    if log.get("schema") != LOG_SCHEMA or log.get("status") != "ok" or log.get("request") != key:
+    return log if isinstance(log, dict) else None
+
+
+def _reusable_log(layout: RunLayout, clip: ClipPlan, key: dict[str, Any]) -> dict[str, Any] | None:
+    """The clip's existing log if it is ``ok``, matches ``key`` and its artifacts verify."""
+    log = _read_log(layout.log(clip.index))
+    if log is None or log.get("schema") != LOG_SCHEMA or log.get("status") != "ok" or log.get("request") != key:
         return None
     for name in ("clip", "last_frame"):
         record = log["artifacts"][name]
@@ -69,6 +91,33 @@ def _reusable_log(layout: RunLayout, clip: ClipPlan, key: dict[str, Any]) -> dic
         if not artifact.is_file() or file_record(artifact, root=layout.root)["sha256"] != record["sha256"]:
             return None
     return log
+
+
+def _save_latents(path: Path, latents: Any, *, key_sha256: str, steps_done: int) -> None:
+    """``torch.save`` into memory, then an atomic write: the same latents give the same bytes
+    (saving straight to the temp file would embed its pid-bearing name in the archive)."""
+    import io
+
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save({"request_sha256": key_sha256, "steps_done": steps_done, "latents": latents}, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def _saved_latents(path: Path, *, key_sha256: str, steps: int) -> Any | None:
+    """Fully denoised latents saved for this exact request, or None."""
+    if not path.is_file():
+        return None
+    import torch
+
+    try:
+        record = torch.load(path, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, EOFError, ValueError):
+        return None
+    if record.get("request_sha256") != key_sha256 or record.get("steps_done") != steps:
+        return None
+    return record["latents"]
 
 
 def _check_effective(clip: ClipPlan, plan: RunPlan, frames: np.ndarray) -> dict[str, int]:
@@ -80,22 +129,37 @@ def _check_effective(clip: ClipPlan, plan: RunPlan, frames: np.ndarray) -> dict[
     return effective
 
 
-def run_chain(
-    spec: RunSpec,
-    plan: RunPlan,
-    layout: RunLayout,
-    generator: ClipGenerator,
-    *,
-    progress: Progress = print,
-) -> list[dict[str, Any]]:
-    """Generate every clip of ``plan`` in order; return the logs (reused or new)."""
-    layout.make_dirs()
-    layout.sweep_temp_files()
-    reference = fit_to_size(load_rgb(spec.reference_image), width=plan.width, height=plan.height)
-    input_image, input_source = reference, "reference_image"
-    shared = {
+def _failure_class(exc: VgkitError) -> str:
+    if isinstance(exc, DeadlineExceeded):
+        return exc.failure_class
+    if isinstance(exc, GenerationError):
+        return "decode_oom" if "out of memory in every attempt" in str(exc) else "generation_error"
+    return "artifact_error" if isinstance(exc, ArtifactError) else type(exc).__name__
+
+
+def write_killed_log(layout: RunLayout, index: int, *, failure_class: str, message: str) -> bool:
+    """Record that the watchdog killed clip ``index`` mid-call; never overwrites an ``ok`` log."""
+    existing = _read_log(layout.log(index))
+    if existing is not None and existing.get("status") == "ok":
+        return False
+    atomic_write_json(
+        layout.log(index),
+        {
+            "schema": LOG_SCHEMA,
+            "index": index,
+            "status": "aborted",
+            "failure_class": failure_class,
+            "failure": message,
+            "killed_by": "watchdog",
+            "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        },
+    )
+    return True
+
+
+def _shared_fields(generator: ClipGenerator, plan: RunPlan, deadlines: Deadlines) -> dict[str, Any]:
+    return {
         "schema": LOG_SCHEMA,
-        "status": "ok",
         "clip_count": len(plan.clips),
         "model": {
             "name": generator.model.name,
@@ -105,71 +169,184 @@ def run_chain(
             "device": generator.device,
             **generator.pipeline_info(),
         },
+        "preset": getattr(plan, "preset", None),
+        "overrides": plan.overrides,
+        "deadlines": deadlines.to_dict(),
+        "load_s": round(generator.load_s, 3),
         "vgkit_version": __version__,
         "code_commit": code_commit(),
         "packages": package_versions(),
-        "load_s": round(generator.load_s, 3),
     }
+
+
+def _reset_peak_memory(device: str) -> None:
+    if device == "cuda":
+        import torch
+
+        torch.cuda.reset_peak_memory_stats()
+
+
+def _make_clip(
+    clip: ClipPlan,
+    *,
+    plan: RunPlan,
+    layout: RunLayout,
+    generator: ClipGenerator,
+    guard: RunGuard,
+    image: np.ndarray,
+    key: dict[str, Any],
+    record: dict[str, Any],
+) -> np.ndarray:
+    """Denoise (or reuse saved latents), decode, encode; fill ``record``; return the last frame."""
+    timings = record["timings_s"]
+    key_sha = _key_sha256(key)
+    saved_at = latents_path(layout, clip.index)
+    latents = _saved_latents(saved_at, key_sha256=key_sha, steps=plan.steps)
+    record["latents_reused"] = latents is not None
+    if latents is None:
+        guard.progress(
+            f"clip {clip.index + 1}/{len(plan.clips)}: generating {clip.num_frames} frames, seed {clip.seed}"
+        )
+        request = ClipRequest(
+            index=clip.index,
+            image_hwc=image,
+            prompt=clip.prompt,
+            negative_prompt=clip.negative_prompt,
+            seed=clip.seed,
+            num_frames=clip.num_frames,
+            width=plan.width,
+            height=plan.height,
+            steps=plan.steps,
+            guidance_scale=plan.guidance_scale,
+            max_sequence_length=plan.max_sequence_length,
+        )
+        denoised = generator.denoise(request, on_step=guard.on_step)
+        timings["denoise_s"] = round(denoised.denoise_s, 3)
+        record.update(call_kwargs=denoised.call_kwargs, dropped_kwargs=denoised.dropped_kwargs)
+        record["effective"]["steps"] = denoised.steps_done
+        guard.check(phase="denoise")
+        if denoised.interrupted or denoised.steps_done != plan.steps:
+            raise GenerationError(
+                f"clip {clip.index:03d}: denoising stopped after {denoised.steps_done}/{plan.steps} steps"
+            )
+        latents, frames = denoised.latents, denoised.frames_fhwc
+        if frames is None:
+            _save_latents(saved_at, latents, key_sha256=key_sha, steps_done=denoised.steps_done)
+    else:
+        frames = None
+        guard.progress(f"clip {clip.index + 1}/{len(plan.clips)}: decoding saved {saved_at.name} (no re-denoising)")
+        record["effective"]["steps"] = plan.steps
+    if frames is None:
+        record["artifacts"]["latents"] = file_record(saved_at, root=layout.root)
+        guard.check(phase="decode")
+        guard.set_phase("decode")
+        t0 = time.perf_counter()
+        frames, attempts = decode_with_retries(generator, latents, index=clip.index)
+        timings["decode_s"] = round(time.perf_counter() - t0, 3)
+        record["effective"]["decode_attempt"] = attempts[-1]
+        guard.check(phase="decode")
+    else:
+        record["effective"]["decode_attempt"] = "inside_pipeline_call"
+    record["effective"].update(_check_effective(clip, plan, frames))
+    guard.set_phase("encode")
+    t1 = time.perf_counter()
+    encode_frames(frames, fps=plan.fps, dest=layout.clip(clip.index))
+    last = np.ascontiguousarray(frames[-1])
+    atomic_write_bytes(layout.last_frame(clip.index), png_bytes(last))
+    timings["encode_s"] = round(time.perf_counter() - t1, 3)
+    record["artifacts"]["clip"] = file_record(layout.clip(clip.index), root=layout.root)
+    record["artifacts"]["last_frame"] = file_record(layout.last_frame(clip.index), root=layout.root)
+    return last
+
+
+def run_chain(
+    spec: RunSpec,
+    plan: RunPlan,
+    layout: RunLayout,
+    generator: ClipGenerator,
+    *,
+    progress: Progress = print,
+    guard: RunGuard | None = None,
+    resume: bool = True,
+) -> list[dict[str, Any]]:
+    """Generate every clip of ``plan`` in order; return the logs (reused or new).
+
+    Stops at the first clip that fails or passes a deadline, after writing its log
+    (``failed``/``aborted``), and re-raises; every finished clip stays intact.
+    """
+    layout.make_dirs()
+    layout.sweep_temp_files()
+    if guard is None:
+        deadlines = Deadlines.for_run(
+            clip_count=len(plan.clips), clip_timeout_s=spec.clip_timeout_s, run_timeout_s=spec.run_timeout_s
+        )
+        guard = RunGuard(deadlines, clip_count=len(plan.clips), progress=progress)
+    reference = fit_to_size(load_rgb(spec.reference_image), width=plan.width, height=plan.height)
+    input_image, input_source = reference, "reference_image"
+    shared = _shared_fields(generator, plan, guard.deadlines)
     logs: list[dict[str, Any]] = []
     for clip in plan.clips:
         input_png = png_bytes(input_image)
         key = _request_key(plan, clip, sha256_bytes(input_png))
-        reused = _reusable_log(layout, clip, key)
+        reused = _reusable_log(layout, clip, key) if resume else None
         if reused is not None:
             progress(f"clip {clip.index + 1}/{len(plan.clips)}: verified, reusing {layout.clip(clip.index).name}")
             logs.append(reused)
             input_image = load_rgb(layout.last_frame(clip.index))
             input_source = f"frames/{layout.last_frame(clip.index).name}"
             continue
-        progress(f"clip {clip.index + 1}/{len(plan.clips)}: generating {clip.num_frames} frames, seed {clip.seed}")
-        started_at = datetime.now(UTC).isoformat(timespec="seconds")
+        guard.start_clip(clip.index)
+        _reset_peak_memory(generator.device)
         t0 = time.perf_counter()
-        result = generator.generate(
-            ClipRequest(
-                index=clip.index,
-                image_hwc=input_image,
-                prompt=clip.prompt,
-                negative_prompt=clip.negative_prompt,
-                seed=clip.seed,
-                num_frames=clip.num_frames,
-                width=plan.width,
-                height=plan.height,
-                steps=plan.steps,
-                guidance_scale=plan.guidance_scale,
-                max_sequence_length=plan.max_sequence_length,
-            )
-        )
-        effective = _check_effective(clip, plan, result.frames_fhwc)
-        t1 = time.perf_counter()
-        encode_frames(result.frames_fhwc, fps=plan.fps, dest=layout.clip(clip.index))
-        last = np.ascontiguousarray(result.frames_fhwc[-1])
-        atomic_write_bytes(layout.last_frame(clip.index), png_bytes(last))
-        t2 = time.perf_counter()
-        log = {
+        record: dict[str, Any] = {
             **shared,
             "index": clip.index,
-            "started_at": started_at,
+            "status": "ok",
+            "failure_class": None,
+            "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "request": key,
-            "camera": clip.camera,
+            "requested": {**{k: key[k] for k in ("num_frames", "width", "height", "fps", "steps")}},
             "requested_duration_s": clip.requested_duration_s,
-            "effective": effective,
-            "call_kwargs": result.call_kwargs,
-            "dropped_kwargs": result.dropped_kwargs,
+            "camera": clip.camera,
+            "effective": {},
             "input": {"source": input_source, "sha256": key["input_sha256"]},
-            "artifacts": {
-                "clip": file_record(layout.clip(clip.index), root=layout.root),
-                "last_frame": file_record(layout.last_frame(clip.index), root=layout.root),
-            },
-            "timings_s": {
-                **{k: round(v, 3) for k, v in result.timings_s.items()},
-                "encode_s": round(t2 - t1, 3),
-                "total_s": round(t2 - t0, 3),
-            },
-            "memory": peak_memory_bytes(generator.device),
+            "artifacts": {},
+            "timings_s": {"load_s": round(generator.load_s, 3)},
         }
-        atomic_write_json(layout.log(clip.index), log)
-        logs.append(log)
-        progress(f"clip {clip.index + 1}/{len(plan.clips)}: done in {t2 - t0:.1f} s -> {layout.clip(clip.index).name}")
+        sampler = GpuSampler()
+        try:
+            with sampler:
+                last = _make_clip(
+                    clip,
+                    plan=plan,
+                    layout=layout,
+                    generator=generator,
+                    guard=guard,
+                    image=input_image,
+                    key=key,
+                    record=record,
+                )
+        except (GuardrailError, GenerationError, ArtifactError) as exc:
+            record.update(
+                status="aborted" if isinstance(exc, GuardrailError) else "failed",
+                failure_class=_failure_class(exc),
+                failure=str(exc),
+                phase=getattr(exc, "phase", None),
+            )
+            raise
+        finally:
+            record["timings_s"]["total_s"] = round(time.perf_counter() - t0, 3)
+            record["memory"] = peak_memory_bytes(generator.device)
+            record["gpu_telemetry"] = sampler.summary()
+            record["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+            if record["status"] != "ok" or "last_frame" in record["artifacts"]:
+                atomic_write_json(layout.log(clip.index), record)  # the clip's commit record, written last
+            guard.end_clip()
+        logs.append(record)
+        progress(
+            f"clip {clip.index + 1}/{len(plan.clips)}: done in {record['timings_s']['total_s']:.1f} s "
+            f"-> {layout.clip(clip.index).name}"
+        )
         input_image = last
         input_source = f"frames/{layout.last_frame(clip.index).name}"
     return logs

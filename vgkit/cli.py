@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from vgkit import __version__
-from vgkit.errors import VgkitError
+from vgkit.errors import SpecError, VgkitError
 
 __all__ = ["main"]
 
@@ -34,7 +34,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
     from vgkit.checkpoints import locate_checkpoint
     from vgkit.runner import plan_job
 
-    _, choice, plan = plan_job(args.spec, model=args.model)
+    _, choice, plan = plan_job(args.spec, model=args.model, planning_only=True)
     print(choice.announce())
     print(plan.summary())
     model = choice.model
@@ -53,19 +53,76 @@ def _cmd_check(args: argparse.Namespace) -> int:
 def _cmd_run(args: argparse.Namespace) -> int:
     from vgkit.runner import run_job
 
-    result = run_job(args.spec, model=args.model, out=args.out)
+    if not args.in_process:
+        from vgkit.worker import run_supervised
+
+        return run_supervised(
+            args.spec,
+            model=args.model,
+            out=args.out,
+            clip_timeout_s=args.clip_timeout_s,
+            run_timeout_s=args.run_timeout_s,
+            grace_s=args.watchdog_grace_s,
+            lock=args.lock,
+            wait_for_gpu=args.wait_for_gpu,
+            resume=args.resume,
+            progress=lambda line: print(line, flush=True),
+        )
+    if args.worker_state_file is not None:
+        from vgkit.worker import die_with_parent
+
+        die_with_parent()
+    result = run_job(
+        args.spec,
+        model=args.model,
+        out=args.out,
+        progress=lambda line: print(line, flush=True),
+        clip_timeout_s=args.clip_timeout_s,
+        run_timeout_s=args.run_timeout_s,
+        run_started_at=args.run_started_at,
+        lock=args.lock,
+        wait_for_gpu=args.wait_for_gpu,
+        resume=args.resume,
+        state_file=args.worker_state_file,
+    )
     print(f"final: {result.final_video} ({result.final_frames} frames, {result.final_seconds:.2f} s)")
     print(f"bundle: {result.bundle}")
     return 0
 
 
 def _cmd_stitch(args: argparse.Namespace) -> int:
-    from vgkit.manifest import write_manifest
-    from vgkit.stitch import stitch_run
+    from vgkit.manifest import stitch_and_record
+    from vgkit.stitch import StitchSettings
 
-    record = write_manifest(args.run_dir, stitch=stitch_run(args.run_dir))["stitch"]
+    settings = StitchSettings(
+        transition=args.transition,
+        overlap_frames=args.overlap_frames,
+        colour=args.colour,
+        colour_anchor_image=args.colour_anchor,
+        seam_smoothing=args.seam_smoothing,
+    )
+    manifest = stitch_and_record(args.run_dir, settings, usd_per_hour=args.usd_per_hour)
+    record = manifest["stitch"]
     print(f"final: {args.run_dir / record['final']['path']} ({record['final_frames']} frames)")
+    if manifest["cost"] is not None:
+        print(f"cost estimate: ${manifest['cost']['estimate_usd']:.4f} at ${args.usd_per_hour}/hour")
     return 0
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    from vgkit.verify import verify
+
+    print(f"ok: {args.path} ({verify(args.path)} clips; every hash, size and schema checks out)")
+    return 0
+
+
+def _cmd_restitch(args: argparse.Namespace) -> int:
+    from vgkit.verify import restitch
+
+    result = restitch(args.bundle, out=args.out)
+    print(f"restitched: {result['out']} sha256 {result['sha256']}")
+    print(f"byte-identical to the bundled final: {'yes' if result['identical'] else 'NO'}")
+    return 0 if result["identical"] else 5
 
 
 def _cmd_bundle(args: argparse.Namespace) -> int:
@@ -96,11 +153,13 @@ def _cmd_models(args: argparse.Namespace) -> int:
 
 
 def _cmd_prefetch(args: argparse.Namespace) -> int:
-    from vgkit.prefetch import prefetch
+    from vgkit.prefetch import format_table, run_prefetch
 
-    for name in args.model:
-        print(f"{name}: {prefetch(name)}")
-    return 0
+    if not args.model and not args.all and not args.check:
+        raise SpecError("prefetch: no models named; fix: --model NAME (repeatable) or --all")
+    rows = run_prefetch(args.model or "all", check_only=args.check, verify_all=args.verify)
+    print(format_table(rows))
+    return 0 if all(r["complete"] for r in rows) else 3
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -160,6 +219,34 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("spec", type=Path, help="run spec (.yaml or .json)")
     p.add_argument("--model", default=None, help=model_help)
     p.add_argument("--out", type=Path, default=None, help="run directory (default runs/<spec name>-<model>)")
+    p.add_argument("--clip-timeout-s", type=float, default=None, help="deadline per clip (default: spec, 600)")
+    p.add_argument(
+        "--run-timeout-s", type=float, default=None, help="deadline for the run (default: clips x clip timeout)"
+    )
+    p.add_argument(
+        "--watchdog-grace-s",
+        type=float,
+        default=60.0,
+        help="the watchdog kills a hung worker this long past a deadline",
+    )
+    p.add_argument(
+        "--wait-for-gpu", action="store_true", help="queue behind a run holding the device instead of refusing"
+    )
+    p.add_argument(
+        "--lock",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="take the one-job-per-device lock (default: on a GPU only)",
+    )
+    p.add_argument(
+        "--resume",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="reuse clips whose logs and artifacts verify, decode saved latents (default); --no-resume regenerates all",
+    )
+    p.add_argument("--in-process", action="store_true", help="generate in this process, without the watchdog child")
+    p.add_argument("--run-started-at", type=float, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--worker-state-file", type=Path, default=None, help=argparse.SUPPRESS)
 
     p = add("check", _cmd_check, "validate a spec and print its plan and prompts without loading a model")
     p.add_argument("spec", type=Path)
@@ -167,6 +254,19 @@ def _parser() -> argparse.ArgumentParser:
 
     p = add("stitch", _cmd_stitch, "stitch a run's clips into final/final_stitched.mp4 and write manifest.json")
     p.add_argument("run_dir", type=Path)
+    p.add_argument("--transition", choices=("cut", "crossfade"), default="cut", help="join recipe (default cut)")
+    p.add_argument("--overlap-frames", type=int, default=0, help="crossfade length in frames (0 for cut)")
+    p.add_argument("--colour", choices=("off", "mean_std"), default="off", help="colour matching (default off)")
+    p.add_argument("--colour-anchor", type=Path, default=None, help="anchor image (default: the first clip)")
+    p.add_argument("--seam-smoothing", choices=("off", "minterpolate"), default="off", help="bridge cuts (default off)")
+    p.add_argument("--usd-per-hour", type=float, default=None, help="machine rate for a cost estimate")
+
+    p = add("verify", _cmd_verify, "check every hash, size and schema of a run directory or bundle")
+    p.add_argument("path", type=Path, help="run directory or .tar.gz bundle")
+
+    p = add("restitch", _cmd_restitch, "rebuild a bundle's final video from its clips; say if byte-identical")
+    p.add_argument("bundle", type=Path)
+    p.add_argument("--out", type=Path, required=True, help="where to write the rebuilt video (.mp4)")
 
     p = add("bundle", _cmd_bundle, "pack a stitched run into one reproducible .tar.gz beside it")
     p.add_argument("run_dir", type=Path)
@@ -177,8 +277,15 @@ def _parser() -> argparse.ArgumentParser:
 
     add("models", _cmd_models, "list models, native sizes and whether weights are present")
 
-    p = add("prefetch", _cmd_prefetch, "download model weights into the HF cache (download only)")
-    p.add_argument("--model", action="append", required=True, help="model to fetch; repeat for several")
+    p = add(
+        "prefetch",
+        _cmd_prefetch,
+        "download model weights into the HF cache, verified (download only; --check is offline)",
+    )
+    p.add_argument("--model", action="append", default=[], help="model to fetch; repeat for several")
+    p.add_argument("--all", action="store_true", help="every real model (with --check: every model)")
+    p.add_argument("--check", action="store_true", help="offline: report which models are complete in the cache")
+    p.add_argument("--verify", action="store_true", help="hash every file, not only new downloads")
 
     p = add("qa", _cmd_qa, "measure every clip and seam of a run (black, static, seams, drift, sharpness) -> qa.json")
     p.add_argument("run_dir", type=Path)

@@ -1,14 +1,17 @@
-"""Clip generators: one loaded pipeline that turns a ``ClipRequest`` into frames.
+"""Clip generators: one loaded pipeline that denoises a ``ClipRequest`` and decodes its latents.
 
+Denoising and decoding are separate calls so the chain can keep the denoised latents on disk
+before the VAE decode (the usual out-of-memory point) and check its deadlines around it.
 ``InProcessGenerator`` keeps the pipeline in this process for the whole run. The chain only sees
 the ``ClipGenerator`` protocol, so a generator can also live in a worker subprocess or a Ray
-actor without the chain changing.
+actor, or be a stand-in in tests, without the chain changing.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -18,7 +21,21 @@ from vgkit.errors import GenerationError
 from vgkit.models import ModelAdapter
 from vgkit.models.base import filter_call_kwargs
 
-__all__ = ["ClipGenerator", "ClipRequest", "ClipResult", "InProcessGenerator"]
+__all__ = [
+    "DECODE_ATTEMPTS",
+    "ClipGenerator",
+    "ClipRequest",
+    "Denoised",
+    "InProcessGenerator",
+    "StepHook",
+    "decode_with_retries",
+]
+
+# A step hook gets (finished steps, total steps) after every denoising step; True stops the loop.
+StepHook = Callable[[int, int], bool]
+
+# Decode attempts, in order: as loaded, with VAE tiling, with tiles of half the default size.
+DECODE_ATTEMPTS = ("as_loaded", "vae_tiling", "vae_tiling_small")
 
 
 @dataclass(frozen=True)
@@ -37,11 +54,16 @@ class ClipRequest:
 
 
 @dataclass
-class ClipResult:
-    frames_fhwc: np.ndarray
+class Denoised:
+    """Latents straight from the denoising loop (before the VAE), and how the call was made."""
+
+    latents: Any
     call_kwargs: dict[str, Any]
     dropped_kwargs: list[str]
-    timings_s: dict[str, float] = field(default_factory=dict)
+    steps_done: int
+    interrupted: bool
+    denoise_s: float = 0.0
+    frames_fhwc: np.ndarray | None = None  # set when the pipeline had to decode inside its call
 
 
 class ClipGenerator(Protocol):
@@ -51,7 +73,49 @@ class ClipGenerator(Protocol):
 
     def pipeline_info(self) -> dict[str, Any]: ...
 
-    def generate(self, request: ClipRequest) -> ClipResult: ...
+    def denoise(self, request: ClipRequest, *, on_step: StepHook | None = None) -> Denoised: ...
+
+    def decode(self, latents: Any, *, attempt: str) -> np.ndarray: ...
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """True for a CUDA (or CPU allocator) out-of-memory error, however torch spelled it."""
+    import torch
+
+    return isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower()
+
+
+def decode_with_retries(
+    generator: ClipGenerator, latents: Any, *, index: int, attempts: tuple[str, ...] = DECODE_ATTEMPTS
+) -> tuple[np.ndarray, list[str]]:
+    """Decode ``latents``; on out-of-memory retry with the next, leaner attempt.
+
+    Returns the frames and the attempts made. Raises ``GenerationError`` (the latents stay on
+    disk, so a resume decodes them again without re-denoising) when every attempt ran out of memory.
+    """
+    tried: list[str] = []
+    for attempt in attempts:
+        tried.append(attempt)
+        try:
+            return generator.decode(latents, attempt=attempt), tried
+        except (RuntimeError, MemoryError) as exc:
+            if not is_out_of_memory(exc):
+                raise GenerationError(f"clip {index:03d}: VAE decode failed: {type(exc).__name__}: {exc}") from exc
+            _free_accelerator_memory()
+    raise GenerationError(
+        f"clip {index:03d}: VAE decode ran out of memory in every attempt ({', '.join(tried)}); the denoised "
+        "latents are kept: fix: free GPU memory or lower width/height, then re-run with --resume"
+    )
+
+
+def _free_accelerator_memory() -> None:
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def _to_uint8_fhwc(frames: Any) -> np.ndarray:
@@ -64,6 +128,24 @@ def _to_uint8_fhwc(frames: Any) -> np.ndarray:
     return np.ascontiguousarray(array)
 
 
+def _decode_wan(pipe: Any, latents: Any) -> Any:
+    """The decode tail of ``WanImageToVideoPipeline.__call__`` (diffusers 0.42.1), as np frames."""
+    import torch
+
+    vae = pipe.vae
+    latents = latents.to(device=vae.device, dtype=vae.dtype)
+    z_dim = vae.config.z_dim
+    mean = torch.tensor(vae.config.latents_mean).view(1, z_dim, 1, 1, 1).to(latents.device, latents.dtype)
+    inv_std = 1.0 / torch.tensor(vae.config.latents_std).view(1, z_dim, 1, 1, 1).to(latents.device, latents.dtype)
+    with torch.no_grad():
+        video = vae.decode(latents / inv_std + mean, return_dict=False)[0]
+    return pipe.video_processor.postprocess_video(video, output_type="np")
+
+
+# How to decode each pipeline class's latents. A new family adds its pipeline's decode tail here.
+_DECODERS: dict[str, Callable[[Any, Any], Any]] = {"WanImageToVideoPipeline": _decode_wan}
+
+
 class InProcessGenerator:
     """Loads ``model`` from ``snapshot`` once and serves every clip of a run."""
 
@@ -74,6 +156,8 @@ class InProcessGenerator:
         started = time.perf_counter()
         self.pipe: Any = model.load(snapshot, device=device)
         self.load_s = time.perf_counter() - started
+        # Without a known decode tail the pipeline decodes inside its own call (no latents on disk).
+        self._decode = _DECODERS.get(type(self.pipe).__name__)
 
     def pipeline_info(self) -> dict[str, Any]:
         return {
@@ -82,7 +166,12 @@ class InProcessGenerator:
             "scheduler_config": {k: v for k, v in dict(self.pipe.scheduler.config).items() if not k.startswith("_")},
         }
 
-    def generate(self, request: ClipRequest) -> ClipResult:
+    def denoise(self, request: ClipRequest, *, on_step: StepHook | None = None) -> Denoised:
+        """Run the denoising loop only (``output_type="latent"``); ``on_step`` may stop it early.
+
+        For a pipeline class with no decode tail in ``_DECODERS`` the call decodes too and the
+        result carries ``frames_fhwc`` instead of latents.
+        """
         import torch
         from PIL import Image
 
@@ -95,22 +184,61 @@ class InProcessGenerator:
             "num_inference_steps": request.steps,
             "guidance_scale": request.guidance_scale,
             "max_sequence_length": request.max_sequence_length,
-            "output_type": "np",
+            "output_type": "latent" if self._decode is not None else "np",
             **self.model.call_defaults,
         }
         kwargs, dropped = filter_call_kwargs(self.pipe, wanted)
+        done = {"steps": 0, "stopped": False}
+
+        def callback(pipe: Any, step: int, timestep: Any, callback_kwargs: dict[str, Any]) -> dict[str, Any]:
+            done["steps"] = step + 1
+            if on_step is not None and on_step(step + 1, request.steps):
+                # Cooperative interrupt: the pipeline skips its remaining steps (FACTS.md).
+                pipe._interrupt = True
+                done["stopped"] = True
+            return callback_kwargs
+
         generator = torch.Generator(device="cpu").manual_seed(request.seed)
         started = time.perf_counter()
         try:
-            output = self.pipe(image=Image.fromarray(request.image_hwc), generator=generator, **kwargs)
+            output = self.pipe(
+                image=Image.fromarray(request.image_hwc), generator=generator, callback_on_step_end=callback, **kwargs
+            )
         except torch.OutOfMemoryError as exc:
-            raise GenerationError(f"clip {request.index:03d}: out of GPU memory: {exc}") from exc
+            raise GenerationError(f"clip {request.index:03d}: out of GPU memory while denoising: {exc}") from exc
         except (RuntimeError, ValueError, TypeError) as exc:
             raise GenerationError(f"clip {request.index:03d}: {type(exc).__name__}: {exc}") from exc
-        frames = _to_uint8_fhwc(output.frames)
-        return ClipResult(
+        if self._decode is None:
+            frames, latents = _to_uint8_fhwc(output.frames), None
+        else:
+            frames, latents = None, output.frames.detach().to("cpu")
+        return Denoised(
+            latents=latents,
             frames_fhwc=frames,
             call_kwargs=kwargs,
             dropped_kwargs=dropped,
-            timings_s={"pipeline_s": time.perf_counter() - started},
+            steps_done=int(done["steps"]),
+            interrupted=bool(done["stopped"]),
+            denoise_s=time.perf_counter() - started,
         )
+
+    def decode(self, latents: Any, *, attempt: str) -> np.ndarray:
+        """Decode denoised latents to uint8 frames (F, H, W, 3); ``attempt`` picks the VAE memory mode."""
+        vae = self.pipe.vae
+        saved = (vae.use_tiling, vae.tile_sample_min_height, vae.tile_sample_min_width)
+        if attempt == "vae_tiling":
+            vae.enable_tiling()
+        elif attempt == "vae_tiling_small":
+            vae.enable_tiling(
+                tile_sample_min_height=max(32, vae.tile_sample_min_height // 2),
+                tile_sample_min_width=max(32, vae.tile_sample_min_width // 2),
+            )
+        elif attempt != "as_loaded":
+            raise ValueError(f"attempt = {attempt!r}: not one of {DECODE_ATTEMPTS}")
+        if self._decode is None:
+            raise GenerationError(f"pipeline {type(self.pipe).__name__}: vgkit has no separate VAE decode for it")
+        try:
+            return _to_uint8_fhwc(self._decode(self.pipe, latents))
+        finally:
+            # A retry's leaner mode is for this decode only; later clips decode as loaded.
+            vae.use_tiling, vae.tile_sample_min_height, vae.tile_sample_min_width = saved

@@ -1,4 +1,10 @@
-"""``manifest.json``: the run summary from which the final video can be rebuilt."""
+"""``manifest.json``: the run summary from which the final video can be rebuilt.
+
+Schema ``vgkit.manifest/2``: model, clip count, planned vs actual frames and seconds (planned from
+``plan.json`` and the stitch recipe's overlap), the stitch record (recipe, encoder args,
+filtergraph, colour matching), the environment, timings, an optional cost estimate from a
+user-given $/hour rate, and sha256 + size of every artifact.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from vgkit.artifacts import RunLayout, atomic_write_json, file_record
+from vgkit.errors import SpecError
 from vgkit.provenance import environment_info
-from vgkit.stitch import read_logs
+from vgkit.stitch import StitchSettings, read_logs, stitch_run
 
-__all__ = ["MANIFEST_SCHEMA", "write_manifest"]
+__all__ = ["MANIFEST_SCHEMA", "stitch_and_record", "write_manifest"]
 
-MANIFEST_SCHEMA = "vgkit.manifest/1"
+MANIFEST_SCHEMA = "vgkit.manifest/2"
 
 
 def _artifacts(layout: RunLayout, logs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -23,28 +30,64 @@ def _artifacts(layout: RunLayout, logs: list[dict[str, Any]]) -> list[dict[str, 
     return [file_record(p, root=layout.root) for p in paths if p.is_file()]
 
 
-def write_manifest(run_dir: Path, *, stitch: dict[str, Any]) -> dict[str, Any]:
+def _planned(plan: dict[str, Any] | None, stitch: dict[str, Any]) -> dict[str, Any] | None:
+    if plan is None:
+        return None
+    overlap_total = (plan["clip_count"] - 1) * stitch["overlap_frames"]
+    frames = plan["final_frames"] - overlap_total
+    return {
+        "frames_before_transitions": plan["final_frames"],
+        "transition_overlap_frames": overlap_total,
+        "final_frames": frames,
+        "final_seconds": frames / plan["fps"],
+    }
+
+
+def _cost(timings_s: dict[str, float], usd_per_hour: float | None) -> dict[str, Any] | None:
+    if usd_per_hour is None:
+        return None
+    if not usd_per_hour >= 0:
+        raise SpecError(f"usd_per_hour = {usd_per_hour}: must be a rate >= 0 in US dollars per hour")
+    billed_s = sum(timings_s.values())
+    return {
+        "usd_per_hour": usd_per_hour,
+        "billed_s": round(billed_s, 3),
+        "billed_parts": sorted(timings_s),
+        "estimate_usd": round(billed_s / 3600 * usd_per_hour, 4),
+    }
+
+
+def write_manifest(run_dir: Path, *, stitch: dict[str, Any], usd_per_hour: float | None = None) -> dict[str, Any]:
     """Write ``manifest.json`` for a stitched run and return it."""
     layout = RunLayout(run_dir)
     logs = read_logs(layout)
     plan = json.loads(layout.plan.read_text()) if layout.plan.is_file() else None
     fps = stitch["fps"]
+    timings_s = {
+        "model_load_s": logs[0]["load_s"],
+        "clips_total_s": round(sum(log["timings_s"]["total_s"] for log in logs), 3),
+        "stitch_s": stitch.get("stitch_s", 0.0),
+    }
     manifest = {
         "schema": MANIFEST_SCHEMA,
         "run": run_dir.name,
         "model": logs[0]["model"],
         "clip_count": len(logs),
-        "planned": None
-        if plan is None
-        else {"final_frames": plan["final_frames"], "final_seconds": plan["final_seconds"]},
+        "planned": _planned(plan, stitch),
         "actual": {"final_frames": stitch["final_frames"], "final_seconds": stitch["final_frames"] / fps},
         "stitch": stitch,
         "environment": environment_info(),
-        "timings_s": {
-            "model_load_s": logs[0]["load_s"],
-            "clips_total_s": round(sum(log["timings_s"]["total_s"] for log in logs), 3),
-        },
+        "timings_s": timings_s,
+        "cost": _cost(timings_s, usd_per_hour),
         "artifacts": _artifacts(layout, logs),
     }
     atomic_write_json(layout.manifest, manifest)
     return manifest
+
+
+def stitch_and_record(
+    run_dir: Path, settings: StitchSettings | None = None, *, usd_per_hour: float | None = None
+) -> dict[str, Any]:
+    """Stitch ``run_dir`` with ``settings`` and write its manifest; return the manifest."""
+    _cost({}, usd_per_hour)  # refuse a bad rate before the work
+    return write_manifest(run_dir, stitch=stitch_run(run_dir, settings), usd_per_hour=usd_per_hour)

@@ -8,17 +8,24 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from vgkit.artifacts import RunLayout, atomic_write_json
 from vgkit.bundle import write_bundle
 from vgkit.errors import SpecError
-from vgkit.models import ModelChoice, adapter, choose_model
+from vgkit.models import ModelAdapter, ModelChoice, adapter, choose_model
 from vgkit.plan import RunPlan, make_plan
+from vgkit.settings import offline_by_default
 from vgkit.spec import RunSpec, load_spec
 
 __all__ = ["JobResult", "default_run_dir", "finish_run", "plan_job", "run_job"]
 
+if TYPE_CHECKING:
+    from vgkit.generator import ClipGenerator
+    from vgkit.guard import Deadlines
+
 Progress = Callable[[str], None]
+GeneratorFactory = Callable[[ModelAdapter, Path, str], "ClipGenerator"]
 
 
 @dataclass(frozen=True)
@@ -36,11 +43,16 @@ def default_run_dir(spec: RunSpec, model: str) -> Path:
     return Path("runs") / f"{spec.name}-{model}"
 
 
-def plan_job(spec_path: str | Path, *, model: str | None = None) -> tuple[RunSpec, ModelChoice, RunPlan]:
-    """Load and validate the spec, choose the model and plan every clip; loads no model."""
+def plan_job(
+    spec_path: str | Path, *, model: str | None = None, planning_only: bool = False
+) -> tuple[RunSpec, ModelChoice, RunPlan]:
+    """Load and validate the spec, choose the model and plan every clip; loads no model.
+
+    ``planning_only`` accepts a real model whose weights or GPU are absent (for ``vgkit check``).
+    """
     spec = load_spec(spec_path)
     requested = model if model not in (None, "") else spec.model
-    choice = choose_model(requested)
+    choice = choose_model(requested, planning_only=planning_only)
     return spec, choice, make_plan(spec, choice.model)
 
 
@@ -59,31 +71,51 @@ def run_job(
     model: str | None = None,
     out: str | Path | None = None,
     progress: Progress = print,
+    clip_timeout_s: float | None = None,
+    run_timeout_s: float | None = None,
+    run_started_at: float | None = None,
+    lock: bool | None = None,
+    wait_for_gpu: bool = False,
+    resume: bool = True,
+    state_file: Path | None = None,
+    make_generator: GeneratorFactory | None = None,
 ) -> JobResult:
-    """Run a whole job and return where its outputs are. Re-running resumes verified clips."""
+    """Run a whole job in this process and return where its outputs are.
+
+    Re-running resumes verified clips (``resume=False`` regenerates them). Deadlines default to
+    the spec's ``clip_timeout_s``/``run_timeout_s``. ``lock`` takes the device lock (None: only on
+    a GPU). ``state_file`` is where a supervising watchdog reads the clip in progress. The process
+    is offline for the Hub unless ``HF_HUB_OFFLINE`` was set (``offline_by_default``).
+    """
+    from vgkit.guard import Deadlines
+
+    offline_by_default()
     spec, choice, plan = plan_job(spec_path, model=model)
     progress(choice.announce())
     run_dir = Path(out) if out else default_run_dir(spec, choice.model.name)
     if run_dir.exists() and not run_dir.is_dir():
         raise SpecError(f"out = '{run_dir}': exists and is not a directory; fix: choose another --out")
-    layout = RunLayout(run_dir)
-    layout.make_dirs()
-    atomic_write_json(layout.plan, plan.to_dict())
-    progress(plan.summary())
+    deadlines = Deadlines.for_run(
+        clip_count=len(plan.clips),
+        clip_timeout_s=spec.clip_timeout_s if clip_timeout_s is None else clip_timeout_s,
+        run_timeout_s=spec.run_timeout_s if run_timeout_s is None else run_timeout_s,
+        started_at=run_started_at,
+    )
+    held = None
+    if lock if lock is not None else choice.device != "cpu":
+        from vgkit.lock import acquire_device_lock, device_lock_name
 
-    from vgkit.chain import run_chain
-    from vgkit.checkpoints import locate_checkpoint
-    from vgkit.generator import InProcessGenerator
-    from vgkit.tokens import check_token_budget
-
-    snapshot = locate_checkpoint(adapter(choice.model.name))
-    progress(f"loading {choice.model.title} from {snapshot}")
-    generator = InProcessGenerator(choice.model, snapshot, device=choice.device)
-    progress(f"loaded in {generator.load_s:.1f} s")
-    check_token_budget(plan, generator.pipe.tokenizer)
-    run_chain(spec, plan, layout, generator, progress=progress)
+        held = acquire_device_lock(
+            device_lock_name(choice.device), run_dir=run_dir, wait=wait_for_gpu, progress=progress
+        )
+    try:
+        _generate(spec, choice, plan, run_dir, deadlines, progress, resume, state_file, make_generator)
+    finally:
+        if held is not None:
+            held.release()
     progress("stitching final/final_stitched.mp4")
     bundle = finish_run(run_dir)
+    layout = RunLayout(run_dir)
     return JobResult(
         run_dir=run_dir,
         final_video=layout.final,
@@ -93,3 +125,35 @@ def run_job(
         final_frames=plan.final_frames,
         final_seconds=float(plan.final_seconds),
     )
+
+
+def _generate(
+    spec: RunSpec,
+    choice: ModelChoice,
+    plan: RunPlan,
+    run_dir: Path,
+    deadlines: Deadlines,
+    progress: Progress,
+    resume: bool,
+    state_file: Path | None,
+    make_generator: GeneratorFactory | None,
+) -> None:
+    from vgkit.chain import run_chain
+    from vgkit.checkpoints import locate_checkpoint
+    from vgkit.generator import InProcessGenerator
+    from vgkit.guard import RunGuard
+    from vgkit.tokens import check_token_budget, load_tokenizer
+
+    layout = RunLayout(run_dir)
+    layout.make_dirs()
+    atomic_write_json(layout.plan, plan.to_dict())
+    progress(plan.summary())
+    guard = RunGuard(deadlines, clip_count=len(plan.clips), state_file=state_file, progress=progress)
+    snapshot = locate_checkpoint(adapter(choice.model.name))
+    check_token_budget(plan, load_tokenizer(snapshot))
+    progress(f"loading {choice.model.title} from {snapshot}")
+    factory = make_generator or (lambda m, snap, device: InProcessGenerator(m, snap, device=device))
+    generator = factory(choice.model, snapshot, choice.device)
+    progress(f"loaded in {generator.load_s:.1f} s")
+    guard.check(phase="load")
+    run_chain(spec, plan, layout, generator, progress=progress, guard=guard, resume=resume)

@@ -16,7 +16,12 @@ __all__ = [
     "cuda_gpu_name",
     "ffmpeg_threads",
     "hub_cache_dir",
+    "hub_endpoint",
+    "hub_offline",
+    "lock_dir",
+    "offline_by_default",
     "repo_root",
+    "visible_gpu",
 ]
 
 # Encoder threads are pinned: x264 output depends on the thread count (FACTS.md), so a fixed
@@ -33,6 +38,33 @@ def hub_cache_dir() -> Path:
     xdg = os.environ.get("XDG_CACHE_HOME")
     base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
     return base / "huggingface" / "hub"
+
+
+def hub_endpoint() -> str:
+    """The Hub URL (``HF_ENDPOINT``, default https://huggingface.co), read at call time."""
+    return os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
+
+
+def hub_offline() -> bool:
+    """Whether ``HF_HUB_OFFLINE`` asks for no network (the Hub client's truthy values)."""
+    return os.environ.get("HF_HUB_OFFLINE", "").upper() in ("1", "ON", "YES", "TRUE")
+
+
+def offline_by_default() -> bool:
+    """Make this process offline for the Hub unless ``HF_HUB_OFFLINE`` is set explicitly.
+
+    Runs load weights that ``vgkit prefetch`` put in the cache, so a flaky network cannot stall a
+    generation. The Hub client reads the variable when it is imported; if it already was, its
+    constant is set as well. Returns whether the process is now offline.
+    """
+    import sys
+
+    if "HF_HUB_OFFLINE" not in os.environ:
+        os.environ["HF_HUB_OFFLINE"] = "1"
+        constants = sys.modules.get("huggingface_hub.constants")
+        if constants is not None:
+            constants.HF_HUB_OFFLINE = True  # type: ignore[attr-defined]
+    return hub_offline()
 
 
 def ffmpeg_threads() -> int:
@@ -93,3 +125,19 @@ def code_commit() -> str:
     if head.returncode != 0:
         return "unknown"
     return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
+
+def lock_dir() -> Path:
+    """Where per-device run locks live: ``VGKIT_LOCK_DIR``, else ``$XDG_RUNTIME_DIR/vgkit-locks``,
+    else ``/tmp/vgkit-locks-<uid>``."""
+    if explicit := os.environ.get("VGKIT_LOCK_DIR"):
+        return Path(explicit).expanduser()
+    if runtime := os.environ.get("XDG_RUNTIME_DIR"):
+        return Path(runtime) / "vgkit-locks"
+    return Path("/tmp") / f"vgkit-locks-{os.getuid()}"
+
+
+def visible_gpu() -> str:
+    """The first entry of ``CUDA_VISIBLE_DEVICES`` (the GPU a run uses), or ``"0"`` when unset."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",")[0].strip()
+    return visible or "0"

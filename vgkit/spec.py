@@ -90,6 +90,10 @@ class RunSpec(_Strict):
     shots: list[ShotCard] = Field(min_length=1, max_length=64)
     overrides: GenerationOverrides = GenerationOverrides()
     allow_any_length: Bool = Field(default=False, description="accept a final video outside 30-60 s (tests, previews)")
+    clip_timeout_s: Float = Field(default=600.0, gt=0, description="deadline for one clip (denoise + decode + encode)")
+    run_timeout_s: Float | None = Field(
+        default=None, gt=0, description="deadline for the run; default clips x clip_timeout_s"
+    )
 
     @field_validator("reference_image")
     @classmethod

@@ -1,30 +1,93 @@
 """Deterministic stitch of a run's clips into ``final/final_stitched.mp4``.
 
 Recipe (fixed, recorded in the manifest): clips in index order; every chained clip (i > 0) loses
-its first frame, which repeats the previous clip's last frame; hard cut, no overlap; one ffmpeg
-filtergraph; the pinned encoder recipe at the model's fps. The final frame count must equal the
-sum of the clips' frames minus the dropped ones, or the stitch fails.
+its first frame, which repeats the previous clip's last frame; every stream is retimed to integer
+frame indices (time base ``1/fps``, pts = frame number); then either a hard cut (``concat``) or a
+crossfade (``xfade=transition=fade``) over a fixed whole number of overlap frames, with offsets
+computed in integer frames. Optional seam smoothing (cuts only) re-makes ``SEAM_WINDOW_FRAMES``
+frames either side of each cut with ffmpeg ``minterpolate`` (motion-compensated) in the same
+graph; RIFE is not available here and is recorded as such. Optional colour matching
+(vgkit.colour) is a per-clip ``lutrgb`` in the same graph. One ffmpeg filtergraph, the pinned
+encoder recipe (vgkit.encode) at the model's fps. The final frame count must equal
+``sum(frames) - (X - 1) - (X - 1) * overlap_frames`` or the stitch fails.
 """
 
 from __future__ import annotations
 
 import json
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from vgkit.artifacts import RunLayout, commit_file, file_record, temp_path_for
 from vgkit.encode import check_frame_count, encoder_args, run_ffmpeg
-from vgkit.errors import ArtifactError
+from vgkit.errors import ArtifactError, SpecError
 
-__all__ = ["STITCH_RECIPE", "read_logs", "stitch_run"]
+__all__ = [
+    "COLOUR_MODES",
+    "SEAM_MODES",
+    "STITCH_RECIPE_VERSION",
+    "TRANSITIONS",
+    "StitchSettings",
+    "kept_frames",
+    "planned_final_frames",
+    "read_logs",
+    "stitch_run",
+]
 
-STITCH_RECIPE: dict[str, Any] = {
-    "version": 1,
-    "order": "clip index",
-    "drop_first_frame_of_chained_clips": True,
-    "transition": "cut",
-    "overlap_frames": 0,
-}
+STITCH_RECIPE_VERSION = 2
+TRANSITIONS = ("cut", "crossfade")
+COLOUR_MODES = ("off", "mean_std")
+SEAM_MODES = ("off", "minterpolate")
+XFADE_TRANSITION = "fade"
+SWS_FLAGS = "bitexact+accurate_rnd+full_chroma_int"
+SEAM_WINDOW_FRAMES = 2  # frames replaced on each side of a seam when seam smoothing is on
+SEAM_CONTEXT_FRAMES = 2  # real frames on each side that the interpolator sees
+RIFE_STATUS = "unavailable"  # no RIFE weights ship with vgkit or are present here
+
+
+@dataclass(frozen=True)
+class StitchSettings:
+    """The user-chosen part of the stitch recipe (everything else is pinned in this module)."""
+
+    transition: str = "cut"
+    overlap_frames: int = 0
+    colour: str = "off"
+    colour_anchor_image: Path | None = None
+    seam_smoothing: str = "off"
+
+    def __post_init__(self) -> None:
+        if self.transition not in TRANSITIONS:
+            raise SpecError(f"transition = {self.transition!r}: unknown; fix: use one of {', '.join(TRANSITIONS)}")
+        if self.colour not in COLOUR_MODES:
+            raise SpecError(f"colour = {self.colour!r}: unknown; fix: use one of {', '.join(COLOUR_MODES)}")
+        if isinstance(self.overlap_frames, bool) or not isinstance(self.overlap_frames, int):
+            raise SpecError(f"overlap_frames = {self.overlap_frames!r}: must be a whole number of frames")
+        if self.transition == "cut" and self.overlap_frames != 0:
+            raise SpecError(
+                f"overlap_frames = {self.overlap_frames}: a cut has no overlap; fix: use 0 or transition crossfade"
+            )
+        if self.seam_smoothing not in SEAM_MODES:
+            raise SpecError(
+                f"seam_smoothing = {self.seam_smoothing!r}: unknown; fix: use one of {', '.join(SEAM_MODES)}"
+            )
+        if self.seam_smoothing != "off" and self.transition != "cut":
+            raise SpecError(
+                f"seam_smoothing = {self.seam_smoothing!r}: only bridges hard cuts; fix: use transition cut"
+            )
+        if self.transition == "crossfade" and self.overlap_frames < 1:
+            raise SpecError(f"overlap_frames = {self.overlap_frames}: a crossfade needs >= 1 overlap frame")
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "transition": self.transition,
+            "overlap_frames": self.overlap_frames,
+            "colour": self.colour,
+            "colour_anchor": None
+            if self.colour == "off"
+            else ("first_clip" if self.colour_anchor_image is None else "reference_image"),
+        }
 
 
 def read_logs(layout: RunLayout) -> list[dict[str, Any]]:
@@ -39,51 +102,171 @@ def read_logs(layout: RunLayout) -> list[dict[str, Any]]:
     return logs
 
 
-def _filtergraph(count: int) -> str:
-    parts = ["[0:v]setpts=PTS-STARTPTS[v0]"]
-    parts += [f"[{i}:v]trim=start_frame=1,setpts=PTS-STARTPTS[v{i}]" for i in range(1, count)]
-    inputs = "".join(f"[v{i}]" for i in range(count))
-    parts.append(f"{inputs}concat=n={count}:v=1:a=0[out]")
+def kept_frames(logs: list[dict[str, Any]]) -> list[int]:
+    """Frames each clip contributes before transitions (chained clips lose their first frame)."""
+    return [log["effective"]["num_frames"] - (1 if i else 0) for i, log in enumerate(logs)]
+
+
+def planned_final_frames(clip_frames: list[int], *, overlap_frames: int) -> int:
+    """``sum(frames) - (X - 1)`` dropped duplicates ``- (X - 1) * overlap_frames`` crossfaded."""
+    joins = len(clip_frames) - 1
+    return sum(clip_frames) - joins - joins * overlap_frames
+
+
+def _check_fits(kept: list[int], settings: StitchSettings) -> None:
+    """Refuse an overlap or seam window that does not fit in the clips, before any work."""
+    if len(kept) > 1 and min(kept[:-1] + kept[1:]) <= settings.overlap_frames:
+        raise SpecError(
+            f"overlap_frames = {settings.overlap_frames}: longer than a clip ({min(kept)} frames after the "
+            "dropped duplicate); fix: choose fewer overlap frames"
+        )
+    needed = 2 * (SEAM_WINDOW_FRAMES + SEAM_CONTEXT_FRAMES) + 1
+    if settings.seam_smoothing != "off" and len(kept) > 1 and min(kept) < needed:
+        raise SpecError(
+            f"seam_smoothing = {settings.seam_smoothing!r}: a clip has {min(kept)} frames, fewer than the "
+            f"{needed} a bridge needs; fix: turn seam smoothing off"
+        )
+
+
+def _filtergraph(kept: list[int], *, fps: int, settings: StitchSettings, luts: list[str | None]) -> str:
+    """The whole stitch as one filtergraph whose output pad is ``[out]``."""
+    parts = []
+    for i, lut in enumerate(luts):
+        chain = ["trim=start_frame=1"] if i else []
+        chain += [f"settb=1/{fps}", "setpts=N"]
+        if any(luts):
+            chain += ["format=rgb24", *([lut] if lut else [])]
+        parts.append(f"[{i}:v]{','.join(chain)}[v{i}]")
+    if any(luts):  # RGB round trip: pin the scaler to its bit-exact C paths, whatever the CPU's SIMD
+        parts.insert(0, f"sws_flags={SWS_FLAGS}")
+    if settings.seam_smoothing == "minterpolate":
+        return ";".join(parts + _bridged_cuts(kept, fps=fps))
+    overlap_frames = settings.overlap_frames
+    if overlap_frames == 0:
+        inputs = "".join(f"[v{i}]" for i in range(len(kept)))
+        parts.append(f"{inputs}concat=n={len(kept)}:v=1:a=0[out]")
+        return ";".join(parts)
+    us_per_frame = 1_000_000 / fps
+    duration = f"{round(overlap_frames * us_per_frame)}us"
+    prev, length = "v0", kept[0]
+    for i in range(1, len(kept)):
+        name = "out" if i == len(kept) - 1 else f"x{i}"
+        offset = f"{round((length - overlap_frames) * us_per_frame)}us"
+        parts.append(f"[{prev}][v{i}]xfade=transition={XFADE_TRANSITION}:duration={duration}:offset={offset}[{name}]")
+        prev, length = name, length + kept[i] - overlap_frames
     return ";".join(parts)
 
 
-def stitch_run(run_dir: Path) -> dict[str, Any]:
-    """Stitch the clips of ``run_dir``; return the stitch record for the manifest."""
-    layout = RunLayout(run_dir)
-    logs = read_logs(layout)
+def _bridge_filter(fps: int) -> str:
+    """Interpolate between the two context pairs; keep the ``2 * SEAM_WINDOW_FRAMES`` frames between them."""
+    steps = 2 * SEAM_WINDOW_FRAMES + 1  # output frames per input frame interval
+    first = (SEAM_CONTEXT_FRAMES - 1) * steps + 1
+    return (
+        f"minterpolate=fps={fps * steps}:mi_mode=mci:mc_mode=aobmc:me_mode=bidir:scd=none,"
+        f"trim=start_frame={first}:end_frame={first + steps - 1},settb=1/{fps},setpts=N"
+    )
+
+
+def _bridged_cuts(kept: list[int], *, fps: int) -> list[str]:
+    """Hard cuts whose ``SEAM_WINDOW_FRAMES`` frames either side are re-made by motion interpolation.
+
+    Each bridge sees the ``SEAM_CONTEXT_FRAMES`` real frames before the window in clip i-1 and
+    after it in clip i, so the frame count does not change.
+    """
+    w, ctx, last = SEAM_WINDOW_FRAMES, SEAM_CONTEXT_FRAMES, len(kept) - 1
+    parts, segments = [], []
+    for i, length in enumerate(kept):
+        pieces = [("m", w if i else 0, length - w if i < last else length)]
+        pieces += [("t", length - w - ctx, length - w)] if i < last else []
+        pieces += [("h", w, w + ctx)] if i else []
+        pads = "".join(f"[{kind}{i}]" for kind, _, _ in pieces)
+        parts.append(f"[v{i}]split={len(pieces)}{pads}")
+        for kind, start, end in pieces:
+            parts.append(f"[{kind}{i}]trim=start_frame={start}:end_frame={end},setpts=N[{kind}{i}c]")
+        if i:
+            pair = f"[t{i - 1}c][h{i}c]concat=n=2:v=1:a=0,settb=1/{fps},setpts=N"
+            parts.append(f"{pair},{_bridge_filter(fps)}[b{i}]")
+            segments.append(f"[b{i}]")
+        segments.append(f"[m{i}c]")
+    parts.append(f"{''.join(segments)}concat=n={len(segments)}:v=1:a=0,settb=1/{fps},setpts=N[out]")
+    return parts
+
+
+def _verified_clips(layout: RunLayout, logs: list[dict[str, Any]]) -> list[Path]:
+    clips = []
     for log in logs:
         record = log["artifacts"]["clip"]
         clip = layout.root / record["path"]
         if not clip.is_file() or file_record(clip, root=layout.root)["sha256"] != record["sha256"]:
             raise ArtifactError(f"{record['path']}: missing or changed since its log was written; re-run the clip")
-    fps = logs[0]["effective"]["fps"]
-    expected = sum(log["effective"]["num_frames"] for log in logs) - (len(logs) - 1)
-    layout.final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_path_for(layout.final)
+        clips.append(clip)
+    return clips
+
+
+def stitch_run(
+    run_dir: Path,
+    settings: StitchSettings | None = None,
+    *,
+    dest: Path | None = None,
+    colour_record: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Stitch the clips of ``run_dir`` into ``dest`` (default ``final/final_stitched.mp4``).
+
+    ``colour_record`` (a previous stitch record's ``colour_matching``) reuses its per-clip transforms
+    instead of measuring again; restitch uses it. Returns the stitch record for the manifest.
+    """
+    settings = settings or StitchSettings()
+    layout = RunLayout(run_dir)
+    logs = read_logs(layout)
+    clips = _verified_clips(layout, logs)
+    t0 = time.perf_counter()
+    fps = int(logs[0]["effective"]["fps"])
+    kept = kept_frames(logs)
+    expected = planned_final_frames(
+        [log["effective"]["num_frames"] for log in logs], overlap_frames=settings.overlap_frames
+    )
+    _check_fits(kept, settings)
+    colour: dict[str, Any] | None = None
+    luts: list[str | None] = [None] * len(clips)
+    if settings.colour != "off":
+        from vgkit.colour import match_colours
+
+        colour = colour_record or match_colours(clips, anchor_image=settings.colour_anchor_image)
+        luts = [t["lutrgb"] for t in colour["transforms"]]
+    graph = _filtergraph(kept, fps=fps, settings=settings, luts=luts)
+    target = dest or layout.final
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_path_for(target)
     args: list[str] = []
-    for log in logs:
-        args += ["-i", str(layout.root / log["artifacts"]["clip"]["path"])]
-    args += [
-        "-filter_complex",
-        _filtergraph(len(logs)),
-        "-map",
-        "[out]",
-        "-r",
-        str(fps),
-        *encoder_args(),
-        str(tmp),
-    ]
+    for clip in clips:
+        args += ["-i", str(clip)]
+    args += ["-filter_complex", graph, "-map", "[out]", "-r", str(fps), *encoder_args(), str(tmp)]
     try:
         run_ffmpeg(args)
-        check_frame_count(tmp, expected, label=layout.final.name)
-        commit_file(tmp, layout.final)
+        check_frame_count(tmp, expected, label=target.name)
+        commit_file(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
+    final = file_record(target, root=layout.root) if target == layout.final else file_record(target, root=target.parent)
     return {
-        **STITCH_RECIPE,
+        "version": STITCH_RECIPE_VERSION,
+        "order": "clip index",
+        "drop_first_frame_of_chained_clips": True,
+        **settings.to_record(),
+        "xfade_transition": XFADE_TRANSITION if settings.transition == "crossfade" else None,
+        "colour_matching": colour,
+        "seam_smoothing": {
+            "mode": settings.seam_smoothing,
+            "ran": "ffmpeg minterpolate (mci)" if settings.seam_smoothing == "minterpolate" else None,
+            "window_frames": SEAM_WINDOW_FRAMES if settings.seam_smoothing != "off" else 0,
+            "rife": RIFE_STATUS,
+        },
         "fps": fps,
+        "filtergraph": graph,
         "encoder_args": encoder_args(),
         "clip_count": len(logs),
+        "kept_frames_per_clip": kept,
         "final_frames": expected,
-        "final": file_record(layout.final, root=layout.root),
+        "stitch_s": round(time.perf_counter() - t0, 3),
+        "final": final,
     }

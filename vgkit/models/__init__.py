@@ -52,12 +52,13 @@ class ModelChoice:
         return f"vgkit: model {self.model.name} on {self.device} ({self.reason})"
 
 
-def choose_model(requested: str | None, *, cache_dir: Path | None = None) -> ModelChoice:
+def choose_model(requested: str | None, *, cache_dir: Path | None = None, planning_only: bool = False) -> ModelChoice:
     """Resolve ``requested`` ("auto", None or a name) to a model and device, checking weights.
 
     "auto" picks the first real model whose weights are cached when a CUDA GPU is present, else
     the tiny Wan 2.2 checkpoint on CPU. An explicit real model without weights or without a GPU
-    is an error that names the fix; there is no silent fallback.
+    is an error that names the fix; there is no silent fallback. With ``planning_only`` (``vgkit
+    check``) an explicit model is accepted without weights or GPU, since nothing will be loaded.
     """
     gpu = cuda_gpu_name()
     if requested in (None, "", "auto"):
@@ -72,6 +73,10 @@ def choose_model(requested: str | None, *, cache_dir: Path | None = None) -> Mod
     chosen = adapter(requested)
     if chosen.tiny:
         return ModelChoice(chosen, "cuda" if gpu else "cpu", "requested")
+    if planning_only:
+        cached = snapshot_dir(chosen.repo_id, chosen.revision, cache_dir=cache_dir) is not None
+        state = "weights cached" if cached else f"weights not cached: `vgkit prefetch --model {chosen.name}`"
+        return ModelChoice(chosen, "cuda", f"planning only; {state}")
     if snapshot_dir(chosen.repo_id, chosen.revision, cache_dir=cache_dir) is None:
         raise ModelUnavailableError(
             f"model {chosen.name!r}: weights for {chosen.repo_id} are not in the local HF cache; "

@@ -46,6 +46,9 @@ class Wan22Adapter(ModelAdapter):
         return pipe
 
     def build_tiny(self, dest: Path) -> None:
+        from vgkit.models.base import quiet_hf_libraries
+
+        quiet_hf_libraries()  # before the diffusers imports below, which warn at import time
         import torch
         from diffusers import (
             AutoencoderKLWan,
@@ -55,10 +58,8 @@ class Wan22Adapter(ModelAdapter):
         )
         from transformers import UMT5Config, UMT5EncoderModel
 
-        from vgkit.models.base import quiet_hf_libraries
         from vgkit.models.tiny import t5_tokenizer
 
-        quiet_hf_libraries()
         tokenizer = t5_tokenizer()
         torch.manual_seed(0)
         text_encoder = UMT5EncoderModel(

@@ -1,0 +1,91 @@
+"""Stand-in clip generators: real ``ClipGenerator`` implementations that misbehave on purpose.
+
+They replace the pipeline, not diffusers internals: the chain, guard, watchdog and logs they run
+under are the real ones. ``python -m tests.stand_ins SPEC RUN_DIR --worker-state-file PATH``
+runs a job whose generator hangs, as a watchdog test's worker child.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vgkit.generator import ClipRequest, Denoised, StepHook
+from vgkit.models import ModelAdapter
+
+
+class HangingGenerator:
+    """Denoising never returns; it first starts a grandchild (``sleep``) in the same process group
+    and records both pids in ``pids.json`` so a test can check that nothing survives."""
+
+    def __init__(self, model: ModelAdapter, *, pid_file: Path) -> None:
+        self.model = model
+        self.device = "cpu"
+        self.load_s = 0.0
+        self.pid_file = pid_file
+
+    def pipeline_info(self) -> dict[str, Any]:
+        return {"pipeline_class": type(self).__name__}
+
+    def denoise(self, request: ClipRequest, *, on_step: StepHook | None = None) -> Denoised:
+        grandchild = subprocess.Popen(["sleep", "600"])
+        self.pid_file.write_text(json.dumps({"worker": os.getpid(), "grandchild": grandchild.pid}))
+        while True:  # a hung CUDA call: never returns, never calls on_step
+            time.sleep(3600)
+
+    def decode(self, latents: Any, *, attempt: str) -> np.ndarray:
+        raise AssertionError("unreachable")
+
+
+class OutOfMemoryDecoder:
+    """Decoding raises ``torch.OutOfMemoryError`` for the first ``failures`` attempts."""
+
+    def __init__(self, model: ModelAdapter, *, failures: int, frames: np.ndarray) -> None:
+        self.model = model
+        self.device = "cpu"
+        self.load_s = 0.0
+        self.failures = failures
+        self.frames = frames
+        self.attempts: list[str] = []
+
+    def pipeline_info(self) -> dict[str, Any]:
+        return {"pipeline_class": type(self).__name__}
+
+    def denoise(self, request: ClipRequest, *, on_step: StepHook | None = None) -> Denoised:
+        raise AssertionError("unreachable")
+
+    def decode(self, latents: Any, *, attempt: str) -> np.ndarray:
+        import torch
+
+        self.attempts.append(attempt)
+        if len(self.attempts) <= self.failures:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 26.00 GiB")
+        return self.frames
+
+
+def main() -> None:
+    from vgkit.runner import run_job
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("spec", type=Path)
+    parser.add_argument("run_dir", type=Path)
+    parser.add_argument("--worker-state-file", type=Path, required=True)
+    args = parser.parse_args()
+    pid_file = args.run_dir / "pids.json"
+    run_job(
+        args.spec,
+        out=args.run_dir,
+        state_file=args.worker_state_file,
+        make_generator=lambda model, snapshot, device: HangingGenerator(model, pid_file=pid_file),
+    )
+
+
+if __name__ == "__main__":
+    main()

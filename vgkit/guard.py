@@ -1,0 +1,251 @@
+"""Cost guardrails: clip and run deadlines, checked in-process and enforced by a watchdog.
+
+Two layers, because a deadline that only the guarded code checks fails exactly when that code
+hangs:
+
+1. ``RunGuard`` (in the generating process): the chain calls ``start_clip`` per clip, checks
+   the deadlines at every denoising step through the step hook (a cooperative interrupt that
+   sets ``pipe._interrupt``) and before and after the VAE decode. A passed deadline raises
+   ``DeadlineExceeded`` (a ``GuardrailError``, exit 6); the chain logs the clip as aborted.
+   ``start_clip`` also writes a small state file that the watchdog reads.
+2. ``supervise`` (in the parent): runs the generating process in its own session (process
+   group) and kills the whole group (SIGTERM, then SIGKILL) once a deadline plus a grace period
+   has passed, so no GPU job survives a hung call.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from vgkit.artifacts import atomic_write_json
+from vgkit.errors import GuardrailError, SpecError
+
+__all__ = [
+    "DEFAULT_CLIP_TIMEOUT_S",
+    "DEFAULT_GRACE_S",
+    "DeadlineExceeded",
+    "Deadlines",
+    "RunGuard",
+    "WatchdogOutcome",
+    "kill_process_group",
+    "read_state",
+    "supervise",
+]
+
+DEFAULT_CLIP_TIMEOUT_S = 600.0
+DEFAULT_GRACE_S = 60.0
+# How long the watchdog waits after SIGTERM before it sends SIGKILL to the group.
+TERM_WAIT_S = 5.0
+
+Progress = Callable[[str], None]
+
+
+class DeadlineExceeded(GuardrailError):
+    """A clip or run deadline passed; ``failure_class`` is ``clip_deadline`` or ``run_deadline``."""
+
+    def __init__(self, message: str, *, failure_class: str, phase: str) -> None:
+        super().__init__(message)
+        self.failure_class = failure_class
+        self.phase = phase
+
+
+@dataclass(frozen=True)
+class Deadlines:
+    """The limits of one run. ``run_started_at`` is wall-clock epoch seconds, so a parent and its
+    worker child measure the run deadline from the same instant."""
+
+    clip_timeout_s: float
+    run_timeout_s: float
+    run_started_at: float
+
+    @classmethod
+    def for_run(
+        cls,
+        *,
+        clip_count: int,
+        clip_timeout_s: float | None,
+        run_timeout_s: float | None,
+        started_at: float | None = None,
+    ) -> Deadlines:
+        """Defaults: 600 s a clip, ``clip_count`` x the clip timeout for the run."""
+        clip_s = DEFAULT_CLIP_TIMEOUT_S if clip_timeout_s is None else float(clip_timeout_s)
+        run_s = clip_count * clip_s if run_timeout_s is None else float(run_timeout_s)
+        for name, value in (("clip_timeout_s", clip_s), ("run_timeout_s", run_s)):
+            if not value > 0:
+                raise SpecError(f"{name} = {value}: must be a positive number of seconds; fix: e.g. 600")
+        return cls(clip_s, run_s, time.time() if started_at is None else started_at)
+
+    @property
+    def run_deadline_at(self) -> float:
+        return self.run_started_at + self.run_timeout_s
+
+    def first_passed(self, *, clip_started_at: float | None, now: float, slack_s: float = 0.0) -> str | None:
+        """``"clip_deadline"``/``"run_deadline"`` if that deadline (+ ``slack_s``) has passed, else None."""
+        if clip_started_at is not None and now > clip_started_at + self.clip_timeout_s + slack_s:
+            return "clip_deadline"
+        if now > self.run_deadline_at + slack_s:
+            return "run_deadline"
+        return None
+
+    def to_dict(self) -> dict[str, float]:
+        return {
+            "clip_timeout_s": self.clip_timeout_s,
+            "run_timeout_s": self.run_timeout_s,
+            "run_started_at": self.run_started_at,
+        }
+
+
+class RunGuard:
+    """In-process deadline checks and per-step progress for the clips of one run."""
+
+    def __init__(
+        self,
+        deadlines: Deadlines,
+        *,
+        clip_count: int,
+        state_file: Path | None = None,
+        progress: Progress = print,
+        progress_every_s: float = 5.0,
+    ) -> None:
+        self.deadlines = deadlines
+        self.clip_count = clip_count
+        self.state_file = state_file
+        self.progress = progress
+        self.progress_every_s = progress_every_s
+        self.clip_index: int | None = None
+        self.clip_started_at: float | None = None
+        self._last_report = 0.0
+
+    def start_clip(self, index: int, *, phase: str = "denoise") -> None:
+        self.clip_index = index
+        self.clip_started_at = time.time()
+        self.set_phase(phase)
+
+    def end_clip(self) -> None:
+        """Between clips only the run deadline applies."""
+        self.clip_index = None
+        self.clip_started_at = None
+        self.set_phase("between_clips")
+
+    def set_phase(self, phase: str) -> None:
+        """Record the phase (and the clip start) in the state file the watchdog reads."""
+        if self.state_file is not None:
+            state = {"pid": os.getpid(), "clip_index": self.clip_index, "clip_started_at": self.clip_started_at}
+            atomic_write_json(self.state_file, {**state, "phase": phase, "deadlines": self.deadlines.to_dict()})
+
+    def passed(self) -> str | None:
+        return self.deadlines.first_passed(clip_started_at=self.clip_started_at, now=time.time())
+
+    def check(self, *, phase: str) -> None:
+        """Raise ``DeadlineExceeded`` if the clip or run deadline has passed."""
+        failure = self.passed()
+        if failure is None:
+            return
+        limit_s = self.deadlines.clip_timeout_s if failure == "clip_deadline" else self.deadlines.run_timeout_s
+        what = "clip" if failure == "clip_deadline" else "run"
+        where = f"clip {self.clip_index:03d}" if self.clip_index is not None else "run"
+        raise DeadlineExceeded(
+            f"{where}: the {what} deadline of {limit_s:g} s passed during {phase}; "
+            f"the run stopped and finished clips are kept; fix: raise --{what}-timeout-s (or the spec's "
+            f"{what}_timeout_s) or lower steps/size, then re-run with --resume",
+            failure_class=failure,
+            phase=phase,
+        )
+
+    def on_step(self, steps_done: int, steps_total: int) -> bool:
+        """Step hook: report progress with ETA; True (stop now) once a deadline has passed."""
+        now = time.time()
+        started = self.clip_started_at or now
+        if steps_done == steps_total or now - self._last_report >= self.progress_every_s:
+            self._last_report = now
+            elapsed_s = now - started
+            eta_s = elapsed_s / steps_done * (steps_total - steps_done) if steps_done else 0.0
+            self.progress(
+                f"clip {(self.clip_index or 0) + 1}/{self.clip_count}: step {steps_done}/{steps_total} "
+                f"({100 * steps_done // steps_total}%), {elapsed_s:.1f} s elapsed, denoise ETA {eta_s:.0f} s, "
+                f"run deadline in {self.deadlines.run_deadline_at - now:.0f} s"
+            )
+        return self.passed() is not None
+
+
+def read_state(state_file: Path) -> dict[str, Any]:
+    """The worker's last state record, or ``{}`` before it wrote one (or while it is unreadable)."""
+    try:
+        record = json.loads(state_file.read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, sig)
+
+
+def kill_process_group(proc: subprocess.Popen[bytes], *, term_wait_s: float = TERM_WAIT_S) -> None:
+    """SIGTERM the group led by ``proc``, SIGKILL whatever is left after ``term_wait_s``, reap ``proc``."""
+    _signal_group(proc.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=term_wait_s)
+    _signal_group(proc.pid, signal.SIGKILL)  # the leader if still alive, and every descendant
+    proc.wait()
+
+
+@dataclass(frozen=True)
+class WatchdogOutcome:
+    returncode: int
+    killed_for: str | None = None
+    state: Mapping[str, Any] | None = None
+
+
+def supervise(
+    argv: Sequence[str],
+    *,
+    deadlines: Deadlines,
+    state_file: Path,
+    grace_s: float = DEFAULT_GRACE_S,
+    env: Mapping[str, str] | None = None,
+    pass_fds: Sequence[int] = (),
+    poll_s: float = 0.2,
+    term_wait_s: float = TERM_WAIT_S,
+) -> WatchdogOutcome:
+    """Run ``argv`` in a new session and kill its whole process group past a deadline + grace.
+
+    The clip deadline counts from the ``clip_started_at`` the worker last wrote to
+    ``state_file``; the run deadline from ``deadlines.run_started_at``. If this process is
+    interrupted (Ctrl-C), the group is killed too.
+    """
+    proc = subprocess.Popen(
+        list(argv), env=dict(env) if env is not None else None, start_new_session=True, pass_fds=pass_fds
+    )
+    try:
+        while True:
+            try:
+                returncode = proc.wait(timeout=poll_s)
+            except subprocess.TimeoutExpired:
+                pass
+            else:
+                kill_process_group(proc, term_wait_s=0.0)  # descendants the worker left behind
+                return WatchdogOutcome(returncode=returncode)
+            state = read_state(state_file)
+            started = state.get("clip_started_at")
+            failure = deadlines.first_passed(
+                clip_started_at=float(started) if isinstance(started, int | float) else None,
+                now=time.time(),
+                slack_s=grace_s,
+            )
+            if failure is not None:
+                kill_process_group(proc, term_wait_s=term_wait_s)
+                return WatchdogOutcome(returncode=proc.returncode, killed_for=failure, state=state)
+    except BaseException:
+        kill_process_group(proc, term_wait_s=term_wait_s)
+        raise
