@@ -43,7 +43,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     for name in ("manifest.json", "qa.json", "clips/clip_001.mp4"):
         (partial / name).unlink()
     (partial / "logs" / "log_001.json").write_text(
-        json.dumps({"index": 1, "status": "timeout", "failure": {"error_class": "GuardrailError", "message": "late"}})
+        json.dumps({"index": 1, "status": "aborted", "failure_class": "timeout", "failure": "clip deadline passed"})
     )
 
     failed = tmp / "t-broken"
@@ -108,7 +108,7 @@ def test_statuses_latency_and_failure_details(runs: dict[str, Path]) -> None:
     assert [s.label for s in done.segments] == ["model load", "clip 0", "clip 1"]
     assert done.peak_rss_bytes == max(g["memory"]["peak_rss_bytes"] for g in logs)
     assert done.gpu is None and done.prompt_match is None
-    assert partial.clips_done == 1 and partial.clip_failures[0]["status"] == "timeout"
+    assert partial.clips_done == 1 and partial.clip_failures[0]["status"] == "aborted"
     assert partial.verdict.startswith("1 of 2 clips finished; no failure record")
     assert failed.verdict == "ModelUnavailableError: model 'broken-model': no model_index.json"
     assert failed.latency_s == 1.5 and failed.filmstrips == []
@@ -128,6 +128,7 @@ def test_markdown_table_and_billing(runs: dict[str, Path], tmp_path: Path) -> No
     assert rows[2].startswith("| wan22-tiny | completed | ")
     assert "| broken-model | failed | 1.50s | n/a | ModelUnavailableError: model 'broken-model'" in md
     assert "| t-empty | failed | n/a | n/a | no failure record |" in md
+    assert "  - clip 1: aborted [timeout]: clip deadline passed" in md
     assert "- Best completed model: wan22-tiny" in md
     # at $3.60/hour one second costs $0.001
     clip0 = next(line for line in md.splitlines() if line.startswith("| clip 0 |"))

@@ -163,3 +163,16 @@ def test_gpu_samples_feed_the_operational_notes(tmp_path: Path, monkeypatch: pyt
         "peak_mem_used_mib": 40321.0,
         "overlap_samples": 1,
     }
+
+
+def test_clip_log_telemetry_is_the_fallback_for_gpu_notes(tmp_path: Path) -> None:
+    from vgkit.report import summarize_run
+
+    telemetry = {"available": True, "samples": 3, "utilization_pct_mean": 90.0, "temperature_c_max": 81,
+                 "memory_used_bytes_max": 2**30, "utilization_pct_max": 99, "interval_s": 1.0}  # fmt: skip
+    (tmp_path / "logs").mkdir()
+    for i, util in enumerate((90.0, 70.0)):
+        log = {"index": i, "status": "aborted", "gpu_telemetry": {**telemetry, "utilization_pct_mean": util}}
+        (tmp_path / "logs" / f"log_{i:03d}.json").write_text(json.dumps(log))
+    gpu = summarize_run(tmp_path).gpu
+    assert gpu == {"samples": 6, "mean_util_pct": 80.0, "peak_temp_c": 81, "peak_mem_used_mib": 1024}

@@ -117,10 +117,19 @@ def _segments(sweep_run: dict[str, Any] | None, ok_logs: list[dict[str, Any]]) -
     return segments, "clip logs (start-up and stitch not recorded)"
 
 
-def _gpu_stats(sweep_run: dict[str, Any] | None) -> dict[str, float | int] | None:
+def _gpu_stats(sweep_run: dict[str, Any] | None, logs: list[dict[str, Any]]) -> dict[str, float | int] | None:
+    """GPU notes from the sweep's whole-job samples, else from the clip logs' ``gpu_telemetry``."""
     samples = (sweep_run or {}).get("gpu_samples") or []
     if not samples:
-        return None
+        per_clip = [t for g in logs if (t := g.get("gpu_telemetry") or {}).get("available")]
+        if not per_clip:
+            return None
+        return {
+            "samples": sum(t["samples"] for t in per_clip),
+            "mean_util_pct": round(float(np.mean([t["utilization_pct_mean"] for t in per_clip])), 1),
+            "peak_temp_c": max(t["temperature_c_max"] for t in per_clip),
+            "peak_mem_used_mib": round(max(t["memory_used_bytes_max"] for t in per_clip) / 2**20),
+        }
     return {
         "samples": len(samples),
         "mean_util_pct": round(float(np.mean([s["util_pct"] for s in samples])), 1),
@@ -226,7 +235,7 @@ def summarize_run(run_dir: Path) -> RunSummary:
         clip_failures=[g for g in logs if g.get("status", "ok") != "ok"],
         peak_rss_bytes=max(rss) if rss else None,
         peak_gpu_bytes=max(gpu_mem) if gpu_mem else None,
-        gpu=_gpu_stats(sweep_run),
+        gpu=_gpu_stats(sweep_run, logs),
         segments=segments,
         timeline_source=timeline_source,
         qa=qa,
@@ -237,6 +246,12 @@ def summarize_run(run_dir: Path) -> RunSummary:
 def fmt(value: float | int | None, unit: str = "", digits: int = 2) -> str:
     """A number with its unit, or "n/a"."""
     return "n/a" if value is None else f"{value:.{digits}f}{unit}" if isinstance(value, float) else f"{value}{unit}"
+
+
+def clip_failure(log: dict[str, Any]) -> str:
+    """``clip N: <status> [<failure class>]: <message>`` for a clip log whose status is not ok."""
+    kind = f" [{log['failure_class']}]" if log.get("failure_class") else ""
+    return f"clip {log.get('index')}: {log.get('status')}{kind}: {log.get('failure', 'no message')}"
 
 
 def fmt_bytes(value: int | None) -> str:

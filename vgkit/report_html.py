@@ -9,7 +9,17 @@ from __future__ import annotations
 import base64
 from html import escape
 
-from vgkit.report import QA_COLUMNS, RunSummary, Segment, best_completed, cost, fmt, fmt_bytes, qa_rows
+from vgkit.report import (
+    QA_COLUMNS,
+    RunSummary,
+    Segment,
+    best_completed,
+    clip_failure,
+    cost,
+    fmt,
+    fmt_bytes,
+    qa_rows,
+)
 
 __all__ = ["qa_table_html", "render_html"]
 
@@ -117,7 +127,7 @@ def render_html(runs: list[RunSummary], *, usd_per_hour: float | None) -> str:
             f"<li><b>{escape(r.model)}</b> ({escape(r.run_dir.name)}): "
             f"<code>{escape(str(f.get('error_class', 'no failure record')))}</code>{kind} at stage "
             f"{escape(str(f.get('stage', 'n/a')))}: {escape(str(message))}"
-            + "".join(f"<br>clip {g.get('index')}: {escape(str(g.get('failure')))}" for g in r.clip_failures)
+            + "".join(f"<br>{escape(clip_failure(g))}" for g in r.clip_failures)
             + "</li>"
         )
     out.append("</ul>" if failed else "")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from vgkit.report import QA_COLUMNS, RunSummary, best_completed, cost, fmt, fmt_bytes, qa_rows
+from vgkit.report import QA_COLUMNS, RunSummary, best_completed, clip_failure, cost, fmt, fmt_bytes, qa_rows
 
 __all__ = ["render_markdown"]
 
@@ -41,9 +41,7 @@ def render_markdown(runs: list[RunSummary], *, usd_per_hour: float | None, image
             f"{' [' + f['kind'] + ']' if f.get('kind') else ''} at stage {f.get('stage', 'n/a')}: "
             f"{_cell(f.get('message', 'the run dir has no finished clip and no failure.json'))}"
         )
-        lines += [
-            f"  - clip {g.get('index')}: {g.get('status')}: {_cell(str(g.get('failure')))}" for g in r.clip_failures
-        ]
+        lines += [f"  - {_cell(clip_failure(g))}" for g in r.clip_failures]
     if not failed:
         lines.append("None.")
     lines += ["", "## Operational Notes", ""]
