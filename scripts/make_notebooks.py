@@ -158,23 +158,26 @@ def compare_models() -> nbformat.NotebookNode:
                 "(or `vgkit sweep SPEC --models ...`)."
             ),
             params,
-            new_code_cell(
-                "from IPython.display import HTML\n\n"
-                "from vgkit.players import side_by_side\n"
-                "from vgkit.report import summarize_run\n"
-                "from vgkit.report_html import qa_table_html\n"
-                "from vgkit.settings import repo_root\n"
-                "from vgkit.sweep import parse_models, sweep\n\n"
-                "root = repo_root()\n"
-                "result = sweep(\n"
-                "    root / spec, models=parse_models(models), out=root / out, usd_per_hour=usd_per_hour or None\n"
-                ")\n"
-                "for row in result.rows:\n"
-                '    print(f"{row.model}: {row.status}: {row.detail}")'
+            _ignore_output(  # progress lines carry timings
+                new_code_cell(
+                    "from IPython.display import HTML\n\n"
+                    "from vgkit.players import side_by_side\n"
+                    "from vgkit.report import summarize_run\n"
+                    "from vgkit.report_html import qa_table_html\n"
+                    "from vgkit.settings import repo_root\n"
+                    "from vgkit.sweep import parse_models, sweep\n\n"
+                    "root = repo_root()\n"
+                    "result = sweep(\n"
+                    "    root / spec, models=parse_models(models), out=root / out, usd_per_hour=usd_per_hour or None\n"
+                    ")"
+                )
             ),
+            new_code_cell('for row in result.rows:\n    print(f"{row.model}: {row.status}: {row.detail}")'),
             new_markdown_cell("## The same shot side by side (play, pause or seek one: the others follow)"),
-            new_code_cell(
-                "HTML(side_by_side([row.run_dir for row in result.rows], clip_index=None if shot < 0 else shot))"
+            _ignore_output(
+                new_code_cell(
+                    "HTML(side_by_side([row.run_dir for row in result.rows], clip_index=None if shot < 0 else shot))"
+                )
             ),
             new_markdown_cell("## QA per clip"),
             new_code_cell("HTML(qa_table_html([summarize_run(row.run_dir) for row in result.rows]))"),

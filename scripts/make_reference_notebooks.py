@@ -23,6 +23,7 @@ REFERENCE = ROOT / "notebooks" / "reference"
 # notebook -> parameters; "{tmp}" becomes a scratch directory, rewritten again when nbval runs it
 REFERENCE_RUNS: dict[str, dict[str, str]] = {
     "generate.ipynb": {"model": "wan22-tiny", "spec": "params/preview.yaml", "out": "{tmp}/run"},
+    "compare_models.ipynb": {"models": "wan22-tiny", "spec": "params/preview.yaml", "out": "{tmp}/sweep"},
 }
 
 
