@@ -103,7 +103,7 @@ def stitch_export() -> nbformat.NotebookNode:
             _ignore_output(
                 new_code_cell(
                     "# frames around each seam: one row per join, clip i-1 on the left, clip i on the right\n"
-                'seams = write_seam_grid(run / "final" / "final_stitched.mp4", stitch, run / "preview" / "seams.png")\n'
+                    'seams = write_seam_grid(run / "final" / "final_stitched.mp4", stitch, run / "preview" / "seams.png")\n'
                     "display(Image(filename=str(seams)))"
                 )
             ),
@@ -141,10 +141,58 @@ def prefetch() -> nbformat.NotebookNode:
     )
 
 
+def compare_models() -> nbformat.NotebookNode:
+    params = new_code_cell(
+        'spec: str = "params/demo.yaml"  # run spec (YAML or JSON), relative to the repository root\n'
+        'models: str = "wan22-tiny"  # comma-separated, run one at a time, e.g. "wan22,hunyuan-i2v,cogvideox15"\n'
+        'out: str = "runs/sweep-demo"  # sweep directory: a run dir and bundle per model, and report/\n'
+        "usd_per_hour: float = 0.0  # GPU price for the billing timeline; 0 means no price\n"
+        "shot: int = -1  # clip index to play side by side; -1 plays the final videos"
+    )
+    params.metadata["tags"] = ["parameters"]
+    return _notebook(
+        [
+            new_markdown_cell(
+                "# Compare models on one shot list\n\n"
+                "Runs the spec on each model in turn (a failing model is recorded and the sweep goes on), "
+                "measures every clip (black, static, seams, colour drift, sharpness), and writes the report.\n"
+                "Headless: `papermill notebooks/compare_models.ipynb out.ipynb -p models wan22,cogvideox15` "
+                "(or `vgkit sweep SPEC --models ...`)."
+            ),
+            params,
+            _ignore_output(  # progress lines carry timings
+                new_code_cell(
+                    "from IPython.display import HTML\n\n"
+                    "from vgkit.players import side_by_side\n"
+                    "from vgkit.report import summarize_run\n"
+                    "from vgkit.report_html import qa_table_html\n"
+                    "from vgkit.settings import repo_root\n"
+                    "from vgkit.sweep import parse_models, sweep\n\n"
+                    "root = repo_root()\n"
+                    "result = sweep(\n"
+                    "    root / spec, models=parse_models(models), out=root / out, usd_per_hour=usd_per_hour or None\n"
+                    ")"
+                )
+            ),
+            new_code_cell('for row in result.rows:\n    print(f"{row.model}: {row.status}: {row.detail}")'),
+            new_markdown_cell("## The same shot side by side (play, pause or seek one: the others follow)"),
+            _ignore_output(
+                new_code_cell(
+                    "HTML(side_by_side([row.run_dir for row in result.rows], clip_index=None if shot < 0 else shot))"
+                )
+            ),
+            new_markdown_cell("## QA per clip"),
+            new_code_cell("HTML(qa_table_html([summarize_run(row.run_dir) for row in result.rows]))"),
+            new_code_cell('print(f"report: {result.report_markdown}")\nprint(f"report: {result.report_html}")'),
+        ]
+    )
+
+
 def main() -> None:
     nbformat.write(generate(), NOTEBOOKS / "generate.ipynb")
     nbformat.write(stitch_export(), NOTEBOOKS / "stitch_export.ipynb")
     nbformat.write(prefetch(), NOTEBOOKS / "prefetch.ipynb")
+    nbformat.write(compare_models(), NOTEBOOKS / "compare_models.ipynb")
 
 
 if __name__ == "__main__":

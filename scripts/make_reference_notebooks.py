@@ -26,6 +26,7 @@ REFERENCE_RUNS: dict[str, dict[str, object]] = {
     "generate.ipynb": {"model": "wan22-tiny", "spec": "params/preview.yaml", "out": "{tmp}/run"},
     "stitch_export.ipynb": {"run_dir": "{tmp}/run", "transition": "crossfade", "overlap_frames": 6},
     "prefetch.ipynb": {"models": "wan22", "check_only": True},
+    "compare_models.ipynb": {"models": "wan22-tiny", "spec": "params/preview.yaml", "out": "{tmp}/sweep"},
 }
 
 

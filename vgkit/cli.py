@@ -177,6 +177,36 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_qa(args: argparse.Namespace) -> int:
+    from vgkit.qa import run_qa
+
+    record = run_qa(args.run_dir, reference=args.reference, clip_repo=args.clip_model or None)
+    for clip in record["clips"]:
+        print(f"clip {clip['index']:03d}: {'; '.join(clip['verdicts'])}")
+    print(f"verdict: {'; '.join(record['verdicts'])}")
+    print(f"qa: {args.run_dir / 'qa.json'}")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from vgkit.report import write_report
+
+    paths = write_report(args.run_dirs, out=args.out, usd_per_hour=args.usd_per_hour)
+    print(f"report: {paths['markdown']}")
+    print(f"report: {paths['html']}")
+    return 0
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from vgkit.sweep import parse_models, sweep
+
+    result = sweep(args.spec, models=parse_models(args.models), out=args.out, usd_per_hour=args.usd_per_hour)
+    for row in result.rows:
+        print(f"{row.model}: {row.status} ({row.detail})")
+    print(f"report: {result.report_html}")
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vgkit", description=__doc__.split("\n")[0] if __doc__ else None)
     parser.add_argument("--version", action="version", version=f"vgkit {__version__}")
@@ -259,6 +289,23 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--all", action="store_true", help="every real model (with --check: every model)")
     p.add_argument("--check", action="store_true", help="offline: report which models are complete in the cache")
     p.add_argument("--verify", action="store_true", help="hash every file, not only new downloads")
+
+    p = add("qa", _cmd_qa, "measure every clip and seam of a run (black, static, seams, drift, sharpness) -> qa.json")
+    p.add_argument("run_dir", type=Path)
+    p.add_argument("--reference", type=Path, default=None, help="the spec's reference image (for colour drift)")
+    p.add_argument("--clip-model", default="openai/clip-vit-base-patch32", help="CLIP repo for prompt match if cached")
+
+    usd_help = "GPU price in USD per hour for the billing timeline (default: no cost column)"
+    p = add("report", _cmd_report, "write a Markdown + self-contained HTML report comparing finished or failed runs")
+    p.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR")
+    p.add_argument("--out", type=Path, required=True, help="report directory")
+    p.add_argument("--usd-per-hour", type=float, default=None, help=usd_help)
+
+    p = add("sweep", _cmd_sweep, "run one spec on several models in turn (failures recorded), then report")
+    p.add_argument("spec", type=Path)
+    p.add_argument("--models", required=True, help="comma-separated model names, e.g. wan22,hunyuan-i2v,cogvideox15")
+    p.add_argument("--out", type=Path, default=None, help="sweep directory (default runs/sweep-<spec name>)")
+    p.add_argument("--usd-per-hour", type=float, default=None, help=usd_help)
 
     p = add("choose", _cmd_choose, "say which model a run would use (announcement on stderr, name on stdout)")
     p.add_argument("--model", default="auto", help=model_help)

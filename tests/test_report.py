@@ -1,0 +1,219 @@
+"""The sweep report from a real tiny run plus hand-made partial and failed run dirs; QA on a real run."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.conftest import DEMO_IMAGE, spec_dict, write_spec
+from vgkit.artifacts import RunLayout
+from vgkit.cli import main
+from vgkit.errors import ArtifactError, SpecError
+from vgkit.players import side_by_side
+from vgkit.qa import QA_SCHEMA, run_qa
+from vgkit.report import summarize_run, write_report
+from vgkit.runner import run_job
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+SHORT_SHOTS = [
+    {"subject": f"boat {i}", "action": "sails", "environment": "sea", "camera": "pan", "duration_s": 5.0}
+    for i in range(2)
+]
+FAST = {"width": 32, "height": 32, "steps": 1}  # the smallest run the tiny model makes
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A finished tiny run (2 clips x 121 frames), a partial copy of it, and two failed run dirs."""
+    tmp = tmp_path_factory.mktemp("report")
+    spec = write_spec(tmp / "spec.yaml", spec_dict(shots=SHORT_SHOTS, overrides=FAST))
+    done = run_job(spec, out=tmp / "t-wan22-tiny", progress=lambda _: None).run_dir
+    run_qa(done, reference=DEMO_IMAGE)
+
+    partial = tmp / "t-partial"
+    shutil.copytree(done, partial)
+    shutil.rmtree(partial / "final")
+    for name in ("manifest.json", "qa.json", "clips/clip_001.mp4"):
+        (partial / name).unlink()
+    (partial / "logs" / "log_001.json").write_text(
+        json.dumps({"index": 1, "status": "aborted", "failure_class": "timeout", "failure": "clip deadline passed"})
+    )
+
+    failed = tmp / "t-broken"
+    (failed).mkdir()
+    (failed / "failure.json").write_text(
+        json.dumps(
+            {
+                "schema": "vgkit.failure/1",
+                "model": "broken-model",
+                "error_class": "ModelUnavailableError",
+                "message": "model 'broken-model': no model_index.json",
+                "exit_code": 3,
+                "stage": "load",
+                "elapsed_s": 1.5,
+                "at": "2026-11-23T08:00:00+00:00",
+            }
+        )
+    )
+    empty = tmp / "t-empty"
+    empty.mkdir()
+    return {"done": done, "partial": partial, "failed": failed, "empty": empty, "spec": spec}
+
+
+def test_qa_json_of_a_real_run_covers_every_clip_and_seam(runs: dict[str, Path]) -> None:
+    record = json.loads((runs["done"] / "qa.json").read_text())
+    assert record["schema"] == QA_SCHEMA
+    assert [c["index"] for c in record["clips"]] == [0, 1]
+    assert [s["index"] for s in record["seams"]] == [1]
+    assert all(c["num_frames"] == 121 and c["drift_delta_e"] is not None for c in record["clips"])
+    assert record["prompt_match_model"] is None and all(c["prompt_match"] is None for c in record["clips"])
+    assert record["reference"]["path"] == str(DEMO_IMAGE)
+
+
+def test_qa_refuses_a_reference_the_run_did_not_start_from(runs: dict[str, Path], tmp_path: Path) -> None:
+    other = tmp_path / "other.png"
+    Image.fromarray(np.zeros((64, 64, 3), dtype=np.uint8)).save(other)
+    with pytest.raises(SpecError, match="not the image clip 0 started from"):
+        run_qa(runs["done"], reference=other)
+    with pytest.raises(ArtifactError, match="no finished clip"):
+        run_qa(runs["empty"])
+
+
+def test_qa_command_prints_verdicts_and_writes_qa_json(
+    runs: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = json.loads((runs["done"] / "qa.json").read_text())
+    assert main(["qa", str(runs["done"]), "--reference", str(DEMO_IMAGE)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("clip 000: ") and out[1].startswith("clip 001: ")
+    assert out[2] == "verdict: " + "; ".join(before["verdicts"])
+    assert json.loads((runs["done"] / "qa.json").read_text()) == before  # same frames, same record
+    assert main(["qa", str(runs["empty"])]) == 5
+    assert "no finished clip" in capsys.readouterr().err
+
+
+def test_statuses_latency_and_failure_details(runs: dict[str, Path]) -> None:
+    done, partial, failed, empty = (summarize_run(runs[k]) for k in ("done", "partial", "failed", "empty"))
+    assert (done.status, partial.status, failed.status, empty.status) == ("completed", "partial", "failed", "failed")
+    assert done.model == "wan22-tiny" and failed.model == "broken-model" and empty.model == "t-empty"
+    logs = [json.loads(p.read_text()) for p in sorted((runs["done"] / "logs").glob("log_*.json"))]
+    assert done.latency_s == pytest.approx(logs[0]["load_s"] + sum(g["timings_s"]["total_s"] for g in logs))
+    assert [s.label for s in done.segments] == ["model load", "clip 0", "clip 1"]
+    assert done.peak_rss_bytes == max(g["memory"]["peak_rss_bytes"] for g in logs)
+    assert done.gpu is None and done.prompt_match is None
+    assert partial.clips_done == 1 and partial.clip_failures[0]["status"] == "aborted"
+    assert partial.verdict.startswith("1 of 2 clips finished; no failure record")
+    assert failed.verdict == "ModelUnavailableError: model 'broken-model': no model_index.json"
+    assert failed.latency_s == 1.5 and failed.filmstrips == []
+    assert empty.verdict == "no failure record" and empty.latency_s is None
+    # clip strips and one seam strip, as PNG
+    assert [label for label, _ in done.filmstrips] == ["clip 0", "clip 1", "seam into clip 1"]
+    assert all(png.startswith(b"\x89PNG") for _, png in done.filmstrips)
+
+
+def test_markdown_table_and_billing(runs: dict[str, Path], tmp_path: Path) -> None:
+    dirs = [runs[k] for k in ("done", "partial", "failed", "empty")]
+    assert main(["report", *map(str, dirs), "--out", str(tmp_path / "r"), "--usd-per-hour", "3.6"]) == 0
+    md = (tmp_path / "r" / "report.md").read_text()
+    rows = [line for line in md.splitlines() if line.startswith("| ") and " | " in line]
+    assert rows[0] == "| Model | Status | Latency | Prompt Match | Verdict |"  # the seed report's table
+    assert rows[1] == "| --- | --- | ---: | ---: | --- |"
+    assert rows[2].startswith("| wan22-tiny | completed | ")
+    assert "| broken-model | failed | 1.50s | n/a | ModelUnavailableError: model 'broken-model'" in md
+    assert "| t-empty | failed | n/a | n/a | no failure record |" in md
+    assert "  - clip 1: aborted [timeout]: clip deadline passed" in md
+    assert "- Best completed model: wan22-tiny" in md
+    # at $3.60/hour one second costs $0.001
+    clip0 = next(line for line in md.splitlines() if line.startswith("| clip 0 |"))
+    seconds = float(clip0.split("|")[3].strip().rstrip("s"))
+    assert clip0.split("|")[4].strip() == f"${seconds / 1000:.4f}"
+    for image in re.findall(r"\]\((img/[^)]+)\)", md):
+        assert (tmp_path / "r" / image).is_file()
+    report = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert [r["status"] for r in report["runs"]] == ["completed", "partial", "failed", "failed"]
+
+
+def test_html_is_self_contained(runs: dict[str, Path], tmp_path: Path) -> None:
+    html = write_report([runs["done"], runs["failed"]], out=tmp_path, usd_per_hour=None)["html"].read_text()
+    assert "<script" not in html and "<link" not in html and "http" not in html.replace("http-equiv", "")
+    srcs = re.findall(r'src="([^"]+)"', html)
+    assert len(srcs) == 3 and all(s.startswith("data:image/png;base64,") for s in srcs)
+    assert html.count("<svg") == 1 and "ModelUnavailableError" in html
+
+
+def _render(page: Path, tmp_path: Path) -> tuple[Path, str]:
+    assert CHROMIUM is not None
+    shot = tmp_path / "shot.png"
+    done = subprocess.run(
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            f"--screenshot={shot}",
+            "--window-size=1280,1600",
+            "--enable-logging=stderr",
+            "--v=0",
+            page.resolve().as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    return shot, done.stderr
+
+
+def _console_errors(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if "Uncaught" in line or ":CONSOLE" in line]
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (scripts/test.sh installs it as root)")
+def test_html_report_renders_in_headless_chromium(runs: dict[str, Path], tmp_path: Path) -> None:
+    dirs = [runs[k] for k in ("done", "partial", "failed")]
+    page = write_report(dirs, out=tmp_path / "r", usd_per_hour=2.0)["html"]
+    shot, stderr = _render(page, tmp_path)
+    assert shot.is_file(), stderr[-2000:]
+    pixels = np.asarray(Image.open(shot).convert("RGB"))
+    assert pixels.shape[:2] == (1600, 1280)
+    assert len(np.unique(pixels.reshape(-1, 3), axis=0)) > 200  # text, tables, chart and filmstrips drawn
+    assert _console_errors(stderr) == []
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (scripts/test.sh installs it as root)")
+def test_the_console_check_catches_a_script_error(tmp_path: Path) -> None:
+    page = tmp_path / "bad.html"
+    page.write_text("<html><body><p>x</p><script>undefined_fn();</script></body></html>")
+    _, stderr = _render(page, tmp_path)
+    assert any("Uncaught ReferenceError" in line for line in _console_errors(stderr))
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (scripts/test.sh installs it as root)")
+def test_synced_players_render_without_console_errors(runs: dict[str, Path], tmp_path: Path) -> None:
+    html = side_by_side([runs["done"], runs["failed"]], clip_index=1)
+    assert html.count("<video") == 1 and html.count('src="data:video/mp4;base64,') == 1
+    assert "no video (failure.json)" in html and ">wan22-tiny</figcaption>" in html
+    assert side_by_side([runs["done"]]) != side_by_side([runs["done"]])  # each group has its own id
+    page = tmp_path / "players.html"
+    page.write_text(f"<!DOCTYPE html><html><body>{html}</body></html>")
+    shot, stderr = _render(page, tmp_path)
+    assert shot.is_file() and _console_errors(stderr) == []
+
+
+def test_report_refuses_a_missing_run_dir(tmp_path: Path) -> None:
+    with pytest.raises(SpecError, match="not a directory"):
+        write_report([tmp_path / "nope"], out=tmp_path / "r")
+    assert RunLayout(tmp_path / "nope").manifest.name == "manifest.json"

@@ -1,0 +1,163 @@
+"""The sweep report as one self-contained HTML page: inline CSS, inline SVG charts, PNG data URIs.
+
+The page loads nothing from anywhere (no scripts, fonts or remote images), so it opens offline and
+can be mailed as one file.
+"""
+
+from __future__ import annotations
+
+import base64
+from html import escape
+
+from vgkit.report import (
+    QA_COLUMNS,
+    RunSummary,
+    Segment,
+    best_completed,
+    clip_failure,
+    cost,
+    fmt,
+    fmt_bytes,
+    qa_rows,
+)
+
+__all__ = ["qa_table_html", "render_html"]
+
+CSS = """
+body { font: 14px/1.45 system-ui, sans-serif; margin: 2rem; color: #1d232a; max-width: 1200px; }
+h1 { margin-bottom: .2rem; } h2 { margin-top: 2rem; border-bottom: 1px solid #d0d7de; }
+table { border-collapse: collapse; margin: .5rem 0 1rem; }
+th, td { border: 1px solid #d0d7de; padding: .3rem .6rem; text-align: left; vertical-align: top; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+.completed { color: #1a7f37; font-weight: 600; } .failed { color: #cf222e; font-weight: 600; }
+.partial { color: #9a6700; font-weight: 600; }
+figure { margin: .4rem 0; } figcaption { font-size: 12px; color: #57606a; }
+svg text { font: 11px system-ui, sans-serif; }
+"""
+
+COLOURS = {"start-up": "#8c959f", "model load": "#0969da", "clip": "#1a7f37", "stitch": "#8250df", "qa": "#bf8700"}
+BAR_WIDTH_PX = 760
+LABEL_WIDTH_PX = 150
+
+
+def _colour(label: str) -> str:
+    return next((c for key, c in COLOURS.items() if label.startswith(key)), "#d0d7de")
+
+
+def _timing_chart(runs: list[RunSummary]) -> str:
+    """One stacked horizontal bar per run, on a common seconds axis."""
+    longest = max((sum(s.duration_s for s in r.segments) for r in runs), default=0.0) or 1.0
+    scale = BAR_WIDTH_PX / longest
+    row_px = 26
+    height = row_px * len(runs) + 24
+    parts = [f'<svg width="{LABEL_WIDTH_PX + BAR_WIDTH_PX + 80}" height="{height}" role="img">']
+    for i, r in enumerate(runs):
+        y = i * row_px + 4
+        parts.append(f'<text x="0" y="{y + 14}">{escape(r.model)}</text>')
+        for s in r.segments:
+            x = LABEL_WIDTH_PX + (s.start_s * scale)
+            w = max(s.duration_s * scale, 0.5)
+            parts.append(
+                f'<rect x="{x:.1f}" y="{y}" width="{w:.1f}" height="18" fill="{_colour(s.label)}" stroke="#fff">'
+                f"<title>{escape(s.label)}: {s.duration_s:.2f} s</title></rect>"
+            )
+        total = sum(s.duration_s for s in r.segments)
+        parts.append(f'<text x="{LABEL_WIDTH_PX + total * scale + 4:.1f}" y="{y + 14}">{total:.1f} s</text>')
+    legend_y = height - 6
+    for j, (key, colour) in enumerate(COLOURS.items()):
+        x = LABEL_WIDTH_PX + j * 110
+        parts.append(f'<rect x="{x}" y="{legend_y - 9}" width="10" height="10" fill="{colour}"/>')
+        parts.append(f'<text x="{x + 14}" y="{legend_y}">{escape(key)}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _billing(segments: list[Segment], usd_per_hour: float | None) -> str:
+    rows = "".join(
+        f"<tr><td>{escape(s.label)}</td><td class=num>{s.start_s:.2f} s</td><td class=num>{s.duration_s:.2f} s</td>"
+        f"<td class=num>{cost(s.duration_s, usd_per_hour)}</td></tr>"
+        for s in segments
+    )
+    total = sum(s.duration_s for s in segments)
+    rows += f"<tr><th>total</th><td></td><td class=num>{total:.2f} s</td><td class=num>{cost(total, usd_per_hour)}</td>"
+    return f"<table><tr><th>Segment</th><th>Start</th><th>Duration</th><th>Cost</th></tr>{rows}</tr></table>"
+
+
+def qa_table_html(runs: list[RunSummary]) -> str:
+    """Every clip's QA measurements and verdicts, one row per clip of each run (``qa_rows``)."""
+    head = "".join(f"<th>{escape(h)}</th>" for h in QA_COLUMNS)
+    body = "".join(
+        "<tr>"
+        + "".join(f"<td{' class=num' if i > 1 and i < 8 else ''}>{escape(v)}</td>" for i, v in enumerate(row))
+        + "</tr>"
+        for row in qa_rows(runs)
+    )
+    return f"<table><tr>{head}</tr>{body}</table>" if body else "<p>n/a</p>"
+
+
+def _png(data: bytes, alt: str) -> str:
+    return f'<img alt="{escape(alt)}" src="data:image/png;base64,{base64.b64encode(data).decode()}">'
+
+
+def render_html(runs: list[RunSummary], *, usd_per_hour: float | None) -> str:
+    best = best_completed(runs)
+    out = [
+        "<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>Model sweep report</title>",
+        f"<style>{CSS}</style></head><body><h1>Model sweep report</h1>",
+        f"<p>Models tested: {len(runs)} · completed: {sum(r.status == 'completed' for r in runs)} · "
+        f"failed: {sum(r.status == 'failed' for r in runs)} · partial: {sum(r.status == 'partial' for r in runs)}"
+        f" · best completed model: <b>{escape(best.model) if best else 'none'}</b></p>",
+        "<h2>Model Outcomes</h2><table><tr><th>Model</th><th>Status</th><th>Latency</th><th>Prompt Match</th>"
+        "<th>Verdict</th></tr>",
+    ]
+    for r in runs:
+        out.append(
+            f"<tr><td>{escape(r.model)}</td><td class={r.status}>{r.status}</td>"
+            f'<td class=num title="{escape(r.latency_source)}">{fmt(r.latency_s, " s")}</td>'
+            f"<td class=num>{fmt(r.prompt_match)}</td><td>{escape(r.verdict)}</td></tr>"
+        )
+    out.append("</table><h2>Failure Details</h2>")
+    failed = [r for r in runs if r.failure or r.clip_failures or r.status != "completed"]
+    out.append("<ul>" if failed else "<p>None.</p>")
+    for r in failed:
+        f = r.failure or {}
+        kind = f" [{escape(f['kind'])}]" if f.get("kind") else ""
+        message = f.get("message", "no finished clip, no failure.json")
+        out.append(
+            f"<li><b>{escape(r.model)}</b> ({escape(r.run_dir.name)}): "
+            f"<code>{escape(str(f.get('error_class', 'no failure record')))}</code>{kind} at stage "
+            f"{escape(str(f.get('stage', 'n/a')))}: {escape(str(message))}"
+            + "".join(f"<br>{escape(clip_failure(g))}" for g in r.clip_failures)
+            + "</li>"
+        )
+    out.append("</ul>" if failed else "")
+    out.append(
+        "<h2>Operational Notes</h2><table><tr><th>Model</th><th>Peak RSS</th><th>Peak GPU memory</th>"
+        "<th>Mean GPU utilisation</th><th>Peak temperature</th><th>Overlapping-job samples</th></tr>"
+    )
+    for r in runs:
+        g = r.gpu or {}
+        out.append(
+            f"<tr><td>{escape(r.model)}</td><td class=num>{fmt_bytes(r.peak_rss_bytes)}</td>"
+            f"<td class=num>{fmt_bytes(r.peak_gpu_bytes)}</td>"
+            f"<td class=num>{fmt(g.get('mean_util_pct'), '%', 1)}</td>"
+            f"<td class=num>{fmt(g.get('peak_temp_c'), ' C')}</td>"
+            f"<td class=num>{fmt(g.get('overlap_samples'))}</td></tr>"
+        )
+    out.append("</table><h2>QA Per Clip</h2>" + qa_table_html(runs))
+    out.append("<h2>Timing Breakdown</h2>" + _timing_chart(runs))
+    rate = "no rate given" if usd_per_hour is None else f"${usd_per_hour:.2f}/hour"
+    out.append(f"<h2>Billing Timeline ({escape(rate)})</h2>")
+    for r in runs:
+        out.append(f"<h3>{escape(r.model)}</h3><p>Source: {escape(r.timeline_source)}.</p>")
+        out.append(_billing(r.segments, usd_per_hour))
+    out.append("<h2>Filmstrips</h2>")
+    for r in runs:
+        out.append(f"<h3>{escape(r.model)}</h3>")
+        figures = [
+            f"<figure>{_png(png, label)}<figcaption>{escape(label)}</figcaption></figure>"
+            for label, png in r.filmstrips
+        ]
+        out.append("".join(figures) or "<p>n/a</p>")
+    out.append("</body></html>")
+    return "\n".join(out)
