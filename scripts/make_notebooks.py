@@ -103,7 +103,8 @@ def stitch_export() -> nbformat.NotebookNode:
             _ignore_output(
                 new_code_cell(
                     "# frames around each seam: one row per join, clip i-1 on the left, clip i on the right\n"
-                    'seams = write_seam_grid(run / "final" / "final_stitched.mp4", stitch, run / "preview" / "seams.png")\n'
+                    'final = run / "final" / "final_stitched.mp4"\n'
+                    'seams = write_seam_grid(final, stitch, run / "preview" / "seams.png")\n'
                     "display(Image(filename=str(seams)))"
                 )
             ),
