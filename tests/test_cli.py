@@ -61,7 +61,9 @@ def test_check_prints_plan_and_prompts(tmp_path: Path, capsys: pytest.CaptureFix
 
 
 @pytest.mark.parametrize("example", ["demo.yaml", "architects_stillness.yaml", "preview.yaml"])
-@pytest.mark.parametrize("model", ["wan22", "wan22-tiny"])
+@pytest.mark.parametrize(
+    "model", ["wan22", "wan22-tiny", "cogvideox15", "cogvideox15-tiny", "hunyuan-i2v", "hunyuan-i2v-tiny"]
+)
 def test_check_plans_every_example_on_every_model(example: str, model: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["check", str(REPO / "params" / example), "--model", model]) == 0
     out = capsys.readouterr().out

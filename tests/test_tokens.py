@@ -11,12 +11,13 @@ from vgkit.checkpoints import locate_checkpoint
 from vgkit.errors import SpecError
 from vgkit.models import adapter
 from vgkit.runner import plan_job, run_job
-from vgkit.tokens import check_token_budget, load_tokenizer
+from vgkit.tokens import check_token_budget
 
 
 def test_counts_every_prompt_within_budget(small_spec: Path) -> None:
     plan = plan_job(small_spec)[2]
-    counts = check_token_budget(plan, load_tokenizer(locate_checkpoint(adapter("wan22-tiny"))))
+    model = adapter("wan22-tiny")
+    counts = check_token_budget(plan, model.load_tokenizer(locate_checkpoint(model)))
     assert sorted(counts) == [0, 1, 2]
     assert all(0 < n <= plan.max_sequence_length for n in counts.values())
     # character-level tiny tokenizer: at least one token per visible character
@@ -31,3 +32,11 @@ def test_over_budget_prompt_stops_the_run_before_any_clip(tmp_path: Path) -> Non
     with pytest.raises(SpecError, match=r"shots\[1\]: the composed prompt is \d+ tokens, over wan22-tiny's budget"):
         run_job(spec, out=tmp_path / "run", progress=lambda _: None)
     assert not list((tmp_path / "run" / "clips").glob("*.mp4"))
+
+
+def test_hunyuan_prompts_are_counted_with_the_pitfall_free_tokenizer() -> None:
+    model = adapter("hunyuan-i2v-tiny")
+    tokenizer = model.load_tokenizer(locate_checkpoint(model))
+    assert type(tokenizer).__name__ == "PreTrainedTokenizerFast"  # not the LlamaTokenizerFast model_index names
+    ids = tokenizer("a\n\nb", add_special_tokens=False)["input_ids"]
+    assert tokenizer.decode(ids) == "a\n\nb"

@@ -41,9 +41,9 @@ def _cmd_check(args: argparse.Namespace) -> int:
     cached = snapshot_dir(model.repo_id, model.revision) if not model.tiny else locate_checkpoint(model)
     tokens: dict[int, int] = {}
     if cached is not None:
-        from vgkit.tokens import check_token_budget, load_tokenizer
+        from vgkit.tokens import check_token_budget
 
-        tokens = check_token_budget(plan, load_tokenizer(cached))
+        tokens = check_token_budget(plan, model.load_tokenizer(cached))
     for clip in plan.clips:
         used = f" [{tokens[clip.index]}/{plan.max_sequence_length} tokens]" if tokens else ""
         print(f"  prompt {clip.index:03d}{used}: {clip.prompt}")

@@ -142,7 +142,7 @@ def _generate(
     from vgkit.checkpoints import locate_checkpoint
     from vgkit.generator import InProcessGenerator
     from vgkit.guard import RunGuard
-    from vgkit.tokens import check_token_budget, load_tokenizer
+    from vgkit.tokens import check_token_budget
 
     layout = RunLayout(run_dir)
     layout.make_dirs()
@@ -150,7 +150,7 @@ def _generate(
     progress(plan.summary())
     guard = RunGuard(deadlines, clip_count=len(plan.clips), state_file=state_file, progress=progress)
     snapshot = locate_checkpoint(adapter(choice.model.name))
-    check_token_budget(plan, load_tokenizer(snapshot))
+    check_token_budget(plan, choice.model.load_tokenizer(snapshot))
     progress(f"loading {choice.model.title} from {snapshot}")
     factory = make_generator or (lambda m, snap, device: InProcessGenerator(m, snap, device=device))
     generator = factory(choice.model, snapshot, choice.device)

@@ -7,20 +7,12 @@ with the model's own tokenizer before generating anything and stops with the sho
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from vgkit.errors import SpecError
 from vgkit.plan import RunPlan
 
-__all__ = ["check_token_budget", "load_tokenizer"]
-
-
-def load_tokenizer(snapshot: Path) -> Any:
-    """The tokenizer stored in a checkpoint snapshot (no model weights are read)."""
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(str(snapshot / "tokenizer"))
+__all__ = ["check_token_budget"]
 
 
 def check_token_budget(plan: RunPlan, tokenizer: Any) -> dict[int, int]:

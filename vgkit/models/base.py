@@ -288,6 +288,13 @@ class ModelAdapter:
         return pipe.to(device)
 
     # -- tiny checkpoints -----------------------------------------------------------------------
+    def load_tokenizer(self, snapshot: Path) -> Any:
+        """The prompt tokenizer stored in a snapshot (no model weights are read)."""
+        quiet_hf_libraries()  # before transformers' imports, which warn at import time
+        from transformers import AutoTokenizer
+
+        return AutoTokenizer.from_pretrained(str(snapshot / "tokenizer"))
+
     def build_tiny(self, dest: Path) -> None:
         """Write this model's tiny random-weight checkpoint (diffusers layout) into ``dest``."""
         raise NotImplementedError(f"{self.name} has no tiny checkpoint")

@@ -43,13 +43,19 @@ def tiny_tokenizer_corpus() -> list[str]:
 
 @dataclass(frozen=True)
 class HunyuanI2VAdapter(ModelAdapter):
+    def load_tokenizer(self, snapshot: Path) -> Any:
+        """Llama-3's byte-level BPE as ``PreTrainedTokenizerFast``: the ``LlamaTokenizerFast`` that
+        model_index.json names would mis-tokenize it under transformers 5 (FACTS.md)."""
+        from transformers import PreTrainedTokenizerFast
+
+        return PreTrainedTokenizerFast.from_pretrained(str(snapshot / "tokenizer"))
+
     def _load_components(self, snapshot: Path, *, preset: Preset) -> DiffusionPipeline:
         import torch
         from diffusers import HunyuanVideoTransformer3DModel
-        from transformers import PreTrainedTokenizerFast
 
         self._transformer_class(snapshot)  # layout check before any weights load
-        tokenizer = PreTrainedTokenizerFast.from_pretrained(str(snapshot / "tokenizer"))
+        tokenizer = self.load_tokenizer(snapshot)
         transformer = HunyuanVideoTransformer3DModel.from_pretrained(
             str(snapshot), subfolder="transformer", dtype=getattr(torch, preset.transformer_dtype)
         )
