@@ -35,8 +35,10 @@ def test_over_budget_prompt_stops_the_run_before_any_clip(tmp_path: Path) -> Non
 
 
 def test_hunyuan_prompts_are_counted_with_the_pitfall_free_tokenizer() -> None:
+    from transformers import PreTrainedTokenizerFast
+
     model = adapter("hunyuan-i2v-tiny")
     tokenizer = model.load_tokenizer(locate_checkpoint(model))
-    assert type(tokenizer).__name__ == "PreTrainedTokenizerFast"  # not the LlamaTokenizerFast model_index names
+    assert type(tokenizer) is PreTrainedTokenizerFast  # not the LlamaTokenizerFast model_index names
     ids = tokenizer("a\n\nb", add_special_tokens=False)["input_ids"]
     assert tokenizer.decode(ids) == "a\n\nb"
