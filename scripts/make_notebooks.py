@@ -31,7 +31,8 @@ def generate() -> nbformat.NotebookNode:
     params = new_code_cell(
         'model: str = "auto"  # model name (`vgkit models`) or "auto"\n'
         'spec: str = "params/demo.yaml"  # run spec (YAML or JSON), relative to the repository root\n'
-        'out: str = ""  # run directory; empty means runs/<spec name>-<model>'
+        'out: str = ""  # run directory; empty means runs/<spec name>-<model>\n'
+        "show_clips: bool = True  # show each clip inline as it lands (headless runs turn it off)"
     )
     params.metadata["tags"] = ["parameters"]
     return _notebook(
@@ -45,7 +46,7 @@ def generate() -> nbformat.NotebookNode:
             params,
             new_code_cell(
                 "from vgkit.notebook import generate, show_video\n\n"
-                "result = generate(spec=spec, model=model, out=out or None)"
+                "result = generate(spec=spec, model=model, out=out or None, show_clips=show_clips)"
             ),
             new_code_cell(
                 'print(f"final: {result.final_video} ({result.final_frames} frames, {result.final_seconds:.2f} s)")\n'

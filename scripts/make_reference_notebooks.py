@@ -23,7 +23,7 @@ REFERENCE = ROOT / "notebooks" / "reference"
 # notebook -> parameters, run in this order; "{tmp}" becomes a scratch directory (rewritten again
 # when nbval runs it). stitch_export restitches the run that generate made.
 REFERENCE_RUNS: dict[str, dict[str, object]] = {
-    "generate.ipynb": {"model": "wan22-tiny", "spec": "params/preview.yaml", "out": "{tmp}/run"},
+    "generate.ipynb": {"model": "wan22-tiny", "spec": "params/preview.yaml", "out": "{tmp}/run", "show_clips": False},
     "stitch_export.ipynb": {"run_dir": "{tmp}/run", "transition": "crossfade", "overlap_frames": 6},
     "prefetch.ipynb": {"models": "wan22", "check_only": True},
     "compare_models.ipynb": {"models": "wan22-tiny", "spec": "params/preview.yaml", "out": "{tmp}/sweep"},

@@ -130,3 +130,16 @@ def test_keyframe_shot_starts_from_its_image_and_keeps_its_first_frame(tmp_path:
     assert log["input"]["source"] == "shots[1].source_image"
     assert result.final_frames == 2 * 121  # a new scene: no duplicated first frame to drop
     assert count_frames(result.final_video) == 2 * 121
+
+
+def test_on_clip_is_called_as_each_new_clip_lands(tmp_path: Path) -> None:
+    data = spec_dict()
+    data["shots"] = data["shots"][:2]
+    landed: list[tuple[int, bool]] = []
+    run_job(
+        write_spec(tmp_path / "spec.yaml", data),
+        out=tmp_path / "run",
+        progress=lambda _: None,
+        on_clip=lambda index, clip: landed.append((index, clip.is_file())),
+    )
+    assert landed == [(0, True), (1, True)]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -269,8 +270,11 @@ def run_chain(
     progress: Progress = print,
     guard: RunGuard | None = None,
     resume: bool = True,
+    on_clip: Callable[[int, Path], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Generate every clip of ``plan`` in order; return the logs (reused or new).
+
+    ``on_clip(index, clip_path)`` is called as each new clip lands (notebooks show it inline).
 
     Stops at the first clip that fails or passes a deadline, after writing its log
     (``failed``/``aborted``), and re-raises; every finished clip stays intact.
@@ -352,6 +356,8 @@ def run_chain(
             f"clip {clip.index + 1}/{len(plan.clips)}: done in {record['timings_s']['total_s']:.1f} s "
             f"-> {layout.clip(clip.index).name}"
         )
+        if on_clip is not None:
+            on_clip(clip.index, layout.clip(clip.index))
         input_image = last
         input_source = f"frames/{layout.last_frame(clip.index).name}"
     return logs

@@ -29,13 +29,26 @@ def _from_root(path: str | Path) -> Path:
     return p if p.is_absolute() else repo_root() / p
 
 
-def generate(*, spec: str, model: str = "auto", out: str | None = None) -> JobResult:
-    """Run a whole job from a notebook (paths relative to the repository root)."""
+def generate(*, spec: str, model: str = "auto", out: str | None = None, show_clips: bool = False) -> JobResult:
+    """Run a whole job from a notebook (paths relative to the repository root).
+
+    ``show_clips`` displays each clip inline as it lands (interactive use; headless runs keep the
+    executed notebook small by leaving it off).
+    """
     run_dir = _from_root(out) if out else None
     if run_dir is None:
         spec_obj, choice, _ = plan_job(_from_root(spec), model=model)
         run_dir = repo_root() / default_run_dir(spec_obj, choice.model.name)
-    return run_job(_from_root(spec), model=model, out=run_dir, progress=lambda line: print(line, flush=True))
+    on_clip = _display_clip if show_clips else None
+    return run_job(
+        _from_root(spec), model=model, out=run_dir, progress=lambda line: print(line, flush=True), on_clip=on_clip
+    )
+
+
+def _display_clip(index: int, clip: Path) -> None:
+    from IPython.display import display
+
+    display(show_video(clip))
 
 
 def show_video(path: Path) -> Any:
@@ -67,7 +80,12 @@ def run_generate_notebook(
         papermill.execute_notebook(
             str(_from_root(notebook)),
             str(executed),
-            parameters={"model": choice.model.name, "spec": str(_from_root(spec)), "out": str(run_dir)},
+            parameters={
+                "model": choice.model.name,
+                "spec": str(_from_root(spec)),
+                "out": str(run_dir),
+                "show_clips": False,
+            },
             cwd=str(root),
             progress_bar=False,
             stdout_file=sys.stdout,

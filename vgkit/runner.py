@@ -79,6 +79,7 @@ def run_job(
     resume: bool = True,
     state_file: Path | None = None,
     make_generator: GeneratorFactory | None = None,
+    on_clip: Callable[[int, Path], None] | None = None,
 ) -> JobResult:
     """Run a whole job in this process and return where its outputs are.
 
@@ -109,7 +110,7 @@ def run_job(
             device_lock_name(choice.device), run_dir=run_dir, wait=wait_for_gpu, progress=progress
         )
     try:
-        _generate(spec, choice, plan, run_dir, deadlines, progress, resume, state_file, make_generator)
+        _generate(spec, choice, plan, run_dir, deadlines, progress, resume, state_file, make_generator, on_clip)
     finally:
         if held is not None:
             held.release()
@@ -137,6 +138,7 @@ def _generate(
     resume: bool,
     state_file: Path | None,
     make_generator: GeneratorFactory | None,
+    on_clip: Callable[[int, Path], None] | None,
 ) -> None:
     from vgkit.chain import run_chain
     from vgkit.checkpoints import locate_checkpoint
@@ -156,4 +158,4 @@ def _generate(
     generator = factory(choice.model, snapshot, choice.device)
     progress(f"loaded in {generator.load_s:.1f} s")
     guard.check(phase="load")
-    run_chain(spec, plan, layout, generator, progress=progress, guard=guard, resume=resume)
+    run_chain(spec, plan, layout, generator, progress=progress, guard=guard, resume=resume, on_clip=on_clip)
