@@ -210,3 +210,49 @@ def test_worker_dies_with_its_supervisor_and_the_lock_frees(tmp_path: Path, monk
     assert _gone(worker, group=True), "the worker outlived its supervisor"
     with acquire_device_lock("cpu", run_dir=tmp_path / "next"):
         pass
+
+
+@pytest.mark.parametrize(("name", "num_frames"), [("cogvideox15-tiny", 17), ("hunyuan-i2v-tiny", 9)])
+def test_other_families_decode_saved_latents_like_their_pipeline(name: str, num_frames: int) -> None:
+    import torch
+    from PIL import Image
+
+    from vgkit.checkpoints import locate_checkpoint
+    from vgkit.generator import ClipRequest, InProcessGenerator
+
+    model = adapter(name)
+    gen = InProcessGenerator(model, locate_checkpoint(model), device="cpu")
+    image = np.random.default_rng(1).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    request = ClipRequest(
+        index=0,
+        image_hwc=image,
+        prompt="a boat",
+        negative_prompt="blur",
+        seed=5,
+        num_frames=num_frames,
+        width=32,
+        height=32,
+        steps=2,
+        guidance_scale=6.0,
+        max_sequence_length=64,
+    )
+    denoised = gen.denoise(request)
+    assert denoised.frames_fhwc is None and denoised.latents is not None  # latents come back undecoded
+    separate = gen.decode(denoised.latents, attempt="as_loaded")
+    direct = gen.pipe(
+        image=Image.fromarray(image),
+        prompt="a boat",
+        negative_prompt="blur",
+        height=32,
+        width=32,
+        num_frames=num_frames,
+        num_inference_steps=2,
+        guidance_scale=6.0,
+        max_sequence_length=64,
+        generator=torch.Generator("cpu").manual_seed(5),
+        output_type="np",
+        **model.call_defaults,
+    ).frames[0]
+    expected = (np.clip(direct, 0, 1) * 255).round().astype(np.uint8)
+    assert separate.shape == (num_frames, 32, 32, 3)
+    assert np.array_equal(separate, expected)

@@ -142,8 +142,48 @@ def _decode_wan(pipe: Any, latents: Any) -> Any:
     return pipe.video_processor.postprocess_video(video, output_type="np")
 
 
+def _decode_cogvideox(pipe: Any, latents: Any) -> Any:
+    """The decode tail of ``CogVideoXImageToVideoPipeline.__call__`` (diffusers 0.42.1).
+
+    With a temporal patch (1.5: ``patch_size_t=2``) the pipeline pads an odd latent frame count by
+    one frame at the front and trims it before decoding; ``output_type="latent"`` returns the
+    padded latents. vgkit's CogVideoX frame rule (8k+1) always gives an odd count, so exactly one
+    padding frame is trimmed here.
+    """
+    import torch
+
+    patch_t = pipe.transformer.config.patch_size_t
+    if patch_t and latents.shape[1] % patch_t == 0:
+        latents = latents[:, patch_t - 1 :]
+    with torch.no_grad():
+        video = pipe.decode_latents(latents.to(device=pipe.vae.device, dtype=pipe.vae.dtype))
+    return pipe.video_processor.postprocess_video(video=video, output_type="np")
+
+
+def _decode_hunyuan(pipe: Any, latents: Any) -> Any:
+    """The decode tail of ``HunyuanVideoImageToVideoPipeline.__call__`` (0.42.1), token_replace."""
+    import torch
+
+    latents = latents.to(device=pipe.vae.device, dtype=pipe.vae.dtype) / pipe.vae_scaling_factor
+    with torch.no_grad():
+        video = pipe.vae.decode(latents, return_dict=False)[0]
+    return pipe.video_processor.postprocess_video(video, output_type="np")
+
+
 # How to decode each pipeline class's latents. A new family adds its pipeline's decode tail here.
-_DECODERS: dict[str, Callable[[Any, Any], Any]] = {"WanImageToVideoPipeline": _decode_wan}
+_DECODERS: dict[str, Callable[[Any, Any], Any]] = {
+    "WanImageToVideoPipeline": _decode_wan,
+    "CogVideoXImageToVideoPipeline": _decode_cogvideox,
+    "HunyuanVideoImageToVideoPipeline": _decode_hunyuan,
+}
+
+
+def _decoder_for(pipe: Any) -> Callable[[Any, Any], Any] | None:
+    """The separate decode for ``pipe``, or None where the pipeline must decode in its own call
+    (Hunyuan's 33-channel ``latent_concat`` variant trims decoded frames, not latents)."""
+    if getattr(getattr(pipe, "transformer", None), "config", {}).get("image_condition_type") == "latent_concat":
+        return None
+    return _DECODERS.get(type(pipe).__name__)
 
 
 class InProcessGenerator:
@@ -157,7 +197,7 @@ class InProcessGenerator:
         self.pipe: Any = model.load(snapshot, device=device)
         self.load_s = time.perf_counter() - started
         # Without a known decode tail the pipeline decodes inside its own call (no latents on disk).
-        self._decode = _DECODERS.get(type(self.pipe).__name__)
+        self._decode = _decoder_for(self.pipe)
 
     def pipeline_info(self) -> dict[str, Any]:
         return {
