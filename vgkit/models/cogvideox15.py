@@ -31,25 +31,13 @@ class CogVideoX15Adapter(ModelAdapter):
             CogVideoXImageToVideoPipeline,
             CogVideoXTransformer3DModel,
         )
-        from transformers import T5Config, T5EncoderModel
 
         from vgkit.models.base import quiet_hf_libraries
-        from vgkit.models.tiny import t5_tokenizer
+        from vgkit.models.tiny import t5_text_encoder, t5_tokenizer
 
         quiet_hf_libraries()
         tokenizer = t5_tokenizer()
-        torch.manual_seed(0)
-        text_encoder = T5EncoderModel(
-            T5Config(
-                vocab_size=len(tokenizer),
-                d_model=32,
-                d_kv=8,
-                d_ff=37,
-                num_layers=2,
-                num_heads=4,
-                relative_attention_num_buckets=8,
-            )
-        ).eval()
+        text_encoder = t5_text_encoder(tokenizer, umt5=False)
         torch.manual_seed(0)
         transformer = CogVideoXTransformer3DModel(
             num_attention_heads=2,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import string
 from typing import Any
 
-__all__ = ["LLAMA3_SPECIAL_TOKENS", "T5_CHARS", "clip_tokenizer", "llama3_tokenizer", "t5_tokenizer"]
+__all__ = ["LLAMA3_SPECIAL_TOKENS", "T5_CHARS", "clip_tokenizer", "llama3_tokenizer", "t5_text_encoder", "t5_tokenizer"]
 
 # A character-level Unigram vocabulary: every printable ASCII character is one piece, so any
 # English prompt tokenizes without <unk> and token counts grow with prompt length like the real one.
@@ -85,3 +85,24 @@ def clip_tokenizer() -> Any:
     for special in ("<|startoftext|>", "<|endoftext|>"):
         vocab[special] = len(vocab)
     return CLIPTokenizer(vocab=vocab, merges=[])
+
+
+def t5_text_encoder(tokenizer: Any, *, umt5: bool) -> Any:
+    """A seeded two-layer T5 (CogVideoX) or UMT5 (Wan) encoder over ``tokenizer``, in eval mode
+    (a directly built model stays in training mode, whose dropout makes outputs vary)."""
+    import torch
+    from transformers import T5Config, T5EncoderModel, UMT5Config, UMT5EncoderModel
+
+    sizes: dict[str, Any] = {
+        "vocab_size": len(tokenizer),
+        "d_model": 32,
+        "d_kv": 8,
+        "d_ff": 37,
+        "num_layers": 2,
+        "num_heads": 4,
+        "relative_attention_num_buckets": 8,
+    }
+    torch.manual_seed(0)
+    if umt5:
+        return UMT5EncoderModel(UMT5Config(**sizes)).eval()
+    return T5EncoderModel(T5Config(**sizes)).eval()

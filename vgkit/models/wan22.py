@@ -56,23 +56,11 @@ class Wan22Adapter(ModelAdapter):
             WanImageToVideoPipeline,
             WanTransformer3DModel,
         )
-        from transformers import UMT5Config, UMT5EncoderModel
 
-        from vgkit.models.tiny import t5_tokenizer
+        from vgkit.models.tiny import t5_text_encoder, t5_tokenizer
 
         tokenizer = t5_tokenizer()
-        torch.manual_seed(0)
-        text_encoder = UMT5EncoderModel(
-            UMT5Config(
-                vocab_size=len(tokenizer),
-                d_model=32,
-                d_kv=8,
-                d_ff=37,
-                num_layers=2,
-                num_heads=4,
-                relative_attention_num_buckets=8,
-            )
-        ).eval()
+        text_encoder = t5_text_encoder(tokenizer, umt5=True)
         torch.manual_seed(0)
         vae = AutoencoderKLWan(
             base_dim=3,
