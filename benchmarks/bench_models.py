@@ -4,8 +4,10 @@
     PYTHONPATH=. .venv/bin/python benchmarks/bench_models.py --size full # full size, needs a GPU
 
 Full size builds each transformer from its real config with random weights (no download) and
-runs denoising steps on the real model's native latent grid (CogVideoX1.5: 1360x768, 81 frames,
-CFG batch of 2; HunyuanVideo-I2V: 1280x720, 129 frames, embedded guidance, batch of 1). The
+runs denoising steps on the real model's native latent grid (Wan 2.2 TI2V-5B: 1280x704, 121
+frames, 27,280 tokens, CFG batch of 2; CogVideoX1.5: 1360x768, 81 frames, CFG batch of 2;
+HunyuanVideo-I2V: 1280x720, 129 frames, embedded guidance, batch of 1), at the size and steps each
+preset generates (HunyuanVideo ``4090``: 960x544). The
 ``4090`` preset runs under a 24 GiB cap (``torch.cuda.set_per_process_memory_fraction``) to
 stand in for the card; ``80gb`` runs uncapped. Tiny size uses the tiny checkpoints' transformer
 configs at their baseline size on CPU and applies every preset that can run there. Step time is
@@ -16,6 +18,7 @@ the process's max RSS on CPU. Prints a table; measures only the transformer, not
 from __future__ import annotations
 
 import argparse
+import math
 import resource
 import statistics
 import time
@@ -24,12 +27,27 @@ from typing import Any
 from vgkit.models import adapter
 from vgkit.models.base import Preset
 
-MODELS = ("cogvideox15", "hunyuan-i2v")
+MODELS = ("wan22", "cogvideox15", "hunyuan-i2v")
 CAP_GIB = {"4090": 24.0}
 
 # The real transformers' configs (config.json of each repo's transformer/), trimmed to what differs
 # from the diffusers defaults.
 FULL_CONFIGS: dict[str, dict[str, Any]] = {
+    "wan22": {
+        "patch_size": (1, 2, 2),
+        "num_attention_heads": 24,
+        "attention_head_dim": 128,
+        "in_channels": 48,
+        "out_channels": 48,
+        "text_dim": 4096,
+        "freq_dim": 256,
+        "ffn_dim": 14336,
+        "num_layers": 30,
+        "cross_attn_norm": True,
+        "qk_norm": "rms_norm_across_heads",
+        "eps": 1e-6,
+        "rope_max_seq_len": 1024,
+    },
     "cogvideox15": {
         "num_attention_heads": 48,
         "attention_head_dim": 64,
@@ -65,8 +83,9 @@ FULL_CONFIGS: dict[str, dict[str, Any]] = {
         "image_condition_type": "token_replace",
     },
 }
-NATIVE_FRAMES = {"cogvideox15": 81, "hunyuan-i2v": 129}
-TEXT_TOKENS = {"cogvideox15": 226, "hunyuan-i2v": 256 + 144}  # Hunyuan: prompt + 576/4 image tokens
+NATIVE_FRAMES = {"wan22": 121, "cogvideox15": 81, "hunyuan-i2v": 129}
+TEXT_TOKENS = {"wan22": 512, "cogvideox15": 226, "hunyuan-i2v": 256 + 144}  # Hunyuan: prompt + 576/4 image tokens
+VAE_SPATIAL = {"wan22": 16, "cogvideox15": 8, "hunyuan-i2v": 8}
 
 
 def _transformer(name: str, *, full: bool) -> Any:
@@ -76,7 +95,7 @@ def _transformer(name: str, *, full: bool) -> Any:
 
     model = adapter(name if full else f"{name}-tiny")
     tiny = adapter(f"{name}-tiny")
-    cls = getattr(diffusers, tiny._transformer_class(locate_checkpoint(tiny)))
+    cls = getattr(diffusers, tiny._component_classes(locate_checkpoint(tiny))["transformer"])
     if full:
         return cls(**FULL_CONFIGS[name])
     return cls.from_pretrained(str(locate_checkpoint(model)), subfolder="transformer")
@@ -87,7 +106,15 @@ def _inputs(name: str, transformer: Any, *, width: int, height: int, device: str
 
     cfg = transformer.config
     latent_frames = (NATIVE_FRAMES[name] - 1) // 4 + 1
-    lh, lw = height // 8, width // 8
+    lh, lw = height // VAE_SPATIAL[name], width // VAE_SPATIAL[name]
+    if name == "wan22":  # expand_timesteps: one timestep per latent token; CFG as a batch of 2
+        p_t, p_h, p_w = cfg.patch_size
+        seq = (latent_frames // p_t) * (lh // p_h) * (lw // p_w)
+        return {
+            "hidden_states": torch.randn(2, cfg.in_channels, latent_frames, lh, lw, device=device, dtype=dtype),
+            "timestep": torch.full((2, seq), 500, device=device),
+            "encoder_hidden_states": torch.randn(2, TEXT_TOKENS[name], cfg.text_dim, device=device, dtype=dtype),
+        }
     if name == "cogvideox15":
         from diffusers import CogVideoXImageToVideoPipeline
 
@@ -134,8 +161,8 @@ def bench(name: str, preset: Preset, *, full: bool, steps: int) -> dict[str, Any
     device = "cuda" if full else "cpu"
     model = adapter(name if full else f"{name}-tiny")
     width, height = model.baseline.width, model.baseline.height
-    if full and preset.max_width and preset.max_height:
-        width, height = preset.max_width, preset.max_height
+    if full:
+        width, height = preset.generation_size(width, height, multiple=model.size_multiple)
     if full:
         torch.cuda.empty_cache()
         total = torch.cuda.get_device_properties(0).total_memory / 2**30
@@ -147,7 +174,11 @@ def bench(name: str, preset: Preset, *, full: bool, steps: int) -> dict[str, Any
     inputs = _inputs(name, transformer, width=width, height=height, device=device, dtype=dtype)
     patch = transformer.config.patch_size
     tokens = inputs["hidden_states"].numel() // inputs["hidden_states"].shape[0] // transformer.config.in_channels
-    tokens //= patch * patch * (getattr(transformer.config, "patch_size_t", None) or 1)
+    tokens //= (
+        math.prod(patch)
+        if isinstance(patch, (list, tuple))
+        else patch * patch * (getattr(transformer.config, "patch_size_t", None) or 1)
+    )
     times: list[float] = []
     status = "ok"
     try:

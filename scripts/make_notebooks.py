@@ -30,6 +30,7 @@ def _ignore_output(cell: nbformat.NotebookNode) -> nbformat.NotebookNode:
 def generate() -> nbformat.NotebookNode:
     params = new_code_cell(
         'model: str = "auto"  # model name (`vgkit models`) or "auto"\n'
+        'preset: str = ""  # memory/speed preset (4090, 80gb, cpu); empty means the spec\'s, else auto\n'
         'spec: str = "params/demo.yaml"  # run spec (YAML or JSON), relative to the repository root\n'
         'out: str = ""  # run directory; empty means runs/<spec name>-<model>\n'
         "show_clips: bool = True  # show each clip inline as it lands (headless runs turn it off)"
@@ -46,7 +47,9 @@ def generate() -> nbformat.NotebookNode:
             params,
             new_code_cell(
                 "from vgkit.notebook import generate, show_video\n\n"
-                "result = generate(spec=spec, model=model, out=out or None, show_clips=show_clips)"
+                "result = generate(\n"
+                "    spec=spec, model=model, preset=preset or None, out=out or None, show_clips=show_clips\n"
+                ")"
             ),
             new_code_cell(
                 'print(f"final: {result.final_video} ({result.final_frames} frames, {result.final_seconds:.2f} s)")\n'

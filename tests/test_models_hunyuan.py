@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.conftest import spec_dict, write_spec
 from tests.tiny_models import clip_request, tiny_generator
 from vgkit.checkpoints import locate_checkpoint, tiny_commit
-from vgkit.encode import count_frames
+from vgkit.encode import read_frames
 from vgkit.generator import ClipRequest, InProcessGenerator
 from vgkit.models import adapter
 from vgkit.runner import run_job
@@ -102,13 +103,28 @@ def test_the_pipeline_rounds_counts_off_the_rule_so_the_rule_refuses_them(genera
     assert not adapter(MODEL).frame_rule.is_valid(11)
 
 
-def test_three_clip_chain_runs(tmp_path: Path) -> None:
-    spec = write_spec(tmp_path / "spec.yaml", spec_dict(model=MODEL, overrides={"width": 32, "height": 32, "steps": 2}))
+def test_three_clip_chain_under_the_4090_preset_generates_smaller_and_the_stitch_upscales(tmp_path: Path) -> None:
+    """HunyuanVideo's 24 GB case at tiny size: group offload, fp8 weights, 0.75x size, 0.6x steps,
+    then a pinned Lanczos upscale to the run's size, recorded in the logs and the manifest."""
+    data = spec_dict(model=MODEL, preset="4090", overrides={"width": 48, "height": 48})
     lines: list[str] = []
-    result = run_job(spec, out=tmp_path / "run", progress=lines.append)
+    result = run_job(write_spec(tmp_path / "spec.yaml", data), out=tmp_path / "run", progress=lines.append)
     assert lines[0] == f"vgkit: model {MODEL} on cpu (requested)"
     logs = [json.loads(p.read_text()) for p in sorted((result.run_dir / "logs").glob("log_*.json"))]
-    wanted = {"num_frames": 121, "width": 32, "height": 32, "fps": 24}
+    wanted = {"num_frames": 121, "width": 32, "height": 32, "fps": 24, "steps": 2}  # 48 * 0.75 -> 32, 4 * 0.6 -> 2
     assert [{k: log["effective"][k] for k in wanted} for log in logs] == [wanted] * 3
     assert logs[0]["model"]["pipeline_class"] == "HunyuanVideoImageToVideoPipeline"
-    assert count_frames(result.final_video) == result.final_frames == 3 * 121 - 2
+    assert logs[0]["preset"]["name"] == "4090"
+    assert logs[0]["model"]["preset_applied"]["applied"] == ["fp8-layerwise", "group-offload-leaf", "vae-tiling"]
+    assert logs[0]["output_size"] == {"width": 48, "height": 48}
+    assert read_frames(logs_clip(result.run_dir, logs[0])).shape[1:3] == (32, 32)
+    final = read_frames(result.final_video)
+    assert final.shape[0] == result.final_frames == 3 * 121 - 2
+    assert final.shape[1:3] == (48, 48)
+    upscale = json.loads(result.manifest.read_text())["stitch"]["upscale"]
+    assert upscale["from"] == {"width": 32, "height": 32} and upscale["to"] == {"width": 48, "height": 48}
+    assert "lanczos" in upscale["filter"]
+
+
+def logs_clip(run_dir: Path, log: dict[str, Any]) -> Path:
+    return run_dir / log["artifacts"]["clip"]["path"]

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
+from tests.conftest import spec_dict, write_spec
 from vgkit.checkpoints import locate_checkpoint
 from vgkit.errors import SpecError
 from vgkit.models import adapter
+from vgkit.plan import RunPlan, make_plan
+from vgkit.runner import plan_job
+from vgkit.spec import load_spec
 
-PRESET_MODELS = ["cogvideox15", "hunyuan-i2v"]
+PRESET_MODELS = ["wan22", "cogvideox15", "hunyuan-i2v"]
 
 
 def _cases() -> list[Any]:
@@ -35,10 +40,48 @@ def test_each_model_has_the_three_presets_with_a_source(name: str) -> None:
     assert real.default_preset("cuda", gpu_memory_gib=80.0) == real.preset("80gb")
 
 
-def test_hunyuan_4090_is_reduced_and_720p_class_after_upscale() -> None:
-    preset = adapter("hunyuan-i2v").preset("4090")
-    assert (preset.max_width, preset.max_height, preset.steps) == (960, 544, 30)
-    assert preset.expected_peak_gib is not None and preset.expected_peak_gib <= 24
+def _native_plan(name: str, preset_name: str, tmp_path: Path) -> RunPlan:
+    spec = load_spec(write_spec(tmp_path / "spec.yaml", spec_dict(model=name, overrides={})))
+    model = adapter(name)
+    return make_plan(spec, model, preset=model.preset(preset_name))
+
+
+@pytest.mark.parametrize("name", PRESET_MODELS)
+@pytest.mark.parametrize("preset_name", ["4090", "80gb"])
+def test_every_gpu_preset_yields_a_720p_class_final_video(name: str, preset_name: str, tmp_path: Path) -> None:
+    plan = _native_plan(name, preset_name, tmp_path)
+    assert min(plan.output_width, plan.output_height) >= 704
+    assert plan.upscaled == (adapter(name).preset(preset_name).size_scale < 1)
+
+
+def test_hunyuan_4090_generates_960x544_at_30_steps_and_upscales_to_720p(tmp_path: Path) -> None:
+    plan = _native_plan("hunyuan-i2v", "4090", tmp_path)
+    assert (plan.width, plan.height, plan.steps) == (960, 544, 30)
+    assert (plan.output_width, plan.output_height) == (1280, 720)
+    assert plan.differs_from_baseline == {"width": 960, "height": 544, "steps": 30}
+    assert "upscaled to 1280x720" in plan.summary()
+    assert adapter("hunyuan-i2v").preset("4090").expected_peak_gib == 24.0
+
+
+def test_an_explicit_steps_override_wins_over_the_preset_steps(tmp_path: Path) -> None:
+    spec = load_spec(write_spec(tmp_path / "s.yaml", spec_dict(model="hunyuan-i2v", overrides={"steps": 40})))
+    model = adapter("hunyuan-i2v")
+    assert make_plan(spec, model, preset=model.preset("4090")).steps == 40
+
+
+def test_cogvideox_4090_halves_the_steps_to_stay_inside_the_clip_limit(tmp_path: Path) -> None:
+    plan = _native_plan("cogvideox15", "4090", tmp_path)
+    assert (plan.width, plan.height, plan.steps) == (1360, 768, 25)
+    preset = adapter("cogvideox15").preset("4090")
+    assert preset.expected_clip_s is not None and preset.expected_clip_s <= 600
+
+
+def test_the_spec_preset_reaches_the_plan_and_the_cli_flag_overrides_it(tmp_path: Path) -> None:
+    path = write_spec(tmp_path / "s.yaml", spec_dict(model="hunyuan-i2v-tiny", preset="4090"))
+    assert plan_job(path)[2].preset["name"] == "4090"
+    assert plan_job(path, preset="cpu")[2].preset["name"] == "cpu"
+    with pytest.raises(SpecError, match=r"preset = 'h100': hunyuan-i2v-tiny has no such preset"):
+        plan_job(path, preset="h100")
 
 
 def test_unknown_preset_names_the_known_ones() -> None:
@@ -78,8 +121,9 @@ def test_preset_applies_on_cpu_and_the_pipeline_still_generates(model_name: str,
     assert np.isfinite(frames).all()
 
 
-def test_a_preset_that_needs_cuda_is_refused_on_cpu_with_the_fix() -> None:
-    model = adapter("cogvideox15-tiny")
+@pytest.mark.parametrize("name", ["wan22-tiny", "cogvideox15-tiny"])
+def test_a_preset_that_needs_cuda_is_refused_on_cpu_with_the_fix(name: str) -> None:
+    model = adapter(name)
     with pytest.raises(SpecError, match=r"enable_model_cpu_offload needs an accelerator .*fix: run on a CUDA GPU"):
         model.load(locate_checkpoint(model), device="cpu", preset="4090")
 
@@ -89,5 +133,8 @@ def test_vgkit_models_lists_each_real_models_presets(capsys: pytest.CaptureFixtu
 
     assert main(["models"]) == 0
     out = capsys.readouterr().out
-    assert "preset 4090  cuda, offload=group, vae-tiling, fp8-layerwise, max 960x544, 30 steps, ~24 GiB" in out
+    assert (
+        "preset 4090  cuda, offload=group, vae-tiling, fp8-layerwise, 0.75x size + upscale, 0.6x steps, ~24 GiB; "
+        "runs 960x544, 30 steps, upscaled to 1280x720"
+    ) in out
     assert out.count("preset 80gb") == len(PRESET_MODELS)

@@ -25,10 +25,17 @@ COLOURS = [(200, 30, 30), (30, 200, 30), (30, 30, 200)]
 MARKER = (250, 250, 250)  # the duplicated first frame of each chained clip
 
 
-def make_run(root: Path, frames_per_clip: int = 9, clips: list[np.ndarray] | None = None) -> RunLayout:
+def make_run(
+    root: Path,
+    frames_per_clip: int = 9,
+    clips: list[np.ndarray] | None = None,
+    *,
+    output_size: tuple[int, int] | None = None,
+) -> RunLayout:
     """A run directory with clips, last frames and logs shaped like `vgkit run` writes them.
 
-    Default clips are solid colours whose first frame (i > 0) is a white marker.
+    Default clips are solid colours whose first frame (i > 0) is a white marker. ``output_size``
+    (width, height) records a run size above the clips' own, as a reduced-size preset does.
     """
     layout = RunLayout(root)
     layout.make_dirs()
@@ -47,7 +54,13 @@ def make_run(root: Path, frames_per_clip: int = 9, clips: list[np.ndarray] | Non
                 "model": {"name": "synthetic", "pipeline_class": "none"},
                 "load_s": 0.0,
                 "timings_s": {"total_s": 0.5},
-                "effective": {"num_frames": len(frames), "fps": 24, "width": 64, "height": 48},
+                "effective": {
+                    "num_frames": len(frames),
+                    "fps": 24,
+                    "width": frames.shape[2],
+                    "height": frames.shape[1],
+                },
+                **({"output_size": {"width": output_size[0], "height": output_size[1]}} if output_size else {}),
                 "artifacts": {
                     "clip": file_record(layout.clip(i), root=root),
                     "last_frame": file_record(layout.last_frame(i), root=root),
@@ -169,6 +182,38 @@ def _moving_bar_clips(count: int = 3, frames: int = 13) -> list[np.ndarray]:
             video[t, :, :, 0] = ((x >= left) & (x < left + 8)) * 220
         clips.append(video)
     return clips
+
+
+@pytest.mark.skipif(shutil.which("taskset") is None, reason="taskset not available")
+def test_upscale_to_the_run_size_is_frame_exact_recorded_and_the_same_bytes_on_any_cpu_count(tmp_path: Path) -> None:
+    layout = make_run(tmp_path / "run", clips=_moving_bar_clips(), output_size=(144, 96))
+    script = (
+        "import sys, json; from pathlib import Path; from vgkit.stitch import stitch_run; "
+        "print(json.dumps(stitch_run(Path(sys.argv[1]), dest=Path(sys.argv[2]))['upscale']))"
+    )
+    digests, records = [], []
+    for cpus, name in (("0", "one.mp4"), (None, "all.mp4")):
+        cmd = [sys.executable, "-c", script, str(layout.root), str(tmp_path / name)]
+        done = subprocess.run(
+            ["taskset", "-c", cpus, *cmd] if cpus else cmd, check=True, cwd=REPO, timeout=120, capture_output=True
+        )
+        records.append(json.loads(done.stdout))
+        digests.append(hashlib.sha256((tmp_path / name).read_bytes()).hexdigest())
+    assert digests[0] == digests[1]
+    assert records[0]["from"] == {"width": 96, "height": 64} and records[0]["to"] == {"width": 144, "height": 96}
+    final = read_frames(tmp_path / "one.mp4")
+    assert final.shape == (3 * 13 - 2, 96, 144, 3)
+    bar = final[:, 48, :, 0].astype(np.float64)  # the bar lands 1.5x further right, still one bar
+    centre = (bar * np.arange(144)).sum(axis=1) / bar.sum(axis=1)
+    assert abs(centre[0] - 1.5 * (5 + 3.5)) < 2
+
+
+def test_clips_of_different_generated_sizes_are_refused(tmp_path: Path) -> None:
+    clips = _moving_bar_clips(count=2)
+    clips[1] = clips[1][:, :32]
+    layout = make_run(tmp_path / "run", clips=clips)
+    with pytest.raises(ArtifactError, match=r"clip logs disagree on the generated size"):
+        stitch_run(layout.root)
 
 
 def _bar_positions(path: Path) -> np.ndarray:

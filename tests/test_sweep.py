@@ -86,8 +86,9 @@ def test_a_checkpoint_that_cannot_load_fails_at_load(tmp_path: Path, monkeypatch
     result = sweep(spec, models=["wan22-tiny"], out=tmp_path / "sw", progress=lambda _: None)
     failure = json.loads((result.rows[0].run_dir / "failure.json").read_text())
     assert result.rows[0].status == "failed" and failure["stage"] == "load"
-    # diffusers' own error, unless a classifier wraps load errors as ModelUnavailableError
-    assert failure["error_class"] in ("ValueError", "ModelUnavailableError") and "NoSuchModel" in failure["message"]
+    # the loader's layout check names the unknown class before any weights load
+    assert failure["error_class"] == "ModelUnavailableError"
+    assert "NoSuchModel0123456789" in failure["message"] and "layout mismatch" in failure["message"]
     wall_s = json.loads((result.rows[0].run_dir / "sweep_run.json").read_text())["wall_s"]
     assert (
         f"| wan22-tiny | failed | {wall_s:.2f}s | n/a | {failure['error_class']}: "

@@ -34,7 +34,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
     from vgkit.checkpoints import locate_checkpoint
     from vgkit.runner import plan_job
 
-    _, choice, plan = plan_job(args.spec, model=args.model, planning_only=True)
+    _, choice, plan = plan_job(args.spec, model=args.model, preset=args.preset, planning_only=True)
     print(choice.announce())
     print(plan.summary())
     model = choice.model
@@ -59,6 +59,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         return run_supervised(
             args.spec,
             model=args.model,
+            preset=args.preset,
             out=args.out,
             clip_timeout_s=args.clip_timeout_s,
             run_timeout_s=args.run_timeout_s,
@@ -75,6 +76,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     result = run_job(
         args.spec,
         model=args.model,
+        preset=args.preset,
         out=args.out,
         progress=lambda line: print(line, flush=True),
         clip_timeout_s=args.clip_timeout_s,
@@ -151,7 +153,10 @@ def _cmd_models(args: argparse.Namespace) -> int:
         print(f"{name:<16} {b.width}x{b.height:<7} {b.fps:>4} {m.frame_rule.describe():>7}  {cached:<8} {m.repo_id}")
         if not m.tiny:
             for preset in m.presets:
-                print(f"{'':<16} preset {preset.name:<5} {preset.describe()}")
+                w, h = preset.generation_size(b.width, b.height, multiple=m.size_multiple)
+                upscale = f", upscaled to {b.width}x{b.height}" if (w, h) != (b.width, b.height) else ""
+                runs = f"runs {w}x{h}, {preset.scaled_steps(b.steps)} steps{upscale}"
+                print(f"{'':<16} preset {preset.name:<5} {preset.describe()}; {runs}")
     return 0
 
 
@@ -218,9 +223,11 @@ def _parser() -> argparse.ArgumentParser:
         return p
 
     model_help = "model name (see `vgkit models`) or auto; default: the spec's `model`, else auto"
+    preset_help = "preset (4090, 80gb, cpu; see `vgkit models`) or auto; default: the spec's `preset`, else auto"
     p = add("run", _cmd_run, "generate every clip of a spec, stitch, write the manifest and bundle")
     p.add_argument("spec", type=Path, help="run spec (.yaml or .json)")
     p.add_argument("--model", default=None, help=model_help)
+    p.add_argument("--preset", default=None, help=preset_help)
     p.add_argument("--out", type=Path, default=None, help="run directory (default runs/<spec name>-<model>)")
     p.add_argument("--clip-timeout-s", type=float, default=None, help="deadline per clip (default: spec, 600)")
     p.add_argument(
@@ -254,6 +261,7 @@ def _parser() -> argparse.ArgumentParser:
     p = add("check", _cmd_check, "validate a spec and print its plan and prompts without loading a model")
     p.add_argument("spec", type=Path)
     p.add_argument("--model", default=None, help=model_help)
+    p.add_argument("--preset", default=None, help=preset_help)
 
     p = add("stitch", _cmd_stitch, "stitch a run's clips into final/final_stitched.mp4 and write manifest.json")
     p.add_argument("run_dir", type=Path)

@@ -189,12 +189,12 @@ def _decoder_for(pipe: Any) -> Callable[[Any, Any], Any] | None:
 class InProcessGenerator:
     """Loads ``model`` from ``snapshot`` once and serves every clip of a run."""
 
-    def __init__(self, model: ModelAdapter, snapshot: Path, *, device: str) -> None:
+    def __init__(self, model: ModelAdapter, snapshot: Path, *, device: str, preset: str | None = None) -> None:
         self.model = model
         self.device = device
         self.snapshot = snapshot
         started = time.perf_counter()
-        self.pipe: Any = model.load(snapshot, device=device)
+        self.pipe: Any = model.load(snapshot, device=device, preset=preset)
         self.load_s = time.perf_counter() - started
         # Without a known decode tail the pipeline decodes inside its own call (no latents on disk).
         self._decode = _decoder_for(self.pipe)
@@ -202,6 +202,7 @@ class InProcessGenerator:
     def pipeline_info(self) -> dict[str, Any]:
         return {
             "pipeline_class": type(self.pipe).__name__,
+            "preset_applied": getattr(self.pipe, "vgkit_preset", None),
             "scheduler_class": type(self.pipe.scheduler).__name__,
             "scheduler_config": {k: v for k, v in dict(self.pipe.scheduler.config).items() if not k.startswith("_")},
         }

@@ -73,6 +73,7 @@ def write_manifest(run_dir: Path, *, stitch: dict[str, Any], usd_per_hour: float
         "schema": MANIFEST_SCHEMA,
         "run": run_dir.name,
         "model": logs[0]["model"],
+        "preset": logs[0].get("preset"),
         "clip_count": len(logs),
         "planned": _planned(plan, stitch),
         "actual": {"final_frames": stitch["final_frames"], "final_seconds": stitch["final_frames"] / fps},

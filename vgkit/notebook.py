@@ -29,19 +29,27 @@ def _from_root(path: str | Path) -> Path:
     return p if p.is_absolute() else repo_root() / p
 
 
-def generate(*, spec: str, model: str = "auto", out: str | None = None, show_clips: bool = False) -> JobResult:
+def generate(
+    *, spec: str, model: str = "auto", preset: str | None = None, out: str | None = None, show_clips: bool = False
+) -> JobResult:
     """Run a whole job from a notebook (paths relative to the repository root).
 
+    ``preset`` (None: the spec's, else auto) picks how the model sits in memory (``vgkit models``).
     ``show_clips`` displays each clip inline as it lands (interactive use; headless runs keep the
     executed notebook small by leaving it off).
     """
     run_dir = _from_root(out) if out else None
     if run_dir is None:
-        spec_obj, choice, _ = plan_job(_from_root(spec), model=model)
+        spec_obj, choice, _ = plan_job(_from_root(spec), model=model, preset=preset)
         run_dir = repo_root() / default_run_dir(spec_obj, choice.model.name)
     on_clip = _display_clip if show_clips else None
     return run_job(
-        _from_root(spec), model=model, out=run_dir, progress=lambda line: print(line, flush=True), on_clip=on_clip
+        _from_root(spec),
+        model=model,
+        preset=preset,
+        out=run_dir,
+        progress=lambda line: print(line, flush=True),
+        on_clip=on_clip,
     )
 
 

@@ -5,6 +5,10 @@ frame rule (Wan: 4k+1, so 5 s at 24 fps is 121 frames). Clip i>0 starts from cli
 frame, so its first frame repeats that frame and the stitcher drops it: the final video has
 ``sum(frames) - (X - 1)`` frames. A shot with its own ``source_image`` (keyframe) is not chained:
 it starts a new scene, and its first frame is kept.
+
+The run's size (baseline or override) is the **output** size. A preset that cannot fit it
+(``size_scale`` < 1, e.g. HunyuanVideo on 24 GB) generates at a smaller size and the stitcher
+upscales to the output size; a preset's ``steps_scale`` cuts the baseline steps.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from fractions import Fraction
 from typing import Any
 
 from vgkit.errors import SpecError
-from vgkit.models import ModelAdapter
+from vgkit.models import ModelAdapter, Preset
 from vgkit.prompt import compose_negative_prompt, compose_prompt
 from vgkit.spec import RunSpec
 
@@ -54,6 +58,14 @@ class RunPlan:
     baseline: dict[str, Any]
     overrides: dict[str, Any]
     clips: tuple[ClipPlan, ...]
+    preset: dict[str, Any]
+    output_width: int
+    output_height: int
+
+    @property
+    def upscaled(self) -> bool:
+        """Generated smaller than the output size (the stitcher upscales)."""
+        return (self.width, self.height) != (self.output_width, self.output_height)
 
     @property
     def differs_from_baseline(self) -> dict[str, Any]:
@@ -83,9 +95,10 @@ class RunPlan:
         return record
 
     def summary(self) -> str:
+        upscale = f", upscaled to {self.output_width}x{self.output_height} in the stitch" if self.upscaled else ""
         lines = [
-            f"plan: {len(self.clips)} clips on {self.model}, {self.width}x{self.height} @ {self.fps} fps, "
-            f"{self.steps} steps, guidance {self.guidance_scale}",
+            f"plan: {len(self.clips)} clips on {self.model}, {self.width}x{self.height} @ {self.fps} fps{upscale}, "
+            f"{self.steps} steps, guidance {self.guidance_scale}, preset {self.preset['name']}",
         ]
         for clip in self.clips:
             lines.append(
@@ -100,14 +113,17 @@ def _frames_for(duration_s: float, fps: int, model: ModelAdapter) -> int:
     return model.frame_rule.nearest(round(duration_s * fps) + 1)
 
 
-def make_plan(spec: RunSpec, model: ModelAdapter) -> RunPlan:
-    """Plan every clip of ``spec`` on ``model``; refuse sizes the model would round and lengths
-    outside 30-60 s (unless the spec sets ``allow_any_length``)."""
+def make_plan(spec: RunSpec, model: ModelAdapter, *, preset: Preset | None = None) -> RunPlan:
+    """Plan every clip of ``spec`` on ``model`` under ``preset`` (default: the model's CPU
+    preset); refuse sizes the model would round and lengths outside 30-60 s (unless the spec sets
+    ``allow_any_length``)."""
     base = model.baseline
     ov = spec.overrides
-    width = ov.width if ov.width is not None else base.width
-    height = ov.height if ov.height is not None else base.height
-    model.check_size(width, height)
+    preset = preset or model.default_preset("cpu")
+    output_width = ov.width if ov.width is not None else base.width
+    output_height = ov.height if ov.height is not None else base.height
+    model.check_size(output_width, output_height)
+    width, height = preset.generation_size(output_width, output_height, multiple=model.size_multiple)
     clips = tuple(
         ClipPlan(
             index=i,
@@ -127,12 +143,15 @@ def make_plan(spec: RunSpec, model: ModelAdapter) -> RunPlan:
         fps=base.fps,
         width=width,
         height=height,
-        steps=ov.steps if ov.steps is not None else base.steps,
+        steps=ov.steps if ov.steps is not None else preset.scaled_steps(base.steps),
         guidance_scale=ov.guidance_scale if ov.guidance_scale is not None else base.guidance_scale,
         max_sequence_length=base.max_sequence_length,
         baseline=asdict(base),
         overrides=ov.model_dump(exclude_none=True),
         clips=clips,
+        preset=preset.to_record(),
+        output_width=output_width,
+        output_height=output_height,
     )
     seconds = float(plan.final_seconds)
     if not spec.allow_any_length and not MIN_FINAL_S <= seconds <= MAX_FINAL_S:

@@ -44,16 +44,18 @@ def default_run_dir(spec: RunSpec, model: str) -> Path:
 
 
 def plan_job(
-    spec_path: str | Path, *, model: str | None = None, planning_only: bool = False
+    spec_path: str | Path, *, model: str | None = None, preset: str | None = None, planning_only: bool = False
 ) -> tuple[RunSpec, ModelChoice, RunPlan]:
-    """Load and validate the spec, choose the model and plan every clip; loads no model.
+    """Load and validate the spec, choose the model and preset and plan every clip; loads no model.
 
-    ``planning_only`` accepts a real model whose weights or GPU are absent (for ``vgkit check``).
+    ``model``/``preset`` override the spec's. ``planning_only`` accepts a real model whose
+    weights or GPU are absent (for ``vgkit check``).
     """
     spec = load_spec(spec_path)
     requested = model if model not in (None, "") else spec.model
     choice = choose_model(requested, planning_only=planning_only)
-    return spec, choice, make_plan(spec, choice.model)
+    chosen_preset = choice.preset(preset if preset not in (None, "") else spec.preset)
+    return spec, choice, make_plan(spec, choice.model, preset=chosen_preset)
 
 
 def finish_run(run_dir: Path) -> Path:
@@ -69,6 +71,7 @@ def run_job(
     spec_path: str | Path,
     *,
     model: str | None = None,
+    preset: str | None = None,
     out: str | Path | None = None,
     progress: Progress = print,
     clip_timeout_s: float | None = None,
@@ -91,7 +94,7 @@ def run_job(
     from vgkit.guard import Deadlines
 
     offline_by_default()
-    spec, choice, plan = plan_job(spec_path, model=model)
+    spec, choice, plan = plan_job(spec_path, model=model, preset=preset)
     progress(choice.announce())
     run_dir = Path(out) if out else default_run_dir(spec, choice.model.name)
     if run_dir.exists() and not run_dir.is_dir():
@@ -154,7 +157,8 @@ def _generate(
     snapshot = locate_checkpoint(adapter(choice.model.name))
     check_token_budget(plan, choice.model.load_tokenizer(snapshot))
     progress(f"loading {choice.model.title} from {snapshot}")
-    factory = make_generator or (lambda m, snap, device: InProcessGenerator(m, snap, device=device))
+    preset = str(plan.preset["name"])
+    factory = make_generator or (lambda m, snap, device: InProcessGenerator(m, snap, device=device, preset=preset))
     generator = factory(choice.model, snapshot, choice.device)
     progress(f"loaded in {generator.load_s:.1f} s")
     guard.check(phase="load")

@@ -13,6 +13,7 @@ from pathlib import Path
 
 __all__ = [
     "code_commit",
+    "cuda_gpu_memory_gib",
     "cuda_gpu_name",
     "ffmpeg_threads",
     "hub_cache_dir",
@@ -83,6 +84,18 @@ def cuda_gpu_name() -> str | None:
     Used before torch is importable (the quick start announces its model choice first), so it
     asks the driver's own tool rather than torch. ``VGKIT_FORCE_CPU=1`` hides any GPU.
     """
+    gpu = _query_first_gpu()
+    return gpu[0] if gpu else None
+
+
+def cuda_gpu_memory_gib() -> float | None:
+    """The first CUDA GPU's total memory in GiB via ``nvidia-smi``, or None when there is none."""
+    gpu = _query_first_gpu()
+    return int(gpu[1]) / 1024 if gpu and gpu[1].isdigit() else None
+
+
+def _query_first_gpu() -> tuple[str, str] | None:
+    """``(name, total MiB)`` of the first GPU as ``nvidia-smi`` prints them, or None."""
     if os.environ.get("VGKIT_FORCE_CPU") == "1":
         return None
     smi = shutil.which("nvidia-smi")
@@ -90,7 +103,7 @@ def cuda_gpu_name() -> str | None:
         return None
     try:
         done = subprocess.run(
-            [smi, "--query-gpu=name", "--format=csv,noheader"],
+            [smi, "--query-gpu=name,memory.total", "--format=csv,noheader,nounits"],
             capture_output=True,
             text=True,
             timeout=20,
@@ -98,8 +111,10 @@ def cuda_gpu_name() -> str | None:
         )
     except (OSError, subprocess.TimeoutExpired):
         return None
-    names = [line.strip() for line in done.stdout.splitlines() if line.strip()]
-    return names[0] if done.returncode == 0 and names else None
+    rows = [line.rsplit(",", 1) for line in done.stdout.splitlines() if line.strip()]
+    if done.returncode != 0 or not rows or len(rows[0]) != 2:
+        return None
+    return rows[0][0].strip(), rows[0][1].strip()
 
 
 def repo_root() -> Path:

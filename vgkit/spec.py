@@ -83,6 +83,9 @@ class RunSpec(_Strict):
 
     name: Text = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     model: Text = "auto"
+    preset: Text = Field(
+        default="auto", min_length=1, description="memory/speed preset (4090, 80gb, cpu); auto picks by device"
+    )
     reference_image: Path
     seed: Int = Field(default=0, ge=0, lt=2**63)
     globals: GlobalConstants

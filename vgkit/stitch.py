@@ -42,6 +42,7 @@ COLOUR_MODES = ("off", "mean_std")
 SEAM_MODES = ("off", "minterpolate")
 XFADE_TRANSITION = "fade"
 SWS_FLAGS = "bitexact+accurate_rnd+full_chroma_int"
+UPSCALE_FLAGS = f"lanczos+{SWS_FLAGS}"
 SEAM_WINDOW_FRAMES = 2  # frames replaced on each side of a seam when seam smoothing is on
 SEAM_CONTEXT_FRAMES = 2  # real frames on each side that the interpolator sees
 RIFE_STATUS = "unavailable"  # no RIFE weights ship with vgkit or are present here
@@ -136,9 +137,18 @@ def _check_fits(kept: list[int], settings: StitchSettings) -> None:
 
 
 def _filtergraph(
-    kept: list[int], *, drop_first: list[bool], fps: int, settings: StitchSettings, luts: list[str | None]
+    kept: list[int],
+    *,
+    drop_first: list[bool],
+    fps: int,
+    settings: StitchSettings,
+    luts: list[str | None],
+    upscale_to: tuple[int, int] | None = None,
 ) -> str:
     """The whole stitch as one filtergraph whose output pad is ``[out]``."""
+    if upscale_to is not None:
+        joined = _filtergraph(kept, drop_first=drop_first, fps=fps, settings=settings, luts=luts)
+        return joined.removesuffix("[out]") + f"[joined];[joined]{_upscale_filter(*upscale_to)}[out]"
     parts = []
     for i, lut in enumerate(luts):
         chain = ["trim=start_frame=1"] if drop_first[i] else []
@@ -164,6 +174,11 @@ def _filtergraph(
         parts.append(f"[{prev}][v{i}]xfade=transition={XFADE_TRANSITION}:duration={duration}:offset={offset}[{name}]")
         prev, length = name, length + kept[i] - overlap_frames
     return ";".join(parts)
+
+
+def _upscale_filter(width: int, height: int) -> str:
+    """The pinned upscale: Lanczos on swscale's bit-exact C paths, whatever the CPU's SIMD."""
+    return f"scale={width}:{height}:flags={UPSCALE_FLAGS}"
 
 
 def _bridge_filter(fps: int) -> str:
@@ -199,6 +214,28 @@ def _bridged_cuts(kept: list[int], *, fps: int) -> list[str]:
         segments.append(f"[m{i}c]")
     parts.append(f"{''.join(segments)}concat=n={len(segments)}:v=1:a=0,settb=1/{fps},setpts=N[out]")
     return parts
+
+
+def _upscale_record(logs: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """How the stitch upscales clips generated below the run's output size, or None.
+
+    A preset that cannot fit the output size (``size_scale`` < 1) generates smaller; every clip
+    log records its generated (``effective``) size and the run's ``output_size``.
+    """
+    sizes = {(log["effective"]["width"], log["effective"]["height"]) for log in logs}
+    if len(sizes) != 1:
+        raise ArtifactError(f"clip logs disagree on the generated size {sorted(sizes)}; re-run the odd clips")
+    width, height = sizes.pop()
+    output = logs[0].get("output_size") or {"width": width, "height": height}
+    if (output["width"], output["height"]) == (width, height):
+        return None
+    preset = logs[0].get("preset") or {}
+    return {
+        "from": {"width": width, "height": height},
+        "to": {"width": output["width"], "height": output["height"]},
+        "filter": _upscale_filter(output["width"], output["height"]),
+        "reason": f"preset {preset.get('name')!r} generates at {preset.get('size_scale')}x the output size",
+    }
 
 
 def _verified_clips(layout: RunLayout, logs: list[dict[str, Any]]) -> list[Path]:
@@ -255,7 +292,15 @@ def stitch_run(
 
         colour = colour_record or match_colours(clips, anchor_image=settings.colour_anchor_image)
         luts = [t["lutrgb"] for t in colour["transforms"]]
-    graph = _filtergraph(kept, drop_first=[is_chained(log) for log in logs], fps=fps, settings=settings, luts=luts)
+    upscale = _upscale_record(logs)
+    graph = _filtergraph(
+        kept,
+        drop_first=[is_chained(log) for log in logs],
+        fps=fps,
+        settings=settings,
+        luts=luts,
+        upscale_to=(upscale["to"]["width"], upscale["to"]["height"]) if upscale else None,
+    )
     target = dest or layout.final
     render(clips, graph, fps=fps, encoder=encoder_args(), dest=target, expected_frames=expected)
     final = file_record(target, root=layout.root) if target == layout.final else file_record(target, root=target.parent)
@@ -272,6 +317,7 @@ def stitch_run(
             "window_frames": SEAM_WINDOW_FRAMES if settings.seam_smoothing != "off" else 0,
             "rife": RIFE_STATUS,
         },
+        "upscale": upscale,
         "fps": fps,
         "filtergraph": graph,
         "encoder_args": encoder_args(),

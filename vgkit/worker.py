@@ -92,6 +92,7 @@ def run_supervised(
     spec: Path,
     *,
     model: str | None,
+    preset: str | None = None,
     out: Path | None,
     clip_timeout_s: float | None,
     run_timeout_s: float | None,
@@ -105,7 +106,7 @@ def run_supervised(
     from vgkit.lock import acquire_device_lock, device_lock_name
     from vgkit.runner import default_run_dir, plan_job
 
-    spec_obj, choice, plan = plan_job(spec, model=model)
+    spec_obj, choice, plan = plan_job(spec, model=model, preset=preset)
     run_dir = out if out is not None else default_run_dir(spec_obj, choice.model.name)
     deadlines = Deadlines.for_run(
         clip_count=len(plan.clips),
@@ -125,6 +126,8 @@ def run_supervised(
         str(spec),
         "--model",
         choice.model.name,
+        "--preset",
+        plan.preset["name"],
         "--out",
         str(run_dir),
         "--in-process",

@@ -9,17 +9,18 @@ from pathlib import Path
 
 from vgkit.cache import snapshot_dir
 from vgkit.errors import ModelUnavailableError, SpecError
-from vgkit.models.base import Baseline, FrameRule, ModelAdapter
+from vgkit.models.base import Baseline, FrameRule, ModelAdapter, Preset
 from vgkit.models.cogvideox15 import COGVIDEOX15, COGVIDEOX15_TINY
 from vgkit.models.hunyuan import HUNYUAN_I2V, HUNYUAN_I2V_TINY
 from vgkit.models.wan22 import WAN22, WAN22_TINY
-from vgkit.settings import cuda_gpu_name
+from vgkit.settings import cuda_gpu_memory_gib, cuda_gpu_name
 
 __all__ = [
     "Baseline",
     "FrameRule",
     "ModelAdapter",
     "ModelChoice",
+    "Preset",
     "adapter",
     "choose_model",
     "model_names",
@@ -47,10 +48,15 @@ def adapter(name: str) -> ModelAdapter:
 class ModelChoice:
     """Which model a run uses, on which device, and why (printed as the run's first line)."""
 
-    def __init__(self, model: ModelAdapter, device: str, reason: str) -> None:
+    def __init__(self, model: ModelAdapter, device: str, reason: str, *, gpu_memory_gib: float | None = None) -> None:
         self.model = model
         self.device = device
         self.reason = reason
+        self.gpu_memory_gib = gpu_memory_gib
+
+    def preset(self, requested: str | None) -> Preset:
+        """The preset this run uses: ``requested`` by name, else the default for this device."""
+        return self.model.resolve_preset(requested, device=self.device, gpu_memory_gib=self.gpu_memory_gib)
 
     def announce(self) -> str:
         return f"vgkit: model {self.model.name} on {self.device} ({self.reason})"
@@ -65,22 +71,24 @@ def choose_model(requested: str | None, *, cache_dir: Path | None = None, planni
     check``) an explicit model is accepted without weights or GPU, since nothing will be loaded.
     """
     gpu = cuda_gpu_name()
+    memory = cuda_gpu_memory_gib() if gpu is not None else None
     if requested in (None, "", "auto"):
         if gpu is not None:
             for name in _AUTO_ORDER:
-                if snapshot_dir(_ADAPTERS[name].repo_id, _ADAPTERS[name].revision, cache_dir=cache_dir):
-                    return ModelChoice(_ADAPTERS[name], "cuda", f"auto: weights cached, GPU {gpu}")
+                real = _ADAPTERS[name]
+                if snapshot_dir(real.repo_id, real.revision, cache_dir=cache_dir):
+                    return ModelChoice(real, "cuda", f"auto: weights cached, GPU {gpu}", gpu_memory_gib=memory)
             why = f"auto: GPU {gpu} but no downloaded weights; `vgkit prefetch --model wan22` fetches them"
         else:
             why = "auto: no CUDA GPU found; tiny random-weight checkpoint"
         return ModelChoice(WAN22_TINY, "cpu", why)
     chosen = adapter(requested)
     if chosen.tiny:
-        return ModelChoice(chosen, "cuda" if gpu else "cpu", "requested")
+        return ModelChoice(chosen, "cuda" if gpu else "cpu", "requested", gpu_memory_gib=memory)
     if planning_only:
         cached = snapshot_dir(chosen.repo_id, chosen.revision, cache_dir=cache_dir) is not None
         state = "weights cached" if cached else f"weights not cached: `vgkit prefetch --model {chosen.name}`"
-        return ModelChoice(chosen, "cuda", f"planning only; {state}")
+        return ModelChoice(chosen, "cuda", f"planning only; {state}", gpu_memory_gib=memory)
     if snapshot_dir(chosen.repo_id, chosen.revision, cache_dir=cache_dir) is None:
         raise ModelUnavailableError(
             f"model {chosen.name!r}: weights for {chosen.repo_id} are not in the local HF cache; "
@@ -92,4 +100,4 @@ def choose_model(requested: str | None, *, cache_dir: Path | None = None, planni
             f"model {chosen.name!r} needs a CUDA GPU and none was found; "
             f"fix: run on a GPU instance, or use --model {chosen.name}-tiny"
         )
-    return ModelChoice(chosen, "cuda", f"requested, GPU {gpu}")
+    return ModelChoice(chosen, "cuda", f"requested, GPU {gpu}", gpu_memory_gib=memory)

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import inspect
 import logging
-from dataclasses import dataclass, field, replace
+import math
+from dataclasses import asdict, dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -58,15 +59,18 @@ class FrameRule:
 
 @dataclass(frozen=True)
 class Preset:
-    """How a model is placed in memory on one class of machine (``4090``, ``80gb``, ``cpu``).
+    """How a model runs on one class of machine (``4090``, ``80gb``, ``cpu``): placement, dtypes,
+    and, where the native size or step count cannot fit, how much smaller to generate.
 
     ``offload``: ``"none"`` (all on the device), ``"model"`` (``enable_model_cpu_offload``, CUDA
     only), ``"group"`` (``enable_group_offload`` at leaf level, no streams; also runs on CPU).
-    ``transformer_dtype``/``other_dtype`` are torch dtype names. ``fp8_layerwise`` stores the
-    transformer's weights in float8 and computes in ``transformer_dtype``. ``max_width``/
-    ``max_height``/``steps`` are the largest size and the steps that fit; None keeps the baseline.
-    ``expected_peak_gib``/``expected_clip_s`` are per clip at that size, with ``source`` naming
-    where the numbers come from.
+    ``transformer_dtype``/``other_dtype``/``vae_dtype`` are torch dtype names (``vae_dtype`` None:
+    the VAE takes ``other_dtype``). ``fp8_layerwise`` stores the transformer's weights in float8 and
+    computes in ``transformer_dtype``. ``size_scale`` < 1 generates at that fraction of the run's
+    size (snapped to the model's multiple) and the stitcher upscales back, deterministically;
+    ``steps_scale`` < 1 runs that fraction of the baseline steps (an explicit steps override
+    wins). ``expected_peak_gib``/``expected_clip_s`` are per clip at the native size, with
+    ``source`` naming where the numbers come from (None: not published).
     """
 
     name: str
@@ -76,9 +80,9 @@ class Preset:
     fp8_layerwise: bool = False
     transformer_dtype: str = "bfloat16"
     other_dtype: str = "bfloat16"
-    max_width: int | None = None
-    max_height: int | None = None
-    steps: int | None = None
+    vae_dtype: str | None = None
+    size_scale: float = 1.0
+    steps_scale: float = 1.0
     expected_peak_gib: float | None = None
     expected_clip_s: float | None = None
     source: str = ""
@@ -89,16 +93,34 @@ class Preset:
             return f"preset {self.name!r}: enable_model_cpu_offload needs an accelerator (CUDA)"
         return None
 
+    def generation_size(self, width: int, height: int, *, multiple: int) -> tuple[int, int]:
+        """The size this preset generates for a ``width`` x ``height`` run: scaled by
+        ``size_scale``, each side rounded half up to ``multiple`` (Hunyuan 1280x720 at 0.75: 960x544)."""
+        if self.size_scale == 1.0:
+            return width, height
+
+        def snap(side: int) -> int:
+            return max(multiple, min(side, math.floor(side * self.size_scale / multiple + 0.5) * multiple))
+
+        return snap(width), snap(height)
+
+    def scaled_steps(self, steps: int) -> int:
+        """``steps`` times ``steps_scale``, rounded half up, at least 1 (Hunyuan 50 at 0.6: 30)."""
+        return max(1, math.floor(steps * self.steps_scale + 0.5))
+
+    def to_record(self) -> dict[str, Any]:
+        return {**asdict(self), "describe": self.describe()}
+
     def describe(self) -> str:
         parts = [self.device, f"offload={self.offload}"]
         if self.vae_tiling:
             parts.append("vae-tiling")
         if self.fp8_layerwise:
             parts.append("fp8-layerwise")
-        if self.max_width and self.max_height:
-            parts.append(f"max {self.max_width}x{self.max_height}")
-        if self.steps:
-            parts.append(f"{self.steps} steps")
+        if self.size_scale != 1.0:
+            parts.append(f"{self.size_scale:g}x size + upscale")
+        if self.steps_scale != 1.0:
+            parts.append(f"{self.steps_scale:g}x steps")
         if self.expected_peak_gib is not None:
             parts.append(f"~{self.expected_peak_gib:g} GiB")
         if self.expected_clip_s is not None:
@@ -122,7 +144,7 @@ def apply_preset(pipe: Any, preset: Preset, *, device: str) -> dict[str, Any]:
     applied: list[str] = []
     if preset.fp8_layerwise:
         pipe.transformer.enable_layerwise_casting(
-            storage_dtype=torch.float8_e4m3fn, compute_dtype=getattr(torch, preset.transformer_dtype)
+            storage_dtype=torch.float8_e4m3fn, compute_dtype=_dtype(preset.transformer_dtype)
         )
         applied.append("fp8-layerwise")
     if preset.offload == "model":
@@ -204,13 +226,25 @@ class ModelAdapter:
         known = ", ".join(p.name for p in self.presets) or "none"
         raise SpecError(f"preset = {name!r}: {self.name} has no such preset; fix: use one of {known}")
 
-    def default_preset(self, device: str, *, gpu_memory_gib: float | None = None) -> Preset | None:
+    def default_preset(self, device: str, *, gpu_memory_gib: float | None = None) -> Preset:
         """``cpu`` on CPU; on CUDA ``80gb`` when the card has >= 40 GiB, else ``4090``."""
-        if not self.presets:
-            return None
         if device == "cpu":
             return self.preset("cpu")
         return self.preset("80gb" if (gpu_memory_gib or 0.0) >= 40 else "4090")
+
+    def resolve_preset(self, requested: str | None, *, device: str, gpu_memory_gib: float | None = None) -> Preset:
+        """The preset a run uses: ``requested`` by name, or the device's default for None/"auto".
+
+        A preset that cannot run on CPU is refused there up front (``SpecError`` naming the fix).
+        """
+        if requested in (None, "", "auto"):
+            return self.default_preset(device, gpu_memory_gib=gpu_memory_gib)
+        chosen = self.preset(str(requested))
+        blocker = chosen.cpu_blocker()
+        if blocker is not None and device == "cpu":
+            known = ", ".join(p.name for p in self.presets if p.cpu_blocker() is None)
+            raise SpecError(f"{blocker}; fix: run on a CUDA GPU or use a preset that runs on CPU ({known})")
+        return chosen
 
     def load(self, snapshot: Path, *, device: str, preset: str | None = None) -> DiffusionPipeline:
         """Load the pipeline from a snapshot directory onto ``device`` ("cpu" or "cuda").
@@ -224,15 +258,11 @@ class ModelAdapter:
                 f"model {self.name!r}: {snapshot} has no model_index.json (not a diffusers layout); "
                 f"fix: vgkit prefetch --model {self.name}"
             )
-        chosen = self.preset(preset) if preset is not None else None
+        chosen = self.resolve_preset(preset, device=device, gpu_memory_gib=_gpu_memory_gib(device))
         quiet_hf_libraries()
-        if chosen is None and not self.presets:
-            return self._load(snapshot, device=device)
-        chosen = chosen or self.default_preset(device, gpu_memory_gib=_gpu_memory_gib(device)) or CPU_PRESET
-        blocker = chosen.cpu_blocker()
-        if blocker is not None and device == "cpu":
-            raise SpecError(f"{blocker}; fix: run on a CUDA GPU or use preset 'cpu'")
-        pipe: Any = self._load_components(snapshot, preset=chosen)
+        pipe: Any = self.pipeline_type().from_pretrained(
+            str(snapshot), **self._components(snapshot, preset=chosen), dtype=_dtype(chosen.other_dtype)
+        )
         pipe.set_progress_bar_config(disable=True)
         record = apply_preset(pipe, chosen, device=device)
         pipe.vgkit_preset = record
@@ -240,28 +270,33 @@ class ModelAdapter:
         loaded: DiffusionPipeline = pipe
         return loaded
 
-    def _load_components(self, snapshot: Path, *, preset: Preset) -> DiffusionPipeline:
-        """Load every component with the preset's dtypes (transformer vs the rest); no placement."""
+    def _components(self, snapshot: Path, *, preset: Preset) -> dict[str, Any]:
+        """The components loaded apart from the rest, in the preset's dtypes: the transformer, and
+        the VAE when the preset gives it its own dtype. Checks the layout before any weights load."""
         import diffusers
-        import torch
 
-        transformer_cls = getattr(diffusers, self._transformer_class(snapshot))
-        transformer = transformer_cls.from_pretrained(
-            str(snapshot), subfolder="transformer", dtype=getattr(torch, preset.transformer_dtype)
-        )
-        pipe: DiffusionPipeline = self.pipeline_type().from_pretrained(
-            str(snapshot), transformer=transformer, dtype=getattr(torch, preset.other_dtype)
-        )
-        return pipe
+        classes = self._component_classes(snapshot)
+        components = {
+            "transformer": getattr(diffusers, classes["transformer"]).from_pretrained(
+                str(snapshot), subfolder="transformer", dtype=_dtype(preset.transformer_dtype)
+            )
+        }
+        if preset.vae_dtype is not None and preset.vae_dtype != preset.other_dtype:
+            components["vae"] = getattr(diffusers, classes["vae"]).from_pretrained(
+                str(snapshot), subfolder="vae", dtype=_dtype(preset.vae_dtype)
+            )
+        return components
 
-    def _transformer_class(self, snapshot: Path) -> str:
-        """Check model_index.json names this model's pipeline and a transformer; return its class.
+    def _component_classes(self, snapshot: Path) -> dict[str, str]:
+        """Check model_index.json names this model's pipeline, a transformer and a VAE; return the
+        diffusers class name of each component.
 
         Runs before any weights load, so a wrong or partial layout fails fast and by name.
         """
         import json
 
-        index = json.loads((snapshot / "model_index.json").read_text())
+        index_path = snapshot / "model_index.json"
+        index = json.loads(index_path.read_text())
         fix = (
             f"fix: delete {snapshot} (tiny checkpoints are rebuilt on first use)"
             if self.tiny
@@ -269,23 +304,25 @@ class ModelAdapter:
         )
         if index.get("_class_name") != self.pipeline_class:
             raise ModelUnavailableError(
-                f"model {self.name!r}: {snapshot / 'model_index.json'} names {index.get('_class_name')!r}, "
+                f"model {self.name!r}: {index_path} names {index.get('_class_name')!r}, "
                 f"not {self.pipeline_class!r} (layout mismatch); {fix}"
             )
-        entry = index.get("transformer")
-        if not (isinstance(entry, list) and len(entry) == 2):
-            raise ModelUnavailableError(
-                f"model {self.name!r}: {snapshot / 'model_index.json'} has no `transformer` component "
-                f"(layout mismatch); {fix}"
-            )
-        return str(entry[1])
+        import diffusers
 
-    def _load(self, snapshot: Path, *, device: str) -> DiffusionPipeline:
-        import torch
-
-        pipe = self.pipeline_type().from_pretrained(str(snapshot), dtype=torch.float32)
-        pipe.set_progress_bar_config(disable=True)
-        return pipe.to(device)
+        classes = {}
+        for component in ("transformer", "vae"):
+            entry = index.get(component)
+            if not (isinstance(entry, list) and len(entry) == 2):
+                raise ModelUnavailableError(
+                    f"model {self.name!r}: {index_path} has no `{component}` component (layout mismatch); {fix}"
+                )
+            if not hasattr(diffusers, str(entry[1])):
+                raise ModelUnavailableError(
+                    f"model {self.name!r}: {index_path} names {component} class {entry[1]!r}, which diffusers "
+                    f"{diffusers.__version__} does not have (layout mismatch); {fix}"
+                )
+            classes[component] = str(entry[1])
+        return classes
 
     # -- tiny checkpoints -----------------------------------------------------------------------
     def load_tokenizer(self, snapshot: Path) -> Any:
@@ -311,6 +348,12 @@ def filter_call_kwargs(pipe: Any, kwargs: dict[str, Any]) -> tuple[dict[str, Any
         return dict(kwargs), []
     kept = {k: v for k, v in kwargs.items() if k in params}
     return kept, sorted(set(kwargs) - set(kept))
+
+
+def _dtype(name: str) -> Any:
+    import torch
+
+    return getattr(torch, name)
 
 
 def _gpu_memory_gib(device: str) -> float | None:

@@ -19,12 +19,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from vgkit.models.base import CPU_PRESET, FrameRule, ModelAdapter, Preset
-
-if TYPE_CHECKING:
-    from diffusers import DiffusionPipeline
 
 __all__ = ["HUNYUAN_I2V", "HUNYUAN_I2V_TINY", "HunyuanI2VAdapter", "tiny_tokenizer_corpus"]
 
@@ -50,19 +47,9 @@ class HunyuanI2VAdapter(ModelAdapter):
 
         return PreTrainedTokenizerFast.from_pretrained(str(snapshot / "tokenizer"))
 
-    def _load_components(self, snapshot: Path, *, preset: Preset) -> DiffusionPipeline:
-        import torch
-        from diffusers import HunyuanVideoTransformer3DModel
-
-        self._transformer_class(snapshot)  # layout check before any weights load
-        tokenizer = self.load_tokenizer(snapshot)
-        transformer = HunyuanVideoTransformer3DModel.from_pretrained(
-            str(snapshot), subfolder="transformer", dtype=getattr(torch, preset.transformer_dtype)
-        )
-        pipe: DiffusionPipeline = self.pipeline_type().from_pretrained(
-            str(snapshot), transformer=transformer, tokenizer=tokenizer, dtype=getattr(torch, preset.other_dtype)
-        )
-        return pipe
+    def _components(self, snapshot: Path, *, preset: Preset) -> dict[str, Any]:
+        """The preset's transformer (and VAE), plus the tokenizer loaded as the pitfall needs."""
+        return {**super()._components(snapshot, preset=preset), "tokenizer": self.load_tokenizer(snapshot)}
 
     def build_tiny(self, dest: Path) -> None:
         import torch
@@ -204,13 +191,13 @@ _PRESETS = (
         fp8_layerwise=True,
         transformer_dtype="bfloat16",
         other_dtype="float16",
-        max_width=960,
-        max_height=544,
-        steps=30,
+        size_scale=0.75,  # 1280x720 -> 960x544
+        steps_scale=0.6,  # 50 -> 30
         expected_peak_gib=24.0,
         source=(
-            "FACTS.md: native 720p cannot fit 10 min on a 4090; 960x544 at 30 steps is the usual choice "
-            "(then a deterministic upscale to 720p); peak bounded by the 24 GB card, time not published"
+            "FACTS.md: native 720p cannot fit 10 min on a 4090; 960x544 at 30 steps is the usual choice, "
+            "upscaled to 1280x720 in the stitch; peak bounded by the 24 GB card; time on a 4090 not "
+            "published (measure with benchmarks/bench_models.py)"
         ),
     ),
     Preset(

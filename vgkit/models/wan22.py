@@ -14,37 +14,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from vgkit.models.base import FrameRule, ModelAdapter
-
-if TYPE_CHECKING:
-    from diffusers import DiffusionPipeline
+from vgkit.models.base import CPU_PRESET, FrameRule, ModelAdapter, Preset
 
 __all__ = ["WAN22", "WAN22_TINY", "Wan22Adapter"]
-
-# Below this much GPU memory the whole pipeline does not stay resident: offload + VAE tiling.
-_RESIDENT_MIN_GIB = 40
 
 
 @dataclass(frozen=True)
 class Wan22Adapter(ModelAdapter):
-    def _load(self, snapshot: Path, *, device: str) -> DiffusionPipeline:
-        if self.tiny or device == "cpu":
-            return super()._load(snapshot, device=device)
-        import torch
-        from diffusers import AutoencoderKLWan
-
-        vae = AutoencoderKLWan.from_pretrained(str(snapshot), subfolder="vae", dtype=torch.float32)
-        pipe = self.pipeline_type().from_pretrained(str(snapshot), vae=vae, dtype=torch.bfloat16)
-        pipe.set_progress_bar_config(disable=True)
-        total_gib = torch.cuda.get_device_properties(0).total_memory / 2**30
-        if total_gib >= _RESIDENT_MIN_GIB:
-            return pipe.to(device)
-        pipe.enable_model_cpu_offload()
-        pipe.vae.enable_tiling()
-        return pipe
-
     def build_tiny(self, dest: Path) -> None:
         from vgkit.models.base import quiet_hf_libraries
 
@@ -109,6 +87,29 @@ class Wan22Adapter(ModelAdapter):
 
 
 _FRAMES = FrameRule(modulus=4, remainder=1)
+_PRESETS = (
+    Preset(
+        name="4090",
+        device="cuda",
+        offload="model",
+        vae_tiling=True,
+        vae_dtype="float32",
+        expected_peak_gib=22.8,
+        expected_clip_s=524.8,
+        source="Wan2.2 README (FACTS.md): TI2V-5B 720p I2V on one RTX 4090 with offload: 524.8 s, 22.8 GB",
+    ),
+    Preset(
+        name="80gb",
+        device="cuda",
+        vae_dtype="float32",
+        expected_peak_gib=26.0,
+        source=(
+            "estimate, not published: peak from FACTS.md's 26 GB untiled 720p decode; time not published "
+            "(FLOP floor ~65 s per clip at 800 TFLOP/s bf16); measure with benchmarks/bench_models.py"
+        ),
+    ),
+    CPU_PRESET,
+)
 
 WAN22 = Wan22Adapter(
     name="wan22",
@@ -120,16 +121,7 @@ WAN22 = Wan22Adapter(
     size_multiple=32,
     needs_gpu=True,
     download_gb=34.0,
+    presets=_PRESETS,
 )
 
-WAN22_TINY = Wan22Adapter(
-    name="wan22-tiny",
-    title="Wan 2.2 TI2V-5B (tiny random weights)",
-    repo_id="vgkit-tiny/Wan2.2-TI2V-5B-Diffusers-tiny",
-    revision="main",
-    pipeline_class="WanImageToVideoPipeline",
-    frame_rule=_FRAMES,
-    size_multiple=32,
-    needs_gpu=False,
-    tiny=True,
-)
+WAN22_TINY: Wan22Adapter = WAN22.tiny_twin(repo_id="vgkit-tiny/Wan2.2-TI2V-5B-Diffusers-tiny")
