@@ -388,3 +388,38 @@ def test_regional_compile_runs_on_cpu_and_matches_eager() -> None:
         apply_speed(SimpleNamespace(transformer=transformer), SpeedOptions(compile="regional"), device="cpu")
         compiled = transformer(**inputs)[0]
     assert torch.allclose(compiled, eager, rtol=1e-4, atol=1e-5)
+
+
+def test_a_spec_speed_section_reaches_the_plan_the_pipeline_and_every_clip_log(tmp_path: Path) -> None:
+    from tests.conftest import spec_dict, write_spec
+    from vgkit.runner import run_job
+
+    data = spec_dict(speed={"cache": "magcache-calibrate"}, shots=spec_dict()["shots"][:2])
+    result = run_job(write_spec(tmp_path / "spec.yaml", data), out=tmp_path / "run", progress=lambda _: None)
+    plan = json.loads((result.run_dir / "plan.json").read_text())
+    assert plan["differs_from_baseline"]["speed"] == {"cache": "magcache-calibrate"}
+    for path in sorted((result.run_dir / "logs").glob("log_*.json")):
+        log = json.loads(path.read_text())
+        assert log["speed"]["cache"] == "magcache-calibrate"
+        assert log["model"]["speed_applied"]["applied"] == ["cache:magcache-calibrate(threshold=None)"]
+        ratios = log["speed_notes"]["mag_ratios"]  # Wan: the cond pass, then the uncond pass
+        assert len(ratios) == 2 and all(len(r) == log["effective"]["steps"] for r in ratios)
+
+
+@pytest.mark.parametrize(
+    ("speed", "match"),
+    [
+        ({"cache": "teacache"}, r"speed\.cache = 'teacache': Input should be 'off', 'first-block'"),
+        ({"cache": "magcache"}, r"speed\.mag_ratios = None: magcache needs magnitude ratios"),
+        ({"attention_backend": "flashy"}, r"speed\.attention_backend = 'flashy': not a diffusers attention backend"),
+        ({"compile": "max"}, r"speed\.compile = 'max': Input should be 'off' or 'regional'"),
+    ],
+)
+def test_bad_speed_sections_are_one_line_spec_errors_before_any_load(
+    speed: dict[str, Any], match: str, tmp_path: Path
+) -> None:
+    from tests.conftest import spec_dict, write_spec
+    from vgkit.runner import plan_job
+
+    with pytest.raises(SpecError, match=match):
+        plan_job(write_spec(tmp_path / "spec.yaml", spec_dict(speed=speed)))

@@ -172,6 +172,7 @@ def _shared_fields(generator: ClipGenerator, plan: RunPlan, deadlines: Deadlines
             **generator.pipeline_info(),
         },
         "preset": plan.preset,
+        "speed": plan.speed,
         "output_size": {"width": plan.output_width, "height": plan.output_height},
         "overrides": plan.overrides,
         "deadlines": deadlines.to_dict(),
@@ -226,6 +227,8 @@ def _make_clip(
         denoised = generator.denoise(request, on_step=guard.on_step)
         timings["denoise_s"] = round(denoised.denoise_s, 3)
         record.update(call_kwargs=denoised.call_kwargs, dropped_kwargs=denoised.dropped_kwargs)
+        if denoised.speed_notes:
+            record["speed_notes"] = denoised.speed_notes
         record["effective"]["steps"] = denoised.steps_done
         guard.check(phase="denoise")
         if denoised.interrupted or denoised.steps_done != plan.steps:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -20,6 +20,7 @@ import numpy as np
 from vgkit.errors import GenerationError
 from vgkit.models import ModelAdapter
 from vgkit.models.base import filter_call_kwargs
+from vgkit.models.speed import SpeedOptions, apply_speed, denoise_context
 
 __all__ = [
     "DECODE_ATTEMPTS",
@@ -64,6 +65,7 @@ class Denoised:
     interrupted: bool
     denoise_s: float = 0.0
     frames_fhwc: np.ndarray | None = None  # set when the pipeline had to decode inside its call
+    speed_notes: dict[str, Any] = field(default_factory=dict)  # e.g. magcache-calibrate's mag_ratios
 
 
 class ClipGenerator(Protocol):
@@ -189,12 +191,24 @@ def _decoder_for(pipe: Any) -> Callable[[Any, Any], Any] | None:
 class InProcessGenerator:
     """Loads ``model`` from ``snapshot`` once and serves every clip of a run."""
 
-    def __init__(self, model: ModelAdapter, snapshot: Path, *, device: str, preset: str | None = None) -> None:
+    def __init__(
+        self,
+        model: ModelAdapter,
+        snapshot: Path,
+        *,
+        device: str,
+        preset: str | None = None,
+        speed: SpeedOptions | None = None,
+        steps: int | None = None,
+    ) -> None:
+        """Load once with ``preset``; apply ``speed`` (run ``steps``, for magcache) to the transformer."""
         self.model = model
         self.device = device
         self.snapshot = snapshot
+        self.speed = speed or SpeedOptions()
         started = time.perf_counter()
         self.pipe: Any = model.load(snapshot, device=device, preset=preset)
+        self.speed_record = apply_speed(self.pipe, self.speed, device=device, steps=steps)
         self.load_s = time.perf_counter() - started
         # Without a known decode tail the pipeline decodes inside its own call (no latents on disk).
         self._decode = _decoder_for(self.pipe)
@@ -203,6 +217,7 @@ class InProcessGenerator:
         return {
             "pipeline_class": type(self.pipe).__name__,
             "preset_applied": getattr(self.pipe, "vgkit_preset", None),
+            "speed_applied": self.speed_record,
             "scheduler_class": type(self.pipe.scheduler).__name__,
             "scheduler_config": {k: v for k, v in dict(self.pipe.scheduler.config).items() if not k.startswith("_")},
         }
@@ -242,9 +257,13 @@ class InProcessGenerator:
         generator = torch.Generator(device="cpu").manual_seed(request.seed)
         started = time.perf_counter()
         try:
-            output = self.pipe(
-                image=Image.fromarray(request.image_hwc), generator=generator, callback_on_step_end=callback, **kwargs
-            )
+            with denoise_context(self.pipe, self.speed) as speed_notes:
+                output = self.pipe(
+                    image=Image.fromarray(request.image_hwc),
+                    generator=generator,
+                    callback_on_step_end=callback,
+                    **kwargs,
+                )
         except torch.OutOfMemoryError as exc:
             raise GenerationError(f"clip {request.index:03d}: out of GPU memory while denoising: {exc}") from exc
         except (RuntimeError, ValueError, TypeError) as exc:
@@ -261,6 +280,7 @@ class InProcessGenerator:
             steps_done=int(done["steps"]),
             interrupted=bool(done["stopped"]),
             denoise_s=time.perf_counter() - started,
+            speed_notes=dict(speed_notes),
         )
 
     def generate(self, request: ClipRequest) -> Denoised:

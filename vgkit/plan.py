@@ -19,13 +19,15 @@ from typing import Any
 
 from vgkit.errors import SpecError
 from vgkit.models import ModelAdapter, Preset
+from vgkit.models.speed import SpeedOptions
 from vgkit.prompt import compose_negative_prompt, compose_prompt
 from vgkit.spec import RunSpec
 
-__all__ = ["MAX_FINAL_S", "MIN_FINAL_S", "ClipPlan", "RunPlan", "make_plan"]
+__all__ = ["MAX_FINAL_S", "MIN_FINAL_S", "ClipPlan", "RunPlan", "make_plan", "speed_options"]
 
 MIN_FINAL_S = 30
 MAX_FINAL_S = 60
+_SPEED_SWITCHES = {"cache": "off", "attention_backend": "default", "compile": "off"}  # their "off" values
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,7 @@ class RunPlan:
     preset: dict[str, Any]
     output_width: int
     output_height: int
+    speed: dict[str, Any]
 
     @property
     def upscaled(self) -> bool:
@@ -76,7 +79,9 @@ class RunPlan:
             "steps": self.steps,
             "guidance_scale": self.guidance_scale,
         }
-        return {k: v for k, v in effective.items() if self.baseline.get(k) != v}
+        changed = {k: v for k, v in effective.items() if self.baseline.get(k) != v}
+        speed_on = {k: v for k, v in self.speed.items() if k in _SPEED_SWITCHES and v != _SPEED_SWITCHES[k]}
+        return {**changed, **({"speed": speed_on} if speed_on else {})}
 
     @property
     def final_frames(self) -> int:
@@ -109,6 +114,18 @@ class RunPlan:
         return "\n".join(lines)
 
 
+def speed_options(spec: RunSpec) -> SpeedOptions:
+    """The spec's ``speed`` section as the options ``vgkit.models.speed`` applies."""
+    raw = spec.speed
+    return SpeedOptions(
+        cache=raw.cache,
+        cache_threshold=raw.cache_threshold,
+        mag_ratios=tuple(raw.mag_ratios) if raw.mag_ratios is not None else None,
+        attention_backend=raw.attention_backend,
+        compile=raw.compile,
+    )
+
+
 def _frames_for(duration_s: float, fps: int, model: ModelAdapter) -> int:
     return model.frame_rule.nearest(round(duration_s * fps) + 1)
 
@@ -124,6 +141,8 @@ def make_plan(spec: RunSpec, model: ModelAdapter, *, preset: Preset | None = Non
     output_height = ov.height if ov.height is not None else base.height
     model.check_size(output_width, output_height)
     width, height = preset.generation_size(output_width, output_height, multiple=model.size_multiple)
+    speed = speed_options(spec)
+    speed.validate()
     clips = tuple(
         ClipPlan(
             index=i,
@@ -152,6 +171,7 @@ def make_plan(spec: RunSpec, model: ModelAdapter, *, preset: Preset | None = Non
         preset=preset.to_record(),
         output_width=output_width,
         output_height=output_height,
+        speed=speed.to_record(),
     )
     seconds = float(plan.final_seconds)
     if not spec.allow_any_length and not MIN_FINAL_S <= seconds <= MAX_FINAL_S:

@@ -14,7 +14,7 @@ from vgkit.artifacts import RunLayout, atomic_write_json
 from vgkit.bundle import write_bundle
 from vgkit.errors import SpecError
 from vgkit.models import ModelAdapter, ModelChoice, adapter, choose_model
-from vgkit.plan import RunPlan, make_plan
+from vgkit.plan import RunPlan, make_plan, speed_options
 from vgkit.settings import offline_by_default
 from vgkit.spec import RunSpec, load_spec
 
@@ -157,8 +157,12 @@ def _generate(
     snapshot = locate_checkpoint(adapter(choice.model.name))
     check_token_budget(plan, choice.model.load_tokenizer(snapshot))
     progress(f"loading {choice.model.title} from {snapshot}")
-    preset = str(plan.preset["name"])
-    factory = make_generator or (lambda m, snap, device: InProcessGenerator(m, snap, device=device, preset=preset))
+    preset, speed = str(plan.preset["name"]), speed_options(spec)
+
+    def load(model: ModelAdapter, snap: Path, device: str) -> ClipGenerator:
+        return InProcessGenerator(model, snap, device=device, preset=preset, speed=speed, steps=plan.steps)
+
+    factory = make_generator or load
     generator = factory(choice.model, snapshot, choice.device)
     progress(f"loaded in {generator.load_s:.1f} s")
     guard.check(phase="load")

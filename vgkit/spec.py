@@ -21,6 +21,7 @@ __all__ = [
     "GlobalConstants",
     "RunSpec",
     "ShotCard",
+    "SpeedSpec",
     "load_spec",
 ]
 
@@ -78,6 +79,16 @@ class GenerationOverrides(_Strict):
     height: Int | None = Field(default=None, ge=32, le=4096)
 
 
+class SpeedSpec(_Strict):
+    """Optional speed features (vgkit.models.speed), all off by default; each has a quality cost."""
+
+    cache: Literal["off", "first-block", "magcache", "magcache-calibrate"] = "off"
+    cache_threshold: Float | None = Field(default=None, ge=0.0)
+    mag_ratios: list[Float] | None = None
+    attention_backend: Text = "default"
+    compile: Literal["off", "regional"] = "off"
+
+
 class RunSpec(_Strict):
     """A whole job: reference image, global constants, shot cards, seed and optional overrides."""
 
@@ -92,6 +103,7 @@ class RunSpec(_Strict):
     negative_prompt: Text = ""
     shots: list[ShotCard] = Field(min_length=1, max_length=64)
     overrides: GenerationOverrides = GenerationOverrides()
+    speed: SpeedSpec = SpeedSpec()
     allow_any_length: Bool = Field(default=False, description="accept a final video outside 30-60 s (tests, previews)")
     clip_timeout_s: Float = Field(default=600.0, gt=0, description="deadline for one clip (denoise + decode + encode)")
     run_timeout_s: Float | None = Field(
