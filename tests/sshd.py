@@ -2,7 +2,10 @@
 
 ``LoopbackSshd`` writes a host key, a client key, ``authorized_keys`` and ``sshd_config`` into a
 temp dir, runs ``sshd -D`` on a free port, and can be stopped and started again on the same port
-(to cut the connection). ``sshd_unavailable()`` says why the tests must skip, or None.
+(to cut the connection). Its sessions get ``HOME=<temp dir>/home`` (sshd's ``SetEnv``), so the
+"host" is a fresh account: setup.sh there registers its Jupyter kernel and keeps pip's cache in
+that temp dir, never in this machine's home, and finds Python on the plain system ``PATH``.
+``sshd_unavailable()`` says why the tests must skip, or None.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from vgkit.remote.ssh import SshTarget
+from vgkit.remote.ssh import DEFAULT_REMOTE_PYTHON, SshTarget
 
 SSHD = Path("/usr/sbin/sshd")
 
@@ -52,6 +55,8 @@ class LoopbackSshd:
         authorized.write_text(self.client_key.with_suffix(".pub").read_text())
         authorized.chmod(0o600)
         self.port = _free_port()
+        self.home = root / "home"
+        self.home.mkdir(exist_ok=True)
         self.config = root / "sshd_config"
         self.config.write_text(
             "\n".join(
@@ -68,6 +73,7 @@ class LoopbackSshd:
                     "StrictModes no",
                     "UsePAM no",
                     "LogLevel ERROR",
+                    f"SetEnv HOME={self.home}",
                     "",
                 ]
             )
@@ -98,7 +104,7 @@ class LoopbackSshd:
             self.proc.wait(timeout=10)
         self.proc = None
 
-    def target(self, remote_dir: Path, *, python: str) -> SshTarget:
+    def target(self, remote_dir: Path, *, python: str = DEFAULT_REMOTE_PYTHON) -> SshTarget:
         return SshTarget(
             host=f"{getpass.getuser()}@127.0.0.1",
             port=self.port,
@@ -109,7 +115,7 @@ class LoopbackSshd:
             connect_timeout_s=5,
         )
 
-    def cli_args(self, remote_dir: Path, *, python: str) -> list[str]:
+    def cli_args(self, remote_dir: Path, *, python: str = DEFAULT_REMOTE_PYTHON) -> list[str]:
         target = self.target(remote_dir, python=python)
         args = ["--host", target.host, "--port", str(self.port), "--key", str(self.client_key)]
         args += ["--remote-dir", str(remote_dir), "--python", python]
