@@ -181,6 +181,7 @@ def test_a_host_that_is_not_ready_gets_a_one_line_error_naming_the_fix(sshd: Loo
     _one_line_error(early, 8, f"{fresh}/code/.venv/bin/python is not set up", "fix: run `vgkit remote setup`")
     assert early.stderr.count("\n") == 1 and early.stdout == ""
     _one_line_error(cli("prefetch", "--model", "wan22-tiny"), 8, "fix: run `vgkit remote setup`")
+    _one_line_error(cli("status", "--name", "early-wan22-tiny"), 8, "fix: run `vgkit remote setup`")
     assert not (fresh / "code" / "runs").exists()  # nothing was started or uploaded
     _one_line_error(cli("run", spec, python="/nonexistent/python"), 8, "--python = '/nonexistent/python': not found")
 

@@ -83,6 +83,8 @@ def prefetch(target: SshTarget, model: str, *, env: Mapping[str, str] | None = N
 def _agent(target: SshTarget, command: str, name: str, *, retry_s: float) -> dict[str, Any]:
     agent = f"{shlex.quote(target.python)} - {command} {shlex.quote(f'runs/{name}')}"
     done = run_ssh(target, target.in_code(agent), stdin=AGENT_SOURCE.read_bytes(), retry_s=retry_s)
+    if done.returncode == 127:  # the host's shell has no such python: say what to run instead
+        require_ready(target)
     record: dict[str, Any] = json.loads(checked(done, f"agent {command}"))
     return record
 
