@@ -20,6 +20,7 @@ the host only once it is committed.
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 import shutil
@@ -160,6 +161,8 @@ def test_setup_made_the_host_venv_and_a_second_setup_installs_nothing(
     assert found["vgkit"] == str(remote_dir / "code" / "vgkit" / "__init__.py")
     assert len(found["pins"]) >= 20
     assert {name: pin for name, (pin, got) in found["pins"].items() if got.split("+")[0] != pin} == {}
+    # from this machine's package sources (tests/sshd.py host_pip_env), e.g. its local CPU torch wheel
+    assert found["pins"]["torch"][1] == importlib.metadata.version("torch")
 
     venv = remote_dir / "code" / ".venv"
     site = next((venv / "lib").glob("python3*/site-packages"))
