@@ -1,11 +1,32 @@
 #!/usr/bin/env bash
 # Idempotent set-up: .venv with the exact pins of requirements.txt, vgkit installed editable,
 # a Jupyter kernel "vgkit", HF cache defaults (only where the user has none), and a GPU check.
-# A second run with unchanged pins only re-checks (a few seconds).
+# A second run with unchanged pins only re-checks (a few seconds) and says it installed nothing.
+# `bash setup.sh --check` installs nothing: exit 0 when .venv is set up for these pins, else 1.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 
 say() { echo "setup: $*"; }
+
+stamp_value() { cat requirements.txt pyproject.toml | sha256sum | cut -d' ' -f1; }
+STAMP=.venv/.vgkit-setup-stamp
+up_to_date() { [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$(stamp_value)" ] && [ -x .venv/bin/python ]; }
+
+case "${1:-}" in
+    "") ;;
+    --check)
+        if up_to_date; then
+            say "environment up to date (.venv for the pins of requirements.txt)"
+            exit 0
+        fi
+        echo "setup: not set up: .venv is missing or was made for other pins; fix: bash setup.sh" >&2
+        exit 1
+        ;;
+    *)
+        echo "setup: error: unknown argument '$1'; fix: bash setup.sh, or bash setup.sh --check" >&2
+        exit 2
+        ;;
+esac
 
 find_python() {
     for candidate in "${VGKIT_PYTHON:-}" python3.13 python3.12 python3.11 python3; do
@@ -24,11 +45,8 @@ if ! PYTHON=$(find_python); then
     exit 2
 fi
 
-stamp_value() { cat requirements.txt pyproject.toml | sha256sum | cut -d' ' -f1; }
-STAMP=.venv/.vgkit-setup-stamp
-
-if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$(stamp_value)" ] && [ -x .venv/bin/python ]; then
-    say "environment up to date (.venv, $(.venv/bin/python --version))"
+if up_to_date; then
+    say "environment up to date (.venv, $(.venv/bin/python --version); pins unchanged, nothing installed)"
 else
     if [ ! -x .venv/bin/python ]; then
         say "creating .venv with $($PYTHON --version)"

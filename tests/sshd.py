@@ -2,7 +2,11 @@
 
 ``LoopbackSshd`` writes a host key, a client key, ``authorized_keys`` and ``sshd_config`` into a
 temp dir, runs ``sshd -D`` on a free port, and can be stopped and started again on the same port
-(to cut the connection). ``sshd_unavailable()`` says why the tests must skip, or None.
+(to cut the connection). Its sessions get ``HOME=<temp dir>/home`` (sshd's ``SetEnv``), so the
+"host" is a fresh account: setup.sh there registers its Jupyter kernel and keeps pip's cache in
+that temp dir, never in this machine's home, and finds Python on the plain system ``PATH``. Its
+pip gets this machine's package sources (``host_pip_env``). ``sshd_unavailable()`` says why the
+tests must skip, or None.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from vgkit.remote.ssh import SshTarget
+from vgkit.remote.ssh import DEFAULT_REMOTE_PYTHON, SshTarget
 
 SSHD = Path("/usr/sbin/sshd")
 
@@ -30,6 +34,20 @@ def sshd_unavailable() -> str | None:
     if os.geteuid() != 0 and not Path("/run/sshd").is_dir():
         return "/run/sshd (sshd's privilege-separation dir) is missing and only root can create it"
     return None
+
+
+def host_pip_env() -> dict[str, str]:
+    """This machine's pip sources for the host's sessions: its ``PIP_*`` variables, and its user
+    pip.conf as ``PIP_CONFIG_FILE`` (pip still reads the global ones). Without them the fresh HOME
+    has no user pip.conf, and setup.sh there would download the CUDA torch build and its ~3 GB of
+    nvidia wheels from PyPI instead of installing the local wheels this machine's pip uses."""
+    env = {name: value for name, value in os.environ.items() if name.startswith("PIP_") and '"' not in value}
+    config_home = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+    for user_conf in (config_home / "pip" / "pip.conf", Path.home() / ".pip" / "pip.conf"):
+        if user_conf.is_file():
+            env.setdefault("PIP_CONFIG_FILE", str(user_conf))
+            break
+    return env
 
 
 def _free_port() -> int:
@@ -52,6 +70,8 @@ class LoopbackSshd:
         authorized.write_text(self.client_key.with_suffix(".pub").read_text())
         authorized.chmod(0o600)
         self.port = _free_port()
+        self.home = root / "home"
+        self.home.mkdir(exist_ok=True)
         self.config = root / "sshd_config"
         self.config.write_text(
             "\n".join(
@@ -68,6 +88,8 @@ class LoopbackSshd:
                     "StrictModes no",
                     "UsePAM no",
                     "LogLevel ERROR",
+                    # sshd takes only its first SetEnv line: every variable goes on this one
+                    "SetEnv " + " ".join(f'"{k}={v}"' for k, v in {"HOME": str(self.home), **host_pip_env()}.items()),
                     "",
                 ]
             )
@@ -98,7 +120,7 @@ class LoopbackSshd:
             self.proc.wait(timeout=10)
         self.proc = None
 
-    def target(self, remote_dir: Path, *, python: str) -> SshTarget:
+    def target(self, remote_dir: Path, *, python: str = DEFAULT_REMOTE_PYTHON) -> SshTarget:
         return SshTarget(
             host=f"{getpass.getuser()}@127.0.0.1",
             port=self.port,
@@ -109,7 +131,7 @@ class LoopbackSshd:
             connect_timeout_s=5,
         )
 
-    def cli_args(self, remote_dir: Path, *, python: str) -> list[str]:
+    def cli_args(self, remote_dir: Path, *, python: str = DEFAULT_REMOTE_PYTHON) -> list[str]:
         target = self.target(remote_dir, python=python)
         args = ["--host", target.host, "--port", str(self.port), "--key", str(self.client_key)]
         args += ["--remote-dir", str(remote_dir), "--python", python]

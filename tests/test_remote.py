@@ -1,18 +1,36 @@
-"""vgkit remote against a real OpenSSH server on 127.0.0.1; the "remote" is a tmp dir here.
+"""vgkit remote against a real OpenSSH server on 127.0.0.1; the "host" is a directory here.
 
-The remote side reuses this checkout's venv python (``--python``) instead of running setup.sh,
-and gets the test HF cache via ``--env``; everything else is the real ssh/rsync/setsid/timeout.
+Everything is real: ssh/rsync/setsid/timeout, and ``vgkit remote setup`` runs the pushed
+setup.sh on the host, which makes ``<code>/.venv`` with the pins of requirements.txt (pip finds
+them where this machine's pip config points); every job then runs with that ``.venv/bin/python``.
+Jobs get the session's test HF cache through ``--env``.
+
+Pre-seeded, to keep the suite fast: the host's base directory is kept between sessions in
+pytest's cache (``.pytest_cache/d/remote-host``). Nothing is copied or linked into it: its
+``.venv`` is the one a real setup.sh made there over SSH in an earlier session, and setup.sh's own
+stamp (sha256 of requirements.txt + pyproject.toml) decides whether it still fits the pushed
+code; if not, setup.sh installs again. The first session on a checkout, or one after
+``pytest --cache-clear``, runs the full install (measured on 2 cores: 88-105 s, the whole file
+then about 85 s longer); an up-to-date host takes about 1 s. Runs of earlier sessions are deleted
+first, so nothing is resumed. Two sessions of one checkout at once would share it.
+
+``push`` sends the committed HEAD (``git archive``): a change to setup.sh or the pins is tested on
+the host only once it is committed.
 """
 
 from __future__ import annotations
 
+import importlib.metadata
+import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +40,14 @@ from tests.conftest import REPO, spec_dict, write_spec
 from tests.sshd import LoopbackSshd, processes_in_group, sshd_unavailable
 from vgkit.errors import SpecError
 from vgkit.remote.fetch import fetch_bundle, remote_sha256
-from vgkit.remote.jobs import follow, job_script, job_status, kill_job, prefetch, push, start_run
-from vgkit.remote.ssh import RemoteConnectionError, SshTarget, run_ssh, target_from
+from vgkit.remote.host import push
+from vgkit.remote.jobs import follow, job_script, job_status, kill_job, plan_remote_job, prefetch, start_run
+from vgkit.remote.ssh import DEFAULT_REMOTE_PYTHON, RemoteConnectionError, SshTarget, run_ssh, target_from
 
 pytestmark = pytest.mark.skipif(sshd_unavailable() is not None, reason=str(sshd_unavailable()))
 
-PYTHON = sys.executable
+PYTHON = sys.executable  # runs the local `vgkit` CLI; the host's jobs use its own .venv/bin/python
+SETUP_LIMIT_S = 900
 
 
 @pytest.fixture(scope="module")
@@ -39,15 +59,38 @@ def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoopbackSshd]:
 
 
 @pytest.fixture(scope="module")
-def remote_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("remote-host")
+def remote_dir(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The host's base directory, kept in pytest's cache between sessions (module docstring)."""
+    cache = getattr(request.config, "cache", None)
+    base = cache.mkdir("remote-host") if cache is not None else tmp_path_factory.mktemp("remote-host")
+    shutil.rmtree(base / "code" / "runs", ignore_errors=True)
+    return Path(base)
+
+
+@dataclass(frozen=True)
+class SetupRun:
+    output: str
+    seconds: float
 
 
 @pytest.fixture(scope="module")
-def target(sshd: LoopbackSshd, remote_dir: Path) -> SshTarget:
-    target = sshd.target(remote_dir, python=PYTHON)
-    push(target)
-    return target
+def first_setup(sshd: LoopbackSshd, remote_dir: Path) -> SetupRun:
+    """``push``, then a real ``vgkit remote setup``: the pushed setup.sh runs on the host."""
+    push(sshd.target(remote_dir))
+    started = time.monotonic()
+    done = subprocess.run(
+        _cli(sshd, remote_dir, "setup"), env=_cli_env(), capture_output=True, text=True, timeout=SETUP_LIMIT_S
+    )
+    seconds = time.monotonic() - started
+    assert done.returncode == 0, done.stdout + done.stderr
+    print(f"remote setup took {seconds:.1f} s:\n{done.stdout}")
+    return SetupRun(done.stdout, seconds)
+
+
+@pytest.fixture(scope="module")
+def target(sshd: LoopbackSshd, remote_dir: Path, first_setup: SetupRun) -> SshTarget:
+    """The pushed and set-up host; jobs run with its ``.venv/bin/python``."""
+    return sshd.target(remote_dir)
 
 
 @pytest.fixture(scope="module")
@@ -69,9 +112,9 @@ def _wait_for(predicate: Any, *, limit_s: float = 120.0) -> None:
         time.sleep(0.3)
 
 
-def _cli(sshd: LoopbackSshd, remote_dir: Path, *args: str) -> list[str]:
+def _cli(sshd: LoopbackSshd, remote_dir: Path, *args: str, python: str = DEFAULT_REMOTE_PYTHON) -> list[str]:
     command, rest = args[0], args[1:]
-    return [PYTHON, "-m", "vgkit", "remote", command, *sshd.cli_args(remote_dir, python=PYTHON), *rest]
+    return [PYTHON, "-m", "vgkit", "remote", command, *sshd.cli_args(remote_dir, python=python), *rest]
 
 
 def _cli_env() -> dict[str, str]:
@@ -88,13 +131,99 @@ def test_push_puts_the_commit_and_params_on_the_host(target: SshTarget, remote_d
     assert not (code / "stale.txt").exists()
 
 
+def _one_line_error(done: subprocess.CompletedProcess[str], exit_code: int, *needles: str) -> str:
+    """The CLI failed with ``exit_code`` and ended on one ``vgkit: error:`` line holding ``needles``."""
+    assert done.returncode == exit_code, (done.stdout, done.stderr)
+    assert "Traceback" not in done.stderr
+    last = done.stderr.splitlines()[-1]
+    assert last.startswith("vgkit: error: "), done.stderr
+    for needle in needles:
+        assert needle in last
+    return last
+
+
+def test_setup_made_the_host_venv_and_a_second_setup_installs_nothing(
+    sshd: LoopbackSshd, target: SshTarget, remote_dir: Path, first_setup: SetupRun
+) -> None:
+    cold = "setup: installing exact pins from requirements.txt" in first_setup.output
+    assert cold or "pins unchanged, nothing installed" in first_setup.output, first_setup.output
+    if cold:  # the kernel went to the host account's home, not this machine's
+        assert (sshd.home / ".local/share/jupyter/kernels/vgkit/kernel.json").is_file()
+    # every pin of requirements.txt is installed in the host's .venv, and vgkit is the pushed code
+    probe = (
+        "import json, re, vgkit\nfrom importlib.metadata import version\n"
+        "pins = re.findall(r'^([A-Za-z0-9_.-]+)==(\\S+)', open('requirements.txt').read(), re.M)\n"
+        "print(json.dumps({'vgkit': vgkit.__file__, 'pins': {n: [v, version(n)] for n, v in pins}}))\n"
+    )
+    done = run_ssh(target, target.in_code(".venv/bin/python -"), stdin=probe.encode())
+    assert done.returncode == 0, done.stderr
+    found = json.loads(done.stdout)
+    assert found["vgkit"] == str(remote_dir / "code" / "vgkit" / "__init__.py")
+    assert len(found["pins"]) >= 20
+    assert {name: pin for name, (pin, got) in found["pins"].items() if got.split("+")[0] != pin} == {}
+    # from this machine's package sources (tests/sshd.py host_pip_env), e.g. its local CPU torch wheel
+    assert found["pins"]["torch"][1] == importlib.metadata.version("torch")
+
+    venv = remote_dir / "code" / ".venv"
+    site = next((venv / "lib").glob("python3*/site-packages"))
+    before = [path.stat().st_mtime_ns for path in (venv / ".vgkit-setup-stamp", site)]
+    again = subprocess.run(_cli(sshd, remote_dir, "setup"), env=_cli_env(), capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.startswith("setup: environment up to date (.venv, Python 3.")
+    assert "pins unchanged, nothing installed" in again.stdout and "installing" not in again.stdout
+    assert [path.stat().st_mtime_ns for path in (venv / ".vgkit-setup-stamp", site)] == before
+
+
+def test_a_host_that_is_not_ready_gets_a_one_line_error_naming_the_fix(sshd: LoopbackSshd, tmp_path: Path) -> None:
+    fresh = tmp_path / "fresh-host"
+
+    def cli(*args: str, python: str = DEFAULT_REMOTE_PYTHON) -> subprocess.CompletedProcess[str]:
+        argv = _cli(sshd, fresh, *args, python=python)
+        return subprocess.run(argv, env=_cli_env(), capture_output=True, text=True, timeout=120)
+
+    _one_line_error(cli("setup"), 8, "no pushed code", "fix: `vgkit remote push`, then `vgkit remote setup`")
+    push(sshd.target(fresh))
+    spec = str(write_spec(tmp_path / "spec.yaml", spec_dict(name="early")))
+    early = cli("run", spec, "--model", "wan22-tiny")
+    _one_line_error(early, 8, f"{fresh}/code/.venv/bin/python is not set up", "fix: run `vgkit remote setup`")
+    assert early.stderr.count("\n") == 1 and early.stdout == ""
+    _one_line_error(cli("prefetch", "--model", "wan22-tiny"), 8, "fix: run `vgkit remote setup`")
+    _one_line_error(cli("status", "--name", "early-wan22-tiny"), 8, "fix: run `vgkit remote setup`")
+    assert not (fresh / "code" / "runs").exists()  # nothing was started or uploaded
+    _one_line_error(cli("run", spec, python="/nonexistent/python"), 8, "--python = '/nonexistent/python': not found")
+
+    # setup.sh itself fails on the host: its own lines, then one line with its exit code
+    (fresh / "code" / "setup.sh").write_text('echo "setup: error: disk full (test stand-in)" >&2\nexit 3\n')
+    failed = cli("setup")
+    _one_line_error(failed, 8, f"setup.sh in {fresh}/code exited 3", "re-run `vgkit remote setup`")
+    assert failed.stderr.splitlines()[0] == "setup: error: disk full (test stand-in)"
+
+
+def test_a_bad_spec_fails_here_like_vgkit_run_before_any_ssh(tmp_path: Path) -> None:
+    bad = str(write_spec(tmp_path / "bad.yaml", spec_dict(seed=-1)))
+    local = subprocess.run([PYTHON, "-m", "vgkit", "run", bad], env=_cli_env(), capture_output=True, text=True)
+    unreachable = ["--host", "nobody@127.0.0.1", "--port", "1"]  # ssh would fail with exit 7
+    remote = subprocess.run(
+        [PYTHON, "-m", "vgkit", "remote", "run", bad, *unreachable], env=_cli_env(), capture_output=True, text=True
+    )
+    assert remote.returncode == local.returncode == SpecError.exit_code
+    assert remote.stderr == local.stderr and remote.stderr.count("\n") == 1 and "seed" in remote.stderr
+
+
 @pytest.mark.slow
-def test_push_prefetch_run_fetch_gives_a_verified_bundle(
+def test_push_setup_prefetch_run_fetch_gives_a_verified_bundle(
     sshd: LoopbackSshd, target: SshTarget, job_env: dict[str, str], tmp_path: Path, remote_dir: Path
 ) -> None:
+    """The issue's done-when; push and a real setup are the ``target`` fixture's (``first_setup``)."""
     assert prefetch(target, "wan22-tiny", env=job_env) == 0
     spec = write_spec(tmp_path / "spec.yaml", spec_dict(name="ok"))
-    name = start_run(target, spec, model="wan22-tiny", env=job_env)
+    job = start_run(target, spec, model="wan22-tiny", env=job_env)
+    name = job.name
+    # the spec's deadline (3 clips x clip_timeout_s 600, as `vgkit run`) + grace, run by the host's .venv
+    assert (job.deadline_s, job.timeout_s) == (1800, 2100)
+    script = (remote_dir / "code" / "runs" / name / ".remote" / "job.sh").read_text()
+    assert "timeout --kill-after=30 2100 .venv/bin/python -m vgkit run " in script
+    assert script.rstrip().count("--run-timeout-s 1800") == 1
     lines: list[str] = []
     assert follow(target, name, poll_s=0.5, say=lines.append) == 0, (lines, job_status(target, name)["log_tail"])
     assert "clips 3/3 done" in lines[-1]
@@ -109,6 +238,12 @@ def test_push_prefetch_run_fetch_gives_a_verified_bundle(
     assert result.attempts == 1 and result.artifacts_verified >= 10
     assert result.sha256 == remote_sha256(target, f"{target.code_dir}/runs/{name}.tar.gz")
     assert (result.run_dir / "final" / "final_stitched.mp4").is_file()
+    # the clips were made by the host's .venv: the manifest records that interpreter's version
+    host_python = run_ssh(
+        target, target.in_code(".venv/bin/python -c 'import platform; print(platform.python_version())'")
+    )
+    manifest = json.loads((result.run_dir / "manifest.json").read_text())
+    assert manifest["environment"]["python"] == host_python.stdout.decode().strip()
 
     # a corrupted local copy (same size, so rsync's quick check would skip it) is re-fetched
     data = bytearray(result.bundle.read_bytes())
@@ -163,7 +298,7 @@ def test_ctrl_c_on_follow_kills_the_remote_job(
 def test_connection_lost_past_the_limit_kills_the_job(
     sshd: LoopbackSshd, target: SshTarget, job_env: dict[str, str], tmp_path: Path
 ) -> None:
-    name = start_run(target, _long_spec(tmp_path), name="dropped", env=job_env)
+    name = start_run(target, _long_spec(tmp_path), name="dropped", env=job_env).name
     pgid = job_status(target, name)["pgid"]
     lines: list[str] = []
     codes: list[int] = []
@@ -184,8 +319,12 @@ def test_connection_lost_past_the_limit_kills_the_job(
     assert processes_in_group(pgid) == []
 
 
-def test_remote_timeout_ends_a_run_by_itself(target: SshTarget, job_env: dict[str, str], tmp_path: Path) -> None:
-    name = start_run(target, _long_spec(tmp_path), name="late", deadline_s=3, grace_s=1, env=job_env)
+def test_remote_timeout_ends_a_run_by_itself(
+    target: SshTarget, remote_dir: Path, job_env: dict[str, str], tmp_path: Path
+) -> None:
+    name = start_run(target, _long_spec(tmp_path), name="late", deadline_s=3, grace_s=1, env=job_env).name
+    script = (remote_dir / "code" / "runs" / name / ".remote" / "job.sh").read_text()
+    assert "timeout --kill-after=30 4 " in script and "--run-timeout-s 3" in script  # --deadline-s wins
     pgid = job_status(target, name)["pgid"]
     _wait_for(lambda: job_status(target, name)["exit_code"] is not None, limit_s=60)
     status = job_status(target, name)
@@ -197,20 +336,35 @@ def test_kill_of_a_finished_job_finds_nothing_and_start_refuses_a_live_one(
     target: SshTarget, job_env: dict[str, str], tmp_path: Path
 ) -> None:
     spec = _long_spec(tmp_path)
-    name = start_run(target, spec, name="twice", env=job_env)
+    name = start_run(target, spec, name="twice", env=job_env).name
     with pytest.raises(SpecError, match="already running"):
         start_run(target, spec, name="twice", env=job_env)
     assert kill_job(target, name)["killed"]
     assert kill_job(target, name)["killed"] == []
 
 
-def test_secrets_are_refused_and_the_job_script_has_the_timeout(target: SshTarget) -> None:
-    with pytest.raises(SpecError, match="HF_TOKEN"):
-        job_script(target, "x", model="m", job_id="x-1", timeout_s=10, env={"HF_TOKEN": "hf_abc"})
-    script = job_script(target, "x", model="m", job_id="x-1", timeout_s=310, env={"HF_HUB_OFFLINE": "1"})
-    assert "timeout --kill-after=30 310 " in script and "export HF_HUB_OFFLINE=1" in script
+def test_job_timeout_is_the_specs_deadline_plus_grace_and_the_override_wins(tmp_path: Path) -> None:
+    target = SshTarget(host="user@host.invalid")  # nothing here connects
+    by_clips = plan_remote_job(write_spec(tmp_path / "a.yaml", spec_dict(clip_timeout_s=50)), grace_s=10)
+    assert (by_clips.deadline_s, by_clips.timeout_s) == (150, 160)
+    assert by_clips.deadline_from == "3 clips x clip_timeout_s 50" and by_clips.name == "t-wan22-tiny"
+    script = job_script(target, by_clips, job_id="x-1", env={"HF_HUB_OFFLINE": "1"})
+    assert "timeout --kill-after=30 160 .venv/bin/python -m vgkit run " in script
+    assert "--run-timeout-s 150 >" in script and "export HF_HUB_OFFLINE=1" in script
     done = subprocess.run(["sh", "-n"], input=script.encode(), capture_output=True)
     assert done.returncode == 0, done.stderr
+
+    by_run = plan_remote_job(write_spec(tmp_path / "b.yaml", spec_dict(run_timeout_s=1000.5)))
+    assert (by_run.deadline_s, by_run.timeout_s, by_run.deadline_from) == (1000.5, 1300.5, "the spec's run_timeout_s")
+    assert "timeout --kill-after=30 1300.5 " in job_script(target, by_run, job_id="x-2", env={})
+    override = plan_remote_job(tmp_path / "b.yaml", deadline_s=77, grace_s=10)
+    assert (override.deadline_s, override.timeout_s, override.deadline_from) == (77, 87, "--deadline-s")
+    assert "--run-timeout-s 77 >" in job_script(target, override, job_id="x-3", env={})
+
+    with pytest.raises(SpecError, match=r"--deadline-s = 0: not a positive number of seconds"):
+        plan_remote_job(tmp_path / "a.yaml", deadline_s=0)
+    with pytest.raises(SpecError, match="HF_TOKEN"):
+        job_script(target, by_clips, job_id="x-1", env={"HF_TOKEN": "hf_abc"})
 
 
 def test_unreachable_host_is_a_connection_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

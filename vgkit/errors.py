@@ -9,8 +9,10 @@
     ├── ArtifactError (RuntimeError) a written or bundled artifact fails its check    exit 5
     ├── GuardrailError (TimeoutError) a clip or run deadline was passed                exit 6
     │   └── DeviceBusyError           another job holds the GPU (vgkit/lock.py)          exit 6
-    └── RemoteConnectionError         an SSH host stayed unreachable past the limit      exit 7
-            (ConnectionError)
+    ├── RemoteConnectionError         an SSH host stayed unreachable past the limit      exit 7
+    │       (ConnectionError)
+    └── RemoteSetupError              the host has no pushed code or no set-up .venv,    exit 8
+            (RuntimeError)            or its setup.sh failed
 
 User mistakes (SpecError, ModelUnavailableError) print as one line with no traceback. Each message
 names the field or thing, the value, and the fix.
@@ -24,6 +26,7 @@ __all__ = [
     "GuardrailError",
     "ModelUnavailableError",
     "RemoteConnectionError",
+    "RemoteSetupError",
     "SpecError",
     "VgkitError",
 ]
@@ -69,3 +72,9 @@ class RemoteConnectionError(VgkitError, ConnectionError):
     """The SSH host could not be reached for longer than the allowed time."""
 
     exit_code = 7
+
+
+class RemoteSetupError(VgkitError, RuntimeError):
+    """The SSH host is not ready: no pushed code, no ``.venv`` from setup.sh, or setup.sh failed."""
+
+    exit_code = 8

@@ -24,10 +24,13 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vgkit.artifacts import atomic_write_json
 from vgkit.errors import GuardrailError, SpecError
+
+if TYPE_CHECKING:
+    from vgkit.spec import RunSpec
 
 __all__ = [
     "DEFAULT_CLIP_TIMEOUT_S",
@@ -83,6 +86,24 @@ class Deadlines:
             if not value > 0:
                 raise SpecError(f"{name} = {value}: must be a positive number of seconds; fix: e.g. 600")
         return cls(clip_s, run_s, time.time() if started_at is None else started_at)
+
+    @classmethod
+    def for_spec(
+        cls,
+        spec: RunSpec,
+        *,
+        clip_count: int,
+        clip_timeout_s: float | None = None,
+        run_timeout_s: float | None = None,
+        started_at: float | None = None,
+    ) -> Deadlines:
+        """The spec's ``clip_timeout_s``/``run_timeout_s``, each replaced by an explicit value (the CLI's)."""
+        return cls.for_run(
+            clip_count=clip_count,
+            clip_timeout_s=spec.clip_timeout_s if clip_timeout_s is None else clip_timeout_s,
+            run_timeout_s=spec.run_timeout_s if run_timeout_s is None else run_timeout_s,
+            started_at=started_at,
+        )
 
     @property
     def run_deadline_at(self) -> float:

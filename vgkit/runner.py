@@ -99,10 +99,11 @@ def run_job(
     run_dir = Path(out) if out else default_run_dir(spec, choice.model.name)
     if run_dir.exists() and not run_dir.is_dir():
         raise SpecError(f"out = '{run_dir}': exists and is not a directory; fix: choose another --out")
-    deadlines = Deadlines.for_run(
+    deadlines = Deadlines.for_spec(
+        spec,
         clip_count=len(plan.clips),
-        clip_timeout_s=spec.clip_timeout_s if clip_timeout_s is None else clip_timeout_s,
-        run_timeout_s=spec.run_timeout_s if run_timeout_s is None else run_timeout_s,
+        clip_timeout_s=clip_timeout_s,
+        run_timeout_s=run_timeout_s,
         started_at=run_started_at,
     )
     held = None

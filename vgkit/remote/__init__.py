@@ -1,8 +1,10 @@
 """Run a job on a rented GPU host over plain SSH: push, set up, run detached, watch, kill, fetch.
 
 ssh.py     the host (``user@host``, port, key) and the real ssh/rsync command lines
-jobs.py    push, setup, prefetch, start_run (``setsid -f`` + pgid file + remote ``timeout``),
-           job_status, read_log, kill_job, follow (Ctrl-C or a long disconnect kills the job)
+host.py    push, setup (setup.sh there makes ``.venv``), require_ready (code + that python)
+jobs.py    prefetch, start_run (spec checked here, its deadline; ``setsid -f`` + pgid file +
+           remote ``timeout``), job_status, read_log, kill_job, follow (Ctrl-C or a long
+           disconnect kills the job)
 fetch.py   fetch_bundle: resumable rsync, remote sha256, artifact hashes after extraction
 agent.py   the remote side (standard library only), sent over SSH as text
 cli.py     ``vgkit remote ...`` subcommands

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vgkit.errors import SpecError
+from vgkit.remote.ssh import DEFAULT_GRACE_S
 
 if TYPE_CHECKING:
     from vgkit.remote.ssh import SshTarget
@@ -52,16 +53,17 @@ def _name(args: argparse.Namespace) -> str:
 
 
 def _cmd_push(args: argparse.Namespace) -> int:
-    from vgkit.remote.jobs import push
+    from vgkit.remote.host import push
 
     print(f"pushed {push(_target(args), commit=args.commit)}")
     return 0
 
 
 def _cmd_setup(args: argparse.Namespace) -> int:
-    from vgkit.remote.jobs import setup
+    from vgkit.remote.host import setup
 
-    return setup(_target(args))
+    setup(_target(args))
+    return 0
 
 
 def _cmd_prefetch(args: argparse.Namespace) -> int:
@@ -74,7 +76,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from vgkit.remote.jobs import follow, start_run
 
     target = _target(args)
-    name = start_run(
+    job = start_run(
         target,
         args.spec,
         model=args.model,
@@ -83,7 +85,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         grace_s=args.grace_s,
         env=_env(args),
     )
-    print(f"started {name}", flush=True)
+    name = job.name
+    print(f"started {name}; {job.limits()}", flush=True)
     if not args.follow:
         return 0
     code = follow(
@@ -163,8 +166,13 @@ def add_remote_commands(sub: Any) -> None:
     p.add_argument("spec", type=Path)
     p.add_argument("--model", default=None)
     p.add_argument("--name", default=None, help="run name (default <spec name>-<model>)")
-    p.add_argument("--deadline-s", type=int, default=4 * 3600, help="run deadline; remote timeout adds --grace-s")
-    p.add_argument("--grace-s", type=int, default=300)
+    p.add_argument(
+        "--deadline-s",
+        type=float,
+        default=None,
+        help="run deadline (default: the spec's run_timeout_s, else clips x clip_timeout_s); remote timeout adds grace",
+    )
+    p.add_argument("--grace-s", type=float, default=DEFAULT_GRACE_S, help="seconds past the deadline before the kill")
     p.add_argument("--env", action="append", help="NAME=VALUE for the run (never secrets)")
     p.add_argument("--follow", action="store_true", help="watch; Ctrl-C or a long disconnect kills the job")
     p.add_argument("--poll-s", type=float, default=5.0)

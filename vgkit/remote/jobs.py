@@ -1,4 +1,10 @@
-"""Push code, set up, prefetch, start a detached run, watch it, and kill it, over plain SSH.
+"""Prefetch, start a detached run, watch it, and kill it, on a host that host.py set up.
+
+``prefetch`` and ``run`` use the ``.venv/bin/python`` that setup.sh made there (or ``--python``)
+and refuse, naming ``vgkit remote setup``, while it is missing or was made for other pins. A spec
+is validated and planned here before anything goes to the host, and its run deadline
+(``run_timeout_s``, else clips x ``clip_timeout_s``: ``Deadlines.for_spec``, as ``vgkit run``
+computes it) is the default; ``--deadline-s`` overrides it.
 
 A run is started with ``setsid -f`` so it owns its session and survives the SSH connection; its
 command is wrapped in a remote-side ``timeout`` (run deadline + grace), so even a job nobody
@@ -16,24 +22,28 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from vgkit.errors import GenerationError, SpecError
-from vgkit.remote.ssh import RemoteConnectionError, SshTarget, remote_path, run_ssh
-from vgkit.settings import repo_root
+from vgkit.remote.host import require_ready
+from vgkit.remote.ssh import DEFAULT_GRACE_S, RemoteConnectionError, SshTarget, checked, remote_path, run_ssh
+
+if TYPE_CHECKING:
+    from vgkit.spec import RunSpec
 
 __all__ = [
+    "RemoteJob",
     "follow",
     "format_status",
     "job_status",
     "kill_job",
+    "plan_remote_job",
     "prefetch",
-    "push",
     "read_log",
-    "setup",
     "start_run",
 ]
 
@@ -63,63 +73,19 @@ def _env_prelude(env: Mapping[str, str]) -> str:
     return "\n".join(lines)
 
 
-def _in_code(target: SshTarget, command: str) -> str:
-    return f"cd {remote_path(target.code_dir)} && {command}"
-
-
-def _checked(done: subprocess.CompletedProcess[bytes], what: str) -> str:
-    if done.returncode != 0:
-        err = (done.stderr or b"").decode(errors="replace").strip()
-        raise GenerationError(f"remote {what} failed with exit {done.returncode}: {err[-400:]}")
-    return (done.stdout or b"").decode(errors="replace")
-
-
-def push(target: SshTarget, *, repo: Path | None = None, commit: str = "HEAD") -> str:
-    """Put the tracked files of ``commit`` (``git archive``) plus ``params/`` on the host.
-
-    Files of an older push are removed first (``.venv`` and ``runs`` stay), so the remote code is
-    exactly that commit. ``params/`` is copied as it is on disk, untracked images included.
-    Returns the full commit hash.
-    """
-    repo = repo or repo_root()
-    rev = subprocess.run(["git", "-C", str(repo), "rev-parse", commit], capture_output=True, text=True, check=False)
-    if rev.returncode != 0:
-        raise SpecError(f"--commit = {commit!r}: not a commit of {repo}; fix: pass a commit, branch or tag")
-    sha = rev.stdout.strip()
-    archive = subprocess.run(["git", "-C", str(repo), "archive", "--format=tar", sha], capture_output=True, check=True)
-    code = remote_path(target.code_dir)
-    unpack = (
-        f"mkdir -p {code} && cd {code} && "
-        "find . -mindepth 1 -maxdepth 1 ! -name .venv ! -name runs -exec rm -rf {} + && "
-        f"tar -x -m -f - && echo {sha} > .vgkit-commit"
-    )
-    _checked(run_ssh(target, unpack, stdin=archive.stdout, timeout_s=600), "push")
-    params = repo / "params"
-    if params.is_dir():
-        done = subprocess.run(
-            target.rsync_argv("-a", "--mkpath", f"{params}/", target.remote(f"{target.code_dir}/params/")),
-            capture_output=True,
-            check=False,
-        )
-        _checked(done, "push of params/")
-    return sha
-
-
-def setup(target: SshTarget) -> int:
-    """Run ``setup.sh`` in the pushed code (idempotent there); output streams; returns its exit code."""
-    return run_ssh(target, _in_code(target, "bash setup.sh"), capture=False, timeout_s=None).returncode
-
-
 def prefetch(target: SshTarget, model: str, *, env: Mapping[str, str] | None = None) -> int:
     """Download ``model``'s weights into the remote HF cache; output streams; returns the exit code."""
+    require_ready(target)
     command = f"{_env_prelude(env or {})}\n{shlex.quote(target.python)} -m vgkit prefetch --model {shlex.quote(model)}"
-    return run_ssh(target, _in_code(target, f"sh -c {shlex.quote(command)}"), capture=False, timeout_s=None).returncode
+    return run_ssh(target, target.in_code(f"sh -c {shlex.quote(command)}"), capture=False, timeout_s=None).returncode
 
 
 def _agent(target: SshTarget, command: str, name: str, *, retry_s: float) -> dict[str, Any]:
     agent = f"{shlex.quote(target.python)} - {command} {shlex.quote(f'runs/{name}')}"
-    done = run_ssh(target, _in_code(target, agent), stdin=AGENT_SOURCE.read_bytes(), retry_s=retry_s)
-    record: dict[str, Any] = json.loads(_checked(done, f"agent {command}"))
+    done = run_ssh(target, target.in_code(agent), stdin=AGENT_SOURCE.read_bytes(), retry_s=retry_s)
+    if done.returncode == 127:  # the host's shell has no such python: say what to run instead
+        require_ready(target)
+    record: dict[str, Any] = json.loads(checked(done, f"agent {command}"))
     return record
 
 
@@ -144,7 +110,7 @@ def format_status(name: str, status: Mapping[str, Any]) -> str:
 
 def read_log(target: SshTarget, name: str, *, lines: int = 40, retry_s: float = 30.0) -> str:
     path = remote_path(f"{target.run_dir(name)}/{CONTROL}/job.log")
-    return _checked(run_ssh(target, f"tail -n {int(lines)} {path}", retry_s=retry_s), "logs")
+    return checked(run_ssh(target, f"tail -n {int(lines)} {path}", retry_s=retry_s), "logs")
 
 
 def kill_job(target: SshTarget, name: str, *, retry_s: float = 60.0) -> dict[str, Any]:
@@ -158,11 +124,8 @@ def kill_job(target: SshTarget, name: str, *, retry_s: float = 60.0) -> dict[str
     return result
 
 
-def _job_inputs(spec_path: Path, staging: Path) -> None:
+def _job_inputs(spec_path: Path, spec: RunSpec, staging: Path) -> None:
     """Copy the spec and its images into ``staging`` with image paths rewritten to ``inputs/``."""
-    from vgkit.spec import load_spec
-
-    spec = load_spec(spec_path)  # validates here, before any remote time is spent
     raw = yaml.safe_load(spec_path.read_text()) if spec_path.suffix != ".json" else json.loads(spec_path.read_text())
     inputs = staging / "inputs"
     inputs.mkdir(parents=True)
@@ -179,23 +142,90 @@ def _job_inputs(spec_path: Path, staging: Path) -> None:
     (staging / "spec.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
 
 
-def job_script(target: SshTarget, name: str, *, model: str, job_id: str, timeout_s: int, env: Mapping[str, str]) -> str:
+@dataclass(frozen=True)
+class RemoteJob:
+    """What ``vgkit remote run`` starts: the validated spec, run name, model and time limits.
+
+    ``deadline_s`` is the run deadline (the remote ``vgkit run`` gets it as ``--run-timeout-s``);
+    ``timeout_s`` = ``deadline_s`` + grace is the remote ``timeout`` that ends the job regardless.
+    """
+
+    spec: RunSpec
+    name: str
+    model: str
+    deadline_s: float
+    deadline_from: str
+    timeout_s: float
+
+    def limits(self) -> str:
+        return (
+            f"run deadline {_seconds(self.deadline_s)} s ({self.deadline_from}), "
+            f"remote timeout {_seconds(self.timeout_s)} s"
+        )
+
+
+def _seconds(value: float) -> str:
+    """Seconds for ``timeout`` and the CLI: ``2100`` or ``1000.5``, never an exponent."""
+    return f"{value:.3f}".rstrip("0").rstrip(".")
+
+
+def _deadline(spec: RunSpec, *, clip_count: int, deadline_s: float | None) -> tuple[float, str]:
+    """The run deadline and where it came from: ``--deadline-s``, else the spec's, as ``vgkit run``."""
+    from vgkit.guard import Deadlines
+
+    if deadline_s is not None:
+        return float(deadline_s), "--deadline-s"
+    run_s = Deadlines.for_spec(spec, clip_count=clip_count).run_timeout_s
+    if spec.run_timeout_s is not None:
+        return run_s, "the spec's run_timeout_s"
+    return run_s, f"{clip_count} clips x clip_timeout_s {_seconds(spec.clip_timeout_s)}"
+
+
+def plan_remote_job(
+    spec_path: Path,
+    *,
+    model: str | None = None,
+    name: str | None = None,
+    deadline_s: float | None = None,
+    grace_s: float = DEFAULT_GRACE_S,
+) -> RemoteJob:
+    """Validate the spec and plan it here (the same one-line ``SpecError`` as ``vgkit run``), before
+    anything goes to the host; the deadline defaults to the spec's (see ``_deadline``)."""
+    from vgkit.runner import plan_job
+
+    if deadline_s is not None and not deadline_s > 0:
+        raise SpecError(f"--deadline-s = {deadline_s}: not a positive number of seconds; fix: e.g. 3600, or omit it")
+    if not grace_s >= 0:
+        raise SpecError(f"--grace-s = {grace_s}: must be >= 0 seconds; fix: e.g. {DEFAULT_GRACE_S:g}")
+    spec, _, plan = plan_job(spec_path, model=model, planning_only=True)
+    run_model = model or spec.model
+    name = name or f"{spec.name}-{run_model}"
+    if not re.fullmatch(r"[A-Za-z0-9._-]+", name):
+        raise SpecError(f"--name = {name!r}: use letters, digits, '.', '_' or '-'; fix: pass --name")
+    deadline, source = _deadline(spec, clip_count=len(plan.clips), deadline_s=deadline_s)
+    return RemoteJob(spec, name, run_model, deadline, source, deadline + grace_s)
+
+
+def job_script(target: SshTarget, job: RemoteJob, *, job_id: str, env: Mapping[str, str]) -> str:
     """The job's shell script; it runs in the code directory as the leader of its own session.
 
     ``timeout`` puts the run in a process group of its own (its pid = the ``pgid`` file) and
-    ends it after ``timeout_s``, SIGKILL 30 s later; the exit code lands in ``exit_code``.
+    ends it after ``job.timeout_s``, SIGKILL 30 s later; the exit code lands in ``exit_code``.
     """
+    name = job.name
     ctl = f"runs/{name}/{CONTROL}"
-    run = [target.python, "-m", "vgkit", "run", f"{ctl}/spec.yaml", "--model", model, "--out", f"runs/{name}"]
+    run = [target.python, "-m", "vgkit", "run", f"{ctl}/spec.yaml", "--model", job.model, "--out", f"runs/{name}"]
+    run += ["--run-timeout-s", _seconds(job.deadline_s)]
     return "\n".join(
         [
             "#!/bin/sh",
             f"# vgkit remote job {name}: written by `vgkit remote run`",
+            f"# run deadline {_seconds(job.deadline_s)} s ({job.deadline_from}) + grace = remote timeout",
             f"C={shlex.quote(ctl)}",
             f"export VGKIT_REMOTE_JOB={job_id}",
             _env_prelude(env),
             'echo $$ > "$C/leader.pid"',
-            f'timeout --kill-after=30 {timeout_s} {shlex.join(run)} > "$C/job.log" 2>&1 &',
+            f'timeout --kill-after=30 {_seconds(job.timeout_s)} {shlex.join(run)} > "$C/job.log" 2>&1 &',
             "child=$!",
             'echo "$child" > "$C/pgid.tmp" && mv "$C/pgid.tmp" "$C/pgid"',
             'wait "$child"',
@@ -211,45 +241,42 @@ def start_run(
     *,
     model: str | None = None,
     name: str | None = None,
-    deadline_s: int = 4 * 3600,
-    grace_s: int = 300,
+    deadline_s: float | None = None,
+    grace_s: float = DEFAULT_GRACE_S,
     env: Mapping[str, str] | None = None,
-) -> str:
-    """Upload the spec and its images, start the run detached, and return the run name.
+) -> RemoteJob:
+    """Validate the spec here, upload it and its images, start the run detached; return the job.
 
-    The remote ``timeout`` is ``deadline_s + grace_s``. Refuses to start over a live job.
+    The remote ``timeout`` is the run deadline (``deadline_s``, else the spec's) + ``grace_s``.
+    Refuses a host that is not set up (naming ``vgkit remote setup``) and a live job of that name.
     """
-    if deadline_s < 1 or grace_s < 0:
-        raise SpecError(f"--deadline-s = {deadline_s}, --grace-s = {grace_s}: fix: a positive deadline, grace >= 0")
-    raw_name = yaml.safe_load(spec_path.read_text()).get("name", spec_path.stem) if spec_path.is_file() else "run"
-    spec_model = model or (yaml.safe_load(spec_path.read_text()) or {}).get("model") or "auto"
-    name = name or f"{raw_name}-{spec_model}"
-    if not re.fullmatch(r"[A-Za-z0-9._-]+", name):
-        raise SpecError(f"--name = {name!r}: use letters, digits, '.', '_' or '-'; fix: pass --name")
+    job = plan_remote_job(spec_path, model=model, name=name, deadline_s=deadline_s, grace_s=grace_s)
+    _check_env(env or {})
+    name = job.name
+    require_ready(target)
     if job_status(target, name)["running"]:
         raise SpecError(f"remote job {name} is already running; fix: `vgkit remote kill --name {name}` or wait")
     job_id = f"{name}-{secrets.token_hex(6)}"
     with tempfile.TemporaryDirectory(prefix="vgkit-remote-") as tmp:
         staging = Path(tmp)
-        _job_inputs(spec_path, staging)
-        timeout_s = deadline_s + grace_s
-        script = job_script(target, name, model=spec_model, job_id=job_id, timeout_s=timeout_s, env=env or {})
+        _job_inputs(spec_path, job.spec, staging)
+        script = job_script(target, job, job_id=job_id, env=env or {})
         (staging / "job.sh").write_text(script)
         (staging / "job_id").write_text(job_id + "\n")
         ctl = f"{target.run_dir(name)}/{CONTROL}"
         clear = f"rm -rf {remote_path(ctl)}"
-        _checked(run_ssh(target, clear, retry_s=30), "clear of old control files")
+        checked(run_ssh(target, clear, retry_s=30), "clear of old control files")
         done = subprocess.run(
             target.rsync_argv("-a", "--mkpath", f"{staging}/", target.remote(f"{ctl}/")), capture_output=True
         )
-        _checked(done, "upload of the job")
+        checked(done, "upload of the job")
     start = f"setsid -f sh runs/{name}/{CONTROL}/job.sh < /dev/null > /dev/null 2>&1"
-    _checked(run_ssh(target, _in_code(target, start), retry_s=30), "start")
+    checked(run_ssh(target, target.in_code(start), retry_s=30), "start")
     give_up_at = time.monotonic() + 30
     while time.monotonic() < give_up_at:
         status = job_status(target, name)
         if status["pgid"] is not None or status["exit_code"] is not None:
-            return name
+            return job
         time.sleep(0.3)
     raise GenerationError(f"remote job {name}: no pgid file 30 s after start; fix: `vgkit remote logs --name {name}`")
 

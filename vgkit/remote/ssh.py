@@ -13,12 +13,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from vgkit.errors import RemoteConnectionError, SpecError
+from vgkit.errors import GenerationError, RemoteConnectionError, SpecError
 
 __all__ = [
     "SSH_CONNECTION_FAILED",
     "RemoteConnectionError",
     "SshTarget",
+    "checked",
     "remote_path",
     "run_ssh",
     "target_from",
@@ -26,7 +27,8 @@ __all__ = [
 
 SSH_CONNECTION_FAILED = 255  # ssh's own exit code for "could not connect / connection lost"
 DEFAULT_REMOTE_DIR = "vgkit"
-DEFAULT_REMOTE_PYTHON = ".venv/bin/python"
+DEFAULT_REMOTE_PYTHON = ".venv/bin/python"  # made by setup.sh in the pushed code
+DEFAULT_GRACE_S = 300.0  # a remote job's `timeout` is its run deadline + this
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,10 @@ class SshTarget:
     def remote(self, path: str) -> str:
         """``host:path`` for rsync."""
         return f"{self.host}:{path}"
+
+    def in_code(self, command: str) -> str:
+        """``command`` run in the pushed code directory."""
+        return f"cd {remote_path(self.code_dir)} && {command}"
 
 
 def remote_path(path: str) -> str:
@@ -162,3 +168,11 @@ def run_ssh(
             )
         time.sleep(delay_s)
         delay_s = min(delay_s * 2, 5.0)
+
+
+def checked(done: subprocess.CompletedProcess[bytes], what: str) -> str:
+    """The stdout of a remote command that must succeed; else ``GenerationError`` with its stderr."""
+    if done.returncode != 0:
+        err = (done.stderr or b"").decode(errors="replace").strip()
+        raise GenerationError(f"remote {what} failed with exit {done.returncode}: {err[-400:]}")
+    return (done.stdout or b"").decode(errors="replace")

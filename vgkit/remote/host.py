@@ -1,0 +1,112 @@
+"""What is on the host: the pushed code, the ``.venv`` that setup.sh makes there, and whether
+both are ready for ``prefetch`` and ``run``.
+
+``push`` copies one commit (``git archive``) plus ``params/`` into ``<remote_dir>/code``; ``setup``
+runs that code's ``setup.sh`` there (idempotent: unchanged pins install nothing and say so);
+``require_ready`` refuses, naming the fix, a host without the code or without a ``.venv`` set up
+for the pushed pins (``setup.sh --check``), or without the interpreter ``--python`` names.
+"""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+from pathlib import Path
+
+from vgkit.errors import RemoteSetupError, SpecError
+from vgkit.remote.ssh import DEFAULT_REMOTE_PYTHON, SshTarget, checked, remote_path, run_ssh
+from vgkit.settings import repo_root
+
+__all__ = ["push", "require_ready", "setup"]
+
+
+def push(target: SshTarget, *, repo: Path | None = None, commit: str = "HEAD") -> str:
+    """Put the tracked files of ``commit`` (``git archive``) plus ``params/`` on the host.
+
+    Files of an older push are removed first (``.venv`` and ``runs`` stay), so the remote code is
+    exactly that commit. ``params/`` is copied as it is on disk, untracked images included.
+    Returns the full commit hash.
+    """
+    repo = repo or repo_root()
+    rev = subprocess.run(["git", "-C", str(repo), "rev-parse", commit], capture_output=True, text=True, check=False)
+    if rev.returncode != 0:
+        raise SpecError(f"--commit = {commit!r}: not a commit of {repo}; fix: pass a commit, branch or tag")
+    sha = rev.stdout.strip()
+    archive = subprocess.run(["git", "-C", str(repo), "archive", "--format=tar", sha], capture_output=True, check=True)
+    code = remote_path(target.code_dir)
+    unpack = (
+        f"mkdir -p {code} && cd {code} && "
+        "find . -mindepth 1 -maxdepth 1 ! -name .venv ! -name runs -exec rm -rf {} + && "
+        f"tar -x -m -f - && echo {sha} > .vgkit-commit"
+    )
+    checked(run_ssh(target, unpack, stdin=archive.stdout, timeout_s=600), "push")
+    params = repo / "params"
+    if params.is_dir():
+        done = subprocess.run(
+            target.rsync_argv("-a", "--mkpath", f"{params}/", target.remote(f"{target.code_dir}/params/")),
+            capture_output=True,
+            check=False,
+        )
+        checked(done, "push of params/")
+    return sha
+
+
+def _host_state(target: SshTarget) -> str:
+    """``no-code``, ``no-python`` or ``ready``, from one SSH call that changes nothing there.
+
+    The default ``.venv/bin/python`` is ready when ``setup.sh --check`` says it was set up for the
+    pushed pins (code pushed from a commit whose setup.sh has no ``--check``, which would install
+    instead: when it exists); an explicit ``--python`` when the host's shell finds it.
+    """
+    if target.python == DEFAULT_REMOTE_PYTHON:
+        python_ok = (
+            "if grep -q -e '--check)' setup.sh; then bash setup.sh --check >/dev/null 2>&1; "
+            f"else test -x {DEFAULT_REMOTE_PYTHON}; fi"
+        )
+    else:
+        python_ok = f"command -v {shlex.quote(target.python)} >/dev/null 2>&1"
+    probe = (
+        f"cd {remote_path(target.code_dir)} 2>/dev/null && test -f .vgkit-commit || {{ echo no-code; exit 0; }}; "
+        f"{python_ok} && echo ready || echo no-python"
+    )
+    return checked(run_ssh(target, probe, retry_s=30), "check of the host").strip()
+
+
+def _no_code(target: SshTarget) -> RemoteSetupError:
+    return RemoteSetupError(
+        f"{target.host}:{target.port}: no pushed code in {target.code_dir}; "
+        "fix: `vgkit remote push`, then `vgkit remote setup`"
+    )
+
+
+def require_ready(target: SshTarget) -> None:
+    """Raise ``RemoteSetupError`` naming the fix unless the host has the code and its python."""
+    state = _host_state(target)
+    if state == "no-code":
+        raise _no_code(target)
+    if state == "ready":
+        return
+    if target.python == DEFAULT_REMOTE_PYTHON:
+        raise RemoteSetupError(
+            f"{target.host}:{target.port}: {target.code_dir}/{DEFAULT_REMOTE_PYTHON} is not set up "
+            "(no .venv, or one made for other pins); fix: run `vgkit remote setup`"
+        )
+    raise RemoteSetupError(
+        f"--python = {target.python!r}: not found on {target.host}; "
+        "fix: pass an interpreter that exists there, or drop --python and run `vgkit remote setup`"
+    )
+
+
+def setup(target: SshTarget) -> None:
+    """Run ``setup.sh`` in the pushed code (idempotent there); its output streams.
+
+    Raises ``RemoteSetupError`` when no code was pushed or ``setup.sh`` exits non-zero.
+    """
+    if _host_state(target) == "no-code":
+        raise _no_code(target)
+    code = run_ssh(target, target.in_code("bash setup.sh"), capture=False, timeout_s=None).returncode
+    if code != 0:
+        raise RemoteSetupError(
+            f"{target.host}:{target.port}: setup.sh in {target.code_dir} exited {code} (its output is above); "
+            "fix: correct what it names on the host, then re-run `vgkit remote setup`"
+        )
