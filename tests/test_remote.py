@@ -244,6 +244,10 @@ def test_push_setup_prefetch_run_fetch_gives_a_verified_bundle(
     )
     manifest = json.loads((result.run_dir / "manifest.json").read_text())
     assert manifest["environment"]["python"] == host_python.stdout.decode().strip()
+    # the pushed code has no .git: its logs name the commit push recorded
+    pushed = (remote_dir / "code" / ".vgkit-commit").read_text().strip()
+    log = json.loads((result.run_dir / "logs" / "log_000.json").read_text())
+    assert log["code_commit"] == f"{pushed} (pushed)"
 
     # a corrupted local copy (same size, so rsync's quick check would skip it) is re-fetched
     data = bytearray(result.bundle.read_bytes())

@@ -122,11 +122,18 @@ def repo_root() -> Path:
     return Path(__file__).resolve().parent.parent
 
 
+PUSHED_COMMIT_FILE = ".vgkit-commit"  # written by `vgkit remote push` beside code that has no .git
+
+
 def code_commit() -> str:
-    """The git commit of the vgkit checkout, with ``+dirty`` when it has uncommitted changes."""
+    """The git commit of the vgkit checkout, with ``+dirty`` when it has uncommitted changes.
+
+    Code pushed by ``vgkit remote push`` has no ``.git``; its commit is read from the file push wrote.
+    """
     root = repo_root()
     if not (root / ".git").exists() or shutil.which("git") is None:
-        return "unknown"
+        pushed = root / PUSHED_COMMIT_FILE
+        return f"{pushed.read_text().strip()} (pushed)" if pushed.is_file() else "unknown"
     try:
         head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
         dirty = subprocess.run(

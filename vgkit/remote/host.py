@@ -15,7 +15,7 @@ from pathlib import Path
 
 from vgkit.errors import RemoteSetupError, SpecError
 from vgkit.remote.ssh import DEFAULT_REMOTE_PYTHON, SshTarget, checked, remote_path, run_ssh
-from vgkit.settings import repo_root
+from vgkit.settings import PUSHED_COMMIT_FILE, repo_root
 
 __all__ = ["push", "require_ready", "setup"]
 
@@ -37,7 +37,7 @@ def push(target: SshTarget, *, repo: Path | None = None, commit: str = "HEAD") -
     unpack = (
         f"mkdir -p {code} && cd {code} && "
         "find . -mindepth 1 -maxdepth 1 ! -name .venv ! -name runs -exec rm -rf {} + && "
-        f"tar -x -m -f - && echo {sha} > .vgkit-commit"
+        f"tar -x -m -f - && echo {sha} > {PUSHED_COMMIT_FILE}"
     )
     checked(run_ssh(target, unpack, stdin=archive.stdout, timeout_s=600), "push")
     params = repo / "params"
@@ -66,7 +66,8 @@ def _host_state(target: SshTarget) -> str:
     else:
         python_ok = f"command -v {shlex.quote(target.python)} >/dev/null 2>&1"
     probe = (
-        f"cd {remote_path(target.code_dir)} 2>/dev/null && test -f .vgkit-commit || {{ echo no-code; exit 0; }}; "
+        f"cd {remote_path(target.code_dir)} 2>/dev/null && test -f {PUSHED_COMMIT_FILE} "
+        "|| { echo no-code; exit 0; }; "
         f"{python_ok} && echo ready || echo no-python"
     )
     return checked(run_ssh(target, probe, retry_s=30), "check of the host").strip()
