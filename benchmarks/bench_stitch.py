@@ -44,7 +44,7 @@ def make_clips(root: Path, *, clips: int, frames: int) -> RunLayout:
             layout.log(i),
             {
                 "index": i,
-                "effective": {"num_frames": frames, "fps": FPS},
+                "effective": {"num_frames": frames, "fps": FPS, "width": WIDTH, "height": HEIGHT},
                 "artifacts": {"clip": file_record(layout.clip(i), root=root)},
             },
         )
