@@ -117,6 +117,8 @@ class Preset:
             parts.append("vae-tiling")
         if self.fp8_layerwise:
             parts.append("fp8-layerwise")
+        if self.vae_dtype is not None:
+            parts.append(f"vae {self.vae_dtype}")
         if self.size_scale != 1.0:
             parts.append(f"{self.size_scale:g}x size + upscale")
         if self.steps_scale != 1.0:
