@@ -75,3 +75,14 @@ def test_stitch_of_missing_run_is_exit_5(tmp_path: Path) -> None:
     done = _vgkit("stitch", str(tmp_path / "nothing"))
     assert done.returncode == 5
     assert "no clip logs" in done.stderr
+
+
+def test_output_piped_into_a_reader_that_stops_early_ends_without_a_traceback() -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        f"{sys.executable} -m vgkit models | head -n 1", shell=True, capture_output=True, text=True, timeout=120
+    )
+    assert done.stdout.startswith("model ")
+    assert "Traceback" not in done.stderr and "BrokenPipeError" not in done.stderr

@@ -8,6 +8,7 @@ User errors print one line, ``vgkit: error: ...``, and exit with the error's cod
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -174,7 +175,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from vgkit.notebook import run_generate_notebook
 
     result = run_generate_notebook(
-        GENERATE_NOTEBOOK, spec=args.spec, model=args.model, out=args.out, executed=args.executed
+        GENERATE_NOTEBOOK, spec=args.spec, model=args.model, preset=args.preset, out=args.out, executed=args.executed
     )
     print(f"notebook: {result['executed_notebook']}")
     print(f"final: {result['final_video']}")
@@ -321,6 +322,7 @@ def _parser() -> argparse.ArgumentParser:
     p = add("demo", _cmd_demo, "run the generate notebook headless (papermill) on a spec: the quick start")
     p.add_argument("--spec", type=Path, default=Path("params") / "demo.yaml")
     p.add_argument("--model", default="auto", help=model_help)
+    p.add_argument("--preset", default=None, help=preset_help)
     p.add_argument("--out", type=Path, default=None, help="run directory (default runs/<spec name>-<model>)")
     p.add_argument("--executed", type=Path, default=None, help="where to save the executed notebook")
 
@@ -340,4 +342,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("vgkit: interrupted; finished clips are kept, re-run the same command to resume", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into e.g. `head`, which stopped reading
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     return code

@@ -69,7 +69,7 @@ def show_video(path: Path) -> Any:
 
 
 def run_generate_notebook(
-    notebook: Path, *, spec: Path, model: str, out: Path | None, executed: Path | None
+    notebook: Path, *, spec: Path, model: str, preset: str | None = None, out: Path | None, executed: Path | None
 ) -> dict[str, Path]:
     """Execute the generate notebook headless; return the executed copy, final video and bundle.
 
@@ -80,7 +80,7 @@ def run_generate_notebook(
     from papermill.exceptions import PapermillExecutionError
 
     root = repo_root()
-    spec_obj, choice, _ = plan_job(_from_root(spec), model=model)
+    spec_obj, choice, plan = plan_job(_from_root(spec), model=model, preset=preset)
     run_dir = _from_root(out) if out else root / default_run_dir(spec_obj, choice.model.name)
     executed = executed or run_dir / "notebook" / notebook.name
     executed.parent.mkdir(parents=True, exist_ok=True)
@@ -90,6 +90,7 @@ def run_generate_notebook(
             str(executed),
             parameters={
                 "model": choice.model.name,
+                "preset": str(plan.preset["name"]),
                 "spec": str(_from_root(spec)),
                 "out": str(run_dir),
                 "show_clips": False,
