@@ -130,6 +130,7 @@ def test_markdown_table_and_billing(runs: dict[str, Path], tmp_path: Path) -> No
     assert "| t-empty | failed | n/a | n/a | no failure record |" in md
     assert "  - clip 1: aborted [timeout]: clip deadline passed" in md
     assert "- Best completed model: wan22-tiny" in md
+    assert "- **wan22-tiny**: preset cpu, peak RSS " in md  # the run's plan names its preset
     # at $3.60/hour one second costs $0.001
     clip0 = next(line for line in md.splitlines() if line.startswith("| clip 0 |"))
     seconds = float(clip0.split("|")[3].strip().rstrip("s"))
@@ -217,3 +218,12 @@ def test_report_refuses_a_missing_run_dir(tmp_path: Path) -> None:
     with pytest.raises(SpecError, match="not a directory"):
         write_report([tmp_path / "nope"], out=tmp_path / "r")
     assert RunLayout(tmp_path / "nope").manifest.name == "manifest.json"
+
+
+def test_the_preset_note_says_when_a_run_generated_smaller_and_was_upscaled() -> None:
+    from vgkit.report import preset_note
+
+    plan = {"preset": {"name": "4090"}, "width": 960, "height": 544, "output_width": 1280, "output_height": 720}
+    assert preset_note(plan) == "4090 (960x544 generated, upscaled to 1280x720)"
+    assert preset_note({**plan, "output_width": 960, "output_height": 544}) == "4090"
+    assert preset_note(None) == "n/a"

@@ -80,6 +80,18 @@ class RunSummary:
     timeline_source: str
     qa: dict[str, Any] | None
     filmstrips: list[tuple[str, bytes]] = field(default_factory=list)
+    preset: str = "n/a"  # the preset and, where it generated smaller, the upscale
+
+
+def preset_note(plan: dict[str, Any] | None) -> str:
+    """``"4090 (960x544 generated, upscaled to 1280x720)"``, ``"cpu"``, or n/a without a plan."""
+    if not plan or not plan.get("preset"):
+        return "n/a"
+    name = str(plan["preset"]["name"])
+    made, out = (plan["width"], plan["height"]), (plan.get("output_width"), plan.get("output_height"))
+    if None in out or made == out:
+        return name
+    return f"{name} ({made[0]}x{made[1]} generated, upscaled to {out[0]}x{out[1]})"
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
@@ -240,6 +252,7 @@ def summarize_run(run_dir: Path) -> RunSummary:
         timeline_source=timeline_source,
         qa=qa,
         filmstrips=_filmstrips(layout, ok_logs),
+        preset=preset_note(plan),
     )
 
 

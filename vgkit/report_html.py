@@ -132,13 +132,13 @@ def render_html(runs: list[RunSummary], *, usd_per_hour: float | None) -> str:
         )
     out.append("</ul>" if failed else "")
     out.append(
-        "<h2>Operational Notes</h2><table><tr><th>Model</th><th>Peak RSS</th><th>Peak GPU memory</th>"
+        "<h2>Operational Notes</h2><table><tr><th>Model</th><th>Preset</th><th>Peak RSS</th><th>Peak GPU memory</th>"
         "<th>Mean GPU utilisation</th><th>Peak temperature</th><th>Overlapping-job samples</th></tr>"
     )
     for r in runs:
         g = r.gpu or {}
         out.append(
-            f"<tr><td>{escape(r.model)}</td><td class=num>{fmt_bytes(r.peak_rss_bytes)}</td>"
+            f"<tr><td>{escape(r.model)}</td><td>{escape(r.preset)}</td><td class=num>{fmt_bytes(r.peak_rss_bytes)}</td>"
             f"<td class=num>{fmt_bytes(r.peak_gpu_bytes)}</td>"
             f"<td class=num>{fmt(g.get('mean_util_pct'), '%', 1)}</td>"
             f"<td class=num>{fmt(g.get('peak_temp_c'), ' C')}</td>"

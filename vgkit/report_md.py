@@ -48,7 +48,8 @@ def render_markdown(runs: list[RunSummary], *, usd_per_hour: float | None, image
     for r in runs:
         g = r.gpu or {}
         lines.append(
-            f"- **{r.model}**: peak RSS {fmt_bytes(r.peak_rss_bytes)}, peak GPU memory {fmt_bytes(r.peak_gpu_bytes)}, "
+            f"- **{r.model}**: preset {_cell(r.preset)}, peak RSS {fmt_bytes(r.peak_rss_bytes)}, "
+            f"peak GPU memory {fmt_bytes(r.peak_gpu_bytes)}, "
             f"mean GPU utilisation {fmt(g.get('mean_util_pct'), '%', 1)}, peak temperature "
             f"{fmt(g.get('peak_temp_c'), ' C')}, overlapping-job samples {fmt(g.get('overlap_samples'))}"
         )
