@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ import pytest
 
 from tests.conftest import REPO, spec_dict, write_spec
 from tests.stand_ins import OutOfMemoryDecoder
+from tests.tiny_models import clip_request, direct_frames, tiny_generator
 from vgkit.artifacts import RunLayout
 from vgkit.errors import GenerationError, GuardrailError
 from vgkit.generator import DECODE_ATTEMPTS, decode_with_retries
@@ -128,50 +130,17 @@ def test_decode_out_of_memory_in_every_attempt_keeps_the_latents_message() -> No
 
 
 def test_decode_from_saved_latents_equals_the_direct_pipeline_call(tmp_path: Path) -> None:
-    import torch
-    from PIL import Image
-
     from vgkit.chain import _save_latents, _saved_latents
-    from vgkit.checkpoints import locate_checkpoint
-    from vgkit.generator import ClipRequest, InProcessGenerator
 
-    model = adapter("wan22-tiny")
-    gen = InProcessGenerator(model, locate_checkpoint(model), device="cpu")
-    image = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
-    request = ClipRequest(
-        index=0,
-        image_hwc=image,
-        prompt="a boat",
-        negative_prompt="blur",
-        seed=11,
-        num_frames=9,
-        width=64,
-        height=64,
-        steps=2,
-        guidance_scale=5.0,
-        max_sequence_length=32,
-    )
+    gen = tiny_generator("wan22-tiny")
+    request = replace(clip_request("wan22-tiny", 9), guidance_scale=5.0, max_sequence_length=32)
     denoised = gen.denoise(request)
     path = tmp_path / "latents" / "latents_000.pt"
     _save_latents(path, denoised.latents, key_sha256="k", steps_done=denoised.steps_done)
     assert _saved_latents(path, key_sha256="other", steps=2) is None
     from_disk = gen.decode(_saved_latents(path, key_sha256="k", steps=2), attempt="as_loaded")
-    direct = gen.pipe(
-        image=Image.fromarray(image),
-        prompt="a boat",
-        negative_prompt="blur",
-        height=64,
-        width=64,
-        num_frames=9,
-        num_inference_steps=2,
-        guidance_scale=5.0,
-        max_sequence_length=32,
-        generator=torch.Generator("cpu").manual_seed(11),
-        output_type="np",
-    ).frames[0]
-    expected = (np.clip(direct, 0, 1) * 255).round().astype(np.uint8)
     assert from_disk.shape == (9, 64, 64, 3)
-    assert np.array_equal(from_disk, expected)
+    assert np.array_equal(from_disk, direct_frames(gen, request))
 
 
 def test_gpu_telemetry_is_absent_on_cpu_without_error() -> None:
@@ -222,45 +191,10 @@ def test_worker_dies_with_its_supervisor_and_the_lock_frees(tmp_path: Path, monk
 
 @pytest.mark.parametrize(("name", "num_frames"), [("cogvideox15-tiny", 17), ("hunyuan-i2v-tiny", 9)])
 def test_other_families_decode_saved_latents_like_their_pipeline(name: str, num_frames: int) -> None:
-    import torch
-    from PIL import Image
-
-    from vgkit.checkpoints import locate_checkpoint
-    from vgkit.generator import ClipRequest, InProcessGenerator
-
-    model = adapter(name)
-    gen = InProcessGenerator(model, locate_checkpoint(model), device="cpu")
-    image = np.random.default_rng(1).integers(0, 256, (32, 32, 3), dtype=np.uint8)
-    request = ClipRequest(
-        index=0,
-        image_hwc=image,
-        prompt="a boat",
-        negative_prompt="blur",
-        seed=5,
-        num_frames=num_frames,
-        width=32,
-        height=32,
-        steps=2,
-        guidance_scale=6.0,
-        max_sequence_length=64,
-    )
+    gen = tiny_generator(name)
+    request = replace(clip_request(name, num_frames, width=32, height=32), max_sequence_length=64)
     denoised = gen.denoise(request)
     assert denoised.frames_fhwc is None and denoised.latents is not None  # latents come back undecoded
     separate = gen.decode(denoised.latents, attempt="as_loaded")
-    direct = gen.pipe(
-        image=Image.fromarray(image),
-        prompt="a boat",
-        negative_prompt="blur",
-        height=32,
-        width=32,
-        num_frames=num_frames,
-        num_inference_steps=2,
-        guidance_scale=6.0,
-        max_sequence_length=64,
-        generator=torch.Generator("cpu").manual_seed(5),
-        output_type="np",
-        **model.call_defaults,
-    ).frames[0]
-    expected = (np.clip(direct, 0, 1) * 255).round().astype(np.uint8)
     assert separate.shape == (num_frames, 32, 32, 3)
-    assert np.array_equal(separate, expected)
+    assert np.array_equal(separate, direct_frames(gen, request))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -117,14 +116,10 @@ def test_three_clip_chain_under_the_4090_preset_generates_smaller_and_the_stitch
     assert logs[0]["preset"]["name"] == "4090"
     assert logs[0]["model"]["preset_applied"]["applied"] == ["fp8-layerwise", "group-offload-leaf", "vae-tiling"]
     assert logs[0]["output_size"] == {"width": 48, "height": 48}
-    assert read_frames(logs_clip(result.run_dir, logs[0])).shape[1:3] == (32, 32)
+    assert read_frames(result.run_dir / logs[0]["artifacts"]["clip"]["path"]).shape[1:3] == (32, 32)
     final = read_frames(result.final_video)
     assert final.shape[0] == result.final_frames == 3 * 121 - 2
     assert final.shape[1:3] == (48, 48)
     upscale = json.loads(result.manifest.read_text())["stitch"]["upscale"]
     assert upscale["from"] == {"width": 32, "height": 32} and upscale["to"] == {"width": 48, "height": 48}
     assert "lanczos" in upscale["filter"]
-
-
-def logs_clip(run_dir: Path, log: dict[str, Any]) -> Path:
-    return run_dir / log["artifacts"]["clip"]["path"]

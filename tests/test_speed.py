@@ -423,3 +423,16 @@ def test_bad_speed_sections_are_one_line_spec_errors_before_any_load(
 
     with pytest.raises(SpecError, match=match):
         plan_job(write_spec(tmp_path / "spec.yaml", spec_dict(speed=speed)))
+
+
+@pytest.mark.parametrize(("threshold", "effective"), [(None, 0.05), (0.05, 0.05), (0.2, 0.2)])
+def test_the_plan_lists_speed_changes_by_their_effective_values(
+    threshold: float | None, effective: float, tmp_path: Path
+) -> None:
+    from tests.conftest import spec_dict, write_spec
+    from vgkit.runner import plan_job
+
+    speed = {"cache": "first-block", **({"cache_threshold": threshold} if threshold is not None else {})}
+    plan = plan_job(write_spec(tmp_path / "spec.yaml", spec_dict(speed=speed)))[2]
+    assert plan.differs_from_baseline["speed"] == {"cache": "first-block", "threshold_in_effect": effective}
+    assert "speed" not in plan_job(write_spec(tmp_path / "off.yaml", spec_dict()))[2].differs_from_baseline

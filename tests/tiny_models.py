@@ -31,3 +31,25 @@ def clip_request(name: str, num_frames: int, *, width: int = 64, height: int = 6
         guidance_scale=6.0,
         max_sequence_length=adapter(name).baseline.max_sequence_length,
     )
+
+
+def direct_frames(gen: InProcessGenerator, request: ClipRequest) -> np.ndarray:
+    """What the pipeline's own call (denoise and decode in one) returns for ``request``, as uint8."""
+    import torch
+    from PIL import Image
+
+    frames = gen.pipe(
+        image=Image.fromarray(request.image_hwc),
+        prompt=request.prompt,
+        negative_prompt=request.negative_prompt,
+        height=request.height,
+        width=request.width,
+        num_frames=request.num_frames,
+        num_inference_steps=request.steps,
+        guidance_scale=request.guidance_scale,
+        max_sequence_length=request.max_sequence_length,
+        generator=torch.Generator("cpu").manual_seed(request.seed),
+        output_type="np",
+        **gen.model.call_defaults,
+    ).frames[0]
+    return (np.clip(frames, 0, 1) * 255).round().astype(np.uint8)

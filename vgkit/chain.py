@@ -286,7 +286,7 @@ def run_chain(
     layout.make_dirs()
     layout.sweep_temp_files()
     if guard is None:
-        deadlines = Deadlines.for_spec(spec, clip_count=len(plan.clips))
+        deadlines = Deadlines.for_spec(spec)
         guard = RunGuard(deadlines, clip_count=len(plan.clips), progress=progress)
     reference = fit_to_size(load_rgb(spec.reference_image), width=plan.width, height=plan.height)
     input_image, input_source = reference, "reference_image"

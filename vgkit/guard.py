@@ -92,14 +92,14 @@ class Deadlines:
         cls,
         spec: RunSpec,
         *,
-        clip_count: int,
         clip_timeout_s: float | None = None,
         run_timeout_s: float | None = None,
         started_at: float | None = None,
     ) -> Deadlines:
-        """The spec's ``clip_timeout_s``/``run_timeout_s``, each replaced by an explicit value (the CLI's)."""
+        """The spec's ``clip_timeout_s``/``run_timeout_s`` (one clip per shot), each replaced by an
+        explicit value (the CLI's)."""
         return cls.for_run(
-            clip_count=clip_count,
+            clip_count=len(spec.shots),
             clip_timeout_s=spec.clip_timeout_s if clip_timeout_s is None else clip_timeout_s,
             run_timeout_s=spec.run_timeout_s if run_timeout_s is None else run_timeout_s,
             started_at=started_at,

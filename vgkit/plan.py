@@ -27,7 +27,6 @@ __all__ = ["MAX_FINAL_S", "MIN_FINAL_S", "ClipPlan", "RunPlan", "make_plan", "sp
 
 MIN_FINAL_S = 30
 MAX_FINAL_S = 60
-_SPEED_SWITCHES = {"cache": "off", "attention_backend": "default", "compile": "off"}  # their "off" values
 
 
 @dataclass(frozen=True)
@@ -80,7 +79,9 @@ class RunPlan:
             "guidance_scale": self.guidance_scale,
         }
         changed = {k: v for k, v in effective.items() if self.baseline.get(k) != v}
-        speed_on = {k: v for k, v in self.speed.items() if k in _SPEED_SWITCHES and v != _SPEED_SWITCHES[k]}
+        # Speed options against all-off, by effective value (a threshold given as the default is no change).
+        off = SpeedOptions().to_record()
+        speed_on = {k: v for k, v in self.speed.items() if k != "cache_threshold" and v != off[k]}
         return {**changed, **({"speed": speed_on} if speed_on else {})}
 
     @property
@@ -116,14 +117,8 @@ class RunPlan:
 
 def speed_options(spec: RunSpec) -> SpeedOptions:
     """The spec's ``speed`` section as the options ``vgkit.models.speed`` applies."""
-    raw = spec.speed
-    return SpeedOptions(
-        cache=raw.cache,
-        cache_threshold=raw.cache_threshold,
-        mag_ratios=tuple(raw.mag_ratios) if raw.mag_ratios is not None else None,
-        attention_backend=raw.attention_backend,
-        compile=raw.compile,
-    )
+    ratios = spec.speed.mag_ratios
+    return SpeedOptions(**{**spec.speed.model_dump(), "mag_ratios": tuple(ratios) if ratios is not None else None})
 
 
 def _frames_for(duration_s: float, fps: int, model: ModelAdapter) -> int:

@@ -101,7 +101,6 @@ def run_job(
         raise SpecError(f"out = '{run_dir}': exists and is not a directory; fix: choose another --out")
     deadlines = Deadlines.for_spec(
         spec,
-        clip_count=len(plan.clips),
         clip_timeout_s=clip_timeout_s,
         run_timeout_s=run_timeout_s,
         started_at=run_started_at,

@@ -7,8 +7,10 @@ crossfade (``xfade=transition=fade``) over a fixed whole number of overlap frame
 computed in integer frames. Optional seam smoothing (cuts only) re-makes ``SEAM_WINDOW_FRAMES``
 frames either side of each cut with ffmpeg ``minterpolate`` (motion-compensated) in the same
 graph; RIFE is not available here and is recorded as such. Optional colour matching
-(vgkit.colour) is a per-clip ``lutrgb`` in the same graph. One ffmpeg filtergraph, the pinned
-encoder recipe (vgkit.encode) at the model's fps. The final frame count must equal
+(vgkit.colour) is a per-clip ``lutrgb`` in the same graph. Clips generated below the run's output
+size (a preset's ``size_scale``) are upscaled at the end of the graph with a pinned Lanczos
+``scale``. One ffmpeg filtergraph, the pinned encoder recipe (vgkit.encode) at the model's fps.
+The final frame count must equal
 ``sum(frames) - (X - 1) - (X - 1) * overlap_frames`` or the stitch fails.
 """
 
@@ -42,7 +44,7 @@ COLOUR_MODES = ("off", "mean_std")
 SEAM_MODES = ("off", "minterpolate")
 XFADE_TRANSITION = "fade"
 SWS_FLAGS = "bitexact+accurate_rnd+full_chroma_int"
-UPSCALE_FLAGS = f"lanczos+{SWS_FLAGS}"
+UPSCALE_FLAGS = f"lanczos+{SWS_FLAGS}"  # Lanczos on swscale's bit-exact C paths, whatever the CPU's SIMD
 SEAM_WINDOW_FRAMES = 2  # frames replaced on each side of a seam when seam smoothing is on
 SEAM_CONTEXT_FRAMES = 2  # real frames on each side that the interpolator sees
 RIFE_STATUS = "unavailable"  # no RIFE weights ship with vgkit or are present here
@@ -137,18 +139,9 @@ def _check_fits(kept: list[int], settings: StitchSettings) -> None:
 
 
 def _filtergraph(
-    kept: list[int],
-    *,
-    drop_first: list[bool],
-    fps: int,
-    settings: StitchSettings,
-    luts: list[str | None],
-    upscale_to: tuple[int, int] | None = None,
+    kept: list[int], *, drop_first: list[bool], fps: int, settings: StitchSettings, luts: list[str | None]
 ) -> str:
     """The whole stitch as one filtergraph whose output pad is ``[out]``."""
-    if upscale_to is not None:
-        joined = _filtergraph(kept, drop_first=drop_first, fps=fps, settings=settings, luts=luts)
-        return joined.removesuffix("[out]") + f"[joined];[joined]{_upscale_filter(*upscale_to)}[out]"
     parts = []
     for i, lut in enumerate(luts):
         chain = ["trim=start_frame=1"] if drop_first[i] else []
@@ -174,11 +167,6 @@ def _filtergraph(
         parts.append(f"[{prev}][v{i}]xfade=transition={XFADE_TRANSITION}:duration={duration}:offset={offset}[{name}]")
         prev, length = name, length + kept[i] - overlap_frames
     return ";".join(parts)
-
-
-def _upscale_filter(width: int, height: int) -> str:
-    """The pinned upscale: Lanczos on swscale's bit-exact C paths, whatever the CPU's SIMD."""
-    return f"scale={width}:{height}:flags={UPSCALE_FLAGS}"
 
 
 def _bridge_filter(fps: int) -> str:
@@ -233,7 +221,7 @@ def _upscale_record(logs: list[dict[str, Any]]) -> dict[str, Any] | None:
     return {
         "from": {"width": width, "height": height},
         "to": {"width": output["width"], "height": output["height"]},
-        "filter": _upscale_filter(output["width"], output["height"]),
+        "filter": f"scale={output['width']}:{output['height']}:flags={UPSCALE_FLAGS}",
         "reason": f"preset {preset.get('name')!r} generates at {preset.get('size_scale')}x the output size",
     }
 
@@ -292,15 +280,10 @@ def stitch_run(
 
         colour = colour_record or match_colours(clips, anchor_image=settings.colour_anchor_image)
         luts = [t["lutrgb"] for t in colour["transforms"]]
+    graph = _filtergraph(kept, drop_first=[is_chained(log) for log in logs], fps=fps, settings=settings, luts=luts)
     upscale = _upscale_record(logs)
-    graph = _filtergraph(
-        kept,
-        drop_first=[is_chained(log) for log in logs],
-        fps=fps,
-        settings=settings,
-        luts=luts,
-        upscale_to=(upscale["to"]["width"], upscale["to"]["height"]) if upscale else None,
-    )
+    if upscale is not None:  # the joined stream, scaled as the last step of the same graph
+        graph = graph.removesuffix("[out]") + f"[joined];[joined]{upscale['filter']}[out]"
     target = dest or layout.final
     render(clips, graph, fps=fps, encoder=encoder_args(), dest=target, expected_frames=expected)
     final = file_record(target, root=layout.root) if target == layout.final else file_record(target, root=target.parent)

@@ -108,9 +108,7 @@ def run_supervised(
 
     spec_obj, choice, plan = plan_job(spec, model=model, preset=preset)
     run_dir = out if out is not None else default_run_dir(spec_obj, choice.model.name)
-    deadlines = Deadlines.for_spec(
-        spec_obj, clip_count=len(plan.clips), clip_timeout_s=clip_timeout_s, run_timeout_s=run_timeout_s
-    )
+    deadlines = Deadlines.for_spec(spec_obj, clip_timeout_s=clip_timeout_s, run_timeout_s=run_timeout_s)
     held = None
     if lock if lock is not None else choice.device != "cpu":
         held = acquire_device_lock(

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from vgkit.errors import ModelUnavailableError, SpecError
 from vgkit.models.baselines import Baseline, load_baseline
+from vgkit.settings import cuda_gpu_memory_gib
 
 if TYPE_CHECKING:
     from diffusers import DiffusionPipeline
@@ -260,7 +261,8 @@ class ModelAdapter:
                 f"model {self.name!r}: {snapshot} has no model_index.json (not a diffusers layout); "
                 f"fix: vgkit prefetch --model {self.name}"
             )
-        chosen = self.resolve_preset(preset, device=device, gpu_memory_gib=_gpu_memory_gib(device))
+        memory = cuda_gpu_memory_gib() if device == "cuda" else None
+        chosen = self.resolve_preset(preset, device=device, gpu_memory_gib=memory)
         quiet_hf_libraries()
         pipe: Any = self.pipeline_type().from_pretrained(
             str(snapshot), **self._components(snapshot, preset=chosen), dtype=_dtype(chosen.other_dtype)
@@ -356,11 +358,3 @@ def _dtype(name: str) -> Any:
     import torch
 
     return getattr(torch, name)
-
-
-def _gpu_memory_gib(device: str) -> float | None:
-    if device != "cuda":
-        return None
-    import torch
-
-    return float(torch.cuda.get_device_properties(0).total_memory) / 2**30

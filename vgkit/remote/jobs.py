@@ -169,16 +169,16 @@ def _seconds(value: float) -> str:
     return f"{value:.3f}".rstrip("0").rstrip(".")
 
 
-def _deadline(spec: RunSpec, *, clip_count: int, deadline_s: float | None) -> tuple[float, str]:
+def _deadline(spec: RunSpec, *, deadline_s: float | None) -> tuple[float, str]:
     """The run deadline and where it came from: ``--deadline-s``, else the spec's, as ``vgkit run``."""
     from vgkit.guard import Deadlines
 
     if deadline_s is not None:
         return float(deadline_s), "--deadline-s"
-    run_s = Deadlines.for_spec(spec, clip_count=clip_count).run_timeout_s
+    run_s = Deadlines.for_spec(spec).run_timeout_s
     if spec.run_timeout_s is not None:
         return run_s, "the spec's run_timeout_s"
-    return run_s, f"{clip_count} clips x clip_timeout_s {_seconds(spec.clip_timeout_s)}"
+    return run_s, f"{len(spec.shots)} clips x clip_timeout_s {_seconds(spec.clip_timeout_s)}"
 
 
 def plan_remote_job(
@@ -197,12 +197,12 @@ def plan_remote_job(
         raise SpecError(f"--deadline-s = {deadline_s}: not a positive number of seconds; fix: e.g. 3600, or omit it")
     if not grace_s >= 0:
         raise SpecError(f"--grace-s = {grace_s}: must be >= 0 seconds; fix: e.g. {DEFAULT_GRACE_S:g}")
-    spec, _, plan = plan_job(spec_path, model=model, planning_only=True)
+    spec, _, _ = plan_job(spec_path, model=model, planning_only=True)
     run_model = model or spec.model
     name = name or f"{spec.name}-{run_model}"
     if not re.fullmatch(r"[A-Za-z0-9._-]+", name):
         raise SpecError(f"--name = {name!r}: use letters, digits, '.', '_' or '-'; fix: pass --name")
-    deadline, source = _deadline(spec, clip_count=len(plan.clips), deadline_s=deadline_s)
+    deadline, source = _deadline(spec, deadline_s=deadline_s)
     return RemoteJob(spec, name, run_model, deadline, source, deadline + grace_s)
 
 
