@@ -32,6 +32,7 @@ __all__ = [
     "ShotCard",
     "SpeedSpec",
     "load_spec",
+    "read_spec_data",
 ]
 
 CameraMove = Literal["static", "pan", "dolly", "tilt", "push-in", "orbit"]
@@ -41,9 +42,9 @@ MIN_SHOT_S = 5.0
 MAX_SHOT_S = 10.0
 MIN_IMAGE_PX = 64
 MAX_IMAGE_PX = 8192
-MAX_SPEC_BYTES = 1 << 20
+MAX_SPEC_BYTES = 256 * 1024  # a 64-shot spec with long prompts is ~100 KB
 MAX_SPEC_DEPTH = 32
-MAX_SPEC_NODES = 100_000
+MAX_SPEC_NODES = 20_000  # values, aliases expanded; a 64-shot spec has ~1,000
 
 
 # Numbers and flags must be written as such: "5" is not a duration and 1 is not ``true``.
@@ -182,6 +183,7 @@ def _one_line(source: str, err: ValidationError) -> SpecError:
 
 _FLATTEN = "write the values out plainly: no deep nesting, no chains of YAML aliases"
 _KEEP_ONE = "keep one of them"
+_TOO_BIG = "a spec needs a few hundred values; pass the spec itself, not a data file"
 
 
 class _OverBudget(Exception):
@@ -200,12 +202,16 @@ class _SpecLoader(yaml.SafeLoader):
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
         self._depth = 0
+        self._composed = 0
         self._open_anchors: set[str] = set()
         self._measured: dict[int, tuple[int, int]] = {}  # id(node) -> (values, depth), aliases expanded
 
     def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
         event = self.peek_event()
         line = event.start_mark.line + 1
+        self._composed += 1  # every value and alias as written, so a long flat list stops early too
+        if self._composed > MAX_SPEC_NODES:
+            raise _OverBudget(f"line {line}: more than {MAX_SPEC_NODES} values", _TOO_BIG)
         if isinstance(event, yaml.AliasEvent):
             if event.anchor in self._open_anchors:
                 raise _OverBudget(f"line {line}: alias *{event.anchor} is used inside the value it names (a loop)")
@@ -356,7 +362,10 @@ def _read_text(path: Path) -> str:
     return raw.decode("utf-8", errors="replace")
 
 
-def _read_mapping(path: Path) -> dict[str, Any]:
+def read_spec_data(path: Path) -> dict[str, Any]:
+    """The spec at ``path`` as plain data (not yet validated), read within the budget and refusing
+    duplicate keys; every problem is one ``SpecError`` line. Use this, not ``yaml.safe_load``,
+    wherever a user's spec file is read."""
     text = _read_text(path)
     is_json = path.suffix.lower() == ".json"
     kind = "JSON" if is_json else "YAML"
@@ -386,7 +395,7 @@ def _check_image(source: str, field: str, path: Path) -> None:
 def load_spec(path: str | Path) -> RunSpec:
     """Read, validate and return the spec at ``path``; relative image paths resolve against it."""
     spec_path = Path(path)
-    data = _read_mapping(spec_path)
+    data = read_spec_data(spec_path)
     try:
         spec = RunSpec.model_validate(data)
     except ValidationError as err:
