@@ -3,7 +3,8 @@
 A spec is where a user's mistakes enter, so every problem becomes one ``SpecError`` line that
 names the field path (``shots[2].camera``), the bad value and the fix, before any model loads.
 
-The text is read within a budget, so a hostile spec costs milliseconds, not minutes: at most
+The text is read within a budget, so a hostile spec is refused in about a second at worst, not
+after minutes and gigabytes: a regular file (a FIFO or device is refused unread) of at most
 ``MAX_SPEC_BYTES``, nesting at most ``MAX_SPEC_DEPTH`` levels and at most ``MAX_SPEC_NODES`` values
 once YAML aliases are expanded (an alias counts at every use, so a "billion laughs" alias bomb stops
 early); an alias inside the value it names is refused, and so is a key given twice in one mapping
@@ -338,7 +339,7 @@ def _parse(text: str, *, is_json: bool) -> Any:
 
 
 def _read_text(path: Path) -> str:
-    """The spec's text: a regular file of at most ``MAX_SPEC_BYTES``, read without following it further."""
+    """The spec's text: a regular file (anything else is refused unread) of at most ``MAX_SPEC_BYTES``."""
     from vgkit.images import file_kind
 
     source = f"spec {str(path)!r}"
