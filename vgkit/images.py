@@ -137,16 +137,20 @@ def _to_rgb(img: Image.Image) -> np.ndarray:
     """The loaded image as (H, W, 3) uint8 with each mode's own scaling (see the module docstring)."""
     mode = img.mode
     if mode == "I" or mode.startswith("I;16"):
-        values = np.asarray(img).astype(np.int64)
+        values = np.asarray(img)
         low, high = int(values.min()), int(values.max())
         if low < 0 or high > 65535:
             raise _Problem(
                 f"32-bit integer pixels span {low}..{high}, outside the 16-bit range 0..65535 vgkit reads",
                 "save it as an 8- or 16-bit PNG",
             )
-        return _grey_to_rgb((values * 255 + 32767) // 65535)
+        scaled = values.astype(np.uint32)  # v * 255 + 32767 < 2**32: round(v * 255 / 65535) exactly
+        scaled *= 255
+        scaled += 32767
+        scaled //= 65535
+        return _grey_to_rgb(scaled)
     if mode == "F":
-        floats = np.asarray(img, dtype=np.float64)
+        floats = np.asarray(img, dtype=np.float32)
         if not np.isfinite(floats).all() or floats.min() < 0.0 or floats.max() > 1.0:
             span = f"{np.nanmin(floats):g}..{np.nanmax(floats):g}"
             raise _Problem(
@@ -159,13 +163,10 @@ def _to_rgb(img: Image.Image) -> np.ndarray:
         converted = img.convert("RGBA" if has_alpha else "RGB")
     except ValueError as exc:  # PIL has no conversion for this mode
         raise _Problem(f"pixel mode {mode} cannot be converted to RGB ({exc})", "save it as PNG or JPEG") from None
-    if not has_alpha:
-        return np.asarray(converted, dtype=np.uint8).copy()
-    rgba = np.asarray(converted, dtype=np.int64)
-    alpha = rgba[..., 3:]
-    background = np.asarray(BACKGROUND_RGB, dtype=np.int64)
-    blended = (rgba[..., :3] * alpha + background * (255 - alpha) + 127) // 255
-    return blended.astype(np.uint8)
+    if has_alpha:  # PIL's 8-bit compositing, in C: no wide copies of a large image
+        background = Image.new("RGBA", converted.size, (*BACKGROUND_RGB, 255))
+        converted = Image.alpha_composite(background, converted).convert("RGB")
+    return np.asarray(converted, dtype=np.uint8).copy()
 
 
 def _grey_to_rgb(grey_hw: np.ndarray) -> np.ndarray:
