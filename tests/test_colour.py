@@ -1,16 +1,21 @@
-"""Colour matching: a synthetic drift is reduced (measured on the decoded final), none is left alone."""
+"""Colour matching: a synthetic drift is reduced (measured on the decoded final), none is left alone;
+an unusable anchor image is one line before anything is written."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from tests.test_images import write_corrupt_pixels_png
 from tests.test_stitch import make_run
 from vgkit.artifacts import sha256_file
+from vgkit.cli import main
 from vgkit.colour import apply_lut, channel_stats, fit_transform
 from vgkit.encode import read_frames
+from vgkit.errors import SpecError
 from vgkit.images import png_bytes
 from vgkit.stitch import StitchSettings, stitch_run
 
@@ -99,3 +104,32 @@ def test_fit_transform_matches_mean_and_std() -> None:
     assert np.allclose(fixed["mean"], target["mean"], atol=0.6)
     assert np.allclose(fixed["std"], target["std"], atol=0.6)
     assert gain == pytest.approx([10 / 9] * 3, rel=0.02)
+
+
+@pytest.mark.parametrize(
+    ("make", "expected"),
+    [
+        (lambda tmp: tmp / "gone.png", "file not found"),
+        (lambda tmp: tmp, "is a folder, not an image file"),
+        (lambda tmp: _written(tmp / "notes.png", b"not an image"), "not a readable image"),
+        (lambda tmp: write_corrupt_pixels_png(tmp / "bad.png"), "not a readable image: its pixel data"),
+    ],
+    ids=["missing", "folder", "not an image", "corrupt pixels"],
+)
+def test_unusable_colour_anchor_is_one_line_exit_2_before_any_output(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], make: Callable[[Path], Path], expected: str
+) -> None:
+    """Before: a raw traceback (FileNotFoundError, PIL's UnidentifiedImageError, ...)."""
+    layout = make_run(tmp_path / "run")
+    anchor = make(tmp_path)
+    code = main(["stitch", str(layout.root), "--colour", "mean_std", "--colour-anchor", str(anchor)])
+    err = capsys.readouterr().err
+    assert code == SpecError.exit_code, err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert f"--colour-anchor = '{anchor}': {expected}" in err and "fix:" in err
+    assert not layout.final.exists() and not (layout.root / "manifest.json").exists()
+
+
+def _written(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path

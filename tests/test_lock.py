@@ -1,10 +1,12 @@
 """One job per device: a second real process on the same lock refuses at once naming the
-holder, or waits with --wait-for-gpu; the lock frees when its holder is SIGKILLed."""
+holder, or waits with --wait-for-gpu; the lock frees when its holder is SIGKILLed. The lock folder
+and file are this user's own: links, others' files and shared folders are refused untouched."""
 
 from __future__ import annotations
 
 import os
 import signal
+import stat
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -13,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO, spec_dict, write_spec
-from vgkit.errors import GuardrailError
-from vgkit.lock import DeviceBusyError, acquire_device_lock, device_lock_name
+from vgkit.errors import GuardrailError, SpecError
+from vgkit.lock import DeviceBusyError, UnsafeLockError, acquire_device_lock, device_lock_name
 
 HOLD = (
     "import sys; from pathlib import Path; from vgkit.lock import acquire_device_lock\n"
@@ -95,3 +97,91 @@ def test_lock_frees_when_its_holder_is_killed(holder: subprocess.Popen[str], loc
     holder.wait()
     with acquire_device_lock("cpu", run_dir=Path("mine")):
         assert "mine" in (lock_dir / "cpu.lock").read_text()
+
+
+def _unsafe(directory: Path) -> str:
+    with pytest.raises(UnsafeLockError) as err:
+        acquire_device_lock("cpu", run_dir=Path("mine"), directory=directory)
+    message = str(err.value)
+    assert "\n" not in message and "fix:" in message
+    assert isinstance(err.value, SpecError) and err.value.exit_code == 2
+    return message
+
+
+def _victim(tmp_path: Path) -> Path:
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n")
+    return victim
+
+
+def test_new_lock_folder_and_file_are_private(tmp_path: Path) -> None:
+    directory = tmp_path / "fresh" / "locks"
+    with acquire_device_lock("cpu", run_dir=Path("mine"), directory=directory):
+        assert stat.S_IMODE(directory.stat().st_mode) == 0o700
+        assert stat.S_IMODE((directory / "cpu.lock").stat().st_mode) == 0o600
+    with acquire_device_lock("cpu", run_dir=Path("again"), directory=directory):  # our own file: reused
+        assert "again" in (directory / "cpu.lock").read_text()
+
+
+def test_a_symlinked_lock_file_is_never_followed(tmp_path: Path) -> None:
+    """Before: the lock file was opened through the link and truncated: any file could be overwritten."""
+    directory = tmp_path / "locks"
+    directory.mkdir(mode=0o700)
+    victim = _victim(tmp_path)
+    (directory / "cpu.lock").symlink_to(victim)
+    assert "cpu.lock' is a symbolic link; fix: remove it" in _unsafe(directory)
+    assert victim.read_text() == "precious\n"
+
+
+def test_a_hard_linked_lock_file_is_not_truncated(tmp_path: Path) -> None:
+    """Before: truncated and overwritten through the second name."""
+    directory = tmp_path / "locks"
+    directory.mkdir(mode=0o700)
+    victim = _victim(tmp_path)
+    os.link(victim, directory / "cpu.lock")
+    assert "has 2 hard links" in _unsafe(directory)
+    assert victim.read_text() == "precious\n"
+
+
+def test_a_symlinked_lock_folder_is_refused(tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir(mode=0o700)
+    (tmp_path / "locks").symlink_to(elsewhere)
+    assert "lock folder" in _unsafe(tmp_path / "locks") and "is a symbolic link" in _unsafe(tmp_path / "locks")
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_a_lock_folder_others_can_write_is_refused(tmp_path: Path) -> None:
+    directory = tmp_path / "locks"
+    directory.mkdir()
+    directory.chmod(0o777)
+    assert "is writable by other users (mode 777)" in _unsafe(directory)
+    assert list(directory.iterdir()) == []
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="making a folder another user's needs root")
+def test_a_lock_folder_planted_by_another_user_is_refused_even_for_root(tmp_path: Path) -> None:
+    """The attack: another user creates the predictable /tmp folder first, with a link to a victim.
+    Before: a root run followed the link and overwrote the victim."""
+    directory = tmp_path / "locks"
+    directory.mkdir(mode=0o700)
+    victim = _victim(tmp_path)
+    (directory / "cpu.lock").symlink_to(victim)
+    os.chown(directory, 65534, 65534)
+    assert "belongs to uid 65534, not to this user (uid 0)" in _unsafe(directory)
+    assert victim.read_text() == "precious\n"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="making a file another user's needs root")
+def test_a_lock_file_of_another_user_is_not_truncated(tmp_path: Path) -> None:
+    directory = tmp_path / "locks"
+    directory.mkdir(mode=0o700)
+    (directory / "cpu.lock").write_text("theirs\n")
+    os.chown(directory / "cpu.lock", 65534, 65534)
+    assert "belongs to uid 65534" in _unsafe(directory)
+    assert (directory / "cpu.lock").read_text() == "theirs\n"
+
+
+def test_a_mig_device_id_stays_one_file_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "MIG-GPU-1234/1/0")
+    assert device_lock_name("cuda") == "cuda-MIG-GPU-1234_1_0"

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import copy
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from PIL import Image
 
 from tests.conftest import REPO, spec_dict, write_spec
+from tests.test_images import write_corrupt_pixels_png, write_huge_png_header
 from vgkit.errors import SpecError
 from vgkit.runner import plan_job
 from vgkit.spec import load_spec
@@ -83,6 +86,26 @@ def _not_an_image(data: dict[str, Any], tmp: Path) -> None:
     data["reference_image"] = str(tmp / "fake.png")
 
 
+def _odd_image(kind: str) -> Edit:
+    """A reference image that is a corrupt PNG, a bomb, a 300-character name, a FIFO or a device."""
+
+    def edit(data: dict[str, Any], tmp: Path) -> None:
+        if kind == "corrupt":
+            path = write_corrupt_pixels_png(tmp / "bad.png")
+        elif kind == "bomb":
+            path = write_huge_png_header(tmp / "huge.png")
+        elif kind == "long name":
+            path = tmp / ("a" * 300 + ".png")
+        elif kind == "fifo":
+            path = tmp / "pipe.png"
+            os.mkfifo(path)
+        else:
+            path = Path("/dev/zero")
+        data["reference_image"] = str(path)
+
+    return edit
+
+
 def _shots(count: int) -> Edit:
     def edit(data: dict[str, Any], _: Path) -> None:
         data["shots"] = [copy.deepcopy(data["shots"][0]) for _ in range(count)]
@@ -147,6 +170,11 @@ BAD_SPECS: list[tuple[str, Edit, str]] = [
     ("unreadable image", _not_an_image, "not a readable image"),
     ("image too small", _image((32, 32)), "32x32 px"),
     ("image too large", _image((9000, 100)), "9000x100 px"),
+    ("corrupt pixel stream", _odd_image("corrupt"), "reference_image = '"),
+    ("decompression bomb", _odd_image("bomb"), "too large to decode safely"),
+    ("300-character file name", _odd_image("long name"), "refuses a name this long"),
+    ("FIFO as image", _odd_image("fifo"), "is a FIFO (named pipe), not an image file"),
+    ("device as image", _odd_image("device"), "reference_image = '/dev/zero': is a character device"),
     ("missing keyframe", _set("shots.0.source_image", "gone.png"), "shots[0].source_image"),
     ("tiny keyframe", _image((16, 16), field="shots.2.source_image"), "shots[2].source_image"),
     ("plan under 30 s", _strict_length, "outside 30-60 s"),
@@ -193,3 +221,108 @@ def test_missing_spec_file(tmp_path: Path) -> None:
 
 def test_table_covers_at_least_forty_bad_specs() -> None:
     assert len({label for label, _, _ in BAD_SPECS}) >= 40
+
+
+def test_16_bit_reference_image_is_accepted(tmp_path: Path) -> None:
+    import numpy as np
+
+    Image.fromarray(np.full((96, 128), 30000, dtype=np.uint16)).save(tmp_path / "g16.png")
+    spec = load_spec(write_spec(tmp_path / "s.yaml", spec_dict(reference_image="g16.png")))
+    assert spec.reference_image == (tmp_path / "g16.png").resolve()
+
+
+def _yaml_with(tmp_path: Path, prefix: str, replace: tuple[str, str] = ("", "")) -> Path:
+    """The valid test spec as YAML text, with ``prefix`` lines on top and one text replacement."""
+    text = yaml.safe_dump(spec_dict(), sort_keys=False).replace(*replace)
+    path = tmp_path / "spec.yaml"
+    path.write_text(prefix + text)
+    return path
+
+
+def _alias_bomb() -> str:
+    """A 504-byte "billion laughs": nine levels of nine aliases, 9**9 strings once expanded."""
+    lines = ["l0: &l0 [" + ", ".join(['"lol"'] * 9) + "]"]
+    lines += [f"l{i}: &l{i} [" + ", ".join([f"*l{i - 1}"] * 9) + "]" for i in range(1, 9)]
+    return "\n".join(lines) + "\n"
+
+
+def test_alias_bomb_is_refused_while_reading_with_a_short_line(tmp_path: Path) -> None:
+    """Before: minutes and gigabytes (the validation error repr()ed the expanded value)."""
+    path = _yaml_with(tmp_path, _alias_bomb(), ("negative_prompt: blur", "negative_prompt: *l8"))
+    with pytest.raises(SpecError) as err:
+        load_spec(path)
+    message = str(err.value)
+    assert "expands to more than 20000 values (YAML aliases count at every use)" in message
+    assert "fix:" in message and len(message) < 300
+
+
+@pytest.mark.parametrize("suffix", [".yaml", ".json"])
+def test_deep_nesting_is_one_line_not_a_recursion_error(tmp_path: Path, suffix: str) -> None:
+    path = write_spec(tmp_path / f"spec{suffix}", spec_dict())
+    deep = "[" * 5000 + "]" * 5000
+    path.write_text(path.read_text().replace('"blur"' if suffix == ".json" else "blur", deep, 1))
+    with pytest.raises(SpecError, match="nested more than 32 levels deep; fix: write the values out plainly"):
+        load_spec(path)
+
+
+def test_alias_inside_its_own_value_is_refused(tmp_path: Path) -> None:
+    path = _yaml_with(tmp_path, "loop: &loop [1, *loop]\n")
+    with pytest.raises(SpecError, match=r"line 1: alias \*loop is used inside the value it names"):
+        load_spec(path)
+
+
+def test_duplicate_key_is_refused_naming_both_values_and_lines(tmp_path: Path) -> None:
+    """Before: the spec loaded with the last value, silently."""
+    path = _yaml_with(tmp_path, "", ("seed: 7\n", "seed: 7\nseed: 8\n"))
+    with pytest.raises(SpecError) as err:
+        load_spec(path)
+    assert "spec.yaml: seed is given twice: '7' on line 4, '8' on line 5; fix: keep one of them" in str(err.value)
+
+
+def test_duplicate_key_inside_a_shot_names_its_path(tmp_path: Path) -> None:
+    text = yaml.safe_dump(spec_dict(), sort_keys=False)
+    second_shot = text.index("- subject: boat 1")
+    text = text[:second_shot] + text[second_shot:].replace("  camera: pan\n", "  camera: pan\n  camera: tilt\n", 1)
+    (tmp_path / "spec.yaml").write_text(text)
+    with pytest.raises(SpecError, match=r"shots\[1\]\.camera is given twice: 'pan' on line \d+, 'tilt' on line"):
+        load_spec(tmp_path / "spec.yaml")
+
+
+def test_duplicate_key_in_json_is_refused(tmp_path: Path) -> None:
+    path = write_spec(tmp_path / "spec.json", spec_dict())
+    path.write_text(path.read_text().replace('"camera": "pan"', '"camera": "pan", "camera": "orbit"', 1))
+    with pytest.raises(SpecError, match=r"shots\[0\]\.camera is given twice .*fix: keep one of them"):
+        load_spec(path)
+
+
+def test_anchors_aliases_and_merge_overrides_still_load(tmp_path: Path) -> None:
+    data = spec_dict()
+    data["shots"] = data.pop("shots")  # last, so a shot can be appended to the text
+    text = yaml.safe_dump(data, sort_keys=False)
+    text = text.replace("  style: photoreal\n", "  style: &look photoreal\n")
+    text = text.replace("- subject: boat 0\n", "- &first\n  subject: boat 0\n", 1)
+    text += "- <<: *first\n  camera: orbit\n  negative_prompt: *look\n"
+    (tmp_path / "spec.yaml").write_text(text)
+    spec = load_spec(tmp_path / "spec.yaml")
+    assert spec.shots[-1].subject == "boat 0" and spec.shots[-1].camera == "orbit"
+    assert spec.shots[-1].negative_prompt == "photoreal"
+
+
+def test_spec_size_and_kind_are_checked_before_reading(tmp_path: Path) -> None:
+    big = _yaml_with(tmp_path, "# " + "x" * (256 * 1024) + "\n")
+    with pytest.raises(SpecError, match="is over 262144 bytes"):
+        load_spec(big)
+    os.mkfifo(tmp_path / "pipe.yaml")  # reading it would block: it must be refused unread
+    with pytest.raises(SpecError, match=r"is a FIFO \(named pipe\), not a spec file; fix:"):
+        load_spec(tmp_path / "pipe.yaml")
+    with pytest.raises(SpecError, match="is a folder, not a spec file"):
+        load_spec(tmp_path)
+
+
+def test_error_values_are_shown_short(tmp_path: Path) -> None:
+    path = write_spec(tmp_path / "spec.yaml", spec_dict(negative_prompt=[["x" * 500] * 50] * 50))
+    with pytest.raises(SpecError) as err:
+        load_spec(path)
+    message = str(err.value)
+    shown = message.split("negative_prompt = ", 1)[1].split(": Input should be", 1)[0]
+    assert shown.startswith("[[") and len(shown) <= 80

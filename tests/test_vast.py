@@ -1,8 +1,10 @@
-"""Vast.ai helpers: the Vast API is not reachable here, so only the command lines and the
-on-start script are tested (the real ``vastai`` CLI is never run)."""
+"""Vast.ai helpers: the Vast API is not reachable here, so the command lines and the on-start
+script are tested, and where a command is run, a stand-in ``vastai`` script on PATH (a stub at the
+process boundary) records the argv and environment it was given."""
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import subprocess
@@ -16,10 +18,12 @@ from vgkit.errors import SpecError
 from vgkit.vast import create_argv, destroy_argv, onstart_script, search_argv, ssh_url_argv
 
 
-def _vgkit(*args: str, key: str | None = None, stdin: str = "") -> subprocess.CompletedProcess[str]:
+def _vgkit(
+    *args: str, key: str | None = None, stdin: str = "", path: str = "/usr/bin:/bin"
+) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "VAST_API_KEY"}
     env["PYTHONPATH"] = str(REPO)
-    env["PATH"] = "/usr/bin:/bin"  # no vastai on PATH: a dry run must not need it
+    env["PATH"] = path  # by default no vastai on PATH: a dry run must not need it
     if key is not None:
         env["VAST_API_KEY"] = key
     return subprocess.run(
@@ -77,8 +81,8 @@ def test_dry_run_prints_commands_and_never_the_key() -> None:
     done = _vgkit("vast-search", "--dry-run", "--max-usd-per-h", "0.5", key="sekret-123")
     assert done.returncode == 0, done.stderr
     assert "sekret-123" not in done.stdout + done.stderr
-    argv = shlex.split(done.stdout.replace('"$VAST_API_KEY"', "KEY"))
-    assert argv[:3] == ["vastai", "search", "offers"] and argv[-2:] == ["--api-key", "KEY"]
+    argv = shlex.split(done.stdout)
+    assert argv[:3] == ["vastai", "search", "offers"] and "--api-key" not in argv
 
     created = _vgkit("vast-create", "42", "--dry-run", key="sekret-123")
     assert created.returncode == 0 and "sekret-123" not in created.stdout
@@ -91,3 +95,36 @@ def test_destroy_needs_the_id_typed_back() -> None:
     # the right id passes the confirmation and reaches the (absent) vastai CLI
     missing = _vgkit("vast-destroy", "42", stdin="42\n")
     assert missing.returncode == 2 and "vastai: command not found" in missing.stderr
+
+
+STAND_IN = """#!{python}
+import json, os, sys
+with open({record!r}, "a") as out:
+    out.write(json.dumps({{"argv": sys.argv, "key": os.environ.get("VAST_API_KEY")}}) + "\\n")
+"""
+
+
+def test_the_key_reaches_vastai_by_environment_never_by_argv(tmp_path: Path) -> None:
+    """Before: ``--api-key <key>`` was on the vastai command line, where ``ps`` shows it."""
+    record = tmp_path / "calls.jsonl"
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    stand_in = bin_dir / "vastai"
+    stand_in.write_text(STAND_IN.format(python=sys.executable, record=str(record)))
+    stand_in.chmod(0o755)
+    path = f"{bin_dir}:/usr/bin:/bin"
+    assert _vgkit("vast-search", key="sekret-123", path=path).returncode == 0
+    assert _vgkit("vast-ssh-url", "7", key="sekret-123", path=path).returncode == 0
+    assert _vgkit("vast-create", "42", key="sekret-123", path=path).returncode == 0
+    assert _vgkit("vast-destroy", "7", "--yes", key="sekret-123", path=path).returncode == 0
+    calls = [json.loads(line) for line in record.read_text().splitlines()]
+    assert [call["argv"][1:3] for call in calls] == [
+        ["search", "offers"],
+        ["ssh-url", "7"],
+        ["create", "instance"],
+        ["destroy", "instance"],
+    ]
+    for call in calls:
+        assert not any("sekret-123" in arg for arg in call["argv"]), call["argv"]
+        assert "--api-key" not in call["argv"]
+        assert call["key"] == "sekret-123"

@@ -34,6 +34,7 @@ MAX_GAIN = 2.0
 DEADBAND_LEVELS = 1.0
 DEADBAND_GAIN = 0.02
 CHANNELS = ("r", "g", "b")
+ANCHOR_FIELD = "--colour-anchor"
 
 
 def _decoded(path: Path, *, skip_first: bool) -> Iterator[np.ndarray]:
@@ -111,6 +112,8 @@ def _distance(a: np.ndarray, b: np.ndarray) -> float:
 def match_colours(clips: list[Path], *, anchor_image: Path | None = None) -> dict[str, Any]:
     """Fit one transform per clip against the anchor and measure drift before and after.
 
+    An ``anchor_image`` that cannot be used (missing, not a regular file, not a readable image, a
+    mode that cannot be scaled) raises one ``SpecError`` line naming ``--colour-anchor``.
     Returns the ``colour_matching`` record of the stitch: the method, the anchor, per-clip
     transforms (``lutrgb`` is the filter the stitch applies, or None for the identity), per-clip
     drift from the anchor and per-seam jumps (last frame of clip i-1 vs first kept frame of clip i),
@@ -118,13 +121,14 @@ def match_colours(clips: list[Path], *, anchor_image: Path | None = None) -> dic
     """
     from vgkit.artifacts import sha256_file
 
-    before = [channel_stats(_decoded(clip, skip_first=i > 0)) for i, clip in enumerate(clips)]
-    if anchor_image is not None:
+    anchor: dict[str, Any] | None = None
+    if anchor_image is not None:  # first: an unusable image is a one-line error before any decoding
         from vgkit.images import load_rgb
 
-        anchor = channel_stats([load_rgb(anchor_image)])
+        anchor = channel_stats([load_rgb(anchor_image, field=ANCHOR_FIELD)])
         anchor_record: dict[str, Any] = {"source": "reference_image", "sha256": sha256_file(anchor_image)}
-    else:
+    before = [channel_stats(_decoded(clip, skip_first=i > 0)) for i, clip in enumerate(clips)]
+    if anchor is None:
         anchor = before[0]
         anchor_record = {"source": "first_clip", "path": clips[0].name}
     transforms = []

@@ -2,6 +2,7 @@
 
     VgkitError                      base; ``exit_code`` is what ``vgkit`` exits with
     ├── SpecError (ValueError)      bad input in a spec or on the command line        exit 2
+    │   └── UnsafeLockError           lock folder/file not this user's own (vgkit/lock.py) exit 2
     ├── ModelUnavailableError       weights or checkpoint missing or malformed        exit 3
     │       (FileNotFoundError)
     ├── GenerationError             the pipeline failed on a clip                     exit 4

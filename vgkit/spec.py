@@ -2,11 +2,21 @@
 
 A spec is where a user's mistakes enter, so every problem becomes one ``SpecError`` line that
 names the field path (``shots[2].camera``), the bad value and the fix, before any model loads.
+
+The text is read within a budget, so a hostile spec is refused in about a second at worst, not
+after minutes and gigabytes: a regular file (a FIFO or device is refused unread) of at most
+``MAX_SPEC_BYTES``, nesting at most ``MAX_SPEC_DEPTH`` levels and at most ``MAX_SPEC_NODES`` values
+once YAML aliases are expanded (an alias counts at every use, so a "billion laughs" alias bomb stops
+early); an alias inside the value it names is refused, and so is a key given twice in one mapping
+(YAML and JSON would silently keep the last). Values shown in errors are cut short.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import reprlib
+import stat
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -23,6 +33,7 @@ __all__ = [
     "ShotCard",
     "SpeedSpec",
     "load_spec",
+    "read_spec_data",
 ]
 
 CameraMove = Literal["static", "pan", "dolly", "tilt", "push-in", "orbit"]
@@ -32,6 +43,9 @@ MIN_SHOT_S = 5.0
 MAX_SHOT_S = 10.0
 MIN_IMAGE_PX = 64
 MAX_IMAGE_PX = 8192
+MAX_SPEC_BYTES = 256 * 1024  # a 64-shot spec with long prompts is ~100 KB
+MAX_SPEC_DEPTH = 32
+MAX_SPEC_NODES = 20_000  # values, aliases expanded; a 64-shot spec has ~1,000
 
 
 # Numbers and flags must be written as such: "5" is not a duration and 1 is not ``true``.
@@ -152,11 +166,15 @@ def _field_path(loc: tuple[int | str, ...]) -> str:
     return path or "(top level)"
 
 
+_SHORT = reprlib.Repr()
+_SHORT.maxlevel, _SHORT.maxlist, _SHORT.maxdict, _SHORT.maxstring, _SHORT.maxother = 2, 4, 4, 76, 76
+
+
 def _one_line(source: str, err: ValidationError) -> SpecError:
     first = err.errors()[0]
     field = _field_path(tuple(first["loc"]))
     value = first.get("input")
-    shown = "" if first["type"] == "missing" else f" = {value!r}"
+    shown = "" if first["type"] == "missing" else f" = {_SHORT.repr(value)}"  # bounded: never repr it whole
     if len(shown) > 80:
         shown = shown[:77] + "..."
     fix = _FIXES.get(first["type"], "correct the value")
@@ -164,46 +182,221 @@ def _one_line(source: str, err: ValidationError) -> SpecError:
     return SpecError(f"{source}: {field}{shown}: {first['msg']}; fix: {fix}{more}")
 
 
-def _read_mapping(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise SpecError(f"spec {str(path)!r} does not exist; fix: pass the path of a .yaml or .json spec")
-    text = path.read_text(encoding="utf-8", errors="replace")
+_FLATTEN = "write the values out plainly: no deep nesting, no chains of YAML aliases"
+_KEEP_ONE = "keep one of them"
+_TOO_BIG = "a spec needs a few hundred values; pass the spec itself, not a data file"
+
+
+class _OverBudget(Exception):
+    """The spec text breaks a reading rule (size, depth, alias, duplicate key): where, and the fix."""
+
+    def __init__(self, what: str, fix: str = _FLATTEN) -> None:
+        super().__init__(what)
+        self.what = what
+        self.fix = fix
+
+
+class _SpecLoader(yaml.SafeLoader):
+    """PyYAML's safe loader that measures each value as it is composed: nesting depth and size
+    with aliases expanded (a value's size is counted at every use of its alias)."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+        self._composed = 0
+        self._open_anchors: set[str] = set()
+        self._measured: dict[int, tuple[int, int]] = {}  # id(node) -> (values, depth), aliases expanded
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        event = self.peek_event()
+        line = event.start_mark.line + 1
+        self._composed += 1  # every value and alias as written, so a long flat list stops early too
+        if self._composed > MAX_SPEC_NODES:
+            raise _OverBudget(f"line {line}: more than {MAX_SPEC_NODES} values", _TOO_BIG)
+        if isinstance(event, yaml.AliasEvent):
+            if event.anchor in self._open_anchors:
+                raise _OverBudget(f"line {line}: alias *{event.anchor} is used inside the value it names (a loop)")
+            return super().compose_node(parent, index)
+        if self._depth >= MAX_SPEC_DEPTH:
+            raise _OverBudget(f"line {line}: nested more than {MAX_SPEC_DEPTH} levels deep")
+        anchor = getattr(event, "anchor", None)
+        if anchor is not None:
+            self._open_anchors.add(anchor)
+        self._depth += 1
+        try:
+            node = super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+            self._open_anchors.discard(anchor or "")
+        if node is not None:
+            self._measure(node, line)
+        return node
+
+    def _measure(self, node: yaml.Node, line: int) -> None:
+        if isinstance(node, yaml.MappingNode):
+            children = [child for pair in node.value for child in pair]
+        else:
+            children = node.value if isinstance(node, yaml.SequenceNode) else []
+        sizes = [self._measured[id(child)] for child in children]
+        values = 1 + sum(size for size, _ in sizes)
+        depth = 1 + max((d for _, d in sizes), default=0)
+        if values > MAX_SPEC_NODES:
+            raise _OverBudget(
+                f"line {line}: expands to more than {MAX_SPEC_NODES} values (YAML aliases count at every use)"
+            )
+        if depth > MAX_SPEC_DEPTH:
+            raise _OverBudget(f"line {line}: nested more than {MAX_SPEC_DEPTH} levels deep once aliases expand")
+        self._measured[id(node)] = (values, depth)
+
+
+def _scalar_text(node: yaml.Node) -> str:
+    if isinstance(node, yaml.ScalarNode):
+        return _SHORT.repr(node.value)
+    return "a list" if isinstance(node, yaml.SequenceNode) else "a mapping"
+
+
+def _yaml_duplicate(root: yaml.Node) -> str | None:
+    """The first key given twice in one mapping (document order), as ``path: ... lines``; else None."""
+    stack: list[tuple[yaml.Node, tuple[int | str, ...]]] = [(root, ())]
+    seen: set[int] = set()
+    while stack:
+        node, loc = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        children: list[tuple[yaml.Node, tuple[int | str, ...]]] = []
+        if isinstance(node, yaml.MappingNode):
+            first: dict[str, tuple[int, yaml.Node]] = {}
+            for key, value in node.value:
+                if not isinstance(key, yaml.ScalarNode) or key.tag == "tag:yaml.org,2002:merge":
+                    continue  # a `<<:` merge is YAML's way to override on purpose
+                line = key.start_mark.line + 1
+                if key.value in first:
+                    first_line, first_value = first[key.value]
+                    return (
+                        f"{_field_path((*loc, key.value))} is given twice: {_scalar_text(first_value)} on line "
+                        f"{first_line}, {_scalar_text(value)} on line {line}"
+                    )
+                first[key.value] = (line, value)
+                children.append((value, (*loc, key.value)))
+        elif isinstance(node, yaml.SequenceNode):
+            children = [(item, (*loc, i)) for i, item in enumerate(node.value)]
+        stack.extend(reversed(children))
+    return None
+
+
+class _JsonObject(dict[str, Any]):
+    """A JSON object that remembers a key given twice (``json`` would keep only the last)."""
+
+    duplicate: str | None = None
+
+
+def _json_object(pairs: list[tuple[str, Any]]) -> _JsonObject:
+    obj = _JsonObject()
+    for key, value in pairs:
+        if key in obj and obj.duplicate is None:
+            obj.duplicate = key
+        obj[key] = value
+    return obj
+
+
+def _json_problem(data: Any) -> tuple[str, str] | None:
+    """A duplicate key or over-deep nesting in parsed JSON (with its field path) and the fix; else None."""
+    stack: list[tuple[Any, tuple[int | str, ...]]] = [(data, ())]
+    while stack:
+        value, loc = stack.pop()
+        if len(loc) >= MAX_SPEC_DEPTH:
+            return f"{_field_path(loc)}: nested more than {MAX_SPEC_DEPTH} levels deep", _FLATTEN
+        if isinstance(value, _JsonObject):
+            if value.duplicate is not None:
+                return f"{_field_path((*loc, value.duplicate))} is given twice (the last one would win)", _KEEP_ONE
+            stack.extend((item, (*loc, key)) for key, item in reversed(value.items()))
+        elif isinstance(value, list):
+            stack.extend((item, (*loc, i)) for i, item in reversed(list(enumerate(value))))
+    return None
+
+
+def _parse(text: str, *, is_json: bool) -> Any:
+    """Parse within the budget; ``_OverBudget`` or the parser's own error on a problem."""
+    if is_json:
+        try:
+            data = json.loads(text, object_pairs_hook=_json_object)
+        except RecursionError:
+            raise _OverBudget(f"nested more than {MAX_SPEC_DEPTH} levels deep") from None
+        if problem := _json_problem(data):
+            raise _OverBudget(*problem)
+        return data
+    loader = _SpecLoader(text)
     try:
-        data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
+        root = loader.get_single_node()
+        if root is None:
+            return None
+        if duplicate := _yaml_duplicate(root):
+            raise _OverBudget(duplicate, _KEEP_ONE)
+        return loader.construct_document(root)
+    finally:
+        loader.dispose()
+
+
+def _read_text(path: Path) -> str:
+    """The spec's text: a regular file (anything else is refused unread) of at most ``MAX_SPEC_BYTES``."""
+    from vgkit.images import file_kind
+
+    source = f"spec {str(path)!r}"
+    try:
+        mode = os.stat(path).st_mode
+        if not stat.S_ISREG(mode):
+            raise SpecError(
+                f"{source} is {file_kind(mode)}, not a spec file; fix: pass the path of a .yaml or .json spec"
+            )
+        with open(path, "rb") as handle:
+            raw = handle.read(MAX_SPEC_BYTES + 1)
+    except FileNotFoundError:
+        raise SpecError(f"{source} does not exist; fix: pass the path of a .yaml or .json spec") from None
+    except OSError as exc:
+        raise SpecError(f"{source} cannot be read ({exc.strerror}); fix: check the path and its permissions") from None
+    if len(raw) > MAX_SPEC_BYTES:
+        raise SpecError(
+            f"{source} is over {MAX_SPEC_BYTES} bytes, far more than any spec needs; "
+            "fix: pass the spec file itself (a few KB of YAML or JSON)"
+        )
+    return raw.decode("utf-8", errors="replace")
+
+
+def read_spec_data(path: Path) -> dict[str, Any]:
+    """The spec at ``path`` as plain data (not yet validated), read within the budget and refusing
+    duplicate keys; every problem is one ``SpecError`` line. Use this, not ``yaml.safe_load``,
+    wherever a user's spec file is read."""
+    text = _read_text(path)
+    is_json = path.suffix.lower() == ".json"
+    kind = "JSON" if is_json else "YAML"
+    try:
+        data = _parse(text, is_json=is_json)
+    except _OverBudget as exc:
+        raise SpecError(f"{path}: {exc.what}; fix: {exc.fix}") from None
     except (yaml.YAMLError, json.JSONDecodeError) as exc:
         detail = " ".join(str(exc).split())
-        kind = "JSON" if path.suffix.lower() == ".json" else "YAML"
+        detail = detail if len(detail) <= 300 else detail[:297] + "..."
         raise SpecError(f"{path}: not valid {kind}: {detail}; fix: check indentation and quoting there") from None
     if not isinstance(data, dict):
         raise SpecError(
             f"{path}: (top level) is {type(data).__name__}, not a mapping of fields; "
             "fix: start with `name:`, `reference_image:`, `globals:`, `shots:` (see params/demo.yaml)"
         )
-    return data
+    return dict(data)
 
 
 def _check_image(source: str, field: str, path: Path) -> None:
-    from PIL import Image, UnidentifiedImageError
+    """Open and fully decode the image now, so a bad one never reaches model loading."""
+    from vgkit.images import load_rgb
 
-    if not path.is_file():
-        raise SpecError(f"{source}: {field} = '{path}': file not found; fix: give a path relative to the spec")
-    try:
-        with Image.open(path) as img:
-            width, height = img.size
-            img.verify()
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-        raise SpecError(f"{source}: {field} = '{path}': not a readable image ({exc}); fix: use PNG or JPEG") from None
-    if min(width, height) < MIN_IMAGE_PX or max(width, height) > MAX_IMAGE_PX:
-        raise SpecError(
-            f"{source}: {field} = '{path}': {width}x{height} px is outside {MIN_IMAGE_PX}-{MAX_IMAGE_PX} px; "
-            "fix: resize the image"
-        )
+    load_rgb(path, field=f"{source}: {field}", min_side=MIN_IMAGE_PX, max_side=MAX_IMAGE_PX)
 
 
 def load_spec(path: str | Path) -> RunSpec:
     """Read, validate and return the spec at ``path``; relative image paths resolve against it."""
     spec_path = Path(path)
-    data = _read_mapping(spec_path)
+    data = read_spec_data(spec_path)
     try:
         spec = RunSpec.model_validate(data)
     except ValidationError as err:

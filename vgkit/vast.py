@@ -1,9 +1,10 @@
 """Vast.ai helpers over the ``vastai`` CLI: search offers, create, show SSH address, destroy.
 
-Only command lines are built here; the ``vastai`` CLI does the work. The API key comes from
-``VAST_API_KEY`` (passed as ``--api-key`` to the child process only, shown as
-``"$VAST_API_KEY"`` in anything printed) or from the CLI's own config; never from params or logs.
-``--dry-run`` prints the exact commands and runs nothing. Standard library only.
+Only command lines are built here; the ``vastai`` CLI does the work. The API key never appears on
+a command line (where ``ps`` shows it to every user): the ``vastai`` child inherits ``VAST_API_KEY``
+from the environment and reads it itself (its ``--api-key`` defaults to that variable; vast-ai's
+``vastai/cli/main.py``), or uses the key file that ``vastai set api-key`` wrote; never params or
+logs. ``--dry-run`` prints the exact commands and runs nothing. Standard library only.
 
 The on-start script installs the system tools the remote commands need, points the HF cache at
 ``/workspace`` and installs the exact pins of requirements.txt into the venv that setup.sh uses,
@@ -14,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import os
 import shlex
 import subprocess
 import sys
@@ -35,15 +35,6 @@ __all__ = [
 ]
 
 DEFAULT_IMAGE = "pytorch/pytorch:2.5.1-cuda12.4-cudnn9-runtime"
-KEY_PLACEHOLDER = '"$VAST_API_KEY"'
-
-
-def _key_args(*, printable: bool) -> list[str]:
-    """``--api-key`` from ``VAST_API_KEY``; otherwise nothing (the CLI reads its own config)."""
-    key = os.environ.get("VAST_API_KEY")
-    if not key:
-        return []
-    return ["--api-key", KEY_PLACEHOLDER if printable else key]
 
 
 def search_argv(*, gpu: str, max_usd_per_h: float, min_disk_gb: int, num_gpus: int = 1) -> list[str]:
@@ -112,13 +103,13 @@ def onstart_script(requirements: str, *, remote_dir: str = "/workspace/vgkit") -
 
 
 def _execute(argv: Sequence[str], *, dry_run: bool) -> int:
-    """Print the exact command (key redacted); run it unless ``dry_run``."""
-    shown = [*argv, *_key_args(printable=True)]
-    print(" ".join(a if a == KEY_PLACEHOLDER else shlex.quote(a) for a in shown), flush=True)
+    """Print the exact command; run it unless ``dry_run``. The key travels in the inherited
+    environment (``VAST_API_KEY``), never in ``argv``."""
+    print(shlex.join(argv), flush=True)
     if dry_run:
         return 0
     try:
-        return subprocess.run([*argv, *_key_args(printable=False)], check=False).returncode
+        return subprocess.run(list(argv), check=False).returncode  # the environment is inherited
     except FileNotFoundError:
         raise SpecError("vastai: command not found; fix: `pip install vastai` then `vastai set api-key ...`") from None
 
