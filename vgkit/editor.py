@@ -21,7 +21,7 @@ import yaml
 
 from vgkit.artifacts import atomic_write_bytes
 from vgkit.errors import VgkitError
-from vgkit.spec import CAMERA_MOVES, MAX_SHOT_S, MIN_SHOT_S
+from vgkit.spec import CAMERA_MOVES, MAX_SHOT_S, MIN_SHOT_S, read_spec_data
 
 __all__ = ["SpecEditor"]
 
@@ -69,7 +69,7 @@ class SpecEditor:
     @classmethod
     def from_file(cls, path: str | Path, *, model: str | None = None) -> SpecEditor:
         spec_path = Path(path)
-        data = yaml.safe_load(spec_path.read_text()) or {}
+        data = read_spec_data(spec_path) if spec_path.read_text().strip() else {}
         data.setdefault("globals", {})
         data.setdefault("shots", [])
         return cls(data, path=spec_path, model=model)

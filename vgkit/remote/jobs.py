@@ -31,6 +31,7 @@ import yaml
 from vgkit.errors import GenerationError, SpecError
 from vgkit.remote.host import require_ready
 from vgkit.remote.ssh import DEFAULT_GRACE_S, RemoteConnectionError, SshTarget, checked, remote_path, run_ssh
+from vgkit.spec import read_spec_data
 
 if TYPE_CHECKING:
     from vgkit.spec import RunSpec
@@ -126,7 +127,7 @@ def kill_job(target: SshTarget, name: str, *, retry_s: float = 60.0) -> dict[str
 
 def _job_inputs(spec_path: Path, spec: RunSpec, staging: Path) -> None:
     """Copy the spec and its images into ``staging`` with image paths rewritten to ``inputs/``."""
-    raw = yaml.safe_load(spec_path.read_text()) if spec_path.suffix != ".json" else json.loads(spec_path.read_text())
+    raw = read_spec_data(spec_path)  # within the spec budget, duplicate keys refused
     inputs = staging / "inputs"
     inputs.mkdir(parents=True)
 
