@@ -314,8 +314,9 @@ class ModelAdapter:
 
         The layout is the components, not the index's ``_class_name``: Wan's real repo names
         ``WanPipeline`` and vgkit builds ``WanImageToVideoPipeline`` from it. Every component the
-        real repo lists must be present; the weight-bearing ones (transformer, VAE, text encoders)
-        with the real class, while schedulers, tokenizers and image processors may be swapped.
+        real repo lists must be present, and no other: the weight-bearing ones (transformer, VAE,
+        text encoders) with the real class, while schedulers, tokenizers and image processors may
+        be swapped (a Wan 2.2 A14B index adds ``transformer_2``, a Wan 2.1 I2V one an image encoder).
         An index naming another pipeline than ``repo_pipeline_class`` or ``pipeline_class`` is
         another model's or another task's checkpoint (a text-to-video CogVideoX has the same
         component classes), which re-downloading cannot fix: the message says so. Runs before any
@@ -340,8 +341,15 @@ class ModelAdapter:
             wrong_fix = f"fix: point vgkit at a {self.repo_id} snapshot, or pick the --model this checkpoint is for"
         if found not in (self.repo_pipeline_class, self.pipeline_class):
             raise ModelUnavailableError(f"{wrong_model}; {wrong_fix}")
+        expected = self.expected_components()
+        for component, entry in index.items():
+            if component not in expected and isinstance(entry, list) and len(entry) == 2 and entry[1] is not None:
+                raise ModelUnavailableError(
+                    f"model {self.name!r}: {index_path} has a `{component}` component ({entry[1]}) that the "
+                    f"{self.title} repo has not (layout mismatch): this is another model's checkpoint; {wrong_fix}"
+                )
         classes = {}
-        for component, (library, wanted) in self.expected_components().items():
+        for component, (library, wanted) in expected.items():
             entry = index.get(component)
             if not (isinstance(entry, list) and len(entry) == 2 and entry[1] is not None):
                 raise ModelUnavailableError(

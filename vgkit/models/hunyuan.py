@@ -18,7 +18,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -106,7 +105,8 @@ class HunyuanI2VAdapter(ModelAdapter):
                     num_key_value_heads=2,
                     num_hidden_layers=3,
                     max_position_embeddings=8192,
-                    rope_theta=500000.0,
+                    rope_parameters={"rope_type": "default", "rope_theta": 500000.0},
+                    rms_norm_eps=1e-05,
                     bos_token_id=tokenizer.bos_token_id,
                     eos_token_id=tokenizer.eos_token_id,
                     pad_token_id=pad_id,
@@ -196,9 +196,7 @@ class HunyuanI2VAdapter(ModelAdapter):
                 "image_processor": ["transformers", "CLIPImageProcessor"],
             },
         )
-        edit_json(
-            dest / "image_processor" / "preprocessor_config.json", {"image_processor_type": "CLIPImageProcessor"}
-        )
+        edit_json(dest / "image_processor" / "preprocessor_config.json", {"image_processor_type": "CLIPImageProcessor"})
         special = {name: getattr(tokenizer, name) for name in ("bos_token", "eos_token", "pad_token")}
         edit_json(dest / "tokenizer" / "special_tokens_map.json", special)
         write_clip_vocab(dest / "tokenizer_2")

@@ -72,6 +72,7 @@ def shard_like_reference(dest: Path, model: str) -> None:
         (dest / index_name).write_text(json.dumps(index, indent=2) + "\n")
         single.unlink()
 
+
 # A character-level Unigram vocabulary: every printable ASCII character is one piece, so any
 # English prompt tokenizes without <unk> and token counts grow with prompt length like the real one.
 T5_CHARS = "▁" + string.ascii_letters + string.digits + string.punctuation
@@ -222,5 +223,6 @@ def t5_text_encoder(tokenizer: Any, *, umt5: bool) -> Any:
     }
     torch.manual_seed(0)
     if umt5:
-        return UMT5EncoderModel(UMT5Config(**config, scalable_attention=True)).eval()
+        # scalable_attention: the real config's key, which transformers 5 keeps as an attribute.
+        return UMT5EncoderModel(UMT5Config(**{**config, "scalable_attention": True})).eval()
     return T5EncoderModel(T5Config(**config)).eval()
