@@ -202,3 +202,30 @@ def test_real_cogvideox_tokenizer_files_load(tmp_path: Path) -> None:
     assert (
         twin.load_tokenizer(real_files)(prompt).input_ids == twin.load_tokenizer(_twin("cogvideox15"))(prompt).input_ids
     )
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_prefetch_downloads_every_file_the_real_repo_has(model: str) -> None:
+    """vgkit prefetch's patterns keep every metadata, tokenizer and weight file the loader reads."""
+    from vgkit.prefetch import wanted
+
+    files = json.loads((reference_dir(model) / "files.json").read_text())
+    assert [f for f in files if not wanted(f)] == []
+
+
+def test_reference_data_ships_with_the_package() -> None:
+    """pyproject's package-data patterns cover every reference file (the loader reads them)."""
+    import fnmatch
+    import tomllib
+
+    from tests.conftest import REPO
+
+    patterns = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    root = REPO / "vgkit" / "models"
+    files = [p.relative_to(root).parts for p in (root / "reference").rglob("*") if p.is_file()]
+
+    def globbed(parts: tuple[str, ...], pattern: str) -> bool:  # setuptools' glob: `*` stays in one folder
+        pattern_parts = pattern.split("/")
+        return len(parts) == len(pattern_parts) and all(map(fnmatch.fnmatch, parts, pattern_parts))
+
+    assert files and [f for f in files if not any(globbed(f, p) for p in patterns["vgkit.models"])] == []
