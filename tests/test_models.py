@@ -63,7 +63,8 @@ def test_tiny_wan_checkpoint_is_the_real_architecture_in_hub_layout(hub_cache: P
     snap = locate_checkpoint(model)
     assert snap == hub_cache / "models--vgkit-tiny--Wan2.2-TI2V-5B-Diffusers-tiny" / "snapshots" / tiny_commit(model)
     index = json.loads((snap / "model_index.json").read_text())
-    assert index["_class_name"] == "WanImageToVideoPipeline"
+    assert index["_class_name"] == "WanPipeline"  # as the real repo: text-only class, I2V components
+    assert "image_encoder" not in index and index["transformer_2"] == [None, None]
     assert index["expand_timesteps"] is True
     assert index["text_encoder"] == ["transformers", "UMT5EncoderModel"]
     vae = json.loads((snap / "vae" / "config.json").read_text())
@@ -110,3 +111,83 @@ def test_malformed_baseline_file_is_one_clear_line(tmp_path: Path, monkeypatch: 
     )
     with pytest.raises(SpecError, match="fps = '24' has the wrong type; fix: write a int"):
         baselines.load_baseline("x")
+
+
+def _wan_snapshot_copy(tmp_path: Path, *, weights: bool, **index_changes: object) -> Path:
+    """A copy of the tiny Wan twin (weights optional) with model_index.json entries changed."""
+    import shutil
+
+    snap = tmp_path / "snap"
+    shutil.copytree(locate_checkpoint(adapter("wan22-tiny")), snap)
+    if not weights:
+        for path in snap.rglob("*.safetensors"):
+            path.unlink()
+    index = json.loads((snap / "model_index.json").read_text())
+    index.update(index_changes)
+    for key in [k for k, v in index_changes.items() if v is None]:
+        del index[key]
+    (snap / "model_index.json").unlink()  # a symlink into the cache's blobs: replace, do not write through
+    (snap / "model_index.json").write_text(json.dumps(index))
+    return snap
+
+
+def test_wan_twin_naming_wan_pipeline_loads_and_runs_image_to_video() -> None:
+    """The real repo's index names the text-only WanPipeline (diffusers #13258): the twin does too,
+    and vgkit builds WanImageToVideoPipeline from it; the image really conditions the clip."""
+    from dataclasses import replace
+
+    import numpy as np
+
+    from tests.tiny_models import clip_request, tiny_generator
+
+    gen = tiny_generator("wan22-tiny")
+    assert json.loads((gen.snapshot / "model_index.json").read_text())["_class_name"] == "WanPipeline"
+    assert type(gen.pipe).__name__ == "WanImageToVideoPipeline"
+    request = clip_request("wan22-tiny", 9)
+    frames = gen.generate(request).frames_fhwc
+    assert frames.shape == (9, 64, 64, 3)
+    other_image = np.full_like(request.image_hwc, 200)
+    other = gen.generate(replace(request, image_hwc=other_image))
+    assert not np.array_equal(other.frames_fhwc, frames)
+
+
+def test_a_snapshot_saved_by_the_image_to_video_class_loads_too(tmp_path: Path) -> None:
+    snap = _wan_snapshot_copy(tmp_path, weights=True, _class_name="WanImageToVideoPipeline", image_encoder=[None, None])
+    assert type(adapter("wan22").load(snap, device="cpu")).__name__ == "WanImageToVideoPipeline"
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        (
+            {"_class_name": "CogVideoXPipeline"},
+            "names 'CogVideoXPipeline', not 'WanPipeline' (layout mismatch): this is a CogVideoXPipeline "
+            "checkpoint, not a Wan 2.2 TI2V-5B one; fix: point vgkit at a Wan-AI/Wan2.2-TI2V-5B-Diffusers snapshot",
+        ),
+        (
+            {"transformer_2": ["diffusers", "WanTransformer3DModel"]},
+            "has a `transformer_2` component (WanTransformer3DModel) that the Wan 2.2 TI2V-5B repo has not "
+            "(layout mismatch): this is another model's checkpoint; fix: point vgkit at a",
+        ),
+        (
+            {"transformer": ["diffusers", "WanVACETransformer3DModel"]},
+            "names transformer class 'WanVACETransformer3DModel', not 'WanTransformer3DModel' (layout mismatch): "
+            "this is not a Wan 2.2 TI2V-5B checkpoint; fix: point vgkit at a",
+        ),
+        ({"vae": None}, "has no `vae` component (incomplete download); fix: re-download with `vgkit prefetch"),
+        (
+            {"scheduler": ["diffusers", "NoSuchScheduler"]},
+            "names scheduler class 'NoSuchScheduler', which diffusers",
+        ),
+    ],
+)
+def test_layout_mismatches_say_what_is_wrong_before_any_weights_load(
+    tmp_path: Path, changes: dict[str, object], message: str
+) -> None:
+    """Checked for the real adapter on a copy of the twin without weights: the index check runs
+    first, and only an incomplete download is told to re-download."""
+    snap = _wan_snapshot_copy(tmp_path, weights=False, **changes)
+    with pytest.raises(ModelUnavailableError) as raised:
+        adapter("wan22").load(snap, device="cpu")
+    assert message in str(raised.value)
+    assert ("re-download" in str(raised.value)) == ("vae" in changes)

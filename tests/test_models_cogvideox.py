@@ -47,7 +47,7 @@ def test_tiny_checkpoint_is_the_real_architecture_in_hub_layout(hub_cache: Path)
     index = json.loads((snap / "model_index.json").read_text())
     assert index["_class_name"] == "CogVideoXImageToVideoPipeline"
     assert index["transformer"] == ["diffusers", "CogVideoXTransformer3DModel"]
-    assert index["scheduler"] == ["diffusers", "CogVideoXDPMScheduler"]
+    assert index["scheduler"] == ["diffusers", "CogVideoXDDIMScheduler"]  # as the real repo names it
     transformer = json.loads((snap / "transformer" / "config.json").read_text())
     assert transformer["patch_size_t"] == 2  # the 1.5 temporal patch that forces 8k+1 frames
     assert transformer["in_channels"] == 2 * transformer["out_channels"]  # image latents concatenated

@@ -175,6 +175,10 @@ class ModelAdapter:
     repo_id: str
     revision: str
     pipeline_class: str
+    """The diffusers pipeline vgkit builds (always an image-to-video one)."""
+    repo_pipeline_class: str
+    """The class the real repo's model_index.json names (Wan: ``WanPipeline``, text only); vgkit
+    builds ``pipeline_class`` from that repo's components."""
     frame_rule: FrameRule
     size_multiple: int
     needs_gpu: bool
@@ -291,41 +295,79 @@ class ModelAdapter:
             )
         return components
 
-    def _component_classes(self, snapshot: Path) -> dict[str, str]:
-        """Check model_index.json names this model's pipeline, a transformer and a VAE; return the
-        diffusers class name of each component.
+    def expected_components(self) -> dict[str, tuple[str, str]]:
+        """The components the real repo's model_index.json lists (name -> (library, class)), read
+        from ``vgkit/models/reference/<model>/model_index.json``; null entries are left out."""
+        import json
 
-        Runs before any weights load, so a wrong or partial layout fails fast and by name.
+        from vgkit.models.tiny import reference_dir
+
+        index = json.loads((reference_dir(self.name.removesuffix("-tiny")) / "model_index.json").read_text())
+        return {
+            name: (str(entry[0]), str(entry[1]))
+            for name, entry in index.items()
+            if isinstance(entry, list) and len(entry) == 2 and entry[1] is not None
+        }
+
+    def _component_classes(self, snapshot: Path) -> dict[str, str]:
+        """Check the snapshot holds this model's components; return each component's class name.
+
+        The layout is the components, not the index's ``_class_name``: Wan's real repo names
+        ``WanPipeline`` and vgkit builds ``WanImageToVideoPipeline`` from it. Every component the
+        real repo lists must be present, and no other: the weight-bearing ones (transformer, VAE,
+        text encoders) with the real class, while schedulers, tokenizers and image processors may
+        be swapped (a Wan 2.2 A14B index adds ``transformer_2``, a Wan 2.1 I2V one an image encoder).
+        An index naming another pipeline than ``repo_pipeline_class`` or ``pipeline_class`` is
+        another model's or another task's checkpoint (a text-to-video CogVideoX has the same
+        component classes), which re-downloading cannot fix: the message says so. Runs before any
+        weights load, so a wrong or partial layout fails fast and by name.
         """
         import json
 
-        index_path = snapshot / "model_index.json"
-        index = json.loads(index_path.read_text())
-        fix = (
-            f"fix: delete {snapshot} (tiny checkpoints are rebuilt on first use)"
-            if self.tiny
-            else f"fix: re-download with `vgkit prefetch --model {self.name}`"
-        )
-        if index.get("_class_name") != self.pipeline_class:
-            raise ModelUnavailableError(
-                f"model {self.name!r}: {index_path} names {index.get('_class_name')!r}, "
-                f"not {self.pipeline_class!r} (layout mismatch); {fix}"
-            )
         import diffusers
 
+        index_path = snapshot / "model_index.json"
+        index = json.loads(index_path.read_text())
+        found = str(index.get("_class_name"))
+        wrong_model = (
+            f"model {self.name!r}: {index_path} names {found!r}, not {self.repo_pipeline_class!r} (layout mismatch): "
+            f"this is a {found} checkpoint, not a {self.title} one"
+        )
+        if self.tiny:
+            fix = f"fix: delete {snapshot} (tiny checkpoints are rebuilt on first use)"
+            wrong_fix = fix
+        else:
+            fix = f"fix: re-download with `vgkit prefetch --model {self.name}`"
+            wrong_fix = f"fix: point vgkit at a {self.repo_id} snapshot, or pick the --model this checkpoint is for"
+        if found not in (self.repo_pipeline_class, self.pipeline_class):
+            raise ModelUnavailableError(f"{wrong_model}; {wrong_fix}")
+        expected = self.expected_components()
+        for component, entry in index.items():
+            if component not in expected and isinstance(entry, list) and len(entry) == 2 and entry[1] is not None:
+                raise ModelUnavailableError(
+                    f"model {self.name!r}: {index_path} has a `{component}` component ({entry[1]}) that the "
+                    f"{self.title} repo has not (layout mismatch): this is another model's checkpoint; {wrong_fix}"
+                )
         classes = {}
-        for component in ("transformer", "vae"):
+        for component, (library, wanted) in expected.items():
             entry = index.get(component)
-            if not (isinstance(entry, list) and len(entry) == 2):
+            if not (isinstance(entry, list) and len(entry) == 2 and entry[1] is not None):
                 raise ModelUnavailableError(
-                    f"model {self.name!r}: {index_path} has no `{component}` component (layout mismatch); {fix}"
+                    f"model {self.name!r}: {index_path} has no `{component}` component (incomplete download); {fix}"
                 )
-            if not hasattr(diffusers, str(entry[1])):
+            have = str(entry[1])
+            if component.startswith(("transformer", "vae", "text_encoder")) and have != wanted:
                 raise ModelUnavailableError(
-                    f"model {self.name!r}: {index_path} names {component} class {entry[1]!r}, which diffusers "
-                    f"{diffusers.__version__} does not have (layout mismatch); {fix}"
+                    f"model {self.name!r}: {index_path} names {component} class {have!r}, not {wanted!r} "
+                    f"(layout mismatch): this is not a {self.title} checkpoint; {wrong_fix}"
                 )
-            classes[component] = str(entry[1])
+            if library == "diffusers" and not hasattr(diffusers, have):
+                raise ModelUnavailableError(
+                    f"model {self.name!r}: {index_path} names {component} class {have!r}, which diffusers "
+                    f"{diffusers.__version__} does not have (layout mismatch); fix: install the diffusers "
+                    "version setup.sh pins"
+                )
+            classes[component] = have
         return classes
 
     # -- tiny checkpoints -----------------------------------------------------------------------

@@ -6,12 +6,16 @@
   temporal patch (2) and trims after decode, so only 8k+1 frames come back exactly as asked.
 - 50 steps, guidance 6.0 with ``use_dynamic_cfg=True``; everything in bf16 (FACTS.md).
 - Height and width are always passed (the pipeline's defaults come from the transformer config,
-  2400 px for the real one); the RoPE grid is bounded by ``sample_height/width``, so the tiny
-  config keeps those large enough for its sizes.
+  2400 px for the real one); the RoPE grid is bounded by ``sample_height/width``, which the tiny
+  twin keeps at the real 300 latents.
+- The real repo's scheduler is ``CogVideoXDDIMScheduler`` (its model_index and
+  scheduler_config.json); the tiny twin carries that and the rest of the real metadata
+  (``vgkit/models/reference/cogvideox15``) at toy widths.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,35 +28,47 @@ __all__ = ["COGVIDEOX15", "COGVIDEOX15_TINY", "CogVideoX15Adapter"]
 @dataclass(frozen=True)
 class CogVideoX15Adapter(ModelAdapter):
     def build_tiny(self, dest: Path) -> None:
+        """The real repo's layout at toy sizes (``vgkit/models/reference/cogvideox15``): the real
+        DDIM scheduler config, transformer flags (no patch bias, ofs embedding, 300-latent RoPE
+        bound), VAE scaling, T5 v1.1 encoder, slow-tokenizer files and weight shards."""
         import torch
         from diffusers import (
             AutoencoderKLCogVideoX,
-            CogVideoXDPMScheduler,
+            CogVideoXDDIMScheduler,
             CogVideoXImageToVideoPipeline,
             CogVideoXTransformer3DModel,
         )
 
         from vgkit.models.base import quiet_hf_libraries
-        from vgkit.models.tiny import t5_text_encoder, t5_tokenizer
+        from vgkit.models.tiny import (
+            edit_json,
+            reference_dir,
+            shard_like_reference,
+            t5_text_encoder,
+            t5_tokenizer,
+            write_t5_tokenizer_files,
+        )
 
         quiet_hf_libraries()
+        reference = reference_dir("cogvideox15")
         tokenizer = t5_tokenizer()
         text_encoder = t5_text_encoder(tokenizer, umt5=False)
         torch.manual_seed(0)
         transformer = CogVideoXTransformer3DModel(
             num_attention_heads=2,
             attention_head_dim=16,
-            in_channels=8,  # 4 noise + 4 image latent channels, as the real 16 + 16
-            out_channels=4,
+            in_channels=32,  # 16 noise + 16 image latent channels, as the real one
+            out_channels=16,
             time_embed_dim=2,
             ofs_embed_dim=2,
             text_embed_dim=32,
             num_layers=2,
-            sample_width=64,  # RoPE grid bound: 64 latents * 8 = 512 px
-            sample_height=64,
+            sample_width=300,  # the real RoPE grid bound: 300 latents * 8 = 2400 px
+            sample_height=300,
             sample_frames=81,
             patch_size=2,
             patch_size_t=2,  # the 1.5 temporal patch: odd latent counts are padded
+            patch_bias=False,
             temporal_compression_ratio=4,
             max_text_seq_length=_TINY_TEXT_LEN,
             use_rotary_positional_embeddings=True,
@@ -60,33 +76,24 @@ class CogVideoX15Adapter(ModelAdapter):
         )
         torch.manual_seed(0)
         vae = AutoencoderKLCogVideoX(
-            in_channels=3,
-            out_channels=3,
-            down_block_types=("CogVideoXDownBlock3D",) * 4,
-            up_block_types=("CogVideoXUpBlock3D",) * 4,
             block_out_channels=(8, 8, 8, 8),
-            latent_channels=4,
+            latent_channels=16,
             layers_per_block=1,
             norm_num_groups=2,
-            temporal_compression_ratio=4,
             scaling_factor=0.7,
             invert_scale_latents=True,
         )
-        scheduler = CogVideoXDPMScheduler(
-            beta_schedule="scaled_linear",
-            beta_start=0.00085,
-            beta_end=0.012,
-            clip_sample=False,
-            prediction_type="v_prediction",
-            rescale_betas_zero_snr=True,
-            set_alpha_to_one=True,
-            snr_shift_scale=1.0,
-            timestep_spacing="trailing",
-        )
+        scheduler_config = json.loads((reference / "scheduler" / "scheduler_config.json").read_text())
+        scheduler = CogVideoXDDIMScheduler.from_config(scheduler_config)
         pipe: Any = CogVideoXImageToVideoPipeline(
             tokenizer=tokenizer, text_encoder=text_encoder, vae=vae, transformer=transformer, scheduler=scheduler
         )
         pipe.save_pretrained(str(dest), safe_serialization=True)
+        # The slow T5Tokenizer's files and 226-token limit. tokenizer.json stays too: without it
+        # transformers 5 must convert spiece.model, which needs protobuf (reference SOURCE.md).
+        edit_json(dest / "tokenizer" / "tokenizer_config.json", {"model_max_length": 226})
+        write_t5_tokenizer_files(dest / "tokenizer", slow_files=True)
+        shard_like_reference(dest, "cogvideox15")
 
 
 _FRAMES = FrameRule(modulus=8, remainder=1)
@@ -115,6 +122,7 @@ COGVIDEOX15 = CogVideoX15Adapter(
     repo_id="THUDM/CogVideoX1.5-5B-I2V",
     revision="main",
     pipeline_class="CogVideoXImageToVideoPipeline",
+    repo_pipeline_class="CogVideoXImageToVideoPipeline",
     frame_rule=_FRAMES,
     size_multiple=16,
     needs_gpu=True,

@@ -9,14 +9,15 @@
 - The Llama-3 tokenizer is loaded as ``PreTrainedTokenizerFast`` whatever model_index.json says:
   under transformers 5 the ``LlamaTokenizerFast`` it names swaps in a SentencePiece
   pre-tokenizer that drops newlines and shifts ``<image>`` (FACTS.md).
-- The tiny twin keeps every real class (LLaVA with a 336 px / patch 14 CLIP vision tower, 3 Llama
-  layers, CLIP text encoder, 16-channel causal VAE, token-replace transformer) at toy widths, and
-  names ``LlamaTokenizerFast`` in its model_index.json as the real repo does.
+- The tiny twin carries the real repo's metadata (``vgkit/models/reference/hunyuan-i2v``: every
+  class, LLaVA with a 336 px / patch 14 CLIP vision tower, CLIP text encoder with its legacy
+  token ids, 16-channel causal VAE, token-replace transformer, the file names and weight
+  shards) at toy widths (3 Llama layers), and names ``LlamaTokenizerFast`` in its
+  model_index.json as the real repo does.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -70,7 +71,13 @@ class HunyuanI2VAdapter(ModelAdapter):
         )
 
         from vgkit.models.base import quiet_hf_libraries
-        from vgkit.models.tiny import clip_tokenizer, llama3_tokenizer
+        from vgkit.models.tiny import (
+            clip_tokenizer,
+            edit_json,
+            llama3_tokenizer,
+            shard_like_reference,
+            write_clip_vocab,
+        )
 
         quiet_hf_libraries()
         tokenizer = llama3_tokenizer(tiny_tokenizer_corpus())
@@ -83,11 +90,11 @@ class HunyuanI2VAdapter(ModelAdapter):
                 vision_config=CLIPVisionConfig(
                     hidden_size=8,
                     intermediate_size=16,
-                    projection_dim=8,
                     num_attention_heads=2,
                     num_hidden_layers=2,
                     image_size=336,
                     patch_size=14,
+                    projection_dim=768,
                 ),
                 # The pipeline reads hidden_states[-3]: at least 3 layers.
                 text_config=LlamaConfig(
@@ -97,6 +104,9 @@ class HunyuanI2VAdapter(ModelAdapter):
                     num_attention_heads=4,
                     num_key_value_heads=2,
                     num_hidden_layers=3,
+                    max_position_embeddings=8192,
+                    rope_parameters={"rope_type": "default", "rope_theta": 500000.0},
+                    rms_norm_eps=1e-05,
                     bos_token_id=tokenizer.bos_token_id,
                     eos_token_id=tokenizer.eos_token_id,
                     pad_token_id=pad_id,
@@ -114,9 +124,12 @@ class HunyuanI2VAdapter(ModelAdapter):
                 num_attention_heads=2,
                 num_hidden_layers=2,
                 max_position_embeddings=77,
-                bos_token_id=tokenizer_2.bos_token_id,
-                eos_token_id=tokenizer_2.eos_token_id,
-                pad_token_id=tokenizer_2.pad_token_id,
+                projection_dim=768,
+                # The real config's legacy ids: eos_token_id == 2 selects CLIP's argmax pooling
+                # (the highest id, <|endoftext|>, in the real and the tiny vocabulary alike).
+                bos_token_id=0,
+                eos_token_id=2,
+                pad_token_id=1,
             )
         ).eval()
         image_processor = CLIPImageProcessor(
@@ -173,11 +186,21 @@ class HunyuanI2VAdapter(ModelAdapter):
             image_processor=image_processor,
         )
         pipe.save_pretrained(str(dest), safe_serialization=True)
-        # Name the tokenizer class the real repo names, so the loader's fix is exercised.
-        index_path = dest / "model_index.json"
-        index = json.loads(index_path.read_text())
-        index["tokenizer"] = ["transformers", "LlamaTokenizerFast"]
-        index_path.write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
+        # The classes the real repo names (transformers 5 saves CLIPImageProcessorPil without
+        # torchvision, and the Llama-3 tokenizer as PreTrainedTokenizerFast), so the loader's
+        # tokenizer fix and the image processor's resolution run as for the real repo.
+        edit_json(
+            dest / "model_index.json",
+            {
+                "tokenizer": ["transformers", "LlamaTokenizerFast"],
+                "image_processor": ["transformers", "CLIPImageProcessor"],
+            },
+        )
+        edit_json(dest / "image_processor" / "preprocessor_config.json", {"image_processor_type": "CLIPImageProcessor"})
+        special = {name: getattr(tokenizer, name) for name in ("bos_token", "eos_token", "pad_token")}
+        edit_json(dest / "tokenizer" / "special_tokens_map.json", special)
+        write_clip_vocab(dest / "tokenizer_2")
+        shard_like_reference(dest, "hunyuan-i2v")
 
 
 _FRAMES = FrameRule(modulus=4, remainder=1)
@@ -219,6 +242,7 @@ HUNYUAN_I2V = HunyuanI2VAdapter(
     repo_id="hunyuanvideo-community/HunyuanVideo-I2V",
     revision="main",
     pipeline_class="HunyuanVideoImageToVideoPipeline",
+    repo_pipeline_class="HunyuanVideoImageToVideoPipeline",
     frame_rule=_FRAMES,
     size_multiple=16,
     needs_gpu=True,

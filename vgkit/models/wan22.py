@@ -4,14 +4,16 @@
   vgkit loads it with ``WanImageToVideoPipeline`` explicitly (diffusers #13258).
 - Native 1280x704 (or 704x1280), sizes in multiples of 32, 121 frames (4k+1) at 24 fps, 50 steps,
   guidance 5.0, flow shift 5. VAE in fp32, the rest in bf16 (FACTS.md).
-- The tiny twin keeps the real classes (UMT5 text encoder, 48-channel residual VAE with 16x
-  spatial compression, ``expand_timesteps`` transformer) at toy widths. Its tokenizer is
+- The tiny twin carries the real repo's metadata (``vgkit/models/reference/wan22``: a ``WanPipeline``
+  model_index, UMT5 text encoder, 48-channel residual VAE with 16x spatial compression and the
+  real latent statistics, ``expand_timesteps`` transformer, sharded weights) at toy widths. Its tokenizer is
   character-level, so its token budget is 4x the real one (umT5 averages about 4 characters
   per token on English prose): the same prompts fit both.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,31 +26,39 @@ __all__ = ["WAN22", "WAN22_TINY", "Wan22Adapter"]
 @dataclass(frozen=True)
 class Wan22Adapter(ModelAdapter):
     def build_tiny(self, dest: Path) -> None:
+        """The real repo's layout at toy sizes: saved by ``WanPipeline`` (as the real repo was, so
+        model_index.json names it), the real VAE, scheduler and tokenizer configs, weights in the
+        real shards (``vgkit/models/reference/wan22``)."""
         from vgkit.models.base import quiet_hf_libraries
 
         quiet_hf_libraries()  # before the diffusers imports below, which warn at import time
         import torch
-        from diffusers import (
-            AutoencoderKLWan,
-            UniPCMultistepScheduler,
-            WanImageToVideoPipeline,
-            WanTransformer3DModel,
+        from diffusers import AutoencoderKLWan, UniPCMultistepScheduler, WanPipeline, WanTransformer3DModel
+
+        from vgkit.models.tiny import (
+            edit_json,
+            reference_dir,
+            shard_like_reference,
+            t5_text_encoder,
+            t5_tokenizer,
+            write_t5_tokenizer_files,
         )
 
-        from vgkit.models.tiny import t5_text_encoder, t5_tokenizer
-
+        reference = reference_dir("wan22")
         tokenizer = t5_tokenizer()
         text_encoder = t5_text_encoder(tokenizer, umt5=True)
+        vae_config = json.loads((reference / "vae" / "config.json").read_text())
         torch.manual_seed(0)
         vae = AutoencoderKLWan(
             base_dim=3,
+            decoder_base_dim=4,
             z_dim=48,
             in_channels=12,
             out_channels=12,
             is_residual=True,
             patch_size=2,
-            latents_mean=[0.0] * 48,
-            latents_std=[1.0] * 48,
+            latents_mean=vae_config["latents_mean"],
+            latents_std=vae_config["latents_std"],
             dim_mult=[1, 1, 1, 1],
             num_res_blocks=1,
             scale_factor_spatial=16,
@@ -70,20 +80,25 @@ class Wan22Adapter(ModelAdapter):
             qk_norm="rms_norm_across_heads",
             rope_max_seq_len=1024,
         )
-        scheduler = UniPCMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=5.0)
-        pipe: Any = WanImageToVideoPipeline(
+        scheduler = UniPCMultistepScheduler(
+            prediction_type="flow_prediction", use_flow_sigmas=True, num_train_timesteps=1000, flow_shift=5.0
+        )
+        pipe: Any = WanPipeline(
             tokenizer=tokenizer,
             text_encoder=text_encoder,
             vae=vae,
             scheduler=scheduler,
             transformer=transformer,
             transformer_2=None,
-            image_encoder=None,
-            image_processor=None,
             boundary_ratio=None,
             expand_timesteps=True,
         )
         pipe.save_pretrained(str(dest), safe_serialization=True)
+        # What the 2025 conversion wrote and diffusers since dropped (ignored with a warning on load).
+        edit_json(dest / "vae" / "config.json", {"clip_output": vae_config["clip_output"]})
+        edit_json(dest / "model_index.json", {"tokenizer": ["transformers", "T5TokenizerFast"]})
+        write_t5_tokenizer_files(dest / "tokenizer", slow_files=False)
+        shard_like_reference(dest, "wan22")
 
 
 _FRAMES = FrameRule(modulus=4, remainder=1)
@@ -117,6 +132,7 @@ WAN22 = Wan22Adapter(
     repo_id="Wan-AI/Wan2.2-TI2V-5B-Diffusers",
     revision="main",
     pipeline_class="WanImageToVideoPipeline",
+    repo_pipeline_class="WanPipeline",
     frame_rule=_FRAMES,
     size_multiple=32,
     needs_gpu=True,
