@@ -182,17 +182,29 @@ def latent_grid(arch: Architecture, *, width: int, height: int, num_frames: int)
     return (num_frames - 1) // arch.vae_temporal + 1, height // arch.vae_spatial, width // arch.vae_spatial
 
 
-def transformer_inputs(name: str, transformer: Any, *, width: int, height: int, num_frames: int) -> dict[str, Any]:
-    """One transformer call's inputs on ``transformer``'s device and dtype, as the pipeline makes them."""
+def transformer_inputs(
+    name: str,
+    transformer: Any,
+    *,
+    width: int,
+    height: int,
+    num_frames: int,
+    device: Any = None,
+    dtype: Any = None,
+) -> dict[str, Any]:
+    """One transformer call's inputs, as the pipeline makes them, on ``device`` in ``dtype``
+    (default: where the transformer's first parameter is, and its dtype)."""
     import torch
 
     arch = ARCHITECTURES[name]
     cfg = transformer.config
     param = next(transformer.parameters())
-    device, dtype = param.device, param.dtype
+    device = param.device if device is None else torch.device(device)
+    dtype = param.dtype if dtype is None else dtype
     frames, lh, lw = latent_grid(arch, width=width, height=height, num_frames=num_frames)
     batch = arch.batch_per_pass
-    text = torch.randn(batch, arch.text_tokens, 4096, device=device, dtype=dtype)
+    text_width = cfg.get("text_dim") or cfg.get("text_embed_dim")
+    text = torch.randn(batch, arch.text_tokens, text_width, device=device, dtype=dtype)
     if name == "wan22":
         p_t, p_h, p_w = cfg.patch_size
         seq = (frames // p_t) * (lh // p_h) * (lw // p_w)
