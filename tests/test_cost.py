@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,6 +24,24 @@ def _cost_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
         count._MEMO.clear()
         yield path
+        count._MEMO.clear()
+
+
+@pytest.fixture
+def fresh_counts(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[dict[str, Any]]:
+    """Counting from the classes themselves: no packaged counts, no cache. Yields the packaged ones."""
+    from vgkit.cost import count
+
+    packaged = dict(count._packaged())
+    monkeypatch.setattr(count, "PACKAGED", tmp_path / "none.json")
+    monkeypatch.setenv("VGKIT_COST_CACHE", str(tmp_path / "cache"))
+    count._packaged.cache_clear()
+    saved = dict(count._MEMO)
+    count._MEMO.clear()
+    yield packaged
+    count._MEMO.clear()
+    count._MEMO.update(saved)
+    count._packaged.cache_clear()
 
 
 NATIVE = {"wan22": (1280, 704), "cogvideox15": (1360, 768), "hunyuan-i2v": (1280, 720)}
@@ -61,7 +80,10 @@ def _hand(name: str) -> tuple[float, float]:
 
 
 @pytest.mark.parametrize("name", sorted(ARCHITECTURES))
-def test_transformer_flops_at_the_native_grid_match_hand_formulas(name: str) -> None:
+def test_transformer_flops_at_the_native_grid_match_hand_formulas(name: str, fresh_counts: dict[str, Any]) -> None:
+    from dataclasses import asdict
+
+    from vgkit.cost import count
     from vgkit.cost.projection import _counts
 
     width, height = NATIVE[name]
@@ -74,6 +96,9 @@ def test_transformer_flops_at_the_native_grid_match_hand_formulas(name: str) -> 
         vae_dtype="bfloat16",
     )
     linear, attention = _hand(name)
+    # The shipped counts (what `vgkit models` and `vgkit check` read) are these fresh ones.
+    (key,) = [k for k, v in count._MEMO.items() if v is transformer]
+    assert fresh_counts[key] == asdict(transformer)
     assert transformer.linear_flops == pytest.approx(linear, rel=0.05)
     assert transformer.attention_flops == pytest.approx(attention, rel=0.05)
     assert transformer.flops == pytest.approx(linear + attention, rel=0.05)
@@ -130,7 +155,7 @@ def test_an_infeasible_plan_is_refused_with_its_figures_and_fixes(tmp_path: Path
     from vgkit.spec import load_spec
 
     model = adapter("hunyuan-i2v")
-    native = replace(model.preset("80gb"), size_scale=1.0, steps_scale=1.0)  # 1280x720, 50 steps
+    native = replace(model.preset("80gb"), size_scale=1.0)  # 1280x720 at the preset's 30 steps
     spec_path = write_spec(tmp_path / "s.yaml", spec_dict(model="hunyuan-i2v", overrides={}))
     plan = make_plan(load_spec(spec_path), model, preset=native)
     cost = plan_cost(plan, model, native, gpu="h100", clip_timeout_s=600, run_timeout_s=1800)
@@ -141,6 +166,7 @@ def test_an_infeasible_plan_is_refused_with_its_figures_and_fixes(tmp_path: Path
     assert "\n" not in message
     assert f"{cost.worst_clip_s:.0f} s per clip" in message and "clip deadline 600 s" in message
     assert "overrides.steps" in message and "--force" in message
+    assert "generate at 960x544 and upscale" in message  # the 80gb preset's own size, projected to fit
     assert isinstance(raised.value, SpecError)  # exit 2
 
 

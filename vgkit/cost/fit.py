@@ -81,7 +81,62 @@ def fit_efficiency() -> tuple[dict[str, float], list[Fitted]]:
     return factors, rows
 
 
+def write_packaged_counts() -> int:
+    """Count every published figure's and every GPU preset's native clip afresh and write them to
+    ``count.PACKAGED``; returns the number of counts written."""
+    import json
+    import os
+    import tempfile
+    from pathlib import Path
+
+    from vgkit.cost import count
+    from vgkit.cost.architectures import ARCHITECTURES
+    from vgkit.cost.planner import project_preset
+    from vgkit.models import adapter
+
+    with tempfile.TemporaryDirectory() as tmp:
+        previous = os.environ.get("VGKIT_COST_CACHE")
+        os.environ["VGKIT_COST_CACHE"] = tmp
+        count._MEMO.clear()
+        count._packaged.cache_clear()
+        saved, count.PACKAGED = count.PACKAGED, Path(tmp) / "none.json"
+        try:
+            fit_efficiency()
+            for name in ARCHITECTURES:
+                model = adapter(name)
+                for preset in model.presets:
+                    if preset.device == "cpu":
+                        continue
+                    width, height = preset.generation_size(
+                        model.baseline.width, model.baseline.height, multiple=model.size_multiple
+                    )
+                    project_preset(
+                        model,
+                        preset,
+                        gpu=card("4090" if preset.name == "4090" else "h100"),
+                        width=width,
+                        height=height,
+                        num_frames=ARCHITECTURES[name].native_frames,
+                        steps=preset.scaled_steps(model.baseline.steps),
+                    )
+        finally:
+            count.PACKAGED = saved
+            if previous is None:
+                del os.environ["VGKIT_COST_CACHE"]
+            else:
+                os.environ["VGKIT_COST_CACHE"] = previous
+        counts = {p.stem: json.loads(p.read_text()) for p in sorted(Path(tmp).glob("*.json"))}
+    count.PACKAGED.write_text(json.dumps(counts, indent=1, sort_keys=True) + "\n")
+    count._packaged.cache_clear()
+    return len(counts)
+
+
 def main() -> None:
+    import sys
+
+    if "--write-counts" in sys.argv[1:]:
+        print(f"wrote {write_packaged_counts()} counts to vgkit/cost/counts.json")
+        return
     factors, rows = fit_efficiency()
     print("factors: " + ", ".join(f"{cls} {value:.3f}" for cls, value in sorted(factors.items())))
     print(f"{'model':<12} {'card':<5} {'published s':>11} {'floor s':>8} {'projected s':>11} {'residual':>8}  peak")
