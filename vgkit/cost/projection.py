@@ -186,21 +186,35 @@ def _vae_shell(name: str) -> Any:
     return vae
 
 
-@cache
-def _text_encoder_params(name: str) -> tuple[tuple[int, int, int], ...]:
-    """(params, embedding params, tokens) per text encoder, built on ``meta``."""
-    import torch
+def _build_text_encoder(cls_name: str, config_name: str, config: dict[str, Any]) -> Any:
     import transformers
 
-    from vgkit.cost.architectures import ARCHITECTURES
+    return getattr(transformers, cls_name)(getattr(transformers, config_name)(**config))
 
-    out = []
-    for cls_name, config_name, config, tokens in ARCHITECTURES[name].text_encoders:
-        with torch.device("meta"):
-            model = getattr(transformers, cls_name)(getattr(transformers, config_name)(**config))
-        embedding = sum(p.numel() for n, p in model.named_parameters() if "embed" in n or "shared" in n)
-        out.append((sum(p.numel() for p in model.parameters()), embedding, tokens))
-    return tuple(out)
+
+def _token_ids(tokens: int, module: Any) -> dict[str, Any]:
+    import torch
+
+    return {"input_ids": torch.zeros(1, tokens, dtype=torch.long)}
+
+
+def _text_counts(name: str, *, dtype: str) -> list[Any]:
+    """One forward of each text encoder over the tokens it encodes per clip, counted on ``meta``."""
+    from functools import partial
+
+    from vgkit.cost.architectures import ARCHITECTURES
+    from vgkit.cost.count import count_call
+
+    return [
+        count_call(
+            {"model": name, "component": "text_encoder", "class": cls_name, "config": config, "tokens": tokens},
+            partial(_build_text_encoder, cls_name, config_name, config),
+            partial(_token_ids, tokens),
+            lambda m, inputs: m(**inputs),
+            dtype=dtype,
+        )
+        for cls_name, config_name, config, tokens in ARCHITECTURES[name].text_encoders
+    ]
 
 
 def _blocks(name: str) -> int:
@@ -244,10 +258,10 @@ def project(
     frames, lh, lw = latent_grid(arch, width=width, height=height, num_frames=num_frames)
     shell = _vae_shell(name) if vae_tiling else None
     overlap = _tile_overlap(shell, lh, lw) if shell is not None else 1.0
-    texts = _text_encoder_params(name)
+    texts = _text_counts(name, dtype=other_dtype)
 
     step_flops = transformer.flops * arch.passes_per_step
-    text_flops = sum(2.0 * (params - embedding) * tokens for params, embedding, tokens in texts)
+    text_flops = sum(text.flops for text in texts)
     vae_flops = vae.flops * overlap
     clip_flops = steps * step_flops + text_flops + vae_flops
     eff = efficiency if efficiency is not None else EFFICIENCY[card.card_class]
@@ -257,7 +271,7 @@ def project(
     t_bytes = 1 if fp8_layerwise else _BYTES[transformer_dtype]
     weights = {
         "transformer": transformer.params * t_bytes / gib,
-        "text_encoders": sum(params for params, _, _ in texts) * _BYTES[other_dtype] / gib,
+        "text_encoders": sum(text.params for text in texts) * _BYTES[other_dtype] / gib,
         "vae": vae.params * _BYTES[vae_dtype] / gib,
     }
     t_act = (transformer.activation_peak_bytes + transformer.input_bytes) / gib
