@@ -3,11 +3,12 @@
     PYTHONPATH=. .venv/bin/python benchmarks/bench_models.py            # tiny sizes on CPU
     PYTHONPATH=. .venv/bin/python benchmarks/bench_models.py --size full # full size, needs a GPU
 
-Full size builds each transformer from its real config with random weights (no download) and
-runs denoising steps on the real model's native latent grid (Wan 2.2 TI2V-5B: 1280x704, 121
-frames, 27,280 tokens, CFG batch of 2; CogVideoX1.5: 1360x768, 81 frames, CFG batch of 2;
-HunyuanVideo-I2V: 1280x720, 129 frames, embedded guidance, batch of 1), at the size and steps each
-preset generates (HunyuanVideo ``4090``: 960x544). The
+Full size builds each transformer from its real config (``vgkit.cost.architectures``) with random
+weights (no download) and times one transformer call as its pipeline makes it, on the native frame
+count at the size each preset generates (Wan 2.2 TI2V-5B: 1280x704, 121 frames, 27,280 tokens,
+one of the two CFG passes; CogVideoX1.5: 81 frames, CFG batch of 2; HunyuanVideo-I2V:
+129 frames, embedded guidance, batch of 1), next to what ``vgkit.cost`` projects for that call on
+the card (``proj s``). The
 ``4090`` preset runs under a 24 GiB cap (``torch.cuda.set_per_process_memory_fraction``) to
 stand in for the card; ``80gb`` runs uncapped. Tiny size uses the tiny checkpoints' transformer
 configs at their baseline size on CPU and applies every preset that can run there. Step time is
@@ -24,68 +25,12 @@ import statistics
 import time
 from typing import Any
 
+from vgkit.cost.architectures import ARCHITECTURES, transformer_inputs
 from vgkit.models import adapter
 from vgkit.models.base import Preset
 
 MODELS = ("wan22", "cogvideox15", "hunyuan-i2v")
 CAP_GIB = {"4090": 24.0}
-
-# The real transformers' configs (config.json of each repo's transformer/), trimmed to what differs
-# from the diffusers defaults.
-FULL_CONFIGS: dict[str, dict[str, Any]] = {
-    "wan22": {
-        "patch_size": (1, 2, 2),
-        "num_attention_heads": 24,
-        "attention_head_dim": 128,
-        "in_channels": 48,
-        "out_channels": 48,
-        "text_dim": 4096,
-        "freq_dim": 256,
-        "ffn_dim": 14336,
-        "num_layers": 30,
-        "cross_attn_norm": True,
-        "qk_norm": "rms_norm_across_heads",
-        "eps": 1e-6,
-        "rope_max_seq_len": 1024,
-    },
-    "cogvideox15": {
-        "num_attention_heads": 48,
-        "attention_head_dim": 64,
-        "in_channels": 32,
-        "out_channels": 16,
-        "time_embed_dim": 512,
-        "ofs_embed_dim": 512,
-        "text_embed_dim": 4096,
-        "num_layers": 42,
-        "sample_width": 300,
-        "sample_height": 300,
-        "sample_frames": 81,
-        "patch_size": 2,
-        "patch_size_t": 2,
-        "max_text_seq_length": 226,
-        "use_rotary_positional_embeddings": True,
-        "use_learned_positional_embeddings": False,
-    },
-    "hunyuan-i2v": {
-        "in_channels": 16,
-        "out_channels": 16,
-        "num_attention_heads": 24,
-        "attention_head_dim": 128,
-        "num_layers": 20,
-        "num_single_layers": 40,
-        "num_refiner_layers": 2,
-        "patch_size": 2,
-        "patch_size_t": 1,
-        "guidance_embeds": True,
-        "text_embed_dim": 4096,
-        "pooled_projection_dim": 768,
-        "rope_axes_dim": (16, 56, 56),
-        "image_condition_type": "token_replace",
-    },
-}
-NATIVE_FRAMES = {"wan22": 121, "cogvideox15": 81, "hunyuan-i2v": 129}
-TEXT_TOKENS = {"wan22": 512, "cogvideox15": 226, "hunyuan-i2v": 256 + 144}  # Hunyuan: prompt + 576/4 image tokens
-VAE_SPATIAL = {"wan22": 16, "cogvideox15": 8, "hunyuan-i2v": 8}
 
 
 def _transformer(name: str, *, full: bool) -> Any:
@@ -93,50 +38,12 @@ def _transformer(name: str, *, full: bool) -> Any:
 
     from vgkit.checkpoints import locate_checkpoint
 
-    model = adapter(name if full else f"{name}-tiny")
+    if full:
+        arch = ARCHITECTURES[name]
+        return getattr(diffusers, arch.transformer_class)(**arch.transformer_config)
     tiny = adapter(f"{name}-tiny")
     cls = getattr(diffusers, tiny._component_classes(locate_checkpoint(tiny))["transformer"])
-    if full:
-        return cls(**FULL_CONFIGS[name])
-    return cls.from_pretrained(str(locate_checkpoint(model)), subfolder="transformer")
-
-
-def _inputs(name: str, transformer: Any, *, width: int, height: int, device: str, dtype: Any) -> dict[str, Any]:
-    import torch
-
-    cfg = transformer.config
-    latent_frames = (NATIVE_FRAMES[name] - 1) // 4 + 1
-    lh, lw = height // VAE_SPATIAL[name], width // VAE_SPATIAL[name]
-    if name == "wan22":  # expand_timesteps: one timestep per latent token; CFG as a batch of 2
-        p_t, p_h, p_w = cfg.patch_size
-        seq = (latent_frames // p_t) * (lh // p_h) * (lw // p_w)
-        return {
-            "hidden_states": torch.randn(2, cfg.in_channels, latent_frames, lh, lw, device=device, dtype=dtype),
-            "timestep": torch.full((2, seq), 500, device=device),
-            "encoder_hidden_states": torch.randn(2, TEXT_TOKENS[name], cfg.text_dim, device=device, dtype=dtype),
-        }
-    if name == "cogvideox15":
-        from diffusers import CogVideoXImageToVideoPipeline
-
-        latent_frames += latent_frames % cfg.patch_size_t
-        shell: Any = CogVideoXImageToVideoPipeline(None, None, None, transformer, None)
-        rope = shell._prepare_rotary_positional_embeddings(height, width, latent_frames, torch.device(device))
-        return {
-            "hidden_states": torch.randn(2, latent_frames, cfg.in_channels, lh, lw, device=device, dtype=dtype),
-            "encoder_hidden_states": torch.randn(2, TEXT_TOKENS[name], cfg.text_embed_dim, device=device, dtype=dtype),
-            "timestep": torch.tensor([500, 500], device=device),
-            "ofs": torch.full((2,), 2.0, device=device, dtype=dtype),
-            "image_rotary_emb": rope,
-        }
-    text = TEXT_TOKENS[name]
-    return {
-        "hidden_states": torch.randn(1, cfg.in_channels, latent_frames, lh, lw, device=device, dtype=dtype),
-        "timestep": torch.tensor([500], device=device),
-        "encoder_hidden_states": torch.randn(1, text, cfg.text_embed_dim, device=device, dtype=dtype),
-        "encoder_attention_mask": torch.ones(1, text, device=device, dtype=torch.bool),
-        "pooled_projections": torch.randn(1, cfg.pooled_projection_dim, device=device, dtype=dtype),
-        "guidance": torch.tensor([6000.0], device=device, dtype=dtype),
-    }
+    return cls.from_pretrained(str(locate_checkpoint(tiny)), subfolder="transformer")
 
 
 def _place(transformer: Any, preset: Preset, *, device: str) -> Any:
@@ -155,6 +62,21 @@ def _place(transformer: Any, preset: Preset, *, device: str) -> Any:
     return dtype
 
 
+def _projected_pass_s(model: Any, preset: Preset, *, width: int, height: int, frames: int) -> float | None:
+    """What vgkit.cost projects for one transformer call on this GPU (None: a card it has no figures for)."""
+    import torch
+
+    from vgkit.cost.planner import card_for_this_machine, project_preset
+
+    memory = torch.cuda.get_device_properties(0).total_memory / 2**30
+    gpu = card_for_this_machine(torch.cuda.get_device_name(0), memory)
+    if gpu is None:
+        return None
+    arch = ARCHITECTURES[model.name]
+    one = project_preset(model, preset, gpu=gpu, width=width, height=height, num_frames=frames, steps=1)
+    return one.step_tflop / arch.passes_per_step * 1e12 / (gpu.bf16_dense_tflops * 1e12 * one.efficiency)
+
+
 def bench(name: str, preset: Preset, *, full: bool, steps: int) -> dict[str, Any]:
     import torch
 
@@ -171,7 +93,10 @@ def bench(name: str, preset: Preset, *, full: bool, steps: int) -> dict[str, Any
     torch.manual_seed(0)
     transformer = _transformer(name, full=full).eval()
     dtype = _place(transformer, preset, device=device)
-    inputs = _inputs(name, transformer, width=width, height=height, device=device, dtype=dtype)
+    frames = ARCHITECTURES[name].native_frames
+    inputs = transformer_inputs(
+        name, transformer, width=width, height=height, num_frames=frames, device=device, dtype=dtype
+    )
     patch = transformer.config.patch_size
     tokens = inputs["hidden_states"].numel() // inputs["hidden_states"].shape[0] // transformer.config.in_channels
     tokens //= (
@@ -198,12 +123,14 @@ def bench(name: str, preset: Preset, *, full: bool, steps: int) -> dict[str, Any
         else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB
     )
     del transformer, inputs
+    projected = _projected_pass_s(model, preset, width=width, height=height, frames=frames) if full else None
     return {
         "model": name,
-        "size": f"{width}x{height}x{NATIVE_FRAMES[name]}f" + ("" if full else " (tiny)"),
+        "size": f"{width}x{height}x{frames}f" + ("" if full else " (tiny)"),
         "preset": preset.name,
         "tokens": tokens,
         "step_s": statistics.median(times) if times else float("nan"),
+        "projected_s": projected,
         "peak_gib": peak_gib,
         "status": status,
     }
@@ -231,11 +158,12 @@ def main() -> None:
             rows.append(bench(name, preset, full=full, steps=args.steps))
     where = torch.cuda.get_device_name(0) if full else f"CPU, {torch.get_num_threads()} threads"
     print(f"\ntransformer step (median of {args.steps}) on {where}; torch {torch.__version__}")
-    print(f"{'model':<13} {'size':<22} {'preset':<6} {'tokens':>7} {'step s':>8} {'peak GiB':>9}  status")
+    print(f"{'model':<13} {'size':<22} {'preset':<6} {'tokens':>7} {'step s':>8} {'proj s':>7} {'peak GiB':>9}  status")
     for r in rows:
+        projected = "-" if r["projected_s"] is None else f"{r['projected_s']:.3f}"
         print(
             f"{r['model']:<13} {r['size']:<22} {r['preset']:<6} {r['tokens']:>7} {r['step_s']:>8.3f} "
-            f"{r['peak_gib']:>9.2f}  {r['status']}"
+            f"{projected:>7} {r['peak_gib']:>9.2f}  {r['status']}"
         )
 
 

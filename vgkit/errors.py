@@ -2,7 +2,9 @@
 
     VgkitError                      base; ``exit_code`` is what ``vgkit`` exits with
     ├── SpecError (ValueError)      bad input in a spec or on the command line        exit 2
-    │   └── UnsafeLockError           lock folder/file not this user's own (vgkit/lock.py) exit 2
+    │   ├── UnsafeLockError           lock folder/file not this user's own (vgkit/lock.py) exit 2
+    │   └── InfeasiblePlanError       the plan's projected time or memory breaks a      exit 2
+    │                                 deadline or the card (vgkit.cost; --force runs it)
     ├── ModelUnavailableError       weights or checkpoint missing or malformed        exit 3
     │       (FileNotFoundError)
     ├── GenerationError             the pipeline failed on a clip                     exit 4
@@ -25,6 +27,7 @@ __all__ = [
     "ArtifactError",
     "GenerationError",
     "GuardrailError",
+    "InfeasiblePlanError",
     "ModelUnavailableError",
     "RemoteConnectionError",
     "RemoteSetupError",
@@ -43,6 +46,10 @@ class SpecError(VgkitError, ValueError):
     """A spec, parameter or CLI value is wrong. The message says which, what it was, and the fix."""
 
     exit_code = 2
+
+
+class InfeasiblePlanError(SpecError):
+    """The plan cannot finish inside its deadlines or fit the card, by projection (vgkit.cost)."""
 
 
 class ModelUnavailableError(VgkitError, FileNotFoundError):

@@ -163,3 +163,12 @@ def visible_gpu() -> str:
     """The first entry of ``CUDA_VISIBLE_DEVICES`` (the GPU a run uses), or ``"0"`` when unset."""
     visible = os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",")[0].strip()
     return visible or "0"
+
+
+def cost_cache_dir() -> Path:
+    """Where the cost planner keeps its counts (vgkit.cost): ``VGKIT_COST_CACHE``, else
+    ``$XDG_CACHE_HOME/vgkit/cost``, else ``~/.cache/vgkit/cost``."""
+    if explicit := os.environ.get("VGKIT_COST_CACHE"):
+        return Path(explicit).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "vgkit" / "cost"

@@ -100,19 +100,29 @@ _FRAMES = FrameRule(modulus=8, remainder=1)
 # The tiny tokenizer is character-level: 4x the real 226-token budget fits the same prompts
 # (T5 averages about 4 characters per token on English prose).
 _TINY_TEXT_LEN = 904
-_SOURCE = "FACTS.md published figures: CogVideoX1.5 I2V 5 s clip ~550 s on H100, 1040 s on a 4090"
+_SOURCE = (
+    "projected by vgkit.cost (the real transformer and VAE counted on the meta device, efficiency fitted to the "
+    "CogVideoX1.5-5B-I2V model card's ~550 s on an H100 and a reported 1040 s on an RTX 4090, both at 50 steps)"
+)
 _PRESETS = (
     Preset(
         name="4090",
         device="cuda",
         offload="model",
         vae_tiling=True,
-        steps_scale=0.5,  # 50 -> 25: 1040 s at 50 steps is over the 10-minute clip limit
-        expected_clip_s=520.0,
-        source=_SOURCE + " (estimate: half of 1040 s at 25 steps, denoise time is linear in steps; "
-        "model offload + VAE tiling; peak not published)",
+        size_scale=0.75,  # 1360x768 -> 1024x576, upscaled back in the stitch
+        steps_scale=0.8,  # 50 -> 40
+        source=_SOURCE + "; native size at 50 steps projects ~1230 s and at 25 steps ~630 s, both past the "
+        "10-minute clip limit: 1024x576 at 40 steps (~400 s) costs detail (Lanczos upscale) and some prompt "
+        "adherence (fewer steps)",
     ),
-    Preset(name="80gb", device="cuda", expected_clip_s=550.0, source=_SOURCE + " (all on GPU; peak not published)"),
+    Preset(
+        name="80gb",
+        device="cuda",
+        steps_scale=0.8,  # 50 -> 40
+        source=_SOURCE + "; 50 steps project ~505 s on an H100, too close to the 600 s limit for the projection's "
+        "+-35 % error: 40 steps (~405 s) cost some prompt adherence",
+    ),
     CPU_PRESET,
 )
 

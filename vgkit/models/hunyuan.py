@@ -204,7 +204,10 @@ class HunyuanI2VAdapter(ModelAdapter):
 
 
 _FRAMES = FrameRule(modulus=4, remainder=1)
-_SOURCE = "FACTS.md published figures: HunyuanVideo 720p/129 frames/50 steps: 60 GB peak, ~1900 s on one H100"
+_SOURCE = (
+    "projected by vgkit.cost (the real transformer and VAE counted on the meta device, efficiency fitted to the "
+    "HunyuanVideo README's ~1900 s and 60 GB for 720p, 129 frames, 50 steps on one H100)"
+)
 _PRESETS = (
     Preset(
         name="4090",
@@ -214,14 +217,10 @@ _PRESETS = (
         fp8_layerwise=True,
         transformer_dtype="bfloat16",
         other_dtype="float16",
-        size_scale=0.75,  # 1280x720 -> 960x544
-        steps_scale=0.6,  # 50 -> 30
-        expected_peak_gib=24.0,
-        source=(
-            "FACTS.md: native 720p cannot fit 10 min on a 4090; 960x544 at 30 steps is the usual choice, "
-            "upscaled to 1280x720 in the stitch; peak bounded by the 24 GB card; time on a 4090 not "
-            "published (measure with benchmarks/bench_models.py)"
-        ),
+        size_scale=0.625,  # 1280x720 -> 800x448, upscaled back in the stitch
+        steps_scale=0.4,  # 50 -> 20
+        source=_SOURCE + "; 960x544 at 30 steps projects ~1100 s on an RTX 4090: 800x448 at 20 steps (~395 s) "
+        "is what fits the 10-minute clip limit, at a cost in detail (1.6x Lanczos upscale) and prompt adherence",
     ),
     Preset(
         name="80gb",
@@ -229,9 +228,10 @@ _PRESETS = (
         vae_tiling=True,
         transformer_dtype="bfloat16",
         other_dtype="float16",
-        expected_peak_gib=60.0,
-        expected_clip_s=1900.0,
-        source=_SOURCE,
+        size_scale=0.75,  # 1280x720 -> 960x544, upscaled back in the stitch
+        steps_scale=0.6,  # 50 -> 30
+        source=_SOURCE + "; 1280x720 at 50 steps projects ~2060 s on an H100 (about 12 PFLOP a step at 119,200 "
+        "tokens), so it cannot fit 600 s: 960x544 at 30 steps (~445 s) costs detail (upscale) and adherence",
     ),
     CPU_PRESET,
 )

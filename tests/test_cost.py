@@ -1,0 +1,221 @@
+"""The cost planner: counts from the real classes match hand formulas, the fit holds the published
+figures, and the tracker measures activations as a fused-attention GPU would hold them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from vgkit.cost.architectures import ARCHITECTURES, latent_grid
+from vgkit.cost.gpus import CARDS, card
+from vgkit.errors import SpecError
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _cost_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Counts of this module are made here (never read from the user's cache)."""
+    with pytest.MonkeyPatch.context() as mp:
+        path = tmp_path_factory.mktemp("cost-cache")
+        mp.setenv("VGKIT_COST_CACHE", str(path))
+        from vgkit.cost import count
+
+        count._MEMO.clear()
+        yield path
+        count._MEMO.clear()
+
+
+@pytest.fixture
+def fresh_counts(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[dict[str, Any]]:
+    """Counting from the classes themselves: no packaged counts, no cache. Yields the packaged ones."""
+    from vgkit.cost import count
+
+    packaged = dict(count._packaged())
+    monkeypatch.setattr(count, "PACKAGED", tmp_path / "none.json")
+    monkeypatch.setenv("VGKIT_COST_CACHE", str(tmp_path / "cache"))
+    count._packaged.cache_clear()
+    saved = dict(count._MEMO)
+    count._MEMO.clear()
+    yield packaged
+    count._MEMO.clear()
+    count._MEMO.update(saved)
+    count._packaged.cache_clear()
+
+
+NATIVE = {"wan22": (1280, 704), "cogvideox15": (1360, 768), "hunyuan-i2v": (1280, 720)}
+
+
+def _hand(name: str) -> tuple[float, float]:
+    """(linear FLOPs, attention FLOPs) of one transformer call at the native grid, by hand.
+
+    Linear: 2 x (per-token weights) x tokens. Attention: 4 x L^2 x d per layer and batch row
+    (QK^T and PV), over the video tokens (Wan, with cross-attention to the text as 4 x L x T x d)
+    or video + text tokens (CogVideoX, HunyuanVideo: joint attention).
+    """
+    arch = ARCHITECTURES[name]
+    cfg = arch.transformer_config
+    width, height = NATIVE[name]
+    frames, lh, lw = latent_grid(arch, width=width, height=height, num_frames=arch.native_frames)
+    d = cfg["num_attention_heads"] * cfg["attention_head_dim"]
+    text = arch.text_tokens
+    batch = arch.batch_per_pass
+    if name == "wan22":
+        video = frames * (lh // 2) * (lw // 2)
+        layers = cfg["num_layers"]
+        per_token = layers * (6 * d * d + 2 * d * cfg["ffn_dim"])  # self QKVO + cross Q,O + FFN
+        linear = 2 * per_token * video + 2 * layers * 2 * d * d * text  # + cross K,V over the text
+        attention = 4 * layers * d * (video * video + video * text)
+        return batch * linear, batch * attention
+    if name == "cogvideox15":
+        frames += frames % cfg["patch_size_t"]
+        tokens = (frames // 2) * (lh // 2) * (lw // 2) + text
+        layers = cfg["num_layers"]
+    else:
+        tokens = frames * (lh // 2) * (lw // 2) + text
+        layers = cfg["num_layers"] + cfg["num_single_layers"]
+    per_token = layers * 12 * d * d  # QKVO 4d^2 + a 4x MLP 8d^2 (single blocks: 7d^2 in, 5d^2 out)
+    return batch * 2 * per_token * tokens, batch * 4 * layers * d * tokens * tokens
+
+
+@pytest.mark.parametrize("name", sorted(ARCHITECTURES))
+def test_transformer_flops_at_the_native_grid_match_hand_formulas(name: str, fresh_counts: dict[str, Any]) -> None:
+    from dataclasses import asdict
+
+    from vgkit.cost import count
+    from vgkit.cost.projection import _counts
+
+    width, height = NATIVE[name]
+    transformer, _ = _counts(
+        name,
+        width=width,
+        height=height,
+        num_frames=ARCHITECTURES[name].native_frames,
+        transformer_dtype="bfloat16",
+        vae_dtype="bfloat16",
+    )
+    linear, attention = _hand(name)
+    # The shipped counts (what `vgkit models` and `vgkit check` read) are these fresh ones.
+    (key,) = [k for k, v in count._MEMO.items() if v is transformer]
+    assert fresh_counts[key] == asdict(transformer)
+    assert transformer.linear_flops == pytest.approx(linear, rel=0.05)
+    assert transformer.attention_flops == pytest.approx(attention, rel=0.05)
+    assert transformer.flops == pytest.approx(linear + attention, rel=0.05)
+
+
+def test_the_fitted_factors_hold_every_published_figure_within_35_percent() -> None:
+    from vgkit.cost.fit import fit_efficiency
+    from vgkit.cost.projection import EFFICIENCY
+
+    factors, rows = fit_efficiency()
+    assert factors == pytest.approx(EFFICIENCY, rel=0.01)  # the constants are what the fit gives
+    assert {r.published.card for r in rows} >= {"4090", "h100"}
+    for row in rows:
+        assert abs(row.residual) <= 0.35, row
+        if row.peak_residual is not None:
+            assert abs(row.peak_residual) <= 0.35, row
+
+
+def test_every_gpu_preset_projects_inside_the_clip_deadline_on_its_card() -> None:
+    from vgkit.cost.planner import project_preset
+    from vgkit.models import adapter
+
+    for name in sorted(ARCHITECTURES):
+        model = adapter(name)
+        for preset in model.presets:
+            if preset.device == "cpu":
+                continue
+            gpu = card("4090" if preset.name == "4090" else "h100")
+            width, height = preset.generation_size(
+                model.baseline.width, model.baseline.height, multiple=model.size_multiple
+            )
+            projected = project_preset(
+                model,
+                preset,
+                gpu=gpu,
+                width=width,
+                height=height,
+                num_frames=ARCHITECTURES[name].native_frames,
+                steps=preset.scaled_steps(model.baseline.steps),
+            )
+            assert projected.seconds_per_clip <= 600, (name, preset.name, projected.describe())
+            assert projected.fits_memory, (name, preset.name, projected.describe())
+            assert min(model.baseline.width, model.baseline.height) >= 704  # upscaled back to 720p-class
+
+
+def test_an_infeasible_plan_is_refused_with_its_figures_and_fixes(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from tests.conftest import spec_dict, write_spec
+    from vgkit.cost.planner import plan_cost, refuse_infeasible
+    from vgkit.errors import InfeasiblePlanError
+    from vgkit.models import adapter
+    from vgkit.plan import make_plan
+    from vgkit.spec import load_spec
+
+    model = adapter("hunyuan-i2v")
+    native = replace(model.preset("80gb"), size_scale=1.0)  # 1280x720 at the preset's 30 steps
+    spec_path = write_spec(tmp_path / "s.yaml", spec_dict(model="hunyuan-i2v", overrides={}))
+    plan = make_plan(load_spec(spec_path), model, preset=native)
+    cost = plan_cost(plan, model, native, gpu="h100", clip_timeout_s=600, run_timeout_s=1800)
+    assert cost is not None and cost.worst_clip_s > 600
+    with pytest.raises(InfeasiblePlanError) as raised:
+        refuse_infeasible(cost, model, native)
+    message = str(raised.value)
+    assert "\n" not in message
+    assert f"{cost.worst_clip_s:.0f} s per clip" in message and "clip deadline 600 s" in message
+    assert "overrides.steps" in message and "--force" in message
+    assert "generate at 960x544 and upscale" in message  # the 80gb preset's own size, projected to fit
+    assert isinstance(raised.value, SpecError)  # exit 2
+
+
+def test_tiny_models_and_cpu_presets_have_no_projection() -> None:
+    from vgkit.cost.planner import plan_cost
+    from vgkit.models import adapter
+
+    tiny = adapter("wan22-tiny")
+    assert plan_cost(object(), tiny, tiny.preset("cpu"), gpu="4090", clip_timeout_s=600, run_timeout_s=600) is None
+
+
+def test_cards_by_name_and_by_what_the_machine_reports() -> None:
+    from vgkit.cost.planner import card_for_this_machine
+
+    assert card("H100").name == "h100"
+    with pytest.raises(SpecError, match=r"gpu = 'v100'.*fix: use one of 4090"):
+        card("v100")
+    assert card_for_this_machine("NVIDIA GeForce RTX 4090", 23.99) == card("4090")
+    assert card_for_this_machine("NVIDIA H100 80GB HBM3", 79.6) == card("h100")
+    assert card_for_this_machine("NVIDIA RTX 6000 Ada Generation", 47.5) == card("l40s")  # by memory
+    assert card_for_this_machine(None, None) is None
+    assert all(c.source and c.bf16_dense_tflops > 0 for c in CARDS)
+
+
+def test_the_tracker_holds_live_activations_and_fused_attention_outputs_only() -> None:
+    import torch
+
+    from vgkit.cost.count import count_call
+
+    class Block(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.up = torch.nn.Linear(64, 256)
+            self.down = torch.nn.Linear(256, 64)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            hidden = torch.nn.functional.gelu(self.up(x))  # up's output dies once gelu's exists
+            q = hidden.view(1, 4, 1000, 64)
+            attended = torch.nn.functional.scaled_dot_product_attention(q, q, q).reshape(1000, 256)
+            return self.down(attended)
+
+    counted = count_call(
+        {"test": "block"}, Block, lambda m: {"x": torch.randn(1000, 64)}, lambda m, i: m(**i), dtype="float32"
+    )
+    one = 1000 * 256 * 4  # one (1000, 256) float32 activation
+    # up + gelu outputs live together (2 x), then gelu (still named `hidden`) + attention output
+    # + down's (1000, 64) output; views add nothing, and the 4 x 1000 x 1000 score matrix (16 MB)
+    # that the math path makes on meta is never counted.
+    assert counted.activation_peak_bytes == 2 * one + 1000 * 64 * 4
+    assert counted.attention_flops == pytest.approx(4 * 4 * 1000 * 1000 * 64)
+    assert counted.linear_flops == pytest.approx(2 * 1000 * (64 * 256 + 256 * 64))
+    assert counted.input_bytes == 1000 * 64 * 4

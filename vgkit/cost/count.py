@@ -1,0 +1,217 @@
+"""Count a real component's FLOPs, parameters and activation memory without weights or a GPU.
+
+Each component is built from its real diffusers/transformers class and config on the ``meta``
+device (shapes only: a 5-13 B parameter transformer builds in about a second) and run once under
+``torch.utils.flop_counter.FlopCounterMode`` and a live-bytes tracker:
+
+- FLOPs: the counter's total. On ``meta``, ``scaled_dot_product_attention`` takes its math path,
+  so attention is counted as the two ``bmm`` of QK^T and PV (4 x L^2 x d per layer and batch row),
+  next to the linear layers (2 x params x tokens). Tests hold both against hand formulas.
+- Activation peak: the largest sum of live tensors the call allocates, beyond its weights and
+  inputs. Attention is tracked as a fused kernel would run it (flash / memory-efficient SDPA on a
+  GPU): its output only, never the L x L score matrix that the math path makes on ``meta``.
+
+Results are cached per (class, config, input shapes, dtype) in memory and on disk
+(``settings.cost_cache_dir()``), keyed by the torch, diffusers and transformers versions too; the
+counts of the presets' native sizes ship in ``counts.json`` (``python -m vgkit.cost.fit
+--write-counts`` remakes it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import weakref
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+__all__ = ["Counted", "count_call", "count_module_params"]
+
+
+@dataclass(frozen=True)
+class Counted:
+    """One call of one component."""
+
+    flops: float
+    linear_flops: float  # addmm/mm/linear
+    attention_flops: float  # bmm (the math-path attention on meta)
+    other_flops: float  # convolutions and the rest
+    params: int
+    activation_peak_bytes: int
+    input_bytes: int
+
+
+class _LiveBytes:
+    """Tracks the bytes of tensors created inside a dispatch mode until Python frees them."""
+
+    def __init__(self, external: set[int]) -> None:
+        self.external = external  # storages that existed before (weights, inputs): not activations
+        self.refs: dict[int, int] = {}
+        self.live = 0
+        self.peak = 0
+        self.paused = 0
+
+    def track(self, tensor: Any) -> None:
+        storage = tensor.untyped_storage()
+        key = storage._cdata
+        if key in self.external:
+            return
+        if key not in self.refs:
+            self.refs[key] = 0
+            self.live += storage.nbytes()
+            self.peak = max(self.peak, self.live)
+        self.refs[key] += 1
+        weakref.finalize(tensor, self._release, key, storage.nbytes())
+
+    def _release(self, key: int, nbytes: int) -> None:
+        self.refs[key] -= 1
+        if self.refs[key] == 0:
+            del self.refs[key]
+            self.live -= nbytes
+
+
+def _modes(tracker: _LiveBytes) -> tuple[Any, Any]:
+    import torch
+    import torch.nn.functional as F
+    from torch.overrides import TorchFunctionMode
+    from torch.utils._python_dispatch import TorchDispatchMode
+    from torch.utils._pytree import tree_leaves
+
+    class Dispatch(TorchDispatchMode):
+        def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+            out = func(*args, **(kwargs or {}))
+            if not tracker.paused:
+                for leaf in tree_leaves(out):
+                    if isinstance(leaf, torch.Tensor):
+                        tracker.track(leaf)
+            return out
+
+    class FusedAttention(TorchFunctionMode):
+        def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+            if func is not F.scaled_dot_product_attention:
+                return func(*args, **(kwargs or {}))
+            tracker.paused += 1
+            try:
+                out = func(*args, **(kwargs or {}))
+            finally:
+                tracker.paused -= 1
+            tracker.track(out)
+            return out
+
+    return Dispatch(), FusedAttention()
+
+
+def _storages(tensors: list[Any]) -> set[int]:
+    return {int(t.untyped_storage()._cdata) for t in tensors}
+
+
+def count_module_params(module: Any) -> int:
+    return int(sum(p.numel() for p in module.parameters()))
+
+
+_MEMO: dict[str, Counted] = {}
+# Counts shipped with vgkit for the presets' native sizes under the pinned versions, so that
+# `vgkit models` and `vgkit check` answer at once; a key under other versions misses and recounts.
+PACKAGED = Path(__file__).with_name("counts.json")
+
+
+@cache
+def _packaged() -> dict[str, dict[str, Any]]:
+    try:
+        data: dict[str, dict[str, Any]] = json.loads(PACKAGED.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data
+
+
+def _cache_key(parts: dict[str, Any]) -> str:
+    import diffusers
+    import torch
+    import transformers
+
+    versions = {
+        "torch": torch.__version__,
+        "diffusers": diffusers.__version__,
+        "transformers": transformers.__version__,
+    }
+    blob = json.dumps({**parts, **versions, "schema": 1}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:24]
+
+
+def count_call(
+    key_parts: dict[str, Any],
+    build: Callable[[], Any],
+    call: Callable[[Any], dict[str, Any]],
+    run: Callable[[Any, dict[str, Any]], Any],
+    *,
+    dtype: str,
+) -> Counted:
+    """Build a module with ``build()`` on ``meta`` in ``dtype``, make its inputs with ``call``, and
+    count ``run(module, inputs)``. Cached by ``key_parts`` (which must name everything that
+    shapes the count) in memory and on disk."""
+    from vgkit.settings import cost_cache_dir
+
+    key = _cache_key({**key_parts, "dtype": dtype})
+    if key in _MEMO:
+        return _MEMO[key]
+    if key in _packaged():
+        _MEMO[key] = Counted(**_packaged()[key])
+        return _MEMO[key]
+    path = cost_cache_dir() / f"{key}.json"
+    try:
+        counted = Counted(**json.loads(path.read_text()))
+    except (OSError, ValueError, TypeError):
+        counted = _count(build, call, run, dtype=dtype)
+        from vgkit.artifacts import atomic_write_json
+
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_json(path, asdict(counted))
+        except OSError:
+            pass  # a read-only cache only costs a recount
+    _MEMO[key] = counted
+    return counted
+
+
+def _count(
+    build: Callable[[], Any],
+    call: Callable[[Any], dict[str, Any]],
+    run: Callable[[Any, dict[str, Any]], Any],
+    *,
+    dtype: str,
+) -> Counted:
+    import torch
+    from torch.utils._pytree import tree_leaves
+    from torch.utils.flop_counter import FlopCounterMode
+
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(getattr(torch, dtype))  # .to(dtype) on a meta model is not needed this way
+    try:
+        with torch.device("meta"):
+            module = build().eval()
+            inputs = call(module)
+    finally:
+        torch.set_default_dtype(previous)
+    tensors = [t for t in tree_leaves(inputs) if isinstance(t, torch.Tensor)]
+    weights = [*module.parameters(), *module.buffers()]
+    tracker = _LiveBytes(_storages(tensors + weights))
+    dispatch, attention = _modes(tracker)
+    with FlopCounterMode(display=False) as counter, torch.no_grad(), attention, dispatch:
+        out = run(module, inputs)
+    del out
+    by_op = {str(op).split(".")[-1]: float(n) for op, n in counter.get_flop_counts()["Global"].items()}
+    linear = sum(n for op, n in by_op.items() if op in ("addmm", "mm", "linear"))
+    attention_flops = by_op.get("bmm", 0.0) + by_op.get("baddbmm", 0.0)
+    total = float(counter.get_total_flops())
+    return Counted(
+        flops=total,
+        linear_flops=linear,
+        attention_flops=attention_flops,
+        other_flops=total - linear - attention_flops,
+        params=count_module_params(module),
+        activation_peak_bytes=int(tracker.peak),
+        input_bytes=int(sum(t.numel() * t.element_size() for t in tensors)),
+    )

@@ -1,0 +1,180 @@
+"""A run plan's projected cost on one card, checked against its deadlines before anything loads.
+
+``plan_cost`` projects every distinct clip length of a plan under the run's preset on a card;
+``refuse_infeasible`` raises ``InfeasiblePlanError`` (exit 2) naming the figures and the changes
+that would fit (another preset, fewer steps, a smaller generated size with upscale). Tiny models
+and CPU presets have no projection: they run far inside the limits, and a full-size model on CPU
+is refused elsewhere.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from vgkit.cost.gpus import CARDS, GpuCard, card, card_for_memory
+from vgkit.errors import InfeasiblePlanError
+
+if TYPE_CHECKING:
+    from vgkit.cost.projection import Projection
+    from vgkit.models import ModelAdapter, Preset
+
+__all__ = ["PlanCost", "card_for_this_machine", "plan_cost", "project_preset", "refuse_infeasible"]
+
+
+@dataclass(frozen=True)
+class PlanCost:
+    card: GpuCard
+    clips: tuple[Projection, ...]  # one per planned clip, in order
+    clip_timeout_s: float
+    run_timeout_s: float
+
+    @property
+    def worst_clip_s(self) -> float:
+        return max(p.seconds_per_clip for p in self.clips)
+
+    @property
+    def run_s(self) -> float:
+        return sum(p.seconds_per_clip for p in self.clips)
+
+    @property
+    def peak_gib(self) -> float:
+        return max(p.peak_gib for p in self.clips)
+
+    def problems(self) -> list[str]:
+        found = []
+        if self.worst_clip_s > self.clip_timeout_s:
+            found.append(f"projected {self.worst_clip_s:.0f} s per clip > clip deadline {self.clip_timeout_s:.0f} s")
+        if self.run_s > self.run_timeout_s:
+            found.append(f"projected {self.run_s:.0f} s for the run > run deadline {self.run_timeout_s:.0f} s")
+        if self.peak_gib > self.card.memory_gib:
+            found.append(
+                f"projected peak {self.peak_gib:.1f} GiB > {self.card.memory_gib:.1f} GiB on the {self.card.name}"
+            )
+        return found
+
+    def summary(self) -> str:
+        first = self.clips[0]
+        return (
+            f"projected on {self.card.title} ({first.preset} preset, {first.width}x{first.height}, "
+            f"{first.steps} steps): "
+            f"~{self.worst_clip_s:.0f} s per clip (deadline {self.clip_timeout_s:.0f} s), "
+            f"~{self.run_s:.0f} s for the run (deadline {self.run_timeout_s:.0f} s), "
+            f"peak ~{self.peak_gib:.1f} GiB of {self.card.memory_gib:.1f}"
+        )
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "card": self.card.name,
+            "seconds_per_clip": [round(p.seconds_per_clip, 1) for p in self.clips],
+            "run_s": round(self.run_s, 1),
+            "peak_gib": round(self.peak_gib, 2),
+            "clip_timeout_s": self.clip_timeout_s,
+            "run_timeout_s": self.run_timeout_s,
+            "efficiency": self.clips[0].efficiency,
+            "step_tflop": round(self.clips[0].step_tflop, 1),
+            "problems": self.problems(),
+        }
+
+
+def card_for_this_machine(gpu_name: str | None, memory_gib: float | None) -> GpuCard | None:
+    """The listed card matching the GPU this machine reports (by name, else by memory), or None."""
+    if gpu_name is None:
+        return None
+    lowered = gpu_name.lower().replace(" ", "")
+    for known in CARDS:
+        if known.name in lowered:
+            return known
+    return card_for_memory(memory_gib) if memory_gib else None
+
+
+def _base_name(model: ModelAdapter) -> str:
+    return model.name.removesuffix("-tiny")
+
+
+def project_preset(
+    model: ModelAdapter, preset: Preset, *, gpu: GpuCard, width: int, height: int, num_frames: int, steps: int
+) -> Projection:
+    """Project one clip of ``model`` generated at ``width`` x ``height`` under ``preset`` on ``gpu``."""
+    from vgkit.cost.projection import project
+
+    return project(
+        _base_name(model),
+        card=gpu,
+        width=width,
+        height=height,
+        num_frames=num_frames,
+        steps=steps,
+        preset_name=preset.name,
+        offload=preset.offload,
+        vae_tiling=preset.vae_tiling,
+        fp8_layerwise=preset.fp8_layerwise,
+        transformer_dtype=preset.transformer_dtype,
+        other_dtype=preset.other_dtype,
+        vae_dtype=preset.vae_dtype,
+    )
+
+
+def plan_cost(
+    plan: Any, model: ModelAdapter, preset: Preset, *, gpu: GpuCard | str, clip_timeout_s: float, run_timeout_s: float
+) -> PlanCost | None:
+    """The projected cost of ``plan`` (a ``RunPlan``) on ``gpu``, or None for a tiny model or CPU preset."""
+    if model.tiny or preset.device == "cpu":
+        return None
+    gpu = card(gpu) if isinstance(gpu, str) else gpu
+    by_frames = {
+        frames: project_preset(
+            model, preset, gpu=gpu, width=plan.width, height=plan.height, num_frames=frames, steps=plan.steps
+        )
+        for frames in sorted({clip.num_frames for clip in plan.clips})
+    }
+    return PlanCost(
+        card=gpu,
+        clips=tuple(by_frames[clip.num_frames] for clip in plan.clips),
+        clip_timeout_s=clip_timeout_s,
+        run_timeout_s=run_timeout_s,
+    )
+
+
+def _fixes(cost: PlanCost, model: ModelAdapter, preset: Preset) -> list[str]:
+    """Changes that would bring the plan inside its limits on the same card, each projected."""
+    worst = max(cost.clips, key=lambda p: p.seconds_per_clip)
+    fixes: list[str] = []
+    for other in model.presets:
+        if other.name in (preset.name, "cpu") or other.device == "cpu":
+            continue
+        width, height = other.generation_size(worst.width, worst.height, multiple=model.size_multiple)
+        alt = project_preset(
+            model, other, gpu=cost.card, width=width, height=height, num_frames=worst.num_frames, steps=worst.steps
+        )
+        if alt.seconds_per_clip <= cost.clip_timeout_s and alt.fits_memory:
+            fixes.append(f"--preset {other.name} (~{alt.seconds_per_clip:.0f} s/clip, ~{alt.peak_gib:.1f} GiB)")
+    per_step = (worst.compute_s + worst.transfer_s) / max(1.0, worst.steps)
+    steps_fit = math.floor(cost.clip_timeout_s * 0.95 / per_step) if per_step > 0 else worst.steps
+    if 0 < steps_fit < worst.steps:
+        fixes.append(f"overrides.steps: {steps_fit} (fewer steps cost detail and prompt adherence)")
+    for scale in (0.75, 0.5):
+        width = max(model.size_multiple, round(worst.width * scale / model.size_multiple) * model.size_multiple)
+        height = max(model.size_multiple, round(worst.height * scale / model.size_multiple) * model.size_multiple)
+        smaller = project_preset(
+            model, preset, gpu=cost.card, width=width, height=height, num_frames=worst.num_frames, steps=worst.steps
+        )
+        if smaller.seconds_per_clip <= cost.clip_timeout_s and smaller.fits_memory:
+            fixes.append(
+                f"generate at {width}x{height} and upscale (a preset with size_scale {scale}; "
+                f"~{smaller.seconds_per_clip:.0f} s/clip, softer detail)"
+            )
+            break
+    fixes.append("speed: {cache: first-block} (skips part of the transformer's work; not counted here)")
+    return fixes
+
+
+def refuse_infeasible(cost: PlanCost | None, model: ModelAdapter, preset: Preset) -> None:
+    """Raise ``InfeasiblePlanError`` when ``cost`` breaks a deadline or the card's memory."""
+    if cost is None or not (problems := cost.problems()):
+        return
+    raise InfeasiblePlanError(
+        f"plan on {model.name} ({preset.name} preset) cannot finish on the {cost.card.name}: {'; '.join(problems)}; "
+        f"fix: {' or '.join(_fixes(cost, model, preset))}; or --force to run it anyway"
+    )
