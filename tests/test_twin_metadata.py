@@ -105,11 +105,7 @@ WRITTEN_AS: dict[str, dict[str, str | None]] = {
     "llava": {"text_config.rope_theta": "text_config.rope_parameters.rope_theta"},
 }
 # Files the twin has and the real repo has not, each with its reason (reference SOURCE.md).
-EXTRA_FILES: dict[str, set[str]] = {
-    # The real slow-tokenizer folder has no tokenizer.json; converting its spiece.model needs
-    # protobuf, which the shared environment lacks (test_real_cogvideox_tokenizer_files_load).
-    "cogvideox15": {"tokenizer/tokenizer.json"},
-}
+EXTRA_FILES: dict[str, set[str]] = {}
 
 
 def _flat(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -181,27 +177,17 @@ def test_size_keys_really_are_smaller_in_the_twin() -> None:
         assert twin["num_layers"] < real["num_layers"] and twin["attention_head_dim"] < real["attention_head_dim"]
 
 
-def test_real_cogvideox_tokenizer_files_load(tmp_path: Path) -> None:
-    """The real CogVideoX tokenizer folder (no tokenizer.json) through the loader's tokenizer.
+def test_the_cogvideox_twin_tokenizes_from_spiece_model_as_the_real_repo_does() -> None:
+    """The real CogVideoX tokenizer folder has no tokenizer.json: transformers 5 converts its
+    spiece.model on load (which needs protobuf, pinned). The twin takes that branch too, and the
+    converted tokenizer gives the same ids as the tokenizer the twin was built with."""
+    from vgkit.models.tiny import t5_tokenizer
 
-    transformers 5 converts its spiece.model, which needs the protobuf package. Strict xfail while
-    the environment lacks it: when protobuf is added this passes, and the twin should then drop
-    its extra tokenizer.json (EXTRA_FILES) to take the real branch everywhere.
-    """
-    import shutil
-
-    try:
-        import google.protobuf  # noqa: F401
-    except ImportError:
-        pytest.xfail("protobuf is not installed: transformers 5 cannot convert spiece.model")
-    real_files = tmp_path / "snap"
-    shutil.copytree(_twin("cogvideox15"), real_files, symlinks=False)
-    (real_files / "tokenizer" / "tokenizer.json").unlink()
-    twin = adapter("cogvideox15-tiny")
-    prompt = "a boat sails at dawn"
-    assert (
-        twin.load_tokenizer(real_files)(prompt).input_ids == twin.load_tokenizer(_twin("cogvideox15"))(prompt).input_ids
-    )
+    folder = _twin("cogvideox15") / "tokenizer"
+    assert not (folder / "tokenizer.json").exists() and (folder / "spiece.model").is_file()
+    prompt = "a boat sails at dawn, 35mm"
+    loaded = adapter("cogvideox15-tiny").load_tokenizer(_twin("cogvideox15"))
+    assert loaded(prompt).input_ids == t5_tokenizer()(prompt).input_ids
 
 
 @pytest.mark.parametrize("model", MODELS)

@@ -13,7 +13,7 @@ from vgkit.models import ModelAdapter
 __all__ = ["TINY_RECIPE_VERSION", "locate_checkpoint", "tiny_commit"]
 
 # Bump when a tiny checkpoint's recipe changes, so old cached builds are not reused.
-TINY_RECIPE_VERSION = 3
+TINY_RECIPE_VERSION = 4
 
 
 def tiny_commit(model: ModelAdapter) -> str:

@@ -89,10 +89,11 @@ class CogVideoX15Adapter(ModelAdapter):
             tokenizer=tokenizer, text_encoder=text_encoder, vae=vae, transformer=transformer, scheduler=scheduler
         )
         pipe.save_pretrained(str(dest), safe_serialization=True)
-        # The slow T5Tokenizer's files and 226-token limit. tokenizer.json stays too: without it
-        # transformers 5 must convert spiece.model, which needs protobuf (reference SOURCE.md).
+        # The slow T5Tokenizer's files and 226-token limit, and no tokenizer.json, as in the real
+        # repo: transformers 5 converts spiece.model on load (with protobuf, pinned for this).
         edit_json(dest / "tokenizer" / "tokenizer_config.json", {"model_max_length": 226})
         write_t5_tokenizer_files(dest / "tokenizer", slow_files=True)
+        (dest / "tokenizer" / "tokenizer.json").unlink()
         shard_like_reference(dest, "cogvideox15")
 
 
