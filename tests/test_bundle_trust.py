@@ -512,3 +512,64 @@ def test_a_clip_that_is_not_an_mp4_is_refused_before_ffmpeg_sees_it(
     with pytest.raises(ArtifactError, match=r"clips/clip_001\.mp4: not an MP4 file \(no ftyp box\); refused"):
         restitch(forge("run", files, tmp_path / "b.tar.gz"), out=tmp_path / "x.mp4")
     assert not spawned.mentions("clip_001")
+
+
+# --- 7. malformed records are problems, never tracebacks ----------------------------------------
+
+ODD_VALUES: list[Any] = [None, "x", -1, 10**30, [1], {}, float("nan")]
+
+
+def _set(record: dict[str, Any], path: tuple[Any, ...], value: Any) -> dict[str, Any]:
+    changed = json.loads(json.dumps(record))
+    target = changed
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    return changed
+
+
+def test_odd_values_in_the_fields_verify_reads_give_one_line_problems(tmp_path: Path) -> None:
+    run = finished(tmp_path / "run")
+    read = {
+        "manifest.json": [("schema",), ("artifacts",), ("clip_count",), ("stitch",), ("actual",)],
+        "plan.json": [("clip_count",), ("clips",), ("clips", 1)],
+        "logs/log_001.json": [("schema",), ("index",), ("effective",), ("effective", "num_frames"), ("artifacts",)],
+    }
+    read["manifest.json"] += [("stitch", "overlap_frames"), ("stitch", "final_frames"), ("artifacts", 0)]
+    read["logs/log_001.json"] += [("artifacts", "clip")]
+    for name, paths in read.items():
+        text = (run / name).read_text()
+        for path in paths:
+            for value in (None, "x", [1]):
+                (run / name).write_text(json.dumps(_set(json.loads(text), path, value)))
+                problems = find_problems(run)  # must not raise
+                assert problems and all("\n" not in p for p in problems), (name, path, value)
+        (run / name).write_text(text)
+    assert find_problems(run) == []
+
+
+def test_odd_values_in_a_stitch_record_or_log_are_refused_by_the_rebuild(tmp_path: Path) -> None:
+    """``filtergraph_from_record`` returns vgkit's own graph or raises ``ArtifactError``; nothing else."""
+    from vgkit.stitch import filtergraph_from_record
+
+    run = finished(tmp_path / "run", StitchSettings(colour="mean_std"))
+    stitch = json.loads((run / "manifest.json").read_text())["stitch"]
+    logs = [json.loads((run / "logs" / f"log_{i:03d}.json").read_text()) for i in range(3)]
+    assert filtergraph_from_record(stitch, logs) == stitch["filtergraph"]
+    paths = [(k,) for k in stitch] + [("colour_matching", "transforms", 1, k) for k in ("gain", "offset")]
+    paths += [("colour_matching", "transforms", 1, "gain", 0), ("seam_smoothing", "mode")]
+    for path in paths:
+        for value in ODD_VALUES:
+            try:
+                graph = filtergraph_from_record(_set(stitch, path, value), logs)
+            except ArtifactError:
+                continue
+            assert graph == stitch["filtergraph"], (path, value)  # a field the graph does not depend on
+    for path in [("index",), ("effective",), ("effective", "num_frames"), ("effective", "fps"), ("input",)]:
+        for value in ODD_VALUES:
+            odd = [logs[0], _set(logs[1], path, value), logs[2]]
+            try:
+                graph = filtergraph_from_record(stitch, odd)
+            except ArtifactError:
+                continue
+            assert graph == stitch["filtergraph"], (path, value)

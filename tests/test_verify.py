@@ -10,12 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_bundle_trust import finished, forge
+from tests.test_bundle_trust import artifacts, finished, forge, rehashed, write_plan
+from tests.test_stitch import make_run
 from vgkit.artifacts import sha256_file
 from vgkit.bundle import write_bundle
 from vgkit.cli import main
 from vgkit.encode import ENCODER_ARGS
 from vgkit.errors import ArtifactError
+from vgkit.manifest import stitch_and_record
 from vgkit.stitch import StitchSettings
 from vgkit.verify import find_problems, restitch, verify
 
@@ -139,3 +141,17 @@ def test_restitch_refuses_a_recipe_vgkit_did_not_write(tmp_path: Path, change: d
     with pytest.raises(ArtifactError, match=match):
         restitch(run, out=tmp_path / "x.mp4")
     assert not (tmp_path / "x.mp4").exists()
+
+
+def test_restitch_rebuilds_an_upscaled_run_byte_for_byte(tmp_path: Path) -> None:
+    """The upscale is rebuilt from the clip logs' sizes (whole numbers), not from a stored filter string."""
+    layout = make_run(tmp_path / "run", output_size=(96, 96))
+    write_plan(layout, [9, 9, 9])
+    manifest = stitch_and_record(layout.root)
+    assert manifest["stitch"]["upscale"]["to"] == {"width": 96, "height": 96}
+    assert restitch(write_bundle(layout.root), out=tmp_path / "again.mp4")["identical"] is True
+    log = json.loads(layout.log(0).read_text())
+    log["output_size"] = {"width": "96:flags=lanczos,movie=x", "height": 96}
+    files = rehashed(artifacts(layout.root) | {"logs/log_000.json": json.dumps(log).encode()})
+    with pytest.raises(ArtifactError, match=r"output_size\.width"):
+        restitch(forge("run", files, tmp_path / "b.tar.gz"), out=tmp_path / "x.mp4")

@@ -49,6 +49,7 @@ __all__ = [
     "MAX_INDEX_BYTES",
     "artifact_clip_index",
     "bundle_path",
+    "digest_artifact",
     "extract_bundle",
     "open_artifact",
     "write_bundle",
@@ -116,7 +117,8 @@ def open_artifact(root: Path, name: str) -> IO[bytes]:
     return os.fdopen(fd, "rb")
 
 
-def _digest(root: Path, name: str) -> dict[str, Any]:
+def digest_artifact(root: Path, name: str) -> dict[str, Any]:
+    """``{"path", "sha256", "bytes"}`` of artifact ``name`` of the run at ``root``, read through ``open_artifact``."""
     digest, size = hashlib.sha256(), 0
     with open_artifact(root, name) as fh:
         for chunk in iter(lambda: fh.read(_CHUNK), b""):
@@ -163,7 +165,7 @@ def write_bundle(run_dir: Path) -> Path:
     index = {
         "schema": INDEX_SCHEMA,
         "run": run_dir.name,
-        "members": [_digest(run_dir, name) for name in _packed_names(layout)],
+        "members": [digest_artifact(run_dir, name) for name in _packed_names(layout)],
     }
     dest = bundle_path(run_dir)
     tmp = temp_path_for(dest)
@@ -388,5 +390,5 @@ def _extract_member(
     if member.size != entry["bytes"]:
         raise ArtifactError(f"{bundle}: {path}: {member.size} bytes, {BUNDLE_INDEX} says {entry['bytes']}; refused")
     tar.extract(member, dest_dir, filter="data")
-    if _digest(dest_dir / run, path)["sha256"] != entry["sha256"]:
+    if digest_artifact(dest_dir / run, path)["sha256"] != entry["sha256"]:
         raise ArtifactError(f"{bundle}: {path}: sha256 differs from {BUNDLE_INDEX}; refused")

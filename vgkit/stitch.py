@@ -332,16 +332,17 @@ def _checked_logs(logs: list[dict[str, Any]]) -> None:
     """The clip-log fields the recipe reads, as whole numbers in range (they are formatted into the graph)."""
     for i, log in enumerate(logs):
         name = f"logs/log_{i:03d}.json"
-        effective = log.get("effective")
-        if not isinstance(effective, dict) or not isinstance(log.get("input", {}), dict):
-            raise ArtifactError(f"{name}: no `effective` record; refused")
+        effective, output = log.get("effective"), log.get("output_size")
+        nested = [log.get("input", {}), log.get("preset") or {}, output or {}]
+        if not isinstance(effective, dict) or not all(isinstance(v, dict) for v in nested):
+            raise ArtifactError(f"{name}: effective, input, preset or output_size is not a record; refused")
         _whole(log.get("index"), f"{name}: index", low=i, high=i)
         _whole(effective.get("num_frames"), f"{name}: effective.num_frames", low=1, high=100_000)
         _whole(effective.get("fps"), f"{name}: effective.fps", low=1, high=240)
         for key in ("width", "height"):
             _whole(effective.get(key), f"{name}: effective.{key}", low=1, high=16_384)
-            if log.get("output_size") is not None:
-                _whole(log["output_size"].get(key), f"{name}: output_size.{key}", low=1, high=16_384)
+            if output is not None:
+                _whole(output.get(key), f"{name}: output_size.{key}", low=1, high=16_384)
 
 
 def filtergraph_from_record(record: dict[str, Any], logs: list[dict[str, Any]]) -> str:
@@ -385,7 +386,8 @@ def filtergraph_from_record(record: dict[str, Any], logs: list[dict[str, Any]]) 
 
         from vgkit.colour import MAX_GAIN, _lutrgb
 
-        transforms = (record.get("colour_matching") or {}).get("transforms")
+        matching = record.get("colour_matching")
+        transforms = matching.get("transforms") if isinstance(matching, dict) else None
         if not isinstance(transforms, list) or len(transforms) != len(logs):
             raise ArtifactError("manifest.json: stitch.colour_matching.transforms: not one per clip; refused")
         for i, t in enumerate(transforms):

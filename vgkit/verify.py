@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from vgkit.artifacts import BUNDLED_LOG_ARTIFACTS, CLIP_LOG_SCHEMA, RunLayout, sha256_file
-from vgkit.bundle import artifact_clip_index, open_artifact
+from vgkit.bundle import artifact_clip_index, digest_artifact, open_artifact
 from vgkit.errors import ArtifactError
 
 __all__ = ["MAX_RECORD_BYTES", "find_problems", "restitch", "verify"]
@@ -39,17 +39,6 @@ def _rel(layout: RunLayout, path: Path) -> str:
     return path.relative_to(layout.root).as_posix()
 
 
-def _hash(root: Path, name: str) -> tuple[str, int]:
-    import hashlib
-
-    digest, size = hashlib.sha256(), 0
-    with open_artifact(root, name) as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-            size += len(chunk)
-    return digest.hexdigest(), size
-
-
 def _check_record(root: Path, record: object, *, source: str, expected: str | None = None) -> list[str]:
     """Problems of one ``{"path", "sha256", "bytes"}`` record; its path is confined before anything is opened."""
     if not isinstance(record, dict):
@@ -59,15 +48,15 @@ def _check_record(root: Path, record: object, *, source: str, expected: str | No
         return [f"{source}: names {str(path)[:80]!r} where {expected} belongs; refused (not opened)"]
     try:
         artifact_clip_index(path)
-        digest, size = _hash(root, str(path))
+        actual = digest_artifact(root, str(path))
     except ArtifactError as exc:
         return [f"{source}: {exc}"]
     except FileNotFoundError:
         return [f"{path}: missing (listed in {source})"]
     problems = []
-    if size != record.get("bytes"):
-        problems.append(f"{path}: {size} bytes, {source} says {record.get('bytes')}")
-    if digest != record.get("sha256"):
+    if actual["bytes"] != record.get("bytes"):
+        problems.append(f"{path}: {actual['bytes']} bytes, {source} says {record.get('bytes')}")
+    if actual["sha256"] != record.get("sha256"):
         problems.append(f"{path}: sha256 differs from {source}")
     return problems
 
@@ -206,6 +195,8 @@ def find_problems(run_dir: Path) -> list[str]:
     if manifest.get("schema") != MANIFEST_SCHEMA:
         problems.append(f"manifest.json: schema {str(manifest.get('schema'))[:40]!r}, expected {MANIFEST_SCHEMA!r}")
     artifacts = manifest.get("artifacts")
+    if not isinstance(artifacts, list):
+        problems.append(f"manifest.json: artifacts {str(artifacts)[:40]!r} is not a list of records")
     for record in artifacts if isinstance(artifacts, list) else []:
         problems += _check_record(layout.root, record, source="manifest.json")
     count = manifest.get("clip_count")
