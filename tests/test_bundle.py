@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.test_bundle_trust import write_plan
 from tests.test_stitch import make_run
 from vgkit.artifacts import sha256_file
 from vgkit.bundle import write_bundle
@@ -16,7 +17,7 @@ from vgkit.stitch import stitch_run
 
 
 def _finished(root: Path) -> Path:
-    make_run(root)
+    write_plan(make_run(root), [9, 9, 9])
     write_manifest(root, stitch=stitch_run(root))
     return root
 
@@ -33,7 +34,7 @@ def test_bundle_holds_every_artifact_under_the_run_name(tmp_path: Path) -> None:
     for i in range(3):
         for rel in (f"clips/clip_{i:03d}.mp4", f"frames/last_frame_{i:03d}.png", f"logs/log_{i:03d}.json"):
             assert f"myrun/{rel}" in names
-    assert names == sorted(names)
+    assert names[0] == "myrun/bundle_index.json" and names[1:] == sorted(names[1:])
     assert all(m.mtime == 0 and m.uid == 0 and m.isfile() for m in members)
 
 
@@ -112,7 +113,9 @@ def test_stitch_export_notebook_is_current_and_exports_a_verified_bundle(tmp_pat
     assert [c.source for c in committed.cells] == [c.source for c in builder.stitch_export().cells], (
         "notebooks/stitch_export.ipynb is stale: run scripts/make_notebooks.py"
     )
-    run = make_run(tmp_path / "nbrun").root
+    layout = make_run(tmp_path / "nbrun")
+    write_plan(layout, [9, 9, 9])
+    run = layout.root
     params = {"run_dir": str(run), "transition": "crossfade", "overlap_frames": 3, "usd_per_hour": 0.4}
     papermill.execute_notebook(
         str(REPO / "notebooks" / "stitch_export.ipynb"), str(tmp_path / "out.ipynb"), parameters=params, cwd=str(REPO)

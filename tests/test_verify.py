@@ -10,10 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.test_bundle_trust import artifacts, finished, forge, rehashed, write_plan
 from tests.test_stitch import make_run
 from vgkit.artifacts import sha256_file
 from vgkit.bundle import write_bundle
 from vgkit.cli import main
+from vgkit.encode import ENCODER_ARGS
 from vgkit.errors import ArtifactError
 from vgkit.manifest import stitch_and_record
 from vgkit.stitch import StitchSettings
@@ -21,9 +23,7 @@ from vgkit.verify import find_problems, restitch, verify
 
 
 def _bundled(root: Path, settings: StitchSettings | None = None) -> Path:
-    make_run(root)
-    stitch_and_record(root, settings)
-    return write_bundle(root)
+    return write_bundle(finished(root, settings))
 
 
 def _rewrite(bundle: Path, dest: Path, *, change: str, data: bytes) -> Path:
@@ -65,32 +65,41 @@ def test_tampered_clip_fails_verify_naming_the_file(tmp_path: Path) -> None:
     with pytest.raises(ArtifactError) as info:
         verify(tampered)
     message = str(info.value)
-    assert "clips/clip_001.mp4: 11 bytes, manifest.json says" in message
-    assert "clips/clip_001.mp4: sha256 differs from logs/log_001.json" in message
+    assert "clips/clip_001.mp4: 11 bytes, bundle_index.json says" in message
     assert "clip_000" not in message and "final_stitched" not in message
+    run = tmp_path / "run"  # the same change in a run folder: caught by the manifest and the clip log
+    (run / "clips" / "clip_001.mp4").write_bytes(b"not a video")
+    problems = find_problems(run)
+    assert "clips/clip_001.mp4: 11 bytes, manifest.json says" in " | ".join(problems)
+    assert "clips/clip_001.mp4: sha256 differs from logs/log_001.json" in problems
+    assert "clips/clip_001.mp4: not an MP4 file (no ftyp box); refused" in problems
     assert main(["verify", str(tampered)]) == ArtifactError.exit_code
     with pytest.raises(ArtifactError, match="clip_001"):
         restitch(tampered, out=tmp_path / "x.mp4")
 
 
 def test_missing_files_and_wrong_schema_are_listed(tmp_path: Path) -> None:
-    run = tmp_path / "run"
-    make_run(run)
-    stitch_and_record(run)
+    run = finished(tmp_path / "run")
     (run / "frames" / "last_frame_002.png").unlink()
     manifest = json.loads((run / "manifest.json").read_text())
     (run / "manifest.json").write_text(json.dumps({**manifest, "schema": "vgkit.manifest/0"}))
     problems = find_problems(run)
     assert "frames/last_frame_002.png: missing" in problems
     assert "manifest.json: schema 'vgkit.manifest/0', expected 'vgkit.manifest/2'" in problems
-    assert find_problems(tmp_path) == ["manifest.json: missing"]
+    assert find_problems(tmp_path) == ["manifest.json: missing", "plan.json: missing"]
 
 
 def _evil_bundle(dest: Path, member: tarfile.TarInfo) -> Path:
+    """An index covering the manifest (and a clip, for the links), then ``member``."""
+    listed = {"manifest.json": b"{}", **({"clips/clip_000.mp4": b""} if member.issym() else {})}
+    forge("run", {"manifest.json": b"{}"}, dest, listed=listed)
+    with gzip.open(dest) as gz:
+        body = gz.read()
+    with tarfile.open(fileobj=io.BytesIO(body)) as src:
+        members = [(m, src.extractfile(m).read()) for m in src.getmembers()]  # type: ignore[union-attr]
     with gzip.open(dest, "wb") as gz, tarfile.open(fileobj=gz, mode="w") as tar:
-        ok = tarfile.TarInfo("run/manifest.json")
-        ok.size = 2
-        tar.addfile(ok, io.BytesIO(b"{}"))
+        for m, data in members:
+            tar.addfile(m, io.BytesIO(data))
         tar.addfile(member, io.BytesIO(b"x" * member.size) if member.isfile() else None)
     return dest
 
@@ -119,15 +128,30 @@ def test_unsafe_bundles_are_refused_before_anything_is_written(tmp_path: Path, k
 @pytest.mark.parametrize(
     "change, match",
     [
-        ({"filtergraph": "movie=/etc/passwd[out]"}, r"uses \['movie'\]"),
+        ({"filtergraph": "movie=/etc/passwd[out]"}, r"stitch\.filtergraph is not the graph vgkit's recipe builds"),
         ({"encoder_args": ["-c:v", "libx264", "/tmp/elsewhere.mp4"]}, "not vgkit's pinned recipe"),
+        ({"encoder_args": [*ENCODER_ARGS, "-threads", "4", "-y"]}, "not vgkit's pinned recipe"),
+        ({"version": 1}, "stitch.version 1: this vgkit rebuilds recipe 2"),
     ],
 )
 def test_restitch_refuses_a_recipe_vgkit_did_not_write(tmp_path: Path, change: dict[str, object], match: str) -> None:
-    run = tmp_path / "run"
-    make_run(run)
-    manifest = stitch_and_record(run, StitchSettings(colour="mean_std"))
+    run = finished(tmp_path / "run", StitchSettings(colour="mean_std"))
+    manifest = json.loads((run / "manifest.json").read_text())
     (run / "manifest.json").write_text(json.dumps({**manifest, "stitch": {**manifest["stitch"], **change}}))
     with pytest.raises(ArtifactError, match=match):
         restitch(run, out=tmp_path / "x.mp4")
     assert not (tmp_path / "x.mp4").exists()
+
+
+def test_restitch_rebuilds_an_upscaled_run_byte_for_byte(tmp_path: Path) -> None:
+    """The upscale is rebuilt from the clip logs' sizes (whole numbers), not from a stored filter string."""
+    layout = make_run(tmp_path / "run", output_size=(96, 96))
+    write_plan(layout, [9, 9, 9])
+    manifest = stitch_and_record(layout.root)
+    assert manifest["stitch"]["upscale"]["to"] == {"width": 96, "height": 96}
+    assert restitch(write_bundle(layout.root), out=tmp_path / "again.mp4")["identical"] is True
+    log = json.loads(layout.log(0).read_text())
+    log["output_size"] = {"width": "96:flags=lanczos,movie=x", "height": 96}
+    files = rehashed(artifacts(layout.root) | {"logs/log_000.json": json.dumps(log).encode()})
+    with pytest.raises(ArtifactError, match=r"output_size\.width"):
+        restitch(forge("run", files, tmp_path / "b.tar.gz"), out=tmp_path / "x.mp4")

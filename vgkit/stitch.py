@@ -309,3 +309,97 @@ def stitch_run(
         "final_frames": expected,
         "final": final,
     }
+
+
+# --- rebuilding a recorded stitch (restitch of an untrusted bundle) --------------------------------
+
+
+def _whole(value: Any, field: str, *, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ArtifactError(f"{field} = {str(value)[:40]!r}: not a whole number in {low}..{high}; refused")
+    return value
+
+
+def _numbers(value: Any, field: str, *, low: float, high: float) -> list[float]:
+    ok = isinstance(value, list) and len(value) == 3
+    ok = ok and all(not isinstance(v, bool) and isinstance(v, int | float) and low <= v <= high for v in value)
+    if not ok:
+        raise ArtifactError(f"{field} = {str(value)[:60]!r}: not three numbers in {low}..{high}; refused")
+    return [float(v) for v in value]
+
+
+def _checked_logs(logs: list[dict[str, Any]]) -> None:
+    """The clip-log fields the recipe reads, as whole numbers in range (they are formatted into the graph)."""
+    for i, log in enumerate(logs):
+        name = f"logs/log_{i:03d}.json"
+        effective, output = log.get("effective"), log.get("output_size")
+        nested = [log.get("input", {}), log.get("preset") or {}, output or {}]
+        if not isinstance(effective, dict) or not all(isinstance(v, dict) for v in nested):
+            raise ArtifactError(f"{name}: effective, input, preset or output_size is not a record; refused")
+        _whole(log.get("index"), f"{name}: index", low=i, high=i)
+        _whole(effective.get("num_frames"), f"{name}: effective.num_frames", low=1, high=100_000)
+        _whole(effective.get("fps"), f"{name}: effective.fps", low=1, high=240)
+        for key in ("width", "height"):
+            _whole(effective.get(key), f"{name}: effective.{key}", low=1, high=16_384)
+            if output is not None:
+                _whole(output.get(key), f"{name}: output_size.{key}", low=1, high=16_384)
+
+
+def filtergraph_from_record(record: dict[str, Any], logs: list[dict[str, Any]]) -> str:
+    """Rebuild a stitch's filtergraph from this module's recipe, a manifest's stitch ``record`` and the clip logs.
+
+    For ``restitch`` of a bundle, which is untrusted: no text of the record reaches the graph. The
+    record's recipe version must be ``STITCH_RECIPE_VERSION``; its transition, overlap and seam mode
+    go through ``StitchSettings``' validation; colour transforms are taken as numbers (gain within
+    ``1/MAX_GAIN..MAX_GAIN``, offset within +-512) and turned into ``lutrgb`` filters by vgkit.colour;
+    frame counts, fps and sizes must be whole numbers in range. The graph is then built by the same
+    functions ``stitch_run`` uses (the stored ``filtergraph`` string is never read). Raises
+    ``ArtifactError`` naming the first bad field.
+    """
+    if record.get("version") != STITCH_RECIPE_VERSION:
+        raise ArtifactError(
+            f"manifest.json: stitch.version {str(record.get('version'))[:20]}: this vgkit rebuilds recipe "
+            f"{STITCH_RECIPE_VERSION}; fix: restitch with the vgkit version that made the bundle"
+        )
+    _checked_logs(logs)
+    seam = record.get("seam_smoothing")
+    fields = {k: record.get(k) for k in ("transition", "colour")}
+    if not all(isinstance(v, str) for v in fields.values()) or not isinstance(seam, dict):
+        raise ArtifactError(f"manifest.json: stitch settings {str(fields)[:80]!r} are not vgkit's; refused")
+    try:
+        settings = StitchSettings(
+            transition=str(fields["transition"]),
+            overlap_frames=record.get("overlap_frames"),  # type: ignore[arg-type]  # validated by StitchSettings
+            colour=str(fields["colour"]),
+            seam_smoothing=str(seam.get("mode")),
+        )
+        kept = kept_frames(logs)
+        _check_fits(kept, settings)
+    except SpecError as exc:
+        raise ArtifactError(f"manifest.json: stitch.{exc}; refused") from exc
+    fps = _whole(record.get("fps"), "manifest.json: stitch.fps", low=1, high=240)
+    if {log["effective"]["fps"] for log in logs} != {fps}:
+        raise ArtifactError(f"manifest.json: stitch.fps {fps} is not the clips' fps; refused")
+    luts: list[str | None] = [None] * len(logs)
+    if settings.colour != "off":
+        import numpy as np
+
+        from vgkit.colour import MAX_GAIN, _lutrgb
+
+        matching = record.get("colour_matching")
+        transforms = matching.get("transforms") if isinstance(matching, dict) else None
+        if not isinstance(transforms, list) or len(transforms) != len(logs):
+            raise ArtifactError("manifest.json: stitch.colour_matching.transforms: not one per clip; refused")
+        for i, t in enumerate(transforms):
+            where = f"manifest.json: stitch.colour_matching.transforms[{i}]"
+            if not isinstance(t, dict):
+                raise ArtifactError(f"{where}: not a record; refused")
+            gain = _numbers(t.get("gain"), f"{where}.gain", low=1 / MAX_GAIN, high=MAX_GAIN)
+            offset = _numbers(t.get("offset"), f"{where}.offset", low=-512, high=512)
+            luts[i] = _lutrgb(np.array(gain), np.array(offset))
+    drop_first = [is_chained(log) for log in logs]
+    graph = _filtergraph(kept, drop_first=drop_first, fps=fps, settings=settings, luts=luts)
+    upscale = _upscale_record(logs)
+    if upscale is not None:
+        graph = graph.removesuffix("[out]") + f"[joined];[joined]{upscale['filter']}[out]"
+    return graph
