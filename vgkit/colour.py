@@ -27,6 +27,7 @@ __all__ = [
     "apply_lut",
     "channel_stats",
     "fit_transform",
+    "lutrgb_filter",
     "match_colours",
 ]
 
@@ -96,7 +97,9 @@ def _within_deadband(stats: dict[str, Any], anchor: dict[str, Any], gain: np.nda
     return bool(mean_shift < DEADBAND_LEVELS and np.abs(gain - 1).max() < DEADBAND_GAIN)
 
 
-def _lutrgb(gain: np.ndarray, offset: np.ndarray) -> str | None:
+def lutrgb_filter(gain: np.ndarray, offset: np.ndarray) -> str | None:
+    """The ffmpeg ``lutrgb`` filter applying ``gain`` and ``offset`` per channel (integer tables),
+    or None when the tables are the identity."""
     identity = np.arange(256, dtype=np.uint8)
     if all(np.array_equal(_table(float(gain[c]), float(offset[c])), identity) for c in range(3)):
         return None
@@ -135,7 +138,7 @@ def match_colours(clips: list[Path], *, anchor_image: Path | None = None) -> dic
     after = []
     for i, (clip, stats) in enumerate(zip(clips, before, strict=True)):
         gain, offset = fit_transform(stats, anchor)
-        lut = None if _within_deadband(stats, anchor, gain) else _lutrgb(gain, offset)
+        lut = None if _within_deadband(stats, anchor, gain) else lutrgb_filter(gain, offset)
         if lut is None:
             gain, offset = np.ones(3), np.zeros(3)
             after.append(stats)

@@ -384,7 +384,7 @@ def filtergraph_from_record(record: dict[str, Any], logs: list[dict[str, Any]]) 
     if settings.colour != "off":
         import numpy as np
 
-        from vgkit.colour import MAX_GAIN, _lutrgb
+        from vgkit.colour import MAX_GAIN, lutrgb_filter
 
         matching = record.get("colour_matching")
         transforms = matching.get("transforms") if isinstance(matching, dict) else None
@@ -396,7 +396,7 @@ def filtergraph_from_record(record: dict[str, Any], logs: list[dict[str, Any]]) 
                 raise ArtifactError(f"{where}: not a record; refused")
             gain = _numbers(t.get("gain"), f"{where}.gain", low=1 / MAX_GAIN, high=MAX_GAIN)
             offset = _numbers(t.get("offset"), f"{where}.offset", low=-512, high=512)
-            luts[i] = _lutrgb(np.array(gain), np.array(offset))
+            luts[i] = lutrgb_filter(np.array(gain), np.array(offset))
     drop_first = [is_chained(log) for log in logs]
     graph = _filtergraph(kept, drop_first=drop_first, fps=fps, settings=settings, luts=luts)
     upscale = _upscale_record(logs)
