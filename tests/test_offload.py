@@ -35,6 +35,7 @@ import pytest
 
 from tests.tiny_models import clip_request
 from vgkit.checkpoints import locate_checkpoint
+from vgkit.errors import SpecError
 from vgkit.generator import ClipRequest, InProcessGenerator, decode_with_retries
 from vgkit.models import ModelAdapter, adapter
 from vgkit.models.base import CPU_PRESET, Preset
@@ -337,3 +338,7 @@ def test_offload_modes_are_checked_and_only_accelerator_offloads_are_blocked_on_
         "group": None,
         "group-block": None,
     }
+
+    model = _with_preset(adapter("wan22-tiny"), Preset(name="seq", device="cuda", offload="sequential"))
+    with pytest.raises(SpecError, match=r"enable_sequential_cpu_offload needs an accelerator .*fix: run on a CUDA GPU"):
+        model.resolve_preset("seq", device="cpu")

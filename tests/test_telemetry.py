@@ -201,3 +201,14 @@ def test_the_sampled_gpu_is_the_first_visible_one_by_index_or_uuid(
     assert summary["reason"] == "NVML has no GPU '3': NVMLError_InvalidArgument: Invalid Argument"
     assert nvml.handles == [("uuid", "GPU-5f1c")]
     assert nvml.shutdowns == 2  # shut down after the refused handle too
+
+
+def test_a_gpu_that_supports_no_query_says_so(nvml: FakeNvml) -> None:
+    for query in QUERIES.values():
+        nvml.fail[query] = pynvml.NVML_ERROR_NOT_SUPPORTED
+    summary = _run().summary()
+    assert summary == {
+        "available": False,
+        "reason": "this GPU supports none of the NVML queries",
+        "unsupported": list(METRICS),
+    }

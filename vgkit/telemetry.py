@@ -130,7 +130,8 @@ class GpuSampler:
         A metric that was never read (unsupported, or every read failed) is None.
         """
         if not self.samples:
-            reason = self.reason or self.lost or "no samples"
+            unread = "this GPU supports none of the NVML queries" if len(self.unsupported) == len(METRICS) else None
+            reason = self.reason or self.lost or unread or "no samples"
             return {"available": False, "reason": reason, "unsupported": list(self.unsupported)}
 
         def values(metric: str) -> list[float | int]:

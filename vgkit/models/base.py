@@ -162,9 +162,9 @@ def apply_preset(pipe: Any, preset: Preset, *, device: str) -> dict[str, Any]:
 
     ``device`` is the execution device: with an offload the weights rest on the CPU and the
     offload hooks move them (and the inputs) to ``device`` for each forward, so the pipeline's
-    ``_execution_device`` is ``device`` while its components report the CPU. Any torch device
-    works, "cuda", "cuda:1", or a stand-in such as "meta" that tests use to make that boundary
-    real without a GPU (tests/test_offload.py).
+    ``_execution_device`` is ``device`` while its components report the CPU. ``device`` is any
+    torch device name ("cuda", "cuda:1"); tests pass "meta", made to carry data, to make that
+    boundary real without a GPU (tests/test_offload.py).
     """
     import torch
 
