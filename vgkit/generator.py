@@ -130,12 +130,25 @@ def _to_uint8_fhwc(frames: Any) -> np.ndarray:
     return np.ascontiguousarray(array)
 
 
+def _execution_device(pipe: Any) -> Any:
+    """The device the pipeline computes on, which the decode's latents must go to.
+
+    Not ``pipe.vae.device``: under model CPU offload the pipeline's own call ends with
+    ``maybe_free_model_hooks()``, which parks every component on the CPU, and the offload hook
+    moves the VAE back to the accelerator when ``vae.decode`` runs; under sequential or group
+    offload the VAE's weights rest on the CPU (or ``meta``). diffusers' ``_execution_device``
+    reads the offload hooks (accelerate's for model and sequential offload, the group-offload
+    onload device) and is the module device when nothing is offloaded.
+    """
+    return pipe._execution_device
+
+
 def _decode_wan(pipe: Any, latents: Any) -> Any:
     """The decode tail of ``WanImageToVideoPipeline.__call__`` (diffusers 0.42.1), as np frames."""
     import torch
 
     vae = pipe.vae
-    latents = latents.to(device=vae.device, dtype=vae.dtype)
+    latents = latents.to(device=_execution_device(pipe), dtype=vae.dtype)
     z_dim = vae.config.z_dim
     mean = torch.tensor(vae.config.latents_mean).view(1, z_dim, 1, 1, 1).to(latents.device, latents.dtype)
     inv_std = 1.0 / torch.tensor(vae.config.latents_std).view(1, z_dim, 1, 1, 1).to(latents.device, latents.dtype)
@@ -158,7 +171,7 @@ def _decode_cogvideox(pipe: Any, latents: Any) -> Any:
     if patch_t and latents.shape[1] % patch_t == 0:
         latents = latents[:, patch_t - 1 :]
     with torch.no_grad():
-        video = pipe.decode_latents(latents.to(device=pipe.vae.device, dtype=pipe.vae.dtype))
+        video = pipe.decode_latents(latents.to(device=_execution_device(pipe), dtype=pipe.vae.dtype))
     return pipe.video_processor.postprocess_video(video=video, output_type="np")
 
 
@@ -166,7 +179,7 @@ def _decode_hunyuan(pipe: Any, latents: Any) -> Any:
     """The decode tail of ``HunyuanVideoImageToVideoPipeline.__call__`` (0.42.1), token_replace."""
     import torch
 
-    latents = latents.to(device=pipe.vae.device, dtype=pipe.vae.dtype) / pipe.vae_scaling_factor
+    latents = latents.to(device=_execution_device(pipe), dtype=pipe.vae.dtype) / pipe.vae_scaling_factor
     with torch.no_grad():
         video = pipe.vae.decode(latents, return_dict=False)[0]
     return pipe.video_processor.postprocess_video(video, output_type="np")
@@ -295,7 +308,13 @@ class InProcessGenerator:
         return result
 
     def decode(self, latents: Any, *, attempt: str) -> np.ndarray:
-        """Decode denoised latents to uint8 frames (F, H, W, 3); ``attempt`` picks the VAE memory mode."""
+        """Decode denoised latents to uint8 frames (F, H, W, 3); ``attempt`` picks the VAE memory mode.
+
+        The latents go to the pipeline's execution device, whatever the preset's offload; after
+        the decode (or its failure) ``maybe_free_model_hooks()`` parks offloaded components on
+        the CPU again, as the pipeline's own call does after its decode, so the VAE does not sit
+        in GPU memory through the next clip's denoising and a retry starts from a freed device.
+        """
         vae = self.pipe.vae
         saved = (vae.use_tiling, vae.tile_sample_min_height, vae.tile_sample_min_width)
         if attempt == "vae_tiling":
@@ -314,3 +333,4 @@ class InProcessGenerator:
         finally:
             # A retry's leaner mode is for this decode only; later clips decode as loaded.
             vae.use_tiling, vae.tile_sample_min_height, vae.tile_sample_min_width = saved
+            self.pipe.maybe_free_model_hooks()

@@ -1,61 +1,113 @@
-"""GPU telemetry sampled while a clip generates, through NVML when it is present.
+"""GPU telemetry sampled while a clip generates, through NVML (``nvidia-ml-py``, module ``pynvml``).
 
-``pynvml`` is optional: without it, or without an NVIDIA driver (every CPU run), the sampler
-records ``{"available": false, "reason": ...}`` and never raises.
+The sampler never breaks a run. Each way NVML can fail ends in the summary instead:
+
+- ``pynvml`` not importable, or NVML not usable at start (library not found, driver not loaded,
+  no permission, no such GPU): no samples, ``{"available": false, "reason": ...}``. Every
+  CPU-only run ends here.
+- a query that this GPU does not support (``NVMLError_NotSupported``: temperature, power or
+  utilisation on some boards, vGPUs and MIG slices): that metric is left out from then on and
+  named in ``unsupported``; the other metrics go on.
+- any other error of a query: that value is missing from that sample, counted in ``errors``.
+- the GPU falls off the bus mid-run (``NVMLError_GpuIsLost``): sampling stops, the samples taken
+  so far are kept and ``lost`` says when.
 """
 
 from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from types import TracebackType
 from typing import Any
 
 from vgkit.settings import visible_gpu
 
-__all__ = ["GpuSampler"]
+__all__ = ["METRICS", "GpuSampler"]
+
+# What one sample holds, by the NVML query that reads it.
+METRICS = ("utilization_pct", "memory_used_bytes", "temperature_c", "power_w")
 
 
 class GpuSampler:
-    """``with GpuSampler() as s: ...`` then ``s.summary()``: utilisation, memory, temperature."""
+    """``with GpuSampler() as s: ...`` then ``s.summary()``: utilisation, memory, temperature, power.
+
+    Samples once on entry, every ``interval_s`` in a daemon thread, and once on exit.
+    """
 
     def __init__(self, *, interval_s: float = 1.0) -> None:
         self.interval_s = interval_s
-        self.samples: list[tuple[int, int, int]] = []
+        self.samples: list[dict[str, float | int]] = []
         self.reason: str | None = None
+        self.unsupported: list[str] = []
+        self.errors = 0
+        self.lost: str | None = None
+        self._started = time.perf_counter()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._nvml: Any = None
         self._handle: Any = None
 
     def __enter__(self) -> GpuSampler:
+        self._started = time.perf_counter()
         try:
             import pynvml
-
-            pynvml.nvmlInit()
-            index = int(visible_gpu()) if visible_gpu().isdigit() else 0
-            self._handle = pynvml.nvmlDeviceGetHandleByIndex(index)
-            self._nvml = pynvml
         except ImportError:
-            self.reason = "pynvml not installed"
+            self.reason = "pynvml not installed (fix: pip install nvidia-ml-py, pinned in requirements.txt)"
             return self
+        try:
+            pynvml.nvmlInit()
+        except Exception as exc:  # NVMLError_LibraryNotFound / _DriverNotLoaded / _NoPermission / ...
+            self.reason = f"NVML unavailable: {_describe(exc)}"
+            return self
+        try:
+            gpu = visible_gpu()
+            if gpu.isdigit():
+                self._handle = pynvml.nvmlDeviceGetHandleByIndex(int(gpu))
+            else:  # CUDA_VISIBLE_DEVICES may name GPUs by UUID (GPU-..., MIG-...)
+                self._handle = pynvml.nvmlDeviceGetHandleByUUID(gpu)
         except Exception as exc:
-            self.reason = f"NVML unavailable: {exc}"
+            self.reason = f"NVML has no GPU {visible_gpu()!r}: {_describe(exc)}"
+            with contextlib.suppress(Exception):
+                pynvml.nvmlShutdown()
             return self
+        self._nvml = pynvml
         self._sample()
-        self._thread = threading.Thread(target=self._loop, name="vgkit-gpu-sampler", daemon=True)
-        self._thread.start()
+        if self.lost is None:
+            self._thread = threading.Thread(target=self._loop, name="vgkit-gpu-sampler", daemon=True)
+            self._thread.start()
         return self
 
-    def _sample(self) -> None:
+    def _read(self, metric: str) -> float | int:
         nvml, handle = self._nvml, self._handle
-        try:
-            util = nvml.nvmlDeviceGetUtilizationRates(handle).gpu
-            memory = nvml.nvmlDeviceGetMemoryInfo(handle).used
-            temperature = nvml.nvmlDeviceGetTemperature(handle, nvml.NVML_TEMPERATURE_GPU)
-        except Exception:
+        if metric == "utilization_pct":
+            return int(nvml.nvmlDeviceGetUtilizationRates(handle).gpu)
+        if metric == "memory_used_bytes":
+            return int(nvml.nvmlDeviceGetMemoryInfo(handle).used)
+        if metric == "temperature_c":
+            return int(nvml.nvmlDeviceGetTemperature(handle, nvml.NVML_TEMPERATURE_GPU))
+        return round(nvml.nvmlDeviceGetPowerUsage(handle) / 1000.0, 1)  # milliwatts
+
+    def _sample(self) -> None:
+        if self.lost is not None:
             return
-        self.samples.append((int(util), int(memory), int(temperature)))
+        nvml = self._nvml
+        sample: dict[str, float | int] = {"t_s": round(time.perf_counter() - self._started, 3)}
+        for metric in METRICS:
+            if metric in self.unsupported:
+                continue
+            try:
+                sample[metric] = self._read(metric)
+            except nvml.NVMLError_NotSupported:
+                self.unsupported.append(metric)
+            except nvml.NVMLError_GpuIsLost as exc:
+                self.lost = f"GPU lost after {len(self.samples)} samples, at {sample['t_s']} s: {_describe(exc)}"
+                self._stop.set()
+                return
+            except Exception:  # a transient NVML error (timeout, unknown): this value only
+                self.errors += 1
+        if len(sample) > 1:
+            self.samples.append(sample)
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval_s):
@@ -67,21 +119,48 @@ class GpuSampler:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
-            self._sample()
         if self._nvml is not None:
+            self._sample()
             with contextlib.suppress(Exception):
                 self._nvml.nvmlShutdown()
 
     def summary(self) -> dict[str, Any]:
+        """The clip log's ``gpu_telemetry``: means and peaks of what was sampled, and what went wrong.
+
+        A metric that was never read (unsupported, or every read failed) is None.
+        """
         if not self.samples:
-            return {"available": False, "reason": self.reason or "no samples"}
-        utils, memories, temperatures = zip(*self.samples, strict=True)
+            unread = "this GPU supports none of the NVML queries" if len(self.unsupported) == len(METRICS) else None
+            reason = self.reason or self.lost or unread or "no samples"
+            return {"available": False, "reason": reason, "unsupported": list(self.unsupported)}
+
+        def values(metric: str) -> list[float | int]:
+            return [s[metric] for s in self.samples if metric in s]
+
+        def peak(metric: str) -> float | int | None:
+            found = values(metric)
+            return max(found) if found else None
+
+        def mean(metric: str) -> float | None:
+            found = values(metric)
+            return round(sum(found) / len(found), 1) if found else None
+
         return {
             "available": True,
             "samples": len(self.samples),
             "interval_s": self.interval_s,
-            "utilization_pct_mean": round(sum(utils) / len(utils), 1),
-            "utilization_pct_max": max(utils),
-            "memory_used_bytes_max": max(memories),
-            "temperature_c_max": max(temperatures),
+            "utilization_pct_mean": mean("utilization_pct"),
+            "utilization_pct_max": peak("utilization_pct"),
+            "memory_used_bytes_max": peak("memory_used_bytes"),
+            "temperature_c_max": peak("temperature_c"),
+            "power_w_mean": mean("power_w"),
+            "power_w_max": peak("power_w"),
+            "unsupported": list(self.unsupported),
+            "errors": self.errors,
+            "lost": self.lost,
         }
+
+
+def _describe(exc: BaseException) -> str:
+    """``NVMLError_DriverNotLoaded: Driver Not Loaded``: the class says which failure, str() says it in words."""
+    return f"{type(exc).__name__}: {exc}"

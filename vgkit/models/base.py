@@ -63,8 +63,12 @@ class Preset:
     """How a model runs on one class of machine (``4090``, ``80gb``, ``cpu``): placement, dtypes,
     and, where the native size or step count cannot fit, how much smaller to generate.
 
-    ``offload``: ``"none"`` (all on the device), ``"model"`` (``enable_model_cpu_offload``, CUDA
-    only), ``"group"`` (``enable_group_offload`` at leaf level, no streams; also runs on CPU).
+    ``offload`` (one of ``Preset.offload_modes()``): ``"none"`` (all on the device), ``"model"``
+    (``enable_model_cpu_offload``: one whole component at a time on the device), ``"sequential"``
+    (``enable_sequential_cpu_offload``: each leaf module's weights on the device only for its own
+    forward), ``"group"`` (``enable_group_offload`` at leaf level, no streams) or ``"group-block"``
+    (block level, one block per group, no streams; the VAE at leaf level). Model and sequential offload move weights
+    between the CPU and an accelerator, so they need one; group offload also runs on CPU.
     ``transformer_dtype``/``other_dtype``/``vae_dtype`` are torch dtype names (``vae_dtype`` None:
     the VAE takes ``other_dtype``). ``fp8_layerwise`` stores the transformer's weights in float8 and
     computes in ``transformer_dtype``. ``size_scale`` < 1 generates at that fraction of the run's
@@ -88,10 +92,23 @@ class Preset:
     expected_clip_s: float | None = None
     source: str = ""
 
+    @staticmethod
+    def offload_modes() -> tuple[str, ...]:
+        """The values ``offload`` takes (described above)."""
+        return ("none", "model", "sequential", "group", "group-block")
+
+    def __post_init__(self) -> None:
+        if self.offload not in self.offload_modes():
+            raise ValueError(f"preset {self.name!r}: offload = {self.offload!r}, not one of {self.offload_modes()}")
+
     def cpu_blocker(self) -> str | None:
-        """Why this preset cannot be applied on CPU, or None when it can (tests apply it there)."""
-        if self.offload == "model":
-            return f"preset {self.name!r}: enable_model_cpu_offload needs an accelerator (CUDA)"
+        """Why this preset cannot be applied on a CPU-only machine, or None when it can (tests
+        apply it there). Model and sequential offload keep weights on the CPU and move them to an
+        accelerator for each forward: with no accelerator there is nowhere to move them
+        (diffusers refuses without one)."""
+        method = {"model": "enable_model_cpu_offload", "sequential": "enable_sequential_cpu_offload"}.get(self.offload)
+        if method is not None:
+            return f"preset {self.name!r}: {method} needs an accelerator (CUDA)"
         return None
 
     def generation_size(self, width: int, height: int, *, multiple: int) -> tuple[int, int]:
@@ -141,7 +158,14 @@ CPU_PRESET = Preset(
 
 
 def apply_preset(pipe: Any, preset: Preset, *, device: str) -> dict[str, Any]:
-    """Place ``pipe`` as ``preset`` says on ``device``; return the record of what was applied."""
+    """Place ``pipe`` as ``preset`` says, computing on ``device``; return the record of what was applied.
+
+    ``device`` is the execution device: with an offload the weights rest on the CPU and the
+    offload hooks move them (and the inputs) to ``device`` for each forward, so the pipeline's
+    ``_execution_device`` is ``device`` while its components report the CPU. ``device`` is any
+    torch device name ("cuda", "cuda:1"); tests pass "meta", made to carry data, to make that
+    boundary real without a GPU (tests/test_offload.py).
+    """
     import torch
 
     applied: list[str] = []
@@ -150,16 +174,35 @@ def apply_preset(pipe: Any, preset: Preset, *, device: str) -> dict[str, Any]:
             storage_dtype=torch.float8_e4m3fn, compute_dtype=_dtype(preset.transformer_dtype)
         )
         applied.append("fp8-layerwise")
+    execution = torch.device(device)
     if preset.offload == "model":
-        pipe.enable_model_cpu_offload(device=device)
+        pipe.enable_model_cpu_offload(device=execution)
         applied.append("model-cpu-offload")
+    elif preset.offload == "sequential":
+        pipe.enable_sequential_cpu_offload(device=execution)
+        applied.append("sequential-cpu-offload")
     elif preset.offload == "group":
         pipe.enable_group_offload(
-            onload_device=torch.device(device), offload_device=torch.device("cpu"), offload_type="leaf_level"
+            onload_device=execution, offload_device=torch.device("cpu"), offload_type="leaf_level", use_stream=False
         )
         applied.append("group-offload-leaf")
+    elif preset.offload == "group-block":
+        # The VAE at leaf level: block level onloads a model's loose layers in a hook on its
+        # `forward`, and vae.encode/decode are not `forward` (its conv_in stays on the CPU).
+        pipe.enable_group_offload(
+            onload_device=execution,
+            offload_device=torch.device("cpu"),
+            offload_type="block_level",
+            num_blocks_per_group=1,
+            use_stream=False,
+            exclude_modules=["vae"],
+        )
+        pipe.vae.enable_group_offload(
+            onload_device=execution, offload_device=torch.device("cpu"), offload_type="leaf_level", use_stream=False
+        )
+        applied.append("group-offload-block")
     else:
-        pipe.to(device)
+        pipe.to(execution)
     if preset.vae_tiling:
         pipe.vae.enable_tiling()
         applied.append("vae-tiling")
