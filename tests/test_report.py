@@ -227,3 +227,18 @@ def test_the_preset_note_says_when_a_run_generated_smaller_and_was_upscaled() ->
     assert preset_note(plan) == "4090 (960x544 generated, upscaled to 1280x720)"
     assert preset_note({**plan, "output_width": 960, "output_height": 544}) == "4090"
     assert preset_note(None) == "n/a"
+
+
+def test_gpu_notes_skip_metrics_the_gpu_does_not_report(tmp_path: Path) -> None:
+    """vgkit.telemetry records None for a metric NVML calls unsupported (no temperature sensor on
+    some cloud GPUs); the notes keep the metrics that were measured and say n/a for the rest."""
+    from vgkit.report import summarize_run
+
+    (tmp_path / "logs").mkdir()
+    for i, temp in enumerate((None, None)):
+        telemetry = {"available": True, "samples": 2, "utilization_pct_mean": 50.0 + i * 10,
+                     "temperature_c_max": temp, "memory_used_bytes_max": 2**31}  # fmt: skip
+        log = {"index": i, "status": "aborted", "gpu_telemetry": telemetry}
+        (tmp_path / "logs" / f"log_{i:03d}.json").write_text(json.dumps(log))
+    gpu = summarize_run(tmp_path).gpu
+    assert gpu == {"samples": 4, "mean_util_pct": 55.0, "peak_temp_c": None, "peak_mem_used_mib": 2048}

@@ -75,7 +75,7 @@ class RunSummary:
     clip_failures: list[dict[str, Any]]
     peak_rss_bytes: int | None
     peak_gpu_bytes: int | None
-    gpu: dict[str, float | int] | None
+    gpu: dict[str, float | int | None] | None
     segments: list[Segment]
     timeline_source: str
     qa: dict[str, Any] | None
@@ -129,18 +129,22 @@ def _segments(sweep_run: dict[str, Any] | None, ok_logs: list[dict[str, Any]]) -
     return segments, "clip logs (start-up and stitch not recorded)"
 
 
-def _gpu_stats(sweep_run: dict[str, Any] | None, logs: list[dict[str, Any]]) -> dict[str, float | int] | None:
+def _gpu_stats(sweep_run: dict[str, Any] | None, logs: list[dict[str, Any]]) -> dict[str, float | int | None] | None:
     """GPU notes from the sweep's whole-job samples, else from the clip logs' ``gpu_telemetry``."""
     samples = (sweep_run or {}).get("gpu_samples") or []
     if not samples:
         per_clip = [t for g in logs if (t := g.get("gpu_telemetry") or {}).get("available")]
         if not per_clip:
             return None
+        # A metric the GPU does not report is None in every clip's record (vgkit.telemetry).
+        util = [v for t in per_clip if (v := t.get("utilization_pct_mean")) is not None]
+        temps = [v for t in per_clip if (v := t.get("temperature_c_max")) is not None]
+        memory = [v for t in per_clip if (v := t.get("memory_used_bytes_max")) is not None]
         return {
             "samples": sum(t["samples"] for t in per_clip),
-            "mean_util_pct": round(float(np.mean([t["utilization_pct_mean"] for t in per_clip])), 1),
-            "peak_temp_c": max(t["temperature_c_max"] for t in per_clip),
-            "peak_mem_used_mib": round(max(t["memory_used_bytes_max"] for t in per_clip) / 2**20),
+            "mean_util_pct": round(float(np.mean(util)), 1) if util else None,
+            "peak_temp_c": max(temps) if temps else None,
+            "peak_mem_used_mib": round(max(memory) / 2**20) if memory else None,
         }
     return {
         "samples": len(samples),
