@@ -59,6 +59,8 @@ DEFAULT_FFMPEG_THREADS = 4
 
 
 CACHE_VARIABLES = ("HF_HUB_CACHE", "HF_HOME")
+# "<cache path>\t<source>" as resolved before apply_env_file exported it, for hub_cache_source
+_APPLIED_SOURCE = "VGKIT_HF_CACHE_SOURCE"
 DEFAULT_WORKSPACE = "/workspace"
 _applied_env_file = False
 
@@ -134,6 +136,9 @@ def _cache_from(values: Mapping[str, str]) -> tuple[Path, str] | None:
 def hub_cache_source() -> tuple[Path, str]:
     """The hub cache every vgkit entry point uses, and where that setting came from."""
     if found := _cache_from(os.environ):
+        applied_path, _, applied_source = os.environ.get(_APPLIED_SOURCE, "").partition("\t")
+        if applied_path == str(found[0]):  # exported by apply_env_file (here or in a parent process)
+            return found[0], applied_source
         return found[0], f"{found[1]} set in the environment"
     path = env_file()
     if found := _cache_from(read_env_file(path)):
@@ -182,11 +187,14 @@ def apply_env_file() -> None:
     if _applied_env_file:
         return
     _applied_env_file = True
+    path, source = hub_cache_source()
     from_file = read_env_file()
     for name, value in from_file.items():
         os.environ.setdefault(name, value)
     if not any(os.environ.get(name) for name in CACHE_VARIABLES):
         os.environ["HF_HOME"] = str(default_hf_home())
+    if hub_cache_dir() == path and not source.endswith("set in the environment"):
+        os.environ[_APPLIED_SOURCE] = f"{path}\t{source}"
 
 
 def write_env_file(path: Path | None = None) -> Path:

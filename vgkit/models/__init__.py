@@ -72,9 +72,10 @@ def _found_elsewhere(model: ModelAdapter, cache_dir: Path | None) -> str:
         return ""
     for other in other_hub_caches():
         if snapshot_dir(model.repo_id, model.revision, cache_dir=other) is not None:
+            current = hub_cache_dir()
             return (
-                f"the {model.name} weights are not in the HF cache this run uses ({hub_cache_dir()}) but in "
-                f"{other}; fix: export HF_HUB_CACHE={other} (or move them there), then re-run"
+                f"the {model.name} weights are in {other}, not in the HF cache this run uses ({current}); "
+                f"fix: export HF_HUB_CACHE={other}, or move them into {current}, then re-run"
             )
     return ""
 
