@@ -90,7 +90,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
             run_in_worker(args.spec, state_file=args.worker_state_file, **limits)
             return 0
         from vgkit.runner import run_job
+        from vgkit.settings import describe_hub_cache
 
+        print(describe_hub_cache(), flush=True)
         result = run_job(args.spec, **limits)
     print(f"final: {result.final_video} ({result.final_frames} frames, {result.final_seconds:.2f} s)")
     print(f"bundle: {result.bundle}")
