@@ -239,7 +239,7 @@ def run_supervised(
 ) -> JobResult:
     """Plan, lock, then generate in a watched child; return what ``run_job`` returned there.
 
-    Prints (through ``progress``) the HF cache the run uses first. Raises the child's vgkit error
+    Prints (through ``progress``) the HF cache the run uses before the worker starts. Raises the child's vgkit error
     class, ``GuardrailError`` past a deadline, ``WorkerKilledError`` on a signal.
     """
     from vgkit.lock import acquire_device_lock, device_lock_name
@@ -248,7 +248,6 @@ def run_supervised(
 
     check_grace(grace_s)
     spec_obj, choice, plan = plan_job(spec, model=model, preset=preset)
-    progress(describe_hub_cache())
     run_dir = out if out is not None else default_run_dir(spec_obj, choice.model.name)
     deadlines = Deadlines.for_spec(spec_obj, clip_timeout_s=clip_timeout_s, run_timeout_s=run_timeout_s)
     held = None
@@ -278,6 +277,7 @@ def run_supervised(
         repr(deadlines.run_started_at),
         *([] if resume else ["--no-resume"]),
     ]
+    progress(describe_hub_cache())  # after any wait for the device: the line before the worker's own
     try:
         record = supervise_job(
             child,
