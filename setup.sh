@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Idempotent set-up: .venv with the exact pins of requirements.txt, vgkit installed editable,
-# a Jupyter kernel "vgkit", HF cache defaults (only where the user has none), and a GPU check.
+# a Jupyter kernel "vgkit", the HF cache default (only where the user has none), and a GPU check.
 # A second run with unchanged pins only re-checks (a few seconds) and says it installed nothing.
 # `bash setup.sh --check` installs nothing: exit 0 when .venv is set up for these pins, else 1.
 set -euo pipefail
@@ -62,22 +62,15 @@ else
     say "installed; Jupyter kernel 'vgkit' registered"
 fi
 
-# HF cache defaults, written once into .venv/vgkit.env and sourced by .venv/bin/activate. Only a
-# variable the user has not set gets a default, and `${VAR:-default}` keeps a later user setting.
+# HF cache default, written once into .venv/vgkit.env by vgkit itself (vgkit/settings.py holds the
+# one rule: HF_HOME on a writable /workspace volume, else Hugging Face's default; only where the
+# user has no HF_HOME/HF_HUB_CACHE). Every vgkit entry point reads the file itself (the console
+# script, papermill, Jupyter kernels), so nothing has to source it; activate does, for other HF
+# tools, and a variable set by the user wins there too (`${HF_HOME:-default}`).
 ENV_FILE=.venv/vgkit.env
-if [ ! -f "$ENV_FILE" ]; then
-    {
-        echo "# written by setup.sh: defaults only where the user has none"
-        if [ -z "${HF_HOME:-}" ] && [ -z "${HF_HUB_CACHE:-}" ]; then
-            if [ -d /workspace ] && [ -w /workspace ]; then
-                echo 'export HF_HOME="${HF_HOME:-/workspace/.cache/huggingface}"'
-            else
-                echo 'export HF_HOME="${HF_HOME:-${XDG_CACHE_HOME:-$HOME/.cache}/huggingface}"'
-            fi
-        fi
-    } > "$ENV_FILE"
-    grep -q "vgkit.env" .venv/bin/activate || echo '[ -f "$VIRTUAL_ENV/vgkit.env" ] && . "$VIRTUAL_ENV/vgkit.env"' >> .venv/bin/activate
-fi
+.venv/bin/python -c 'import sys; from pathlib import Path; from vgkit.settings import write_env_file; write_env_file(Path(sys.argv[1]))' "$ENV_FILE"
+grep -q "vgkit.env" .venv/bin/activate || echo '[ -f "$VIRTUAL_ENV/vgkit.env" ] && . "$VIRTUAL_ENV/vgkit.env"' >> .venv/bin/activate
+say "$(.venv/bin/python -c 'from vgkit.settings import describe_hub_cache; print(describe_hub_cache().removeprefix("vgkit: "))')"
 
 if command -v nvidia-smi >/dev/null 2>&1 && GPU=$(nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null | head -n1) && [ -n "$GPU" ]; then
     say "GPU found: $GPU"

@@ -18,5 +18,6 @@ done
 # First line of output: which model runs and why (standard library only, before any install).
 chosen=$(python3 -m vgkit choose --model "$model")
 bash setup.sh
-. .venv/vgkit.env
+# No `. .venv/vgkit.env` here: vgkit reads its env file itself, so this script, `.venv/bin/vgkit`
+# and papermill resolve the same HF cache (vgkit/settings.py).
 exec .venv/bin/vgkit demo --model "$chosen" ${args[@]+"${args[@]}"}

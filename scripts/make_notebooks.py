@@ -33,7 +33,8 @@ def generate() -> nbformat.NotebookNode:
         'preset: str = ""  # memory/speed preset (4090, 80gb, cpu); empty means the spec\'s, else auto\n'
         'spec: str = "params/demo.yaml"  # run spec (YAML or JSON), relative to the repository root\n'
         'out: str = ""  # run directory; empty means runs/<spec name>-<model>\n'
-        "show_clips: bool = True  # show each clip inline as it lands (headless runs turn it off)"
+        "show_clips: bool = True  # show each clip inline as it lands (headless runs turn it off)\n"
+        "watchdog_grace_s: float = 60.0  # a hung worker is killed this long past the clip/run deadline"
     )
     params.metadata["tags"] = ["parameters"]
     return _notebook(
@@ -42,13 +43,20 @@ def generate() -> nbformat.NotebookNode:
                 "# Generate a long video\n\n"
                 "Shot cards -> chained clips -> deterministic stitch -> one bundle, with `vgkit`.\n"
                 "Headless: `papermill notebooks/generate.ipynb out.ipynb -p model wan22` "
-                "(or `vgkit demo`). Re-running resumes: clips whose artifacts verify are kept."
+                "(or `vgkit demo`). Re-running resumes: clips whose artifacts verify are kept.\n"
+                "The job runs in a worker process watched like `vgkit run`'s: past a deadline plus "
+                "`watchdog_grace_s` its whole process group is killed and the kernel stays alive."
             ),
             params,
             new_code_cell(
                 "from vgkit.notebook import generate, show_video\n\n"
                 "result = generate(\n"
-                "    spec=spec, model=model, preset=preset or None, out=out or None, show_clips=show_clips\n"
+                "    spec=spec,\n"
+                "    model=model,\n"
+                "    preset=preset or None,\n"
+                "    out=out or None,\n"
+                "    show_clips=show_clips,\n"
+                "    watchdog_grace_s=watchdog_grace_s,\n"
                 ")"
             ),
             new_code_cell(

@@ -34,6 +34,9 @@ def main() -> None:
     os.environ.setdefault("VGKIT_FORCE_CPU", "1")
     REFERENCE.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="vgkit-reference-") as tmp:
+        # A scratch HF cache, as in the tests: the runs print where their cache came from, and
+        # tests/test_notebooks.py replays them with HF_HUB_CACHE set (tests/conftest.py).
+        os.environ["HF_HUB_CACHE"] = f"{tmp}/hf-hub-cache"
         for name, params in REFERENCE_RUNS.items():
             filled = {k: v.replace("{tmp}", tmp) if isinstance(v, str) else v for k, v in params.items()}
             print(f"executing {name} with {filled}", file=sys.stderr)

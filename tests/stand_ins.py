@@ -2,7 +2,12 @@
 
 They replace the pipeline, not diffusers internals: the chain, guard, watchdog and logs they run
 under are the real ones. ``python -m tests.stand_ins SPEC RUN_DIR --worker-state-file PATH``
-runs a job whose generator hangs, as a watchdog test's worker child.
+runs a job whose generator hangs, as a watchdog test's worker child; ``VGKIT_GENERATOR_FACTORY=
+tests.stand_ins:hanging_generator`` makes vgkit's own worker child (``vgkit run``, the notebooks,
+the sweep) use it, with the pid record at ``$STAND_IN_PID_FILE``.
+
+A hung CUDA call cannot be staged on a CPU-only machine otherwise: this is the one stub, at the
+library boundary (the pipeline call), and the tests that use it say so.
 """
 
 from __future__ import annotations
@@ -68,6 +73,45 @@ class OutOfMemoryDecoder:
         if len(self.attempts) <= self.failures:
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 26.00 GiB")
         return self.frames
+
+
+def hanging_generator(model: ModelAdapter, snapshot: Path, device: str) -> HangingGenerator:
+    """``VGKIT_GENERATOR_FACTORY`` target: a ``HangingGenerator`` recording pids at ``$STAND_IN_PID_FILE``."""
+    return HangingGenerator(model, pid_file=Path(os.environ["STAND_IN_PID_FILE"]))
+
+
+def _proc_stats() -> dict[int, list[str]]:
+    """pid -> the fields of /proc/<pid>/stat after the command name (state, ppid, pgrp, ...)."""
+    stats = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            stats[int(stat.parent.name)] = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+    return stats
+
+
+def children(pid: int) -> list[int]:
+    """Live child pids of ``pid``."""
+    return [p for p, fields in _proc_stats().items() if fields[1] == str(pid) and fields[0] != "Z"]
+
+
+def gone(pid: int, *, group: bool) -> bool:
+    """True once no live process has this pid (or, with ``group``, this process group id).
+
+    ``os.kill``/``os.killpg`` with signal 0 say so directly; a zombie still counts for them until
+    its new parent reaps it, so /proc decides among zombies (state ``Z`` runs nothing).
+    """
+    for _ in range(50):
+        try:
+            (os.killpg if group else os.kill)(pid, 0)
+        except ProcessLookupError:
+            return True
+        live = [p for p, f in _proc_stats().items() if f[0] != "Z" and (f[2] == str(pid) if group else p == pid)]
+        if not live:
+            return True
+        time.sleep(0.1)
+    return False
 
 
 def main() -> None:

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import REPO, spec_dict, write_spec
-from tests.stand_ins import OutOfMemoryDecoder
+from tests.stand_ins import OutOfMemoryDecoder, children, gone
 from tests.tiny_models import clip_request, direct_frames, tiny_generator
 from vgkit.artifacts import RunLayout
 from vgkit.errors import GenerationError, GuardrailError
@@ -24,35 +24,6 @@ from vgkit.guard import DeadlineExceeded, Deadlines
 from vgkit.models import adapter
 from vgkit.telemetry import GpuSampler
 from vgkit.worker import supervise_job
-
-
-def _proc_stats() -> dict[int, list[str]]:
-    """pid -> the fields of /proc/<pid>/stat after the command name (state, ppid, pgrp, ...)."""
-    stats = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            stats[int(stat.parent.name)] = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-    return stats
-
-
-def _gone(pid: int, *, group: bool) -> bool:
-    """True once no live process has this pid (or, with ``group``, this process group id).
-
-    ``os.kill``/``os.killpg`` with signal 0 say so directly; a zombie still counts for them until
-    its new parent reaps it, so /proc decides among zombies (state ``Z`` runs nothing).
-    """
-    for _ in range(50):
-        try:
-            (os.killpg if group else os.kill)(pid, 0)
-        except ProcessLookupError:
-            return True
-        live = [p for p, f in _proc_stats().items() if f[0] != "Z" and (f[2] == str(pid) if group else p == pid)]
-        if not live:
-            return True
-        time.sleep(0.1)
-    return False
 
 
 def _one_shot_spec(tmp_path: Path, **overrides: int) -> Path:
@@ -72,8 +43,8 @@ def test_hung_call_is_killed_with_its_whole_process_group(tmp_path: Path, monkey
     with pytest.raises(GuardrailError, match=r"watchdog: clip 000 \(denoise\) passed the clip deadline of 1 s"):
         supervise_job(child, layout=layout, deadlines=deadlines, grace_s=1.0)
     pids = json.loads((run_dir / "pids.json").read_text())
-    assert _gone(pids["worker"], group=True), "a process of the worker's group survived"
-    assert _gone(pids["grandchild"], group=False), "the worker's grandchild survived"
+    assert gone(pids["worker"], group=True), "a process of the worker's group survived"
+    assert gone(pids["grandchild"], group=False), "the worker's grandchild survived"
     log = json.loads(layout.log(0).read_text())
     assert (log["status"], log["failure_class"], log["killed_by"]) == ("aborted", "clip_deadline", "watchdog")
 
@@ -151,10 +122,6 @@ def test_gpu_telemetry_is_absent_on_cpu_without_error() -> None:
     assert summary["reason"]
 
 
-def _children(pid: int) -> list[int]:
-    return [p for p, fields in _proc_stats().items() if fields[1] == str(pid)]
-
-
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux-only")
 def test_worker_dies_with_its_supervisor_and_the_lock_frees(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from vgkit.lock import DeviceBusyError, acquire_device_lock
@@ -173,10 +140,10 @@ def test_worker_dies_with_its_supervisor_and_the_lock_frees(tmp_path: Path, monk
     for line in parent.stdout:  # the worker shares the parent's stdout
         if line.startswith("loaded in "):
             break
-    (worker,) = _children(parent.pid)
+    (worker,) = children(parent.pid)
     parent.kill()  # SIGKILL: no cleanup code runs in the supervisor (an SSH drop, an OOM kill)
     parent.wait()
-    assert _gone(worker, group=True), "the worker outlived its supervisor"
+    assert gone(worker, group=True), "the worker outlived its supervisor"
     # The kernel releases a dead process's flock a few ms after it exits (deferred file release),
     # so the next job may need one short poll; it must not need more than a few.
     for _ in range(20):

@@ -52,12 +52,13 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from vgkit.runner import run_job
+    from vgkit.guard import check_grace
 
+    check_grace(args.watchdog_grace_s)
     if not args.in_process:
         from vgkit.worker import run_supervised
 
-        return run_supervised(
+        result = run_supervised(
             args.spec,
             model=args.model,
             preset=args.preset,
@@ -70,24 +71,29 @@ def _cmd_run(args: argparse.Namespace) -> int:
             resume=args.resume,
             progress=lambda line: print(line, flush=True),
         )
-    if args.worker_state_file is not None:
-        from vgkit.worker import die_with_parent
+    else:
+        limits = {
+            "model": args.model,
+            "preset": args.preset,
+            "out": args.out,
+            "progress": lambda line: print(line, flush=True),
+            "clip_timeout_s": args.clip_timeout_s,
+            "run_timeout_s": args.run_timeout_s,
+            "run_started_at": args.run_started_at,
+            "lock": args.lock,
+            "wait_for_gpu": args.wait_for_gpu,
+            "resume": args.resume,
+        }
+        if args.worker_state_file is not None:  # the child of a supervised run: the parent prints the result
+            from vgkit.worker import run_in_worker
 
-        die_with_parent()
-    result = run_job(
-        args.spec,
-        model=args.model,
-        preset=args.preset,
-        out=args.out,
-        progress=lambda line: print(line, flush=True),
-        clip_timeout_s=args.clip_timeout_s,
-        run_timeout_s=args.run_timeout_s,
-        run_started_at=args.run_started_at,
-        lock=args.lock,
-        wait_for_gpu=args.wait_for_gpu,
-        resume=args.resume,
-        state_file=args.worker_state_file,
-    )
+            run_in_worker(args.spec, state_file=args.worker_state_file, **limits)
+            return 0
+        from vgkit.runner import run_job
+        from vgkit.settings import describe_hub_cache
+
+        print(describe_hub_cache(), flush=True)
+        result = run_job(args.spec, **limits)
     print(f"final: {result.final_video} ({result.final_frames} frames, {result.final_seconds:.2f} s)")
     print(f"bundle: {result.bundle}")
     return 0
@@ -145,6 +151,7 @@ def _cmd_diff(args: argparse.Namespace) -> int:
 def _cmd_models(args: argparse.Namespace) -> int:
     from vgkit.cache import snapshot_dir
     from vgkit.models import adapter, model_names
+    from vgkit.settings import describe_hub_cache
 
     print(f"{'model':<16} {'native size':<12} {'fps':>4} {'frames':>7}  weights  repo")
     for name in model_names():
@@ -158,6 +165,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
                 upscale = f", upscaled to {b.width}x{b.height}" if (w, h) != (b.width, b.height) else ""
                 runs = f"runs {w}x{h}, {preset.scaled_steps(b.steps)} steps{upscale}"
                 print(f"{'':<16} preset {preset.name:<5} {preset.describe()}; {runs}")
+    print(describe_hub_cache().replace("vgkit: HF cache", "weights are looked up in the HF cache", 1))
     return 0
 
 
@@ -175,7 +183,13 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from vgkit.notebook import run_generate_notebook
 
     result = run_generate_notebook(
-        GENERATE_NOTEBOOK, spec=args.spec, model=args.model, preset=args.preset, out=args.out, executed=args.executed
+        GENERATE_NOTEBOOK,
+        spec=args.spec,
+        model=args.model,
+        preset=args.preset,
+        out=args.out,
+        executed=args.executed,
+        watchdog_grace_s=args.watchdog_grace_s,
     )
     print(f"notebook: {result['executed_notebook']}")
     print(f"final: {result['final_video']}")
@@ -206,7 +220,13 @@ def _cmd_report(args: argparse.Namespace) -> int:
 def _cmd_sweep(args: argparse.Namespace) -> int:
     from vgkit.sweep import parse_models, sweep
 
-    result = sweep(args.spec, models=parse_models(args.models), out=args.out, usd_per_hour=args.usd_per_hour)
+    result = sweep(
+        args.spec,
+        models=parse_models(args.models),
+        out=args.out,
+        usd_per_hour=args.usd_per_hour,
+        watchdog_grace_s=args.watchdog_grace_s,
+    )
     for row in result.rows:
         print(f"{row.model}: {row.status} ({row.detail})")
     print(f"report: {result.report_html}")
@@ -214,6 +234,8 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
+    from vgkit.guard import DEFAULT_GRACE_S  # standard library only, like this module
+
     parser = argparse.ArgumentParser(prog="vgkit", description=__doc__.split("\n")[0] if __doc__ else None)
     parser.add_argument("--version", action="version", version=f"vgkit {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -225,6 +247,10 @@ def _parser() -> argparse.ArgumentParser:
 
     model_help = "model name (see `vgkit models`) or auto; default: the spec's `model`, else auto"
     preset_help = "preset (4090, 80gb, cpu; see `vgkit models`) or auto; default: the spec's `preset`, else auto"
+    grace_help = (
+        "the watchdog kills a hung worker's process group this long past a deadline "
+        f"(seconds >= 0; default {DEFAULT_GRACE_S:g})"
+    )
     p = add("run", _cmd_run, "generate every clip of a spec, stitch, write the manifest and bundle")
     p.add_argument("spec", type=Path, help="run spec (.yaml or .json)")
     p.add_argument("--model", default=None, help=model_help)
@@ -234,12 +260,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--run-timeout-s", type=float, default=None, help="deadline for the run (default: clips x clip timeout)"
     )
-    p.add_argument(
-        "--watchdog-grace-s",
-        type=float,
-        default=60.0,
-        help="the watchdog kills a hung worker this long past a deadline",
-    )
+    p.add_argument("--watchdog-grace-s", type=float, default=DEFAULT_GRACE_S, help=grace_help)
     p.add_argument(
         "--wait-for-gpu", action="store_true", help="queue behind a run holding the device instead of refusing"
     )
@@ -315,6 +336,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--models", required=True, help="comma-separated model names, e.g. wan22,hunyuan-i2v,cogvideox15")
     p.add_argument("--out", type=Path, default=None, help="sweep directory (default runs/sweep-<spec name>)")
     p.add_argument("--usd-per-hour", type=float, default=None, help=usd_help)
+    p.add_argument("--watchdog-grace-s", type=float, default=DEFAULT_GRACE_S, help=grace_help)
 
     p = add("choose", _cmd_choose, "say which model a run would use (announcement on stderr, name on stdout)")
     p.add_argument("--model", default="auto", help=model_help)
@@ -325,6 +347,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", default=None, help=preset_help)
     p.add_argument("--out", type=Path, default=None, help="run directory (default runs/<spec name>-<model>)")
     p.add_argument("--executed", type=Path, default=None, help="where to save the executed notebook")
+    p.add_argument("--watchdog-grace-s", type=float, default=DEFAULT_GRACE_S, help=grace_help)
 
     from vgkit.remote.cli import add_remote_commands
 
@@ -333,6 +356,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from vgkit.settings import apply_env_file
+
+    apply_env_file()  # before any HF library is imported: the same HF cache on every entry point
     args = _parser().parse_args(argv)
     try:
         code: int = args.func(args)

@@ -14,8 +14,11 @@
     │   └── DeviceBusyError           another job holds the GPU (vgkit/lock.py)          exit 6
     ├── RemoteConnectionError         an SSH host stayed unreachable past the limit      exit 7
     │       (ConnectionError)
-    └── RemoteSetupError              the host has no pushed code or no set-up .venv,    exit 8
-            (RuntimeError)            or its setup.sh failed
+    ├── RemoteSetupError              the host has no pushed code or no set-up .venv,    exit 8
+    │       (RuntimeError)            or its setup.sh failed
+    └── WorkerKilledError             a run's worker process was killed by a signal      exit 9
+            (RuntimeError)            other than the watchdog's (SIGKILL: most likely
+                                      the kernel's OOM killer)
 
 User mistakes (SpecError, ModelUnavailableError) print as one line with no traceback. Each message
 names the field or thing, the value, and the fix.
@@ -33,6 +36,7 @@ __all__ = [
     "RemoteSetupError",
     "SpecError",
     "VgkitError",
+    "WorkerKilledError",
 ]
 
 
@@ -86,3 +90,10 @@ class RemoteSetupError(VgkitError, RuntimeError):
     """The SSH host is not ready: no pushed code, no ``.venv`` from setup.sh, or setup.sh failed."""
 
     exit_code = 8
+
+
+class WorkerKilledError(VgkitError, RuntimeError):
+    """The worker that generates a run's clips died from a signal nobody in vgkit sent (SIGKILL
+    from the kernel's OOM killer, most often); finished clips stay intact."""
+
+    exit_code = 9

@@ -10,14 +10,18 @@ hangs:
    ``start_clip`` also writes a small state file that the watchdog reads.
 2. ``supervise`` (in the parent): runs the generating process in its own session (process
    group) and kills the whole group (SIGTERM, then SIGKILL) once a deadline plus a grace period
-   has passed, so no GPU job survives a hung call.
+   has passed, so no GPU job survives a hung call. With ``output`` it also reads the child's
+   stdout and stderr line by line (a notebook cell shows what a child process prints only this
+   way), without letting a full pipe block the child.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
+import selectors
 import signal
 import subprocess
 import time
@@ -39,6 +43,7 @@ __all__ = [
     "Deadlines",
     "RunGuard",
     "WatchdogOutcome",
+    "check_grace",
     "kill_process_group",
     "read_state",
     "supervise",
@@ -50,6 +55,18 @@ DEFAULT_GRACE_S = 60.0
 TERM_WAIT_S = 5.0
 
 Progress = Callable[[str], None]
+# (line without its newline, True when the child wrote it to stderr)
+OutputSink = Callable[[str, bool], None]
+# After the child's group is gone, how long to wait for the last buffered output.
+DRAIN_S = 5.0
+
+
+def check_grace(grace_s: float) -> float:
+    """``grace_s`` if it is a finite number of seconds >= 0, else a ``SpecError`` naming the flag."""
+    if not (isinstance(grace_s, int | float) and math.isfinite(grace_s) and grace_s >= 0):
+        shown = f"{grace_s:g}" if isinstance(grace_s, int | float) else repr(grace_s)
+        raise SpecError(f"--watchdog-grace-s = {shown}: must be a number of seconds >= 0; fix: e.g. 60 (the default)")
+    return float(grace_s)
 
 
 class DeadlineExceeded(GuardrailError):
@@ -223,9 +240,57 @@ def kill_process_group(proc: subprocess.Popen[bytes], *, term_wait_s: float = TE
 
 @dataclass(frozen=True)
 class WatchdogOutcome:
+    """How the child ended: its return code (negative: killed by that signal), what the watchdog
+    killed it for (None: it ended by itself) and its last state record."""
+
     returncode: int
     killed_for: str | None = None
     state: Mapping[str, Any] | None = None
+
+
+class _LinePump:
+    """Reads a child's stdout and stderr pipes as they fill and hands out whole lines."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], sink: OutputSink) -> None:
+        self._sink = sink
+        self._selector = selectors.DefaultSelector()
+        self._is_err: dict[int, bool] = {}
+        self._partial: dict[int, bytes] = {}
+        for stream, is_err in ((proc.stdout, False), (proc.stderr, True)):
+            assert stream is not None
+            self._selector.register(stream.fileno(), selectors.EVENT_READ)
+            self._is_err[stream.fileno()] = is_err
+            self._partial[stream.fileno()] = b""
+
+    def read(self, timeout_s: float) -> None:
+        """Wait up to ``timeout_s`` for output and hand out every whole line that arrived."""
+        if not self._selector.get_map():
+            time.sleep(timeout_s)
+            return
+        for key, _ in self._selector.select(timeout_s):
+            fd = int(key.fd)
+            data = os.read(fd, 1 << 16)
+            if not data:  # EOF: every writer of this pipe is gone
+                self._selector.unregister(fd)
+                self._emit(fd, self._partial.pop(fd))
+                continue
+            *lines, self._partial[fd] = (self._partial[fd] + data).split(b"\n")
+            for line in lines:
+                self._emit(fd, line)
+
+    def drain(self) -> None:
+        """Read until both pipes are closed (bounded: a descendant that left the group could hold them)."""
+        deadline = time.monotonic() + DRAIN_S
+        while self._selector.get_map() and time.monotonic() < deadline:
+            self.read(0.1)
+        for fd in list(self._partial):
+            self._emit(fd, self._partial.pop(fd))
+        self._selector.close()
+
+    def _emit(self, fd: int, raw: bytes) -> None:
+        line = raw.decode("utf-8", errors="replace").rsplit("\r", 1)[-1]  # progress bars redraw with \r
+        if line:
+            self._sink(line, self._is_err[fd])
 
 
 def supervise(
@@ -238,25 +303,41 @@ def supervise(
     pass_fds: Sequence[int] = (),
     poll_s: float = 0.2,
     term_wait_s: float = TERM_WAIT_S,
+    output: OutputSink | None = None,
 ) -> WatchdogOutcome:
     """Run ``argv`` in a new session and kill its whole process group past a deadline + grace.
 
     The clip deadline counts from the ``clip_started_at`` the worker last wrote to
     ``state_file``; the run deadline from ``deadlines.run_started_at``. If this process is
-    interrupted (Ctrl-C), the group is killed too.
+    interrupted (Ctrl-C), the group is killed too. With ``output``, the child's stdout and stderr
+    lines go to ``output`` (stdin is closed); without it the child shares this process's streams.
     """
+    check_grace(grace_s)
+    piped = subprocess.PIPE if output is not None else None
     proc = subprocess.Popen(
-        list(argv), env=dict(env) if env is not None else None, start_new_session=True, pass_fds=pass_fds
+        list(argv),
+        env=dict(env) if env is not None else None,
+        start_new_session=True,
+        pass_fds=pass_fds,
+        stdin=subprocess.DEVNULL if output is not None else None,
+        stdout=piped,
+        stderr=piped,
     )
+    pump = _LinePump(proc, output) if output is not None else None
     try:
         while True:
-            try:
-                returncode = proc.wait(timeout=poll_s)
-            except subprocess.TimeoutExpired:
-                pass
+            if pump is not None:
+                pump.read(poll_s)
+                returncode = proc.poll()
             else:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(timeout=poll_s)
+                returncode = proc.returncode
+            if returncode is not None:
                 kill_process_group(proc, term_wait_s=0.0)  # descendants the worker left behind
-                return WatchdogOutcome(returncode=returncode)
+                if pump is not None:
+                    pump.drain()
+                return WatchdogOutcome(returncode=returncode, state=read_state(state_file))
             state = read_state(state_file)
             started = state.get("clip_started_at")
             failure = deadlines.first_passed(
@@ -266,7 +347,13 @@ def supervise(
             )
             if failure is not None:
                 kill_process_group(proc, term_wait_s=term_wait_s)
+                if pump is not None:
+                    pump.drain()
                 return WatchdogOutcome(returncode=proc.returncode, killed_for=failure, state=state)
     except BaseException:
         kill_process_group(proc, term_wait_s=term_wait_s)
         raise
+    finally:
+        for stream in (proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()

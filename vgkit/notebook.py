@@ -1,7 +1,10 @@
 """What the notebooks call, and how the CLI runs them headless with papermill.
 
 Relative paths given to a notebook resolve against the repository root, so the same parameters
-work from JupyterLab (cwd ``notebooks/``) and from papermill (cwd the repository root).
+work from JupyterLab (cwd ``notebooks/``) and from papermill (cwd the repository root). A run
+started from a notebook generates in a supervised worker process (``vgkit.worker``), as ``vgkit
+run`` does: a hung pipeline call is killed with its process group past the deadline plus the
+grace period, and the kernel stays alive to report it.
 """
 
 from __future__ import annotations
@@ -10,18 +13,22 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from vgkit.errors import ArtifactError, GenerationError, ModelUnavailableError, SpecError, VgkitError
-from vgkit.runner import JobResult, default_run_dir, plan_job, run_job
-from vgkit.settings import repo_root
+from vgkit import errors
+from vgkit.errors import GenerationError, VgkitError
+from vgkit.guard import DEFAULT_GRACE_S, check_grace
+from vgkit.runner import JobResult, default_run_dir, plan_job
+from vgkit.settings import apply_env_file, repo_root
 
 __all__ = ["generate", "run_generate_notebook", "show_video"]
 
 # Embedding a video inline copies it into the notebook; above this size a link is shown instead.
 MAX_EMBED_BYTES = 20 * 2**20
 
-_ERRORS: dict[str, type[VgkitError]] = {
-    cls.__name__: cls for cls in (SpecError, ModelUnavailableError, GenerationError, ArtifactError)
-}
+
+def _error_class(name: str) -> type[VgkitError]:
+    """The errors.py class called ``name`` (raised in the notebook), else ``GenerationError``."""
+    cls = getattr(errors, name, None)
+    return cls if isinstance(cls, type) and issubclass(cls, VgkitError) else GenerationError
 
 
 def _from_root(path: str | Path) -> Path:
@@ -30,26 +37,37 @@ def _from_root(path: str | Path) -> Path:
 
 
 def generate(
-    *, spec: str, model: str = "auto", preset: str | None = None, out: str | None = None, show_clips: bool = False
+    *,
+    spec: str,
+    model: str = "auto",
+    preset: str | None = None,
+    out: str | None = None,
+    show_clips: bool = False,
+    watchdog_grace_s: float = DEFAULT_GRACE_S,
 ) -> JobResult:
-    """Run a whole job from a notebook (paths relative to the repository root).
+    """Run a whole job from a notebook (paths relative to the repository root) in a supervised
+    worker; raises the run's vgkit error (``GuardrailError`` when the watchdog killed it).
 
     ``preset`` (None: the spec's, else auto) picks how the model sits in memory (``vgkit models``).
     ``show_clips`` displays each clip inline as it lands (interactive use; headless runs keep the
     executed notebook small by leaving it off).
     """
+    from vgkit.worker import run_supervised
+
+    apply_env_file()
+    check_grace(watchdog_grace_s)
     run_dir = _from_root(out) if out else None
     if run_dir is None:
         spec_obj, choice, _ = plan_job(_from_root(spec), model=model, preset=preset)
         run_dir = repo_root() / default_run_dir(spec_obj, choice.model.name)
-    on_clip = _display_clip if show_clips else None
-    return run_job(
+    return run_supervised(
         _from_root(spec),
         model=model,
         preset=preset,
         out=run_dir,
+        grace_s=watchdog_grace_s,
         progress=lambda line: print(line, flush=True),
-        on_clip=on_clip,
+        on_clip=_display_clip if show_clips else None,
     )
 
 
@@ -69,7 +87,14 @@ def show_video(path: Path) -> Any:
 
 
 def run_generate_notebook(
-    notebook: Path, *, spec: Path, model: str, preset: str | None = None, out: Path | None, executed: Path | None
+    notebook: Path,
+    *,
+    spec: Path,
+    model: str,
+    preset: str | None = None,
+    out: Path | None,
+    executed: Path | None,
+    watchdog_grace_s: float = DEFAULT_GRACE_S,
 ) -> dict[str, Path]:
     """Execute the generate notebook headless; return the executed copy, final video and bundle.
 
@@ -79,6 +104,8 @@ def run_generate_notebook(
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
+    apply_env_file()
+    check_grace(watchdog_grace_s)
     root = repo_root()
     spec_obj, choice, plan = plan_job(_from_root(spec), model=model, preset=preset)
     run_dir = _from_root(out) if out else root / default_run_dir(spec_obj, choice.model.name)
@@ -94,6 +121,7 @@ def run_generate_notebook(
                 "spec": str(_from_root(spec)),
                 "out": str(run_dir),
                 "show_clips": False,
+                "watchdog_grace_s": watchdog_grace_s,
             },
             cwd=str(root),
             progress_bar=False,
@@ -101,7 +129,7 @@ def run_generate_notebook(
             stderr_file=sys.stderr,
         )
     except PapermillExecutionError as exc:
-        error = _ERRORS.get(exc.ename, GenerationError)
+        error = _error_class(exc.ename)
         raise error(f"{exc.evalue} (notebook saved at {executed})") from None
     from vgkit.artifacts import RunLayout
     from vgkit.bundle import bundle_path

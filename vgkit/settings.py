@@ -2,27 +2,55 @@
 
 Nothing here changes the environment at import; functions read it when called, so tests can
 point the caches at temporary directories with ``monkeypatch.setenv``.
+
+The Hugging Face cache is resolved here for every entry point (``vgkit`` on the command line,
+the notebooks in JupyterLab or papermill, the worker child of a run), in this order:
+
+1. ``HF_HUB_CACHE``, then ``HF_HOME`` + ``/hub``, as the user set them;
+2. the same variables in vgkit's env file (``.venv/vgkit.env``, written once by ``setup.sh``);
+3. the default ``setup.sh`` would write: ``<workspace>/.cache/huggingface`` when the workspace
+   volume (``VGKIT_WORKSPACE``, default ``/workspace``) is a writable folder, else Hugging Face's
+   own default (``${XDG_CACHE_HOME:-~/.cache}/huggingface``).
+
+vgkit passes this path explicitly to every Hub call, so a console script that never sourced the
+env file and a kernel started from JupyterLab agree. ``apply_env_file`` also exports the file's
+variables (only those the user has not set) so child processes and the Hub client's own files
+(the token) agree too; entry points call it once, before any HF library is imported.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
+from collections.abc import Callable, Mapping
+from importlib import import_module
 from pathlib import Path
+from typing import Any
 
 __all__ = [
+    "apply_env_file",
     "code_commit",
     "cuda_gpu_memory_gib",
     "cuda_gpu_name",
+    "default_hf_home",
+    "describe_hub_cache",
+    "env_file",
     "ffmpeg_threads",
+    "generator_factory",
     "hub_cache_dir",
+    "hub_cache_source",
     "hub_endpoint",
     "hub_offline",
     "lock_dir",
     "offline_by_default",
+    "other_hub_caches",
+    "read_env_file",
     "repo_root",
     "visible_gpu",
+    "workspace_root",
+    "write_env_file",
 ]
 
 # Encoder threads are pinned: x264 output depends on the thread count (FACTS.md), so a fixed
@@ -30,15 +58,173 @@ __all__ = [
 DEFAULT_FFMPEG_THREADS = 4
 
 
-def hub_cache_dir() -> Path:
-    """The Hugging Face hub cache, resolved exactly as huggingface_hub resolves it."""
-    if cache := os.environ.get("HF_HUB_CACHE"):
-        return Path(cache).expanduser()
-    if home := os.environ.get("HF_HOME"):
-        return Path(home).expanduser() / "hub"
+CACHE_VARIABLES = ("HF_HUB_CACHE", "HF_HOME")
+# "<cache path>\t<source>" as resolved before apply_env_file exported it, for hub_cache_source
+_APPLIED_SOURCE = "VGKIT_HF_CACHE_SOURCE"
+DEFAULT_WORKSPACE = "/workspace"
+_applied_env_file = False
+
+
+def workspace_root() -> Path:
+    """The rented box's persistent volume: ``VGKIT_WORKSPACE``, default ``/workspace``."""
+    return Path(os.environ.get("VGKIT_WORKSPACE") or DEFAULT_WORKSPACE).expanduser()
+
+
+def env_file() -> Path:
+    """vgkit's env file: ``VGKIT_ENV_FILE``, default ``<repository>/.venv/vgkit.env`` (setup.sh's)."""
+    if explicit := os.environ.get("VGKIT_ENV_FILE"):
+        return Path(explicit).expanduser()
+    return repo_root() / ".venv" / "vgkit.env"
+
+
+_DEFAULTED = re.compile(r"\$\{(\w+):-([^{}]*)\}")
+
+
+def _expand(value: str, *, own: str) -> str | None:
+    """Expand ``${NAME:-default}`` (nested) and ``$NAME`` as the shell would, except that the
+    line's own variable counts as unset (the file's default is wanted); None if a ``$`` is left."""
+    while (inner := _DEFAULTED.search(value)) is not None:
+        name, default = inner.groups()
+        current = None if name == own else os.environ.get(name)
+        value = value[: inner.start()] + (current or default) + value[inner.end() :]
+    value = os.path.expandvars(value)
+    return None if "$" in value else value
+
+
+def read_env_file(path: Path | None = None) -> dict[str, str]:
+    """``NAME -> value`` from the env file (``export NAME="${NAME:-value}"`` or ``NAME=value``
+    lines; comments and lines it cannot read are skipped). Missing file: ``{}``."""
+    try:
+        text = (path or env_file()).read_text()
+    except OSError:
+        return {}
+    values = {}
+    for line in text.splitlines():
+        line = line.strip().removeprefix("export ").strip()
+        name, sep, raw = line.partition("=")
+        if not sep or line.startswith("#") or not name.isidentifier():
+            continue
+        raw = raw.strip()
+        if len(raw) >= 2 and raw[0] == raw[-1] and raw[0] in "\"'":
+            raw = raw[1:-1]
+        if (value := _expand(raw, own=name)) is not None:
+            values[name] = value
+    return values
+
+
+def default_hf_home() -> Path:
+    """``<workspace>/.cache/huggingface`` on a writable workspace volume, else the Hub's default."""
+    workspace = workspace_root()
+    if workspace.is_dir() and os.access(workspace, os.W_OK):
+        return workspace / ".cache" / "huggingface"
+    return _hf_default_home()
+
+
+def _hf_default_home() -> Path:
     xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
-    return base / "huggingface" / "hub"
+    return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "huggingface"
+
+
+def _cache_from(values: Mapping[str, str]) -> tuple[Path, str] | None:
+    if cache := values.get("HF_HUB_CACHE"):
+        return Path(cache).expanduser(), "HF_HUB_CACHE"
+    if home := values.get("HF_HOME"):
+        return Path(home).expanduser() / "hub", "HF_HOME"
+    return None
+
+
+def hub_cache_source() -> tuple[Path, str]:
+    """The hub cache every vgkit entry point uses, and where that setting came from."""
+    if found := _cache_from(os.environ):
+        applied_path, _, applied_source = os.environ.get(_APPLIED_SOURCE, "").partition("\t")
+        if applied_path == str(found[0]):  # exported by apply_env_file (here or in a parent process)
+            return found[0], applied_source
+        return found[0], f"{found[1]} set in the environment"
+    path = env_file()
+    if found := _cache_from(read_env_file(path)):
+        return found[0], f"{found[1]} from {path}"
+    home = default_hf_home()
+    if home != _hf_default_home():
+        return home / "hub", f"default on the {workspace_root()} volume"
+    return home / "hub", "Hugging Face's default"
+
+
+def hub_cache_dir() -> Path:
+    """The Hugging Face hub cache (see the module docstring for the order)."""
+    return hub_cache_source()[0]
+
+
+def describe_hub_cache() -> str:
+    """One line for run output and ``vgkit models``: the cache path and why it is that one."""
+    path, source = hub_cache_source()
+    return f"vgkit: HF cache {path} ({source})"
+
+
+def other_hub_caches() -> list[Path]:
+    """Known hub caches other than the one in use that exist: the Hub's default, the workspace
+    volume's, and the env file's (where weights land when one entry point saw a setting the
+    other did not)."""
+    current = hub_cache_dir()
+    workspace_home = workspace_root() / ".cache" / "huggingface"
+    candidates = [_hf_default_home() / "hub", workspace_home / "hub"]
+    if found := _cache_from(read_env_file()):
+        candidates.append(found[0])
+    seen: list[Path] = []
+    for path in candidates:
+        if path != current and path not in seen and path.is_dir():
+            seen.append(path)
+    return seen
+
+
+def apply_env_file() -> None:
+    """Export the env file's variables that the user has not set, and, when neither cache
+    variable is set anywhere, ``HF_HOME`` from ``default_hf_home``. Once per process.
+
+    Call before any HF library is imported: the Hub client reads ``HF_HOME`` at import (for its
+    token file); vgkit's own lookups do not depend on it (``hub_cache_dir``).
+    """
+    global _applied_env_file
+    if _applied_env_file:
+        return
+    _applied_env_file = True
+    path, source = hub_cache_source()
+    from_file = read_env_file()
+    for name, value in from_file.items():
+        os.environ.setdefault(name, value)
+    if not any(os.environ.get(name) for name in CACHE_VARIABLES):
+        os.environ["HF_HOME"] = str(default_hf_home())
+    if hub_cache_dir() == path and not source.endswith("set in the environment"):
+        os.environ[_APPLIED_SOURCE] = f"{path}\t{source}"
+
+
+def write_env_file(path: Path | None = None) -> Path:
+    """Write the env file once (``setup.sh`` calls this): ``HF_HOME`` = ``default_hf_home`` as a
+    shell default (``export HF_HOME="${HF_HOME:-...}"``), only when the user has no HF cache
+    setting now. An existing file is left alone. Returns its path."""
+    target = path or env_file()
+    if target.exists():
+        return target
+    lines = ["# written by vgkit setup: defaults only where the user has none (vgkit/settings.py)"]
+    if not any(os.environ.get(name) for name in CACHE_VARIABLES):
+        home = str(default_hf_home())
+        if any(c in home for c in '"$`\\\n'):
+            raise ValueError(f"HF_HOME default {home!r} has shell metacharacters; set HF_HOME yourself")
+        lines.append(f'export HF_HOME="${{HF_HOME:-{home}}}"')
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text("\n".join(lines) + "\n")
+    return target
+
+
+def generator_factory() -> Callable[..., Any] | None:
+    """The stand-in generator factory named by ``VGKIT_GENERATOR_FACTORY`` (``module:function``),
+    or None (normal use). A seam for tests: it lets a worker child run a stand-in pipeline (a
+    hung CUDA call cannot be staged on CPU otherwise)."""
+    spec = os.environ.get("VGKIT_GENERATOR_FACTORY")
+    if not spec:
+        return None
+    module, _, name = spec.partition(":")
+    factory: Callable[..., Any] = getattr(import_module(module), name)
+    return factory
 
 
 def hub_endpoint() -> str:

@@ -1,7 +1,10 @@
 """The model sweep: one spec on several models in turn, each its own run dir and bundle, then a report.
 
-Jobs run one at a time (one GPU). A model that fails is recorded and the sweep goes on. Each model's
-run directory ``<out>/<spec name>-<model>/`` gets, besides what ``vgkit run`` writes:
+Jobs run one at a time (one GPU), each in a supervised worker (``vgkit.worker``) like ``vgkit
+run``: a hung pipeline call is killed with its process group past the deadline plus the grace
+period, and recorded as a failure with ``GuardrailError``'s exit code. A model that fails is
+recorded and the sweep goes on. Each model's run directory ``<out>/<spec name>-<model>/`` gets,
+besides what ``vgkit run`` writes:
 
 ``sweep_run.json`` (schema ``vgkit.sweep-run/1``)::
 
@@ -36,6 +39,7 @@ from typing import Any
 
 from vgkit.artifacts import atomic_write_json
 from vgkit.errors import SpecError, VgkitError
+from vgkit.guard import DEFAULT_GRACE_S, check_grace
 
 __all__ = [
     "FAILURE_FILE",
@@ -144,9 +148,11 @@ def _stage(events: list[dict[str, Any]]) -> str:
     return stage
 
 
-def _run_one(spec_path: Path, model: str, run_dir: Path, reference: Path, progress: Progress) -> SweepRow:
+def _run_one(
+    spec_path: Path, model: str, run_dir: Path, reference: Path, progress: Progress, grace_s: float
+) -> SweepRow:
     from vgkit.qa import run_qa
-    from vgkit.runner import run_job
+    from vgkit.worker import run_supervised
 
     for stale in (FAILURE_FILE, SWEEP_RUN_FILE):
         (run_dir / stale).unlink(missing_ok=True)
@@ -161,7 +167,7 @@ def _run_one(spec_path: Path, model: str, run_dir: Path, reference: Path, progre
     status, detail = "completed", ""
     with GpuSampler(t0) as sampler:
         try:
-            result = run_job(spec_path, model=model, out=run_dir, progress=record)
+            result = run_supervised(spec_path, model=model, out=run_dir, grace_s=grace_s, progress=record)
             record("qa: measuring clips and seams")
             qa = run_qa(run_dir, reference=reference)
             detail = "; ".join(qa["verdicts"]) + f"; bundle {result.bundle.name}"
@@ -204,11 +210,15 @@ def sweep(
     out: str | Path | None = None,
     usd_per_hour: float | None = None,
     progress: Progress = print,
+    watchdog_grace_s: float = DEFAULT_GRACE_S,
 ) -> SweepResult:
     """Run ``spec_path`` on each of ``models`` in turn, then write ``<out>/report/``."""
     from vgkit.report import write_report
+    from vgkit.settings import apply_env_file
     from vgkit.spec import load_spec
 
+    apply_env_file()
+    check_grace(watchdog_grace_s)
     spec = load_spec(spec_path)  # a bad spec fails once, here, not once per model
     if not models:
         raise SpecError("models: empty; fix: name at least one model, e.g. --models wan22-tiny")
@@ -218,6 +228,7 @@ def sweep(
         progress(f"sweep: model {i + 1}/{len(models)}: {model}")
         run_dir = root / f"{spec.name}-{model}"
         run_dir.mkdir(parents=True, exist_ok=True)
-        rows.append(_run_one(Path(spec_path), model, run_dir, Path(spec.reference_image), progress))
+        reference = Path(spec.reference_image)
+        rows.append(_run_one(Path(spec_path), model, run_dir, reference, progress, watchdog_grace_s))
     paths = write_report([row.run_dir for row in rows], out=root / "report", usd_per_hour=usd_per_hour)
     return SweepResult(rows=rows, report_markdown=paths["markdown"], report_html=paths["html"])

@@ -1,33 +1,71 @@
-"""``vgkit run`` as a supervised worker: the parent holds the device lock and the watchdog, the
-child (``vgkit run --in-process``, in its own process group) loads the pipeline and generates.
+"""Every run as a supervised worker: the parent holds the device lock and the watchdog, the child
+(``vgkit run --in-process``, in its own process group) loads the pipeline and generates.
 
-If the child hangs past a deadline plus the grace period, the parent kills its whole process
-group, logs the clip in progress as aborted and exits with ``GuardrailError``'s code (6). If the
-parent dies (SSH drop, SIGKILL), the kernel kills the child (``PR_SET_PDEATHSIG``), and the
+``vgkit run``, the generate notebook (in JupyterLab and under papermill, so ``vgkit demo`` too)
+and ``vgkit sweep`` all call ``run_supervised``. The parent reads the child's output line by line
+and prints it (so it shows in a notebook cell), and ends in one of these ways:
+
+- the child finished: the ``JobResult`` it recorded is returned;
+- the child raised a vgkit error: the same error class is raised here with the same message, so
+  the exit code (errors.py) is the same as an in-process run's;
+- the child hung past a deadline plus the grace period: the watchdog kills its whole process
+  group, logs the clip in progress as aborted and raises ``GuardrailError`` (exit 6); a
+  notebook's kernel stays alive;
+- the child was killed by a signal nobody in vgkit sent (SIGKILL from the OOM killer, most
+  often): ``WorkerKilledError`` (exit 9) names the signal and the clip it was on.
+
+If the parent dies (SSH drop, SIGKILL), the kernel kills the child (``PR_SET_PDEATHSIG``), and the
 lock, held through a descriptor both share, frees when both are gone. The in-process chain
-(``runner.run_job``) stays callable directly from notebooks and tests.
+(``runner.run_job``) stays callable directly from tests.
 """
 
 from __future__ import annotations
 
 import ctypes
 import os
+import re
 import signal
 import sys
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from vgkit.artifacts import RunLayout
-from vgkit.errors import GuardrailError
-from vgkit.guard import DEFAULT_GRACE_S, Deadlines, supervise
+from vgkit import errors
+from vgkit.artifacts import RunLayout, atomic_write_json
+from vgkit.errors import GuardrailError, VgkitError, WorkerKilledError
+from vgkit.guard import DEFAULT_GRACE_S, Deadlines, WatchdogOutcome, check_grace, read_state, supervise
 
-__all__ = ["SUPERVISOR_PID_ENV", "die_with_parent", "run_supervised", "supervise_job"]
+if TYPE_CHECKING:
+    from vgkit.runner import JobResult
+
+__all__ = [
+    "RESULT_FILE",
+    "SUPERVISOR_PID_ENV",
+    "die_with_parent",
+    "run_in_worker",
+    "run_supervised",
+    "supervise_job",
+]
 
 SUPERVISOR_PID_ENV = "VGKIT_SUPERVISOR_PID"
+RESULT_FILE = "worker-result.json"  # beside the state file: the child's JobResult or its error
 _PR_SET_PDEATHSIG = 1
+_ERROR_PREFIX = "vgkit: error: "
+_CLIP_DONE = re.compile(r"^clip (\d+)/\d+: done in ")
 
 Progress = Callable[[str], None]
+OnClip = Callable[[int, Path], None]
+
+# What a signal that ended the worker most likely means, and what to do.
+_SIGNAL_HINTS = {
+    signal.SIGKILL: "likely the kernel's OOM killer; check dmesg / lower the preset (or size, frames, steps)",
+    signal.SIGTERM: "something outside vgkit stopped it (kill, a scheduler, a shutdown)",
+    signal.SIGSEGV: "it crashed in native code (driver or library); see the output above",
+    signal.SIGBUS: "it crashed in native code (driver or library); see the output above",
+    signal.SIGABRT: "it aborted in native code (driver or library); see the output above",
+}
 
 
 def die_with_parent() -> None:
@@ -44,6 +82,111 @@ def die_with_parent() -> None:
         os._exit(GuardrailError.exit_code)
 
 
+def _public_class(exc: VgkitError) -> type[VgkitError]:
+    """The nearest class of ``exc`` that errors.py defines (what the parent can raise again)."""
+    return next(c for c in type(exc).__mro__ if c.__module__ == errors.__name__ and issubclass(c, VgkitError))
+
+
+def run_in_worker(spec: Path, *, state_file: Path, **run_job_kwargs: Any) -> JobResult:
+    """Child side: die with the supervisor, run the job, record its result or error for it.
+
+    ``VGKIT_GENERATOR_FACTORY`` (``settings.generator_factory``) swaps in a stand-in pipeline.
+    """
+    from vgkit.runner import run_job
+    from vgkit.settings import generator_factory
+
+    die_with_parent()
+    record = state_file.with_name(RESULT_FILE)
+    try:
+        result = run_job(spec, state_file=state_file, make_generator=generator_factory(), **run_job_kwargs)
+    except VgkitError as exc:
+        error = {"error_class": _public_class(exc).__name__, "message": str(exc), "exit_code": exc.exit_code}
+        atomic_write_json(record, error)
+        raise
+    atomic_write_json(record, {"result": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(result).items()}})
+    return result
+
+
+class _Output:
+    """Where the child's lines go: stdout lines to ``progress`` (and ``on_clip`` once a clip
+    lands), stderr lines to this process's stderr, except the child's own one-line error, which
+    the parent raises again (printing it twice would say it twice)."""
+
+    def __init__(self, layout: RunLayout, progress: Progress, on_clip: OnClip | None) -> None:
+        self.layout = layout
+        self.progress = progress
+        self.on_clip = on_clip
+        self.error_line: str | None = None
+
+    def __call__(self, line: str, is_err: bool) -> None:
+        if is_err and line.startswith(_ERROR_PREFIX):
+            self.error_line = line.removeprefix(_ERROR_PREFIX)
+        elif is_err:
+            print(line, file=sys.stderr, flush=True)
+        else:
+            self.progress(line)
+            done = _CLIP_DONE.match(line)
+            if done is not None and self.on_clip is not None:
+                index = int(done.group(1)) - 1
+                self.on_clip(index, self.layout.clip(index))
+
+
+def _where(state: Mapping[str, Any] | None) -> str:
+    index = (state or {}).get("clip_index")
+    phase = (state or {}).get("phase", "load")
+    return f"clip {index:03d} ({phase})" if isinstance(index, int) else f"the run ({phase})"
+
+
+def _watchdog_error(
+    outcome: WatchdogOutcome, layout: RunLayout, deadlines: Deadlines, grace_s: float
+) -> GuardrailError:
+    from vgkit.chain import write_killed_log
+
+    assert outcome.killed_for is not None
+    what = "clip" if outcome.killed_for == "clip_deadline" else "run"
+    limit_s = deadlines.clip_timeout_s if what == "clip" else deadlines.run_timeout_s
+    message = (
+        f"watchdog: {_where(outcome.state)} passed the {what} deadline of {limit_s:g} s + {grace_s:g} s grace "
+        "without returning; killed its whole process group; finished clips are kept; fix: raise "
+        f"--{what}-timeout-s or lower steps/size, then re-run with --resume"
+    )
+    index = (outcome.state or {}).get("clip_index")
+    if isinstance(index, int):
+        write_killed_log(layout, index, failure_class=outcome.killed_for, message=message)
+    return GuardrailError(message)
+
+
+def _signal_error(outcome: WatchdogOutcome) -> WorkerKilledError:
+    number = -outcome.returncode
+    try:
+        sig = signal.Signals(number)
+        name, hint = sig.name, _SIGNAL_HINTS.get(sig, "see the output above")
+    except ValueError:
+        name, hint = f"signal {number}", "see the output above"
+    pid = (outcome.state or {}).get("pid")
+    who = f"the worker (pid {pid})" if isinstance(pid, int) else "the worker"
+    return WorkerKilledError(
+        f"{who} was killed by {name} during {_where(outcome.state)}: {hint}; "
+        "finished clips are kept; re-run the same command to resume"
+    )
+
+
+def _child_error(outcome: WatchdogOutcome, record: Mapping[str, Any], error_line: str | None) -> VgkitError:
+    """The error the child raised, as the same errors.py class (exit code), or one naming how it died."""
+    if outcome.returncode < 0:
+        return _signal_error(outcome)
+    cls = getattr(errors, str(record.get("error_class")), None)
+    if isinstance(cls, type) and issubclass(cls, VgkitError):
+        return cls(str(record.get("message")))
+    exc = VgkitError(
+        error_line
+        or f"the worker exited with code {outcome.returncode} during {_where(outcome.state)} without a vgkit "
+        "error (a traceback above says why); finished clips are kept"
+    )
+    exc.exit_code = outcome.returncode
+    return exc
+
+
 def supervise_job(
     child_argv: Sequence[str],
     *,
@@ -52,15 +195,15 @@ def supervise_job(
     grace_s: float = DEFAULT_GRACE_S,
     pass_fds: Sequence[int] = (),
     progress: Progress = print,
-) -> int:
-    """Run ``child_argv + ["--worker-state-file", PATH]`` under the watchdog; return its exit code.
-
-    Raises ``GuardrailError`` (after logging the clip in progress as aborted) when the watchdog
-    had to kill the child's process group.
-    """
+    on_clip: OnClip | None = None,
+) -> dict[str, Any]:
+    """Run ``child_argv + ["--worker-state-file", PATH]`` under the watchdog; return the child's
+    ``JobResult`` record (``{}`` if it wrote none) or raise as the module docstring says."""
+    check_grace(grace_s)
+    output = _Output(layout, progress, on_clip)
     with tempfile.TemporaryDirectory(prefix="vgkit-watch-") as tmp:
         state_file = Path(tmp) / "worker-state.json"
-        env = {**os.environ, SUPERVISOR_PID_ENV: str(os.getpid())}
+        env = {**os.environ, SUPERVISOR_PID_ENV: str(os.getpid()), "PYTHONUNBUFFERED": "1"}
         outcome = supervise(
             [*child_argv, "--worker-state-file", str(state_file)],
             deadlines=deadlines,
@@ -68,24 +211,15 @@ def supervise_job(
             grace_s=grace_s,
             env=env,
             pass_fds=pass_fds,
+            output=output,
         )
-    if outcome.killed_for is None:
-        return outcome.returncode
-    from vgkit.chain import write_killed_log
-
-    what = "clip" if outcome.killed_for == "clip_deadline" else "run"
-    limit_s = deadlines.clip_timeout_s if what == "clip" else deadlines.run_timeout_s
-    index = (outcome.state or {}).get("clip_index")
-    phase = (outcome.state or {}).get("phase", "load")
-    where = f"clip {index:03d} ({phase})" if isinstance(index, int) else f"the run ({phase})"
-    message = (
-        f"watchdog: {where} passed the {what} deadline of {limit_s:g} s + {grace_s:g} s grace without returning; "
-        "killed its whole process group; finished clips are kept; fix: raise "
-        f"--{what}-timeout-s or lower steps/size, then re-run with --resume"
-    )
-    if isinstance(index, int):
-        write_killed_log(layout, index, failure_class=outcome.killed_for, message=message)
-    raise GuardrailError(message)
+        record = read_state(state_file.with_name(RESULT_FILE))
+    if outcome.killed_for is not None:
+        raise _watchdog_error(outcome, layout, deadlines, grace_s)
+    if outcome.returncode != 0:
+        raise _child_error(outcome, record, output.error_line)
+    result: dict[str, Any] = record.get("result", {})
+    return result
 
 
 def run_supervised(
@@ -94,18 +228,25 @@ def run_supervised(
     model: str | None,
     preset: str | None = None,
     out: Path | None,
-    clip_timeout_s: float | None,
-    run_timeout_s: float | None,
-    grace_s: float,
-    lock: bool | None,
-    wait_for_gpu: bool,
-    resume: bool,
+    clip_timeout_s: float | None = None,
+    run_timeout_s: float | None = None,
+    grace_s: float = DEFAULT_GRACE_S,
+    lock: bool | None = None,
+    wait_for_gpu: bool = False,
+    resume: bool = True,
     progress: Progress = print,
-) -> int:
-    """``vgkit run`` without ``--in-process``: plan, lock, then generate in a watched child."""
-    from vgkit.lock import acquire_device_lock, device_lock_name
-    from vgkit.runner import default_run_dir, plan_job
+    on_clip: OnClip | None = None,
+) -> JobResult:
+    """Plan, lock, then generate in a watched child; return what ``run_job`` returned there.
 
+    Prints (through ``progress``) the HF cache the run uses before the worker starts. Raises the child's vgkit error
+    class, ``GuardrailError`` past a deadline, ``WorkerKilledError`` on a signal.
+    """
+    from vgkit.lock import acquire_device_lock, device_lock_name
+    from vgkit.runner import JobResult, default_run_dir, plan_job
+    from vgkit.settings import describe_hub_cache
+
+    check_grace(grace_s)
     spec_obj, choice, plan = plan_job(spec, model=model, preset=preset)
     run_dir = out if out is not None else default_run_dir(spec_obj, choice.model.name)
     deadlines = Deadlines.for_spec(spec_obj, clip_timeout_s=clip_timeout_s, run_timeout_s=run_timeout_s)
@@ -136,15 +277,28 @@ def run_supervised(
         repr(deadlines.run_started_at),
         *([] if resume else ["--no-resume"]),
     ]
+    progress(describe_hub_cache())  # after any wait for the device: the line before the worker's own
     try:
-        return supervise_job(
+        record = supervise_job(
             child,
             layout=RunLayout(run_dir),
             deadlines=deadlines,
             grace_s=grace_s,
             pass_fds=(held.fd,) if held is not None else (),
             progress=progress,
+            on_clip=on_clip,
         )
     finally:
         if held is not None:
             held.release()
+    if not record:
+        raise VgkitError(f"the worker ended without recording a result for {run_dir}; re-run to resume")
+    return JobResult(
+        run_dir=Path(record["run_dir"]),
+        final_video=Path(record["final_video"]),
+        manifest=Path(record["manifest"]),
+        bundle=Path(record["bundle"]),
+        model=str(record["model"]),
+        final_frames=int(record["final_frames"]),
+        final_seconds=float(record["final_seconds"]),
+    )

@@ -13,7 +13,7 @@ from vgkit.models.base import Baseline, FrameRule, ModelAdapter, Preset
 from vgkit.models.cogvideox15 import COGVIDEOX15, COGVIDEOX15_TINY
 from vgkit.models.hunyuan import HUNYUAN_I2V, HUNYUAN_I2V_TINY
 from vgkit.models.wan22 import WAN22, WAN22_TINY
-from vgkit.settings import cuda_gpu_memory_gib, cuda_gpu_name
+from vgkit.settings import cuda_gpu_memory_gib, cuda_gpu_name, hub_cache_dir, other_hub_caches
 
 __all__ = [
     "Baseline",
@@ -62,6 +62,24 @@ class ModelChoice:
         return f"vgkit: model {self.model.name} on {self.device} ({self.reason})"
 
 
+def _found_elsewhere(model: ModelAdapter, cache_dir: Path | None) -> str:
+    """``""``, or a clause saying in which other known HF cache ``model``'s weights are, with the fix.
+
+    Weights land elsewhere when prefetch and the run resolved ``HF_HOME`` differently (one saw
+    a setting the other did not); vgkit does not silently load from a cache it was not told about.
+    """
+    if cache_dir is not None:
+        return ""
+    for other in other_hub_caches():
+        if snapshot_dir(model.repo_id, model.revision, cache_dir=other) is not None:
+            current = hub_cache_dir()
+            return (
+                f"the {model.name} weights are in {other}, not in the HF cache this run uses ({current}); "
+                f"fix: export HF_HUB_CACHE={other}, or move them into {current}, then re-run"
+            )
+    return ""
+
+
 def choose_model(requested: str | None, *, cache_dir: Path | None = None, planning_only: bool = False) -> ModelChoice:
     """Resolve ``requested`` ("auto", None or a name) to a model and device, checking weights.
 
@@ -78,7 +96,11 @@ def choose_model(requested: str | None, *, cache_dir: Path | None = None, planni
                 real = _ADAPTERS[name]
                 if snapshot_dir(real.repo_id, real.revision, cache_dir=cache_dir):
                     return ModelChoice(real, "cuda", f"auto: weights cached, GPU {gpu}", gpu_memory_gib=memory)
-            why = f"auto: GPU {gpu} but no downloaded weights; `vgkit prefetch --model wan22` fetches them"
+            elsewhere = "; ".join(filter(None, (_found_elsewhere(_ADAPTERS[n], cache_dir) for n in _AUTO_ORDER)))
+            if elsewhere:
+                why = f"auto: GPU {gpu}, but {elsewhere}; until then the tiny random-weight checkpoint"
+            else:
+                why = f"auto: GPU {gpu} but no downloaded weights; `vgkit prefetch --model wan22` fetches them"
         else:
             why = "auto: no CUDA GPU found; tiny random-weight checkpoint"
         return ModelChoice(WAN22_TINY, "cpu", why)
@@ -90,10 +112,12 @@ def choose_model(requested: str | None, *, cache_dir: Path | None = None, planni
         state = "weights cached" if cached else f"weights not cached: `vgkit prefetch --model {chosen.name}`"
         return ModelChoice(chosen, "cuda", f"planning only; {state}", gpu_memory_gib=memory)
     if snapshot_dir(chosen.repo_id, chosen.revision, cache_dir=cache_dir) is None:
+        if elsewhere := _found_elsewhere(chosen, cache_dir):
+            raise ModelUnavailableError(f"model {chosen.name!r} ({chosen.repo_id}): {elsewhere}")
         raise ModelUnavailableError(
-            f"model {chosen.name!r}: weights for {chosen.repo_id} are not in the local HF cache; "
-            f"fix: run `vgkit prefetch --model {chosen.name}` (about {chosen.download_gb:.0f} GB), "
-            f"or use --model {chosen.name}-tiny"
+            f"model {chosen.name!r}: weights for {chosen.repo_id} are not in the local HF cache "
+            f"({cache_dir or hub_cache_dir()}); fix: run `vgkit prefetch --model {chosen.name}` "
+            f"(about {chosen.download_gb:.0f} GB), or use --model {chosen.name}-tiny"
         )
     if gpu is None:
         raise ModelUnavailableError(
