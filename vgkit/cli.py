@@ -150,6 +150,7 @@ def _cmd_diff(args: argparse.Namespace) -> int:
 
 def _cmd_models(args: argparse.Namespace) -> int:
     from vgkit.cache import snapshot_dir
+    from vgkit.cost.planner import native_preset_lines
     from vgkit.models import adapter, model_names
     from vgkit.settings import describe_hub_cache
 
@@ -165,6 +166,8 @@ def _cmd_models(args: argparse.Namespace) -> int:
                 upscale = f", upscaled to {b.width}x{b.height}" if (w, h) != (b.width, b.height) else ""
                 runs = f"runs {w}x{h}, {preset.scaled_steps(b.steps)} steps{upscale}"
                 print(f"{'':<16} preset {preset.name:<5} {preset.describe()}; {runs}")
+                for line in native_preset_lines(m, preset):
+                    print(f"{'':<29} projected {line}")
     print(describe_hub_cache().replace("vgkit: HF cache", "weights are looked up in the HF cache", 1))
     return 0
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from vgkit.errors import SpecError
 
-__all__ = ["CARDS", "GpuCard", "card", "card_for_memory"]
+__all__ = ["CARDS", "PRESET_CARDS", "GpuCard", "card", "card_for_memory"]
 
 
 @dataclass(frozen=True)
@@ -90,3 +90,7 @@ def card(name: str) -> GpuCard:
 def card_for_memory(memory_gib: float) -> GpuCard:
     """The listed card whose memory is nearest ``memory_gib`` (what a preset named by memory means)."""
     return min(CARDS, key=lambda c: abs(c.memory_gib - memory_gib))
+
+
+# The cards each GPU preset is named for, first the one it is tuned to fit (vgkit models lists each).
+PRESET_CARDS: dict[str, tuple[str, ...]] = {"4090": ("4090",), "80gb": ("h100", "a100")}

@@ -13,14 +13,21 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from vgkit.cost.gpus import CARDS, GpuCard, card, card_for_memory
+from vgkit.cost.gpus import CARDS, PRESET_CARDS, GpuCard, card, card_for_memory
 from vgkit.errors import InfeasiblePlanError
 
 if TYPE_CHECKING:
     from vgkit.cost.projection import Projection
     from vgkit.models import ModelAdapter, Preset
 
-__all__ = ["PlanCost", "card_for_this_machine", "plan_cost", "project_preset", "refuse_infeasible"]
+__all__ = [
+    "PlanCost",
+    "card_for_this_machine",
+    "native_preset_lines",
+    "plan_cost",
+    "project_preset",
+    "refuse_infeasible",
+]
 
 
 @dataclass(frozen=True)
@@ -178,3 +185,27 @@ def refuse_infeasible(cost: PlanCost | None, model: ModelAdapter, preset: Preset
         f"plan on {model.name} ({preset.name} preset) cannot finish on the {cost.card.name}: {'; '.join(problems)}; "
         f"fix: {' or '.join(_fixes(cost, model, preset))}; or --force to run it anyway"
     )
+
+
+def native_preset_lines(model: ModelAdapter, preset: Preset, *, clip_limit_s: float = 600.0) -> list[str]:
+    """What ``preset`` projects for one native clip (5 s) of ``model`` at its baseline size on each
+    card the preset is named for, one phrase per card, marking where it breaks the clip limit or
+    the card's memory."""
+    from vgkit.cost.architectures import ARCHITECTURES
+
+    base = model.baseline
+    width, height = preset.generation_size(base.width, base.height, multiple=model.size_multiple)
+    frames = ARCHITECTURES[_base_name(model)].native_frames
+    lines = []
+    for name in PRESET_CARDS.get(preset.name, ()):
+        gpu = card(name)
+        one = project_preset(
+            model, preset, gpu=gpu, width=width, height=height, num_frames=frames, steps=preset.scaled_steps(base.steps)
+        )
+        verdict = ""
+        if one.seconds_per_clip > clip_limit_s:
+            verdict = f" (over the {clip_limit_s:.0f} s clip limit: infeasible there)"
+        elif not one.fits_memory:
+            verdict = f" (over its {gpu.memory_gib:.0f} GiB: infeasible there)"
+        lines.append(f"~{one.seconds_per_clip:.0f} s/clip, ~{one.peak_gib:.1f} GiB on {gpu.title}{verdict}")
+    return lines

@@ -74,8 +74,8 @@ class Preset:
     computes in ``transformer_dtype``. ``size_scale`` < 1 generates at that fraction of the run's
     size (snapped to the model's multiple) and the stitcher upscales back, deterministically;
     ``steps_scale`` < 1 runs that fraction of the baseline steps (an explicit steps override
-    wins). ``expected_peak_gib``/``expected_clip_s`` are per clip at the native size, with
-    ``source`` naming where the numbers come from (None: not published).
+    wins). ``source`` says why the preset is what it is; its time and memory per clip on each card
+    are projected by ``vgkit.cost`` (``vgkit models``, ``vgkit check``), not written here.
     """
 
     name: str
@@ -88,8 +88,6 @@ class Preset:
     vae_dtype: str | None = None
     size_scale: float = 1.0
     steps_scale: float = 1.0
-    expected_peak_gib: float | None = None
-    expected_clip_s: float | None = None
     source: str = ""
 
     @staticmethod
@@ -141,10 +139,6 @@ class Preset:
             parts.append(f"{self.size_scale:g}x size + upscale")
         if self.steps_scale != 1.0:
             parts.append(f"{self.steps_scale:g}x steps")
-        if self.expected_peak_gib is not None:
-            parts.append(f"~{self.expected_peak_gib:g} GiB")
-        if self.expected_clip_s is not None:
-            parts.append(f"~{self.expected_clip_s:g} s/clip")
         return ", ".join(parts)
 
 

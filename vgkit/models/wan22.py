@@ -109,19 +109,15 @@ _PRESETS = (
         offload="model",
         vae_tiling=True,
         vae_dtype="float32",
-        expected_peak_gib=22.8,
-        expected_clip_s=524.8,
-        source="Wan2.2 README (FACTS.md): TI2V-5B 720p I2V on one RTX 4090 with offload: 524.8 s, 22.8 GB",
+        source="the Wan2.2 README's RTX 4090 setting (TI2V-5B 720p I2V with offload: 524.8 s, 22.8 GB); "
+        "vgkit.cost projects ~455 s and ~15 GiB for this preset",
     ),
     Preset(
         name="80gb",
         device="cuda",
         vae_dtype="float32",
-        expected_peak_gib=26.0,
-        source=(
-            "estimate, not published: peak from FACTS.md's 26 GB untiled 720p decode; time not published "
-            "(FLOP floor ~65 s per clip at 800 TFLOP/s bf16); measure with benchmarks/bench_models.py"
-        ),
+        source="everything on the GPU; vgkit.cost projects ~183 s and ~43 GiB per clip on an H100 (the untiled "
+        "float32 VAE decode is the peak)",
     ),
     CPU_PRESET,
 )
