@@ -443,8 +443,12 @@ def run_prefetch(
 ) -> list[dict[str, object]]:
     """Prefetch (or only check) ``models`` ("all", a comma list or a list); return table rows.
 
-    "all" means every real model for a prefetch and every model for a check.
+    "all" means every real model for a prefetch and every model for a check. Applies the env file
+    first (as the CLI does), so the prefetch notebook's Hub client reads the same HF_HOME.
     """
+    from vgkit.settings import apply_env_file
+
+    apply_env_file()
     names = [n.strip() for n in models.split(",")] if isinstance(models, str) else list(models)
     names = [n for n in names if n]
     if names == ["all"]:
