@@ -22,12 +22,12 @@ from vgkit.cache import check_snapshot, read_file_record, repo_cache_dir, snapsh
 from vgkit.checkpoints import locate_checkpoint
 from vgkit.errors import ModelUnavailableError, SpecError
 from vgkit.models import adapter
-from vgkit.prefetch import check_models, prefetch, prefetch_repo
+from vgkit.prefetch import check_models, human_bytes, prefetch, prefetch_repo, wanted
 from vgkit.settings import offline_by_default
 
 WAN = adapter("wan22")
 CANARY = "hf_CANARYtoken0123456789"  # the token the server accepts; must never land in a file
-LFS_FILE = "transformer/diffusion_pytorch_model.safetensors"
+LFS_FILE = "transformer/diffusion_pytorch_model-00001-of-00005.safetensors"  # the real repo shards it
 
 
 @pytest.fixture(scope="module")
@@ -70,9 +70,10 @@ def test_full_prefetch_then_second_run_downloads_nothing(hub: HubServer) -> None
     lines: list[str] = []
     report = prefetch("wan22", progress=lines.append)
     assert report.complete and report.commit == hub.repos[0].commit
-    assert report.downloaded == len(report.files) == 10
+    kept = {path: data for path, data in hub.repos[0].files.items() if wanted(path)}  # not the .bin/README
+    assert report.downloaded == len(report.files) == len(kept) > 10  # the twin's real file set, sharded
     assert {f.check for f in report.files} == {"sha256", "git-sha1"} and all(f.ok for f in report.files)
-    assert "need 374.5 KiB, cached 0 B, free disk" in lines[0]
+    assert f"need {human_bytes(sum(map(len, kept.values())))}, cached 0 B, free disk" in lines[0]
     snap = snapshot_dir(WAN.repo_id, WAN.revision)
     assert snap is not None and (snap / LFS_FILE).is_file()
     assert not (snap / "pytorch_model.bin").exists() and not (snap / "README.md").exists()
@@ -93,7 +94,8 @@ def test_check_is_offline_and_reports_completeness(hub: HubServer) -> None:
     prefetch("wan22-tiny", progress=lambda _: None)  # tiny checkpoints share the layout and the check
     before = len(hub.requests)
     (status,) = check_models(["wan22"])
-    assert status.complete and status.status == "complete" and status.num_files == 10
+    assert status.complete and status.status == "complete"
+    assert status.num_files == len([p for p in hub.repos[0].files if wanted(p)])
     assert os.environ.get("HF_HUB_OFFLINE") is None  # restored after the check
     done = _vgkit("prefetch", "--check", "--model", "wan22", "--model", "wan22-tiny")
     assert done.returncode == 0, done.stderr
@@ -125,7 +127,8 @@ def test_dropped_connection_is_retried_without_orphans(hub: HubServer) -> None:
     hub.drop_after_bytes[LFS_FILE] = 10_000
     report = prefetch("wan22", progress=lambda _: None)
     assert report.complete and all(f.ok for f in report.files)
-    assert sum(p.startswith("/lfs/") for p in hub.downloads()) == 4  # 3 LFS files + 1 retry
+    lfs_files = [p for p in hub.repos[0].files if hub.repos[0].is_lfs(p)]
+    assert sum(p.startswith("/lfs/") for p in hub.downloads()) == len(lfs_files) + 1  # + 1 retry
     assert not list((repo_cache_dir(WAN.repo_id) / "blobs").glob("*.incomplete"))
 
 
@@ -205,7 +208,8 @@ def test_refuses_when_disk_cannot_hold_it(hub: HubServer) -> None:
 def test_cli_prints_plain_progress_and_never_writes_the_token(hub: HubServer, tmp_path: Path) -> None:
     done = _vgkit("prefetch", "--model", "wan22")
     assert done.returncode == 0, done.stderr
-    assert "[10/10]" in done.stdout and "sha256 ok" in done.stdout and "\r" not in done.stdout + done.stderr
+    count = len([p for p in hub.repos[0].files if wanted(p)])
+    assert f"[{count}/{count}]" in done.stdout and "sha256 ok" in done.stdout and "\r" not in done.stdout + done.stderr
     assert _vgkit("prefetch").returncode == 2  # no models named
     assert any(CANARY in h for h in hub.auth_headers)  # the token was used ...
     written = [p for p in tmp_path.rglob("*") if p.is_file() and CANARY.encode() in p.read_bytes()]
@@ -246,5 +250,6 @@ def test_prefetch_notebook_runs_headless(hub: HubServer, tmp_path: Path, monkeyp
         progress_bar=False,
     )
     text = out.read_text()
-    assert "complete, 10 downloaded" in text and CANARY not in text
+    count = len([p for p in hub.repos[0].files if wanted(p)])
+    assert f"complete, {count} downloaded" in text and CANARY not in text
     assert check_models(["wan22"])[0].complete
