@@ -232,8 +232,8 @@ def test_a_run_folder_from_before_the_marker_is_adopted(finished: JobResult, tmp
 
 
 def _flip_a_latent_value(path: Path) -> None:
-    """Flip one byte inside the stored tensor data (the zip member is uncompressed), so the file
-    still loads but holds different latents."""
+    """Flip one bit in the exponent of a value inside the stored tensor data (the zip member is
+    uncompressed), so the file still loads but holds clearly different latents."""
     with zipfile.ZipFile(path) as archive:
         member = max(archive.infolist(), key=lambda info: info.file_size)
         with path.open("rb") as fh:
@@ -241,7 +241,7 @@ def _flip_a_latent_value(path: Path) -> None:
             name_len, extra_len = (int.from_bytes(fh.read(2), "little") for _ in range(2))
     start = member.header_offset + 30 + name_len + extra_len
     data = bytearray(path.read_bytes())
-    data[start + member.file_size // 2 + 1] ^= 0x40
+    data[start + member.file_size // 8 * 4 + 3] ^= 0x40  # the exponent byte of a float32 mid-tensor
     path.write_bytes(bytes(data))
 
 
@@ -253,10 +253,12 @@ def test_flipped_or_unrecorded_latents_are_discarded_and_the_clip_made_again(
     layout = RunLayout(run_dir)
     for index in (0, 1):  # both clips must be made again: from their saved latents, if those verify
         layout.clip(index).unlink()
-    (layout.latents / "latents_000.json").unlink()  # as a kill between the .pt and its record leaves it
-    _flip_a_latent_value(layout.latents / "latents_001.pt")
+    (run_dir / "latents" / "latents_000.json").unlink(missing_ok=True)  # as a kill between .pt and record
+    _flip_a_latent_value(run_dir / "latents" / "latents_001.pt")
     lines: list[str] = []
     result = run_job(write_spec(tmp_path / "spec.yaml", _two_shots()), out=run_dir, progress=lines.append)
+    assert sha256_file(result.final_video) == sha256_file(finished.final_video)
+    assert _tree(run_dir / "latents") == _tree(finished.run_dir / "latents")
     recorded = json.loads((finished.run_dir / "latents" / "latents_001.json").read_text())["sha256"]
     assert [line for line in lines if "discarded" in line] == [
         "latents/latents_000.pt: no sha256 was recorded for them (saved by a killed or older run); "
@@ -266,8 +268,6 @@ def test_flipped_or_unrecorded_latents_are_discarded_and_the_clip_made_again(
     ]
     assert any(line.startswith("clip 1/2: generating") for line in lines)
     assert any(line.startswith("clip 2/2: generating") for line in lines)
-    assert sha256_file(result.final_video) == sha256_file(finished.final_video)
-    assert _tree(layout.latents) == _tree(finished.run_dir / "latents")
 
 
 # -- fetch ----------------------------------------------------------------------------------------------

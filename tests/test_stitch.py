@@ -44,7 +44,15 @@ def make_run(
         for frames in clips[1:]:
             frames[0] = MARKER
     planned = [{"index": i, "num_frames": len(frames), "source_image": None} for i, frames in enumerate(clips)]
-    atomic_write_json(layout.plan, {"spec_name": "synthetic", "fps": 24, "clips": planned})
+    final_frames = sum(len(frames) for frames in clips) - (len(clips) - 1)
+    plan = {
+        "spec_name": "synthetic",
+        "fps": 24,
+        "clip_count": len(clips),
+        "final_frames": final_frames,
+        "clips": planned,
+    }
+    atomic_write_json(layout.plan, {**plan, "final_seconds": final_frames / 24})
     for i, frames in enumerate(clips):
         encode_frames(frames, fps=24, dest=layout.clip(i))
         atomic_write_bytes(layout.last_frame(i), png_bytes(np.ascontiguousarray(frames[-1])))
@@ -110,7 +118,7 @@ def test_gap_in_clips_is_refused(tmp_path: Path) -> None:
 
 
 def test_run_without_a_plan_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(ArtifactError, match=r"plan\.json is missing; fix: run `vgkit run`"):
+    with pytest.raises(ArtifactError, match=r"plan\.json is missing, .*; fix: run `vgkit run`"):
         stitch_run(tmp_path)
 
 

@@ -176,7 +176,10 @@ def planned_clips(layout: RunLayout) -> list[PlannedClip]:
             for c in clips
         ]
     except FileNotFoundError:
-        raise ArtifactError(f"{layout.root}: {name} is missing; fix: run `vgkit run` on this folder") from None
+        raise ArtifactError(
+            f"{layout.root}: {name} is missing, and it says which clips there are: no clip logs can be read; "
+            "fix: run `vgkit run` on this folder"
+        ) from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
         raise ArtifactError(
             f"{layout.root / name}: unreadable ({type(exc).__name__}: {exc}); fix: re-run `vgkit run`"

@@ -137,7 +137,7 @@ def _discard_latents(path: Path, why: str, progress: Progress) -> None:
     latents_record_path(path).unlink(missing_ok=True)
 
 
-def _saved_latents(path: Path, *, key_sha256: str, steps: int, progress: Progress) -> Any | None:
+def _saved_latents(path: Path, *, key_sha256: str, steps: int, progress: Progress = print) -> Any | None:
     """Fully denoised latents saved for this exact request whose bytes match their recorded sha256, or None.
 
     Latents of another request are left alone (and overwritten when this clip is denoised);
