@@ -224,6 +224,7 @@ def test_a_run_folder_from_before_the_marker_is_adopted(finished: JobResult, tmp
     lines: list[str] = []
     again = run_job(write_spec(tmp_path / "spec.yaml", _two_shots()), out=run_dir, progress=lines.append)
     assert sum("verified, reusing" in line for line in lines) == 2
+    assert f"out = '{run_dir}': holds only files vgkit writes; adopted as a vgkit run folder (.vgkit-run.json)" in lines
     assert sha256_file(again.final_video) == sha256_file(finished.final_video)
     assert (run_dir / ".vgkit-run.json").is_file()
 

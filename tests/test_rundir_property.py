@@ -153,6 +153,7 @@ def test_any_interleaving_ends_in_the_clean_final_or_a_one_line_refusal(tmp_path
             bundled = tar.getnames()
         assert not any("superseded" in n for n in bundled), history
         assert sum(n.startswith("run/clips/") for n in bundled) == len(shots), history
+        assert not list(run_dir.glob("clips/.*.part*")), history  # the killed writers' temp files were swept
         history.append("re-run: clean final")
 
     before = _snapshot(work, skip={"run", "run.tar.gz"})

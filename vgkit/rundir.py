@@ -22,6 +22,7 @@ import fcntl
 import json
 import os
 import socket
+import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -69,7 +70,8 @@ def _check_ownership(root: Path) -> None:
     """``SpecError`` unless ``root`` is new, empty, marked as vgkit's, or holds only vgkit names."""
     if root.is_symlink() or (root.exists() and not root.is_dir()):
         raise SpecError(f"out = '{root}': exists and is not a directory; fix: choose another --out")
-    if not root.exists() or not any(root.iterdir()) or (root / MARKER_NAME).is_file():
+    marker = root / MARKER_NAME
+    if not root.exists() or not any(root.iterdir()) or (marker.is_file() and not marker.is_symlink()):
         return
     foreign = foreign_entries(root)
     if foreign:
@@ -81,14 +83,21 @@ def _check_ownership(root: Path) -> None:
 
 
 def _lock(root: Path) -> int:
-    """Take the run folder's lock (never following a link, never truncating); the open descriptor."""
+    """Take the run folder's lock; return the open descriptor.
+
+    Never follows a link, refuses anything but a regular file, and rewrites the holder record only
+    once it holds the lock.
+    """
     path = root / LOCK_NAME
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, 0o600)
     except OSError as exc:
         raise SpecError(
             f"out = '{root}': cannot open its run lock {LOCK_NAME} ({exc}); fix: choose another --out"
         ) from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise SpecError(f"out = '{root}': {LOCK_NAME} is not a regular file; fix: choose another --out")
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -96,6 +105,7 @@ def _lock(root: Path) -> int:
             holder = json.loads(os.pread(fd, 65536, 0) or b"{}")
         except (OSError, ValueError):
             holder = {}
+        holder = holder if isinstance(holder, dict) else {}
         os.close(fd)
         who = f"pid {holder.get('pid')} on {holder.get('host')} since {holder.get('since')}" if holder else "a process"
         raise RunDirBusyError(
@@ -187,6 +197,7 @@ def open_run_dir(root: Path, *, progress: Progress = print) -> Iterator[RunDir]:
     """
     _check_ownership(root)
     new_dirs = [d for d in (root, *root.parents) if not d.exists()]
+    adopted = root.exists() and any(root.iterdir())
     root.mkdir(parents=True, exist_ok=True)
     marker = root / MARKER_NAME
     created_marker = not marker.is_file()
@@ -194,6 +205,10 @@ def open_run_dir(root: Path, *, progress: Progress = print) -> Iterator[RunDir]:
     run = RunDir(RunLayout(root), progress)
     try:
         if created_marker:
+            if adopted:
+                progress(
+                    f"out = '{root}': holds only files vgkit writes; adopted as a vgkit run folder ({MARKER_NAME})"
+                )
             atomic_write_json(marker, {"schema": MARKER_SCHEMA, "created_by": f"vgkit {__version__}"})
         yield run
     except BaseException:
