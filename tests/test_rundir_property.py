@@ -1,7 +1,7 @@
 """Property: whatever happens to a run folder between runs, a re-run gives the final video of a
 clean run of the current spec, or refuses in one line; nothing outside the run folder changes.
 
-Random (seeded: ``VGKIT_TEST_SEED``; ``VGKIT_PROPERTY_STEPS`` steps, default 8) interleavings of
+Random (seeded: ``VGKIT_TEST_SEED``; ``VGKIT_PROPERTY_STEPS`` steps, default 16) interleavings of
 editing the spec (drop, add or change a shot), killing a run (mid-clip, after the latents are
 saved, or right after a clip lands, leaving a writer's temp file as SIGKILL would), corrupting a
 file of the run (flipped byte, truncation, deletion) and re-running, on the real tiny Wan
@@ -111,7 +111,7 @@ def _corrupt(run_dir: Path, rng: random.Random) -> str:
 
 def test_any_interleaving_ends_in_the_clean_final_or_a_one_line_refusal(tmp_path: Path) -> None:
     rng = random.Random(int(os.environ.get("VGKIT_TEST_SEED", "20261202")))
-    steps = int(os.environ.get("VGKIT_PROPERTY_STEPS", "8"))
+    steps = int(os.environ.get("VGKIT_PROPERTY_STEPS", "16"))
     work = tmp_path / "work"  # the run folder's parent, with a user's files beside it
     work.mkdir()
     (work / "notes.md").write_text("mine")
@@ -189,9 +189,11 @@ def test_any_interleaving_ends_in_the_clean_final_or_a_one_line_refusal(tmp_path
             except Killed as exc:
                 history.append(f"kill: {exc}")
             else:  # nothing was left to make: the run finished before the kill point
+                generator.kill_at_decode = False
                 assert sha256_file(result.final_video) == clean_final(shots), history
                 history.append(f"kill at {where}: finished first, clean final")
-            generator.kill_at_decode = False
+            finally:
+                generator.kill_at_decode = False
         elif op == "corrupt":
             history.append(f"corrupt: {_corrupt(run_dir, rng)}")
         else:
