@@ -149,9 +149,8 @@ def _planned_log(layout: RunLayout, clip: PlannedClip) -> tuple[dict[str, Any] |
             return None, f"{path.relative_to(layout.root).as_posix()} is missing"
     frames = log.get("effective", {}).get("num_frames") if isinstance(log.get("effective"), dict) else None
     if frames != clip.num_frames or is_chained(log) != clip.chained:
-        return None, f"clip {clip.index:03d} has {frames} frames (chained: {is_chained(log)}), the plan says " + (
-            f"{clip.num_frames} (chained: {clip.chained})"
-        )
+        got, want = f"{frames} frames (chained: {is_chained(log)})", f"{clip.num_frames} (chained: {clip.chained})"
+        return None, f"clip {clip.index:03d} has {got}, the plan says {want}"
     return log, None
 
 
