@@ -249,6 +249,15 @@ def test_push_setup_prefetch_run_fetch_gives_a_verified_bundle(
     log = json.loads((result.run_dir / "logs" / "log_000.json").read_text())
     assert log["code_commit"] == f"{pushed} (pushed)"
 
+    # the local run folder is never replaced: a second fetch refuses naming --force, which fetches beside it
+    (result.run_dir / "notes.md").write_text("mine")
+    with pytest.raises(SpecError, match=r"already exists, and a fetch never replaces a local folder.*--force"):
+        fetch_bundle(target, name, tmp_path / "local")
+    beside = fetch_bundle(target, name, tmp_path / "local", force=True)
+    assert beside.run_dir.name.startswith(f"{name}.fetched-") and beside.sha256 == result.sha256
+    assert (result.run_dir / "notes.md").read_text() == "mine"
+    shutil.rmtree(result.run_dir)  # the user moves the folder away: the bundle's repair is tested next
+
     # a corrupted local copy (same size, so rsync's quick check would skip it) is re-fetched
     data = bytearray(result.bundle.read_bytes())
     data[len(data) // 2] ^= 0xFF
@@ -257,6 +266,7 @@ def test_push_setup_prefetch_run_fetch_gives_a_verified_bundle(
     assert again.attempts == 2 and again.sha256 == result.sha256
 
     # a broken transfer (half the file) resumes in the first attempt
+    shutil.rmtree(again.run_dir)
     result.bundle.write_bytes(bytes(data[: len(data) // 2]))
     assert fetch_bundle(target, name, tmp_path / "local").attempts == 1
 

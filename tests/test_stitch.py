@@ -32,7 +32,7 @@ def make_run(
     *,
     output_size: tuple[int, int] | None = None,
 ) -> RunLayout:
-    """A run directory with clips, last frames and logs shaped like `vgkit run` writes them.
+    """A run directory with a plan, clips, last frames and logs shaped like `vgkit run` writes them.
 
     Default clips are solid colours whose first frame (i > 0) is a white marker. ``output_size``
     (width, height) records a run size above the clips' own, as a reduced-size preset does.
@@ -43,6 +43,16 @@ def make_run(
         clips = [solid_frames(frames_per_clip, colour) for colour in COLOURS]
         for frames in clips[1:]:
             frames[0] = MARKER
+    planned = [{"index": i, "num_frames": len(frames), "source_image": None} for i, frames in enumerate(clips)]
+    final_frames = sum(len(frames) for frames in clips) - (len(clips) - 1)
+    plan = {
+        "spec_name": "synthetic",
+        "fps": 24,
+        "clip_count": len(clips),
+        "final_frames": final_frames,
+        "clips": planned,
+    }
+    atomic_write_json(layout.plan, {**plan, "final_seconds": final_frames / 24})
     for i, frames in enumerate(clips):
         encode_frames(frames, fps=24, dest=layout.clip(i))
         atomic_write_bytes(layout.last_frame(i), png_bytes(np.ascontiguousarray(frames[-1])))
@@ -51,6 +61,7 @@ def make_run(
             {
                 "schema": LOG_SCHEMA,
                 "index": i,
+                "status": "ok",
                 "model": {"name": "synthetic", "pipeline_class": "none"},
                 "load_s": 0.0,
                 "timings_s": {"total_s": 0.5},
@@ -100,13 +111,63 @@ def test_gap_in_clips_is_refused(tmp_path: Path) -> None:
     log = json.loads(layout.log(1).read_text())
     layout.log(1).unlink()
     atomic_write_json(layout.logs / "log_005.json", {**log, "index": 5})
-    with pytest.raises(ArtifactError, match="a clip is missing"):
+    with pytest.raises(
+        ArtifactError, match=r"1 of the 3 planned clips cannot be stitched: logs/log_001\.json is missing"
+    ):
         stitch_run(layout.root)
 
 
-def test_empty_run_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(ArtifactError, match="no clip logs"):
+def test_run_without_a_plan_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ArtifactError, match=r"plan\.json is missing, .*; fix: run `vgkit run`"):
         stitch_run(tmp_path)
+
+
+def _one_line_refusal(layout: RunLayout) -> str:
+    with pytest.raises(ArtifactError) as caught:
+        stitch_run(layout.root)
+    assert "\n" not in str(caught.value)
+    assert not layout.final.exists()
+    return str(caught.value)
+
+
+def test_missing_last_log_is_refused_not_dropped(tmp_path: Path) -> None:
+    """Found by hand: deleting the last clip's log made stitch leave that clip out without a word."""
+    layout = make_run(tmp_path / "run")
+    layout.log(2).unlink()
+    assert "logs/log_002.json is missing" in _one_line_refusal(layout)
+
+
+def test_aborted_and_truncated_logs_are_one_line_errors(tmp_path: Path) -> None:
+    """Found by hand: a watchdog's aborted log and a torn log gave KeyError/JSONDecodeError tracebacks."""
+    from vgkit.chain import write_killed_log
+
+    layout = make_run(tmp_path / "run")
+    layout.log(1).unlink()
+    write_killed_log(layout, 1, failure_class="clip_deadline", message="killed")
+    layout.log(2).write_text(layout.log(2).read_text()[:40])
+    message = _one_line_refusal(layout)
+    assert "clip 001 is aborted (clip_deadline)" in message
+    assert "logs/log_002.json is unreadable (JSONDecodeError; truncated?)" in message
+    assert message.startswith(f"{layout.root}: 2 of the 3 planned clips cannot be stitched")
+
+
+def test_missing_last_frame_and_wrong_frame_count_are_named(tmp_path: Path) -> None:
+    layout = make_run(tmp_path / "run")
+    layout.last_frame(0).unlink()
+    plan = json.loads(layout.plan.read_text())
+    plan["clips"][2]["num_frames"] = 17
+    atomic_write_json(layout.plan, plan)
+    message = _one_line_refusal(layout)
+    assert "frames/last_frame_000.png is missing" in message
+    assert "clip 002 has 9 frames (chained: True), the plan says 17 (chained: True)" in message
+
+
+def test_clips_beyond_the_plan_are_not_stitched(tmp_path: Path) -> None:
+    layout = make_run(tmp_path / "run")
+    plan = json.loads(layout.plan.read_text())
+    atomic_write_json(layout.plan, {**plan, "clips": plan["clips"][:2]})
+    record = stitch_run(layout.root)
+    assert record["clip_count"] == 2 and len(read_frames(layout.final)) == record["final_frames"] == 9 + 8
 
 
 def test_crossfade_frame_count_equals_the_plan_and_blends_the_overlap(tmp_path: Path) -> None:

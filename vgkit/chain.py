@@ -1,13 +1,16 @@
 """The generation loop: clip 0 from the reference image, clip i>0 from clip i-1's last frame.
 
 Per clip, in order: denoise (deadline checked at every step), save the denoised latents to
-``latents/latents_NNN.pt``, decode (deadline checked before and after; an out-of-memory decode
-is retried leaner), encode ``clips/clip_NNN.mp4``, save ``frames/last_frame_NNN.png`` and, last,
-as the clip's commit record, ``logs/log_NNN.json``. The next clip's input is the last generated
-frame taken from memory (the same pixels as the lossless PNG), never re-read from the lossy mp4.
+``latents/latents_NNN.pt`` and, beside it, ``latents_NNN.json`` with its sha256, decode (deadline
+checked before and after; an out-of-memory decode is retried leaner), encode
+``clips/clip_NNN.mp4``, save ``frames/last_frame_NNN.png`` and, last, as the clip's commit
+record, ``logs/log_NNN.json``. The next clip's input is the last generated frame taken from
+memory (the same pixels as the lossless PNG), never re-read from the lossy mp4.
 
 Re-running a run directory skips every clip whose ``ok`` log matches the request and whose
-artifacts verify by hash, and decodes saved latents of the same request without re-denoising.
+artifacts verify by hash, and decodes saved latents of the same request without re-denoising;
+saved latents whose bytes no longer match their recorded sha256 are discarded (said in one line)
+and the clip is denoised again.
 A clip that fails or hits a deadline gets a log with status ``failed``/``aborted`` and a failure
 class, which never counts as finished.
 """
@@ -15,6 +18,7 @@ class, which never counts as finished.
 from __future__ import annotations
 
 import json
+import pickle
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -43,13 +47,19 @@ from vgkit.settings import code_commit
 from vgkit.spec import RunSpec
 from vgkit.telemetry import GpuSampler
 
-__all__ = ["LOG_SCHEMA", "latents_path", "run_chain", "write_killed_log"]
+__all__ = ["LATENTS_SCHEMA", "LOG_SCHEMA", "latents_path", "latents_record_path", "run_chain", "write_killed_log"]
 
 LOG_SCHEMA = CLIP_LOG_SCHEMA
+LATENTS_SCHEMA = "vgkit.latents/1"
 
 
 def latents_path(layout: RunLayout, index: int) -> Path:
-    return layout.root / "latents" / f"latents_{index:03d}.pt"
+    return layout.latents / f"latents_{index:03d}.pt"
+
+
+def latents_record_path(latents: Path) -> Path:
+    """``latents_NNN.json`` beside ``latents_NNN.pt``: its sha256 and the request it was made for."""
+    return latents.with_suffix(".json")
 
 
 def _request_key(plan: RunPlan, clip: ClipPlan, input_sha256: str) -> dict[str, Any]:
@@ -87,39 +97,78 @@ def _reusable_log(layout: RunLayout, clip: ClipPlan, key: dict[str, Any]) -> dic
     log = _read_log(layout.log(clip.index))
     if log is None or log.get("schema") != LOG_SCHEMA or log.get("status") != "ok" or log.get("request") != key:
         return None
-    for name in ("clip", "last_frame"):
-        record = log["artifacts"][name]
-        artifact = layout.root / record["path"]
-        if not artifact.is_file() or file_record(artifact, root=layout.root)["sha256"] != record["sha256"]:
+    for name, path in (("clip", layout.clip(clip.index)), ("last_frame", layout.last_frame(clip.index))):
+        record = log.get("artifacts", {}).get(name)
+        if not isinstance(record, dict) or record.get("path") != path.relative_to(layout.root).as_posix():
+            return None
+        if not path.is_file() or file_record(path, root=layout.root)["sha256"] != record.get("sha256"):
             return None
     return log
 
 
 def _save_latents(path: Path, latents: Any, *, key_sha256: str, steps_done: int) -> None:
     """``torch.save`` into memory, then an atomic write: the same latents give the same bytes
-    (saving straight to the temp file would embed its pid-bearing name in the archive)."""
+    (saving straight to the temp file would embed its pid-bearing name in the archive). The
+    record beside it, written after, holds the file's sha256."""
     import io
 
     import torch
 
     buffer = io.BytesIO()
     torch.save({"request_sha256": key_sha256, "steps_done": steps_done, "latents": latents}, buffer)
-    atomic_write_bytes(path, buffer.getvalue())
+    data = buffer.getvalue()
+    atomic_write_bytes(path, data)
+    atomic_write_json(
+        latents_record_path(path),
+        {
+            "schema": LATENTS_SCHEMA,
+            "file": path.name,
+            "sha256": sha256_bytes(data),
+            "bytes": len(data),
+            "request_sha256": key_sha256,
+            "steps_done": steps_done,
+        },
+    )
 
 
-def _saved_latents(path: Path, *, key_sha256: str, steps: int) -> Any | None:
-    """Fully denoised latents saved for this exact request, or None."""
+def _discard_latents(path: Path, why: str, progress: Progress) -> None:
+    progress(f"{path.parent.name}/{path.name}: {why}; discarded, denoising the clip again")
+    path.unlink(missing_ok=True)
+    latents_record_path(path).unlink(missing_ok=True)
+
+
+def _saved_latents(path: Path, *, key_sha256: str, steps: int, progress: Progress = print) -> Any | None:
+    """Fully denoised latents saved for this exact request whose bytes match their recorded sha256, or None.
+
+    Latents of another request are left alone (and overwritten when this clip is denoised);
+    latents that fail their hash, or have no record, are deleted and said so.
+    """
     if not path.is_file():
         return None
-    import torch
-
-    try:
-        record = torch.load(path, map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, EOFError, ValueError):
+    record = _read_log(latents_record_path(path))
+    if record is None or record.get("schema") != LATENTS_SCHEMA:
+        _discard_latents(path, "no sha256 was recorded for them (saved by a killed or older run)", progress)
         return None
     if record.get("request_sha256") != key_sha256 or record.get("steps_done") != steps:
         return None
-    return record["latents"]
+    data = path.read_bytes()
+    if sha256_bytes(data) != record.get("sha256"):
+        _discard_latents(
+            path, f"sha256 differs from the one recorded when they were saved ({record.get('sha256')})", progress
+        )
+        return None
+    import io
+
+    import torch
+
+    try:
+        saved = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as exc:
+        _discard_latents(path, f"cannot be loaded ({type(exc).__name__})", progress)
+        return None
+    if not isinstance(saved, dict) or saved.get("request_sha256") != key_sha256:
+        return None
+    return saved["latents"]
 
 
 def _check_effective(clip: ClipPlan, plan: RunPlan, frames: np.ndarray) -> dict[str, int]:
@@ -205,7 +254,7 @@ def _make_clip(
     timings = record["timings_s"]
     key_sha = _key_sha256(key)
     saved_at = latents_path(layout, clip.index)
-    latents = _saved_latents(saved_at, key_sha256=key_sha, steps=plan.steps)
+    latents = _saved_latents(saved_at, key_sha256=key_sha, steps=plan.steps, progress=guard.progress)
     record["latents_reused"] = latents is not None
     if latents is None:
         guard.progress(

@@ -1,6 +1,10 @@
-"""The main job: spec -> plan -> generate (chained) -> stitch -> manifest -> bundle.
+"""The main job: spec -> plan -> checks -> generate (chained) -> stitch -> manifest -> bundle.
 
 The CLI (``vgkit run``) and the generate notebook both call ``run_job``; nothing else drives a run.
+Every plan-time check (spec, plan, images decoded, attention backend on this device, weights
+present, token budget) runs before the run folder is touched; the folder is then claimed and
+locked (vgkit/rundir.py), and nothing of a previous run in it changes until the model has loaded
+and the new plan is accepted.
 """
 
 from __future__ import annotations
@@ -10,15 +14,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from vgkit.artifacts import RunLayout, atomic_write_json
+from vgkit.artifacts import RunLayout
 from vgkit.bundle import write_bundle
 from vgkit.errors import SpecError
 from vgkit.models import ModelAdapter, ModelChoice, adapter, choose_model
 from vgkit.plan import RunPlan, make_plan, speed_options
+from vgkit.rundir import RunDir, open_run_dir
 from vgkit.settings import offline_by_default
 from vgkit.spec import RunSpec, load_spec
 
-__all__ = ["JobResult", "default_run_dir", "finish_run", "plan_job", "run_job"]
+__all__ = ["JobResult", "check_before_run", "default_run_dir", "finish_run", "plan_job", "run_job"]
 
 if TYPE_CHECKING:
     from vgkit.generator import ClipGenerator
@@ -58,6 +63,40 @@ def plan_job(
     return spec, choice, make_plan(spec, choice.model, preset=chosen_preset)
 
 
+def check_before_run(spec: RunSpec, choice: ModelChoice, plan: RunPlan) -> Path:
+    """The checks a plan must pass before any run folder is written; return the checkpoint snapshot.
+
+    Decodes the reference image and every keyframe, refuses an attention backend this device
+    cannot run, locates the weights (``ModelUnavailableError``) and counts every prompt against the
+    token budget, all without loading the pipeline.
+    """
+    from vgkit.checkpoints import locate_checkpoint
+    from vgkit.images import load_rgb
+    from vgkit.models.speed import CPU_ATTENTION_BACKENDS
+    from vgkit.tokens import check_token_budget
+
+    images = [("reference_image", spec.reference_image)]
+    images += [(f"shots[{c.index}].source_image", Path(c.source_image)) for c in plan.clips if c.source_image]
+    for field, path in images:
+        try:
+            load_rgb(path)
+        except SpecError:
+            raise
+        except (OSError, ValueError) as exc:
+            raise SpecError(
+                f"{field} = '{path}': cannot be decoded ({type(exc).__name__}: {exc}); fix: use an image that opens"
+            ) from None
+    backend = str(plan.speed["attention_backend"])
+    if choice.device == "cpu" and backend != "default" and backend not in CPU_ATTENTION_BACKENDS:
+        raise SpecError(
+            f"speed.attention_backend = {backend!r}: does not run on CPU, and this run is on CPU; "
+            f"fix: use 'default' or one of {', '.join(CPU_ATTENTION_BACKENDS)}, or run on a CUDA GPU"
+        )
+    snapshot = locate_checkpoint(adapter(choice.model.name))
+    check_token_budget(plan, choice.model.load_tokenizer(snapshot))
+    return snapshot
+
+
 def finish_run(run_dir: Path) -> Path:
     """Stitch, write the manifest and bundle an already generated run; return the bundle path."""
     from vgkit.manifest import write_manifest
@@ -89,7 +128,8 @@ def run_job(
     Re-running resumes verified clips (``resume=False`` regenerates them). Deadlines default to
     the spec's ``clip_timeout_s``/``run_timeout_s``. ``lock`` takes the device lock (None: only on
     a GPU). ``state_file`` is where a supervising watchdog reads the clip in progress. The process
-    is offline for the Hub unless ``HF_HUB_OFFLINE`` was set (``offline_by_default``).
+    is offline for the Hub unless ``HF_HUB_OFFLINE`` was set (``offline_by_default``). ``out``
+    must be new, empty or a vgkit run folder, and no other run may hold it (vgkit/rundir.py).
     """
     from vgkit.guard import Deadlines
 
@@ -97,28 +137,30 @@ def run_job(
     spec, choice, plan = plan_job(spec_path, model=model, preset=preset)
     progress(choice.announce())
     run_dir = Path(out) if out else default_run_dir(spec, choice.model.name)
-    if run_dir.exists() and not run_dir.is_dir():
-        raise SpecError(f"out = '{run_dir}': exists and is not a directory; fix: choose another --out")
+    snapshot = check_before_run(spec, choice, plan)
     deadlines = Deadlines.for_spec(
         spec,
         clip_timeout_s=clip_timeout_s,
         run_timeout_s=run_timeout_s,
         started_at=run_started_at,
     )
-    held = None
-    if lock if lock is not None else choice.device != "cpu":
-        from vgkit.lock import acquire_device_lock, device_lock_name
+    with open_run_dir(run_dir, progress=progress) as held_dir:
+        held = None
+        if lock if lock is not None else choice.device != "cpu":
+            from vgkit.lock import acquire_device_lock, device_lock_name
 
-        held = acquire_device_lock(
-            device_lock_name(choice.device), run_dir=run_dir, wait=wait_for_gpu, progress=progress
-        )
-    try:
-        _generate(spec, choice, plan, run_dir, deadlines, progress, resume, state_file, make_generator, on_clip)
-    finally:
-        if held is not None:
-            held.release()
-    progress("stitching final/final_stitched.mp4")
-    bundle = finish_run(run_dir)
+            held = acquire_device_lock(
+                device_lock_name(choice.device), run_dir=run_dir, wait=wait_for_gpu, progress=progress
+            )
+        try:
+            _generate(
+                spec, choice, plan, held_dir, snapshot, deadlines, progress, resume, state_file, make_generator, on_clip
+            )
+        finally:
+            if held is not None:
+                held.release()
+        progress("stitching final/final_stitched.mp4")
+        bundle = finish_run(run_dir)
     layout = RunLayout(run_dir)
     return JobResult(
         run_dir=run_dir,
@@ -135,7 +177,8 @@ def _generate(
     spec: RunSpec,
     choice: ModelChoice,
     plan: RunPlan,
-    run_dir: Path,
+    run_dir: RunDir,
+    snapshot: Path,
     deadlines: Deadlines,
     progress: Progress,
     resume: bool,
@@ -144,18 +187,11 @@ def _generate(
     on_clip: Callable[[int, Path], None] | None,
 ) -> None:
     from vgkit.chain import run_chain
-    from vgkit.checkpoints import locate_checkpoint
     from vgkit.generator import InProcessGenerator
     from vgkit.guard import RunGuard
-    from vgkit.tokens import check_token_budget
 
-    layout = RunLayout(run_dir)
-    layout.make_dirs()
-    atomic_write_json(layout.plan, plan.to_dict())
     progress(plan.summary())
     guard = RunGuard(deadlines, clip_count=len(plan.clips), state_file=state_file, progress=progress)
-    snapshot = locate_checkpoint(adapter(choice.model.name))
-    check_token_budget(plan, choice.model.load_tokenizer(snapshot))
     progress(f"loading {choice.model.title} from {snapshot}")
     preset, speed = str(plan.preset["name"]), speed_options(spec)
 
@@ -166,4 +202,5 @@ def _generate(
     generator = factory(choice.model, snapshot, choice.device)
     progress(f"loaded in {generator.load_s:.1f} s")
     guard.check(phase="load")
-    run_chain(spec, plan, layout, generator, progress=progress, guard=guard, resume=resume, on_clip=on_clip)
+    run_dir.accept(plan.to_dict())  # the first change to anything a previous run left here
+    run_chain(spec, plan, run_dir.layout, generator, progress=progress, guard=guard, resume=resume, on_clip=on_clip)

@@ -1,5 +1,7 @@
 """Deterministic stitch of a run's clips into ``final/final_stitched.mp4``.
 
+Driven by ``plan.json``: every clip it lists must have an ``ok`` log, its clip and its last frame
+(``read_logs`` names what is missing, in one line); files of clips beyond the plan are not read.
 Recipe (fixed, recorded in the manifest): clips in index order; every chained clip (i > 0) loses
 its first frame, which repeats the previous clip's last frame; every stream is retimed to integer
 frame indices (time base ``1/fps``, pts = frame number); then either a hard cut (``concat``) or a
@@ -21,7 +23,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vgkit.artifacts import RunLayout, commit_file, file_record, temp_path_for
+from vgkit.artifacts import (
+    CLIP_LOG_SCHEMA,
+    PlannedClip,
+    RunLayout,
+    commit_file,
+    file_record,
+    planned_clips,
+    temp_path_for,
+)
 from vgkit.encode import check_frame_count, encoder_args, run_ffmpeg
 from vgkit.errors import ArtifactError, SpecError
 
@@ -94,15 +104,54 @@ class StitchSettings:
 
 
 def read_logs(layout: RunLayout) -> list[dict[str, Any]]:
-    """Every clip log of a run, in index order; the indices must run 0..X-1 without gaps."""
-    paths = sorted(layout.logs.glob("log_[0-9][0-9][0-9].json"))
-    if not paths:
-        raise ArtifactError(f"{layout.root}: no clip logs under logs/; fix: run `vgkit run` first")
-    logs = [json.loads(p.read_text()) for p in paths]
-    indices = [log["index"] for log in logs]
-    if indices != list(range(len(logs))):
-        raise ArtifactError(f"{layout.root}: clip logs {indices} are not 0..{len(logs) - 1}; a clip is missing")
+    """The ``ok`` log of every clip ``plan.json`` lists, in index order.
+
+    Raises one ``ArtifactError`` line naming every planned clip whose log, clip or last frame is
+    missing, whose log is unreadable (truncated) or not ``ok`` (aborted, failed), or whose frame
+    count differs from the plan. Logs of clips beyond the plan are not read.
+    """
+    planned = planned_clips(layout)
+    logs: list[dict[str, Any]] = []
+    problems: list[str] = []
+    for clip in planned:
+        log, problem = _planned_log(layout, clip)
+        if problem is not None:
+            problems.append(problem)
+        elif log is not None:
+            logs.append(log)
+    if problems:
+        raise ArtifactError(
+            f"{layout.root}: {len(problems)} of the {len(planned)} planned clips cannot be stitched: "
+            f"{'; '.join(problems)}; fix: re-run `vgkit run` with the same spec to make them"
+        )
     return logs
+
+
+def _planned_log(layout: RunLayout, clip: PlannedClip) -> tuple[dict[str, Any] | None, str | None]:
+    """A planned clip's log, or what is wrong with it (one phrase)."""
+    name = layout.log(clip.index).relative_to(layout.root).as_posix()
+    try:
+        log = json.loads(layout.log(clip.index).read_text())
+    except FileNotFoundError:
+        return None, f"{name} is missing"
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return None, f"{name} is unreadable ({type(exc).__name__}; truncated?)"
+    if not isinstance(log, dict) or log.get("schema") != CLIP_LOG_SCHEMA or log.get("index") != clip.index:
+        return None, f"{name} is not clip {clip.index:03d}'s {CLIP_LOG_SCHEMA} log"
+    if log.get("status") != "ok":
+        return None, f"clip {clip.index:03d} is {log.get('status')} ({log.get('failure_class')})"
+    artifacts = log.get("artifacts")
+    for key, path in (("clip", layout.clip(clip.index)), ("last_frame", layout.last_frame(clip.index))):
+        record = artifacts.get(key) if isinstance(artifacts, dict) else None
+        if not isinstance(record, dict) or record.get("path") != path.relative_to(layout.root).as_posix():
+            return None, f"{name} does not record {path.relative_to(layout.root).as_posix()}"
+        if not path.is_file():
+            return None, f"{path.relative_to(layout.root).as_posix()} is missing"
+    frames = log.get("effective", {}).get("num_frames") if isinstance(log.get("effective"), dict) else None
+    if frames != clip.num_frames or is_chained(log) != clip.chained:
+        got, want = f"{frames} frames (chained: {is_chained(log)})", f"{clip.num_frames} (chained: {clip.chained})"
+        return None, f"clip {clip.index:03d} has {got}, the plan says {want}"
+    return log, None
 
 
 def is_chained(log: dict[str, Any]) -> bool:

@@ -127,7 +127,7 @@ def _cmd_kill(args: argparse.Namespace) -> int:
 def _cmd_fetch(args: argparse.Namespace) -> int:
     from vgkit.remote.fetch import fetch_bundle
 
-    result = fetch_bundle(_target(args), _name(args), args.out, attempts=args.attempts)
+    result = fetch_bundle(_target(args), _name(args), args.out, attempts=args.attempts, force=args.force)
     print(f"bundle: {result.bundle} (sha256 {result.sha256}, attempt {result.attempts})")
     print(f"run: {result.run_dir} ({result.artifacts_verified} artifacts verified)")
     return 0
@@ -185,6 +185,11 @@ def add_remote_commands(sub: Any) -> None:
     p = add("fetch", _cmd_fetch, "download a run's bundle (resumable) and verify every hash", named=True)
     p.add_argument("--out", type=Path, default=Path("runs"))
     p.add_argument("--attempts", type=int, default=3)
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="when OUT/NAME exists, fetch beside it (NAME.fetched-<time>); never replaces",
+    )
     from vgkit.vast import add_vast_commands
 
     add_vast_commands(remote_sub)

@@ -4,6 +4,9 @@ The first transfer resumes a broken one (``--partial --append-verify``); when th
 differs from the one computed on the host, the next attempt re-checks every block
 (``--checksum``). The bundle is then extracted with ``tarfile``'s ``data`` filter (no ``../``,
 absolute links or setuid bits) and each artifact in its ``manifest.json`` is re-hashed.
+
+A fetch never deletes or replaces a local folder: when ``<dest>/<name>`` exists it refuses before
+downloading anything, naming ``--force``, which fetches beside it (``<name>.fetched-<UTC time>``).
 """
 
 from __future__ import annotations
@@ -14,13 +17,14 @@ import subprocess
 import tarfile
 import tempfile
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from vgkit.artifacts import sha256_file
-from vgkit.errors import ArtifactError
+from vgkit.errors import ArtifactError, SpecError
 from vgkit.remote.ssh import SshTarget, remote_path, run_ssh
 
-__all__ = ["FetchResult", "fetch_bundle", "verify_run_dir"]
+__all__ = ["FetchResult", "fetch_bundle", "local_names", "verify_run_dir"]
 
 
 @dataclass(frozen=True)
@@ -57,29 +61,54 @@ def verify_run_dir(run_dir: Path) -> int:
     return len(artifacts)
 
 
-def _extract(bundle: Path, dest_dir: Path, name: str) -> Path:
-    """Extract into a temp dir beside ``dest_dir/name``, verify, then swap it in."""
-    staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=dest_dir))
+def local_names(dest_dir: Path, name: str, *, force: bool) -> tuple[Path, Path]:
+    """Where the bundle and the run folder go: ``<name>.tar.gz`` and ``<name>``, or, when that folder
+    exists and ``force`` is set, ``<name>.fetched-<UTC time>`` beside it; refused without ``force``."""
+    run_dir = dest_dir / name
+    if not (run_dir.exists() or run_dir.is_symlink()):
+        return dest_dir / f"{name}.tar.gz", run_dir
+    if not force:
+        raise SpecError(
+            f"{run_dir}: already exists, and a fetch never replaces a local folder; fix: move it away, "
+            "fetch into another --out, or pass --force to fetch beside it"
+        )
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    beside = f"{name}.fetched-{stamp}"
+    n = 1
+    while (dest_dir / beside).exists() or (dest_dir / f"{beside}.tar.gz").exists():
+        n += 1
+        beside = f"{name}.fetched-{stamp}-{n}"
+    return dest_dir / f"{beside}.tar.gz", dest_dir / beside
+
+
+def _extract(bundle: Path, run_dir: Path, name: str) -> Path:
+    """Extract into a temp dir beside ``run_dir``, verify, then rename it to ``run_dir`` (which must not exist)."""
+    staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=run_dir.parent))
     try:
         with tarfile.open(bundle, "r:gz") as tar:
             tar.extractall(staging, filter="data")
         extracted = staging / name
         verify_run_dir(extracted)
-        final = dest_dir / name
-        if final.exists():
-            shutil.rmtree(final)
-        extracted.rename(final)
-        return final
+        if run_dir.exists() or run_dir.is_symlink():
+            raise SpecError(f"{run_dir}: appeared while fetching; nothing replaced; fix: re-run the fetch")
+        extracted.rename(run_dir)
+        return run_dir
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def fetch_bundle(target: SshTarget, name: str, dest_dir: Path, *, attempts: int = 3) -> FetchResult:
-    """Download ``runs/<name>.tar.gz`` into ``dest_dir``, verify it, extract it and verify that."""
+def fetch_bundle(
+    target: SshTarget, name: str, dest_dir: Path, *, attempts: int = 3, force: bool = False
+) -> FetchResult:
+    """Download ``runs/<name>.tar.gz`` into ``dest_dir``, verify it, extract it and verify that.
+
+    Refuses (``SpecError``) when ``dest_dir/<name>`` exists, unless ``force``: then both land
+    beside it (``local_names``).
+    """
     dest_dir.mkdir(parents=True, exist_ok=True)
+    local, run_dir = local_names(dest_dir, name, force=force)
     remote_bundle = f"{target.code_dir}/runs/{name}.tar.gz"
     expected = remote_sha256(target, remote_bundle)
-    local = dest_dir / f"{name}.tar.gz"
     actual = "none"
     for attempt in range(1, attempts + 1):
         mode = ["--partial", "--append-verify"] if attempt == 1 else ["--partial", "--checksum"]
@@ -88,7 +117,7 @@ def fetch_bundle(target: SshTarget, name: str, dest_dir: Path, *, attempts: int 
         )
         actual = sha256_file(local) if local.is_file() else "none"
         if done.returncode == 0 and actual == expected:
-            run_dir = _extract(local, dest_dir, name)
+            _extract(local, run_dir, name)
             return FetchResult(local, run_dir, actual, verify_run_dir(run_dir), attempt)
     raise ArtifactError(
         f"{local}: sha256 {actual} != remote {expected} after {attempts} attempts; "
