@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vgkit.artifacts import RunLayout, atomic_write_json, file_record, sha256_file
+from vgkit.artifacts import RunLayout, sha256_file
 from vgkit.encode import count_frames, encoder_args, run_ffmpeg
 from vgkit.stitch import StitchSettings, planned_final_frames, stitch_run
 
@@ -27,28 +27,20 @@ WIDTH, HEIGHT = 1280, 720
 
 
 def make_clips(root: Path, *, clips: int, frames: int) -> RunLayout:
-    """Moving-gradient 720p clips and minimal logs, shaped like a real run directory."""
-    from vgkit.encode import encode_frames
+    """Moving-gradient 720p clips in a run directory shaped like a real run (plan, clips, last
+    frames, logs), written by the tests' own synthetic-run helper."""
+    from tests.test_stitch import make_run
 
-    layout = RunLayout(root)
-    layout.make_dirs()
     y, x = np.mgrid[0:HEIGHT, 0:WIDTH]
+    videos = []
     for i in range(clips):
         video = np.empty((frames, HEIGHT, WIDTH, 3), dtype=np.uint8)
         for t in range(frames):
             video[t, ..., 0] = (x + 4 * t + 40 * i) % 256
             video[t, ..., 1] = (y + 2 * t) % 256
             video[t, ..., 2] = (x // 5 + y // 5 + 60 * i) % 256
-        encode_frames(video, fps=FPS, dest=layout.clip(i))
-        atomic_write_json(
-            layout.log(i),
-            {
-                "index": i,
-                "effective": {"num_frames": frames, "fps": FPS, "width": WIDTH, "height": HEIGHT},
-                "artifacts": {"clip": file_record(layout.clip(i), root=root)},
-            },
-        )
-    return layout
+        videos.append(video)
+    return make_run(root, clips=videos)
 
 
 def hand_written(layout: RunLayout, *, clips: int, frames: int, overlap: int, dest: Path) -> None:

@@ -70,11 +70,9 @@ def test_bundle_before_stitch_names_the_fix(tmp_path: Path) -> None:
 def test_manifest_records_planned_vs_actual_recipe_and_cost(tmp_path: Path) -> None:
     import json
 
-    from vgkit.artifacts import atomic_write_json
     from vgkit.cli import main
 
-    run = make_run(tmp_path / "r").root
-    atomic_write_json(run / "plan.json", {"clip_count": 3, "fps": 24, "final_frames": 25, "final_seconds": 25 / 24})
+    run = make_run(tmp_path / "r").root  # its plan.json: 3 clips, 25 final frames at 24 fps
     argv = ["stitch", str(run), "--transition", "crossfade", "--overlap-frames", "2", "--usd-per-hour", "0.4"]
     assert main(argv) == 0
     manifest = json.loads((run / "manifest.json").read_text())
