@@ -152,10 +152,12 @@ def _run_one(
     spec_path: Path, model: str, run_dir: Path, reference: Path, progress: Progress, grace_s: float
 ) -> SweepRow:
     from vgkit.qa import run_qa
+    from vgkit.rundir import MARKER_NAME
     from vgkit.worker import run_supervised
 
-    for stale in (FAILURE_FILE, SWEEP_RUN_FILE):
-        (run_dir / stale).unlink(missing_ok=True)
+    if (run_dir / MARKER_NAME).is_file():  # only vgkit's own run folder is cleaned (vgkit.rundir)
+        for stale in (FAILURE_FILE, SWEEP_RUN_FILE):
+            (run_dir / stale).unlink(missing_ok=True)
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
     t0 = time.perf_counter()
     events: list[dict[str, Any]] = []
