@@ -2,8 +2,9 @@
 
 The first transfer resumes a broken one (``--partial --append-verify``); when the local sha256
 differs from the one computed on the host, the next attempt re-checks every block
-(``--checksum``). The bundle is then extracted with ``tarfile``'s ``data`` filter (no ``../``,
-absolute links or setuid bits) and each artifact in its ``manifest.json`` is re-hashed.
+(``--checksum``). The bundle is then extracted as any untrusted bundle is
+(``vgkit.bundle.extract_bundle``: members checked against its index, size limits, ``tarfile``'s
+``data`` filter) and each artifact in its ``manifest.json`` is re-hashed.
 
 A fetch never deletes or replaces a local folder: when ``<dest>/<name>`` exists it refuses before
 downloading anything, naming ``--force``, which fetches beside it (``<name>.fetched-<UTC time>``).
@@ -14,7 +15,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import tarfile
 import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -82,12 +82,15 @@ def local_names(dest_dir: Path, name: str, *, force: bool) -> tuple[Path, Path]:
 
 
 def _extract(bundle: Path, run_dir: Path, name: str) -> Path:
-    """Extract into a temp dir beside ``run_dir``, verify, then rename it to ``run_dir`` (which must not exist)."""
+    """Extract into a temp dir beside ``run_dir`` (checked against the bundle's index, as any bundle
+    is: ``vgkit.bundle.extract_bundle``), verify, then rename it to ``run_dir`` (which must not exist)."""
+    from vgkit.bundle import extract_bundle
+
     staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=run_dir.parent))
     try:
-        with tarfile.open(bundle, "r:gz") as tar:
-            tar.extractall(staging, filter="data")
-        extracted = staging / name
+        extracted = extract_bundle(bundle, staging)
+        if extracted.name != name:
+            raise SpecError(f"{bundle}: holds run {extracted.name!r}, not {name!r}; nothing replaced")
         verify_run_dir(extracted)
         if run_dir.exists() or run_dir.is_symlink():
             raise SpecError(f"{run_dir}: appeared while fetching; nothing replaced; fix: re-run the fetch")
