@@ -292,7 +292,9 @@ def render(clips: list[Path], graph: str, *, fps: int, encoder: list[str], dest:
     tmp = temp_path_for(dest)
     args: list[str] = []
     for clip in clips:
-        args += ["-i", str(clip)]
+        # Only the MP4 demuxer reading a local file: a clip that is a playlist or names a URL
+        # (a tampered bundle) cannot make ffmpeg open anything else.
+        args += ["-f", "mov", "-protocol_whitelist", "file", "-i", str(clip)]
     args += ["-filter_complex", graph, "-map", "[out]", "-r", str(fps), *encoder, str(tmp)]
     try:
         run_ffmpeg(args)
