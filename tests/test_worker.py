@@ -103,6 +103,8 @@ def test_worker_killed_by_a_signal_is_named_with_its_own_exit_code(tmp_path: Pat
         "kernel's OOM killer; check dmesg / lower the preset (or size, frames, steps); finished clips are kept; "
         "re-run the same command to resume"
     )
+    log = json.loads((tmp_path / "run" / "logs" / "log_000.json").read_text())  # the clip it was on says so
+    assert (log["status"], log["failure_class"], log["killed_by"]) == ("aborted", "killed_by_signal", "SIGKILL")
     _assert_nothing_left(hanging)
 
 

@@ -188,8 +188,11 @@ def _failure_class(exc: VgkitError) -> str:
     return "artifact_error" if isinstance(exc, ArtifactError) else type(exc).__name__
 
 
-def write_killed_log(layout: RunLayout, index: int, *, failure_class: str, message: str) -> bool:
-    """Record that the watchdog killed clip ``index`` mid-call; never overwrites an ``ok`` log."""
+def write_killed_log(
+    layout: RunLayout, index: int, *, failure_class: str, message: str, killed_by: str = "watchdog"
+) -> bool:
+    """Record that clip ``index`` was killed mid-call (by the watchdog, or by a signal such as
+    ``"SIGKILL"``); never overwrites an ``ok`` log."""
     existing = _read_log(layout.log(index))
     if existing is not None and existing.get("status") == "ok":
         return False
@@ -201,7 +204,7 @@ def write_killed_log(layout: RunLayout, index: int, *, failure_class: str, messa
             "status": "aborted",
             "failure_class": failure_class,
             "failure": message,
-            "killed_by": "watchdog",
+            "killed_by": killed_by,
             "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
         },
     )

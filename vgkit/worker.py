@@ -156,7 +156,10 @@ def _watchdog_error(
     return GuardrailError(message)
 
 
-def _signal_error(outcome: WatchdogOutcome) -> WorkerKilledError:
+def _signal_error(outcome: WatchdogOutcome, layout: RunLayout) -> WorkerKilledError:
+    """The error naming the signal; the clip in progress gets an ``aborted`` log that says so."""
+    from vgkit.chain import write_killed_log
+
     number = -outcome.returncode
     try:
         sig = signal.Signals(number)
@@ -165,16 +168,22 @@ def _signal_error(outcome: WatchdogOutcome) -> WorkerKilledError:
         name, hint = f"signal {number}", "see the output above"
     pid = (outcome.state or {}).get("pid")
     who = f"the worker (pid {pid})" if isinstance(pid, int) else "the worker"
-    return WorkerKilledError(
+    message = (
         f"{who} was killed by {name} during {_where(outcome.state)}: {hint}; "
         "finished clips are kept; re-run the same command to resume"
     )
+    index = (outcome.state or {}).get("clip_index")
+    if isinstance(index, int):
+        write_killed_log(layout, index, failure_class="killed_by_signal", message=message, killed_by=name)
+    return WorkerKilledError(message)
 
 
-def _child_error(outcome: WatchdogOutcome, record: Mapping[str, Any], error_line: str | None) -> VgkitError:
+def _child_error(
+    outcome: WatchdogOutcome, record: Mapping[str, Any], error_line: str | None, layout: RunLayout
+) -> VgkitError:
     """The error the child raised, as the same errors.py class (exit code), or one naming how it died."""
     if outcome.returncode < 0:
-        return _signal_error(outcome)
+        return _signal_error(outcome, layout)
     cls = getattr(errors, str(record.get("error_class")), None)
     if isinstance(cls, type) and issubclass(cls, VgkitError):
         return cls(str(record.get("message")))
@@ -217,7 +226,7 @@ def supervise_job(
     if outcome.killed_for is not None:
         raise _watchdog_error(outcome, layout, deadlines, grace_s)
     if outcome.returncode != 0:
-        raise _child_error(outcome, record, output.error_line)
+        raise _child_error(outcome, record, output.error_line, layout)
     result: dict[str, Any] = record.get("result", {})
     return result
 
