@@ -166,7 +166,7 @@ def test_an_infeasible_plan_is_refused_with_its_figures_and_fixes(tmp_path: Path
     assert "\n" not in message
     assert f"{cost.worst_clip_s:.0f} s per clip" in message and "clip deadline 600 s" in message
     assert "overrides.steps" in message and "--force" in message
-    assert "generate at 960x544 and upscale" in message  # the 80gb preset's own size, projected to fit
+    assert "a preset that generates 960x544 and upscales" in message  # the 80gb preset's own size, projected to fit
     assert isinstance(raised.value, SpecError)  # exit 2
 
 
@@ -219,3 +219,139 @@ def test_the_tracker_holds_live_activations_and_fused_attention_outputs_only() -
     assert counted.attention_flops == pytest.approx(4 * 4 * 1000 * 1000 * 64)
     assert counted.linear_flops == pytest.approx(2 * 1000 * (64 * 256 + 256 * 64))
     assert counted.input_bytes == 1000 * 64 * 4
+
+
+class SlowSteps:
+    """A stand-in pipeline whose steps each take ``step_s`` (real sleeps), reported through the
+    chain's step hook as a real pipeline reports them; it stops when the hook says so."""
+
+    def __init__(self, model: Any, *, step_s: float) -> None:
+        self.model, self.device, self.load_s, self.step_s = model, "cpu", 0.0, step_s
+
+    def pipeline_info(self) -> dict[str, Any]:
+        return {"pipeline_class": type(self).__name__}
+
+    def denoise(self, request: Any, *, on_step: Any = None) -> Any:
+        import time
+
+        import numpy as np
+
+        from vgkit.generator import Denoised
+
+        done = 0
+        for step in range(1, request.steps + 1):
+            time.sleep(self.step_s)
+            done = step
+            if on_step is not None and on_step(step, request.steps):
+                break
+        frames = np.zeros((request.num_frames, request.height, request.width, 3), dtype=np.uint8)
+        return Denoised(latents=None, frames_fhwc=frames, call_kwargs={}, dropped_kwargs=[], steps_done=done,
+                        interrupted=done < request.steps)  # fmt: skip
+
+    def decode(self, latents: Any, *, attempt: str) -> Any:
+        raise AssertionError("frames come from denoise")
+
+
+def test_the_live_check_stops_a_clip_whose_measured_steps_project_past_the_deadline(tmp_path: Path) -> None:
+    """After two steps of 0.15 s, 40 steps project ~6 s against a 3 s clip deadline: the clip
+    stops then (not at 3 s), and its log carries the measured figure and the planner's."""
+    import json
+    import time
+
+    from tests.conftest import spec_dict, write_spec
+    from vgkit.artifacts import RunLayout
+    from vgkit.chain import run_chain
+    from vgkit.guard import DeadlineExceeded, Deadlines, RunGuard
+    from vgkit.models import adapter
+    from vgkit.plan import make_plan
+    from vgkit.spec import load_spec
+
+    spec = load_spec(write_spec(tmp_path / "s.yaml", spec_dict(overrides={"width": 64, "height": 64, "steps": 40})))
+    model = adapter("wan22-tiny")
+    plan = make_plan(spec, model)
+    lines: list[str] = []
+    deadlines = Deadlines.for_run(clip_count=len(plan.clips), clip_timeout_s=3.0, run_timeout_s=60.0)
+    guard = RunGuard(deadlines, clip_count=len(plan.clips), progress=lines.append, live_check=True,
+                     projected_clip_s={0: 450.0})  # fmt: skip
+    layout = RunLayout(tmp_path / "run")
+    started = time.time()
+    with pytest.raises(DeadlineExceeded, match=r"clip 000: after 2 of 40 steps at 0\.\d\d s a step, the denoise "
+                       r"alone projects \d+ s, past the clip deadline of 3 s; stopped now"):  # fmt: skip
+        run_chain(spec, plan, layout, SlowSteps(model, step_s=0.15), progress=lines.append, guard=guard)
+    assert time.time() - started < 2.5  # stopped after the second step, well before the deadline
+    log = json.loads(layout.log(0).read_text())
+    assert (log["status"], log["failure_class"], log["effective"]["steps"]) == ("aborted", "projected_past_deadline", 2)
+    live = log["projection"]["live"]
+    assert live["steps_measured"] == 2 and 5.0 < live["projected_denoise_s"] < 9.0 and live["past_deadline"]
+    assert log["projection"]["planned_clip_s"] == 450.0
+    assert any("measured 0.1" in line and "the plan projected 450 s" in line for line in lines)
+
+
+def test_the_live_check_lets_a_clip_that_fits_finish(tmp_path: Path) -> None:
+    from tests.conftest import spec_dict, write_spec
+    from vgkit.artifacts import RunLayout
+    from vgkit.chain import run_chain
+    from vgkit.guard import Deadlines, RunGuard
+    from vgkit.models import adapter
+    from vgkit.plan import make_plan
+    from vgkit.spec import load_spec
+
+    data = spec_dict(overrides={"width": 64, "height": 64, "steps": 4})
+    spec = load_spec(write_spec(tmp_path / "s.yaml", {**data, "shots": data["shots"][:1]}))
+    model = adapter("wan22-tiny")
+    plan = make_plan(spec, model)
+    guard = RunGuard(Deadlines.for_run(clip_count=1, clip_timeout_s=30.0, run_timeout_s=60.0), clip_count=1,
+                     progress=lambda _: None, live_check=True)  # fmt: skip
+    (log,) = run_chain(spec, plan, RunLayout(tmp_path / "run"), SlowSteps(model, step_s=0.01), guard=guard,
+                       progress=lambda _: None)  # fmt: skip
+    assert log["status"] == "ok" and not log["projection"]["live"]["past_deadline"]
+
+
+FAKE_4090 = """#!/bin/sh
+# Stands in for the driver's tool on this GPU-less machine: one RTX 4090.
+echo "NVIDIA GeForce RTX 4090, 24564"
+"""
+
+
+def test_vgkit_run_refuses_an_infeasible_plan_before_writing_anything_and_force_runs_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Real Wan 2.2 on a stand-in RTX 4090 (its nvidia-smi line; the weights are the tiny twin's files
+    under the real repo id): 50 steps at 1280x704 project ~455 s, over a 300 s clip deadline."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO, spec_dict, write_spec
+    from vgkit.cache import write_snapshot
+    from vgkit.checkpoints import locate_checkpoint
+    from vgkit.models import adapter
+
+    twin = locate_checkpoint(adapter("wan22-tiny"))
+    hub = tmp_path / "hub"
+    write_snapshot(adapter("wan22").repo_id, "1" * 40, twin, cache_dir=hub)
+    smi = tmp_path / "bin" / "nvidia-smi"
+    smi.parent.mkdir()
+    smi.write_text(FAKE_4090)
+    smi.chmod(0o755)
+    spec = write_spec(tmp_path / "s.yaml", spec_dict(model="wan22", overrides={}, preset="4090", clip_timeout_s=300))
+    env = {**os.environ, "PATH": f"{smi.parent}:{os.environ['PATH']}", "HF_HUB_CACHE": str(hub),
+           "VGKIT_LOCK_DIR": str(tmp_path / "locks")}  # fmt: skip
+    env.pop("VGKIT_FORCE_CPU", None)
+    out = tmp_path / "run"
+
+    def run(*extra: str) -> subprocess.CompletedProcess[str]:
+        argv = [sys.executable, "-m", "vgkit", "run", str(spec), "--out", str(out), *extra]
+        return subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+
+    refused = run()
+    assert refused.returncode == 2, refused.stderr
+    (line,) = refused.stderr.splitlines()
+    assert line.startswith("vgkit: error: plan on wan22 (4090 preset) cannot finish on the 4090: projected ")
+    assert "> clip deadline 300 s" in line and "fix: " in line and "--force" in line
+    assert "cost: projected on NVIDIA GeForce RTX 4090 24 GB (4090 preset, 1280x704, 50 steps)" in refused.stdout
+    assert not out.exists()  # nothing written: the refusal comes before the run folder and any weights
+
+    forced = run("--force")
+    assert "cost: --force: running anyway although projected" in forced.stdout
+    assert "loading Wan 2.2 TI2V-5B" in forced.stdout  # past the check, on to the (stand-in) GPU

@@ -242,3 +242,17 @@ def test_gpu_notes_skip_metrics_the_gpu_does_not_report(tmp_path: Path) -> None:
         (tmp_path / "logs" / f"log_{i:03d}.json").write_text(json.dumps(log))
     gpu = summarize_run(tmp_path).gpu
     assert gpu == {"samples": 4, "mean_util_pct": 55.0, "peak_temp_c": None, "peak_mem_used_mib": 2048}
+
+
+def test_a_run_refused_by_the_cost_planner_is_infeasible_in_the_report(tmp_path: Path) -> None:
+    """The sweep writes the refusal as the run's failure record; the report names it infeasible."""
+    from vgkit.report import summarize_run
+    from vgkit.report_md import render_markdown
+
+    message = "plan on hunyuan-i2v (80gb preset) cannot finish on the a100: projected 790 s per clip > 600 s"
+    (tmp_path / "failure.json").write_text(
+        json.dumps({"model": "hunyuan-i2v", "error_class": "InfeasiblePlanError", "message": message, "elapsed_s": 1.0})
+    )
+    run = summarize_run(tmp_path)
+    assert run.status == "infeasible" and run.verdict == f"InfeasiblePlanError: {message}"
+    assert "- Infeasible (refused by the cost planner): 1" in render_markdown([run], usd_per_hour=None, images={})

@@ -282,6 +282,7 @@ def _make_clip(
         if denoised.speed_notes:
             record["speed_notes"] = denoised.speed_notes
         record["effective"]["steps"] = denoised.steps_done
+        record["projection"] = guard.projection_record()  # planned vs measured (vgkit.cost, live check)
         guard.check(phase="denoise")
         if denoised.interrupted or denoised.steps_done != plan.steps:
             raise GenerationError(

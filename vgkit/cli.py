@@ -33,12 +33,34 @@ def _cmd_choose(args: argparse.Namespace) -> int:
 def _cmd_check(args: argparse.Namespace) -> int:
     from vgkit.cache import snapshot_dir
     from vgkit.checkpoints import locate_checkpoint
+    from vgkit.guard import Deadlines
     from vgkit.runner import plan_job
 
-    _, choice, plan = plan_job(args.spec, model=args.model, preset=args.preset, planning_only=True)
+    spec, choice, plan = plan_job(args.spec, model=args.model, preset=args.preset, planning_only=True)
     print(choice.announce())
-    print(plan.summary())
     model = choice.model
+    refusal = None
+    if args.gpu is not None and not model.tiny:  # plan with the preset `auto` takes on that card
+        from vgkit.cost.gpus import card
+        from vgkit.models import ModelChoice
+        from vgkit.plan import make_plan
+
+        gpu = card(args.gpu)
+        choice = ModelChoice(model, "cuda", f"projected on the {gpu.name}", gpu_memory_gib=gpu.memory_gib)
+        plan = make_plan(spec, model, preset=choice.preset(args.preset or spec.preset))
+    print(plan.summary())
+    if model.tiny:
+        print("cost: a tiny model runs far inside the limits; no projection")
+    elif choice.device == "cpu" and args.gpu is None:
+        print("cost: no GPU here; name a card to project this plan on, e.g. --gpu 4090 or --gpu h100")
+    else:
+        from vgkit.errors import InfeasiblePlanError
+        from vgkit.runner import check_cost
+
+        try:
+            check_cost(choice, plan, Deadlines.for_spec(spec), gpu=args.gpu, progress=print)
+        except InfeasiblePlanError as exc:
+            refusal = exc
     cached = snapshot_dir(model.repo_id, model.revision) if not model.tiny else locate_checkpoint(model)
     tokens: dict[int, int] = {}
     if cached is not None:
@@ -48,6 +70,8 @@ def _cmd_check(args: argparse.Namespace) -> int:
     for clip in plan.clips:
         used = f" [{tokens[clip.index]}/{plan.max_sequence_length} tokens]" if tokens else ""
         print(f"  prompt {clip.index:03d}{used}: {clip.prompt}")
+    if refusal is not None:
+        raise refusal  # `vgkit run` would refuse this plan: exit 2, one line with the fixes
     return 0
 
 
@@ -70,6 +94,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
             wait_for_gpu=args.wait_for_gpu,
             resume=args.resume,
             progress=lambda line: print(line, flush=True),
+            gpu=args.gpu,
+            force=args.force,
         )
     else:
         limits = {
@@ -83,6 +109,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
             "lock": args.lock,
             "wait_for_gpu": args.wait_for_gpu,
             "resume": args.resume,
+            "gpu": args.gpu,
+            "force": args.force,
+            "cost_check": args.cost_check,
         }
         if args.worker_state_file is not None:  # the child of a supervised run: the parent prints the result
             from vgkit.worker import run_in_worker
@@ -249,6 +278,7 @@ def _parser() -> argparse.ArgumentParser:
         return p
 
     model_help = "model name (see `vgkit models`) or auto; default: the spec's `model`, else auto"
+    gpu_help = "project the plan on this card (4090, l40s, a100, h100, h200; default: this machine's GPU)"
     preset_help = "preset (4090, 80gb, cpu; see `vgkit models`) or auto; default: the spec's `preset`, else auto"
     grace_help = (
         "the watchdog kills a hung worker's process group this long past a deadline "
@@ -280,11 +310,17 @@ def _parser() -> argparse.ArgumentParser:
         help="reuse clips whose logs and artifacts verify, decode saved latents (default); --no-resume regenerates all",
     )
     p.add_argument("--in-process", action="store_true", help="generate in this process, without the watchdog child")
+    p.add_argument("--gpu", default=None, help=gpu_help)
+    p.add_argument(
+        "--force", action="store_true", help="run a plan projected past its deadlines or the card's memory anyway"
+    )
+    p.add_argument("--no-cost-check", dest="cost_check", action="store_false", help=argparse.SUPPRESS)
     p.add_argument("--run-started-at", type=float, default=None, help=argparse.SUPPRESS)
     p.add_argument("--worker-state-file", type=Path, default=None, help=argparse.SUPPRESS)
 
-    p = add("check", _cmd_check, "validate a spec and print its plan and prompts without loading a model")
+    p = add("check", _cmd_check, "validate a spec and print its plan, projected cost and prompts; loads no model")
     p.add_argument("spec", type=Path)
+    p.add_argument("--gpu", default=None, help=gpu_help)
     p.add_argument("--model", default=None, help=model_help)
     p.add_argument("--preset", default=None, help=preset_help)
 

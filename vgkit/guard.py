@@ -153,7 +153,12 @@ class RunGuard:
         state_file: Path | None = None,
         progress: Progress = print,
         progress_every_s: float = 5.0,
+        live_check: bool = False,
+        projected_clip_s: dict[int, float] | None = None,
     ) -> None:
+        """``live_check``: after two denoise steps of the first clip denoised in this run, project
+        the clip's denoise time from the measured step time and stop at once when that alone is
+        past the clip deadline (on a GPU; ``vgkit.cost`` gives ``projected_clip_s`` per clip)."""
         self.deadlines = deadlines
         self.clip_count = clip_count
         self.state_file = state_file
@@ -162,11 +167,22 @@ class RunGuard:
         self.clip_index: int | None = None
         self.clip_started_at: float | None = None
         self._last_report = 0.0
+        self.live_check = live_check
+        self.projected_clip_s = projected_clip_s or {}
+        self.live: dict[str, Any] | None = None  # the measured projection, once made
+        self._first_step_at: float | None = None
 
     def start_clip(self, index: int, *, phase: str = "denoise") -> None:
         self.clip_index = index
         self.clip_started_at = time.time()
+        self._first_step_at = None
         self.set_phase(phase)
+
+    def projection_record(self) -> dict[str, Any]:
+        """What was projected for the clip in progress (planner, and live after two steps)."""
+        planned = self.projected_clip_s.get(self.clip_index) if self.clip_index is not None else None
+        live = self.live if self.live is not None and self.live["clip_index"] == self.clip_index else None
+        return {"planned_clip_s": None if planned is None else round(planned, 1), "live": live}
 
     def end_clip(self) -> None:
         """Between clips only the run deadline applies."""
@@ -184,7 +200,18 @@ class RunGuard:
         return self.deadlines.first_passed(clip_started_at=self.clip_started_at, now=time.time())
 
     def check(self, *, phase: str) -> None:
-        """Raise ``DeadlineExceeded`` if the clip or run deadline has passed."""
+        """Raise ``DeadlineExceeded`` if the clip or run deadline has passed, or the live check
+        projected the clip past its deadline."""
+        if self.live is not None and self.live["past_deadline"] and self.live["clip_index"] == self.clip_index:
+            live = self.live
+            raise DeadlineExceeded(
+                f"clip {self.clip_index:03d}: after {live['steps_measured']} of {live['steps_total']} steps at "
+                f"{live['step_s']:.2f} s a step, the denoise alone projects {live['projected_denoise_s']:.0f} s, past "
+                f"the clip deadline of {self.deadlines.clip_timeout_s:g} s; stopped now instead of at the deadline; "
+                "fix: fewer steps, a smaller size or a lighter preset (vgkit check shows projections)",
+                failure_class="projected_past_deadline",
+                phase=phase,
+            )
         failure = self.passed()
         if failure is None:
             return
@@ -200,9 +227,12 @@ class RunGuard:
         )
 
     def on_step(self, steps_done: int, steps_total: int) -> bool:
-        """Step hook: report progress with ETA; True (stop now) once a deadline has passed."""
+        """Step hook: report progress with ETA; True (stop now) once a deadline has passed, or
+        once the live check projects this clip past it."""
         now = time.time()
         started = self.clip_started_at or now
+        if self.live_check and self.live is None and self._live_projection(steps_done, steps_total, now, started):
+            return True
         if steps_done == steps_total or now - self._last_report >= self.progress_every_s:
             self._last_report = now
             elapsed_s = now - started
@@ -213,6 +243,37 @@ class RunGuard:
                 f"run deadline in {self.deadlines.run_deadline_at - now:.0f} s"
             )
         return self.passed() is not None
+
+    def _live_projection(self, steps_done: int, steps_total: int, now: float, started: float) -> bool:
+        """Measure the second step; project the clip's denoise; True when that is past the deadline.
+
+        The second step alone is timed (the first carries prompt encoding and warm-up), so the
+        projection is time to step 1 + (steps - 1) x the second step's time: a floor, since the
+        decode comes on top.
+        """
+        if steps_done == 1:
+            self._first_step_at = now
+            return False
+        if steps_done != 2 or self._first_step_at is None:
+            return False
+        step_s = now - self._first_step_at
+        projected = (self._first_step_at - started) + step_s * (steps_total - 1)
+        past = projected > self.deadlines.clip_timeout_s
+        self.live = {
+            "clip_index": self.clip_index,
+            "steps_measured": 2,
+            "steps_total": steps_total,
+            "step_s": round(step_s, 3),
+            "projected_denoise_s": round(projected, 1),
+            "past_deadline": past,
+        }
+        planned = self.projection_record()["planned_clip_s"]
+        versus = f" (the plan projected {planned:.0f} s for the whole clip)" if planned is not None else ""
+        self.progress(
+            f"clip {(self.clip_index or 0) + 1}/{self.clip_count}: measured {step_s:.2f} s a step: denoise projects "
+            f"{projected:.0f} s{versus}, clip deadline {self.deadlines.clip_timeout_s:g} s"
+        )
+        return past
 
 
 def read_state(state_file: Path) -> dict[str, Any]:

@@ -207,6 +207,8 @@ def summarize_run(run_dir: Path) -> RunSummary:
     sweep_run = _read_json(run_dir / SWEEP_RUN_FILE)
     completed = layout.manifest.is_file() and layout.final.is_file() and failure is None
     status = "completed" if completed else ("partial" if ok_logs else "failed")
+    if (failure or {}).get("error_class") == "InfeasiblePlanError":
+        status = "infeasible"  # refused by the cost planner before any GPU time was spent
     qa = _read_json(run_dir / "qa.json")
     if qa is None and ok_logs:
         from vgkit.qa import run_qa
@@ -232,7 +234,9 @@ def summarize_run(run_dir: Path) -> RunSummary:
     if status != "completed":
         reason = f"{failure['error_class']}: {failure['message']}" if failure else "no failure record"
         done = f"{len(ok_logs)} of {len((plan or {}).get('clips', [])) or '?'} clips finished"
-        verdict = reason if status == "failed" else f"{done}; {reason}" + (f"; {verdict}" if verdict else "")
+        verdict = (
+            reason if status in ("failed", "infeasible") else f"{done}; {reason}" + (f"; {verdict}" if verdict else "")
+        )
     memory = [g.get("memory", {}) for g in ok_logs]
     rss = [m["peak_rss_bytes"] for m in memory if "peak_rss_bytes" in m]
     gpu_mem = [m["peak_gpu_allocated_bytes"] for m in memory if "peak_gpu_allocated_bytes" in m]

@@ -105,7 +105,8 @@ def render_html(runs: list[RunSummary], *, usd_per_hour: float | None) -> str:
         "<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>Model sweep report</title>",
         f"<style>{CSS}</style></head><body><h1>Model sweep report</h1>",
         f"<p>Models tested: {len(runs)} · completed: {sum(r.status == 'completed' for r in runs)} · "
-        f"failed: {sum(r.status == 'failed' for r in runs)} · partial: {sum(r.status == 'partial' for r in runs)}"
+        f"failed: {sum(r.status == 'failed' for r in runs)} · partial: {sum(r.status == 'partial' for r in runs)} · "
+        f"infeasible: {sum(r.status == 'infeasible' for r in runs)}"
         f" · best completed model: <b>{escape(best.model) if best else 'none'}</b></p>",
         "<h2>Model Outcomes</h2><table><tr><th>Model</th><th>Status</th><th>Latency</th><th>Prompt Match</th>"
         "<th>Verdict</th></tr>",

@@ -21,6 +21,7 @@ def render_markdown(runs: list[RunSummary], *, usd_per_hour: float | None, image
         f"- Completed: {sum(r.status == 'completed' for r in runs)}",
         f"- Failed: {sum(r.status == 'failed' for r in runs)}",
         f"- Partial: {sum(r.status == 'partial' for r in runs)}",
+        f"- Infeasible (refused by the cost planner): {sum(r.status == 'infeasible' for r in runs)}",
         f"- Best completed model: {best.model if best else 'none'}",
         "",
         "## Model Outcomes",

@@ -26,6 +26,7 @@ from vgkit.spec import RunSpec, load_spec
 __all__ = ["JobResult", "check_before_run", "default_run_dir", "finish_run", "plan_job", "run_job"]
 
 if TYPE_CHECKING:
+    from vgkit.cost.planner import PlanCost
     from vgkit.generator import ClipGenerator
     from vgkit.guard import Deadlines
 
@@ -97,6 +98,37 @@ def check_before_run(spec: RunSpec, choice: ModelChoice, plan: RunPlan) -> Path:
     return snapshot
 
 
+def _silent(line: str) -> None:
+    """A progress sink that prints nothing."""
+
+
+def check_cost(
+    choice: ModelChoice,
+    plan: RunPlan,
+    deadlines: Deadlines,
+    *,
+    gpu: str | None = None,
+    force: bool = False,
+    progress: Progress = print,
+) -> PlanCost | None:
+    """Project ``plan`` (``vgkit.cost``) and refuse it unless ``force`` when it cannot finish; None
+    where nothing is projected (tiny models, CPU runs with no ``gpu`` named)."""
+    from vgkit.cost.planner import check_plan
+
+    return check_plan(
+        plan,
+        choice.model,
+        choice.model.preset(str(plan.preset["name"])),
+        device=choice.device,
+        gpu_memory_gib=choice.gpu_memory_gib,
+        clip_timeout_s=deadlines.clip_timeout_s,
+        run_timeout_s=deadlines.run_timeout_s,
+        gpu=gpu,
+        force=force,
+        progress=progress,
+    )
+
+
 def finish_run(run_dir: Path) -> Path:
     """Stitch, write the manifest and bundle an already generated run; return the bundle path."""
     from vgkit.manifest import write_manifest
@@ -122,6 +154,9 @@ def run_job(
     state_file: Path | None = None,
     make_generator: GeneratorFactory | None = None,
     on_clip: Callable[[int, Path], None] | None = None,
+    gpu: str | None = None,
+    force: bool = False,
+    cost_check: bool = True,
 ) -> JobResult:
     """Run a whole job in this process and return where its outputs are.
 
@@ -130,6 +165,10 @@ def run_job(
     a GPU). ``state_file`` is where a supervising watchdog reads the clip in progress. The process
     is offline for the Hub unless ``HF_HUB_OFFLINE`` was set (``offline_by_default``). ``out``
     must be new, empty or a vgkit run folder, and no other run may hold it (vgkit/rundir.py).
+    A real model's plan is projected on this machine's GPU (or ``gpu``) and refused before any
+    weights load when it cannot meet its deadlines or fit (``InfeasiblePlanError``), unless
+    ``force``; ``cost_check=False`` only keeps the projection for the clip logs and the live check
+    (a supervised worker, whose parent already printed and enforced it).
     """
     from vgkit.guard import Deadlines
 
@@ -144,6 +183,8 @@ def run_job(
         run_timeout_s=run_timeout_s,
         started_at=run_started_at,
     )
+    quiet = not cost_check  # a supervised worker: its parent printed and enforced the projection
+    cost = check_cost(choice, plan, deadlines, gpu=gpu, force=force or quiet, progress=_silent if quiet else progress)
     with open_run_dir(run_dir, progress=progress) as held_dir:
         held = None
         if lock if lock is not None else choice.device != "cpu":
@@ -154,7 +195,18 @@ def run_job(
             )
         try:
             _generate(
-                spec, choice, plan, held_dir, snapshot, deadlines, progress, resume, state_file, make_generator, on_clip
+                spec,
+                choice,
+                plan,
+                held_dir,
+                snapshot,
+                deadlines,
+                progress,
+                resume,
+                state_file,
+                make_generator,
+                on_clip,
+                projected={i: p.seconds_per_clip for i, p in enumerate(cost.clips)} if cost else None,
             )
         finally:
             if held is not None:
@@ -185,13 +237,22 @@ def _generate(
     state_file: Path | None,
     make_generator: GeneratorFactory | None,
     on_clip: Callable[[int, Path], None] | None,
+    *,
+    projected: dict[int, float] | None,
 ) -> None:
     from vgkit.chain import run_chain
     from vgkit.generator import InProcessGenerator
     from vgkit.guard import RunGuard
 
     progress(plan.summary())
-    guard = RunGuard(deadlines, clip_count=len(plan.clips), state_file=state_file, progress=progress)
+    guard = RunGuard(
+        deadlines,
+        clip_count=len(plan.clips),
+        state_file=state_file,
+        progress=progress,
+        live_check=choice.device != "cpu",
+        projected_clip_s=projected,
+    )
     progress(f"loading {choice.model.title} from {snapshot}")
     preset, speed = str(plan.preset["name"]), speed_options(spec)
 

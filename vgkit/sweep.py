@@ -8,7 +8,7 @@ besides what ``vgkit run`` writes:
 
 ``sweep_run.json`` (schema ``vgkit.sweep-run/1``)::
 
-    {"schema", "model", "status": "completed" | "failed", "started_at": ISO-8601 UTC,
+    {"schema", "model", "status": "completed" | "failed" | "infeasible", "started_at": ISO-8601 UTC,
      "wall_s": seconds from start to end of the job and its QA,
      "events": [{"t_s": seconds since start, "line": progress line}, ...],
      "gpu_samples": [{"t_s", "util_pct", "temp_c", "mem_used_mib", "compute_apps"}, ...]}
@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from vgkit.artifacts import atomic_write_json
-from vgkit.errors import SpecError, VgkitError
+from vgkit.errors import InfeasiblePlanError, SpecError, VgkitError
 from vgkit.guard import DEFAULT_GRACE_S, check_grace
 
 __all__ = [
@@ -174,7 +174,8 @@ def _run_one(
             qa = run_qa(run_dir, reference=reference)
             detail = "; ".join(qa["verdicts"]) + f"; bundle {result.bundle.name}"
         except Exception as exc:  # any failure of one model is recorded and the sweep goes on
-            status = "failed"
+            # A plan projected past its deadlines is refused before any GPU time is spent on it.
+            status = "infeasible" if isinstance(exc, InfeasiblePlanError) else "failed"
             detail = f"{type(exc).__name__}: {exc}"
             atomic_write_json(
                 run_dir / FAILURE_FILE,

@@ -245,20 +245,24 @@ def run_supervised(
     resume: bool = True,
     progress: Progress = print,
     on_clip: OnClip | None = None,
+    gpu: str | None = None,
+    force: bool = False,
 ) -> JobResult:
-    """Plan, lock, then generate in a watched child; return what ``run_job`` returned there.
+    """Plan, check the plan's projected cost (``InfeasiblePlanError`` unless ``force``), lock, then
+    generate in a watched child; return what ``run_job`` returned there.
 
     Prints (through ``progress``) the HF cache the run uses before the worker starts. Raises the child's vgkit error
     class, ``GuardrailError`` past a deadline, ``WorkerKilledError`` on a signal.
     """
     from vgkit.lock import acquire_device_lock, device_lock_name
-    from vgkit.runner import JobResult, default_run_dir, plan_job
+    from vgkit.runner import JobResult, check_cost, default_run_dir, plan_job
     from vgkit.settings import describe_hub_cache
 
     check_grace(grace_s)
     spec_obj, choice, plan = plan_job(spec, model=model, preset=preset)
     run_dir = out if out is not None else default_run_dir(spec_obj, choice.model.name)
     deadlines = Deadlines.for_spec(spec_obj, clip_timeout_s=clip_timeout_s, run_timeout_s=run_timeout_s)
+    cost = check_cost(choice, plan, deadlines, gpu=gpu, force=force, progress=progress)  # before any weights load
     held = None
     if lock if lock is not None else choice.device != "cpu":
         held = acquire_device_lock(
@@ -285,6 +289,8 @@ def run_supervised(
         "--run-started-at",
         repr(deadlines.run_started_at),
         *([] if resume else ["--no-resume"]),
+        *(["--gpu", cost.card.name] if cost is not None else []),
+        "--no-cost-check",  # checked above; the child keeps the projection for its live check only
     ]
     progress(describe_hub_cache())  # after any wait for the device: the line before the worker's own
     try:

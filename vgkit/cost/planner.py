@@ -10,6 +10,7 @@ is refused elsewhere.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
 __all__ = [
     "PlanCost",
     "card_for_this_machine",
+    "check_plan",
     "native_preset_lines",
     "plan_cost",
     "project_preset",
@@ -169,8 +171,8 @@ def _fixes(cost: PlanCost, model: ModelAdapter, preset: Preset) -> list[str]:
         )
         if smaller.seconds_per_clip <= cost.clip_timeout_s and smaller.fits_memory:
             fixes.append(
-                f"generate at {width}x{height} and upscale (a preset with size_scale {scale}; "
-                f"~{smaller.seconds_per_clip:.0f} s/clip, softer detail)"
+                f"a preset that generates {width}x{height} and upscales (~{smaller.seconds_per_clip:.0f} s/clip, "
+                "softer detail)"
             )
             break
     fixes.append("speed: {cache: first-block} (skips part of the transformer's work; not counted here)")
@@ -209,3 +211,46 @@ def native_preset_lines(model: ModelAdapter, preset: Preset, *, clip_limit_s: fl
             verdict = f" (over its {gpu.memory_gib:.0f} GiB: infeasible there)"
         lines.append(f"~{one.seconds_per_clip:.0f} s/clip, ~{one.peak_gib:.1f} GiB on {gpu.title}{verdict}")
     return lines
+
+
+def check_plan(
+    plan: Any,
+    model: ModelAdapter,
+    preset: Preset,
+    *,
+    device: str,
+    gpu_memory_gib: float | None,
+    clip_timeout_s: float,
+    run_timeout_s: float,
+    gpu: str | None = None,
+    force: bool = False,
+    progress: Callable[[str], None] = print,
+) -> PlanCost | None:
+    """Project ``plan`` on the card named ``gpu`` (default: the GPU this machine reports), print
+    the projection, and refuse it (``InfeasiblePlanError``) unless ``force`` when it breaks a
+    deadline or the card's memory. Returns None where there is nothing to project (a tiny model, a
+    CPU run with no ``gpu`` named, a GPU vgkit has no figures for: said in one line)."""
+    if model.tiny or preset.device == "cpu":
+        return None
+    if gpu is not None:
+        chosen = card(gpu)
+    else:
+        from vgkit.settings import cuda_gpu_name
+
+        name = cuda_gpu_name() if device != "cpu" else None
+        found = card_for_this_machine(name, gpu_memory_gib)
+        if found is None:
+            known = ", ".join(c.name for c in CARDS)
+            what = "no GPU found here" if name is None else f"no figures for the GPU {name!r}"
+            progress(f"cost: {what}; projection skipped; fix: name a card to project on with --gpu ({known})")
+            return None
+        chosen = found
+    cost = plan_cost(plan, model, preset, gpu=chosen, clip_timeout_s=clip_timeout_s, run_timeout_s=run_timeout_s)
+    if cost is None:
+        return None
+    progress(f"cost: {cost.summary()}")
+    if force and cost.problems():
+        progress(f"cost: --force: running anyway although {'; '.join(cost.problems())}")
+    elif not force:
+        refuse_infeasible(cost, model, preset)
+    return cost
