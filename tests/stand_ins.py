@@ -75,6 +75,16 @@ class OutOfMemoryDecoder:
         return self.frames
 
 
+def stand_in_gpu(tmp_path: Path, script: str) -> Path:
+    """Put an executable ``nvidia-smi`` whose body is ``script`` (a shell script standing in for the
+    driver's tool on this GPU-less machine) in ``tmp_path/bin``; return that folder for ``PATH``."""
+    smi = tmp_path / "bin" / "nvidia-smi"
+    smi.parent.mkdir(parents=True, exist_ok=True)
+    smi.write_text(script)
+    smi.chmod(0o755)
+    return smi.parent
+
+
 def hanging_generator(model: ModelAdapter, snapshot: Path, device: str) -> HangingGenerator:
     """``VGKIT_GENERATOR_FACTORY`` target: a ``HangingGenerator`` recording pids at ``$STAND_IN_PID_FILE``."""
     return HangingGenerator(model, pid_file=Path(os.environ["STAND_IN_PID_FILE"]))

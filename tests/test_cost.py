@@ -323,6 +323,7 @@ def test_vgkit_run_refuses_an_infeasible_plan_before_writing_anything_and_force_
     import sys
 
     from tests.conftest import REPO, spec_dict, write_spec
+    from tests.stand_ins import stand_in_gpu
     from vgkit.cache import write_snapshot
     from vgkit.checkpoints import locate_checkpoint
     from vgkit.models import adapter
@@ -330,12 +331,8 @@ def test_vgkit_run_refuses_an_infeasible_plan_before_writing_anything_and_force_
     twin = locate_checkpoint(adapter("wan22-tiny"))
     hub = tmp_path / "hub"
     write_snapshot(adapter("wan22").repo_id, "1" * 40, twin, cache_dir=hub)
-    smi = tmp_path / "bin" / "nvidia-smi"
-    smi.parent.mkdir()
-    smi.write_text(FAKE_4090)
-    smi.chmod(0o755)
     spec = write_spec(tmp_path / "s.yaml", spec_dict(model="wan22", overrides={}, preset="4090", clip_timeout_s=300))
-    env = {**os.environ, "PATH": f"{smi.parent}:{os.environ['PATH']}", "HF_HUB_CACHE": str(hub),
+    env = {**os.environ, "PATH": f"{stand_in_gpu(tmp_path, FAKE_4090)}:{os.environ['PATH']}", "HF_HUB_CACHE": str(hub),
            "VGKIT_LOCK_DIR": str(tmp_path / "locks")}  # fmt: skip
     env.pop("VGKIT_FORCE_CPU", None)
     out = tmp_path / "run"

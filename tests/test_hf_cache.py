@@ -19,6 +19,7 @@ import pytest
 
 from tests.conftest import REPO, spec_dict, write_spec
 from tests.hub_server import HubRepo, HubServer
+from tests.stand_ins import stand_in_gpu
 from vgkit import settings
 from vgkit.cache import snapshot_dir, write_snapshot
 from vgkit.checkpoints import locate_checkpoint
@@ -170,11 +171,7 @@ def test_auto_on_a_gpu_names_weights_found_in_another_cache(
         (source / name).write_bytes(data)
     write_snapshot(WAN.repo_id, "0" * 40, source, cache_dir=box.home_hub)  # e.g. `hf download` without HF_HOME
     settings.write_env_file()  # this box's runs look in /workspace
-    smi = tmp_path / "bin" / "nvidia-smi"
-    smi.parent.mkdir()
-    smi.write_text(NVIDIA_SMI)
-    smi.chmod(0o755)
-    monkeypatch.setenv("PATH", f"{smi.parent}:{os.environ['PATH']}")
+    monkeypatch.setenv("PATH", f"{stand_in_gpu(tmp_path, NVIDIA_SMI)}:{os.environ['PATH']}")
     monkeypatch.delenv("VGKIT_FORCE_CPU")
 
     choice = choose_model("auto")

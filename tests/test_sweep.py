@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO, spec_dict, write_spec
+from tests.stand_ins import stand_in_gpu
 from vgkit.cli import main
 from vgkit.errors import SpecError
 from vgkit.sweep import FAILURE_SCHEMA, SweepResult, parse_models, sweep
@@ -143,11 +144,7 @@ def test_gpu_samples_feed_the_operational_notes(tmp_path: Path, monkeypatch: pyt
     from vgkit.report import summarize_run
     from vgkit.sweep import GpuSampler
 
-    smi = tmp_path / "bin" / "nvidia-smi"
-    smi.parent.mkdir()
-    smi.write_text(NVIDIA_SMI)
-    smi.chmod(0o755)
-    monkeypatch.setenv("PATH", f"{smi.parent}:{os.environ['PATH']}")
+    monkeypatch.setenv("PATH", f"{stand_in_gpu(tmp_path, NVIDIA_SMI)}:{os.environ['PATH']}")
     monkeypatch.delenv("VGKIT_FORCE_CPU")
     with GpuSampler(time.perf_counter()) as sampler:
         pass
