@@ -62,10 +62,29 @@ def latents_record_path(latents: Path) -> Path:
     return latents.with_suffix(".json")
 
 
-def _request_key(plan: RunPlan, clip: ClipPlan, input_sha256: str) -> dict[str, Any]:
-    """What determines a clip's pixels; a resumed clip must match it exactly."""
-    return {
+REQUEST_KEY_SCHEMA = "vgkit.request/2"
+# From the model record of a clip log: which weights and which sampler made the pixels.
+MODEL_KEY_FIELDS = ("name", "repo_id", "revision", "snapshot", "pipeline_class", "scheduler_class", "scheduler_config")
+# Preset fields that describe the preset but do not feed the pipeline.
+PRESET_PROSE_FIELDS = ("source", "describe")
+
+
+def _request_key(plan: RunPlan, clip: ClipPlan, input_sha256: str, *, model: dict[str, Any]) -> dict[str, Any]:
+    """Every value that can change a clip's pixels; a reused clip (or its saved latents) must match it exactly.
+
+    Prompt parts, seed, frame count, generation size, fps, steps, guidance, the input image's
+    sha256, the model's identity (name, repo, revision, snapshot folder, pipeline and scheduler
+    class and config, taken from ``model``, the log's model record), every speed option and the
+    whole preset but its prose (``source``, ``describe``). ``offload`` is kept in although it
+    should not change numerics: group offload moves weights in and out around each forward, and
+    a stale clip costs a wrong video where a needless regeneration costs minutes. The output size
+    is left out: the stitcher upscales to it, the clip's pixels do not depend on it. Returned as
+    JSON would read it back (tuples as lists), so it compares equal to the key in a written log.
+    """
+    key = {
+        "schema": REQUEST_KEY_SCHEMA,
         "model": plan.model,
+        "model_identity": {field: model.get(field) for field in MODEL_KEY_FIELDS},
         "prompt": clip.prompt,
         "negative_prompt": clip.negative_prompt,
         "seed": clip.seed,
@@ -76,8 +95,12 @@ def _request_key(plan: RunPlan, clip: ClipPlan, input_sha256: str) -> dict[str, 
         "steps": plan.steps,
         "guidance_scale": plan.guidance_scale,
         "max_sequence_length": plan.max_sequence_length,
+        "preset": {k: v for k, v in plan.preset.items() if k not in PRESET_PROSE_FIELDS},
+        "speed": plan.speed,
         "input_sha256": input_sha256,
     }
+    loaded: dict[str, Any] = json.loads(json.dumps(key, sort_keys=True))
+    return loaded
 
 
 def _key_sha256(key: dict[str, Any]) -> str:
@@ -351,7 +374,7 @@ def run_chain(
             input_image = fit_to_size(keyframe, width=plan.width, height=plan.height)
             input_source = f"shots[{clip.index}].source_image"
         input_png = png_bytes(input_image)
-        key = _request_key(plan, clip, sha256_bytes(input_png))
+        key = _request_key(plan, clip, sha256_bytes(input_png), model=shared["model"])
         reused = _reusable_log(layout, clip, key) if resume else None
         if reused is not None:
             progress(f"clip {clip.index + 1}/{len(plan.clips)}: verified, reusing {layout.clip(clip.index).name}")

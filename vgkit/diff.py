@@ -1,7 +1,9 @@
 """Compare two runs' effective configs, so "one variable at a time" can be checked.
 
 Reads each run's ``plan.json`` (and the model record of its first log when present) and lists
-every value that differs, run-level first, then per clip.
+every value that differs, run-level first, then per clip. The preset and the speed options are
+compared field by field (``preset.transformer_dtype``, ``speed.cache``); the verdict counts each
+of them, and the size (generation and output), as one variable.
 """
 
 from __future__ import annotations
@@ -15,8 +17,22 @@ from vgkit.errors import ArtifactError
 
 __all__ = ["RUN_KEYS", "diff_runs", "format_diff", "run_config"]
 
-RUN_KEYS = ("model", "fps", "width", "height", "steps", "guidance_scale", "max_sequence_length", "clip_count")
+RUN_KEYS = (
+    "model",
+    "fps",
+    "width",
+    "height",
+    "output_width",
+    "output_height",
+    "steps",
+    "guidance_scale",
+    "max_sequence_length",
+    "clip_count",
+)
+# Compared field by field; the preset's prose (``source``) and summary (``describe``) are not values.
+RECORD_KEYS = {"preset": ("source", "describe"), "speed": ()}
 CLIP_KEYS = ("prompt", "negative_prompt", "seed", "camera", "num_frames")
+SIZE_KEYS = ("width", "height", "output_width", "output_height")
 
 
 def run_config(run_dir: Path) -> dict[str, Any]:
@@ -26,6 +42,9 @@ def run_config(run_dir: Path) -> dict[str, Any]:
         raise ArtifactError(f"{run_dir}: no plan.json; fix: give a run directory made by `vgkit run`")
     plan = json.loads(layout.plan.read_text())
     config: dict[str, Any] = {key: plan.get(key) for key in RUN_KEYS}
+    for name, skipped in RECORD_KEYS.items():
+        record = plan.get(name) or {}
+        config.update({f"{name}.{field}": value for field, value in record.items() if field not in skipped})
     if layout.log(0).is_file():
         model = json.loads(layout.log(0).read_text()).get("model", {})
         config["model_revision"] = model.get("revision")
@@ -50,7 +69,17 @@ def format_diff(run_a: Path, run_b: Path, changes: list[tuple[str, Any, Any]]) -
     lines = [f"{len(changes)} value(s) differ between {run_a} and {run_b}:"]
     for key, va, vb in changes:
         lines.append(f"  {key}: {va!r} -> {vb!r}")
-    variables = {key.split(".")[-1] if key.startswith("clip[") else key for key, _, _ in changes}
+    variables = {_variable(key) for key, _, _ in changes}
     verdict = "one variable changed" if len(variables) == 1 else f"{len(variables)} variables changed"
     lines.append(f"{verdict}: {', '.join(sorted(variables))}")
     return "\n".join(lines)
+
+
+def _variable(key: str) -> str:
+    """The variable a changed key belongs to: ``clip[2].seed`` -> seed, ``speed.cache`` -> speed,
+    ``output_width`` -> size."""
+    if key.startswith("clip["):
+        return key.split(".")[-1]
+    if key in SIZE_KEYS:
+        return "size"
+    return key.split(".")[0]

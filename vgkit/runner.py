@@ -20,7 +20,7 @@ from vgkit.errors import SpecError
 from vgkit.models import ModelAdapter, ModelChoice, adapter, choose_model
 from vgkit.plan import RunPlan, make_plan, speed_options
 from vgkit.rundir import RunDir, open_run_dir
-from vgkit.settings import offline_by_default
+from vgkit.settings import offline_hub
 from vgkit.spec import RunSpec, load_spec
 
 __all__ = ["JobResult", "check_before_run", "default_run_dir", "finish_run", "plan_job", "run_job"]
@@ -138,6 +138,7 @@ def finish_run(run_dir: Path) -> Path:
     return write_bundle(run_dir)
 
 
+@offline_hub()  # a fresh context per call (contextlib's ContextDecorator)
 def run_job(
     spec_path: str | Path,
     *,
@@ -163,8 +164,9 @@ def run_job(
     Re-running resumes verified clips (``resume=False`` regenerates them). Deadlines default to
     the spec's ``clip_timeout_s``/``run_timeout_s``. ``lock`` takes the device lock (None: only on
     a GPU). ``state_file`` is where a supervising watchdog reads the clip in progress. The process
-    is offline for the Hub unless ``HF_HUB_OFFLINE`` was set (``offline_by_default``). ``out``
-    must be new, empty or a vgkit run folder, and no other run may hold it (vgkit/rundir.py).
+    is offline for the Hub while the job runs, and only then (``offline_hub``: restored on return
+    or error), unless ``HF_HUB_OFFLINE`` was set. ``out`` must be new, empty or a vgkit run
+    folder, and no other run may hold it (vgkit/rundir.py).
     A real model's plan is projected on this machine's GPU (or ``gpu``) and refused before any
     weights load when it cannot meet its deadlines or fit (``InfeasiblePlanError``), unless
     ``force``; ``cost_check=False`` only keeps the projection for the clip logs and the live check
@@ -172,7 +174,6 @@ def run_job(
     """
     from vgkit.guard import Deadlines
 
-    offline_by_default()
     spec, choice, plan = plan_job(spec_path, model=model, preset=preset)
     progress(choice.announce())
     run_dir = Path(out) if out else default_run_dir(spec, choice.model.name)

@@ -24,7 +24,8 @@ import os
 import re
 import shutil
 import subprocess
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from importlib import import_module
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,7 @@ __all__ = [
     "hub_offline",
     "lock_dir",
     "offline_by_default",
+    "offline_hub",
     "other_hub_caches",
     "read_env_file",
     "repo_root",
@@ -234,24 +236,63 @@ def hub_endpoint() -> str:
 
 def hub_offline() -> bool:
     """Whether ``HF_HUB_OFFLINE`` asks for no network (the Hub client's truthy values)."""
-    return os.environ.get("HF_HUB_OFFLINE", "").upper() in ("1", "ON", "YES", "TRUE")
+    return _env_true("HF_HUB_OFFLINE")
+
+
+def _env_true(name: str) -> bool:
+    return os.environ.get(name, "").upper() in ("1", "ON", "YES", "TRUE")
 
 
 def offline_by_default() -> bool:
-    """Make this process offline for the Hub unless ``HF_HUB_OFFLINE`` is set explicitly.
+    """Make this whole process offline for the Hub unless ``HF_HUB_OFFLINE`` is set explicitly;
+    return whether it is now offline. Jobs use ``offline_hub`` instead, which restores the
+    setting when they end, so a notebook kernel can still prefetch after generating.
+    """
+    if "HF_HUB_OFFLINE" not in os.environ:
+        os.environ["HF_HUB_OFFLINE"] = "1"
+        _set_hub_constant(True)
+    return hub_offline()
+
+
+@contextmanager
+def offline_hub() -> Iterator[bool]:
+    """Offline for the Hub for the duration of the ``with`` block unless ``HF_HUB_OFFLINE`` is set
+    explicitly; yields whether it is offline.
 
     Runs load weights that ``vgkit prefetch`` put in the cache, so a flaky network cannot stall a
     generation. The Hub client reads the variable when it is imported; if it already was, its
-    constant is set as well. Returns whether the process is now offline.
+    constant (``huggingface_hub.constants.HF_HUB_OFFLINE``) is set as well. On the way out, also
+    on an error, the variable is removed again and the constant is put back to what it was (or,
+    when the client was first imported inside the block, to what the environment now says).
+    Libraries that copied the constant by value while imported inside the block (diffusers does)
+    keep their copy.
     """
     import sys
 
-    if "HF_HUB_OFFLINE" not in os.environ:
-        os.environ["HF_HUB_OFFLINE"] = "1"
-        constants = sys.modules.get("huggingface_hub.constants")
-        if constants is not None:
-            constants.HF_HUB_OFFLINE = True  # type: ignore[attr-defined]
-    return hub_offline()
+    if "HF_HUB_OFFLINE" in os.environ:
+        yield hub_offline()
+        return
+    constants = sys.modules.get("huggingface_hub.constants")
+    before = getattr(constants, "HF_HUB_OFFLINE", None)
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    _set_hub_constant(True)
+    try:
+        yield True
+    finally:
+        os.environ.pop("HF_HUB_OFFLINE", None)
+        if isinstance(before, bool):
+            _set_hub_constant(before)
+        else:  # first imported inside the block, from the variable just removed
+            _set_hub_constant(_env_true("TRANSFORMERS_OFFLINE"))
+
+
+def _set_hub_constant(offline: bool) -> None:
+    """Set ``huggingface_hub.constants.HF_HUB_OFFLINE`` if the Hub client is imported."""
+    import sys
+
+    constants = sys.modules.get("huggingface_hub.constants")
+    if constants is not None:
+        constants.HF_HUB_OFFLINE = offline  # type: ignore[attr-defined]
 
 
 def ffmpeg_threads() -> int:
