@@ -23,7 +23,6 @@ from vgkit.checkpoints import locate_checkpoint
 from vgkit.errors import ModelUnavailableError, SpecError
 from vgkit.models import adapter
 from vgkit.prefetch import check_models, human_bytes, prefetch, prefetch_repo, wanted
-from vgkit.settings import offline_by_default
 
 WAN = adapter("wan22")
 CANARY = "hf_CANARYtoken0123456789"  # the token the server accepts; must never land in a file
@@ -224,16 +223,6 @@ def test_incomplete_snapshot_is_not_offered_to_runs(hub: HubServer) -> None:
     (snap / "vae" / "config.json").unlink()
     assert snapshot_dir(WAN.repo_id, WAN.revision) is None
     assert check_snapshot(WAN.repo_id, WAN.revision).missing == ["vae/config.json"]
-
-
-def test_runs_are_offline_by_default_unless_set(monkeypatch: pytest.MonkeyPatch) -> None:
-    import huggingface_hub.constants as hf_constants
-
-    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", False)
-    monkeypatch.delenv("HF_HUB_OFFLINE")
-    assert offline_by_default() and os.environ["HF_HUB_OFFLINE"] == "1" and hf_constants.HF_HUB_OFFLINE
-    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
-    assert not offline_by_default() and os.environ["HF_HUB_OFFLINE"] == "0"
 
 
 def test_prefetch_notebook_runs_headless(hub: HubServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

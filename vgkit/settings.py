@@ -45,7 +45,6 @@ __all__ = [
     "hub_endpoint",
     "hub_offline",
     "lock_dir",
-    "offline_by_default",
     "offline_hub",
     "other_hub_caches",
     "read_env_file",
@@ -241,17 +240,6 @@ def hub_offline() -> bool:
 
 def _env_true(name: str) -> bool:
     return os.environ.get(name, "").upper() in ("1", "ON", "YES", "TRUE")
-
-
-def offline_by_default() -> bool:
-    """Make this whole process offline for the Hub unless ``HF_HUB_OFFLINE`` is set explicitly;
-    return whether it is now offline. Jobs use ``offline_hub`` instead, which restores the
-    setting when they end, so a notebook kernel can still prefetch after generating.
-    """
-    if "HF_HUB_OFFLINE" not in os.environ:
-        os.environ["HF_HUB_OFFLINE"] = "1"
-        _set_hub_constant(True)
-    return hub_offline()
 
 
 @contextmanager
