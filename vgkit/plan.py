@@ -169,7 +169,9 @@ def make_plan(spec: RunSpec, model: ModelAdapter, *, preset: Preset | None = Non
         speed=speed.to_record(),
     )
     seconds = float(plan.final_seconds)
-    if not spec.allow_any_length and not MIN_FINAL_S <= seconds <= MAX_FINAL_S:
+    # Within one frame of the bounds counts as inside: 12 x 5 s at 24 fps is 1441 frames, 60.04 s.
+    low, high = MIN_FINAL_S * plan.fps - 1, MAX_FINAL_S * plan.fps + 1
+    if not spec.allow_any_length and not low <= plan.final_frames <= high:
         raise SpecError(
             f"shots: the final video would be {seconds:.2f} s ({len(clips)} clips, {plan.final_frames} frames "
             f"at {plan.fps} fps), outside {MIN_FINAL_S}-{MAX_FINAL_S} s; fix: add or remove shots or change "
