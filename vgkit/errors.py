@@ -11,7 +11,8 @@
     │       (RuntimeError)
     ├── ArtifactError (RuntimeError) a written or bundled artifact fails its check    exit 5
     ├── GuardrailError (TimeoutError) a clip or run deadline was passed                exit 6
-    │   └── DeviceBusyError           another job holds the GPU (vgkit/lock.py)          exit 6
+    │   ├── DeviceBusyError           another job holds the GPU (vgkit/lock.py)          exit 6
+    │   └── RunDirBusyError           another run works in this run folder (vgkit/rundir.py) exit 6
     ├── RemoteConnectionError         an SSH host stayed unreachable past the limit      exit 7
     │       (ConnectionError)
     ├── RemoteSetupError              the host has no pushed code or no set-up .venv,    exit 8
