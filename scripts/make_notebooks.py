@@ -27,8 +27,19 @@ def _ignore_output(cell: nbformat.NotebookNode) -> nbformat.NotebookNode:
     return cell
 
 
+def _parameters(source: str) -> list[nbformat.NotebookNode]:
+    """The tagged ``parameters`` cell (annotated assignments, one a line), then the cell that
+    refuses unknown or mistyped parameters in one line (``vgkit.notebook.check_parameters``)."""
+    params = new_code_cell(source)
+    params.metadata["tags"] = ["parameters"]
+    declared = [line.split(":", 1) for line in source.splitlines()]
+    types = ", ".join(f'"{name.strip()}": {rest.split("=", 1)[0].strip()}' for name, rest in declared)
+    check = new_code_cell(f"from vgkit.notebook import check_parameters\n\ncheck_parameters(globals(), {{{types}}})")
+    return [params, check]
+
+
 def generate() -> nbformat.NotebookNode:
-    params = new_code_cell(
+    params = _parameters(
         'model: str = "auto"  # model name (`vgkit models`) or "auto"\n'
         'preset: str = ""  # memory/speed preset (4090, 80gb, cpu); empty means the spec\'s, else auto\n'
         'spec: str = "params/demo.yaml"  # run spec (YAML or JSON), relative to the repository root\n'
@@ -36,7 +47,6 @@ def generate() -> nbformat.NotebookNode:
         "show_clips: bool = True  # show each clip inline as it lands (headless runs turn it off)\n"
         "watchdog_grace_s: float = 60.0  # a hung worker is killed this long past the clip/run deadline"
     )
-    params.metadata["tags"] = ["parameters"]
     return _notebook(
         [
             new_markdown_cell(
@@ -47,7 +57,7 @@ def generate() -> nbformat.NotebookNode:
                 "The job runs in a worker process watched like `vgkit run`'s: past a deadline plus "
                 "`watchdog_grace_s` its whole process group is killed and the kernel stays alive."
             ),
-            params,
+            *params,
             new_code_cell(
                 "from vgkit.notebook import generate, show_video\n\n"
                 "result = generate(\n"
@@ -69,15 +79,14 @@ def generate() -> nbformat.NotebookNode:
 
 
 def stitch_export() -> nbformat.NotebookNode:
-    params = new_code_cell(
-        'run_dir: str = "runs/demo-wan22"  # a generated run directory, relative to the repository root\n'
+    params = _parameters(
+        'run_dir: str = "runs/demo-wan22-tiny"  # a generated run directory (the CPU quick start writes this one)\n'
         'transition: str = "cut"  # "cut" or "crossfade"\n'
         "overlap_frames: int = 0  # crossfade length in frames (0 for a cut)\n"
         'colour: str = "off"  # "off" or "mean_std" (match each clip to the first clip)\n'
         'seam_smoothing: str = "off"  # "off" or "minterpolate" (cuts only)\n'
         "usd_per_hour: float = 0.0  # machine rate for a cost estimate in the manifest; 0 means none"
     )
-    params.metadata["tags"] = ["parameters"]
     return _notebook(
         [
             new_markdown_cell(
@@ -87,7 +96,7 @@ def stitch_export() -> nbformat.NotebookNode:
                 "`papermill notebooks/stitch_export.ipynb out.ipynb -p run_dir runs/<name> -p transition crossfade "
                 "-p overlap_frames 12`."
             ),
-            params,
+            *params,
             new_code_cell(
                 "from pathlib import Path\n\n"
                 "from IPython.display import Image, display\n\n"
@@ -128,12 +137,11 @@ def stitch_export() -> nbformat.NotebookNode:
 
 
 def prefetch() -> nbformat.NotebookNode:
-    params = new_code_cell(
-        'models: str = "all"  # comma-separated model names (`vgkit models`), or "all"\n'
+    params = _parameters(
+        'models: str = "wan22"  # comma-separated model names (`vgkit models`), or "all" (about 100 GB)\n'
         "check_only: bool = False  # only report, offline, which models are complete in the cache\n"
         "verify_all: bool = False  # hash every cached file, not only new downloads"
     )
-    params.metadata["tags"] = ["parameters"]
     return _notebook(
         [
             new_markdown_cell(
@@ -144,7 +152,7 @@ def prefetch() -> nbformat.NotebookNode:
                 "(or `vgkit prefetch --model wan22`). A token comes from `HF_TOKEN` or `hf auth login`, "
                 "never from a parameter."
             ),
-            params,
+            *params,
             new_code_cell(
                 "from vgkit.prefetch import format_table, run_prefetch\n\n"
                 "rows = run_prefetch(models, check_only=check_only, verify_all=verify_all)"
@@ -155,14 +163,13 @@ def prefetch() -> nbformat.NotebookNode:
 
 
 def compare_models() -> nbformat.NotebookNode:
-    params = new_code_cell(
+    params = _parameters(
         'spec: str = "params/demo.yaml"  # run spec (YAML or JSON), relative to the repository root\n'
         'models: str = "wan22-tiny"  # comma-separated, run one at a time, e.g. "wan22,hunyuan-i2v,cogvideox15"\n'
         'out: str = "runs/sweep-demo"  # sweep directory: a run dir and bundle per model, and report/\n'
         "usd_per_hour: float = 0.0  # GPU price for the billing timeline; 0 means no price\n"
         "shot: int = -1  # clip index to play side by side; -1 plays the final videos"
     )
-    params.metadata["tags"] = ["parameters"]
     return _notebook(
         [
             new_markdown_cell(
@@ -172,7 +179,7 @@ def compare_models() -> nbformat.NotebookNode:
                 "Headless: `papermill notebooks/compare_models.ipynb out.ipynb -p models wan22,cogvideox15` "
                 "(or `vgkit sweep SPEC --models ...`)."
             ),
-            params,
+            *params,
             _ignore_output(  # progress lines carry timings
                 new_code_cell(
                     "from IPython.display import HTML\n\n"

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO
+from vgkit.errors import SpecError
 
 REFERENCE = REPO / "notebooks" / "reference"
 SANITIZE = REPO / "tests" / "nbval_sanitize.cfg"
@@ -67,3 +68,40 @@ def test_nbval_fails_when_a_checked_output_changes(tmp_path: Path) -> None:
     done = _nbval(notebook)
     assert done.returncode != 0
     assert "362 frames" in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("parameters", "line"),
+    [
+        ({"steps": 10}, "SpecError: parameter steps = 10: this notebook has no such parameter; fix: use one of model"),
+        ({"show_clips": "maybe"}, "SpecError: parameter show_clips = 'maybe': must be bool; fix: pass True or False"),
+        ({"spec": 42}, "SpecError: parameter spec = 42: must be str; fix: pass a quoted text"),
+    ],
+)
+def test_papermill_refuses_unknown_and_mistyped_parameters_before_any_work(
+    tmp_path: Path, parameters: dict[str, object], line: str
+) -> None:
+    """papermill itself only warns about an unknown name and injects any value; the notebook's
+    check cell refuses both in one line, before anything runs (no run folder is made)."""
+    import papermill
+
+    out = tmp_path / "out.ipynb"
+    with pytest.raises(papermill.PapermillExecutionError) as raised:
+        papermill.execute_notebook(
+            str(REPO / "notebooks" / "generate.ipynb"),
+            str(out),
+            parameters={"model": "wan22-tiny", "out": str(tmp_path / "run"), **parameters},
+            cwd=str(REPO),
+            progress_bar=False,
+        )
+    assert line in f"{raised.value.ename}: {raised.value.evalue}"
+    assert not (tmp_path / "run").exists()
+
+
+def test_check_parameters_ignores_the_kernels_own_names_and_widens_int_to_float() -> None:
+    from vgkit.notebook import check_parameters
+
+    namespace = {"In": [""], "Out": {}, "_": None, "json": json, "grace": 5, "name": "x", "print_it": print}
+    check_parameters(namespace, {"grace": float, "name": str})  # no error
+    with pytest.raises(SpecError, match=r"parameter grace = True: must be float"):
+        check_parameters({**namespace, "grace": True}, {"grace": float, "name": str})

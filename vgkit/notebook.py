@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from vgkit import errors
-from vgkit.errors import GenerationError, VgkitError
+from vgkit.errors import GenerationError, SpecError, VgkitError
 from vgkit.guard import DEFAULT_GRACE_S, check_grace
 from vgkit.runner import JobResult, default_run_dir, plan_job
 from vgkit.settings import apply_env_file, repo_root
 
-__all__ = ["generate", "run_generate_notebook", "show_video"]
+__all__ = ["check_parameters", "generate", "run_generate_notebook", "show_video"]
 
 # Embedding a video inline copies it into the notebook; above this size a link is shown instead.
 MAX_EMBED_BYTES = 20 * 2**20
@@ -29,6 +29,38 @@ def _error_class(name: str) -> type[VgkitError]:
     """The errors.py class called ``name`` (raised in the notebook), else ``GenerationError``."""
     cls = getattr(errors, name, None)
     return cls if isinstance(cls, type) and issubclass(cls, VgkitError) else GenerationError
+
+
+# What papermill can inject (``-p`` values are parsed as Python literals, ``-y`` as YAML).
+_PLAIN = (str, int, float, bool, list, dict, type(None))
+
+
+def check_parameters(namespace: dict[str, Any], declared: dict[str, type]) -> None:
+    """Refuse, in one ``SpecError`` line, a parameter this notebook does not declare or one of the
+    wrong type; the cell after the parameters calls it with ``globals()``.
+
+    papermill only warns about an unknown ``-p`` name and injects any value it parses, so without
+    this ``-p steps 10`` would run with other steps and ``-p show_clips maybe`` would be truthy.
+    Unknown means a plain value (what papermill injects) under a public name the notebook does not
+    declare; the kernel's own names (``In``, ``Out``, modules, functions) are not parameters.
+    """
+    names = ", ".join(declared)
+    for name, value in sorted(namespace.items()):
+        if name.startswith("_") or name in declared or name in ("In", "Out") or not isinstance(value, _PLAIN):
+            continue
+        raise SpecError(
+            f"parameter {name} = {value!r}: this notebook has no such parameter; fix: use one of {names} "
+            "(`papermill --help-notebook NOTEBOOK` describes them)"
+        )
+    for name, kind in declared.items():
+        value = namespace.get(name)
+        numeric = kind is float and isinstance(value, int) and not isinstance(value, bool)
+        if numeric or (isinstance(value, kind) and not (kind is int and isinstance(value, bool))):
+            continue
+        example = {bool: "True or False", int: "a whole number", float: "a number", str: "a quoted text"}
+        raise SpecError(
+            f"parameter {name} = {value!r}: must be {kind.__name__}; fix: pass {example.get(kind, kind.__name__)}"
+        )
 
 
 def _from_root(path: str | Path) -> Path:
