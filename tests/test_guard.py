@@ -50,7 +50,9 @@ def test_hung_call_is_killed_with_its_whole_process_group(tmp_path: Path, monkey
 
 
 def test_clip_deadline_aborts_the_real_pipeline_with_log_and_exit_code(tmp_path: Path) -> None:
-    spec = _one_shot_spec(tmp_path, steps=40)
+    # 200 steps at 128x128 take several seconds on any machine (40 at 64x64 could finish inside
+    # the 1 s deadline on a quiet one, and the deadline then passed during the decode instead).
+    spec = _one_shot_spec(tmp_path, steps=200, width=128, height=128)
     run_dir = tmp_path / "run"
     clip_timeout_s, grace_s = 1.0, 30.0
     limits = ["--clip-timeout-s", str(clip_timeout_s), "--run-timeout-s", "300", "--watchdog-grace-s", str(grace_s)]
@@ -66,9 +68,9 @@ def test_clip_deadline_aborts_the_real_pipeline_with_log_and_exit_code(tmp_path:
     assert "vgkit: error: clip 000: the clip deadline of 1 s passed during denoise" in done.stderr
     log = json.loads(RunLayout(run_dir).log(0).read_text())
     assert (log["status"], log["failure_class"], log["phase"]) == ("aborted", "clip_deadline", "denoise")
-    assert 1 <= log["effective"]["steps"] < 40
+    assert 1 <= log["effective"]["steps"] < 200
     assert log["timings_s"]["total_s"] <= clip_timeout_s + grace_s
-    assert log["requested"]["steps"] == 40
+    assert log["requested"]["steps"] == 200
     # Nothing of the aborted clip counts as finished: no clip, no frame, no (partial) latents.
     assert not RunLayout(run_dir).clip(0).exists()
     assert not (run_dir / "latents" / "latents_000.pt").exists()
