@@ -254,9 +254,9 @@ class SlowSteps:
 
 def test_the_live_check_stops_a_clip_whose_measured_steps_project_past_the_deadline(tmp_path: Path) -> None:
     """After two steps of 0.15 s, 40 steps project ~6 s against a 3 s clip deadline: the clip
-    stops then (not at 3 s), and its log carries the measured figure and the planner's."""
+    stops then (after step 2, not at 3 s), and its log carries the measured figure and the planner's."""
     import json
-    import time
+    import re
 
     from tests.conftest import spec_dict, write_spec
     from vgkit.artifacts import RunLayout
@@ -274,17 +274,16 @@ def test_the_live_check_stops_a_clip_whose_measured_steps_project_past_the_deadl
     guard = RunGuard(deadlines, clip_count=len(plan.clips), progress=lines.append, live_check=True,
                      projected_clip_s={0: 450.0})  # fmt: skip
     layout = RunLayout(tmp_path / "run")
-    started = time.time()
-    with pytest.raises(DeadlineExceeded, match=r"clip 000: after 2 of 40 steps at 0\.\d\d s a step, the denoise "
+    with pytest.raises(DeadlineExceeded, match=r"clip 000: after 2 of 40 steps at \d+\.\d\d s a step, the denoise "
                        r"alone projects \d+ s, past the clip deadline of 3 s; stopped now"):  # fmt: skip
         run_chain(spec, plan, layout, SlowSteps(model, step_s=0.15), progress=lines.append, guard=guard)
-    assert time.time() - started < 2.5  # stopped after the second step, well before the deadline
     log = json.loads(layout.log(0).read_text())
     assert (log["status"], log["failure_class"], log["effective"]["steps"]) == ("aborted", "projected_past_deadline", 2)
     live = log["projection"]["live"]
-    assert live["steps_measured"] == 2 and 5.0 < live["projected_denoise_s"] < 9.0 and live["past_deadline"]
+    # The second step took at least its 0.15 s sleep, so 39 more project at least 5.85 s.
+    assert live["steps_measured"] == 2 and live["projected_denoise_s"] >= 39 * 0.15 and live["past_deadline"]
     assert log["projection"]["planned_clip_s"] == 450.0
-    assert any("measured 0.1" in line and "the plan projected 450 s" in line for line in lines)
+    assert any(re.search(r"measured \d+\.\d\d s a step: .*the plan projected 450 s", line) for line in lines)
 
 
 def test_the_live_check_lets_a_clip_that_fits_finish(tmp_path: Path) -> None:
