@@ -73,19 +73,6 @@ class PlanCost:
             f"peak ~{self.peak_gib:.1f} GiB of {self.card.memory_gib:.1f}"
         )
 
-    def to_record(self) -> dict[str, Any]:
-        return {
-            "card": self.card.name,
-            "seconds_per_clip": [round(p.seconds_per_clip, 1) for p in self.clips],
-            "run_s": round(self.run_s, 1),
-            "peak_gib": round(self.peak_gib, 2),
-            "clip_timeout_s": self.clip_timeout_s,
-            "run_timeout_s": self.run_timeout_s,
-            "efficiency": self.clips[0].efficiency,
-            "step_tflop": round(self.clips[0].step_tflop, 1),
-            "problems": self.problems(),
-        }
-
 
 def card_for_this_machine(gpu_name: str | None, memory_gib: float | None) -> GpuCard | None:
     """The listed card matching the GPU this machine reports (by name, else by memory), or None."""

@@ -22,7 +22,7 @@ of the parameters, are counted at one byte too).
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
@@ -102,9 +102,6 @@ class Projection:
     @property
     def fits_memory(self) -> bool:
         return self.peak_gib <= self.card_memory_gib
-
-    def to_record(self) -> dict[str, Any]:
-        return {**asdict(self), "fits_memory": self.fits_memory}
 
     def describe(self) -> str:
         return f"~{self.seconds_per_clip:.0f} s/clip, ~{self.peak_gib:.1f} GiB peak on {self.card}"
