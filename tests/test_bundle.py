@@ -125,3 +125,20 @@ def test_stitch_export_notebook_is_current_and_exports_a_verified_bundle(tmp_pat
     from vgkit.verify import verify
 
     assert verify(tmp_path / "nbrun.tar.gz") == 3
+
+
+def test_the_runs_events_are_bundled_and_read_back_from_the_extracted_run(tmp_path: Path) -> None:
+    from vgkit.bundle import extract_bundle
+    from vgkit.events import Event, append_event, read_events
+
+    run = _finished(tmp_path / "myrun")
+    with tarfile.open(write_bundle(run)) as tar:
+        assert "myrun/events.jsonl" not in tar.getnames()  # a run without events bundles none
+    append_event(run, Event("load", figures={"model": "Wan", "snapshot": "snap"}))
+    append_event(run, Event("clip-done", clip_index=0, clip_count=3, elapsed_s=1.5, figures={"clip": "clip_000.mp4"}))
+    with tarfile.open(write_bundle(run)) as tar:
+        assert "myrun/events.jsonl" in tar.getnames()
+    extracted = extract_bundle(tmp_path / "myrun.tar.gz", tmp_path / "out")
+    got = read_events(extracted)
+    assert [(e.stage, e.clip_index, e.elapsed_s) for e in got] == [("load", None, None), ("clip-done", 0, 1.5)]
+    assert [str(e) for e in got] == [str(e) for e in read_events(run)]

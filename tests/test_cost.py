@@ -278,7 +278,7 @@ def test_the_live_check_stops_a_clip_whose_measured_steps_project_past_the_deadl
                        r"alone projects \d+ s, past the clip deadline of 3 s; stopped now"):  # fmt: skip
         run_chain(spec, plan, layout, SlowSteps(model, step_s=0.15), progress=lines.append, guard=guard)
     log = json.loads(layout.log(0).read_text())
-    assert (log["status"], log["failure_class"], log["effective"]["steps"]) == ("aborted", "projected_past_deadline", 2)
+    assert (log["status"], log["failure"]["kind"], log["effective"]["steps"]) == ("aborted", "timeout", 2)
     live = log["projection"]["live"]
     # The second step took at least its 0.15 s sleep, so 39 more project at least 5.85 s.
     assert live["steps_measured"] == 2 and live["projected_denoise_s"] >= 39 * 0.15 and live["past_deadline"]

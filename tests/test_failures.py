@@ -39,8 +39,8 @@ def test_rejected_kwarg_from_the_real_pipeline_is_a_kwargs_mismatch(generator: I
     exc = _raised(generator.pipe, image=Image.new("RGB", (32, 32)), prompt="x", height=32, width=32, fps=16)
     assert isinstance(exc, TypeError)
     failure = classify(exc)
-    assert (failure.kind, failure.stage, failure.error_type) == ("kwargs-mismatch", None, "TypeError")
-    assert "fps" in failure.detail
+    assert (failure.kind, failure.phase, failure.error_class, failure.cause) == ("kwargs", None, "TypeError", None)
+    assert "fps" in failure.message
 
 
 def test_wrong_latent_shape_is_a_shape_error_through_the_generator_wrapper(generator: InProcessGenerator) -> None:
@@ -61,8 +61,9 @@ def test_wrong_latent_shape_is_a_shape_error_through_the_generator_wrapper(gener
     wrapped = GenerationError(f"clip 000: {type(raw).__name__}: {raw}")
     wrapped.__cause__ = raw
     failure = classify(wrapped)
-    assert failure.kind == "shape-error", failure
-    assert failure.error_type == type(raw).__name__ != "GenerationError"
+    assert failure.kind == "shape", failure
+    assert failure.error_class == "GenerationError" and failure.exit_code == 4
+    assert failure.cause is not None and failure.cause.startswith(f"{type(raw).__name__}: ")
 
 
 def test_cpu_out_of_memory_inside_the_real_vae_decode_is_read_off_the_traceback(generator: InProcessGenerator) -> None:
@@ -71,7 +72,7 @@ def test_cpu_out_of_memory_inside_the_real_vae_decode_is_read_off_the_traceback(
     latent = torch.zeros(1, 4, 1, 1, 1).expand(1, 4, 1, HUGE, HUGE)  # a view: no memory until decoded
     exc = _raised(generator.pipe.vae.decode, latent)
     failure = classify(exc)
-    assert (failure.kind, failure.stage) == ("out-of-memory", "decode")
+    assert (failure.kind, failure.phase) == ("out-of-memory", "decode")
     assert "tiling" in failure.verdict
 
 
@@ -79,20 +80,21 @@ def test_out_of_memory_outside_decode_is_denoise_unless_the_caller_says_load() -
     import torch
 
     exc = _raised(torch.empty, HUGE, HUGE, 64)
-    assert (classify(exc).kind, classify(exc).stage) == ("out-of-memory", "denoise")
-    assert classify(exc, stage="load").verdict.startswith("out of memory while loading")
+    assert (classify(exc).kind, classify(exc).phase) == ("out-of-memory", "denoise")
+    assert classify(exc, phase="load").verdict.startswith("out of memory while loading")
 
 
 def test_timeouts_are_timeouts() -> None:
     expired = _raised(subprocess.run, [sys.executable, "-c", "import time; time.sleep(5)"], timeout=0.2)
     assert classify(expired).kind == "timeout"
-    assert classify(GuardrailError("clip 002: 600 s limit passed")).kind == "timeout"
+    deadline = classify(GuardrailError("clip 002: 600 s limit passed", clip_index=2, phase="decode"))
+    assert (deadline.kind, deadline.clip_index, deadline.phase, deadline.exit_code) == ("timeout", 2, "decode", 6)
 
 
 def test_missing_model_index_is_a_layout_mismatch(tmp_path: Path) -> None:
     exc = _raised(adapter(MODEL).load, tmp_path, device="cpu")
     failure = classify(exc)
-    assert (failure.kind, failure.error_type) == ("layout-mismatch", "ModelUnavailableError")
+    assert (failure.kind, failure.error_class, failure.exit_code) == ("layout", "ModelUnavailableError", 3)
     assert "prefetch" in failure.verdict
 
 
@@ -104,14 +106,31 @@ def test_missing_component_weights_is_a_layout_mismatch(tmp_path: Path) -> None:
     for weights in (broken / "transformer").glob("*.safetensors"):
         weights.unlink()
     exc = _raised(adapter(MODEL).load, broken, device="cpu")
-    assert classify(exc).kind == "layout-mismatch", repr(exc)
+    assert classify(exc).kind == "layout", repr(exc)
 
 
 def test_anything_else_is_other_with_its_first_line() -> None:
     failure = classify(KeyError("scheduler"))
-    assert (failure.kind, failure.error_type, failure.detail) == ("other", "KeyError", "'scheduler'")
-    assert set(failure.to_dict()) == {"kind", "stage", "verdict", "error_type", "detail"}
+    assert (failure.kind, failure.error_class, failure.message, failure.exit_code) == (
+        "other",
+        "KeyError",
+        "'scheduler'",
+        1,
+    )
+    assert set(failure.to_dict()) == {
+        "kind", "phase", "clip_index", "verdict", "error_class", "message", "cause", "exit_code"
+    }  # fmt: skip
     assert failure.kind in KINDS
+
+
+def test_errors_carry_their_kind_and_the_refusal_and_ctrl_c_have_theirs() -> None:
+    from vgkit.errors import InfeasiblePlanError, SpecError, WorkerKilledError
+
+    assert classify(InfeasiblePlanError("projected past the deadline")).kind == "infeasible"
+    assert classify(SpecError("steps = 0: must be positive")).kind == "other"
+    assert classify(WorkerKilledError("killed by SIGTERM", kind="interrupted")).kind == "interrupted"
+    interrupted = classify(KeyboardInterrupt())
+    assert (interrupted.kind, interrupted.exit_code) == ("interrupted", 130)
 
 
 def test_every_kind_has_a_verdict() -> None:
@@ -134,4 +153,4 @@ def test_wrong_pipeline_class_is_refused_before_any_weights_load(tmp_path: Path)
     exc = _raised(adapter(MODEL).load, snap, device="cpu")
     assert "names 'CogVideoXPipeline', not 'CogVideoXImageToVideoPipeline' (layout mismatch)" in str(exc)
     assert f"fix: delete {snap} (tiny checkpoints are rebuilt on first use)" in str(exc)
-    assert classify(exc).kind == "layout-mismatch"
+    assert classify(exc).kind == "layout"

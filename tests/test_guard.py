@@ -46,7 +46,14 @@ def test_hung_call_is_killed_with_its_whole_process_group(tmp_path: Path, monkey
     assert gone(pids["worker"], group=True), "a process of the worker's group survived"
     assert gone(pids["grandchild"], group=False), "the worker's grandchild survived"
     log = json.loads(layout.log(0).read_text())
-    assert (log["status"], log["failure_class"], log["killed_by"]) == ("aborted", "clip_deadline", "watchdog")
+    assert (log["status"], log["killed_by"]) == ("aborted", "watchdog")
+    failure = log["failure"]
+    assert (failure["kind"], failure["phase"], failure["clip_index"], failure["exit_code"]) == (
+        "timeout",
+        "denoise",
+        0,
+        6,
+    )
 
 
 def test_clip_deadline_aborts_the_real_pipeline_with_log_and_exit_code(tmp_path: Path) -> None:
@@ -67,7 +74,14 @@ def test_clip_deadline_aborts_the_real_pipeline_with_log_and_exit_code(tmp_path:
     assert done.returncode == GuardrailError.exit_code, done.stderr
     assert "vgkit: error: clip 000: the clip deadline of 1 s passed during denoise" in done.stderr
     log = json.loads(RunLayout(run_dir).log(0).read_text())
-    assert (log["status"], log["failure_class"], log["phase"]) == ("aborted", "clip_deadline", "denoise")
+    failure = log["failure"]
+    assert (log["status"], failure["kind"], failure["phase"], failure["clip_index"]) == (
+        "aborted",
+        "timeout",
+        "denoise",
+        0,
+    )
+    assert (failure["error_class"], failure["exit_code"]) == ("DeadlineExceeded", 6)
     assert 1 <= log["effective"]["steps"] < 200
     assert log["timings_s"]["total_s"] <= clip_timeout_s + grace_s
     assert log["requested"]["steps"] == 200
@@ -82,7 +96,7 @@ def test_run_deadline_stops_before_the_first_clip(small_spec: Path, tmp_path: Pa
 
     with pytest.raises(DeadlineExceeded, match=r"run: the run deadline of 0.01 s passed during load") as caught:
         run_job(small_spec, out=tmp_path / "run", run_timeout_s=0.01, progress=lambda line: None)
-    assert caught.value.failure_class == "run_deadline"
+    assert (caught.value.deadline, caught.value.kind, caught.value.phase) == ("run_deadline", "timeout", "load")
     assert not list((tmp_path / "run" / "logs").glob("log_*.json"))
 
 

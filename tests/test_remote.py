@@ -38,7 +38,7 @@ import pytest
 
 from tests.conftest import REPO, spec_dict, write_spec
 from tests.sshd import LoopbackSshd, processes_in_group, sshd_unavailable
-from vgkit.errors import SpecError
+from vgkit.errors import GuardrailError, SpecError
 from vgkit.remote.fetch import fetch_bundle, remote_sha256
 from vgkit.remote.host import push
 from vgkit.remote.jobs import follow, job_script, job_status, kill_job, plan_remote_job, prefetch, start_run
@@ -346,6 +346,19 @@ def test_remote_timeout_ends_a_run_by_itself(
     assert processes_in_group(pgid) == []
 
 
+def test_a_deadline_ends_remote_run_follow_with_the_exit_code_of_vgkit_run(
+    sshd: LoopbackSshd, target: SshTarget, remote_dir: Path, job_env: dict[str, str], tmp_path: Path
+) -> None:
+    """The run deadline passes on the host (vgkit's own check or the remote timeout, whichever
+    ends the job): `vgkit remote run --follow` exits 6, as `vgkit run` and `vgkit demo` do."""
+    env_args = [arg for name, value in job_env.items() for arg in ("--env", f"{name}={value}")]
+    argv = _cli(sshd, remote_dir, "run", str(_long_spec(tmp_path)), "--name", "deadline", "--deadline-s", "3",
+                "--grace-s", "1", "--follow", "--poll-s", "0.5", *env_args)  # fmt: skip
+    done = subprocess.run(argv, env=_cli_env(), capture_output=True, text=True, timeout=180)
+    assert done.returncode == GuardrailError.exit_code == 6, done.stdout + done.stderr
+    assert job_status(target, "deadline")["exit_code"] in (6, 124)
+
+
 def test_kill_of_a_finished_job_finds_nothing_and_start_refuses_a_live_one(
     target: SshTarget, job_env: dict[str, str], tmp_path: Path
 ) -> None:
@@ -391,3 +404,19 @@ def test_unreachable_host_is_a_connection_error(tmp_path: Path, monkeypatch: pyt
     monkeypatch.delenv("VGKIT_REMOTE_HOST")
     with pytest.raises(SpecError, match="VGKIT_REMOTE_HOST"):
         target_from(None)
+
+
+def test_a_failed_remote_command_is_a_remote_command_error_not_a_generation_error() -> None:
+    from vgkit.errors import GenerationError, RemoteCommandError
+    from vgkit.failures import classify
+    from vgkit.remote.ssh import checked
+
+    done = subprocess.run(
+        ["sh", "-c", "echo 'rsync: connection unexpectedly closed' >&2; exit 12"], capture_output=True
+    )
+    with pytest.raises(
+        RemoteCommandError, match=r"remote push failed with exit 12: rsync: connection unexpectedly"
+    ) as e:
+        checked(done, "push")
+    assert not isinstance(e.value, GenerationError)
+    assert classify(e.value).exit_code == RemoteCommandError.exit_code == 10

@@ -43,7 +43,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     for name in ("manifest.json", "qa.json", "clips/clip_001.mp4"):
         (partial / name).unlink()
     (partial / "logs" / "log_001.json").write_text(
-        json.dumps({"index": 1, "status": "aborted", "failure_class": "timeout", "failure": "clip deadline passed"})
+        json.dumps({"index": 1, "status": "aborted", "failure": {"kind": "timeout", "message": "clip deadline passed"}})
     )
 
     failed = tmp / "t-broken"

@@ -140,13 +140,14 @@ def test_missing_last_log_is_refused_not_dropped(tmp_path: Path) -> None:
 def test_aborted_and_truncated_logs_are_one_line_errors(tmp_path: Path) -> None:
     """Found by hand: a watchdog's aborted log and a torn log gave KeyError/JSONDecodeError tracebacks."""
     from vgkit.chain import write_killed_log
+    from vgkit.errors import GuardrailError
 
     layout = make_run(tmp_path / "run")
     layout.log(1).unlink()
-    write_killed_log(layout, 1, failure_class="clip_deadline", message="killed")
+    write_killed_log(layout, 1, error=GuardrailError("killed", clip_index=1))
     layout.log(2).write_text(layout.log(2).read_text()[:40])
     message = _one_line_refusal(layout)
-    assert "clip 001 is aborted (clip_deadline)" in message
+    assert "clip 001 is aborted (timeout)" in message
     assert "logs/log_002.json is unreadable (JSONDecodeError; truncated?)" in message
     assert message.startswith(f"{layout.root}: 2 of the 3 planned clips cannot be stitched")
 

@@ -13,7 +13,8 @@ from tests.conftest import REPO, spec_dict, write_spec
 from tests.stand_ins import stand_in_gpu
 from vgkit.cli import main
 from vgkit.errors import SpecError
-from vgkit.sweep import FAILURE_SCHEMA, SweepResult, parse_models, sweep
+from vgkit.events import read_events
+from vgkit.sweep import FAILURE_SCHEMA, SweepResult, parse_models, stage_reached, sweep
 
 SHOTS = [
     {"subject": f"boat {i}", "action": "sails", "environment": "sea", "camera": "pan", "duration_s": 5.0}
@@ -47,8 +48,32 @@ def test_each_model_gets_its_own_run_dir_and_the_sweep_goes_on(swept: tuple[Swee
     assert json.loads((ok / "qa.json").read_text())["reference"] is not None  # the spec's reference image
     assert lines[0] == "sweep: model 1/3: wan22-tiny" and "sweep: model 3/3: nope" in lines
     record = json.loads((ok / "sweep_run.json").read_text())
-    labels = [e["line"].split(":")[0] for e in record["events"]]
-    assert labels[0] == "vgkit" and "qa" in labels and record["gpu_samples"] == []
+    stages = [e.stage for e in read_events(ok, since=record["started_at_s"])]
+    assert stages[0] == "note" and "plan" in stages and stages[-2:] == ["run-done", "qa"]
+    assert record["gpu_samples"] == []
+
+
+def test_rewording_every_message_changes_nothing_in_a_sweep_report(
+    swept: tuple[SweepResult, list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Stage detection and billing read the events' fields: other wording of every line (as
+    ``render`` makes it) gives the same report."""
+    from vgkit import events
+    from vgkit.report import summarize_run
+
+    result, _ = swept
+    ok = result.rows[0].run_dir
+    before = summarize_run(ok)
+    before_stage = stage_reached(read_events(ok))
+    monkeypatch.setattr(events, "render", lambda stage, fields: f"{stage} (reworded)")
+    assert {str(e) for e in read_events(ok)} >= {"load (reworded)", "stitch (reworded)"}
+    after = summarize_run(ok)
+    assert (after.segments, after.timeline_source) == (before.segments, before.timeline_source)
+    assert [s.label for s in after.segments] == [
+        "start-up (plan, checkpoint)", "model load", "clip 0", "clip 1", "stitch + manifest + bundle", "qa"
+    ]  # fmt: skip
+    assert after.timeline_source == "events.jsonl timestamps"
+    assert stage_reached(read_events(ok)) == before_stage == "qa"
 
 
 def test_failures_are_recorded_with_class_message_and_stage(swept: tuple[SweepResult, list[str]]) -> None:
@@ -56,9 +81,10 @@ def test_failures_are_recorded_with_class_message_and_stage(swept: tuple[SweepRe
     missing = json.loads((result.rows[1].run_dir / "failure.json").read_text())
     assert missing["schema"] == FAILURE_SCHEMA
     assert (missing["error_class"], missing["exit_code"], missing["stage"]) == ("ModelUnavailableError", 3, "plan")
+    assert (missing["kind"], result.rows[1].kind) == ("layout", "layout")
     assert "not in the local HF cache" in missing["message"]
     unknown = json.loads((result.rows[2].run_dir / "failure.json").read_text())
-    assert (unknown["error_class"], unknown["exit_code"]) == ("SpecError", 2)
+    assert (unknown["error_class"], unknown["exit_code"], unknown["kind"]) == ("SpecError", 2, "other")
     assert not (result.rows[0].run_dir / "failure.json").exists()
 
 

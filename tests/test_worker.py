@@ -22,6 +22,7 @@ from tests.conftest import REPO, spec_dict, write_spec
 from tests.stand_ins import children, gone
 from vgkit.cli import main
 from vgkit.errors import GuardrailError, SpecError, WorkerKilledError
+from vgkit.events import read_events
 
 GRACE_S = "0.5"
 
@@ -65,7 +66,7 @@ def test_hung_call_under_papermill_is_killed_and_the_kernel_reports_it(tmp_path:
               if o["output_type"] == "error"]  # fmt: skip
     assert [e["ename"] for e in errors] == ["GuardrailError"]
     log = json.loads((run_dir / "logs" / "log_000.json").read_text())
-    assert (log["status"], log["failure_class"], log["killed_by"]) == ("aborted", "clip_deadline", "watchdog")
+    assert (log["status"], log["failure"]["kind"], log["killed_by"]) == ("aborted", "timeout", "watchdog")
 
 
 def test_hung_call_under_sweep_is_killed_and_recorded(tmp_path: Path, hanging: Path) -> None:
@@ -76,6 +77,14 @@ def test_hung_call_under_sweep_is_killed_and_recorded(tmp_path: Path, hanging: P
     run_dir = tmp_path / "sw" / "t-wan22-tiny"
     failure = json.loads((run_dir / "failure.json").read_text())
     assert (failure["error_class"], failure["exit_code"], failure["stage"]) == ("GuardrailError", 6, "generate")
+    assert (failure["kind"], failure["phase"], failure["clip_index"]) == ("timeout", "denoise", 0)
+    # the clip log, failure.json and the run's last event name the same failure
+    log = json.loads((run_dir / "logs" / "log_000.json").read_text())
+    assert {k: log["failure"][k] for k in ("kind", "phase", "clip_index", "exit_code")} == {
+        k: failure[k] for k in ("kind", "phase", "clip_index", "exit_code")
+    }
+    failed = [e for e in read_events(run_dir) if e.stage == "failed"]
+    assert [(e.figures["kind"], e.figures["phase"], e.clip_index) for e in failed] == [("timeout", "denoise", 0)]
     assert failure["message"].startswith("watchdog: clip 000 (denoise) passed the clip deadline of 1 s + 0.5 s grace")
     assert json.loads((run_dir / "logs" / "log_000.json").read_text())["killed_by"] == "watchdog"
     assert "| wan22-tiny | failed |" in (tmp_path / "sw" / "report" / "report.md").read_text()
@@ -104,7 +113,8 @@ def test_worker_killed_by_a_signal_is_named_with_its_own_exit_code(tmp_path: Pat
         "re-run the same command to resume"
     )
     log = json.loads((tmp_path / "run" / "logs" / "log_000.json").read_text())  # the clip it was on says so
-    assert (log["status"], log["failure_class"], log["killed_by"]) == ("aborted", "killed_by_signal", "SIGKILL")
+    assert (log["status"], log["failure"]["kind"], log["killed_by"]) == ("aborted", "out-of-memory", "SIGKILL")
+    assert (log["failure"]["error_class"], log["failure"]["exit_code"]) == ("WorkerKilledError", 9)
     _assert_nothing_left(hanging)
 
 

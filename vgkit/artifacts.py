@@ -49,7 +49,7 @@ BUNDLED_LOG_ARTIFACTS = ("clip", "last_frame")
 # The files vgkit writes, per subfolder of a run directory ("" is the run directory itself): the
 # only names whose temp files the sweep may delete, and (clip folders) the only files moved aside.
 OWN_NAMES: dict[str, re.Pattern[str]] = {
-    "": re.compile(r"(plan|manifest|qa|failure|sweep_run|\.vgkit-run)\.json"),
+    "": re.compile(r"(plan|manifest|qa|failure|sweep_run|\.vgkit-run)\.json|events\.jsonl"),
     "clips": re.compile(r"clip_(?P<index>\d{3})\.mp4"),
     "frames": re.compile(r"last_frame_(?P<index>\d{3})\.png"),
     "logs": re.compile(r"log_(?P<index>\d{3})\.json"),

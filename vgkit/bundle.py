@@ -38,6 +38,7 @@ from typing import IO, Any
 
 from vgkit.artifacts import RunLayout, commit_file, temp_path_for
 from vgkit.errors import ArtifactError
+from vgkit.events import EVENTS_FILE
 
 __all__ = [
     "BUNDLE_INDEX",
@@ -67,7 +68,7 @@ _CHUNK = 1 << 20
 
 # vgkit's artifact names inside a run folder; the only paths a bundle, manifest or log may name.
 _ARTIFACT = re.compile(
-    r"manifest\.json|plan\.json|final/final_stitched\.mp4"
+    r"manifest\.json|plan\.json|events\.jsonl|final/final_stitched\.mp4"
     r"|clips/clip_(?P<clip>\d{3})\.mp4|frames/last_frame_(?P<frame>\d{3})\.png|logs/log_(?P<log>\d{3})\.json"
 )
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -133,10 +134,12 @@ def bundle_path(run_dir: Path) -> Path:
 
 
 def _packed_names(layout: RunLayout) -> list[str]:
-    """vgkit's artifacts of a verified run: run-level files and each planned clip's three."""
+    """vgkit's artifacts of a verified run: run-level files (with the run's ``events.jsonl`` as it
+    stands, vgkit.events) and each planned clip's three."""
     with open_artifact(layout.root, "plan.json") as fh:
         count = int(json.load(fh)["clip_count"])
     names = ["manifest.json", "plan.json", "final/final_stitched.mp4"]
+    names += [EVENTS_FILE] if (layout.root / EVENTS_FILE).is_file() else []
     for i in range(count):
         names += [p.relative_to(layout.root).as_posix() for p in (layout.clip(i), layout.last_frame(i), layout.log(i))]
     return sorted(names)

@@ -11,8 +11,9 @@ Re-running a run directory skips every clip whose ``ok`` log matches the request
 artifacts verify by hash, and decodes saved latents of the same request without re-denoising;
 saved latents whose bytes no longer match their recorded sha256 are discarded (said in one line)
 and the clip is denoised again.
-A clip that fails or hits a deadline gets a log with status ``failed``/``aborted`` and a failure
-class, which never counts as finished.
+A clip that fails or hits a deadline gets a log with status ``failed``/``aborted`` and its
+``failure`` record (vgkit.failures: kind, phase, verdict, ...), which never counts as finished; the
+error raised carries the clip index and phase. Every step is reported as a vgkit.events event.
 """
 
 from __future__ import annotations
@@ -38,8 +39,10 @@ from vgkit.artifacts import (
 )
 from vgkit.encode import encode_frames
 from vgkit.errors import ArtifactError, GenerationError, GuardrailError, VgkitError
+from vgkit.events import Event, Progress, note
+from vgkit.failures import classify
 from vgkit.generator import ClipGenerator, ClipRequest, decode_with_retries
-from vgkit.guard import DeadlineExceeded, Deadlines, Progress, RunGuard
+from vgkit.guard import Deadlines, RunGuard
 from vgkit.images import fit_to_size, load_rgb, png_bytes
 from vgkit.plan import ClipPlan, RunPlan
 from vgkit.provenance import package_versions, peak_memory_bytes
@@ -155,7 +158,7 @@ def _save_latents(path: Path, latents: Any, *, key_sha256: str, steps_done: int)
 
 
 def _discard_latents(path: Path, why: str, progress: Progress) -> None:
-    progress(f"{path.parent.name}/{path.name}: {why}; discarded, denoising the clip again")
+    progress(note(f"{path.parent.name}/{path.name}: {why}; discarded, denoising the clip again"))
     path.unlink(missing_ok=True)
     latents_record_path(path).unlink(missing_ok=True)
 
@@ -203,19 +206,9 @@ def _check_effective(clip: ClipPlan, plan: RunPlan, frames: np.ndarray) -> dict[
     return effective
 
 
-def _failure_class(exc: VgkitError) -> str:
-    if isinstance(exc, DeadlineExceeded):
-        return exc.failure_class
-    if isinstance(exc, GenerationError):
-        return "decode_oom" if "out of memory in every attempt" in str(exc) else "generation_error"
-    return "artifact_error" if isinstance(exc, ArtifactError) else type(exc).__name__
-
-
-def write_killed_log(
-    layout: RunLayout, index: int, *, failure_class: str, message: str, killed_by: str = "watchdog"
-) -> bool:
+def write_killed_log(layout: RunLayout, index: int, *, error: VgkitError, killed_by: str = "watchdog") -> bool:
     """Record that clip ``index`` was killed mid-call (by the watchdog, or by a signal such as
-    ``"SIGKILL"``); never overwrites an ``ok`` log."""
+    ``"SIGKILL"``) with ``error``'s failure record; never overwrites an ``ok`` log."""
     existing = _read_log(layout.log(index))
     if existing is not None and existing.get("status") == "ok":
         return False
@@ -225,8 +218,7 @@ def write_killed_log(
             "schema": LOG_SCHEMA,
             "index": index,
             "status": "aborted",
-            "failure_class": failure_class,
-            "failure": message,
+            "failure": classify(error).to_dict(),
             "killed_by": killed_by,
             "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
         },
@@ -284,7 +276,12 @@ def _make_clip(
     record["latents_reused"] = latents is not None
     if latents is None:
         guard.progress(
-            f"clip {clip.index + 1}/{len(plan.clips)}: generating {clip.num_frames} frames, seed {clip.seed}"
+            Event(
+                "clip-start",
+                clip_index=clip.index,
+                clip_count=len(plan.clips),
+                figures={"num_frames": clip.num_frames, "seed": clip.seed},
+            )
         )
         request = ClipRequest(
             index=clip.index,
@@ -316,12 +313,13 @@ def _make_clip(
             _save_latents(saved_at, latents, key_sha256=key_sha, steps_done=denoised.steps_done)
     else:
         frames = None
-        guard.progress(f"clip {clip.index + 1}/{len(plan.clips)}: decoding saved {saved_at.name} (no re-denoising)")
         record["effective"]["steps"] = plan.steps
     if frames is None:
         record["artifacts"]["latents"] = file_record(saved_at, root=layout.root)
         guard.check(phase="decode")
         guard.set_phase("decode")
+        saved = {"saved_latents": saved_at.name} if record["latents_reused"] else {}
+        guard.progress(Event("decode", clip_index=clip.index, clip_count=len(plan.clips), figures=saved))
         t0 = time.perf_counter()
         frames, attempts = decode_with_retries(generator, latents, index=clip.index)
         timings["decode_s"] = round(time.perf_counter() - t0, 3)
@@ -331,6 +329,7 @@ def _make_clip(
         record["effective"]["decode_attempt"] = "inside_pipeline_call"
     record["effective"].update(_check_effective(clip, plan, frames))
     guard.set_phase("encode")
+    guard.progress(Event("encode", clip_index=clip.index, clip_count=len(plan.clips)))
     t1 = time.perf_counter()
     encode_frames(frames, fps=plan.fps, dest=layout.clip(clip.index))
     last = np.ascontiguousarray(frames[-1])
@@ -377,7 +376,14 @@ def run_chain(
         key = _request_key(plan, clip, sha256_bytes(input_png), model=shared["model"])
         reused = _reusable_log(layout, clip, key) if resume else None
         if reused is not None:
-            progress(f"clip {clip.index + 1}/{len(plan.clips)}: verified, reusing {layout.clip(clip.index).name}")
+            progress(
+                Event(
+                    "clip-reused",
+                    clip_index=clip.index,
+                    clip_count=len(plan.clips),
+                    figures={"clip": layout.clip(clip.index).name},
+                )
+            )
             logs.append(reused)
             input_image = load_rgb(layout.last_frame(clip.index))
             input_source = f"frames/{layout.last_frame(clip.index).name}"
@@ -389,7 +395,7 @@ def run_chain(
             **shared,
             "index": clip.index,
             "status": "ok",
-            "failure_class": None,
+            "failure": None,
             "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "request": key,
             "requested": {**{k: key[k] for k in ("num_frames", "width", "height", "fps", "steps")}},
@@ -414,11 +420,10 @@ def run_chain(
                     record=record,
                 )
         except (GuardrailError, GenerationError, ArtifactError) as exc:
+            exc.clip_index = clip.index if exc.clip_index is None else exc.clip_index
+            exc.phase = exc.phase or guard.phase
             record.update(
-                status="aborted" if isinstance(exc, GuardrailError) else "failed",
-                failure_class=_failure_class(exc),
-                failure=str(exc),
-                phase=getattr(exc, "phase", None),
+                status="aborted" if isinstance(exc, GuardrailError) else "failed", failure=classify(exc).to_dict()
             )
             raise
         finally:
@@ -431,8 +436,13 @@ def run_chain(
             guard.end_clip()
         logs.append(record)
         progress(
-            f"clip {clip.index + 1}/{len(plan.clips)}: done in {record['timings_s']['total_s']:.1f} s "
-            f"-> {layout.clip(clip.index).name}"
+            Event(
+                "clip-done",
+                clip_index=clip.index,
+                clip_count=len(plan.clips),
+                elapsed_s=record["timings_s"]["total_s"],
+                figures={"clip": layout.clip(clip.index).name},
+            )
         )
         if on_clip is not None:
             on_clip(clip.index, layout.clip(clip.index))

@@ -17,12 +17,18 @@
     │       (ConnectionError)
     ├── RemoteSetupError              the host has no pushed code or no set-up .venv,    exit 8
     │       (RuntimeError)            or its setup.sh failed
+    ├── RemoteCommandError            a command on a reachable SSH host failed (push,    exit 10
+    │       (RuntimeError)            rsync, start, kill)
     └── WorkerKilledError             a run's worker process was killed by a signal      exit 9
             (RuntimeError)            other than the watchdog's (SIGKILL: most likely
                                       the kernel's OOM killer)
 
 User mistakes (SpecError, ModelUnavailableError) print as one line with no traceback. Each message
 names the field or thing, the value, and the fix.
+
+Every error also carries, as fields, what went wrong in the failure vocabulary of
+``vgkit.failures``: ``kind`` (the class's default unless the raiser says), ``clip_index`` and
+``phase`` (None where it is not about one clip or phase).
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ __all__ = [
     "GuardrailError",
     "InfeasiblePlanError",
     "ModelUnavailableError",
+    "RemoteCommandError",
     "RemoteConnectionError",
     "RemoteSetupError",
     "SpecError",
@@ -45,6 +52,16 @@ class VgkitError(Exception):
     """Base class: a failure vgkit explains itself."""
 
     exit_code = 1
+    kind = "other"  # a vgkit.failures kind
+
+    def __init__(
+        self, message: str = "", *, kind: str | None = None, clip_index: int | None = None, phase: str | None = None
+    ) -> None:
+        super().__init__(message)
+        if kind is not None:
+            self.kind = kind
+        self.clip_index = clip_index
+        self.phase = phase
 
 
 class SpecError(VgkitError, ValueError):
@@ -56,11 +73,14 @@ class SpecError(VgkitError, ValueError):
 class InfeasiblePlanError(SpecError):
     """The plan cannot finish inside its deadlines or fit the card, by projection (vgkit.cost)."""
 
+    kind = "infeasible"
+
 
 class ModelUnavailableError(VgkitError, FileNotFoundError):
     """A model's checkpoint is not in the local cache or does not have the expected layout."""
 
     exit_code = 3
+    kind = "layout"
 
 
 class GenerationError(VgkitError, RuntimeError):
@@ -79,6 +99,7 @@ class GuardrailError(VgkitError, TimeoutError):
     """A cost guardrail (clip or run deadline) stopped the run."""
 
     exit_code = 6
+    kind = "timeout"
 
 
 class RemoteConnectionError(VgkitError, ConnectionError):
@@ -91,6 +112,13 @@ class RemoteSetupError(VgkitError, RuntimeError):
     """The SSH host is not ready: no pushed code, no ``.venv`` from setup.sh, or setup.sh failed."""
 
     exit_code = 8
+
+
+class RemoteCommandError(VgkitError, RuntimeError):
+    """A command on a reachable SSH host failed (a push, an rsync, starting or killing a job): not
+    a generation failure; the message holds the command's stderr."""
+
+    exit_code = 10
 
 
 class WorkerKilledError(VgkitError, RuntimeError):

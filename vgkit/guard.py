@@ -6,8 +6,9 @@ hangs:
 1. ``RunGuard`` (in the generating process): the chain calls ``start_clip`` per clip, checks
    the deadlines at every denoising step through the step hook (a cooperative interrupt that
    sets ``pipe._interrupt``) and before and after the VAE decode. A passed deadline raises
-   ``DeadlineExceeded`` (a ``GuardrailError``, exit 6); the chain logs the clip as aborted.
-   ``start_clip`` also writes a small state file that the watchdog reads.
+   ``DeadlineExceeded`` (a ``GuardrailError``, kind ``timeout``, exit 6); the chain logs the
+   clip as aborted. ``start_clip`` also writes a small state file that the watchdog reads. Each
+   step it reports is a ``denoise`` event (vgkit.events), with the ETA as a field.
 2. ``supervise`` (in the parent): runs the generating process in its own session (process
    group) and kills the whole group (SIGTERM, then SIGKILL) once a deadline plus a grace period
    has passed, so no GPU job survives a hung call. With ``output`` it also reads the child's
@@ -32,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from vgkit.artifacts import atomic_write_json
 from vgkit.errors import GuardrailError, SpecError
+from vgkit.events import Event, Progress
 
 if TYPE_CHECKING:
     from vgkit.spec import RunSpec
@@ -54,7 +56,6 @@ DEFAULT_GRACE_S = 60.0
 # How long the watchdog waits after SIGTERM before it sends SIGKILL to the group.
 TERM_WAIT_S = 5.0
 
-Progress = Callable[[str], None]
 # (line without its newline, True when the child wrote it to stderr)
 OutputSink = Callable[[str, bool], None]
 # After the child's group is gone, how long to wait for the last buffered output.
@@ -70,12 +71,12 @@ def check_grace(grace_s: float) -> float:
 
 
 class DeadlineExceeded(GuardrailError):
-    """A clip or run deadline passed; ``failure_class`` is ``clip_deadline`` or ``run_deadline``."""
+    """A clip or run deadline passed (kind ``timeout``); ``deadline`` says which: ``clip_deadline``,
+    ``run_deadline`` or ``projected_past_deadline`` (the live check)."""
 
-    def __init__(self, message: str, *, failure_class: str, phase: str) -> None:
-        super().__init__(message)
-        self.failure_class = failure_class
-        self.phase = phase
+    def __init__(self, message: str, *, deadline: str, clip_index: int | None, phase: str) -> None:
+        super().__init__(message, clip_index=clip_index, phase=phase)
+        self.deadline = deadline
 
 
 @dataclass(frozen=True)
@@ -166,6 +167,7 @@ class RunGuard:
         self.progress_every_s = progress_every_s
         self.clip_index: int | None = None
         self.clip_started_at: float | None = None
+        self.phase = "load"
         self._last_report = 0.0
         self.live_check = live_check
         self.projected_clip_s = projected_clip_s or {}
@@ -192,6 +194,7 @@ class RunGuard:
 
     def set_phase(self, phase: str) -> None:
         """Record the phase (and the clip start) in the state file the watchdog reads."""
+        self.phase = phase
         if self.state_file is not None:
             state = {"pid": os.getpid(), "clip_index": self.clip_index, "clip_started_at": self.clip_started_at}
             atomic_write_json(self.state_file, {**state, "phase": phase, "deadlines": self.deadlines.to_dict()})
@@ -209,7 +212,8 @@ class RunGuard:
                 f"{live['step_s']:.2f} s a step, the denoise alone projects {live['projected_denoise_s']:.0f} s, past "
                 f"the clip deadline of {self.deadlines.clip_timeout_s:g} s; stopped now instead of at the deadline; "
                 "fix: fewer steps, a smaller size or a lighter preset (vgkit check shows projections)",
-                failure_class="projected_past_deadline",
+                deadline="projected_past_deadline",
+                clip_index=self.clip_index,
                 phase=phase,
             )
         failure = self.passed()
@@ -222,7 +226,8 @@ class RunGuard:
             f"{where}: the {what} deadline of {limit_s:g} s passed during {phase}; "
             f"the run stopped and finished clips are kept; fix: raise --{what}-timeout-s (or the spec's "
             f"{what}_timeout_s) or lower steps/size, then re-run with --resume",
-            failure_class=failure,
+            deadline=failure,
+            clip_index=self.clip_index,
             phase=phase,
         )
 
@@ -238,9 +243,17 @@ class RunGuard:
             elapsed_s = now - started
             eta_s = elapsed_s / steps_done * (steps_total - steps_done) if steps_done else 0.0
             self.progress(
-                f"clip {(self.clip_index or 0) + 1}/{self.clip_count}: step {steps_done}/{steps_total} "
-                f"({100 * steps_done // steps_total}%), {elapsed_s:.1f} s elapsed, denoise ETA {eta_s:.0f} s, "
-                f"run deadline in {self.deadlines.run_deadline_at - now:.0f} s"
+                Event(
+                    "denoise",
+                    clip_index=self.clip_index or 0,
+                    clip_count=self.clip_count,
+                    step=steps_done,
+                    total=steps_total,
+                    elapsed_s=round(elapsed_s, 3),
+                    eta_s=round(eta_s, 3),
+                    figures={"run_deadline_in_s": round(self.deadlines.run_deadline_at - now, 3)},
+                    at=now,
+                )
             )
         return self.passed() is not None
 
@@ -267,11 +280,21 @@ class RunGuard:
             "projected_denoise_s": round(projected, 1),
             "past_deadline": past,
         }
-        planned = self.projection_record()["planned_clip_s"]
-        versus = f" (the plan projected {planned:.0f} s for the whole clip)" if planned is not None else ""
         self.progress(
-            f"clip {(self.clip_index or 0) + 1}/{self.clip_count}: measured {step_s:.2f} s a step: denoise projects "
-            f"{projected:.0f} s{versus}, clip deadline {self.deadlines.clip_timeout_s:g} s"
+            Event(
+                "projection",
+                clip_index=self.clip_index or 0,
+                clip_count=self.clip_count,
+                step=steps_done,
+                total=steps_total,
+                figures={
+                    "step_s": round(step_s, 3),
+                    "projected_denoise_s": round(projected, 1),
+                    "planned_clip_s": self.projection_record()["planned_clip_s"],
+                    "clip_timeout_s": self.deadlines.clip_timeout_s,
+                },
+                at=now,
+            )
         )
         return past
 

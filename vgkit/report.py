@@ -15,7 +15,6 @@ Nothing is estimated: a value no record holds is shown as "n/a".
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ import numpy as np
 
 from vgkit.artifacts import RunLayout, atomic_write_bytes, atomic_write_json
 from vgkit.errors import SpecError
+from vgkit.events import read_events
 from vgkit.sweep import FAILURE_FILE, SWEEP_RUN_FILE
 
 __all__ = [
@@ -40,13 +40,8 @@ REPORT_SCHEMA = "vgkit.report/1"
 FILMSTRIP_FRAMES = 4  # frames shown per clip
 THUMB_HEIGHT_PX = 72
 
-# Progress lines of vgkit.runner that open a billing segment (see Segment).
-_MARKERS: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(r"^loading "), "model load"),
-    (re.compile(r"^clip (\d+)/\d+: generating"), "clip"),
-    (re.compile(r"^stitching "), "stitch + manifest + bundle"),
-    (re.compile(r"^qa: "), "qa"),
-)
+# Events (vgkit.events) that open a billing segment (see Segment), by stage.
+_MARKERS = {"load": "model load", "clip-start": "clip", "stitch": "stitch + manifest + bundle", "qa": "qa"}
 
 
 @dataclass(frozen=True)
@@ -107,17 +102,21 @@ def _logs(layout: RunLayout) -> list[dict[str, Any]]:
     return [log for log in found if log is not None]
 
 
-def _segments(sweep_run: dict[str, Any] | None, ok_logs: list[dict[str, Any]]) -> tuple[list[Segment], str]:
-    """Billing segments from the sweep's timestamped progress lines, else from the clip logs."""
-    if sweep_run and sweep_run.get("events") and sweep_run.get("wall_s") is not None:
+def _segments(
+    run_dir: Path, sweep_run: dict[str, Any] | None, ok_logs: list[dict[str, Any]]
+) -> tuple[list[Segment], str]:
+    """Billing segments from the sweep job's events (``events.jsonl`` since the job started), else
+    from the clip logs."""
+    started = (sweep_run or {}).get("started_at_s")
+    events = read_events(run_dir, since=started) if isinstance(started, int | float) else []
+    if events and sweep_run and isinstance(started, int | float) and sweep_run.get("wall_s") is not None:
         marks: list[tuple[float, str]] = [(0.0, "start-up (plan, checkpoint)")]
-        for event in sweep_run["events"]:
-            for pattern, label in _MARKERS:
-                if m := pattern.match(event["line"]):
-                    marks.append((float(event["t_s"]), f"clip {int(m.group(1)) - 1}" if label == "clip" else label))
+        for event in events:
+            if (label := _MARKERS.get(event.stage)) is not None:
+                marks.append((event.at - started, f"clip {event.clip_index}" if label == "clip" else label))
         ends = [t for t, _ in marks[1:]] + [float(sweep_run["wall_s"])]
         segments = [Segment(label, t, max(end - t, 0.0)) for (t, label), end in zip(marks, ends, strict=True)]
-        return segments, "sweep_run.json progress timestamps"
+        return segments, "events.jsonl timestamps"
     segments, t = [], 0.0
     if ok_logs and ok_logs[0].get("load_s") is not None:
         segments.append(Segment("model load", 0.0, float(ok_logs[0]["load_s"])))
@@ -240,7 +239,7 @@ def summarize_run(run_dir: Path) -> RunSummary:
     memory = [g.get("memory", {}) for g in ok_logs]
     rss = [m["peak_rss_bytes"] for m in memory if "peak_rss_bytes" in m]
     gpu_mem = [m["peak_gpu_allocated_bytes"] for m in memory if "peak_gpu_allocated_bytes" in m]
-    segments, timeline_source = _segments(sweep_run, ok_logs)
+    segments, timeline_source = _segments(run_dir, sweep_run, ok_logs)
     return RunSummary(
         run_dir=run_dir,
         model=str(model),
@@ -270,9 +269,10 @@ def fmt(value: float | int | None, unit: str = "", digits: int = 2) -> str:
 
 
 def clip_failure(log: dict[str, Any]) -> str:
-    """``clip N: <status> [<failure class>]: <message>`` for a clip log whose status is not ok."""
-    kind = f" [{log['failure_class']}]" if log.get("failure_class") else ""
-    return f"clip {log.get('index')}: {log.get('status')}{kind}: {log.get('failure', 'no message')}"
+    """``clip N: <status> [<failure kind>]: <message>`` for a clip log whose status is not ok."""
+    failure = log["failure"] if isinstance(log.get("failure"), dict) else {}
+    kind = f" [{failure['kind']}]" if failure.get("kind") else ""
+    return f"clip {log.get('index')}: {log.get('status')}{kind}: {failure.get('message', 'no message')}"
 
 
 def fmt_bytes(value: int | None) -> str:

@@ -4,7 +4,10 @@ The CLI (``vgkit run``) and the generate notebook both call ``run_job``; nothing
 Every plan-time check (spec, plan, images decoded, attention backend on this device, weights
 present, token budget) runs before the run folder is touched; the folder is then claimed and
 locked (vgkit/rundir.py), and nothing of a previous run in it changes until the model has loaded
-and the new plan is accepted.
+and the new plan is accepted. Then every progress event of the run so far (vgkit.events), and each
+later one, is appended to the run folder's ``events.jsonl``; a run that stops on an error ends it
+with a ``failed`` event (written also when it stopped before the plan was accepted, in a run folder
+that stays).
 """
 
 from __future__ import annotations
@@ -16,10 +19,12 @@ from typing import TYPE_CHECKING
 
 from vgkit.artifacts import RunLayout
 from vgkit.bundle import write_bundle
-from vgkit.errors import SpecError
+from vgkit.errors import SpecError, VgkitError
+from vgkit.events import Event, EventLog, Progress, text_sink
+from vgkit.failures import failed_event
 from vgkit.models import ModelAdapter, ModelChoice, adapter, choose_model
 from vgkit.plan import RunPlan, make_plan, speed_options
-from vgkit.rundir import RunDir, open_run_dir
+from vgkit.rundir import MARKER_NAME, RunDir, open_run_dir
 from vgkit.settings import offline_hub
 from vgkit.spec import RunSpec, load_spec
 
@@ -30,7 +35,6 @@ if TYPE_CHECKING:
     from vgkit.generator import ClipGenerator
     from vgkit.guard import Deadlines
 
-Progress = Callable[[str], None]
 GeneratorFactory = Callable[[ModelAdapter, Path, str], "ClipGenerator"]
 
 
@@ -98,7 +102,7 @@ def check_before_run(spec: RunSpec, choice: ModelChoice, plan: RunPlan) -> Path:
     return snapshot
 
 
-def _silent(line: str) -> None:
+def _silent(line: object) -> None:
     """A progress sink that prints nothing."""
 
 
@@ -125,7 +129,7 @@ def check_cost(
         run_timeout_s=deadlines.run_timeout_s,
         gpu=gpu,
         force=force,
-        progress=progress,
+        progress=text_sink(progress),
     )
 
 
@@ -175,7 +179,8 @@ def run_job(
     from vgkit.guard import Deadlines
 
     spec, choice, plan = plan_job(spec_path, model=model, preset=preset)
-    progress(choice.announce())
+    events = EventLog(progress)
+    events(Event("note", detail=choice.announce()))
     run_dir = Path(out) if out else default_run_dir(spec, choice.model.name)
     snapshot = check_before_run(spec, choice, plan)
     deadlines = Deadlines.for_spec(
@@ -185,36 +190,34 @@ def run_job(
         started_at=run_started_at,
     )
     quiet = not cost_check  # a supervised worker: its parent printed and enforced the projection
-    cost = check_cost(choice, plan, deadlines, gpu=gpu, force=force or quiet, progress=_silent if quiet else progress)
-    with open_run_dir(run_dir, progress=progress) as held_dir:
-        held = None
-        if lock if lock is not None else choice.device != "cpu":
-            from vgkit.lock import acquire_device_lock, device_lock_name
-
-            held = acquire_device_lock(
-                device_lock_name(choice.device), run_dir=run_dir, wait=wait_for_gpu, progress=progress
-            )
-        try:
-            _generate(
+    cost = check_cost(choice, plan, deadlines, gpu=gpu, force=force or quiet, progress=_silent if quiet else events)
+    claimed = False
+    try:
+        with open_run_dir(run_dir, progress=text_sink(events)) as held_dir:
+            claimed = True
+            bundle = _run_in(
+                held_dir,
                 spec,
                 choice,
                 plan,
-                held_dir,
                 snapshot,
                 deadlines,
-                progress,
-                resume,
-                state_file,
-                make_generator,
-                on_clip,
+                events,
+                lock=lock,
+                wait_for_gpu=wait_for_gpu,
+                resume=resume,
+                state_file=state_file,
+                make_generator=make_generator,
+                on_clip=on_clip,
                 projected={i: p.seconds_per_clip for i, p in enumerate(cost.clips)} if cost else None,
             )
-        finally:
-            if held is not None:
-                held.release()
-        progress("stitching final/final_stitched.mp4")
-        bundle = finish_run(run_dir)
+    except VgkitError as exc:
+        events(failed_event(exc))
+        if claimed and events.run_dir is None and (run_dir / MARKER_NAME).is_file():
+            events.write_to(run_dir)  # a run folder this attempt held, that stays: it keeps the attempt's events
+        raise
     layout = RunLayout(run_dir)
+    events(Event("run-done", figures={"final_frames": plan.final_frames, "final_seconds": float(plan.final_seconds)}))
     return JobResult(
         run_dir=run_dir,
         final_video=layout.final,
@@ -226,6 +229,56 @@ def run_job(
     )
 
 
+def _run_in(
+    held_dir: RunDir,
+    spec: RunSpec,
+    choice: ModelChoice,
+    plan: RunPlan,
+    snapshot: Path,
+    deadlines: Deadlines,
+    progress: EventLog,
+    *,
+    lock: bool | None,
+    wait_for_gpu: bool,
+    resume: bool,
+    state_file: Path | None,
+    make_generator: GeneratorFactory | None,
+    on_clip: Callable[[int, Path], None] | None,
+    projected: dict[int, float] | None,
+) -> Path:
+    """Inside the held run folder: lock the device, generate, stitch, bundle; return the bundle."""
+    held = None
+    if lock if lock is not None else choice.device != "cpu":
+        from vgkit.lock import acquire_device_lock, device_lock_name
+
+        held = acquire_device_lock(
+            device_lock_name(choice.device),
+            run_dir=held_dir.layout.root,
+            wait=wait_for_gpu,
+            progress=text_sink(progress),
+        )
+    try:
+        _generate(
+            spec,
+            choice,
+            plan,
+            held_dir,
+            snapshot,
+            deadlines,
+            progress,
+            resume,
+            state_file,
+            make_generator,
+            on_clip,
+            projected=projected,
+        )
+    finally:
+        if held is not None:
+            held.release()
+    progress(Event("stitch", figures={"final": "final/final_stitched.mp4"}))
+    return finish_run(held_dir.layout.root)
+
+
 def _generate(
     spec: RunSpec,
     choice: ModelChoice,
@@ -233,7 +286,7 @@ def _generate(
     run_dir: RunDir,
     snapshot: Path,
     deadlines: Deadlines,
-    progress: Progress,
+    progress: EventLog,
     resume: bool,
     state_file: Path | None,
     make_generator: GeneratorFactory | None,
@@ -245,7 +298,7 @@ def _generate(
     from vgkit.generator import InProcessGenerator
     from vgkit.guard import RunGuard
 
-    progress(plan.summary())
+    progress(Event("plan", detail=plan.summary()))
     guard = RunGuard(
         deadlines,
         clip_count=len(plan.clips),
@@ -254,7 +307,7 @@ def _generate(
         live_check=choice.device != "cpu",
         projected_clip_s=projected,
     )
-    progress(f"loading {choice.model.title} from {snapshot}")
+    progress(Event("load", figures={"model": choice.model.title, "snapshot": str(snapshot)}))
     preset, speed = str(plan.preset["name"]), speed_options(spec)
 
     def load(model: ModelAdapter, snap: Path, device: str) -> ClipGenerator:
@@ -262,7 +315,8 @@ def _generate(
 
     factory = make_generator or load
     generator = factory(choice.model, snapshot, choice.device)
-    progress(f"loaded in {generator.load_s:.1f} s")
+    progress(Event("loaded", elapsed_s=round(generator.load_s, 3)))
     guard.check(phase="load")
     run_dir.accept(plan.to_dict())  # the first change to anything a previous run left here
+    progress.write_to(run_dir.layout.root)  # the events so far, and every later one, go to events.jsonl
     run_chain(spec, plan, run_dir.layout, generator, progress=progress, guard=guard, resume=resume, on_clip=on_clip)

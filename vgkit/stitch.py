@@ -139,7 +139,7 @@ def _planned_log(layout: RunLayout, clip: PlannedClip) -> tuple[dict[str, Any] |
     if not isinstance(log, dict) or log.get("schema") != CLIP_LOG_SCHEMA or log.get("index") != clip.index:
         return None, f"{name} is not clip {clip.index:03d}'s {CLIP_LOG_SCHEMA} log"
     if log.get("status") != "ok":
-        return None, f"clip {clip.index:03d} is {log.get('status')} ({log.get('failure_class')})"
+        return None, f"clip {clip.index:03d} is {log.get('status')} ({(log.get('failure') or {}).get('kind')})"
     artifacts = log.get("artifacts")
     for key, path in (("clip", layout.clip(clip.index)), ("last_frame", layout.last_frame(clip.index))):
         record = artifacts.get(key) if isinstance(artifacts, dict) else None

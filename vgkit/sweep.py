@@ -6,18 +6,20 @@ period, and recorded as a failure with ``GuardrailError``'s exit code. A model t
 recorded and the sweep goes on. Each model's run directory ``<out>/<spec name>-<model>/`` gets,
 besides what ``vgkit run`` writes:
 
-``sweep_run.json`` (schema ``vgkit.sweep-run/1``)::
+``sweep_run.json`` (schema ``vgkit.sweep-run/2``)::
 
     {"schema", "model", "status": "completed" | "failed" | "infeasible", "started_at": ISO-8601 UTC,
-     "wall_s": seconds from start to end of the job and its QA,
-     "events": [{"t_s": seconds since start, "line": progress line}, ...],
+     "started_at_s": the same instant in epoch seconds (the run's ``events.jsonl`` from then on is
+     this job's: vgkit.events), "wall_s": seconds from start to end of the job and its QA,
      "gpu_samples": [{"t_s", "util_pct", "temp_c", "mem_used_mib", "compute_apps"}, ...]}
 
-``failure.json`` (schema ``vgkit.failure/1``), only when the job raised::
+``failure.json`` (schema ``vgkit.failure/2``), only when the job raised: the failure record of
+``vgkit.failures`` (``kind``, ``phase``, ``clip_index``, ``verdict``, ``error_class``, ``message``,
+``cause``, ``exit_code``) and::
 
-    {"schema", "model", "error_class": exception class name, "message": str(exception),
-     "exit_code": the VgkitError's CLI exit code or null, "stage": "plan" | "load" | "generate" |
-     "stitch" | "qa" (the last stage the progress lines reached), "elapsed_s", "at": ISO-8601 UTC}
+    {"schema", "model", "stage": "plan" | "load" | "generate" | "stitch" | "qa" (the last stage
+     the job's events reached, as the worker sent them: a job refused before its run folder was
+     accepted writes no events.jsonl), "elapsed_s", "at": ISO-8601 UTC}
 
 GPU samples come from ``nvidia-smi`` every ``GPU_SAMPLE_S`` seconds while a job runs; without
 nvidia-smi (or with ``VGKIT_FORCE_CPU=1``) the list is empty and the report shows "n/a". A sample with
@@ -31,14 +33,14 @@ import shutil
 import subprocess
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from vgkit.artifacts import atomic_write_json
-from vgkit.errors import InfeasiblePlanError, SpecError, VgkitError
+from vgkit.errors import SpecError
+from vgkit.events import Event, Progress, append_event, note
+from vgkit.failures import classify
 from vgkit.guard import DEFAULT_GRACE_S, check_grace
 
 __all__ = [
@@ -54,15 +56,21 @@ __all__ = [
 ]
 
 FAILURE_FILE = "failure.json"
-FAILURE_SCHEMA = "vgkit.failure/1"
+FAILURE_SCHEMA = "vgkit.failure/2"
 SWEEP_RUN_FILE = "sweep_run.json"
-SWEEP_RUN_SCHEMA = "vgkit.sweep-run/1"
+SWEEP_RUN_SCHEMA = "vgkit.sweep-run/2"
 GPU_SAMPLE_S = 2.0
 
-# The first progress line of each stage (vgkit.runner), to say where a failed job stopped.
-_STAGES = (("loading ", "load"), ("clip ", "generate"), ("stitching ", "stitch"), ("qa: ", "qa"))
-
-Progress = Callable[[str], None]
+# The sweep stage each event stage (vgkit.events) belongs to, to say where a failed job stopped.
+_STAGE_OF = {
+    "load": "load",
+    "loaded": "load",
+    **dict.fromkeys(
+        ("clip-start", "denoise", "projection", "decode", "encode", "clip-done", "clip-reused"), "generate"
+    ),
+    "stitch": "stitch",
+    "qa": "qa",
+}
 
 
 @dataclass(frozen=True)
@@ -71,6 +79,7 @@ class SweepRow:
     run_dir: Path
     status: str
     detail: str
+    kind: str | None = None  # the failure kind (vgkit.failures), None when completed
 
 
 @dataclass(frozen=True)
@@ -141,10 +150,11 @@ class GpuSampler:
                 return
 
 
-def _stage(events: list[dict[str, Any]]) -> str:
+def stage_reached(events: list[Event]) -> str:
+    """The last sweep stage (plan, load, generate, stitch, qa) that ``events`` reached."""
     stage = "plan"
     for event in events:
-        stage = next((name for prefix, name in _STAGES if event["line"].startswith(prefix)), stage)
+        stage = _STAGE_OF.get(event.stage, stage)
     return stage
 
 
@@ -158,39 +168,41 @@ def _run_one(
     if (run_dir / MARKER_NAME).is_file():  # only vgkit's own run folder is cleaned (vgkit.rundir)
         for stale in (FAILURE_FILE, SWEEP_RUN_FILE):
             (run_dir / stale).unlink(missing_ok=True)
-    started_at = datetime.now(UTC).isoformat(timespec="seconds")
+    started_at, started_at_s = datetime.now(UTC).isoformat(timespec="seconds"), time.time()
     t0 = time.perf_counter()
-    events: list[dict[str, Any]] = []
 
-    def record(line: str) -> None:
-        events.append({"t_s": round(time.perf_counter() - t0, 3), "line": line})
-        progress(f"[{model}] {line}")
+    received: list[Event] = []  # the job's events as the worker sent them: where it stopped
 
-    status, detail = "completed", ""
+    def tagged(event: Event) -> None:
+        received.append(event)
+        progress(note(f"[{model}] {event}"))
+
+    status, detail, kind = "completed", "", None
     with GpuSampler(t0) as sampler:
         try:
-            result = run_supervised(spec_path, model=model, out=run_dir, grace_s=grace_s, progress=record)
-            record("qa: measuring clips and seams")
+            result = run_supervised(spec_path, model=model, out=run_dir, grace_s=grace_s, progress=tagged)
+            qa_event = Event("qa")
+            append_event(run_dir, qa_event)
+            tagged(qa_event)
             qa = run_qa(run_dir, reference=reference)
             detail = "; ".join(qa["verdicts"]) + f"; bundle {result.bundle.name}"
         except Exception as exc:  # any failure of one model is recorded and the sweep goes on
+            failure = classify(exc)
             # A plan projected past its deadlines is refused before any GPU time is spent on it.
-            status = "infeasible" if isinstance(exc, InfeasiblePlanError) else "failed"
-            detail = f"{type(exc).__name__}: {exc}"
+            status, kind = ("infeasible" if failure.kind == "infeasible" else "failed"), failure.kind
+            detail = f"{failure.error_class}: {failure.message}"
             atomic_write_json(
                 run_dir / FAILURE_FILE,
                 {
                     "schema": FAILURE_SCHEMA,
                     "model": model,
-                    "error_class": type(exc).__name__,
-                    "message": str(exc),
-                    "exit_code": exc.exit_code if isinstance(exc, VgkitError) else None,
-                    "stage": _stage(events),
+                    **failure.to_dict(),
+                    "stage": stage_reached(received),
                     "elapsed_s": round(time.perf_counter() - t0, 3),
                     "at": datetime.now(UTC).isoformat(timespec="seconds"),
                 },
             )
-            progress(f"[{model}] failed: {detail}")
+            progress(note(f"[{model}] failed ({kind}): {detail}"))
     atomic_write_json(
         run_dir / SWEEP_RUN_FILE,
         {
@@ -198,12 +210,12 @@ def _run_one(
             "model": model,
             "status": status,
             "started_at": started_at,
+            "started_at_s": started_at_s,
             "wall_s": round(time.perf_counter() - t0, 3),
-            "events": events,
             "gpu_samples": sampler.samples,
         },
     )
-    return SweepRow(model=model, run_dir=run_dir, status=status, detail=detail)
+    return SweepRow(model=model, run_dir=run_dir, status=status, detail=detail, kind=kind)
 
 
 def sweep(
@@ -228,7 +240,7 @@ def sweep(
     root = Path(out) if out else Path("runs") / f"sweep-{spec.name}"
     rows = []
     for i, model in enumerate(models):
-        progress(f"sweep: model {i + 1}/{len(models)}: {model}")
+        progress(note(f"sweep: model {i + 1}/{len(models)}: {model}"))
         run_dir = root / f"{spec.name}-{model}"
         run_dir.mkdir(parents=True, exist_ok=True)
         reference = Path(spec.reference_image)

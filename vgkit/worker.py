@@ -2,12 +2,15 @@
 (``vgkit run --in-process``, in its own process group) loads the pipeline and generates.
 
 ``vgkit run``, the generate notebook (in JupyterLab and under papermill, so ``vgkit demo`` too)
-and ``vgkit sweep`` all call ``run_supervised``. The parent reads the child's output line by line
-and prints it (so it shows in a notebook cell), and ends in one of these ways:
+and ``vgkit sweep`` all call ``run_supervised``. The child writes each progress event
+(vgkit.events) to its stdout as one JSON line; the parent reads them line by line and hands them,
+as events, to its own progress callback (so they show in a notebook cell); any other line the
+child prints becomes a ``note`` event. It ends in one of these ways:
 
 - the child finished: the ``JobResult`` it recorded is returned;
-- the child raised a vgkit error: the same error class is raised here with the same message, so
-  the exit code (errors.py) is the same as an in-process run's;
+- the child raised a vgkit error: the same error class is raised here with the same message and
+  failure fields (kind, clip index, phase), so the exit code (errors.py) is the same as an
+  in-process run's;
 - the child hung past a deadline plus the grace period: the watchdog kills its whole process
   group, logs the clip in progress as aborted and raises ``GuardrailError`` (exit 6); a
   notebook's kernel stays alive;
@@ -23,7 +26,6 @@ from __future__ import annotations
 
 import ctypes
 import os
-import re
 import signal
 import sys
 import tempfile
@@ -35,6 +37,8 @@ from typing import TYPE_CHECKING, Any
 from vgkit import errors
 from vgkit.artifacts import RunLayout, atomic_write_json
 from vgkit.errors import GuardrailError, VgkitError, WorkerKilledError
+from vgkit.events import Event, Progress, append_event, note, text_sink
+from vgkit.failures import failed_event
 from vgkit.guard import DEFAULT_GRACE_S, Deadlines, WatchdogOutcome, check_grace, read_state, supervise
 
 if TYPE_CHECKING:
@@ -53,18 +57,20 @@ SUPERVISOR_PID_ENV = "VGKIT_SUPERVISOR_PID"
 RESULT_FILE = "worker-result.json"  # beside the state file: the child's JobResult or its error
 _PR_SET_PDEATHSIG = 1
 _ERROR_PREFIX = "vgkit: error: "
-_CLIP_DONE = re.compile(r"^clip (\d+)/\d+: done in ")
 
-Progress = Callable[[str], None]
 OnClip = Callable[[int, Path], None]
 
-# What a signal that ended the worker most likely means, and what to do.
+# What a signal that ended the worker most likely means, what to do, and its failure kind.
 _SIGNAL_HINTS = {
-    signal.SIGKILL: "likely the kernel's OOM killer; check dmesg / lower the preset (or size, frames, steps)",
-    signal.SIGTERM: "something outside vgkit stopped it (kill, a scheduler, a shutdown)",
-    signal.SIGSEGV: "it crashed in native code (driver or library); see the output above",
-    signal.SIGBUS: "it crashed in native code (driver or library); see the output above",
-    signal.SIGABRT: "it aborted in native code (driver or library); see the output above",
+    signal.SIGKILL: (
+        "likely the kernel's OOM killer; check dmesg / lower the preset (or size, frames, steps)",
+        "out-of-memory",
+    ),
+    signal.SIGTERM: ("something outside vgkit stopped it (kill, a scheduler, a shutdown)", "interrupted"),
+    signal.SIGINT: ("something outside vgkit stopped it (Ctrl-C)", "interrupted"),
+    signal.SIGSEGV: ("it crashed in native code (driver or library); see the output above", "other"),
+    signal.SIGBUS: ("it crashed in native code (driver or library); see the output above", "other"),
+    signal.SIGABRT: ("it aborted in native code (driver or library); see the output above", "other"),
 }
 
 
@@ -88,7 +94,8 @@ def _public_class(exc: VgkitError) -> type[VgkitError]:
 
 
 def run_in_worker(spec: Path, *, state_file: Path, **run_job_kwargs: Any) -> JobResult:
-    """Child side: die with the supervisor, run the job, record its result or error for it.
+    """Child side: die with the supervisor, run the job with each progress event written to stdout
+    as a JSON line (for the parent), record its result or error for it.
 
     ``VGKIT_GENERATOR_FACTORY`` (``settings.generator_factory``) swaps in a stand-in pipeline.
     """
@@ -97,20 +104,32 @@ def run_in_worker(spec: Path, *, state_file: Path, **run_job_kwargs: Any) -> Job
 
     die_with_parent()
     record = state_file.with_name(RESULT_FILE)
+    run_job_kwargs["progress"] = _send_to_parent
     try:
         result = run_job(spec, state_file=state_file, make_generator=generator_factory(), **run_job_kwargs)
     except VgkitError as exc:
-        error = {"error_class": _public_class(exc).__name__, "message": str(exc), "exit_code": exc.exit_code}
+        error = {
+            "error_class": _public_class(exc).__name__,
+            "message": str(exc),
+            "exit_code": exc.exit_code,
+            "kind": exc.kind,
+            "clip_index": exc.clip_index,
+            "phase": exc.phase,
+        }
         atomic_write_json(record, error)
         raise
     atomic_write_json(record, {"result": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(result).items()}})
     return result
 
 
+def _send_to_parent(event: Event) -> None:
+    print(event.to_json(), flush=True)
+
+
 class _Output:
-    """Where the child's lines go: stdout lines to ``progress`` (and ``on_clip`` once a clip
-    lands), stderr lines to this process's stderr, except the child's own one-line error, which
-    the parent raises again (printing it twice would say it twice)."""
+    """Where the child's lines go: stdout events to ``progress`` (and ``on_clip`` once a clip
+    lands; a line that is no event as a note), stderr lines to this process's stderr, except the
+    child's own one-line error, which the parent raises again (printing it twice would say it twice)."""
 
     def __init__(self, layout: RunLayout, progress: Progress, on_clip: OnClip | None) -> None:
         self.layout = layout
@@ -124,11 +143,10 @@ class _Output:
         elif is_err:
             print(line, file=sys.stderr, flush=True)
         else:
-            self.progress(line)
-            done = _CLIP_DONE.match(line)
-            if done is not None and self.on_clip is not None:
-                index = int(done.group(1)) - 1
-                self.on_clip(index, self.layout.clip(index))
+            event = Event.from_json(line) or note(line)
+            self.progress(event)
+            if event.stage == "clip-done" and event.clip_index is not None and self.on_clip is not None:
+                self.on_clip(event.clip_index, self.layout.clip(event.clip_index))
 
 
 def _where(state: Mapping[str, Any] | None) -> str:
@@ -137,11 +155,26 @@ def _where(state: Mapping[str, Any] | None) -> str:
     return f"clip {index:03d} ({phase})" if isinstance(index, int) else f"the run ({phase})"
 
 
+def _state_fields(state: Mapping[str, Any] | None) -> tuple[int | None, str]:
+    """The clip index and phase the worker last recorded."""
+    index = (state or {}).get("clip_index")
+    return (index if isinstance(index, int) else None), str((state or {}).get("phase", "load"))
+
+
+def _record_kill(layout: RunLayout, error: VgkitError, *, killed_by: str) -> None:
+    """The killed clip's ``aborted`` log and a ``failed`` event, in a run folder the worker claimed."""
+    from vgkit.chain import write_killed_log
+    from vgkit.rundir import MARKER_NAME
+
+    if error.clip_index is not None:
+        write_killed_log(layout, error.clip_index, error=error, killed_by=killed_by)
+    if (layout.root / MARKER_NAME).is_file():
+        append_event(layout.root, failed_event(error))
+
+
 def _watchdog_error(
     outcome: WatchdogOutcome, layout: RunLayout, deadlines: Deadlines, grace_s: float
 ) -> GuardrailError:
-    from vgkit.chain import write_killed_log
-
     assert outcome.killed_for is not None
     what = "clip" if outcome.killed_for == "clip_deadline" else "run"
     limit_s = deadlines.clip_timeout_s if what == "clip" else deadlines.run_timeout_s
@@ -150,43 +183,48 @@ def _watchdog_error(
         "without returning; killed its whole process group; finished clips are kept; fix: raise "
         f"--{what}-timeout-s or lower steps/size, then re-run with --resume"
     )
-    index = (outcome.state or {}).get("clip_index")
-    if isinstance(index, int):
-        write_killed_log(layout, index, failure_class=outcome.killed_for, message=message)
-    return GuardrailError(message)
+    index, phase = _state_fields(outcome.state)
+    error = GuardrailError(message, clip_index=index, phase=phase)
+    _record_kill(layout, error, killed_by="watchdog")
+    return error
 
 
 def _signal_error(outcome: WatchdogOutcome, layout: RunLayout) -> WorkerKilledError:
     """The error naming the signal; the clip in progress gets an ``aborted`` log that says so."""
-    from vgkit.chain import write_killed_log
-
     number = -outcome.returncode
     try:
         sig = signal.Signals(number)
-        name, hint = sig.name, _SIGNAL_HINTS.get(sig, "see the output above")
+        name, (hint, kind) = sig.name, _SIGNAL_HINTS.get(sig, ("see the output above", "other"))
     except ValueError:
-        name, hint = f"signal {number}", "see the output above"
+        name, hint, kind = f"signal {number}", "see the output above", "other"
     pid = (outcome.state or {}).get("pid")
     who = f"the worker (pid {pid})" if isinstance(pid, int) else "the worker"
     message = (
         f"{who} was killed by {name} during {_where(outcome.state)}: {hint}; "
         "finished clips are kept; re-run the same command to resume"
     )
-    index = (outcome.state or {}).get("clip_index")
-    if isinstance(index, int):
-        write_killed_log(layout, index, failure_class="killed_by_signal", message=message, killed_by=name)
-    return WorkerKilledError(message)
+    index, phase = _state_fields(outcome.state)
+    error = WorkerKilledError(message, kind=kind, clip_index=index, phase=phase)
+    _record_kill(layout, error, killed_by=name)
+    return error
 
 
 def _child_error(
     outcome: WatchdogOutcome, record: Mapping[str, Any], error_line: str | None, layout: RunLayout
 ) -> VgkitError:
-    """The error the child raised, as the same errors.py class (exit code), or one naming how it died."""
+    """The error the child raised, as the same errors.py class (exit code) with the same failure
+    fields, or one naming how it died."""
     if outcome.returncode < 0:
         return _signal_error(outcome, layout)
     cls = getattr(errors, str(record.get("error_class")), None)
     if isinstance(cls, type) and issubclass(cls, VgkitError):
-        return cls(str(record.get("message")))
+        index, kind, phase = record.get("clip_index"), record.get("kind"), record.get("phase")
+        return cls(
+            str(record.get("message")),
+            kind=str(kind) if kind is not None else None,
+            clip_index=index if isinstance(index, int) else None,
+            phase=str(phase) if phase is not None else None,
+        )
     exc = VgkitError(
         error_line
         or f"the worker exited with code {outcome.returncode} during {_where(outcome.state)} without a vgkit "
@@ -266,7 +304,7 @@ def run_supervised(
     held = None
     if lock if lock is not None else choice.device != "cpu":
         held = acquire_device_lock(
-            device_lock_name(choice.device), run_dir=run_dir, wait=wait_for_gpu, progress=progress
+            device_lock_name(choice.device), run_dir=run_dir, wait=wait_for_gpu, progress=text_sink(progress)
         )
     child = [
         sys.executable,
@@ -292,7 +330,7 @@ def run_supervised(
         *(["--gpu", cost.card.name] if cost is not None else []),
         "--no-cost-check",  # checked above; the child keeps the projection for its live check only
     ]
-    progress(describe_hub_cache())  # after any wait for the device: the line before the worker's own
+    progress(note(describe_hub_cache()))  # after any wait for the device: the line before the worker's own
     try:
         record = supervise_job(
             child,

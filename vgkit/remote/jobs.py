@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from vgkit.errors import GenerationError, SpecError
+from vgkit.errors import GuardrailError, RemoteCommandError, SpecError
 from vgkit.remote.host import require_ready
 from vgkit.remote.ssh import DEFAULT_GRACE_S, RemoteConnectionError, SshTarget, checked, remote_path, run_ssh
 from vgkit.spec import read_spec_data
@@ -95,6 +95,9 @@ def job_status(target: SshTarget, name: str, *, retry_s: float = 30.0) -> dict[s
     return _agent(target, "status", name, retry_s=retry_s)
 
 
+REMOTE_TIMEOUT_EXIT = 124  # what coreutils' timeout exits with when it ended the command
+
+
 def format_status(name: str, status: Mapping[str, Any]) -> str:
     clips = status["clips"]
     planned = clips["planned"] if clips["planned"] is not None else "?"
@@ -102,7 +105,9 @@ def format_status(name: str, status: Mapping[str, Any]) -> str:
     if status["running"]:
         state = f"running (pgid {status['pgid']}, {len(status['pids'])} processes)"
     elif status["exit_code"] is not None:
-        state = f"ended with exit {status['exit_code']}" + (" (remote timeout)" if status["exit_code"] == 124 else "")
+        state = f"ended with exit {status['exit_code']}" + (
+            " (remote timeout)" if status["exit_code"] == REMOTE_TIMEOUT_EXIT else ""
+        )
     else:
         state = "not running" if status["started"] else "not started"
     bundle = f"; bundle {status['bundle']}" if status["bundle"] else ""
@@ -118,7 +123,7 @@ def kill_job(target: SshTarget, name: str, *, retry_s: float = 60.0) -> dict[str
     """Kill every process of the job over a new connection; raise if any is left."""
     result = _agent(target, "kill", name, retry_s=retry_s)
     if result["left"] or result["gpu_left"]:
-        raise GenerationError(
+        raise RemoteCommandError(
             f"remote job {name}: processes {result['left'] + result['gpu_left']} survived SIGKILL; "
             f"fix: inspect with `ssh {target.host} ps -o pid,pgid,cmd -g {result['pgid']}`"
         )
@@ -279,7 +284,9 @@ def start_run(
         if status["pgid"] is not None or status["exit_code"] is not None:
             return job
         time.sleep(0.3)
-    raise GenerationError(f"remote job {name}: no pgid file 30 s after start; fix: `vgkit remote logs --name {name}`")
+    raise RemoteCommandError(
+        f"remote job {name}: no pgid file 30 s after start; fix: `vgkit remote logs --name {name}`"
+    )
 
 
 def follow(
@@ -293,8 +300,10 @@ def follow(
 ) -> int:
     """Watch the job until it ends; return its exit code. Never leaves a stale job behind.
 
-    Ctrl-C, or the host unreachable for longer than ``max_disconnect_s``, kills the remote job
-    (retrying the kill on new connections for up to ``kill_retry_s``) and returns 130 or 7.
+    The remote ``timeout`` (the run deadline + grace) ending the job (``timeout``'s 124) returns
+    ``GuardrailError``'s exit code (6), as a deadline does in ``vgkit run``. Ctrl-C, or the host
+    unreachable for longer than ``max_disconnect_s``, kills the remote job (retrying the kill on
+    new connections for up to ``kill_retry_s``) and returns 130 or 7.
     """
     last = ""
     try:
@@ -305,6 +314,9 @@ def follow(
                 say(line)
                 last = line
             if not status["running"] and (status["exit_code"] is not None or not status["started"]):
+                if status["exit_code"] == REMOTE_TIMEOUT_EXIT:
+                    say(f"{name}: the remote timeout (run deadline + grace) ended the job; finished clips are kept")
+                    return GuardrailError.exit_code
                 return int(status["exit_code"]) if status["exit_code"] is not None else 1
             time.sleep(poll_s)
     except KeyboardInterrupt:

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from vgkit.errors import GenerationError, RemoteConnectionError, SpecError
+from vgkit.errors import RemoteCommandError, RemoteConnectionError, SpecError
 
 __all__ = [
     "SSH_CONNECTION_FAILED",
@@ -171,8 +171,8 @@ def run_ssh(
 
 
 def checked(done: subprocess.CompletedProcess[bytes], what: str) -> str:
-    """The stdout of a remote command that must succeed; else ``GenerationError`` with its stderr."""
+    """The stdout of a remote command that must succeed; else ``RemoteCommandError`` with its stderr."""
     if done.returncode != 0:
         err = (done.stderr or b"").decode(errors="replace").strip()
-        raise GenerationError(f"remote {what} failed with exit {done.returncode}: {err[-400:]}")
+        raise RemoteCommandError(f"remote {what} failed with exit {done.returncode}: {err[-400:]}")
     return (done.stdout or b"").decode(errors="replace")
