@@ -550,18 +550,20 @@ def test_odd_values_in_the_fields_verify_reads_give_one_line_problems(tmp_path: 
 
 def test_odd_values_in_a_stitch_record_or_log_are_refused_by_the_rebuild(tmp_path: Path) -> None:
     """``filtergraph_from_record`` returns vgkit's own graph or raises ``ArtifactError``; nothing else."""
+    from vgkit.records import parse_log
     from vgkit.stitch import filtergraph_from_record
 
     run = finished(tmp_path / "run", StitchSettings(colour="mean_std"))
     stitch = json.loads((run / "manifest.json").read_text())["stitch"]
     logs = [json.loads((run / "logs" / f"log_{i:03d}.json").read_text()) for i in range(3)]
-    assert filtergraph_from_record(stitch, logs) == stitch["filtergraph"]
+    parsed = [parse_log(log, source="log") for log in logs]
+    assert filtergraph_from_record(stitch, parsed) == stitch["filtergraph"]
     paths = [(k,) for k in stitch] + [("colour_matching", "transforms", 1, k) for k in ("gain", "offset")]
     paths += [("colour_matching", "transforms", 1, "gain", 0), ("seam_smoothing", "mode")]
     for path in paths:
         for value in ODD_VALUES:
             try:
-                graph = filtergraph_from_record(_set(stitch, path, value), logs)
+                graph = filtergraph_from_record(_set(stitch, path, value), parsed)
             except ArtifactError:
                 continue
             assert graph == stitch["filtergraph"], (path, value)  # a field the graph does not depend on
@@ -569,7 +571,7 @@ def test_odd_values_in_a_stitch_record_or_log_are_refused_by_the_rebuild(tmp_pat
         for value in ODD_VALUES:
             odd = [logs[0], _set(logs[1], path, value), logs[2]]
             try:
-                graph = filtergraph_from_record(stitch, odd)
+                graph = filtergraph_from_record(stitch, [parse_log(log, source="log") for log in odd])
             except ArtifactError:
                 continue
             assert graph == stitch["filtergraph"], (path, value)

@@ -68,7 +68,7 @@ def test_handoff_hashes_chain_clip_to_clip(finished_run: tuple[JobResult, list[E
 def test_log_records_prompt_seed_params_and_provenance(finished_run: tuple[JobResult, list[Event]]) -> None:
     result, _ = finished_run
     log = _logs(result.run_dir)[1]
-    assert log["schema"] == "vgkit.clip-log/2"
+    assert log["schema"] == "vgkit.clip-log/3"
     assert log["request"]["seed"] == 8
     assert log["call_kwargs"]["prompt"].startswith("Boat 1, sails. Sea. Camera: slow smooth horizontal pan.")
     assert log["call_kwargs"]["num_inference_steps"] == 2

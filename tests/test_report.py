@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from tests.conftest import DEMO_IMAGE, spec_dict, write_spec
-from vgkit.artifacts import RunLayout
+from vgkit.artifacts import CLIP_LOG_SCHEMA, RunLayout
 from vgkit.cli import main
 from vgkit.errors import ArtifactError, SpecError
 from vgkit.players import side_by_side
@@ -43,7 +43,14 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     for name in ("manifest.json", "qa.json", "clips/clip_001.mp4"):
         (partial / name).unlink()
     (partial / "logs" / "log_001.json").write_text(
-        json.dumps({"index": 1, "status": "aborted", "failure": {"kind": "timeout", "message": "clip deadline passed"}})
+        json.dumps(
+            {
+                "schema": CLIP_LOG_SCHEMA,
+                "index": 1,
+                "status": "aborted",
+                "failure": {"kind": "timeout", "message": "clip deadline passed"},
+            }
+        )
     )
 
     failed = tmp / "t-broken"
@@ -108,7 +115,7 @@ def test_statuses_latency_and_failure_details(runs: dict[str, Path]) -> None:
     assert [s.label for s in done.segments] == ["model load", "clip 0", "clip 1"]
     assert done.peak_rss_bytes == max(g["memory"]["peak_rss_bytes"] for g in logs)
     assert done.gpu is None and done.prompt_match is None
-    assert partial.clips_done == 1 and partial.clip_failures[0]["status"] == "aborted"
+    assert partial.clips_done == 1 and partial.clip_failures[0].status == "aborted"
     assert partial.verdict.startswith("1 of 2 clips finished; no failure record")
     assert failed.verdict == "ModelUnavailableError: model 'broken-model': no model_index.json"
     assert failed.latency_s == 1.5 and failed.filmstrips == []
@@ -238,7 +245,7 @@ def test_gpu_notes_skip_metrics_the_gpu_does_not_report(tmp_path: Path) -> None:
     for i, temp in enumerate((None, None)):
         telemetry = {"available": True, "samples": 2, "utilization_pct_mean": 50.0 + i * 10,
                      "temperature_c_max": temp, "memory_used_bytes_max": 2**31}  # fmt: skip
-        log = {"index": i, "status": "aborted", "gpu_telemetry": telemetry}
+        log = {"schema": CLIP_LOG_SCHEMA, "index": i, "status": "aborted", "gpu_telemetry": telemetry}
         (tmp_path / "logs" / f"log_{i:03d}.json").write_text(json.dumps(log))
     gpu = summarize_run(tmp_path).gpu
     assert gpu == {"samples": 4, "mean_util_pct": 55.0, "peak_temp_c": None, "peak_mem_used_mib": 2048}

@@ -11,6 +11,7 @@ import pytest
 
 from tests.conftest import REPO, spec_dict, write_spec
 from tests.stand_ins import stand_in_gpu
+from vgkit.artifacts import CLIP_LOG_SCHEMA
 from vgkit.cli import main
 from vgkit.errors import SpecError
 from vgkit.events import read_events
@@ -198,7 +199,8 @@ def test_clip_log_telemetry_is_the_fallback_for_gpu_notes(tmp_path: Path) -> Non
                  "memory_used_bytes_max": 2**30, "utilization_pct_max": 99, "interval_s": 1.0}  # fmt: skip
     (tmp_path / "logs").mkdir()
     for i, util in enumerate((90.0, 70.0)):
-        log = {"index": i, "status": "aborted", "gpu_telemetry": {**telemetry, "utilization_pct_mean": util}}
+        log = {"schema": CLIP_LOG_SCHEMA, "index": i, "status": "aborted",
+               "gpu_telemetry": {**telemetry, "utilization_pct_mean": util}}  # fmt: skip
         (tmp_path / "logs" / f"log_{i:03d}.json").write_text(json.dumps(log))
     gpu = summarize_run(tmp_path).gpu
     assert gpu == {"samples": 6, "mean_util_pct": 80.0, "peak_temp_c": 81, "peak_mem_used_mib": 1024}

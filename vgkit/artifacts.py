@@ -34,6 +34,7 @@ __all__ = [
     "file_record",
     "own_name",
     "planned_clips",
+    "read_json_object",
     "sha256_bytes",
     "sha256_file",
     "temp_path_for",
@@ -43,7 +44,7 @@ TEMP_MARK = ".part"
 
 # The clip-log schema (vgkit.chain writes it; verify and stitch read it) and, of the artifacts a
 # log lists, those the bundle carries: saved latents stay on the machine that made them.
-CLIP_LOG_SCHEMA = "vgkit.clip-log/2"
+CLIP_LOG_SCHEMA = "vgkit.clip-log/3"
 BUNDLED_LOG_ARTIFACTS = ("clip", "last_frame")
 
 # The files vgkit writes, per subfolder of a run directory ("" is the run directory itself): the
@@ -239,6 +240,15 @@ def atomic_write_bytes(dest: Path, data: bytes) -> None:
         commit_file(tmp, dest)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def read_json_object(path: Path) -> dict[str, Any] | None:
+    """The JSON object in ``path``; None when it is missing, unreadable, torn or not an object."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return data if isinstance(data, dict) else None
 
 
 def atomic_write_json(dest: Path, record: dict[str, Any]) -> None:

@@ -35,6 +35,7 @@ from vgkit.artifacts import (
     atomic_write_bytes,
     atomic_write_json,
     file_record,
+    read_json_object,
     sha256_bytes,
 )
 from vgkit.encode import encode_frames
@@ -46,6 +47,7 @@ from vgkit.guard import Deadlines, RunGuard
 from vgkit.images import fit_to_size, load_rgb, png_bytes
 from vgkit.plan import ClipPlan, RunPlan
 from vgkit.provenance import package_versions, peak_memory_bytes
+from vgkit.records import ClipLog, parse_log, read_log
 from vgkit.settings import code_commit
 from vgkit.spec import RunSpec
 from vgkit.telemetry import GpuSampler
@@ -110,24 +112,24 @@ def _key_sha256(key: dict[str, Any]) -> str:
     return sha256_bytes(json.dumps(key, sort_keys=True).encode())
 
 
-def _read_log(path: Path) -> dict[str, Any] | None:
+def _existing_log(layout: RunLayout, index: int) -> ClipLog | None:
+    """Clip ``index``'s log as a record, or None when there is none vgkit can read."""
     try:
-        log = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
+        return read_log(layout.log(index), root=layout.root)
+    except (ArtifactError, OSError):
         return None
-    return log if isinstance(log, dict) else None
 
 
-def _reusable_log(layout: RunLayout, clip: ClipPlan, key: dict[str, Any]) -> dict[str, Any] | None:
+def _reusable_log(layout: RunLayout, clip: ClipPlan, key: dict[str, Any]) -> ClipLog | None:
     """The clip's existing log if it is ``ok``, matches ``key`` and its artifacts verify."""
-    log = _read_log(layout.log(clip.index))
-    if log is None or log.get("schema") != LOG_SCHEMA or log.get("status") != "ok" or log.get("request") != key:
+    log = _existing_log(layout, clip.index)
+    if log is None or log.status != "ok" or log.request != key:
         return None
     for name, path in (("clip", layout.clip(clip.index)), ("last_frame", layout.last_frame(clip.index))):
-        record = log.get("artifacts", {}).get(name)
-        if not isinstance(record, dict) or record.get("path") != path.relative_to(layout.root).as_posix():
+        record = log.artifacts.get(name)
+        if record is None or record.path != path.relative_to(layout.root).as_posix():
             return None
-        if not path.is_file() or file_record(path, root=layout.root)["sha256"] != record.get("sha256"):
+        if not path.is_file() or file_record(path, root=layout.root)["sha256"] != record.sha256:
             return None
     return log
 
@@ -171,7 +173,7 @@ def _saved_latents(path: Path, *, key_sha256: str, steps: int, progress: Progres
     """
     if not path.is_file():
         return None
-    record = _read_log(latents_record_path(path))
+    record = read_json_object(latents_record_path(path))
     if record is None or record.get("schema") != LATENTS_SCHEMA:
         _discard_latents(path, "no sha256 was recorded for them (saved by a killed or older run)", progress)
         return None
@@ -209,21 +211,25 @@ def _check_effective(clip: ClipPlan, plan: RunPlan, frames: np.ndarray) -> dict[
 def write_killed_log(layout: RunLayout, index: int, *, error: VgkitError, killed_by: str = "watchdog") -> bool:
     """Record that clip ``index`` was killed mid-call (by the watchdog, or by a signal such as
     ``"SIGKILL"``) with ``error``'s failure record; never overwrites an ``ok`` log."""
-    existing = _read_log(layout.log(index))
-    if existing is not None and existing.get("status") == "ok":
+    existing = _existing_log(layout, index)
+    if existing is not None and existing.status == "ok":
         return False
-    atomic_write_json(
-        layout.log(index),
-        {
-            "schema": LOG_SCHEMA,
-            "index": index,
-            "status": "aborted",
-            "failure": classify(error).to_dict(),
-            "killed_by": killed_by,
-            "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        },
-    )
+    record = {
+        "schema": LOG_SCHEMA,
+        "index": index,
+        "status": "aborted",
+        "failure": classify(error).to_dict(),
+        "killed_by": killed_by,
+        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    _commit_log(layout, index, record)
     return True
+
+
+def _commit_log(layout: RunLayout, index: int, record: dict[str, Any]) -> None:
+    """Write clip ``index``'s log, checked against the clip-log record (vgkit.records) first."""
+    parse_log(record, source=layout.log(index).relative_to(layout.root).as_posix())
+    atomic_write_json(layout.log(index), record)
 
 
 def _shared_fields(generator: ClipGenerator, plan: RunPlan, deadlines: Deadlines) -> dict[str, Any]:
@@ -384,7 +390,7 @@ def run_chain(
                     figures={"clip": layout.clip(clip.index).name},
                 )
             )
-            logs.append(reused)
+            logs.append(reused.to_json())
             input_image = load_rgb(layout.last_frame(clip.index))
             input_source = f"frames/{layout.last_frame(clip.index).name}"
             continue
@@ -432,7 +438,7 @@ def run_chain(
             record["gpu_telemetry"] = sampler.summary()
             record["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
             if record["status"] != "ok" or "last_frame" in record["artifacts"]:
-                atomic_write_json(layout.log(clip.index), record)  # the clip's commit record, written last
+                _commit_log(layout, clip.index, record)  # the clip's commit record, written last
             guard.end_clip()
         logs.append(record)
         progress(

@@ -14,6 +14,7 @@ from typing import Any
 
 from vgkit.artifacts import RunLayout
 from vgkit.errors import ArtifactError
+from vgkit.records import read_log
 
 __all__ = ["RUN_KEYS", "diff_runs", "format_diff", "run_config"]
 
@@ -45,11 +46,11 @@ def run_config(run_dir: Path) -> dict[str, Any]:
     for name, skipped in RECORD_KEYS.items():
         record = plan.get(name) or {}
         config.update({f"{name}.{field}": value for field, value in record.items() if field not in skipped})
-    if layout.log(0).is_file():
-        model = json.loads(layout.log(0).read_text()).get("model", {})
-        config["model_revision"] = model.get("revision")
-        config["pipeline_class"] = model.get("pipeline_class")
-        config["scheduler_class"] = model.get("scheduler_class")
+    model = read_log(layout.log(0), root=run_dir).model if layout.log(0).is_file() else None
+    if model is not None:
+        config["model_revision"] = model.revision
+        config["pipeline_class"] = model.pipeline_class
+        config["scheduler_class"] = model.scheduler_class
     for clip in plan["clips"]:
         for key in CLIP_KEYS:
             config[f"clip[{clip['index']}].{key}"] = clip.get(key)

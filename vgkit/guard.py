@@ -19,7 +19,6 @@ hangs:
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import os
 import selectors
@@ -31,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from vgkit.artifacts import atomic_write_json
+from vgkit.artifacts import atomic_write_json, read_json_object
 from vgkit.errors import GuardrailError, SpecError
 from vgkit.events import Event, Progress
 
@@ -301,11 +300,7 @@ class RunGuard:
 
 def read_state(state_file: Path) -> dict[str, Any]:
     """The worker's last state record, or ``{}`` before it wrote one (or while it is unreadable)."""
-    try:
-        record = json.loads(state_file.read_text())
-    except (OSError, json.JSONDecodeError):
-        return {}
-    return record if isinstance(record, dict) else {}
+    return read_json_object(state_file) or {}
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:

@@ -17,18 +17,16 @@ from typing import Any
 from vgkit.artifacts import RunLayout, atomic_write_json, file_record
 from vgkit.errors import SpecError
 from vgkit.provenance import environment_info
+from vgkit.records import MANIFEST_SCHEMA, ClipLog
 from vgkit.stitch import StitchSettings, read_logs, stitch_run
 
 __all__ = ["MANIFEST_SCHEMA", "stitch_and_record", "write_manifest"]
 
-MANIFEST_SCHEMA = "vgkit.manifest/2"
 
-
-def _artifacts(layout: RunLayout, logs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _artifacts(layout: RunLayout, logs: list[ClipLog]) -> list[dict[str, Any]]:
     paths = [layout.plan, layout.final]
     for log in logs:
-        i = log["index"]
-        paths += [layout.clip(i), layout.last_frame(i), layout.log(i)]
+        paths += [layout.clip(log.index), layout.last_frame(log.index), layout.log(log.index)]
     return [file_record(p, root=layout.root) for p in paths if p.is_file()]
 
 
@@ -66,14 +64,15 @@ def write_manifest(run_dir: Path, *, stitch: dict[str, Any], usd_per_hour: float
     plan = json.loads(layout.plan.read_text()) if layout.plan.is_file() else None
     fps = stitch["fps"]
     timings_s = {
-        "model_load_s": logs[0]["load_s"],
-        "clips_total_s": round(sum(log["timings_s"]["total_s"] for log in logs), 3),
+        "model_load_s": logs[0].load_s or 0.0,
+        "clips_total_s": round(sum(log.timings_s.total_s or 0.0 for log in logs), 3),
     }
+    model = logs[0].model
     manifest = {
         "schema": MANIFEST_SCHEMA,
         "run": run_dir.name,
-        "model": logs[0]["model"],
-        "preset": logs[0].get("preset"),
+        "model": model.model_dump(mode="json", exclude_unset=True) if model is not None else None,
+        "preset": logs[0].preset,
         "clip_count": len(logs),
         "planned": _planned(plan, stitch),
         "actual": {"final_frames": stitch["final_frames"], "final_seconds": stitch["final_frames"] / fps},

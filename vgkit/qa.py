@@ -28,7 +28,6 @@ Clips are named by their index, as in ``clips/clip_NNN.mp4``.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -38,6 +37,7 @@ import numpy as np
 
 from vgkit.artifacts import RunLayout, atomic_write_json, sha256_bytes
 from vgkit.errors import ArtifactError, SpecError
+from vgkit.records import ClipLog, read_logs, read_manifest
 
 __all__ = [
     "BLACK_FRAME_LUMA",
@@ -294,25 +294,16 @@ def load_clip_scorer(repo_id: str = CLIP_REPO) -> PromptScorer | None:
     return score
 
 
-def _finished_logs(layout: RunLayout) -> list[dict[str, Any]]:
-    logs = []
-    for path in sorted(layout.logs.glob("log_[0-9][0-9][0-9].json")):
-        log = json.loads(path.read_text())
-        if log.get("status", "ok") == "ok" and (layout.root / log["artifacts"]["clip"]["path"]).is_file():
-            logs.append(log)
-    return logs
-
-
-def _reference(path: Path, first_log: dict[str, Any]) -> np.ndarray:
+def _reference(path: Path, first_log: ClipLog) -> np.ndarray:
     """The reference image fitted to the run size; it must be the one clip 0 started from."""
     from vgkit.images import fit_to_size, load_rgb
 
     if not path.is_file():
         raise SpecError(f"reference = '{path}': no such file; fix: pass the spec's reference_image")
-    size = first_log["effective"]
-    fitted = fit_to_size(load_rgb(path), width=size["width"], height=size["height"])
-    recorded = first_log.get("input", {}).get("sha256")
-    if first_log["index"] == 0 and recorded and _png_sha(fitted) != recorded:
+    size = first_log.effective
+    fitted = fit_to_size(load_rgb(path), width=size.width or 0, height=size.height or 0)
+    recorded = first_log.input.sha256 if first_log.input is not None else None
+    if first_log.index == 0 and recorded and _png_sha(fitted) != recorded:
         raise SpecError(
             f"reference = '{path}': not the image clip 0 started from (sha256 differs from "
             "logs/log_000.json input); fix: pass the spec's reference_image"
@@ -335,29 +326,28 @@ def run_qa(run_dir: Path, *, reference: Path | None = None, clip_repo: str | Non
     from vgkit.encode import read_frames
 
     layout = RunLayout(run_dir)
-    logs = _finished_logs(layout)
+    logs = [log for log in read_logs(run_dir) if log.finished_clip(run_dir) is not None]
     if not logs:
         raise ArtifactError(f"{run_dir}: no finished clip (logs/log_NNN.json with its clip); nothing to check")
     reference_hwc = None if reference is None else _reference(reference, logs[0])
     scorer = load_clip_scorer(clip_repo) if clip_repo else None
     drop_first = True
     if layout.manifest.is_file():
-        drop_first = bool(json.loads(layout.manifest.read_text())["stitch"].get("drop_first_frame_of_chained_clips"))
+        drop_first = bool(read_manifest(run_dir).stitch.get("drop_first_frame_of_chained_clips"))
     clips: list[ClipQA] = []
     seams: list[SeamQA] = []
     prev: tuple[int, np.ndarray] | None = None
     for log in logs:
-        frames = read_frames(layout.root / log["artifacts"]["clip"]["path"])
-        index = int(log["index"])
-        prompt = log.get("request", {}).get("prompt")
-        clips.append(clip_qa(frames, index=index, reference_hwc=reference_hwc, prompt=prompt, scorer=scorer))
+        frames = read_frames(layout.root / log.artifacts["clip"].path)
+        index = log.index
+        clips.append(clip_qa(frames, index=index, reference_hwc=reference_hwc, prompt=log.prompt, scorer=scorer))
         if prev is not None and prev[0] == index - 1:
             seams.append(seam_qa(prev[1], frames, index=index, drop_first=drop_first))
         prev = (index, frames)
     record = {
         "schema": QA_SCHEMA,
         "run": run_dir.name,
-        "model": logs[0].get("model", {}).get("name"),
+        "model": logs[0].model.name if logs[0].model is not None else None,
         "thresholds": thresholds(),
         "reference": None
         if reference_hwc is None

@@ -14,16 +14,16 @@ Nothing is estimated: a value no record holds is shown as "n/a".
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from vgkit.artifacts import RunLayout, atomic_write_bytes, atomic_write_json
+from vgkit.artifacts import RunLayout, atomic_write_bytes, atomic_write_json, read_json_object
 from vgkit.errors import SpecError
 from vgkit.events import read_events
+from vgkit.records import ClipLog, read_logs
 from vgkit.sweep import FAILURE_FILE, SWEEP_RUN_FILE
 
 __all__ = [
@@ -67,7 +67,7 @@ class RunSummary:
     prompt_match: float | None
     verdict: str
     failure: dict[str, Any] | None
-    clip_failures: list[dict[str, Any]]
+    clip_failures: list[ClipLog]
     peak_rss_bytes: int | None
     peak_gpu_bytes: int | None
     gpu: dict[str, float | int | None] | None
@@ -89,22 +89,7 @@ def preset_note(plan: dict[str, Any] | None) -> str:
     return f"{name} ({made[0]}x{made[1]} generated, upscaled to {out[0]}x{out[1]})"
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def _logs(layout: RunLayout) -> list[dict[str, Any]]:
-    found = (_read_json(p) for p in sorted(layout.logs.glob("log_[0-9][0-9][0-9].json")))
-    return [log for log in found if log is not None]
-
-
-def _segments(
-    run_dir: Path, sweep_run: dict[str, Any] | None, ok_logs: list[dict[str, Any]]
-) -> tuple[list[Segment], str]:
+def _segments(run_dir: Path, sweep_run: dict[str, Any] | None, ok_logs: list[ClipLog]) -> tuple[list[Segment], str]:
     """Billing segments from the sweep job's events (``events.jsonl`` since the job started), else
     from the clip logs."""
     started = (sweep_run or {}).get("started_at_s")
@@ -118,21 +103,21 @@ def _segments(
         segments = [Segment(label, t, max(end - t, 0.0)) for (t, label), end in zip(marks, ends, strict=True)]
         return segments, "events.jsonl timestamps"
     segments, t = [], 0.0
-    if ok_logs and ok_logs[0].get("load_s") is not None:
-        segments.append(Segment("model load", 0.0, float(ok_logs[0]["load_s"])))
-        t = float(ok_logs[0]["load_s"])
+    if ok_logs and (load_s := ok_logs[0].load_s) is not None:
+        segments.append(Segment("model load", 0.0, load_s))
+        t = load_s
     for log in ok_logs:
-        duration = float(log.get("timings_s", {}).get("total_s", 0.0))
-        segments.append(Segment(f"clip {log['index']}", t, duration))
+        duration = log.timings_s.total_s or 0.0
+        segments.append(Segment(f"clip {log.index}", t, duration))
         t += duration
     return segments, "clip logs (start-up and stitch not recorded)"
 
 
-def _gpu_stats(sweep_run: dict[str, Any] | None, logs: list[dict[str, Any]]) -> dict[str, float | int | None] | None:
+def _gpu_stats(sweep_run: dict[str, Any] | None, logs: list[ClipLog]) -> dict[str, float | int | None] | None:
     """GPU notes from the sweep's whole-job samples, else from the clip logs' ``gpu_telemetry``."""
     samples = (sweep_run or {}).get("gpu_samples") or []
     if not samples:
-        per_clip = [t for g in logs if (t := g.get("gpu_telemetry") or {}).get("available")]
+        per_clip = [t for g in logs if (t := g.gpu_telemetry or {}).get("available")]
         if not per_clip:
             return None
         # A metric the GPU does not report is None in every clip's record (vgkit.telemetry).
@@ -154,20 +139,20 @@ def _gpu_stats(sweep_run: dict[str, Any] | None, logs: list[dict[str, Any]]) -> 
     }
 
 
-def _filmstrips(layout: RunLayout, ok_logs: list[dict[str, Any]]) -> list[tuple[str, bytes]]:
+def _filmstrips(layout: RunLayout, ok_logs: list[ClipLog]) -> list[tuple[str, bytes]]:
     """PNG strips: a few frames of each clip, then the frames either side of each seam."""
     from vgkit.encode import read_frames
 
     strips: list[tuple[str, bytes]] = []
     prev: tuple[int, np.ndarray] | None = None
     for log in ok_logs:
-        frames = read_frames(layout.root / log["artifacts"]["clip"]["path"])
+        frames = read_frames(layout.root / log.artifacts["clip"].path)
         picks = np.unique(np.linspace(0, len(frames) - 1, FILMSTRIP_FRAMES).round().astype(int))
-        strips.append((f"clip {log['index']}", _strip([frames[i] for i in picks])))
-        if prev is not None and prev[0] == log["index"] - 1:
+        strips.append((f"clip {log.index}", _strip([frames[i] for i in picks])))
+        if prev is not None and prev[0] == log.index - 1:
             around = [*prev[1][-2:], *frames[1:3]]
-            strips.append((f"seam into clip {log['index']}", _strip(around, gap_after=min(2, len(prev[1])))))
-        prev = (int(log["index"]), frames)
+            strips.append((f"seam into clip {log.index}", _strip(around, gap_after=min(2, len(prev[1])))))
+        prev = (log.index, frames)
     return strips
 
 
@@ -197,25 +182,23 @@ def summarize_run(run_dir: Path) -> RunSummary:
     if not run_dir.is_dir():
         raise SpecError(f"run dir '{run_dir}': not a directory; fix: pass run directories made by `vgkit run`")
     layout = RunLayout(run_dir)
-    plan = _read_json(layout.plan)
-    logs = _logs(layout)
-    ok_logs = [
-        g for g in logs if g.get("status", "ok") == "ok" and (run_dir / g["artifacts"]["clip"]["path"]).is_file()
-    ]
-    failure = _read_json(run_dir / FAILURE_FILE)
-    sweep_run = _read_json(run_dir / SWEEP_RUN_FILE)
+    plan = read_json_object(layout.plan)
+    logs = read_logs(run_dir, lenient=True)
+    ok_logs = [g for g in logs if g.finished_clip(run_dir) is not None]
+    failure = read_json_object(run_dir / FAILURE_FILE)
+    sweep_run = read_json_object(run_dir / SWEEP_RUN_FILE)
     completed = layout.manifest.is_file() and layout.final.is_file() and failure is None
     status = "completed" if completed else ("partial" if ok_logs else "failed")
     if (failure or {}).get("error_class") == "InfeasiblePlanError":
         status = "infeasible"  # refused by the cost planner before any GPU time was spent
-    qa = _read_json(run_dir / "qa.json")
+    qa = read_json_object(run_dir / "qa.json")
     if qa is None and ok_logs:
         from vgkit.qa import run_qa
 
         qa = run_qa(run_dir)
     model = (
         (plan or {}).get("model")
-        or (ok_logs[0]["model"]["name"] if ok_logs else None)
+        or (ok_logs[0].model.name if ok_logs and ok_logs[0].model else None)
         or (failure or {}).get("model")
         or run_dir.name
     )
@@ -224,7 +207,7 @@ def summarize_run(run_dir: Path) -> RunSummary:
     elif failure and failure.get("elapsed_s") is not None:
         latency, source = float(failure["elapsed_s"]), "failure record"
     elif ok_logs:
-        latency = float(ok_logs[0].get("load_s", 0.0)) + sum(float(g["timings_s"]["total_s"]) for g in ok_logs)
+        latency = (ok_logs[0].load_s or 0.0) + sum(g.timings_s.total_s or 0.0 for g in ok_logs)
         source = "model load + clips (logs)"
     else:
         latency, source = None, "n/a"
@@ -236,7 +219,7 @@ def summarize_run(run_dir: Path) -> RunSummary:
         verdict = (
             reason if status in ("failed", "infeasible") else f"{done}; {reason}" + (f"; {verdict}" if verdict else "")
         )
-    memory = [g.get("memory", {}) for g in ok_logs]
+    memory = [g.memory or {} for g in ok_logs]
     rss = [m["peak_rss_bytes"] for m in memory if "peak_rss_bytes" in m]
     gpu_mem = [m["peak_gpu_allocated_bytes"] for m in memory if "peak_gpu_allocated_bytes" in m]
     segments, timeline_source = _segments(run_dir, sweep_run, ok_logs)
@@ -251,7 +234,7 @@ def summarize_run(run_dir: Path) -> RunSummary:
         prompt_match=round(float(np.mean(scores)), 2) if scores else None,
         verdict=verdict or "n/a",
         failure=failure,
-        clip_failures=[g for g in logs if g.get("status", "ok") != "ok"],
+        clip_failures=[g for g in logs if g.status != "ok"],
         peak_rss_bytes=max(rss) if rss else None,
         peak_gpu_bytes=max(gpu_mem) if gpu_mem else None,
         gpu=_gpu_stats(sweep_run, logs),
@@ -268,11 +251,10 @@ def fmt(value: float | int | None, unit: str = "", digits: int = 2) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}{unit}" if isinstance(value, float) else f"{value}{unit}"
 
 
-def clip_failure(log: dict[str, Any]) -> str:
+def clip_failure(log: ClipLog) -> str:
     """``clip N: <status> [<failure kind>]: <message>`` for a clip log whose status is not ok."""
-    failure = log["failure"] if isinstance(log.get("failure"), dict) else {}
-    kind = f" [{failure['kind']}]" if failure.get("kind") else ""
-    return f"clip {log.get('index')}: {log.get('status')}{kind}: {failure.get('message', 'no message')}"
+    kind = f" [{log.failure.kind}]" if log.failure else ""
+    return f"clip {log.index}: {log.status}{kind}: {log.failure.message if log.failure else 'no message'}"
 
 
 def fmt_bytes(value: int | None) -> str:

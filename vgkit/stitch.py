@@ -18,7 +18,6 @@ The final frame count must equal
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +33,7 @@ from vgkit.artifacts import (
 )
 from vgkit.encode import check_frame_count, encoder_args, run_ffmpeg
 from vgkit.errors import ArtifactError, SpecError
+from vgkit.records import ClipLog, read_log
 
 __all__ = [
     "COLOUR_MODES",
@@ -103,7 +103,7 @@ class StitchSettings:
         }
 
 
-def read_logs(layout: RunLayout) -> list[dict[str, Any]]:
+def read_logs(layout: RunLayout) -> list[ClipLog]:
     """The ``ok`` log of every clip ``plan.json`` lists, in index order.
 
     Raises one ``ArtifactError`` line naming every planned clip whose log, clip or last frame is
@@ -111,7 +111,7 @@ def read_logs(layout: RunLayout) -> list[dict[str, Any]]:
     count differs from the plan. Logs of clips beyond the plan are not read.
     """
     planned = planned_clips(layout)
-    logs: list[dict[str, Any]] = []
+    logs: list[ClipLog] = []
     problems: list[str] = []
     for clip in planned:
         log, problem = _planned_log(layout, clip)
@@ -127,44 +127,41 @@ def read_logs(layout: RunLayout) -> list[dict[str, Any]]:
     return logs
 
 
-def _planned_log(layout: RunLayout, clip: PlannedClip) -> tuple[dict[str, Any] | None, str | None]:
+def _planned_log(layout: RunLayout, clip: PlannedClip) -> tuple[ClipLog | None, str | None]:
     """A planned clip's log, or what is wrong with it (one phrase)."""
     name = layout.log(clip.index).relative_to(layout.root).as_posix()
     try:
-        log = json.loads(layout.log(clip.index).read_text())
+        log = read_log(layout.log(clip.index), root=layout.root)
     except FileNotFoundError:
         return None, f"{name} is missing"
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        return None, f"{name} is unreadable ({type(exc).__name__}; truncated?)"
-    if not isinstance(log, dict) or log.get("schema") != CLIP_LOG_SCHEMA or log.get("index") != clip.index:
+    except (OSError, ArtifactError) as exc:
+        return None, str(exc).split("; fix:")[0]
+    if log.index != clip.index:
         return None, f"{name} is not clip {clip.index:03d}'s {CLIP_LOG_SCHEMA} log"
-    if log.get("status") != "ok":
-        return None, f"clip {clip.index:03d} is {log.get('status')} ({(log.get('failure') or {}).get('kind')})"
-    artifacts = log.get("artifacts")
+    if log.status != "ok":
+        return None, f"clip {clip.index:03d} is {log.status} ({log.failure.kind if log.failure else None})"
     for key, path in (("clip", layout.clip(clip.index)), ("last_frame", layout.last_frame(clip.index))):
-        record = artifacts.get(key) if isinstance(artifacts, dict) else None
-        if not isinstance(record, dict) or record.get("path") != path.relative_to(layout.root).as_posix():
+        record = log.artifacts.get(key)
+        if record is None or record.path != path.relative_to(layout.root).as_posix():
             return None, f"{name} does not record {path.relative_to(layout.root).as_posix()}"
         if not path.is_file():
             return None, f"{path.relative_to(layout.root).as_posix()} is missing"
-    frames = log.get("effective", {}).get("num_frames") if isinstance(log.get("effective"), dict) else None
-    if frames != clip.num_frames or is_chained(log) != clip.chained:
-        got, want = f"{frames} frames (chained: {is_chained(log)})", f"{clip.num_frames} (chained: {clip.chained})"
+    frames = log.effective.num_frames
+    if frames != clip.num_frames or log.chained != clip.chained:
+        got, want = f"{frames} frames (chained: {log.chained})", f"{clip.num_frames} (chained: {clip.chained})"
         return None, f"clip {clip.index:03d} has {got}, the plan says {want}"
     return log, None
 
 
-def is_chained(log: dict[str, Any]) -> bool:
-    """Whether a clip started from the previous clip's last frame (its first frame repeats it).
-
-    Clip 0 and keyframe shots (input ``shots[i].source_image``) are not chained.
-    """
-    return int(log["index"]) > 0 and str(log.get("input", {}).get("source", "frames/")).startswith("frames/")
-
-
-def kept_frames(logs: list[dict[str, Any]]) -> list[int]:
+def kept_frames(logs: list[ClipLog]) -> list[int]:
     """Frames each clip contributes before transitions (chained clips lose their first frame)."""
-    return [log["effective"]["num_frames"] - int(is_chained(log)) for log in logs]
+    return [_checked_frames(log) - int(log.chained) for log in logs]
+
+
+def _checked_frames(log: ClipLog) -> int:
+    if log.effective.num_frames is None:
+        raise ArtifactError(f"logs/log_{log.index:03d}.json: effective.num_frames is missing; refused")
+    return log.effective.num_frames
 
 
 def planned_final_frames(kept: list[int], *, overlap_frames: int) -> int:
@@ -253,35 +250,35 @@ def _bridged_cuts(kept: list[int], *, fps: int) -> list[str]:
     return parts
 
 
-def _upscale_record(logs: list[dict[str, Any]]) -> dict[str, Any] | None:
+def _upscale_record(logs: list[ClipLog]) -> dict[str, Any] | None:
     """How the stitch upscales clips generated below the run's output size, or None.
 
     A preset that cannot fit the output size (``size_scale`` < 1) generates smaller; every clip
     log records its generated (``effective``) size and the run's ``output_size``.
     """
-    sizes = {(log["effective"]["width"], log["effective"]["height"]) for log in logs}
+    sizes = {(log.effective.width, log.effective.height) for log in logs}
     if len(sizes) != 1:
         raise ArtifactError(f"clip logs disagree on the generated size {sorted(sizes)}; re-run the odd clips")
     width, height = sizes.pop()
-    output = logs[0].get("output_size") or {"width": width, "height": height}
-    if (output["width"], output["height"]) == (width, height):
+    output = logs[0].output_size
+    if output is None or (output.width, output.height) == (width, height):
         return None
-    preset = logs[0].get("preset") or {}
+    preset = logs[0].preset or {}
     return {
         "from": {"width": width, "height": height},
-        "to": {"width": output["width"], "height": output["height"]},
-        "filter": f"scale={output['width']}:{output['height']}:flags={UPSCALE_FLAGS}",
+        "to": {"width": output.width, "height": output.height},
+        "filter": f"scale={output.width}:{output.height}:flags={UPSCALE_FLAGS}",
         "reason": f"preset {preset.get('name')!r} generates at {preset.get('size_scale')}x the output size",
     }
 
 
-def _verified_clips(layout: RunLayout, logs: list[dict[str, Any]]) -> list[Path]:
+def _verified_clips(layout: RunLayout, logs: list[ClipLog]) -> list[Path]:
     clips = []
     for log in logs:
-        record = log["artifacts"]["clip"]
-        clip = layout.root / record["path"]
-        if not clip.is_file() or file_record(clip, root=layout.root)["sha256"] != record["sha256"]:
-            raise ArtifactError(f"{record['path']}: missing or changed since its log was written; re-run the clip")
+        record = log.artifacts["clip"]
+        clip = layout.root / record.path
+        if not clip.is_file() or file_record(clip, root=layout.root)["sha256"] != record.sha256:
+            raise ArtifactError(f"{record.path}: missing or changed since its log was written; re-run the clip")
         clips.append(clip)
     return clips
 
@@ -320,7 +317,7 @@ def stitch_run(
     layout = RunLayout(run_dir)
     logs = read_logs(layout)
     clips = _verified_clips(layout, logs)
-    fps = int(logs[0]["effective"]["fps"])
+    fps = int(logs[0].effective.fps or 0)
     kept = kept_frames(logs)
     expected = planned_final_frames(kept, overlap_frames=settings.overlap_frames)
     _check_fits(kept, settings)
@@ -331,7 +328,7 @@ def stitch_run(
 
         colour = colour_record or match_colours(clips, anchor_image=settings.colour_anchor_image)
         luts = [t["lutrgb"] for t in colour["transforms"]]
-    graph = _filtergraph(kept, drop_first=[is_chained(log) for log in logs], fps=fps, settings=settings, luts=luts)
+    graph = _filtergraph(kept, drop_first=[log.chained for log in logs], fps=fps, settings=settings, luts=luts)
     upscale = _upscale_record(logs)
     if upscale is not None:  # the joined stream, scaled as the last step of the same graph
         graph = graph.removesuffix("[out]") + f"[joined];[joined]{upscale['filter']}[out]"
@@ -379,24 +376,21 @@ def _numbers(value: Any, field: str, *, low: float, high: float) -> list[float]:
     return [float(v) for v in value]
 
 
-def _checked_logs(logs: list[dict[str, Any]]) -> None:
+def _checked_logs(logs: list[ClipLog]) -> None:
     """The clip-log fields the recipe reads, as whole numbers in range (they are formatted into the graph)."""
     for i, log in enumerate(logs):
         name = f"logs/log_{i:03d}.json"
-        effective, output = log.get("effective"), log.get("output_size")
-        nested = [log.get("input", {}), log.get("preset") or {}, output or {}]
-        if not isinstance(effective, dict) or not all(isinstance(v, dict) for v in nested):
-            raise ArtifactError(f"{name}: effective, input, preset or output_size is not a record; refused")
-        _whole(log.get("index"), f"{name}: index", low=i, high=i)
-        _whole(effective.get("num_frames"), f"{name}: effective.num_frames", low=1, high=100_000)
-        _whole(effective.get("fps"), f"{name}: effective.fps", low=1, high=240)
+        effective, output = log.effective, log.output_size
+        _whole(log.index, f"{name}: index", low=i, high=i)
+        _whole(effective.num_frames, f"{name}: effective.num_frames", low=1, high=100_000)
+        _whole(effective.fps, f"{name}: effective.fps", low=1, high=240)
         for key in ("width", "height"):
-            _whole(effective.get(key), f"{name}: effective.{key}", low=1, high=16_384)
+            _whole(getattr(effective, key), f"{name}: effective.{key}", low=1, high=16_384)
             if output is not None:
-                _whole(output.get(key), f"{name}: output_size.{key}", low=1, high=16_384)
+                _whole(getattr(output, key), f"{name}: output_size.{key}", low=1, high=16_384)
 
 
-def filtergraph_from_record(record: dict[str, Any], logs: list[dict[str, Any]]) -> str:
+def filtergraph_from_record(record: dict[str, Any], logs: list[ClipLog]) -> str:
     """Rebuild a stitch's filtergraph from this module's recipe, a manifest's stitch ``record`` and the clip logs.
 
     For ``restitch`` of a bundle, which is untrusted: no text of the record reaches the graph. The
@@ -429,7 +423,7 @@ def filtergraph_from_record(record: dict[str, Any], logs: list[dict[str, Any]]) 
     except SpecError as exc:
         raise ArtifactError(f"manifest.json: stitch.{exc}; refused") from exc
     fps = _whole(record.get("fps"), "manifest.json: stitch.fps", low=1, high=240)
-    if {log["effective"]["fps"] for log in logs} != {fps}:
+    if {log.effective.fps for log in logs} != {fps}:
         raise ArtifactError(f"manifest.json: stitch.fps {fps} is not the clips' fps; refused")
     luts: list[str | None] = [None] * len(logs)
     if settings.colour != "off":
@@ -448,7 +442,7 @@ def filtergraph_from_record(record: dict[str, Any], logs: list[dict[str, Any]]) 
             gain = _numbers(t.get("gain"), f"{where}.gain", low=1 / MAX_GAIN, high=MAX_GAIN)
             offset = _numbers(t.get("offset"), f"{where}.offset", low=-512, high=512)
             luts[i] = lutrgb_filter(np.array(gain), np.array(offset))
-    drop_first = [is_chained(log) for log in logs]
+    drop_first = [log.chained for log in logs]
     graph = _filtergraph(kept, drop_first=drop_first, fps=fps, settings=settings, luts=luts)
     upscale = _upscale_record(logs)
     if upscale is not None:

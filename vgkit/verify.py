@@ -25,9 +25,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from vgkit.artifacts import BUNDLED_LOG_ARTIFACTS, CLIP_LOG_SCHEMA, RunLayout, sha256_file
+from vgkit.artifacts import BUNDLED_LOG_ARTIFACTS, RunLayout, sha256_file
 from vgkit.bundle import artifact_clip_index, digest_artifact, open_artifact
 from vgkit.errors import ArtifactError
+from vgkit.records import ClipLog, parse_log
 
 __all__ = ["MAX_RECORD_BYTES", "find_problems", "restitch", "verify"]
 
@@ -117,14 +118,14 @@ def _is_mp4(root: Path, name: str) -> bool:
 
 
 def _frame_problems(
-    layout: RunLayout, manifest: dict[str, Any], planned: list[tuple[int, bool]], logs: dict[int, dict[str, Any]]
+    layout: RunLayout, manifest: dict[str, Any], planned: list[tuple[int, bool]], logs: dict[int, ClipLog]
 ) -> list[str]:
     """Clip frame counts against the plan, then the final's recorded and counted frames."""
     from vgkit.encode import count_frames
 
     problems = []
     for i, log in sorted(logs.items()):
-        frames = _obj(log.get("effective")).get("num_frames")
+        frames = log.effective.num_frames
         if i < len(planned) and frames != planned[i][0]:
             problems.append(f"{_rel(layout, layout.log(i))}: {frames} frames, plan.json plans {planned[i][0]}")
     stitch = _obj(manifest.get("stitch"))
@@ -167,18 +168,17 @@ def _extra_files(layout: RunLayout, planned: int) -> list[str]:
     return extra
 
 
-def _log_problems(layout: RunLayout, i: int, log: dict[str, Any]) -> list[str]:
+def _log_problems(layout: RunLayout, i: int, log: ClipLog) -> list[str]:
     name = _rel(layout, layout.log(i))
     problems = []
-    if log.get("schema") != CLIP_LOG_SCHEMA:
-        problems.append(f"{name}: schema {str(log.get('schema'))[:40]!r}, expected {CLIP_LOG_SCHEMA!r}")
-    if log.get("index") != i:
-        problems.append(f"{name}: index {str(log.get('index'))[:20]}, expected {i}")
-    artifacts = _obj(log.get("artifacts"))
+    if log.index != i:
+        problems.append(f"{name}: index {log.index}, expected {i}")
     expected = {"clip": layout.clip(i), "last_frame": layout.last_frame(i)}
     for key in BUNDLED_LOG_ARTIFACTS:
-        if key in artifacts:
-            problems += _check_record(layout.root, artifacts[key], source=name, expected=_rel(layout, expected[key]))
+        if (record := log.artifacts.get(key)) is not None:
+            problems += _check_record(
+                layout.root, record.model_dump(), source=name, expected=_rel(layout, expected[key])
+            )
     return problems
 
 
@@ -208,12 +208,18 @@ def find_problems(run_dir: Path) -> list[str]:
     clips = max(count, len(planned or []))
     required = [layout.final, *(p for i in range(clips) for p in (layout.clip(i), layout.last_frame(i)))]
     problems += [f"{_rel(layout, p)}: missing" for p in required if not p.is_file()]
-    logs: dict[int, dict[str, Any]] = {}
+    logs: dict[int, ClipLog] = {}
     for i in range(clips):
-        log = _read_json(layout.root, _rel(layout, layout.log(i)), problems)
-        if log is not None:
-            logs[i] = log
-            problems += _log_problems(layout, i, log)
+        name = _rel(layout, layout.log(i))
+        data = _read_json(layout.root, name, problems)
+        if data is None:
+            continue
+        try:
+            logs[i] = parse_log(data, source=name)
+        except ArtifactError as exc:
+            problems.append(str(exc).split("; fix:")[0])
+            continue
+        problems += _log_problems(layout, i, logs[i])
     for i in range(clips):
         name = _rel(layout, layout.clip(i))
         try:
@@ -295,7 +301,7 @@ def restitch(bundle: Path, *, out: Path) -> dict[str, Any]:
         problems: list[str] = []
         logs = [_read_json(run_dir, _rel(layout, layout.log(i)), problems) for i in range(manifest["clip_count"])]
         _raise_problems(bundle, problems)
-        checked = [log for log in logs if log is not None]
+        checked = [parse_log(log, source=_rel(layout, layout.log(i))) for i, log in enumerate(logs) if log is not None]
         graph = filtergraph_from_record(record, checked)
         if record.get("filtergraph") != graph:
             raise ArtifactError(

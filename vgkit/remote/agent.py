@@ -88,17 +88,15 @@ def gpu_pids() -> list[int]:
 
 
 def _clips(run_dir: Path) -> dict[str, Any]:
+    from vgkit.records import read_logs
+
     planned = None
     with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
         planned = len(json.loads((run_dir / "plan.json").read_text())["clips"])
-    done = []
-    for log in sorted((run_dir / "logs").glob("log_*.json")):
-        try:
-            record = json.loads(log.read_text())
-        except (OSError, ValueError):
-            continue
-        total = record.get("timings_s", {}).get("total_s")
-        done.append({"index": record.get("index"), "status": record.get("status"), "total_s": total})
+    done = [
+        {"index": log.index, "status": log.status, "total_s": log.timings_s.total_s}
+        for log in read_logs(run_dir, lenient=True)
+    ]
     return {"planned": planned, "done": done}
 
 

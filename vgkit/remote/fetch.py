@@ -12,7 +12,6 @@ downloading anything, naming ``--force``, which fetches beside it (``<name>.fetc
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 import tempfile
@@ -22,6 +21,7 @@ from pathlib import Path
 
 from vgkit.artifacts import sha256_file
 from vgkit.errors import ArtifactError, SpecError
+from vgkit.records import read_manifest
 from vgkit.remote.ssh import SshTarget, remote_path, run_ssh
 
 __all__ = ["FetchResult", "fetch_bundle", "local_names", "verify_run_dir"]
@@ -50,13 +50,13 @@ def verify_run_dir(run_dir: Path) -> int:
     manifest_path = run_dir / "manifest.json"
     if not manifest_path.is_file():
         raise ArtifactError(f"{run_dir}: manifest.json is missing from the bundle; fix: re-run `vgkit remote fetch`")
-    artifacts = json.loads(manifest_path.read_text())["artifacts"]
+    artifacts = read_manifest(run_dir).artifacts
     for record in artifacts:
-        path = run_dir / record["path"]
+        path = run_dir / record.path
         actual = sha256_file(path) if path.is_file() else "missing"
-        if actual != record["sha256"]:
+        if actual != record.sha256:
             raise ArtifactError(
-                f"{path}: sha256 {actual} != manifest {record['sha256']}; fix: re-run `vgkit remote fetch`"
+                f"{path}: sha256 {actual} != manifest {record.sha256}; fix: re-run `vgkit remote fetch`"
             )
     return len(artifacts)
 
