@@ -154,3 +154,17 @@ def test_wrong_pipeline_class_is_refused_before_any_weights_load(tmp_path: Path)
     assert "names 'CogVideoXPipeline', not 'CogVideoXImageToVideoPipeline' (layout mismatch)" in str(exc)
     assert f"fix: delete {snap} (tiny checkpoints are rebuilt on first use)" in str(exc)
     assert classify(exc).kind == "layout"
+
+
+def test_an_error_named_across_a_process_keeps_its_class_and_exit_code() -> None:
+    """What ``vgkit demo`` raises for an error a notebook kernel raised: the same class, so the
+    same exit code as ``vgkit run`` (a busy device or run folder was exit 4 there before)."""
+    from vgkit.errors import GuardrailError, RemoteCommandError, SpecError, VgkitError
+    from vgkit.failures import error_class_named
+    from vgkit.lock import DeviceBusyError
+    from vgkit.rundir import RunDirBusyError
+
+    for cls in (GuardrailError, DeviceBusyError, RunDirBusyError, SpecError, RemoteCommandError):
+        assert error_class_named(cls.__name__) is cls
+    assert error_class_named("DeviceBusyError").exit_code == error_class_named("DeadlineExceeded").exit_code == 6
+    assert error_class_named("ValueError") is VgkitError and VgkitError.exit_code == 1

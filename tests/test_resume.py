@@ -15,6 +15,7 @@ from typing import Any
 
 from tests.conftest import REPO, spec_dict, write_spec
 from vgkit.artifacts import sha256_file
+from vgkit.events import read_events
 
 KILL_POINTS = 3
 
@@ -84,7 +85,12 @@ def test_sigkill_at_random_points_then_resume_equals_an_uninterrupted_run(tmp_pa
     reference, resumed = _files(reference_dir), _files(resumed_dir)
     assert not [name for name in resumed if ".part" in name], "orphaned temp files"
     assert sorted(resumed) == sorted(reference)
-    # the run lock file names its last holder (pid, time); everything else but logs and manifest is bytes-equal
-    same_bytes = [n for n in reference if not n.startswith("logs/") and n not in ("manifest.json", ".vgkit-run.lock")]
+    # the run lock file names its last holder (pid, time) and events.jsonl records when each step happened
+    # (every attempt's, appended); everything else but logs and manifest is bytes-equal
+    timed = ("manifest.json", ".vgkit-run.lock", "events.jsonl")
+    same_bytes = [n for n in reference if not n.startswith("logs/") and n not in timed]
     assert {n: resumed[n] for n in same_bytes} == {n: reference[n] for n in same_bytes}
+    events = read_events(resumed_dir)  # killed attempts' events too, never a torn line
+    assert len(events) == len((resumed_dir / "events.jsonl").read_text().splitlines())
+    assert events[-1].stage == "run-done" and [e.stage for e in events].count("plan") >= 1
     assert _log_hashes(resumed_dir) == _log_hashes(reference_dir)

@@ -25,6 +25,7 @@ QUERIES = {
     "memory_used_bytes": "nvmlDeviceGetMemoryInfo",
     "temperature_c": "nvmlDeviceGetTemperature",
     "power_w": "nvmlDeviceGetPowerUsage",
+    "compute_apps": "nvmlDeviceGetComputeRunningProcesses",
 }
 
 
@@ -47,6 +48,7 @@ class FakeNvml:
             "nvmlDeviceGetMemoryInfo": types.SimpleNamespace(used=5 * 2**30, total=24 * 2**30),
             "nvmlDeviceGetTemperature": 60,
             "nvmlDeviceGetPowerUsage": 250_000,  # milliwatts
+            "nvmlDeviceGetComputeRunningProcesses": [types.SimpleNamespace(pid=4242)],
         }
         for name, value in values.items():
             monkeypatch.setattr(pynvml, name, self._query(name, value))
@@ -137,6 +139,7 @@ def test_a_healthy_gpu_gives_means_and_peaks_of_every_metric(nvml: FakeNvml) -> 
         "temperature_c_max": 60,
         "power_w_mean": 250.0,
         "power_w_max": 250.0,
+        "compute_apps_max": 1,
         "unsupported": [],
         "errors": 0,
         "lost": None,

@@ -18,7 +18,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from vgkit.errors import ArtifactError
 
@@ -37,6 +37,7 @@ __all__ = [
     "read_json_object",
     "sha256_bytes",
     "sha256_file",
+    "sha256_stream",
     "temp_path_for",
 ]
 
@@ -194,12 +195,18 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def sha256_stream(fh: IO[bytes]) -> tuple[str, int]:
+    """The sha256 (hex) and size of what ``fh`` reads to its end: vgkit's one file hash."""
+    digest, size = hashlib.sha256(), 0
+    for chunk in iter(lambda: fh.read(1 << 20), b""):
+        digest.update(chunk)
+        size += len(chunk)
+    return digest.hexdigest(), size
+
+
 def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
     with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return sha256_stream(fh)[0]
 
 
 def file_record(path: Path, *, root: Path) -> dict[str, Any]:

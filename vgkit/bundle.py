@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from vgkit.artifacts import RunLayout, commit_file, temp_path_for
+from vgkit.artifacts import RunLayout, commit_file, sha256_stream, temp_path_for
 from vgkit.errors import ArtifactError
 from vgkit.events import EVENTS_FILE
 
@@ -64,7 +64,6 @@ MAX_BUNDLE_BYTES = 32 << 30  # extracted total; a 64-shot 720p run is a few GB
 MAX_EXPANSION = 4  # mp4 and png are compressed already: real bundles expand ~1.0x, a zip bomb ~1000x
 EXPANSION_SLACK_BYTES = 64 << 20  # small bundles (tiny clips, JSON logs) may compress better than that
 _HEADER_BYTES = 8 << 10  # tar header + pax/longname blocks + padding allowed per member
-_CHUNK = 1 << 20
 
 # vgkit's artifact names inside a run folder; the only paths a bundle, manifest or log may name.
 _ARTIFACT = re.compile(
@@ -120,12 +119,9 @@ def open_artifact(root: Path, name: str) -> IO[bytes]:
 
 def digest_artifact(root: Path, name: str) -> dict[str, Any]:
     """``{"path", "sha256", "bytes"}`` of artifact ``name`` of the run at ``root``, read through ``open_artifact``."""
-    digest, size = hashlib.sha256(), 0
     with open_artifact(root, name) as fh:
-        for chunk in iter(lambda: fh.read(_CHUNK), b""):
-            digest.update(chunk)
-            size += len(chunk)
-    return {"path": name, "sha256": digest.hexdigest(), "bytes": size}
+        sha256, size = sha256_stream(fh)
+    return {"path": name, "sha256": sha256, "bytes": size}
 
 
 def bundle_path(run_dir: Path) -> Path:

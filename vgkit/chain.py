@@ -52,9 +52,8 @@ from vgkit.settings import code_commit
 from vgkit.spec import RunSpec
 from vgkit.telemetry import GpuSampler
 
-__all__ = ["LATENTS_SCHEMA", "LOG_SCHEMA", "latents_path", "latents_record_path", "run_chain", "write_killed_log"]
+__all__ = ["LATENTS_SCHEMA", "latents_path", "latents_record_path", "run_chain", "write_killed_log"]
 
-LOG_SCHEMA = CLIP_LOG_SCHEMA
 LATENTS_SCHEMA = "vgkit.latents/1"
 
 
@@ -215,7 +214,7 @@ def write_killed_log(layout: RunLayout, index: int, *, error: VgkitError, killed
     if existing is not None and existing.status == "ok":
         return False
     record = {
-        "schema": LOG_SCHEMA,
+        "schema": CLIP_LOG_SCHEMA,
         "index": index,
         "status": "aborted",
         "failure": classify(error).to_dict(),
@@ -234,7 +233,7 @@ def _commit_log(layout: RunLayout, index: int, record: dict[str, Any]) -> None:
 
 def _shared_fields(generator: ClipGenerator, plan: RunPlan, deadlines: Deadlines) -> dict[str, Any]:
     return {
-        "schema": LOG_SCHEMA,
+        "schema": CLIP_LOG_SCHEMA,
         "clip_count": len(plan.clips),
         "model": {
             "name": generator.model.name,

@@ -24,7 +24,7 @@ from typing import Any, Literal, get_args
 from vgkit.errors import ModelUnavailableError, VgkitError
 from vgkit.events import Event
 
-__all__ = ["KINDS", "Failure", "Kind", "classify", "exit_code_for", "failed_event"]
+__all__ = ["KINDS", "Failure", "Kind", "classify", "error_class_named", "exit_code_for", "failed_event"]
 
 Kind = Literal["out-of-memory", "timeout", "layout", "kwargs", "shape", "infeasible", "interrupted", "other"]
 KINDS: tuple[str, ...] = get_args(Kind)
@@ -160,3 +160,17 @@ def failed_event(exc: BaseException) -> Event:
     failure = classify(exc)
     figures = {"kind": failure.kind, "phase": failure.phase, "error_class": failure.error_class}
     return Event("failed", clip_index=failure.clip_index, figures=figures, detail=failure.message)
+
+
+def error_class_named(name: str) -> type[VgkitError]:
+    """The ``VgkitError`` class called ``name`` (errors.py's, and those next to their code: the
+    lock's, the run folder's, the guard's), so an error that crossed a process (a notebook kernel)
+    keeps its exit code; ``VgkitError`` (exit 1) for any other name."""
+    import vgkit.guard
+    import vgkit.lock
+    import vgkit.rundir  # noqa: F401  (their classes register as subclasses)
+
+    found: list[type[VgkitError]] = [VgkitError]
+    for cls in found:
+        found += cls.__subclasses__()
+    return next((cls for cls in found if cls.__name__ == name), VgkitError)

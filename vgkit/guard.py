@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_CLIP_TIMEOUT_S",
     "DEFAULT_GRACE_S",
+    "REMOTE_GRACE_S",
     "DeadlineExceeded",
     "Deadlines",
     "RunGuard",
@@ -51,7 +52,10 @@ __all__ = [
 ]
 
 DEFAULT_CLIP_TIMEOUT_S = 600.0
+# The grace periods, here only: the watchdog's past a deadline, and a remote job's past its run
+# deadline (the remote `timeout` that ends it even when nobody follows it).
 DEFAULT_GRACE_S = 60.0
+REMOTE_GRACE_S = 300.0
 # How long the watchdog waits after SIGTERM before it sends SIGKILL to the group.
 TERM_WAIT_S = 5.0
 

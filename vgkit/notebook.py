@@ -13,8 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from vgkit import errors
-from vgkit.errors import GenerationError, SpecError, VgkitError
+from vgkit.errors import SpecError
+from vgkit.failures import error_class_named
 from vgkit.guard import DEFAULT_GRACE_S, check_grace
 from vgkit.runner import JobResult, default_run_dir, plan_job
 from vgkit.settings import apply_env_file, repo_root
@@ -23,12 +23,6 @@ __all__ = ["check_parameters", "generate", "run_generate_notebook", "show_video"
 
 # Embedding a video inline copies it into the notebook; above this size a link is shown instead.
 MAX_EMBED_BYTES = 20 * 2**20
-
-
-def _error_class(name: str) -> type[VgkitError]:
-    """The errors.py class called ``name`` (raised in the notebook), else ``GenerationError``."""
-    cls = getattr(errors, name, None)
-    return cls if isinstance(cls, type) and issubclass(cls, VgkitError) else GenerationError
 
 
 # What papermill can inject (``-p`` values are parsed as Python literals, ``-y`` as YAML).
@@ -161,7 +155,7 @@ def run_generate_notebook(
             stderr_file=sys.stderr,
         )
     except PapermillExecutionError as exc:
-        error = _error_class(exc.ename)
+        error = error_class_named(exc.ename)  # the same class, so the same exit code as `vgkit run`
         raise error(f"{exc.evalue} (notebook saved at {executed})") from None
     from vgkit.artifacts import RunLayout
     from vgkit.bundle import bundle_path

@@ -130,11 +130,14 @@ def _gpu_stats(sweep_run: dict[str, Any] | None, logs: list[ClipLog]) -> dict[st
             "peak_temp_c": max(temps) if temps else None,
             "peak_mem_used_mib": round(max(memory) / 2**20) if memory else None,
         }
+    util = [v for s in samples if (v := s.get("utilization_pct")) is not None]
+    temps = [v for s in samples if (v := s.get("temperature_c")) is not None]
+    used = [v for s in samples if (v := s.get("memory_used_bytes")) is not None]
     return {
         "samples": len(samples),
-        "mean_util_pct": round(float(np.mean([s["util_pct"] for s in samples])), 1),
-        "peak_temp_c": max(s["temp_c"] for s in samples),
-        "peak_mem_used_mib": max(s["mem_used_mib"] for s in samples),
+        "mean_util_pct": round(float(np.mean(util)), 1) if util else None,
+        "peak_temp_c": max(temps) if temps else None,
+        "peak_mem_used_mib": round(max(used) / 2**20) if used else None,
         "overlap_samples": sum(1 for s in samples if s.get("compute_apps", 0) > 1),
     }
 

@@ -54,7 +54,7 @@ __all__ = [
     "write_env_file",
 ]
 
-# Encoder threads are pinned: x264 output depends on the thread count (FACTS.md), so a fixed
+# Encoder threads are pinned: x264 output depends on the thread count (x264 splits frames by thread), so a fixed
 # number keeps stitched bytes identical across machines with different core counts.
 DEFAULT_FFMPEG_THREADS = 4
 

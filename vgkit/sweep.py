@@ -11,7 +11,8 @@ besides what ``vgkit run`` writes:
     {"schema", "model", "status": "completed" | "failed" | "infeasible", "started_at": ISO-8601 UTC,
      "started_at_s": the same instant in epoch seconds (the run's ``events.jsonl`` from then on is
      this job's: vgkit.events), "wall_s": seconds from start to end of the job and its QA,
-     "gpu_samples": [{"t_s", "util_pct", "temp_c", "mem_used_mib", "compute_apps"}, ...]}
+     "gpu_samples": [{"t_s", "utilization_pct", "memory_used_bytes", "temperature_c", "power_w",
+                      "compute_apps"}, ...]}
 
 ``failure.json`` (schema ``vgkit.failure/2``), only when the job raised: the failure record of
 ``vgkit.failures`` (``kind``, ``phase``, ``clip_index``, ``verdict``, ``error_class``, ``message``,
@@ -21,17 +22,13 @@ besides what ``vgkit run`` writes:
      the job's events reached, as the worker sent them: a job refused before its run folder was
      accepted writes no events.jsonl), "elapsed_s", "at": ISO-8601 UTC}
 
-GPU samples come from ``nvidia-smi`` every ``GPU_SAMPLE_S`` seconds while a job runs; without
-nvidia-smi (or with ``VGKIT_FORCE_CPU=1``) the list is empty and the report shows "n/a". A sample with
+GPU samples come from ``vgkit.telemetry`` (NVML) every ``GPU_SAMPLE_S`` seconds while a job runs;
+without a usable NVML (a CPU machine) the list is empty and the report shows "n/a". A sample with
 more than one compute process on the GPU counts as an overlapping-job sample in the report.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -42,13 +39,13 @@ from vgkit.errors import SpecError
 from vgkit.events import Event, Progress, append_event, note
 from vgkit.failures import classify
 from vgkit.guard import DEFAULT_GRACE_S, check_grace
+from vgkit.telemetry import GpuSampler
 
 __all__ = [
     "FAILURE_FILE",
     "FAILURE_SCHEMA",
     "SWEEP_RUN_FILE",
     "SWEEP_RUN_SCHEMA",
-    "GpuSampler",
     "SweepResult",
     "SweepRow",
     "parse_models",
@@ -97,59 +94,6 @@ def parse_models(text: str) -> list[str]:
     return models
 
 
-class GpuSampler:
-    """Polls nvidia-smi in a thread while a job runs (nothing when there is no NVIDIA GPU)."""
-
-    def __init__(self, started: float) -> None:
-        self.samples: list[dict[str, float | int]] = []
-        self._started = started
-        self._stop = threading.Event()
-        smi = shutil.which("nvidia-smi")
-        self._smi = None if os.environ.get("VGKIT_FORCE_CPU") == "1" else smi
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-
-    def __enter__(self) -> GpuSampler:
-        if self._smi:
-            self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join()
-
-    def _query(self, *args: str) -> list[str]:
-        assert self._smi is not None
-        try:
-            done = subprocess.run([self._smi, *args], capture_output=True, text=True, timeout=10, check=False)
-        except (OSError, subprocess.TimeoutExpired):
-            return []
-        return [line.strip() for line in done.stdout.splitlines() if line.strip()] if done.returncode == 0 else []
-
-    def _loop(self) -> None:
-        while True:  # sample once before looking at the stop flag: even a short job gets a sample
-            gpu = self._query(
-                "--query-gpu=utilization.gpu,temperature.gpu,memory.used", "--format=csv,noheader,nounits"
-            )
-            apps = self._query("--query-compute-apps=pid", "--format=csv,noheader")
-            try:
-                util, temp, mem = (float(v) for v in gpu[0].split(",")) if gpu else (None, None, None)
-            except ValueError:  # "[N/A]" on GPUs that do not report a field
-                util = temp = mem = None
-            if util is not None and temp is not None and mem is not None:
-                self.samples.append(
-                    {
-                        "t_s": round(time.perf_counter() - self._started, 3),
-                        "util_pct": util,
-                        "temp_c": temp,
-                        "mem_used_mib": mem,
-                        "compute_apps": len(apps),
-                    }
-                )
-            if self._stop.wait(GPU_SAMPLE_S):
-                return
-
-
 def stage_reached(events: list[Event]) -> str:
     """The last sweep stage (plan, load, generate, stitch, qa) that ``events`` reached."""
     stage = "plan"
@@ -178,7 +122,7 @@ def _run_one(
         progress(note(f"[{model}] {event}"))
 
     status, detail, kind = "completed", "", None
-    with GpuSampler(t0) as sampler:
+    with GpuSampler(interval_s=GPU_SAMPLE_S) as sampler:
         try:
             result = run_supervised(spec_path, model=model, out=run_dir, grace_s=grace_s, progress=tagged)
             qa_event = Event("qa")

@@ -1,4 +1,5 @@
-"""GPU telemetry sampled while a clip generates, through NVML (``nvidia-ml-py``, module ``pynvml``).
+"""GPU telemetry sampled while a clip (or a sweep's whole job) runs, through NVML (``nvidia-ml-py``,
+module ``pynvml``, pinned): vgkit's one GPU sampler; nothing polls ``nvidia-smi``.
 
 The sampler never breaks a run. Each way NVML can fail ends in the summary instead:
 
@@ -25,8 +26,9 @@ from vgkit.settings import visible_gpu
 
 __all__ = ["METRICS", "GpuSampler"]
 
-# What one sample holds, by the NVML query that reads it.
-METRICS = ("utilization_pct", "memory_used_bytes", "temperature_c", "power_w")
+# What one sample holds, by the NVML query that reads it (``compute_apps``: processes computing on
+# the GPU; more than one while a job runs means another job overlaps it).
+METRICS = ("utilization_pct", "memory_used_bytes", "temperature_c", "power_w", "compute_apps")
 
 
 class GpuSampler:
@@ -86,6 +88,8 @@ class GpuSampler:
             return int(nvml.nvmlDeviceGetMemoryInfo(handle).used)
         if metric == "temperature_c":
             return int(nvml.nvmlDeviceGetTemperature(handle, nvml.NVML_TEMPERATURE_GPU))
+        if metric == "compute_apps":
+            return len(nvml.nvmlDeviceGetComputeRunningProcesses(handle))
         return round(nvml.nvmlDeviceGetPowerUsage(handle) / 1000.0, 1)  # milliwatts
 
     def _sample(self) -> None:
@@ -155,6 +159,7 @@ class GpuSampler:
             "temperature_c_max": peak("temperature_c"),
             "power_w_mean": mean("power_w"),
             "power_w_max": peak("power_w"),
+            "compute_apps_max": peak("compute_apps"),
             "unsupported": list(self.unsupported),
             "errors": self.errors,
             "lost": self.lost,

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vgkit.errors import SpecError
-from vgkit.remote.ssh import DEFAULT_GRACE_S
+from vgkit.guard import REMOTE_GRACE_S
 
 if TYPE_CHECKING:
     from vgkit.remote.ssh import SshTarget
@@ -172,7 +172,7 @@ def add_remote_commands(sub: Any) -> None:
         default=None,
         help="run deadline (default: the spec's run_timeout_s, else clips x clip_timeout_s); remote timeout adds grace",
     )
-    p.add_argument("--grace-s", type=float, default=DEFAULT_GRACE_S, help="seconds past the deadline before the kill")
+    p.add_argument("--grace-s", type=float, default=REMOTE_GRACE_S, help="seconds past the deadline before the kill")
     p.add_argument("--env", action="append", help="NAME=VALUE for the run (never secrets)")
     p.add_argument("--follow", action="store_true", help="watch; Ctrl-C or a long disconnect kills the job")
     p.add_argument("--poll-s", type=float, default=5.0)

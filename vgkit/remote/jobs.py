@@ -29,8 +29,9 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from vgkit.errors import GuardrailError, RemoteCommandError, SpecError
+from vgkit.guard import REMOTE_GRACE_S
 from vgkit.remote.host import require_ready
-from vgkit.remote.ssh import DEFAULT_GRACE_S, RemoteConnectionError, SshTarget, checked, remote_path, run_ssh
+from vgkit.remote.ssh import RemoteConnectionError, SshTarget, checked, remote_path, run_ssh
 from vgkit.spec import read_spec_data
 
 if TYPE_CHECKING:
@@ -193,7 +194,7 @@ def plan_remote_job(
     model: str | None = None,
     name: str | None = None,
     deadline_s: float | None = None,
-    grace_s: float = DEFAULT_GRACE_S,
+    grace_s: float = REMOTE_GRACE_S,
 ) -> RemoteJob:
     """Validate the spec and plan it here (the same one-line ``SpecError`` as ``vgkit run``), before
     anything goes to the host; the deadline defaults to the spec's (see ``_deadline``)."""
@@ -202,7 +203,7 @@ def plan_remote_job(
     if deadline_s is not None and not deadline_s > 0:
         raise SpecError(f"--deadline-s = {deadline_s}: not a positive number of seconds; fix: e.g. 3600, or omit it")
     if not grace_s >= 0:
-        raise SpecError(f"--grace-s = {grace_s}: must be >= 0 seconds; fix: e.g. {DEFAULT_GRACE_S:g}")
+        raise SpecError(f"--grace-s = {grace_s}: must be >= 0 seconds; fix: e.g. {REMOTE_GRACE_S:g}")
     spec, _, _ = plan_job(spec_path, model=model, planning_only=True)
     run_model = model or spec.model
     name = name or f"{spec.name}-{run_model}"
@@ -248,7 +249,7 @@ def start_run(
     model: str | None = None,
     name: str | None = None,
     deadline_s: float | None = None,
-    grace_s: float = DEFAULT_GRACE_S,
+    grace_s: float = REMOTE_GRACE_S,
     env: Mapping[str, str] | None = None,
 ) -> RemoteJob:
     """Validate the spec here, upload it and its images, start the run detached; return the job.

@@ -28,7 +28,6 @@ __all__ = [
 SSH_CONNECTION_FAILED = 255  # ssh's own exit code for "could not connect / connection lost"
 DEFAULT_REMOTE_DIR = "vgkit"
 DEFAULT_REMOTE_PYTHON = ".venv/bin/python"  # made by setup.sh in the pushed code
-DEFAULT_GRACE_S = 300.0  # a remote job's `timeout` is its run deadline + this
 
 
 @dataclass(frozen=True)
