@@ -36,9 +36,10 @@ def _planned(plan: dict[str, Any] | None, stitch: dict[str, Any]) -> dict[str, A
     if plan is None:
         return None
     overlap_total = (plan["clip_count"] - 1) * stitch["overlap_frames"]
-    frames = plan["final_frames"] - overlap_total
+    joined = plan.get("joined_frames", plan["final_frames"])  # plans before joined_frames: final_frames was it
+    frames = joined - overlap_total
     return {
-        "frames_before_transitions": plan["final_frames"],
+        "frames_before_transitions": joined,
         "transition_overlap_frames": overlap_total,
         "final_frames": frames,
         "final_seconds": frames / plan["fps"],
@@ -88,8 +89,13 @@ def write_manifest(run_dir: Path, *, stitch: dict[str, Any], usd_per_hour: float
 
 
 def stitch_and_record(
-    run_dir: Path, settings: StitchSettings | None = None, *, usd_per_hour: float | None = None
+    run_dir: Path,
+    settings: StitchSettings | None = None,
+    *,
+    usd_per_hour: float | None = None,
+    settings_source: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Stitch ``run_dir`` with ``settings`` and write its manifest; return the manifest."""
+    """Stitch ``run_dir`` with ``settings`` (None: the run's own) and write its manifest; return the manifest."""
     _cost({}, usd_per_hour)  # refuse a bad rate before the work
-    return write_manifest(run_dir, stitch=stitch_run(run_dir, settings), usd_per_hour=usd_per_hour)
+    stitch = stitch_run(run_dir, settings, settings_source=settings_source)
+    return write_manifest(run_dir, stitch=stitch, usd_per_hour=usd_per_hour)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vgkit.models.base import CPU_PRESET, FrameRule, ModelAdapter, Preset
+from vgkit.models.base import CPU_PRESET, ClipLimits, FrameRule, ModelAdapter, Preset
 
 __all__ = ["COGVIDEOX15", "COGVIDEOX15_TINY", "CogVideoX15Adapter"]
 
@@ -97,7 +97,7 @@ class CogVideoX15Adapter(ModelAdapter):
         shard_like_reference(dest, "cogvideox15")
 
 
-_FRAMES = FrameRule(modulus=8, remainder=1)
+_LIMITS = ClipLimits(native_frames=81, max_frames=161, fps=16, frame_rule=FrameRule(modulus=8, remainder=1))
 # The tiny tokenizer is character-level: 4x the real 226-token budget fits the same prompts
 # (T5 averages about 4 characters per token on English prose).
 _TINY_TEXT_LEN = 904
@@ -134,7 +134,7 @@ COGVIDEOX15 = CogVideoX15Adapter(
     revision="main",
     pipeline_class="CogVideoXImageToVideoPipeline",
     repo_pipeline_class="CogVideoXImageToVideoPipeline",
-    frame_rule=_FRAMES,
+    clip_limits=_LIMITS,
     size_multiple=16,
     needs_gpu=True,
     download_gb=31.0,

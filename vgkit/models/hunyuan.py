@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vgkit.models.base import CPU_PRESET, FrameRule, ModelAdapter, Preset
+from vgkit.models.base import CPU_PRESET, ClipLimits, FrameRule, ModelAdapter, Preset
 
 __all__ = ["HUNYUAN_I2V", "HUNYUAN_I2V_TINY", "HunyuanI2VAdapter", "tiny_tokenizer_corpus"]
 
@@ -203,7 +203,7 @@ class HunyuanI2VAdapter(ModelAdapter):
         shard_like_reference(dest, "hunyuan-i2v")
 
 
-_FRAMES = FrameRule(modulus=4, remainder=1)
+_LIMITS = ClipLimits(native_frames=129, max_frames=129, fps=24, frame_rule=FrameRule(modulus=4, remainder=1))
 _SOURCE = (
     "projected by vgkit.cost (the real transformer and VAE counted on the meta device, efficiency fitted to the "
     "HunyuanVideo README's ~1900 s and 60 GB for 720p, 129 frames, 50 steps on one H100)"
@@ -243,7 +243,7 @@ HUNYUAN_I2V = HunyuanI2VAdapter(
     revision="main",
     pipeline_class="HunyuanVideoImageToVideoPipeline",
     repo_pipeline_class="HunyuanVideoImageToVideoPipeline",
-    frame_rule=_FRAMES,
+    clip_limits=_LIMITS,
     size_multiple=16,
     needs_gpu=True,
     download_gb=60.0,

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vgkit.models.base import CPU_PRESET, FrameRule, ModelAdapter, Preset
+from vgkit.models.base import CPU_PRESET, ClipLimits, FrameRule, ModelAdapter, Preset
 
 __all__ = ["WAN22", "WAN22_TINY", "Wan22Adapter"]
 
@@ -101,7 +101,7 @@ class Wan22Adapter(ModelAdapter):
         shard_like_reference(dest, "wan22")
 
 
-_FRAMES = FrameRule(modulus=4, remainder=1)
+_LIMITS = ClipLimits(native_frames=121, max_frames=121, fps=24, frame_rule=FrameRule(modulus=4, remainder=1))
 _PRESETS = (
     Preset(
         name="4090",
@@ -129,7 +129,7 @@ WAN22 = Wan22Adapter(
     revision="main",
     pipeline_class="WanImageToVideoPipeline",
     repo_pipeline_class="WanPipeline",
-    frame_rule=_FRAMES,
+    clip_limits=_LIMITS,
     size_multiple=32,
     needs_gpu=True,
     download_gb=34.0,
