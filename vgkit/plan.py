@@ -173,10 +173,9 @@ class RunPlan:
                 f"({float(Fraction(clip.num_frames, self.fps)):.2f} s){self._long_shot_note(clip)}, "
                 f"seed {clip.seed}, camera {clip.camera}"
             )
-        lines.append(
-            f"  final: {self.final_sum_text()} = {self.final_frames} frames = {float(self.final_seconds):.2f} s"
-        )
-        if self.stitch is not None:
+        overlap = f"{self.final_sum_text()} = " if self.overlap_frames else ""
+        lines.append(f"  final: {overlap}{self.final_frames} frames = {float(self.final_seconds):.2f} s")
+        if self.stitch is not None and _describe_stitch(self.stitch) != "cut":
             lines.append(f"  stitch: {_describe_stitch(self.stitch)}")
         return "\n".join(lines)
 

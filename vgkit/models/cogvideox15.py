@@ -4,6 +4,7 @@
 - Native 1360x768 (short side 768, long side <= 1360), sizes in multiples of 16 (VAE 8x times
   patch 2). 81 (5 s) or 161 (10 s) frames at 16 fps: the pipeline pads odd latent counts to the
   temporal patch (2) and trims after decode, so only 8k+1 frames come back exactly as asked.
+  ``ClipLimits``: 81 native, 161 at most (a 10 s shot is generated only when the spec asks).
 - 50 steps, guidance 6.0 with ``use_dynamic_cfg=True``; everything in bf16 (FACTS.md).
 - Height and width are always passed (the pipeline's defaults come from the transformer config,
   2400 px for the real one); the RoPE grid is bounded by ``sample_height/width``, which the tiny

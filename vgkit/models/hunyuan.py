@@ -4,8 +4,8 @@
   ``HunyuanVideoImageToVideoPipeline``. The first latent frame is the encoded image (token
   replace); the LLaVA-Llama-3 text encoder also sees the image (576 CLIP patches).
 - Native 1280x720, sizes in multiples of 16 (VAE 8x times patch 2), 129 frames max, 4k+1
-  (the VAE's 4x temporal compression), 24 fps. 50 steps, ``guidance_scale=6.0`` embedded (one
-  pass per step). Transformer in bf16, the rest in fp16, VAE tiling on (FACTS.md).
+  (the VAE's 4x temporal compression), 24 fps; ``ClipLimits`` 129 native and most. 50 steps,
+  ``guidance_scale=6.0`` embedded (one pass per step). Transformer in bf16, the rest in fp16, VAE tiling on (FACTS.md).
 - The Llama-3 tokenizer is loaded as ``PreTrainedTokenizerFast`` whatever model_index.json says:
   under transformers 5 the ``LlamaTokenizerFast`` it names swaps in a SentencePiece
   pre-tokenizer that drops newlines and shifts ``<image>`` (FACTS.md).
