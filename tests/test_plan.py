@@ -176,3 +176,24 @@ def test_stitch_section_is_checked_when_planned(tmp_path: Path) -> None:
     spec = _sixty_second_spec(tmp_path, 12, 5, stitch={"transition": "cut", "overlap_frames": 4})
     with pytest.raises(SpecError, match=r"stitch\.overlap_frames = 4: a cut has no overlap"):
         make_plan(spec, adapter("wan22-tiny"))
+
+
+def test_long_shots_are_projected_at_the_frames_the_model_makes(tmp_path: Path) -> None:
+    """The cost planner projects a 10 s shot as the 121 frames Wan generates, not the 241 in the clip."""
+    from vgkit.cost.planner import plan_cost
+
+    model = adapter("wan22")
+    preset = model.preset("80gb")
+    costs = [
+        plan_cost(
+            make_plan(_sixty_second_spec(tmp_path / name, count, seconds, overrides={}), model, preset=preset),
+            model,
+            preset,
+            gpu="h100",
+            clip_timeout_s=600.0,
+            run_timeout_s=7200.0,
+        )
+        for name, count, seconds in (("long", 6, 10.0), ("native", 12, 5.0))
+    ]
+    long, native = (cost.clips[0].seconds_per_clip for cost in costs if cost is not None)
+    assert long == native
