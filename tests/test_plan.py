@@ -197,3 +197,12 @@ def test_long_shots_are_projected_at_the_frames_the_model_makes(tmp_path: Path) 
     ]
     long, native = (cost.clips[0].seconds_per_clip for cost in costs if cost is not None)
     assert long == native
+
+
+def test_stitch_colour_anchor_reference_image_records_its_path(tmp_path: Path) -> None:
+    stitch = {"colour": "mean_std", "colour_anchor": "reference_image", "seam_smoothing": "minterpolate"}
+    spec = _sixty_second_spec(tmp_path, 12, 5, stitch=stitch)
+    plan = make_plan(spec, adapter("wan22-tiny"))
+    assert plan.stitch is not None and plan.stitch["colour_anchor_image"] == str(spec.reference_image)
+    assert "seam smoothing minterpolate (frames re-made, count unchanged)" in plan.summary()
+    assert plan.final_frames == plan.joined_frames == 1441
