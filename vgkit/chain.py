@@ -208,8 +208,7 @@ def _check_effective(clip: ClipPlan, plan: RunPlan, frames: np.ndarray) -> dict[
 
 def _retimed(clip: ClipPlan, plan: RunPlan, frames: np.ndarray, record: dict[str, Any]) -> np.ndarray:
     """A long shot's generated frames stretched to the clip's frames (vgkit.interpolate); recorded."""
-    from vgkit.interpolate import interpolator_record, retime
-    from vgkit.stitch import rife_device
+    from vgkit.interpolate import interpolator_record, retime, rife_device
 
     name = str((plan.long_shots or {}).get("interpolator_resolved"))
     device = rife_device() if name == "rife" else "cpu"

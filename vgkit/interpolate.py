@@ -46,6 +46,7 @@ __all__ = [
     "retime",
     "retime_positions",
     "rife_available",
+    "rife_device",
     "rife_files",
 ]
 
@@ -82,6 +83,17 @@ def rife_files() -> tuple[Path, Path] | None:
 
 def rife_available() -> bool:
     return rife_files() is not None
+
+
+def rife_device() -> str:
+    """Where RIFE runs: CUDA when torch sees a GPU (and ``VGKIT_FORCE_CPU`` is unset), else the CPU."""
+    import os
+
+    if os.environ.get("VGKIT_FORCE_CPU") == "1":
+        return "cpu"
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def resolve_interpolator(requested: str, *, field: str) -> str:

@@ -448,17 +448,6 @@ def _rife_bridges(
     return np.concatenate(bridges)
 
 
-def rife_device() -> str:
-    """Where RIFE runs: CUDA when torch sees a GPU (and ``VGKIT_FORCE_CPU`` is unset), else the CPU."""
-    import os
-
-    if os.environ.get("VGKIT_FORCE_CPU") == "1":
-        return "cpu"
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
 def render_recorded(
     clips: list[Path],
     logs: list[dict[str, Any]],
@@ -475,6 +464,8 @@ def render_recorded(
     bridges = None
     if settings.seam_smoothing == "rife":
         recorded = (record.get("seam_smoothing") or {}).get("interpolator") or {}
+        from vgkit.interpolate import rife_device
+
         device = "cuda" if recorded.get("device") == "cuda" and rife_device() == "cuda" else "cpu"
         effective = logs[0]["effective"]
         bridges = _rife_bridges(
@@ -535,7 +526,7 @@ def stitch_run(
         graph = graph.removesuffix("[out]") + f"[joined];[joined]{upscale['filter']}[out]"
     interpolator, bridges = None, None
     if settings.seam_smoothing == "rife" and len(clips) > 1:
-        from vgkit.interpolate import interpolator_record, resolve_interpolator
+        from vgkit.interpolate import interpolator_record, resolve_interpolator, rife_device
 
         resolve_interpolator("rife", field="seam_smoothing")
         device = rife_device()
