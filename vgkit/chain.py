@@ -103,6 +103,9 @@ def _request_key(plan: RunPlan, clip: ClipPlan, input_sha256: str, *, model: dic
         "speed": plan.speed,
         "input_sha256": input_sha256,
     }
+    if clip.interpolated:  # a long shot: fewer frames made, the rest interpolated (vgkit.plan)
+        key["generated_frames"] = clip.generated_frames
+        key["interpolator"] = plan.long_shots["interpolator_resolved"] if plan.long_shots else None
     loaded: dict[str, Any] = json.loads(json.dumps(key, sort_keys=True))
     return loaded
 
@@ -201,10 +204,29 @@ def _saved_latents(path: Path, *, key_sha256: str, steps: int, progress: Progres
 def _check_effective(clip: ClipPlan, plan: RunPlan, frames: np.ndarray) -> dict[str, int]:
     num_frames, height, width, _ = frames.shape
     effective = {"num_frames": int(num_frames), "width": int(width), "height": int(height), "fps": plan.fps}
-    wanted = {"num_frames": clip.num_frames, "width": plan.width, "height": plan.height, "fps": plan.fps}
+    wanted = {"num_frames": clip.generated_frames, "width": plan.width, "height": plan.height, "fps": plan.fps}
     if effective != wanted:
         raise ArtifactError(f"clip {clip.index:03d}: the pipeline returned {effective}, but {wanted} was requested")
     return effective
+
+
+def _retimed(clip: ClipPlan, plan: RunPlan, frames: np.ndarray, record: dict[str, Any]) -> np.ndarray:
+    """A long shot's generated frames stretched to the clip's frames (vgkit.interpolate); recorded."""
+    from vgkit.interpolate import interpolator_record, retime, rife_device
+
+    name = str((plan.long_shots or {}).get("interpolator_resolved"))
+    device = rife_device() if name == "rife" else "cpu"
+    t0 = time.perf_counter()
+    out = retime(frames, clip.num_frames, interpolator=name, device=device)
+    record["timings_s"]["interpolate_s"] = round(time.perf_counter() - t0, 3)
+    record["effective"].update(num_frames=len(out), generated_frames=len(frames))
+    record["interpolation"] = {
+        "mode": clip.long_shot,
+        "generated_frames": len(frames),
+        "clip_frames": len(out),
+        **interpolator_record(name, device=device),
+    }
+    return out
 
 
 def write_killed_log(layout: RunLayout, index: int, *, error: VgkitError, killed_by: str = "watchdog") -> bool:
@@ -285,7 +307,7 @@ def _make_clip(
                 "clip-start",
                 clip_index=clip.index,
                 clip_count=len(plan.clips),
-                figures={"num_frames": clip.num_frames, "seed": clip.seed},
+                figures={"num_frames": clip.generated_frames, "seed": clip.seed},
             )
         )
         request = ClipRequest(
@@ -294,7 +316,7 @@ def _make_clip(
             prompt=clip.prompt,
             negative_prompt=clip.negative_prompt,
             seed=clip.seed,
-            num_frames=clip.num_frames,
+            num_frames=clip.generated_frames,
             width=plan.width,
             height=plan.height,
             steps=plan.steps,
@@ -333,6 +355,8 @@ def _make_clip(
     else:
         record["effective"]["decode_attempt"] = "inside_pipeline_call"
     record["effective"].update(_check_effective(clip, plan, frames))
+    if clip.interpolated:
+        frames = _retimed(clip, plan, frames, record)
     guard.set_phase("encode")
     guard.progress(Event("encode", clip_index=clip.index, clip_count=len(plan.clips)))
     t1 = time.perf_counter()

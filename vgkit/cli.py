@@ -130,16 +130,17 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _cmd_stitch(args: argparse.Namespace) -> int:
     from vgkit.manifest import stitch_and_record
-    from vgkit.stitch import StitchSettings
+    from vgkit.stitch import settings_for_run
 
-    settings = StitchSettings(
+    settings, source = settings_for_run(  # the spec's stitch section (plan.json); each flag given overrides
+        args.run_dir,
         transition=args.transition,
         overlap_frames=args.overlap_frames,
         colour=args.colour,
         colour_anchor_image=args.colour_anchor,
         seam_smoothing=args.seam_smoothing,
     )
-    manifest = stitch_and_record(args.run_dir, settings, usd_per_hour=args.usd_per_hour)
+    manifest = stitch_and_record(args.run_dir, settings, usd_per_hour=args.usd_per_hour, settings_source=source)
     record = manifest["stitch"]
     print(f"final: {args.run_dir / record['final']['path']} ({record['final_frames']} frames)")
     if manifest["cost"] is not None:
@@ -326,11 +327,16 @@ def _parser() -> argparse.ArgumentParser:
 
     p = add("stitch", _cmd_stitch, "stitch a run's clips into final/final_stitched.mp4 and write manifest.json")
     p.add_argument("run_dir", type=Path)
-    p.add_argument("--transition", choices=("cut", "crossfade"), default="cut", help="join recipe (default cut)")
-    p.add_argument("--overlap-frames", type=int, default=0, help="crossfade length in frames (0 for cut)")
-    p.add_argument("--colour", choices=("off", "mean_std"), default="off", help="colour matching (default off)")
-    p.add_argument("--colour-anchor", type=Path, default=None, help="anchor image (default: the first clip)")
-    p.add_argument("--seam-smoothing", choices=("off", "minterpolate"), default="off", help="bridge cuts (default off)")
+    spec_default = "default: the spec's stitch section"
+    p.add_argument("--transition", choices=("cut", "crossfade"), default=None, help=f"join recipe ({spec_default})")
+    p.add_argument("--overlap-frames", type=int, default=None, help=f"crossfade length in frames ({spec_default})")
+    p.add_argument("--colour", choices=("off", "mean_std"), default=None, help=f"colour matching ({spec_default})")
+    p.add_argument(
+        "--colour-anchor", type=Path, default=None, help="anchor image (default: the spec's, else the first clip)"
+    )
+    p.add_argument(
+        "--seam-smoothing", choices=("off", "minterpolate", "rife"), default=None, help=f"bridge cuts ({spec_default})"
+    )
     p.add_argument("--usd-per-hour", type=float, default=None, help="machine rate for a cost estimate")
 
     p = add("verify", _cmd_verify, "check every hash, size and schema of a run directory or bundle")

@@ -26,6 +26,7 @@ __all__ = [
     "ffmpeg_exe",
     "ffmpeg_version",
     "read_frames",
+    "run_ffmpeg_raw",
 ]
 
 ENCODER_ARGS: tuple[str, ...] = (
@@ -69,6 +70,24 @@ def run_ffmpeg(args: list[str], *, stdin: bytes | None = None) -> None:
     if done.returncode != 0:
         tail = " | ".join(done.stderr.decode(errors="replace").strip().splitlines()[-3:])
         raise ArtifactError(f"ffmpeg failed (exit {done.returncode}): {tail}")
+
+
+def run_ffmpeg_raw(frames_fhwc: np.ndarray, *, fps: int, graph: str, width: int, height: int) -> bytes:
+    """Pipe uint8 RGB frames through one ffmpeg filter ``graph`` and return its rgb24 frames as bytes.
+
+    Every frame the graph emits comes back (``-fps_mode passthrough``); the scaler is pinned to its
+    bit-exact C paths and the thread count to ``ffmpeg_threads()``, so the bytes repeat.
+    """
+    cmd = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y"]
+    cmd += ["-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-r", str(fps), "-i", "pipe:0"]
+    cmd += ["-filter_threads", "1", "-sws_flags", "bitexact+accurate_rnd+full_chroma_int", "-vf", graph]
+    cmd += ["-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", "rgb24", "-threads", str(ffmpeg_threads())]
+    cmd += ["pipe:1"]
+    done = subprocess.run(cmd, input=np.ascontiguousarray(frames_fhwc).tobytes(), capture_output=True, check=False)
+    if done.returncode != 0:
+        tail = " | ".join(done.stderr.decode(errors="replace").strip().splitlines()[-3:])
+        raise ArtifactError(f"ffmpeg failed (exit {done.returncode}): {tail}")
+    return done.stdout
 
 
 def encode_frames(frames_fhwc: np.ndarray, *, fps: int, dest: Path) -> None:

@@ -2,7 +2,8 @@
 
 Schema ``vgkit.manifest/2``: model, clip count, planned vs actual frames and seconds (planned from
 ``plan.json`` and the stitch recipe's overlap), the stitch record (recipe, encoder args,
-filtergraph, colour matching), the environment, timings, an optional cost estimate from a
+filtergraph, colour matching), which interpolator ran for long shots and seams (vgkit.interpolate:
+name, weights' sha256, device), the environment, timings, an optional cost estimate from a
 user-given $/hour rate (billed time: model load + clip generation, from the clip logs), and
 sha256 + size of every artifact. Nothing in it depends on when or how fast the stitch ran, so
 re-stitching an unchanged run gives a byte-identical manifest and bundle.
@@ -34,12 +35,22 @@ def _planned(plan: dict[str, Any] | None, stitch: dict[str, Any]) -> dict[str, A
     if plan is None:
         return None
     overlap_total = (plan["clip_count"] - 1) * stitch["overlap_frames"]
-    frames = plan["final_frames"] - overlap_total
+    joined = plan.get("joined_frames", plan["final_frames"])  # plans before joined_frames: final_frames was it
+    frames = joined - overlap_total
     return {
-        "frames_before_transitions": plan["final_frames"],
+        "frames_before_transitions": joined,
         "transition_overlap_frames": overlap_total,
         "final_frames": frames,
         "final_seconds": frames / plan["fps"],
+    }
+
+
+def _interpolation(logs: list[ClipLog], stitch: dict[str, Any]) -> dict[str, Any]:
+    """Which interpolator ran where (name, weights' sha256, device): long shots' clips and the seams."""
+    seams = stitch.get("seam_smoothing")
+    return {
+        "clips": {f"{log.index:03d}": log.interpolation for log in logs if log.interpolation is not None},
+        "seams": seams.get("interpolator") if isinstance(seams, dict) else None,
     }
 
 
@@ -77,6 +88,7 @@ def write_manifest(run_dir: Path, *, stitch: dict[str, Any], usd_per_hour: float
         "planned": _planned(plan, stitch),
         "actual": {"final_frames": stitch["final_frames"], "final_seconds": stitch["final_frames"] / fps},
         "stitch": stitch,
+        "interpolation": _interpolation(logs, stitch),
         "environment": environment_info(),
         "timings_s": timings_s,
         "cost": _cost(timings_s, usd_per_hour),
@@ -87,8 +99,13 @@ def write_manifest(run_dir: Path, *, stitch: dict[str, Any], usd_per_hour: float
 
 
 def stitch_and_record(
-    run_dir: Path, settings: StitchSettings | None = None, *, usd_per_hour: float | None = None
+    run_dir: Path,
+    settings: StitchSettings | None = None,
+    *,
+    usd_per_hour: float | None = None,
+    settings_source: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Stitch ``run_dir`` with ``settings`` and write its manifest; return the manifest."""
+    """Stitch ``run_dir`` with ``settings`` (None: the run's own) and write its manifest; return the manifest."""
     _cost({}, usd_per_hour)  # refuse a bad rate before the work
-    return write_manifest(run_dir, stitch=stitch_run(run_dir, settings), usd_per_hour=usd_per_hour)
+    stitch = stitch_run(run_dir, settings, settings_source=settings_source)
+    return write_manifest(run_dir, stitch=stitch, usd_per_hour=usd_per_hour)

@@ -102,6 +102,7 @@ class Effective(_Record):
     fps: int | None = None
     steps: int | None = None
     decode_attempt: str | None = None
+    generated_frames: int | None = None  # a long shot: what the model made before interpolation
 
 
 class Timings(_Record):
@@ -109,6 +110,7 @@ class Timings(_Record):
     denoise_s: float | None = None
     decode_s: float | None = None
     encode_s: float | None = None
+    interpolate_s: float | None = None
     total_s: float | None = None
 
 
@@ -138,6 +140,7 @@ class ClipLog(_Record):
     timings_s: Timings = Timings()
     memory: dict[str, Any] | None = None
     gpu_telemetry: dict[str, Any] | None = None
+    interpolation: dict[str, Any] | None = None  # a long shot's retiming (vgkit.interpolate)
 
     @property
     def chained(self) -> bool:

@@ -29,9 +29,11 @@ __all__ = [
     "CAMERA_MOVES",
     "GenerationOverrides",
     "GlobalConstants",
+    "LongShotSpec",
     "RunSpec",
     "ShotCard",
     "SpeedSpec",
+    "StitchSpec",
     "load_spec",
     "read_spec_data",
 ]
@@ -103,6 +105,35 @@ class SpeedSpec(_Strict):
     compile: Literal["off", "regional"] = "off"
 
 
+class LongShotSpec(_Strict):
+    """How a shot longer than the model's native clip is made (vgkit.plan; README "Clip lengths")."""
+
+    mode: Literal["interpolate", "extend", "generate", "refuse"] = Field(
+        default="interpolate",
+        description="interpolate: generate at a lower frame rate within the native frames, interpolate up; "
+        "extend: generate the native frames, stretch them by interpolation; generate: ask the model for every "
+        "frame (up to its maximum); refuse: stop with the numbers",
+    )
+    interpolator: Literal["auto", "rife", "minterpolate"] = Field(
+        default="auto", description="auto: RIFE when installed, else ffmpeg minterpolate"
+    )
+    beyond_max_frames: Bool = Field(
+        default=False, description="generate mode only: allow more than the model's maximum frames (costly)"
+    )
+
+
+class StitchSpec(_Strict):
+    """How the clips are joined; ``vgkit stitch`` flags override it (vgkit.stitch)."""
+
+    transition: Literal["cut", "crossfade"] = "cut"
+    overlap_frames: Int = Field(default=0, ge=0, le=240, description="crossfade length in frames (0 for a cut)")
+    colour: Literal["off", "mean_std"] = "off"
+    colour_anchor: Literal["first_clip", "reference_image"] = "first_clip"
+    seam_smoothing: Literal["off", "minterpolate", "rife"] = Field(
+        default="off", description="re-make a few frames either side of each cut by interpolation"
+    )
+
+
 class RunSpec(_Strict):
     """A whole job: reference image, global constants, shot cards, seed and optional overrides."""
 
@@ -118,6 +149,8 @@ class RunSpec(_Strict):
     shots: list[ShotCard] = Field(min_length=1, max_length=64)
     overrides: GenerationOverrides = GenerationOverrides()
     speed: SpeedSpec = SpeedSpec()
+    long_shots: LongShotSpec = LongShotSpec()
+    stitch: StitchSpec = StitchSpec()
     allow_any_length: Bool = Field(default=False, description="accept a final video outside 30-60 s (tests, previews)")
     clip_timeout_s: Float = Field(default=600.0, gt=0, description="deadline for one clip (denoise + decode + encode)")
     run_timeout_s: Float | None = Field(

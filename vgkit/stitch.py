@@ -7,20 +7,32 @@ its first frame, which repeats the previous clip's last frame; every stream is r
 frame indices (time base ``1/fps``, pts = frame number); then either a hard cut (``concat``) or a
 crossfade (``xfade=transition=fade``) over a fixed whole number of overlap frames, with offsets
 computed in integer frames. Optional seam smoothing (cuts only) re-makes ``SEAM_WINDOW_FRAMES``
-frames either side of each cut with ffmpeg ``minterpolate`` (motion-compensated) in the same
-graph; RIFE is not available here and is recorded as such. Optional colour matching
+frames either side of each cut: with ffmpeg ``minterpolate`` (motion-compensated) in the same
+graph, or with RIFE (vgkit.interpolate), whose bridge frames are computed from the two real
+frames around each window (decoded through the same per-clip chain, colour included) and fed to
+the graph as one extra lossless rawvideo input; the record names the interpolator, its weights'
+sha256 and the device, and restitch recomputes the bridges. Optional colour matching
 (vgkit.colour) is a per-clip ``lutrgb`` in the same graph. Clips generated below the run's output
 size (a preset's ``size_scale``) are upscaled at the end of the graph with a pinned Lanczos
 ``scale``. One ffmpeg filtergraph, the pinned encoder recipe (vgkit.encode) at the model's fps.
 The final frame count must equal
 ``sum(frames) - (X - 1) - (X - 1) * overlap_frames`` or the stitch fails.
+
+Settings come from the run's ``plan.json`` (the spec's ``stitch:`` section), so ``vgkit run``, the
+notebooks and ``vgkit stitch`` make the same final; ``vgkit stitch`` flags override single fields
+and the record says where each came from. A final outside 30-60 s is refused before any work
+unless the spec set ``allow_any_length``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+import subprocess
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from vgkit.artifacts import (
     CLIP_LOG_SCHEMA,
@@ -45,19 +57,21 @@ __all__ = [
     "planned_final_frames",
     "read_logs",
     "render",
+    "render_recorded",
+    "settings_for_run",
     "stitch_run",
 ]
 
 STITCH_RECIPE_VERSION = 2
 TRANSITIONS = ("cut", "crossfade")
 COLOUR_MODES = ("off", "mean_std")
-SEAM_MODES = ("off", "minterpolate")
+SEAM_MODES = ("off", "minterpolate", "rife")
 XFADE_TRANSITION = "fade"
 SWS_FLAGS = "bitexact+accurate_rnd+full_chroma_int"
 UPSCALE_FLAGS = f"lanczos+{SWS_FLAGS}"  # Lanczos on swscale's bit-exact C paths, whatever the CPU's SIMD
 SEAM_WINDOW_FRAMES = 2  # frames replaced on each side of a seam when seam smoothing is on
 SEAM_CONTEXT_FRAMES = 2  # real frames on each side that the interpolator sees
-RIFE_STATUS = "unavailable"  # no RIFE weights ship with vgkit or are present here
+SETTING_FIELDS = ("transition", "overlap_frames", "colour", "colour_anchor_image", "seam_smoothing")
 
 
 @dataclass(frozen=True)
@@ -92,6 +106,18 @@ class StitchSettings:
         if self.transition == "crossfade" and self.overlap_frames < 1:
             raise SpecError(f"overlap_frames = {self.overlap_frames}: a crossfade needs >= 1 overlap frame")
 
+    @classmethod
+    def from_plan_record(cls, record: dict[str, Any]) -> StitchSettings:
+        """The settings ``plan.json`` records (the spec's ``stitch:`` section)."""
+        anchor = record.get("colour_anchor_image")
+        return cls(
+            transition=str(record.get("transition", "cut")),
+            overlap_frames=record.get("overlap_frames", 0),
+            colour=str(record.get("colour", "off")),
+            colour_anchor_image=Path(anchor) if anchor else None,
+            seam_smoothing=str(record.get("seam_smoothing", "off")),
+        )
+
     def to_record(self) -> dict[str, Any]:
         return {
             "transition": self.transition,
@@ -101,6 +127,47 @@ class StitchSettings:
             if self.colour == "off"
             else ("first_clip" if self.colour_anchor_image is None else "reference_image"),
         }
+
+
+def _plan_record(layout: RunLayout) -> dict[str, Any]:
+    try:
+        plan = json.loads(layout.plan.read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+    return plan if isinstance(plan, dict) else {}
+
+
+def settings_for_run(run_dir: Path, **flags: Any) -> tuple[StitchSettings, dict[str, str]]:
+    """The run's stitch settings: ``plan.json``'s (the spec's ``stitch:``), each overridden by a
+    flag that is not None; also where each field came from (``spec``, ``flag`` or ``default``)."""
+    unknown = sorted(set(flags) - set(SETTING_FIELDS))
+    if unknown:
+        raise TypeError(f"unknown stitch settings {unknown}")
+    recorded = _plan_record(RunLayout(run_dir)).get("stitch")
+    base = StitchSettings.from_plan_record(recorded) if isinstance(recorded, dict) else StitchSettings()
+    given = {k: v for k, v in flags.items() if v is not None}
+    if given.get("transition") == "cut" and "overlap_frames" not in given:
+        given["overlap_frames"] = 0  # a flag asking for a cut drops the spec's crossfade overlap
+    source = {
+        k: ("flag" if k in given else ("spec" if isinstance(recorded, dict) else "default")) for k in SETTING_FIELDS
+    }
+    return replace(base, **given), source
+
+
+def _check_final_length(layout: RunLayout, final_frames: int, *, fps: int, settings: StitchSettings) -> None:
+    """At stitch time (a restitch with other settings too): refuse a final outside 30-60 s unless the
+    spec allowed any length (plans written before vgkit recorded ``allow_any_length`` are not checked)."""
+    if _plan_record(layout).get("allow_any_length", True) is not False:
+        return
+    from vgkit.plan import check_final_length
+
+    crossfade = f" over {settings.overlap_frames} frames" if settings.transition == "crossfade" else ""
+    check_final_length(
+        final_frames,
+        fps=fps,
+        what=f"stitch: transition {settings.transition}{crossfade}",
+        fix="fewer overlap frames or a cut (--transition cut), or change the spec's shots and re-run",
+    )
 
 
 def read_logs(layout: RunLayout) -> list[ClipLog]:
@@ -188,17 +255,14 @@ def _filtergraph(
     kept: list[int], *, drop_first: list[bool], fps: int, settings: StitchSettings, luts: list[str | None]
 ) -> str:
     """The whole stitch as one filtergraph whose output pad is ``[out]``."""
-    parts = []
-    for i, lut in enumerate(luts):
-        chain = ["trim=start_frame=1"] if drop_first[i] else []
-        chain += [f"settb=1/{fps}", "setpts=N"]
-        if any(luts):
-            chain += ["format=rgb24", *([lut] if lut else [])]
-        parts.append(f"[{i}:v]{','.join(chain)}[v{i}]")
-    if any(luts):  # RGB round trip: pin the scaler to its bit-exact C paths, whatever the CPU's SIMD
+    rgb = any(luts) or settings.seam_smoothing == "rife"
+    parts = [f"[{i}:v]{_clip_chain(drop_first[i], fps=fps, lut=lut, rgb=rgb)}[v{i}]" for i, lut in enumerate(luts)]
+    if rgb:  # RGB round trip: pin the scaler to its bit-exact C paths, whatever the CPU's SIMD
         parts.insert(0, f"sws_flags={SWS_FLAGS}")
     if settings.seam_smoothing == "minterpolate":
         return ";".join(parts + _bridged_cuts(kept, fps=fps))
+    if settings.seam_smoothing == "rife":
+        return ";".join(parts + _bridged_cuts(kept, fps=fps, rife_input=len(kept)))
     overlap_frames = settings.overlap_frames
     if overlap_frames == 0:
         inputs = "".join(f"[v{i}]" for i in range(len(kept)))
@@ -215,6 +279,15 @@ def _filtergraph(
     return ";".join(parts)
 
 
+def _clip_chain(drop_first: bool, *, fps: int, lut: str | None, rgb: bool) -> str:
+    """One clip's filters before the join: drop the duplicated first frame, integer pts, colour."""
+    chain = ["trim=start_frame=1"] if drop_first else []
+    chain += [f"settb=1/{fps}", "setpts=N"]
+    if rgb:
+        chain += ["format=rgb24", *([lut] if lut else [])]
+    return ",".join(chain)
+
+
 def _bridge_filter(fps: int) -> str:
     """Interpolate between the two context pairs; keep the ``2 * SEAM_WINDOW_FRAMES`` frames between them."""
     steps = 2 * SEAM_WINDOW_FRAMES + 1  # output frames per input frame interval
@@ -225,23 +298,32 @@ def _bridge_filter(fps: int) -> str:
     )
 
 
-def _bridged_cuts(kept: list[int], *, fps: int) -> list[str]:
+def _bridged_cuts(kept: list[int], *, fps: int, rife_input: int | None = None) -> list[str]:
     """Hard cuts whose ``SEAM_WINDOW_FRAMES`` frames either side are re-made by motion interpolation.
 
-    Each bridge sees the ``SEAM_CONTEXT_FRAMES`` real frames before the window in clip i-1 and
-    after it in clip i, so the frame count does not change.
+    minterpolate: each bridge sees the ``SEAM_CONTEXT_FRAMES`` real frames before the window in
+    clip i-1 and after it in clip i. RIFE (``rife_input``: the index of the bridges' rawvideo
+    input): the bridges were computed beforehand (``_rife_bridges``), ``2 * SEAM_WINDOW_FRAMES``
+    per seam in seam order. The frame count does not change.
     """
     w, ctx, last = SEAM_WINDOW_FRAMES, SEAM_CONTEXT_FRAMES, len(kept) - 1
     parts, segments = [], []
+    if rife_input is not None:
+        pads = "".join(f"[r{i}]" for i in range(1, len(kept)))
+        parts.append(f"[{rife_input}:v]settb=1/{fps},setpts=N,format=rgb24,split={len(kept) - 1}{pads}")
     for i, length in enumerate(kept):
         pieces = [("m", w if i else 0, length - w if i < last else length)]
-        pieces += [("t", length - w - ctx, length - w)] if i < last else []
-        pieces += [("h", w, w + ctx)] if i else []
+        if rife_input is None:
+            pieces += [("t", length - w - ctx, length - w)] if i < last else []
+            pieces += [("h", w, w + ctx)] if i else []
         pads = "".join(f"[{kind}{i}]" for kind, _, _ in pieces)
         parts.append(f"[v{i}]split={len(pieces)}{pads}")
         for kind, start, end in pieces:
             parts.append(f"[{kind}{i}]trim=start_frame={start}:end_frame={end},setpts=N[{kind}{i}c]")
-        if i:
+        if i and rife_input is not None:
+            parts.append(f"[r{i}]trim=start_frame={(i - 1) * 2 * w}:end_frame={i * 2 * w},setpts=N[b{i}]")
+            segments.append(f"[b{i}]")
+        elif i:
             pair = f"[t{i - 1}c][h{i}c]concat=n=2:v=1:a=0,settb=1/{fps},setpts=N"
             parts.append(f"{pair},{_bridge_filter(fps)}[b{i}]")
             segments.append(f"[b{i}]")
@@ -283,15 +365,30 @@ def _verified_clips(layout: RunLayout, logs: list[ClipLog]) -> list[Path]:
     return clips
 
 
-def render(clips: list[Path], graph: str, *, fps: int, encoder: list[str], dest: Path, expected_frames: int) -> None:
-    """Run one stitch filtergraph over ``clips`` into ``dest`` atomically; check its frame count."""
+def render(
+    clips: list[Path],
+    graph: str,
+    *,
+    fps: int,
+    encoder: list[str],
+    dest: Path,
+    expected_frames: int,
+    bridges_fhwc: np.ndarray | None = None,
+) -> None:
+    """Run one stitch filtergraph over ``clips`` (and, for RIFE seams, the bridge frames as one
+    more rawvideo input) into ``dest`` atomically; check its frame count."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_path_for(dest)
+    raw = temp_path_for(dest.with_name(dest.name + ".bridges.rgb"))
     args: list[str] = []
     for clip in clips:
         # Only the MP4 demuxer reading a local file: a clip that is a playlist or names a URL
         # (a tampered bundle) cannot make ffmpeg open anything else.
         args += ["-f", "mov", "-protocol_whitelist", "file", "-i", str(clip)]
+    if bridges_fhwc is not None:
+        _, height, width, _ = bridges_fhwc.shape
+        raw.write_bytes(np.ascontiguousarray(bridges_fhwc).tobytes())
+        args += ["-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-r", str(fps), "-i", str(raw)]
     args += ["-filter_complex", graph, "-map", "[out]", "-r", str(fps), *encoder, str(tmp)]
     try:
         run_ffmpeg(args)
@@ -299,6 +396,94 @@ def render(clips: list[Path], graph: str, *, fps: int, encoder: list[str], dest:
         commit_file(tmp, dest)
     finally:
         tmp.unlink(missing_ok=True)
+        raw.unlink(missing_ok=True)
+
+
+def _seam_frames(clip: Path, chain: str, indices: list[int], *, width: int, height: int) -> list[np.ndarray]:
+    """Frames ``indices`` (after ``chain``, the clip's filters in the stitch graph) as rgb24 arrays."""
+    from vgkit.encode import ffmpeg_exe
+
+    select = "+".join(f"eq(n\\,{i})" for i in indices)
+    graph = f"sws_flags={SWS_FLAGS};[0:v]{chain},format=rgb24,select={select}[out]"
+    cmd = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin", "-f", "mov"]
+    cmd += ["-protocol_whitelist", "file", "-i", str(clip), "-filter_complex", graph, "-map", "[out]"]
+    cmd += ["-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", "rgb24", "-threads", "1", "pipe:1"]
+    done = subprocess.run(cmd, capture_output=True, check=False)
+    if done.returncode != 0:
+        raise ArtifactError(f"{clip.name}: reading seam frames failed: {done.stderr.decode(errors='replace')[-300:]}")
+    frames = np.frombuffer(done.stdout, dtype=np.uint8).reshape(-1, height, width, 3)
+    if len(frames) != len(indices):
+        raise ArtifactError(f"{clip.name}: {len(frames)} seam frames decoded, {len(indices)} wanted")
+    return list(frames)
+
+
+def _rife_bridges(
+    clips: list[Path],
+    kept: list[int],
+    *,
+    drop_first: list[bool],
+    luts: list[str | None],
+    fps: int,
+    size: tuple[int, int],
+    device: str,
+) -> np.ndarray:
+    """``2 * SEAM_WINDOW_FRAMES`` RIFE frames per seam, seam by seam: between the last real frame
+    before the window in clip i-1 and the first real frame after it in clip i, both as the stitch
+    graph sees them (dropped duplicate, colour transform)."""
+    from vgkit.interpolate import Rife
+
+    w = SEAM_WINDOW_FRAMES
+    width, height = size
+    rife = Rife.load(device)
+    timesteps = [j / (2 * w + 1) for j in range(1, 2 * w + 1)]
+    bridges = []
+    for i in range(1, len(clips)):
+        chain = _clip_chain(drop_first[i - 1], fps=fps, lut=luts[i - 1], rgb=True)
+        (before,) = _seam_frames(clips[i - 1], chain, [kept[i - 1] - w - 1], width=width, height=height)
+        chain = _clip_chain(drop_first[i], fps=fps, lut=luts[i], rgb=True)
+        (after,) = _seam_frames(clips[i], chain, [w], width=width, height=height)
+        bridges.append(rife.between(before, after, timesteps))
+    return np.concatenate(bridges)
+
+
+def render_recorded(
+    clips: list[Path],
+    logs: list[ClipLog],
+    record: dict[str, Any],
+    *,
+    encoder: list[str],
+    dest: Path,
+    expected_frames: int,
+) -> None:
+    """Restitch: render a manifest's stitch ``record`` (rebuilt by ``filtergraph_from_record``) over
+    ``clips``, recomputing RIFE seam bridges on the device the record names when it is here, else the CPU."""
+    settings, luts = _settings_and_luts(record, logs)
+    graph = filtergraph_from_record(record, logs)
+    bridges = None
+    if settings.seam_smoothing == "rife":
+        recorded = (record.get("seam_smoothing") or {}).get("interpolator") or {}
+        from vgkit.interpolate import rife_device
+
+        device = "cuda" if recorded.get("device") == "cuda" and rife_device() == "cuda" else "cpu"
+        effective = logs[0].effective
+        bridges = _rife_bridges(
+            clips,
+            kept_frames(logs),
+            drop_first=[log.chained for log in logs],
+            luts=luts,
+            fps=int(record["fps"]),
+            size=(int(effective.width or 0), int(effective.height or 0)),
+            device=device,
+        )
+    render(
+        clips,
+        graph,
+        fps=int(record["fps"]),
+        encoder=encoder,
+        dest=dest,
+        expected_frames=expected_frames,
+        bridges_fhwc=bridges,
+    )
 
 
 def stitch_run(
@@ -307,13 +492,16 @@ def stitch_run(
     *,
     dest: Path | None = None,
     colour_record: dict[str, Any] | None = None,
+    settings_source: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Stitch the clips of ``run_dir`` into ``dest`` (default ``final/final_stitched.mp4``).
 
+    ``settings`` None: the run's own (``plan.json``, from the spec's ``stitch:`` section).
     ``colour_record`` (a previous stitch record's ``colour_matching``) reuses its per-clip transforms
     instead of measuring again; restitch uses it. Returns the stitch record for the manifest.
     """
-    settings = settings or StitchSettings()
+    if settings is None:
+        settings, settings_source = settings_for_run(run_dir)
     layout = RunLayout(run_dir)
     logs = read_logs(layout)
     clips = _verified_clips(layout, logs)
@@ -321,6 +509,7 @@ def stitch_run(
     kept = kept_frames(logs)
     expected = planned_final_frames(kept, overlap_frames=settings.overlap_frames)
     _check_fits(kept, settings)
+    _check_final_length(layout, expected, fps=fps, settings=settings)
     colour: dict[str, Any] | None = None
     luts: list[str | None] = [None] * len(clips)
     if settings.colour != "off":
@@ -328,25 +517,42 @@ def stitch_run(
 
         colour = colour_record or match_colours(clips, anchor_image=settings.colour_anchor_image)
         luts = [t["lutrgb"] for t in colour["transforms"]]
-    graph = _filtergraph(kept, drop_first=[log.chained for log in logs], fps=fps, settings=settings, luts=luts)
+    drop_first = [log.chained for log in logs]
+    graph = _filtergraph(kept, drop_first=drop_first, fps=fps, settings=settings, luts=luts)
     upscale = _upscale_record(logs)
     if upscale is not None:  # the joined stream, scaled as the last step of the same graph
         graph = graph.removesuffix("[out]") + f"[joined];[joined]{upscale['filter']}[out]"
+    interpolator, bridges = None, None
+    if settings.seam_smoothing == "rife" and len(clips) > 1:
+        from vgkit.interpolate import interpolator_record, resolve_interpolator, rife_device
+
+        resolve_interpolator("rife", field="seam_smoothing")
+        device = rife_device()
+        interpolator = interpolator_record("rife", device=device)
+        size = (int(logs[0].effective.width or 0), int(logs[0].effective.height or 0))
+        bridges = _rife_bridges(clips, kept, drop_first=drop_first, luts=luts, fps=fps, size=size, device=device)
+    elif settings.seam_smoothing == "minterpolate":
+        from vgkit.interpolate import interpolator_record
+
+        interpolator = interpolator_record("minterpolate")
     target = dest or layout.final
-    render(clips, graph, fps=fps, encoder=encoder_args(), dest=target, expected_frames=expected)
+    render(clips, graph, fps=fps, encoder=encoder_args(), dest=target, expected_frames=expected, bridges_fhwc=bridges)
     final = file_record(target, root=layout.root) if target == layout.final else file_record(target, root=target.parent)
     return {
         "version": STITCH_RECIPE_VERSION,
         "order": "clip index",
         "drop_first_frame_of_chained_clips": True,
         **settings.to_record(),
+        "settings_source": settings_source or dict.fromkeys(SETTING_FIELDS, "caller"),
         "xfade_transition": XFADE_TRANSITION if settings.transition == "crossfade" else None,
         "colour_matching": colour,
         "seam_smoothing": {
             "mode": settings.seam_smoothing,
-            "ran": "ffmpeg minterpolate (mci)" if settings.seam_smoothing == "minterpolate" else None,
+            "ran": {"minterpolate": "ffmpeg minterpolate (mci)", "rife": "RIFE 4.x (vgkit.interpolate)"}.get(
+                settings.seam_smoothing
+            ),
             "window_frames": SEAM_WINDOW_FRAMES if settings.seam_smoothing != "off" else 0,
-            "rife": RIFE_STATUS,
+            "interpolator": interpolator,
         },
         "upscale": upscale,
         "fps": fps,
@@ -401,6 +607,20 @@ def filtergraph_from_record(record: dict[str, Any], logs: list[ClipLog]) -> str:
     functions ``stitch_run`` uses (the stored ``filtergraph`` string is never read). Raises
     ``ArtifactError`` naming the first bad field.
     """
+    settings, luts = _settings_and_luts(record, logs)
+    kept = kept_frames(logs)
+    fps = int(record["fps"])
+    drop_first = [log.chained for log in logs]
+    graph = _filtergraph(kept, drop_first=drop_first, fps=fps, settings=settings, luts=luts)
+    upscale = _upscale_record(logs)
+    if upscale is not None:
+        graph = graph.removesuffix("[out]") + f"[joined];[joined]{upscale['filter']}[out]"
+    return graph
+
+
+def _settings_and_luts(record: dict[str, Any], logs: list[ClipLog]) -> tuple[StitchSettings, list[str | None]]:
+    """A manifest stitch record's settings and per-clip colour filters, every field checked (see
+    ``filtergraph_from_record``)."""
     if record.get("version") != STITCH_RECIPE_VERSION:
         raise ArtifactError(
             f"manifest.json: stitch.version {str(record.get('version'))[:20]}: this vgkit rebuilds recipe "
@@ -427,8 +647,6 @@ def filtergraph_from_record(record: dict[str, Any], logs: list[ClipLog]) -> str:
         raise ArtifactError(f"manifest.json: stitch.fps {fps} is not the clips' fps; refused")
     luts: list[str | None] = [None] * len(logs)
     if settings.colour != "off":
-        import numpy as np
-
         from vgkit.colour import MAX_GAIN, lutrgb_filter
 
         matching = record.get("colour_matching")
@@ -442,9 +660,4 @@ def filtergraph_from_record(record: dict[str, Any], logs: list[ClipLog]) -> str:
             gain = _numbers(t.get("gain"), f"{where}.gain", low=1 / MAX_GAIN, high=MAX_GAIN)
             offset = _numbers(t.get("offset"), f"{where}.offset", low=-512, high=512)
             luts[i] = lutrgb_filter(np.array(gain), np.array(offset))
-    drop_first = [log.chained for log in logs]
-    graph = _filtergraph(kept, drop_first=drop_first, fps=fps, settings=settings, luts=luts)
-    upscale = _upscale_record(logs)
-    if upscale is not None:
-        graph = graph.removesuffix("[out]") + f"[joined];[joined]{upscale['filter']}[out]"
-    return graph
+    return settings, luts

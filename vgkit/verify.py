@@ -290,7 +290,7 @@ def restitch(bundle: Path, *, out: Path) -> dict[str, Any]:
     manifest's typed settings and the clip logs; the manifest's stored graph must equal it or the
     bundle is refused, and it is never run. Returns ``{"out", "sha256", "bundled_sha256", "identical"}``.
     """
-    from vgkit.stitch import filtergraph_from_record, kept_frames, planned_final_frames, render
+    from vgkit.stitch import filtergraph_from_record, kept_frames, planned_final_frames, render_recorded
 
     with _opened(bundle) as run_dir:
         manifest = _verified(bundle, run_dir)
@@ -311,7 +311,7 @@ def restitch(bundle: Path, *, out: Path) -> dict[str, Any]:
         encoder = _encoder_from_record(record)
         expected = planned_final_frames(kept_frames(checked), overlap_frames=record["overlap_frames"])
         clips = [layout.clip(i) for i in range(len(checked))]
-        render(clips, graph, fps=record["fps"], encoder=encoder, dest=out, expected_frames=expected)
+        render_recorded(clips, checked, record, encoder=encoder, dest=out, expected_frames=expected)
     digest = sha256_file(out)
     bundled = record["final"]["sha256"] if isinstance(record.get("final"), dict) else None
     return {"out": str(out), "sha256": digest, "bundled_sha256": bundled, "identical": digest == bundled}

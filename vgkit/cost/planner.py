@@ -123,11 +123,11 @@ def plan_cost(
         frames: project_preset(
             model, preset, gpu=gpu, width=plan.width, height=plan.height, num_frames=frames, steps=plan.steps
         )
-        for frames in sorted({clip.num_frames for clip in plan.clips})
+        for frames in sorted({clip.generated_frames for clip in plan.clips})
     }
     return PlanCost(
         card=gpu,
-        clips=tuple(by_frames[clip.num_frames] for clip in plan.clips),
+        clips=tuple(by_frames[clip.generated_frames] for clip in plan.clips),
         clip_timeout_s=clip_timeout_s,
         run_timeout_s=run_timeout_s,
     )

@@ -22,7 +22,16 @@ from vgkit.settings import cuda_gpu_memory_gib
 if TYPE_CHECKING:
     from diffusers import DiffusionPipeline
 
-__all__ = ["CPU_PRESET", "Baseline", "FrameRule", "ModelAdapter", "Preset", "filter_call_kwargs", "quiet_hf_libraries"]
+__all__ = [
+    "CPU_PRESET",
+    "Baseline",
+    "ClipLimits",
+    "FrameRule",
+    "ModelAdapter",
+    "Preset",
+    "filter_call_kwargs",
+    "quiet_hf_libraries",
+]
 
 _LOG = logging.getLogger("vgkit.models")
 
@@ -56,6 +65,32 @@ class FrameRule:
 
     def describe(self) -> str:
         return f"{self.modulus}k+{self.remainder}"
+
+
+@dataclass(frozen=True)
+class ClipLimits:
+    """How long one clip of a model is: ``native_frames`` (the length it was trained on and makes
+    best), ``max_frames`` (the most it makes at all; longer costs 2-4x time and memory and degrades
+    motion), at ``fps``, in lengths that ``frame_rule`` allows. The plan never asks for more than
+    ``native_frames`` unless the spec's ``long_shots`` says so, nor beyond ``max_frames`` without
+    ``long_shots.beyond_max_frames``."""
+
+    native_frames: int
+    max_frames: int
+    fps: int
+    frame_rule: FrameRule
+
+    def __post_init__(self) -> None:
+        rule = self.frame_rule
+        if not (rule.is_valid(self.native_frames) and rule.is_valid(self.max_frames)):
+            raise ValueError(f"clip limits {self.native_frames}/{self.max_frames} break the {rule.describe()} rule")
+        if self.max_frames < self.native_frames:
+            raise ValueError(f"max_frames {self.max_frames} < native_frames {self.native_frames}")
+
+    def describe(self) -> str:
+        seconds = f"{(self.native_frames - 1) / self.fps:g} s"
+        most = f", at most {self.max_frames}" if self.max_frames != self.native_frames else " (also the maximum)"
+        return f"{self.native_frames} frames ({seconds}) @ {self.fps} fps{most}, {self.frame_rule.describe()}"
 
 
 @dataclass(frozen=True)
@@ -216,13 +251,18 @@ class ModelAdapter:
     repo_pipeline_class: str
     """The class the real repo's model_index.json names (Wan: ``WanPipeline``, text only); vgkit
     builds ``pipeline_class`` from that repo's components."""
-    frame_rule: FrameRule
+    clip_limits: ClipLimits
     size_multiple: int
     needs_gpu: bool
     tiny: bool = False
     download_gb: float = 0.0
     call_defaults: dict[str, Any] = field(default_factory=dict)
     presets: tuple[Preset, ...] = ()
+
+    @property
+    def frame_rule(self) -> FrameRule:
+        """Valid clip lengths (``clip_limits.frame_rule``)."""
+        return self.clip_limits.frame_rule
 
     @cached_property
     def baseline(self) -> Baseline:

@@ -4,6 +4,7 @@
 - Native 1360x768 (short side 768, long side <= 1360), sizes in multiples of 16 (VAE 8x times
   patch 2). 81 (5 s) or 161 (10 s) frames at 16 fps: the pipeline pads odd latent counts to the
   temporal patch (2) and trims after decode, so only 8k+1 frames come back exactly as asked.
+  ``ClipLimits``: 81 native, 161 at most (a 10 s shot is generated only when the spec asks).
 - 50 steps, guidance 6.0 with ``use_dynamic_cfg=True``; everything in bf16 (FACTS.md).
 - Height and width are always passed (the pipeline's defaults come from the transformer config,
   2400 px for the real one); the RoPE grid is bounded by ``sample_height/width``, which the tiny
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vgkit.models.base import CPU_PRESET, FrameRule, ModelAdapter, Preset
+from vgkit.models.base import CPU_PRESET, ClipLimits, FrameRule, ModelAdapter, Preset
 
 __all__ = ["COGVIDEOX15", "COGVIDEOX15_TINY", "CogVideoX15Adapter"]
 
@@ -97,7 +98,7 @@ class CogVideoX15Adapter(ModelAdapter):
         shard_like_reference(dest, "cogvideox15")
 
 
-_FRAMES = FrameRule(modulus=8, remainder=1)
+_LIMITS = ClipLimits(native_frames=81, max_frames=161, fps=16, frame_rule=FrameRule(modulus=8, remainder=1))
 # The tiny tokenizer is character-level: 4x the real 226-token budget fits the same prompts
 # (T5 averages about 4 characters per token on English prose).
 _TINY_TEXT_LEN = 904
@@ -134,7 +135,7 @@ COGVIDEOX15 = CogVideoX15Adapter(
     revision="main",
     pipeline_class="CogVideoXImageToVideoPipeline",
     repo_pipeline_class="CogVideoXImageToVideoPipeline",
-    frame_rule=_FRAMES,
+    clip_limits=_LIMITS,
     size_multiple=16,
     needs_gpu=True,
     download_gb=31.0,

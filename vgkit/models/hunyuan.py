@@ -4,8 +4,8 @@
   ``HunyuanVideoImageToVideoPipeline``. The first latent frame is the encoded image (token
   replace); the LLaVA-Llama-3 text encoder also sees the image (576 CLIP patches).
 - Native 1280x720, sizes in multiples of 16 (VAE 8x times patch 2), 129 frames max, 4k+1
-  (the VAE's 4x temporal compression), 24 fps. 50 steps, ``guidance_scale=6.0`` embedded (one
-  pass per step). Transformer in bf16, the rest in fp16, VAE tiling on (FACTS.md).
+  (the VAE's 4x temporal compression), 24 fps; ``ClipLimits`` 129 native and most. 50 steps,
+  ``guidance_scale=6.0`` embedded (one pass per step). Transformer in bf16, the rest in fp16, VAE tiling on (FACTS.md).
 - The Llama-3 tokenizer is loaded as ``PreTrainedTokenizerFast`` whatever model_index.json says:
   under transformers 5 the ``LlamaTokenizerFast`` it names swaps in a SentencePiece
   pre-tokenizer that drops newlines and shifts ``<image>`` (FACTS.md).
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vgkit.models.base import CPU_PRESET, FrameRule, ModelAdapter, Preset
+from vgkit.models.base import CPU_PRESET, ClipLimits, FrameRule, ModelAdapter, Preset
 
 __all__ = ["HUNYUAN_I2V", "HUNYUAN_I2V_TINY", "HunyuanI2VAdapter", "tiny_tokenizer_corpus"]
 
@@ -203,7 +203,7 @@ class HunyuanI2VAdapter(ModelAdapter):
         shard_like_reference(dest, "hunyuan-i2v")
 
 
-_FRAMES = FrameRule(modulus=4, remainder=1)
+_LIMITS = ClipLimits(native_frames=129, max_frames=129, fps=24, frame_rule=FrameRule(modulus=4, remainder=1))
 _SOURCE = (
     "projected by vgkit.cost (the real transformer and VAE counted on the meta device, efficiency fitted to the "
     "HunyuanVideo README's ~1900 s and 60 GB for 720p, 129 frames, 50 steps on one H100)"
@@ -243,7 +243,7 @@ HUNYUAN_I2V = HunyuanI2VAdapter(
     revision="main",
     pipeline_class="HunyuanVideoImageToVideoPipeline",
     repo_pipeline_class="HunyuanVideoImageToVideoPipeline",
-    frame_rule=_FRAMES,
+    clip_limits=_LIMITS,
     size_multiple=16,
     needs_gpu=True,
     download_gb=60.0,

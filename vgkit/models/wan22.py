@@ -2,7 +2,8 @@
 
 - Repo ``Wan-AI/Wan2.2-TI2V-5B-Diffusers``; its model_index names ``WanPipeline`` (text only), so
   vgkit loads it with ``WanImageToVideoPipeline`` explicitly (diffusers #13258).
-- Native 1280x704 (or 704x1280), sizes in multiples of 32, 121 frames (4k+1) at 24 fps, 50 steps,
+- Native 1280x704 (or 704x1280), sizes in multiples of 32, 121 frames (4k+1) at 24 fps (its native
+  clip and its most: ``ClipLimits``; longer shots are interpolated, vgkit.plan), 50 steps,
   guidance 5.0, flow shift 5. VAE in fp32, the rest in bf16 (FACTS.md).
 - The tiny twin carries the real repo's metadata (``vgkit/models/reference/wan22``: a ``WanPipeline``
   model_index, UMT5 text encoder, 48-channel residual VAE with 16x spatial compression and the
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vgkit.models.base import CPU_PRESET, FrameRule, ModelAdapter, Preset
+from vgkit.models.base import CPU_PRESET, ClipLimits, FrameRule, ModelAdapter, Preset
 
 __all__ = ["WAN22", "WAN22_TINY", "Wan22Adapter"]
 
@@ -101,7 +102,7 @@ class Wan22Adapter(ModelAdapter):
         shard_like_reference(dest, "wan22")
 
 
-_FRAMES = FrameRule(modulus=4, remainder=1)
+_LIMITS = ClipLimits(native_frames=121, max_frames=121, fps=24, frame_rule=FrameRule(modulus=4, remainder=1))
 _PRESETS = (
     Preset(
         name="4090",
@@ -129,7 +130,7 @@ WAN22 = Wan22Adapter(
     revision="main",
     pipeline_class="WanImageToVideoPipeline",
     repo_pipeline_class="WanPipeline",
-    frame_rule=_FRAMES,
+    clip_limits=_LIMITS,
     size_multiple=32,
     needs_gpu=True,
     download_gb=34.0,
