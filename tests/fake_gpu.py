@@ -51,3 +51,14 @@ def torch_sees_the_gpu() -> TorchView:
         gpus=(TorchGpu(index=0, name="NVIDIA GeForce RTX 4090", capability=(8, 9), memory_gib=23.6),),
         error=None,
     )
+
+
+def torch_built_for_a_newer_cuda() -> TorchView:
+    """Stand-in for PyPI's torch (a CUDA 13.0 build) on a driver older than R580: torch sees no GPU
+    and says why (its warning text on such a host)."""
+    return TorchView(
+        version="2.13.0",
+        cuda="13.0",
+        gpus=(),
+        error="CUDA initialization: The NVIDIA driver on your system is too old (found version 12040)",
+    )

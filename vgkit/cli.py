@@ -30,6 +30,14 @@ def _cmd_choose(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_doctor(args: argparse.Namespace) -> int:
+    from vgkit.doctor import diagnose
+
+    report = diagnose(models=args.model or None, verify=args.verify)
+    print(report.text())
+    return 0 if report.ok else 1
+
+
 def _cmd_check(args: argparse.Namespace) -> int:
     from vgkit.cache import snapshot_dir
     from vgkit.checkpoints import locate_checkpoint
@@ -376,6 +384,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=None, help="sweep directory (default runs/sweep-<spec name>)")
     p.add_argument("--usd-per-hour", type=float, default=None, help=usd_help)
     p.add_argument("--watchdog-grace-s", type=float, default=DEFAULT_GRACE_S, help=grace_help)
+
+    p = add("doctor", _cmd_doctor, "can a run succeed here? GPU, driver, torch, attention, weights, disk, ffmpeg")
+    p.add_argument("--model", action="append", default=[], help="model(s) to check for (default: what auto picks)")
+    p.add_argument("--verify", action="store_true", help="hash every cached weight file (reads every byte)")
 
     p = add("choose", _cmd_choose, "say which model a run would use (announcement on stderr, name on stdout)")
     p.add_argument("--model", default="auto", help=model_help)
