@@ -168,3 +168,18 @@ def test_setup_on_a_cpu_host_is_unchanged(tmp_path: Path) -> None:
     assert "download.pytorch.org" not in calls and "-r requirements.txt" in calls
     assert len((repo / ".venv" / ".vgkit-setup-stamp").read_text().splitlines()) == 1  # the pins' hash only
     assert "setup: no GPU found: runs use the tiny random-weight checkpoints on CPU" in done.stdout
+
+
+@pytest.mark.slow
+def test_gpu_check_dry_run_plans_its_spec_and_builds_the_full_size_configs_on_meta(tmp_path: Path) -> None:
+    """benchmarks/gpu_check.sh is for a GPU machine; on CPU its dry run checks what it can."""
+    env = {**os.environ, "WORK": str(tmp_path / "work"), "PYTHON": sys.executable}
+    done = subprocess.run(
+        ["bash", "benchmarks/gpu_check.sh", "--dry-run"], cwd=REPO, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    table = done.stdout.split("\nstage ", 1)[1].splitlines()
+    assert [line.split()[0] for line in table[1:4]] == ["spec-check", "random-checkpoint", "bench-models-help"]
+    assert all(" ok " in line for line in table[1:4]), table
+    assert "plan: 2 clips on wan22, 1280x704 @ 24 fps, 8 steps" in (tmp_path / "work" / "spec-check.log").read_text()
+    assert "transformer: WanTransformer3DModel, 5.00 B parameters on meta" in done.stdout
