@@ -133,10 +133,7 @@ def test_the_onstart_waiter_runs_setup_then_doctor_and_leaves_its_output(tmp_pat
     report = _after_push(tmp_path, setup_exit=0)
     assert report.read_text().splitlines()[-1] == "doctor: ready: nothing here blocks a run"
     failed = _after_push(tmp_path / "old-driver", setup_exit=1)
-    assert failed.read_text().splitlines() == [
-        "problem: setup.sh failed:",
-        "setup: error: NVIDIA driver 470.256.02 supports CUDA 11.4",
-    ]
+    assert failed.read_text() == "problem: setup.sh failed: setup: error: NVIDIA driver 470.256.02 supports CUDA 11.4\n"
 
 
 def test_dry_run_prints_commands_and_never_the_key() -> None:

@@ -164,7 +164,7 @@ def onstart_script(requirements: str, *, remote_dir: str = "/workspace/vgkit") -
             "for _ in $(seq 720); do [ -f code/.vgkit-commit ] && break; sleep 10; done",
             f"[ -f code/.vgkit-commit ] || {{ echo 'doctor: no code was pushed within 2 h' > {DOCTOR_FILE}; exit 1; }}",
             "if ! (cd code && flock ../setup.lock bash setup.sh) > setup.log 2>&1; then",
-            f"    {{ echo 'problem: setup.sh failed:'; tail -n 3 setup.log; }} > {DOCTOR_FILE}; exit 1",
+            f'    echo "problem: setup.sh failed: $(tail -n 1 setup.log)" > {DOCTOR_FILE}; exit 1',
             "fi",
             f"(cd code && .venv/bin/python -m vgkit doctor) > {DOCTOR_FILE}.tmp 2>&1 || true",
             f"mv {DOCTOR_FILE}.tmp {DOCTOR_FILE}",

@@ -140,6 +140,5 @@ def doctor_verdict(target: SshTarget, *, retry_s: float = 30.0) -> list[str]:
     written by ``vgkit remote setup`` or the on-start waiter), or one line saying it has not run."""
     path = _doctor_path(target)
     text = checked(run_ssh(target, f"cat {path} 2>/dev/null || true", retry_s=retry_s), "read of doctor.txt")
-    lines = [line for line in text.splitlines() if line.startswith(("problem:", "doctor:")) or line.startswith("  ")]
-    kept = [line for line in lines if not line.startswith("  ")] or lines[-3:]
+    kept = [line for line in text.splitlines() if line.startswith(("problem:", "doctor:"))]
     return kept or ["doctor: has not run on this host yet; fix: `vgkit remote setup`"]
