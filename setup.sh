@@ -20,6 +20,14 @@ up_to_date() {
 }
 gpu_host() { [ "${VGKIT_FORCE_CPU:-}" != 1 ] && command -v nvidia-smi >/dev/null 2>&1; }
 
+case "${1:-}" in
+    "" | --check) ;;
+    *)
+        echo "setup: error: unknown argument '$1'; fix: bash setup.sh, or bash setup.sh --check" >&2
+        exit 2
+        ;;
+esac
+
 find_python() {
     for candidate in "${VGKIT_PYTHON:-}" python3.13 python3.12 python3.11 python3; do
         [ -n "$candidate" ] || continue
@@ -31,39 +39,31 @@ find_python() {
     done
     return 1
 }
+need_python() {
+    PYTHON=$(find_python) && return 0
+    echo "setup: error: Python >= 3.11 not found; fix: install python3.11 (e.g. apt-get install python3.11 python3.11-venv) or set VGKIT_PYTHON" >&2
+    exit 2
+}
 
 # The torch build for this host's driver (empty on a CPU host); a broken driver or none that fits
 # stops here with one line naming the driver, what it supports, what is needed and the fix.
 TORCH_SPEC="" TORCH_INDEX="" TORCH_STAMP="" TORCH_WHY="" GPU_DRIVER=""
 if gpu_host; then
-    if ! PYTHON=$(find_python); then
-        echo "setup: error: Python >= 3.11 not found; fix: install python3.11 (e.g. apt-get install python3.11 python3.11-venv) or set VGKIT_PYTHON" >&2
-        exit 2
-    fi
+    need_python
     CHOICE=$("$PYTHON" -m vgkit.cuda_builds select --shell) || exit 1
     eval "$CHOICE"
 fi
 
-case "${1:-}" in
-    "") ;;
-    --check)
-        if up_to_date; then
-            say "environment up to date (.venv for the pins of requirements.txt)"
-            exit 0
-        fi
-        echo "setup: not set up: .venv is missing or was made for other pins; fix: bash setup.sh" >&2
-        exit 1
-        ;;
-    *)
-        echo "setup: error: unknown argument '$1'; fix: bash setup.sh, or bash setup.sh --check" >&2
-        exit 2
-        ;;
-esac
-
-if ! PYTHON=$(find_python); then
-    echo "setup: error: Python >= 3.11 not found; fix: install python3.11 (e.g. apt-get install python3.11 python3.11-venv) or set VGKIT_PYTHON" >&2
-    exit 2
+if [ "${1:-}" = --check ]; then
+    if up_to_date; then
+        say "environment up to date (.venv for the pins of requirements.txt)"
+        exit 0
+    fi
+    echo "setup: not set up: .venv is missing or was made for other pins; fix: bash setup.sh" >&2
+    exit 1
 fi
+
+need_python
 
 if up_to_date; then
     say "environment up to date (.venv, $(.venv/bin/python --version); pins unchanged, nothing installed)"
