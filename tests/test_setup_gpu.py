@@ -116,9 +116,10 @@ def _setup_copy(tmp_path: Path) -> Path:
     return repo
 
 
-def _setup(repo: Path, tmp_path: Path, smi: str | None) -> subprocess.CompletedProcess[str]:
+def _setup(repo: Path, tmp_path: Path, smi: str | None, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**_env(tmp_path, smi), "HOME": str(tmp_path / "home")}
-    return subprocess.run(["bash", "setup.sh"], cwd=repo, env=env, capture_output=True, text=True, timeout=300)
+    argv = ["bash", "setup.sh", *args]
+    return subprocess.run(argv, cwd=repo, env=env, capture_output=True, text=True, timeout=300)
 
 
 def test_setup_installs_the_chosen_build_records_it_and_the_proof_says_when_torch_cannot_use_the_gpu(
@@ -147,6 +148,8 @@ def test_setup_installs_the_chosen_build_records_it_and_the_proof_says_when_torc
 
     again = _setup(repo, tmp_path, nvidia_smi_script("550.54.15"))
     assert again.stdout.startswith("setup: environment up to date")  # same driver, same build: nothing reinstalled
+    assert _setup(repo, tmp_path, nvidia_smi_script("550.54.15"), "--check").returncode == 0
+    assert _setup(repo, tmp_path, nvidia_smi_script("580.65.06"), "--check").returncode == 1  # wants cu130 now
     newer = _setup(repo, tmp_path, nvidia_smi_script("580.65.06"))
     assert f"setup: installing torch=={TORCH}+cu130" in newer.stdout  # another driver: the build follows it
 
