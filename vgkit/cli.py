@@ -212,10 +212,16 @@ def _cmd_models(args: argparse.Namespace) -> int:
 def _cmd_prefetch(args: argparse.Namespace) -> int:
     from vgkit.prefetch import format_table, run_prefetch
 
-    if not args.model and not args.all and not args.check:
+    if not args.model and not args.all and not args.check and not args.attention_backend:
         raise SpecError("prefetch: no models named; fix: --model NAME (repeatable) or --all")
-    rows = run_prefetch(args.model or "all", check_only=args.check, verify_all=args.verify)
-    print(format_table(rows))
+    rows = []
+    if args.model or args.all or not args.attention_backend:  # --check alone checks every model
+        rows = run_prefetch(args.model or "all", check_only=args.check, verify_all=args.verify)
+        print(format_table(rows))
+    for backend in args.attention_backend:  # Hub attention kernels (vgkit.hub_kernels), like weights
+        from vgkit.hub_kernels import fetch, verify
+
+        print(f"attention kernel {backend}: {verify(backend) if args.check else fetch(backend)}")
     return 0 if all(r["complete"] for r in rows) else 3
 
 
@@ -366,6 +372,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--all", action="store_true", help="every real model (with --check: every model)")
     p.add_argument("--check", action="store_true", help="offline: report which models are complete in the cache")
     p.add_argument("--verify", action="store_true", help="hash every file, not only new downloads")
+    p.add_argument("--attention-backend", action="append", default=[], help="also fetch this *_hub attention "
+                   "backend's kernel for this torch/CUDA (needs the kernels package)")  # fmt: skip
 
     p = add("qa", _cmd_qa, "measure every clip and seam of a run (black, static, seams, drift, sharpness) -> qa.json")
     p.add_argument("run_dir", type=Path)

@@ -139,18 +139,14 @@ def _attention_blocker(name: str, capability: tuple[int, int]) -> str | None:
 
 
 def _hub_kernel_blocker(name: str) -> str | None:
-    """A ``*_hub`` backend runs offline only when its kernel repo is already in the HF cache."""
-    from diffusers.models.attention_dispatch import _HUB_KERNELS_REGISTRY, AttentionBackendName
+    """A ``*_hub`` backend runs only once its kernel build for this torch/CUDA is in the HF cache."""
+    from vgkit.hub_kernels import verify
 
-    from vgkit.cache import repo_cache_dir
-
-    config = _HUB_KERNELS_REGISTRY.get(AttentionBackendName(name))
-    if config is None:
-        return "no Hub kernel registered for it in diffusers"
-    snapshots = repo_cache_dir(config.repo_id) / "snapshots"
-    if snapshots.is_dir() and any(snapshots.iterdir()):
-        return None
-    return f"its kernel {config.repo_id} is not in the HF cache: it would be fetched from the Hub at load"
+    try:
+        verify(name)
+    except VgkitError:
+        return f"kernel not prefetched: `vgkit prefetch --attention-backend {name}`"
+    return None
 
 
 def _weights(report: Diagnosis, *, verify: bool) -> None:
