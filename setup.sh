@@ -3,6 +3,9 @@
 # a Jupyter kernel "vgkit", the HF cache default (only where the user has none), and a GPU check.
 # A second run with unchanged pins only re-checks (a few seconds) and says it installed nothing.
 # `bash setup.sh --check` installs nothing: exit 0 when .venv is set up for these pins, else 1.
+# On an NVIDIA host (nvidia-smi on PATH, VGKIT_FORCE_CPU unset) torch comes from PyTorch's own
+# wheel index for a CUDA the driver supports (vgkit/cuda_builds.py chooses; the stamp records it),
+# then a bf16 matmul on each GPU proves it. VGKIT_WHEELS=DIR installs from wheels in DIR, offline.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 
@@ -10,18 +13,15 @@ say() { echo "setup: $*"; }
 
 stamp_value() { cat requirements.txt pyproject.toml | sha256sum | cut -d' ' -f1; }
 STAMP=.venv/.vgkit-setup-stamp
-up_to_date() { [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$(stamp_value)" ] && [ -x .venv/bin/python ]; }
+# Line 1: the pins' hash; line 2 (GPU hosts only): the torch build chosen for this driver.
+up_to_date() {
+    [ -f "$STAMP" ] && [ "$(sed -n 1p "$STAMP")" = "$(stamp_value)" ] && [ "$(sed -n 2p "$STAMP")" = "$TORCH_STAMP" ] \
+        && [ -x .venv/bin/python ]
+}
+gpu_host() { [ "${VGKIT_FORCE_CPU:-}" != 1 ] && command -v nvidia-smi >/dev/null 2>&1; }
 
 case "${1:-}" in
-    "") ;;
-    --check)
-        if up_to_date; then
-            say "environment up to date (.venv for the pins of requirements.txt)"
-            exit 0
-        fi
-        echo "setup: not set up: .venv is missing or was made for other pins; fix: bash setup.sh" >&2
-        exit 1
-        ;;
+    "" | --check) ;;
     *)
         echo "setup: error: unknown argument '$1'; fix: bash setup.sh, or bash setup.sh --check" >&2
         exit 2
@@ -39,11 +39,31 @@ find_python() {
     done
     return 1
 }
-
-if ! PYTHON=$(find_python); then
+need_python() {
+    PYTHON=$(find_python) && return 0
     echo "setup: error: Python >= 3.11 not found; fix: install python3.11 (e.g. apt-get install python3.11 python3.11-venv) or set VGKIT_PYTHON" >&2
     exit 2
+}
+
+# The torch build for this host's driver (empty on a CPU host); a broken driver or none that fits
+# stops here with one line naming the driver, what it supports, what is needed and the fix.
+TORCH_SPEC="" TORCH_INDEX="" TORCH_STAMP="" TORCH_WHY="" GPU_DRIVER=""
+if gpu_host; then
+    need_python
+    CHOICE=$("$PYTHON" -m vgkit.cuda_builds select --shell) || exit 1
+    eval "$CHOICE"
 fi
+
+if [ "${1:-}" = --check ]; then
+    if up_to_date; then
+        say "environment up to date (.venv for the pins of requirements.txt)"
+        exit 0
+    fi
+    echo "setup: not set up: .venv is missing or was made for other pins; fix: bash setup.sh" >&2
+    exit 1
+fi
+
+need_python
 
 if up_to_date; then
     say "environment up to date (.venv, $(.venv/bin/python --version); pins unchanged, nothing installed)"
@@ -52,13 +72,21 @@ else
         say "creating .venv with $($PYTHON --version)"
         "$PYTHON" -m venv .venv
     fi
+    PIP_FROM=()  # VGKIT_WHEELS: a folder of carried-in wheels, no network
+    [ -n "${VGKIT_WHEELS:-}" ] && PIP_FROM=(--no-index --find-links "$VGKIT_WHEELS")
     say "installing exact pins from requirements.txt (first time: about 2 minutes)"
-    .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-    .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+    .venv/bin/python -m pip install --quiet --disable-pip-version-check "${PIP_FROM[@]}" --upgrade pip
+    if [ -n "$TORCH_SPEC" ]; then
+        say "installing $TORCH_SPEC from ${VGKIT_WHEELS:-$TORCH_INDEX}: $TORCH_WHY"
+        TORCH_FROM=(--index-url "$TORCH_INDEX")
+        [ -n "${VGKIT_WHEELS:-}" ] && TORCH_FROM=("${PIP_FROM[@]}")
+        .venv/bin/python -m pip install --quiet --disable-pip-version-check "${TORCH_FROM[@]}" "$TORCH_SPEC"
+    fi
+    .venv/bin/python -m pip install --quiet --disable-pip-version-check "${PIP_FROM[@]}" -r requirements.txt
     .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
     .venv/bin/python -m pip check >/dev/null || { echo "setup: error: pip check failed" >&2; .venv/bin/python -m pip check >&2; exit 1; }
     .venv/bin/python -m ipykernel install --user --name vgkit --display-name "Python (vgkit)" >/dev/null
-    stamp_value > "$STAMP"
+    { stamp_value; [ -z "$TORCH_STAMP" ] || printf '%s\n%s\n' "$TORCH_STAMP" "chosen: $TORCH_WHY"; } > "$STAMP"
     say "installed; Jupyter kernel 'vgkit' registered"
 fi
 
@@ -74,7 +102,10 @@ ENV_FILE=.venv/vgkit.env
 grep -q "vgkit.env" .venv/bin/activate || echo '[ -f "$VIRTUAL_ENV/vgkit.env" ] && . "$VIRTUAL_ENV/vgkit.env"' >> .venv/bin/activate
 say "$(.venv/bin/python -c 'from vgkit.settings import describe_hub_cache; print(describe_hub_cache().removeprefix("vgkit: "))')"
 
-if command -v nvidia-smi >/dev/null 2>&1 && GPU=$(nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null | head -n1) && [ -n "$GPU" ]; then
+if [ -n "$TORCH_SPEC" ]; then
+    say "GPU found: $GPU_DRIVER; torch build $TORCH_SPEC ($TORCH_WHY)"
+    .venv/bin/python -m vgkit.cuda_builds prove --expect "$TORCH_SPEC" | sed 's/^/setup: /' || exit 1
+elif command -v nvidia-smi >/dev/null 2>&1 && GPU=$(nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null | head -n1) && [ -n "$GPU" ]; then
     say "GPU found: $GPU"
 else
     say "no GPU found: runs use the tiny random-weight checkpoints on CPU"

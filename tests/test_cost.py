@@ -334,6 +334,7 @@ def test_vgkit_run_refuses_an_infeasible_plan_before_writing_anything_and_force_
     env = {**os.environ, "PATH": f"{stand_in_gpu(tmp_path, FAKE_4090)}:{os.environ['PATH']}", "HF_HUB_CACHE": str(hub),
            "VGKIT_LOCK_DIR": str(tmp_path / "locks")}  # fmt: skip
     env.pop("VGKIT_FORCE_CPU", None)
+    env["VGKIT_TORCH_PROBE"] = "tests.fake_gpu:torch_sees_the_gpu"  # torch's view: a usable GPU
     out = tmp_path / "run"
 
     def run(*extra: str) -> subprocess.CompletedProcess[str]:

@@ -173,6 +173,7 @@ def test_auto_on_a_gpu_names_weights_found_in_another_cache(
     settings.write_env_file()  # this box's runs look in /workspace
     monkeypatch.setenv("PATH", f"{stand_in_gpu(tmp_path, NVIDIA_SMI)}:{os.environ['PATH']}")
     monkeypatch.delenv("VGKIT_FORCE_CPU")
+    monkeypatch.setenv("VGKIT_TORCH_PROBE", "tests.fake_gpu:torch_sees_the_gpu")  # torch's view: a usable GPU
 
     choice = choose_model("auto")
     assert (choice.model.name, choice.device) == ("wan22-tiny", "cpu")

@@ -191,3 +191,48 @@ def test_layout_mismatches_say_what_is_wrong_before_any_weights_load(
         adapter("wan22").load(snap, device="cpu")
     assert message in str(raised.value)
     assert ("re-download" in str(raised.value)) == ("vae" in changes)
+
+
+# ---- choose_model asks torch too, not only nvidia-smi (tests.fake_gpu: stand-in nvidia-smi on PATH;
+# torch's view is this machine's real CPU wheel unless a stand-in probe is named) ----
+
+
+@pytest.fixture
+def gpu_torch_cannot_use(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    from tests.fake_gpu import nvidia_smi_script
+    from tests.stand_ins import stand_in_gpu
+
+    monkeypatch.setenv("PATH", f"{stand_in_gpu(tmp_path, nvidia_smi_script('550.54.15'))}:{os.environ['PATH']}")
+    monkeypatch.delenv("VGKIT_FORCE_CPU")
+
+
+@pytest.mark.usefixtures("gpu_torch_cannot_use")
+def test_auto_falls_back_to_the_tiny_model_and_says_torch_cannot_use_the_gpu() -> None:
+    choice = choose_model("auto")
+    assert (choice.model.name, choice.device) == ("wan22-tiny", "cpu")
+    assert choice.reason.startswith("auto: nvidia-smi shows NVIDIA GeForce RTX 4090, but torch ")
+    assert "is a CPU-only build; fix: bash setup.sh" in choice.reason
+    tiny = choose_model("wan22-tiny")
+    assert tiny.device == "cpu" and "CPU-only build" in tiny.reason
+
+
+@pytest.mark.usefixtures("gpu_torch_cannot_use")
+def test_an_explicit_real_model_is_refused_when_torch_cannot_use_the_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ModelUnavailableError, match=r"^model 'wan22' needs a CUDA GPU torch can use: nvidia-smi"):
+        choose_model("wan22")
+    monkeypatch.setenv("VGKIT_TORCH_PROBE", "tests.fake_gpu:torch_built_for_a_newer_cuda")  # PyPI's cu130 wheel
+    with pytest.raises(ModelUnavailableError) as refused:
+        choose_model("cogvideox15")
+    assert "torch 2.13.0 is built for CUDA 13.0, which needs an NVIDIA driver >= 580.65.06; " in str(refused.value)
+    assert "this host's 550.54.15 supports CUDA 12.4" in str(refused.value)
+    assert choose_model("cogvideox15", planning_only=True).model.name == "cogvideox15"  # planning loads nothing
+
+
+@pytest.mark.usefixtures("gpu_torch_cannot_use")
+def test_a_gpu_torch_can_use_keeps_the_gpu_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VGKIT_TORCH_PROBE", "tests.fake_gpu:torch_sees_the_gpu")
+    choice = choose_model("auto")
+    assert choice.reason.startswith("auto: GPU NVIDIA GeForce RTX 4090 but no downloaded weights")
+    assert choose_model("wan22-tiny").device == "cuda"

@@ -30,6 +30,14 @@ def _cmd_choose(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_doctor(args: argparse.Namespace) -> int:
+    from vgkit.doctor import diagnose
+
+    report = diagnose(models=args.model or None, verify=args.verify)
+    print(report.text())
+    return 0 if report.ok else 1
+
+
 def _cmd_check(args: argparse.Namespace) -> int:
     from vgkit.cache import snapshot_dir
     from vgkit.checkpoints import locate_checkpoint
@@ -205,10 +213,16 @@ def _cmd_models(args: argparse.Namespace) -> int:
 def _cmd_prefetch(args: argparse.Namespace) -> int:
     from vgkit.prefetch import format_table, run_prefetch
 
-    if not args.model and not args.all and not args.check:
+    if not args.model and not args.all and not args.check and not args.attention_backend:
         raise SpecError("prefetch: no models named; fix: --model NAME (repeatable) or --all")
-    rows = run_prefetch(args.model or "all", check_only=args.check, verify_all=args.verify)
-    print(format_table(rows))
+    rows = []
+    if args.model or args.all or not args.attention_backend:  # --check alone checks every model
+        rows = run_prefetch(args.model or "all", check_only=args.check, verify_all=args.verify)
+        print(format_table(rows))
+    for backend in args.attention_backend:  # Hub attention kernels (vgkit.hub_kernels), like weights
+        from vgkit.hub_kernels import fetch, verify
+
+        print(f"attention kernel {backend}: {verify(backend) if args.check else fetch(backend)}")
     return 0 if all(r["complete"] for r in rows) else 3
 
 
@@ -364,6 +378,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--all", action="store_true", help="every real model (with --check: every model)")
     p.add_argument("--check", action="store_true", help="offline: report which models are complete in the cache")
     p.add_argument("--verify", action="store_true", help="hash every file, not only new downloads")
+    p.add_argument("--attention-backend", action="append", default=[], help="also fetch this *_hub attention "
+                   "backend's kernel for this torch/CUDA (needs the kernels package)")  # fmt: skip
 
     p = add("qa", _cmd_qa, "measure every clip and seam of a run (black, static, seams, drift, sharpness) -> qa.json")
     p.add_argument("run_dir", type=Path)
@@ -382,6 +398,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=None, help="sweep directory (default runs/sweep-<spec name>)")
     p.add_argument("--usd-per-hour", type=float, default=None, help=usd_help)
     p.add_argument("--watchdog-grace-s", type=float, default=DEFAULT_GRACE_S, help=grace_help)
+
+    p = add("doctor", _cmd_doctor, "can a run succeed here? GPU, driver, torch, attention, weights, disk, ffmpeg")
+    p.add_argument("--model", action="append", default=[], help="model(s) to check for (default: what auto picks)")
+    p.add_argument("--verify", action="store_true", help="hash every cached weight file (reads every byte)")
 
     p = add("choose", _cmd_choose, "say which model a run would use (announcement on stderr, name on stdout)")
     p.add_argument("--model", default="auto", help=model_help)

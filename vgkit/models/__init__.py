@@ -80,17 +80,44 @@ def _found_elsewhere(model: ModelAdapter, cache_dir: Path | None) -> str:
     return ""
 
 
+def _torch_refusal(gpu: str) -> str | None:
+    """None when torch can use the GPU ``nvidia-smi`` shows (or torch is not installed yet: the
+    stdlib-only quick-start announcement), else why not, with the fix."""
+    from vgkit.cuda_builds import DriverError, read_driver
+    from vgkit.gpu import torch_view
+
+    view = torch_view()
+    if view.usable or view.version is None:
+        return None
+    try:
+        driver = read_driver()
+    except DriverError:
+        driver = None
+    return f"nvidia-smi shows {gpu}, but {view.why_not(driver)}"
+
+
 def choose_model(requested: str | None, *, cache_dir: Path | None = None, planning_only: bool = False) -> ModelChoice:
     """Resolve ``requested`` ("auto", None or a name) to a model and device, checking weights.
 
-    "auto" picks the first real model whose weights are cached when a CUDA GPU is present, else
-    the tiny Wan 2.2 checkpoint on CPU. An explicit real model without weights or without a GPU
-    is an error that names the fix; there is no silent fallback. With ``planning_only`` (``vgkit
-    check``) an explicit model is accepted without weights or GPU, since nothing will be loaded.
+    "auto" picks the first real model whose weights are cached when a CUDA GPU is present and
+    torch can use it, else the tiny Wan 2.2 checkpoint on CPU, saying why. An explicit real model
+    without weights, without a GPU, or with a GPU torch cannot use is an error that names the fix;
+    there is no silent fallback. With ``planning_only`` (``vgkit check``) an explicit model is
+    accepted without weights or GPU, since nothing will be loaded.
     """
     gpu = cuda_gpu_name()
     memory = cuda_gpu_memory_gib() if gpu is not None else None
+    refusal = _torch_refusal(gpu) if gpu is not None and not planning_only else None
+    if refusal is not None and requested not in (None, "", "auto") and not adapter(requested).tiny:
+        chosen = adapter(requested)
+        raise ModelUnavailableError(
+            f"model {chosen.name!r} needs a CUDA GPU torch can use: {refusal}; or use --model {chosen.name}-tiny"
+        )
+    if refusal is not None:
+        gpu, memory = None, None
     if requested in (None, "", "auto"):
+        if refusal is not None:
+            return ModelChoice(WAN22_TINY, "cpu", f"auto: {refusal}; until then the tiny random-weight checkpoint")
         if gpu is not None:
             for name in _AUTO_ORDER:
                 real = _ADAPTERS[name]
@@ -106,7 +133,8 @@ def choose_model(requested: str | None, *, cache_dir: Path | None = None, planni
         return ModelChoice(WAN22_TINY, "cpu", why)
     chosen = adapter(requested)
     if chosen.tiny:
-        return ModelChoice(chosen, "cuda" if gpu else "cpu", "requested", gpu_memory_gib=memory)
+        why = "requested" if refusal is None else f"requested; {refusal}; on CPU until then"
+        return ModelChoice(chosen, "cuda" if gpu else "cpu", why, gpu_memory_gib=memory)
     if planning_only:
         cached = snapshot_dir(chosen.repo_id, chosen.revision, cache_dir=cache_dir) is not None
         state = "weights cached" if cached else f"weights not cached: `vgkit prefetch --model {chosen.name}`"

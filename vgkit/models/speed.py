@@ -221,7 +221,13 @@ def apply_speed(pipe: Any, options: SpeedOptions, *, device: str, steps: int | N
     record: dict[str, Any] = {"options": options.to_record(), "applied": [], "quality_cost": {}}
     if options.attention_backend != "default":
         try:
-            transformer.set_attention_backend(options.attention_backend)
+            if options.attention_backend.endswith("_hub"):  # its kernel comes from the cache, never the network
+                from vgkit.hub_kernels import offline_kernel_load
+
+                with offline_kernel_load():
+                    transformer.set_attention_backend(options.attention_backend)
+            else:
+                transformer.set_attention_backend(options.attention_backend)
         except RuntimeError as exc:  # diffusers' requirement check: a missing package, named with its fix
             raise SpecError(f"speed.attention_backend = {options.attention_backend!r}: {exc}") from None
         family = "sage" if "sage" in options.attention_backend else "exact"
@@ -265,6 +271,10 @@ def _check_attention(transformer: Any, backend: str, *, device: str) -> None:
             f"{field}: {kind} passes an attention mask, which this backend refuses; "
             f"fix: use native, flash_varlen or sage_varlen"
         )
+    if backend.endswith("_hub"):  # fetched by `vgkit prefetch --attention-backend`, verified offline here
+        from vgkit.hub_kernels import verify
+
+        verify(backend)
 
 
 def _check_compile(kind: str, blocks: list[Any], *, device: str) -> None:

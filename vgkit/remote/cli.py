@@ -101,9 +101,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
+    from vgkit.remote.host import doctor_verdict
     from vgkit.remote.jobs import format_status, job_status
 
-    print(format_status(_name(args), job_status(_target(args), _name(args), retry_s=args.retry_s)))
+    target = _target(args)
+    print(format_status(_name(args), job_status(target, _name(args), retry_s=args.retry_s)))
+    print("\n".join(f"host {line}" for line in doctor_verdict(target, retry_s=args.retry_s)))
     return 0
 
 

@@ -17,7 +17,7 @@ from vgkit.errors import RemoteSetupError, SpecError
 from vgkit.remote.ssh import DEFAULT_REMOTE_PYTHON, SshTarget, checked, remote_path, run_ssh
 from vgkit.settings import PUSHED_COMMIT_FILE, repo_root
 
-__all__ = ["push", "require_ready", "setup"]
+__all__ = ["doctor_verdict", "push", "require_ready", "setup"]
 
 
 def push(target: SshTarget, *, repo: Path | None = None, commit: str = "HEAD") -> str:
@@ -99,15 +99,46 @@ def require_ready(target: SshTarget) -> None:
 
 
 def setup(target: SshTarget) -> None:
-    """Run ``setup.sh`` in the pushed code (idempotent there); its output streams.
+    """Run ``setup.sh`` in the pushed code (idempotent there), then ``vgkit doctor``; both stream.
 
-    Raises ``RemoteSetupError`` when no code was pushed or ``setup.sh`` exits non-zero.
+    setup.sh runs under the lock the on-start waiter (vgkit.vast) also takes, so the two never
+    install at once. The doctor's output is kept in ``<remote_dir>/doctor.txt`` for ``vgkit remote
+    status``. Raises ``RemoteSetupError`` when no code was pushed, ``setup.sh`` exits non-zero, or
+    the doctor finds a problem that would make a run fail.
     """
     if _host_state(target) == "no-code":
         raise _no_code(target)
-    code = run_ssh(target, target.in_code("bash setup.sh"), capture=False, timeout_s=None).returncode
+    lock = remote_path(f"{target.remote_dir.rstrip('/')}/setup.lock")
+    setup_sh = f"if command -v flock >/dev/null; then flock {lock} bash setup.sh; else bash setup.sh; fi"
+    code = run_ssh(target, target.in_code(setup_sh), capture=False, timeout_s=None).returncode
     if code != 0:
         raise RemoteSetupError(
             f"{target.host}:{target.port}: setup.sh in {target.code_dir} exited {code} (its output is above); "
             "fix: correct what it names on the host, then re-run `vgkit remote setup`"
         )
+    from vgkit.vast import DOCTOR_FILE  # in the remote dir, the code dir's parent
+
+    report = f"../{DOCTOR_FILE}"
+    doctor = (
+        f".venv/bin/python -m vgkit doctor > {report}.tmp 2>&1; c=$?; mv {report}.tmp {report}; cat {report}; exit $c"
+    )
+    if run_ssh(target, target.in_code(doctor), capture=False, timeout_s=600).returncode != 0:
+        raise RemoteSetupError(
+            f"{target.host}:{target.port}: vgkit doctor found problems there (the lines marked 'problem' above); "
+            "fix: what they name (often another offer: `vgkit remote vast-search`), then `vgkit remote setup`"
+        )
+
+
+def _doctor_path(target: SshTarget) -> str:
+    from vgkit.vast import DOCTOR_FILE
+
+    return remote_path(f"{target.remote_dir.rstrip('/')}/{DOCTOR_FILE}")
+
+
+def doctor_verdict(target: SshTarget, *, retry_s: float = 30.0) -> list[str]:
+    """The verdict and problem lines of the host's last ``vgkit doctor`` (``<remote_dir>/doctor.txt``,
+    written by ``vgkit remote setup`` or the on-start waiter), or one line saying it has not run."""
+    path = _doctor_path(target)
+    text = checked(run_ssh(target, f"cat {path} 2>/dev/null || true", retry_s=retry_s), "read of doctor.txt")
+    kept = [line for line in text.splitlines() if line.startswith(("problem:", "doctor:"))]
+    return kept or ["doctor: has not run on this host yet; fix: `vgkit remote setup`"]
