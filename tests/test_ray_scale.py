@@ -1,0 +1,113 @@
+"""Scale-out on Ray (vgkit.scale): one local Ray cluster for the module, 2 CPUs, 2 logical GPUs.
+
+Logical GPUs stand in for real ones: Ray schedules one ``num_gpus=1`` worker per logical GPU and
+sets its ``CUDA_VISIBLE_DEVICES``; the tiny model twins run on CPU (``VGKIT_FORCE_CPU=1``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import spec_dict, write_spec
+from vgkit.artifacts import sha256_file
+from vgkit.scale.cells import make_cells
+
+ray = pytest.importorskip("ray")
+
+TINY_MODELS = ["wan22-tiny", "cogvideox15-tiny", "hunyuan-i2v-tiny"]
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Any:
+    """One local Ray for these tests: 2 CPUs, 2 logical GPUs, a small object store, no dashboard."""
+    ray.init(
+        address="local",
+        num_cpus=2,
+        num_gpus=2,
+        include_dashboard=False,
+        object_store_memory=100 * 1024 * 1024,
+        log_to_driver=False,
+    )
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture
+def scale_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Locks and worker scratch folders in this test's tmp path (forwarded to the workers)."""
+    monkeypatch.setenv("VGKIT_LOCK_DIR", str(tmp_path / "locks"))
+    monkeypatch.setenv("VGKIT_RAY_SCRATCH", str(tmp_path / "scratch"))
+    return tmp_path
+
+
+def _run(cells: list[Any], events: list[dict[str, Any]], **kwargs: Any) -> list[Any]:
+    from vgkit.scale.scheduler import run_cells
+
+    return run_cells(cells, progress=lambda line: None, on_event=events.append, qa=False, **kwargs)
+
+
+@pytest.mark.slow
+def test_a_sweep_of_three_models_by_two_seeds_keeps_one_job_per_gpu_and_loads_each_model_once(
+    cluster: Any, scale_env: Path
+) -> None:
+    spec = write_spec(scale_env / "spec.yaml", spec_dict(shots=spec_dict()["shots"][:1]))
+    cells = make_cells([spec], models=TINY_MODELS, seeds=2, root=scale_env / "sweep")
+    events: list[dict[str, Any]] = []
+    outcomes = _run(cells, events)
+
+    assert [o.status for o in outcomes] == ["completed"] * 6, [o.detail for o in outcomes]
+    for cell in cells:
+        assert (cell.run_dir / "final" / "final_stitched.mp4").is_file()
+    starts = [e for e in events if e["kind"] == "start"]
+    gpus_by_pid = {e["pid"]: e["gpu"] for e in starts}
+    assert len(gpus_by_pid) == 2 and sorted(gpus_by_pid.values()) == ["0", "1"]
+    # No two jobs overlap on one GPU: per GPU, each run's [start, done] interval (the worker's clock).
+    spans: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    began = {e["cell"]: e["worker_t"] for e in starts}
+    for done in (e for e in events if e["kind"] == "done"):
+        spans[done["gpu"]].append((began[done["cell"]], done["worker_t"]))
+    for gpu, intervals in spans.items():
+        intervals.sort()
+        assert all(a[1] <= b[0] for a, b in itertools.pairwise(intervals)), (gpu, intervals)
+    loads = Counter((e["pid"], e["loaded"]) for e in events if e["kind"] == "load")
+    assert loads and max(loads.values()) == 1, loads
+    assert {model for _, model in loads} == set(TINY_MODELS)
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_run_resumes_elsewhere_and_the_final_video_is_byte_identical(
+    cluster: Any, scale_env: Path
+) -> None:
+    from vgkit.runner import run_job
+
+    spec = write_spec(scale_env / "spec.yaml", spec_dict())  # three clips
+    cells = make_cells([spec], models=["wan22-tiny"], root=scale_env / "ray")
+    events: list[dict[str, Any]] = []
+    killed: list[int] = []
+
+    def kill_after_first_clip(event: dict[str, Any]) -> None:
+        events.append(event)
+        if event["kind"] == "clip_home" and not killed:
+            killed.append(event["pid"])
+            os.kill(event["pid"], signal.SIGKILL)
+
+    from vgkit.scale.scheduler import run_cells
+
+    [outcome] = run_cells(cells, progress=lambda line: None, on_event=kill_after_first_clip, qa=False)
+    assert outcome.status == "completed", outcome.detail
+    assert [e["kind"] for e in events if e["kind"] == "lost"] == ["lost"]
+    second = [p for p in outcome.placements if p["attempt"] == 2]
+    assert second and second[0]["pid"] != killed[0]
+    assert 1 <= second[0]["clips_home_at_start"] < 3
+    homecomings = Counter(e["index"] for e in events if e["kind"] == "clip_home")
+    assert sorted(homecomings) == [0, 1, 2] and max(homecomings.values()) == 1  # no clip made twice
+
+    undisturbed = run_job(spec, model="wan22-tiny", out=scale_env / "local", progress=lambda line: None)
+    assert sha256_file(cells[0].run_dir / "final" / "final_stitched.mp4") == sha256_file(undisturbed.final_video)
