@@ -10,6 +10,7 @@ import itertools
 import os
 import signal
 from collections import Counter, defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +26,19 @@ TINY_MODELS = ["wan22-tiny", "cogvideox15-tiny", "hunyuan-i2v-tiny"]
 
 
 @pytest.fixture(scope="module")
-def cluster() -> Any:
-    """One local Ray for these tests: 2 CPUs, 2 logical GPUs, a small object store, no dashboard."""
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One local Ray for these tests: 2 CPUs, 2 logical GPUs, a small object store, no dashboard.
+
+    Its processes inherit this environment: device locks and worker scratch folders in tmp paths.
+    """
+    here = tmp_path_factory.mktemp("ray")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("VGKIT_LOCK_DIR", str(here / "locks"))
+        mp.setenv("VGKIT_RAY_SCRATCH", str(here / "scratch"))
+        yield from _local_ray(here)
+
+
+def _local_ray(here: Path) -> Iterator[Path]:
     ray.init(
         address="local",
         num_cpus=2,
@@ -35,7 +47,7 @@ def cluster() -> Any:
         object_store_memory=100 * 1024 * 1024,
         log_to_driver=False,
     )
-    yield ray
+    yield here
     ray.shutdown()
 
 
@@ -55,7 +67,7 @@ def _run(cells: list[Any], events: list[dict[str, Any]], **kwargs: Any) -> list[
 
 @pytest.mark.slow
 def test_a_sweep_of_three_models_by_two_seeds_keeps_one_job_per_gpu_and_loads_each_model_once(
-    cluster: Any, scale_env: Path
+    cluster: Path, scale_env: Path
 ) -> None:
     spec = write_spec(scale_env / "spec.yaml", spec_dict(shots=spec_dict()["shots"][:1]))
     cells = make_cells([spec], models=TINY_MODELS, seeds=2, root=scale_env / "sweep")
@@ -83,7 +95,7 @@ def test_a_sweep_of_three_models_by_two_seeds_keeps_one_job_per_gpu_and_loads_ea
 
 @pytest.mark.slow
 def test_a_worker_killed_mid_run_resumes_elsewhere_and_the_final_video_is_byte_identical(
-    cluster: Any, scale_env: Path
+    cluster: Path, scale_env: Path
 ) -> None:
     from vgkit.runner import run_job
 
@@ -111,3 +123,61 @@ def test_a_worker_killed_mid_run_resumes_elsewhere_and_the_final_video_is_byte_i
 
     undisturbed = run_job(spec, model="wan22-tiny", out=scale_env / "local", progress=lambda line: None)
     assert sha256_file(cells[0].run_dir / "final" / "final_stitched.mp4") == sha256_file(undisturbed.final_video)
+
+
+def _processes_mentioning(text: str) -> list[int]:
+    """Pids of live processes whose command line contains ``text`` (read from /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if text in cmdline and state != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.slow
+def test_ctrl_c_on_a_cli_driver_leaves_no_worker_process(cluster: Path, scale_env: Path) -> None:
+    """``vgkit sweep --ray ADDRESS`` joins the running cluster; SIGINT mid-clip kills its workers."""
+    import re
+    import subprocess
+    import sys
+    import time
+
+    spec = write_spec(scale_env / "spec.yaml", spec_dict())
+    address = ray.get_runtime_context().gcs_address
+    argv = [sys.executable, "-m", "vgkit", "sweep", str(spec), "--models", "wan22-tiny,cogvideox15-tiny"]
+    argv += ["--ray", address, "--out", str(scale_env / "sweep")]
+    driver = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert driver.stdout is not None
+    pids, seen = set(), []
+    for line in driver.stdout:
+        seen.append(line)
+        pids |= {int(p) for p in re.findall(r"worker pid (\d+)", line)}
+        if ": generating " in line:  # a clip is being made on a worker
+            break
+    assert pids, "".join(seen)
+    assert all(_alive(pid) for pid in pids)
+    driver.send_signal(signal.SIGINT)
+    rest, _ = driver.communicate(timeout=120)
+    assert driver.returncode == 130, rest
+    assert "interrupted; finished clips are kept" in rest
+    deadline = time.monotonic() + 30  # Ray reaps a killed actor's process asynchronously
+    while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not [pid for pid in pids if _alive(pid)]
+    # nor an encoder (ffmpeg) of theirs still writing a clip into their scratch folders
+    assert not _processes_mentioning(str(cluster / "scratch"))
