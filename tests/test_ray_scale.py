@@ -30,11 +30,19 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """One local Ray for these tests: 2 CPUs, 2 logical GPUs, a small object store, no dashboard.
 
     Its processes inherit this environment: device locks and worker scratch folders in tmp paths.
+    The tiny checkpoints are built here first: two workers building one at once in a fresh cache
+    would race (vgkit.checkpoints builds them on first use without a lock).
     """
+    from vgkit.checkpoints import locate_checkpoint
+    from vgkit.models import adapter
+
+    for name in TINY_MODELS:
+        locate_checkpoint(adapter(name))
     here = tmp_path_factory.mktemp("ray")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("VGKIT_LOCK_DIR", str(here / "locks"))
         mp.setenv("VGKIT_RAY_SCRATCH", str(here / "scratch"))
+        mp.setenv("RAY_raylet_start_wait_time_s", "180")  # two busy cores: a raylet can take over 30 s
         yield from _local_ray(here)
 
 
@@ -181,3 +189,28 @@ def test_ctrl_c_on_a_cli_driver_leaves_no_worker_process(cluster: Path, scale_en
     assert not [pid for pid in pids if _alive(pid)]
     # nor an encoder (ffmpeg) of theirs still writing a clip into their scratch folders
     assert not _processes_mentioning(str(cluster / "scratch"))
+
+
+@pytest.mark.slow
+def test_a_cli_batch_on_a_running_cluster_shows_progress_and_a_deadline_holds_on_its_worker(
+    cluster: Path, scale_env: Path
+) -> None:
+    """``vgkit batch A B --model M --ray ADDRESS``: A finishes; B's clip deadline (0.01 s) stops it on
+    its worker, recorded as a guardrail failure (exit code 6) while A goes on; the batch exits 1."""
+    import json
+    import subprocess
+    import sys
+
+    one_shot = spec_dict()["shots"][:1]
+    fine = write_spec(scale_env / "a.yaml", spec_dict(name="a", shots=one_shot))
+    rushed = write_spec(scale_env / "b.yaml", spec_dict(name="b", shots=one_shot, clip_timeout_s=0.01))
+    argv = [sys.executable, "-m", "vgkit", "batch", str(fine), str(rushed), "--model", "wan22-tiny"]
+    argv += ["--ray", ray.get_runtime_context().gcs_address, "--out", str(scale_env / "batch")]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "[a-wan22-tiny] clip 000 came home (sha256 verified)" in done.stdout
+    assert "a-wan22-tiny: completed" in done.stdout
+    assert (scale_env / "batch" / "a-wan22-tiny" / "final" / "final_stitched.mp4").is_file()
+    failure = json.loads((scale_env / "batch" / "b-wan22-tiny" / "failure.json").read_text())
+    assert failure["exit_code"] == 6 and "deadline" in failure["message"], failure
+    assert (scale_env / "batch" / "report" / "report.html").is_file()

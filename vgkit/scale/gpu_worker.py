@@ -109,7 +109,6 @@ class GpuWorker:
         try:
             spec_file = self._write_inputs(folder / "inputs", task)
             layout = RunLayout(folder / "run")
-            layout.make_dirs()
             for payload in home:
                 commit_payload(layout, payload)
             if home:
