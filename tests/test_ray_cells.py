@@ -122,3 +122,42 @@ def test_a_payload_that_fails_its_sha256_check_writes_nothing(tmp_path: Path) ->
     payload["log"] = payload["log"].replace(b'"ok"', b'"OK"')
     with pytest.raises(ArtifactError, match="another sha256 than it left with"):
         commit_payload(home, payload)
+
+
+@pytest.mark.slow
+def test_two_cli_shards_without_ray_run_each_model_once_and_report_over_both(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``vgkit sweep --shard i/2`` on two "hosts" (two output folders), then ``vgkit report`` over both."""
+    from vgkit.cli import main
+
+    spec = write_spec(tmp_path / "spec.yaml", spec_dict(shots=spec_dict()["shots"][:1]))
+    models = "wan22-tiny,cogvideox15-tiny"
+    for i in (0, 1):
+        host = str(tmp_path / f"h{i}")
+        assert main(["sweep", str(spec), "--models", models, "--shard", f"{i}/2", "--out", host]) == 0
+    out = capsys.readouterr().out
+    assert "shard 0/2: 1 of 2 run(s); models: wan22-tiny" in out
+    assert "shard 1/2: 1 of 2 run(s); models: cogvideox15-tiny" in out
+    runs = sorted(p.parent.parent for p in tmp_path.glob("h?/t-*/final/final_stitched.mp4"))
+    assert [r.relative_to(tmp_path).as_posix() for r in runs] == ["h0/t-wan22-tiny", "h1/t-cogvideox15-tiny"]
+    assert (tmp_path / "h1" / "report-shard-1-of-2" / "report.html").is_file()
+    assert main(["report", *map(str, runs), "--out", str(tmp_path / "report")]) == 0
+    report = (tmp_path / "report" / "report.md").read_text()
+    assert "wan22-tiny" in report and "cogvideox15-tiny" in report
+
+
+def test_scale_flags_are_checked_before_any_work(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from vgkit.cli import main
+
+    spec = write_spec(tmp_path / "spec.yaml", spec_dict())
+    cases = [
+        (["--seeds", "0"], "seeds = 0: must be at least 1"),
+        (["--shard", "2/2"], "shard = '2/2': must be i/N"),
+        (["--logical-gpus", "2"], "--logical-gpus: only for a local Ray"),
+        (["--ray", "10.0.0.1:6379", "--logical-gpus", "2"], "--logical-gpus: only for a local Ray"),
+    ]
+    for flags, message in cases:
+        assert main(["sweep", str(spec), "--models", "wan22-tiny", *flags, "--out", str(tmp_path / "o")]) == 2
+        assert message in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()

@@ -253,6 +253,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     from vgkit.sweep import parse_models, sweep
 
     models = parse_models(args.models)
+    _check_scale_flags(args)
     if args.ray is None and args.seeds == 1 and args.shard is None:  # the one-GPU sweep, in turn
         result = sweep(
             args.spec,
@@ -277,6 +278,11 @@ def _cmd_batch(args: argparse.Namespace) -> int:
     return _scaled(args.specs, [args.model], args, root=args.out or Path("runs") / f"batch-{args.model}")
 
 
+def _check_scale_flags(args: argparse.Namespace) -> None:
+    if args.logical_gpus is not None and (args.ray is None or args.ray or os.environ.get("RAY_ADDRESS")):
+        raise SpecError("--logical-gpus: only for a local Ray; fix: use it with a bare --ray and no RAY_ADDRESS")
+
+
 def _scaled(specs: list[Path], models: list[str], args: argparse.Namespace, *, root: Path) -> int:
     """Sweep or batch cells on Ray (``--ray``) or here in turn, one shard of them with ``--shard``."""
     from vgkit.guard import check_grace
@@ -285,8 +291,7 @@ def _scaled(specs: list[Path], models: list[str], args: argparse.Namespace, *, r
     from vgkit.scale.scheduler import RayOptions
 
     check_grace(args.watchdog_grace_s)
-    if args.logical_gpus is not None and (args.ray is None or args.ray or os.environ.get("RAY_ADDRESS")):
-        raise SpecError("--logical-gpus: only for a local Ray; fix: use it with a bare --ray and no RAY_ADDRESS")
+    _check_scale_flags(args)
     cells = make_cells(specs, models=models, seeds=args.seeds, root=root)
     shard = parse_shard(args.shard) if args.shard is not None else None
     options = None if args.ray is None else RayOptions(address=args.ray or None, logical_gpus=args.logical_gpus)
