@@ -161,3 +161,17 @@ def test_scale_flags_are_checked_before_any_work(tmp_path: Path, capsys: pytest.
         assert main(["sweep", str(spec), "--models", "wan22-tiny", *flags, "--out", str(tmp_path / "o")]) == 2
         assert message in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_list_prints_a_shards_runs_and_runs_none(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from vgkit.cli import main
+
+    spec = write_spec(tmp_path / "spec.yaml", spec_dict())
+    argv = ["sweep", str(spec), "--models", "a,b,c", "--seeds", "2", "--out", str(tmp_path / "o"), "--list"]
+    listed = []
+    for i in (0, 1):
+        assert main([*argv, "--shard", f"{i}/2"]) == 0
+        listed.append([line.split("\t") for line in capsys.readouterr().out.splitlines()])
+    assert [row[0] for row in listed[0]] == ["a", "a", "c", "c"] and [row[0] for row in listed[1]] == ["b", "b"]
+    assert listed[1][1] == ["b", f"seed {7 + SEED_STRIDE}", str(tmp_path / "o" / f"t-b-seed{7 + SEED_STRIDE}")]
+    assert not (tmp_path / "o").exists()

@@ -254,7 +254,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
     models = parse_models(args.models)
     _check_scale_flags(args)
-    if args.ray is None and args.seeds == 1 and args.shard is None:  # the one-GPU sweep, in turn
+    if args.ray is None and args.seeds == 1 and args.shard is None and not args.list:  # the one-GPU sweep, in turn
         result = sweep(
             args.spec,
             models=models,
@@ -294,6 +294,13 @@ def _scaled(specs: list[Path], models: list[str], args: argparse.Namespace, *, r
     _check_scale_flags(args)
     cells = make_cells(specs, models=models, seeds=args.seeds, root=root)
     shard = parse_shard(args.shard) if args.shard is not None else None
+    if args.list:  # what this shard (or the whole sweep) would run, one run per line; runs nothing
+        from vgkit.scale import shard_cells
+
+        for cell in shard_cells(cells, index=shard[0], count=shard[1]) if shard else cells:
+            seed = "spec seed" if cell.seed is None else f"seed {cell.seed}"
+            print(f"{cell.model}\t{seed}\t{cell.run_dir}")
+        return 0
     options = None if args.ray is None else RayOptions(address=args.ray or None, logical_gpus=args.logical_gpus)
     result = run_scaled(
         cells,
@@ -331,6 +338,7 @@ def _add_scale_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--shard", default=None, metavar="I/N", help="run only shard I of N (whole models per shard), e.g. 0/2"
     )
+    p.add_argument("--list", action="store_true", help="print the runs (of the shard): model, seed, folder; run none")
 
 
 def _parser() -> argparse.ArgumentParser:
