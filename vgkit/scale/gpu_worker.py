@@ -61,8 +61,9 @@ class GpuWorker:
 
     def __init__(self, *, sweep_id: str) -> None:
         from vgkit.lock import acquire_device_lock, device_lock_name
-        from vgkit.settings import visible_gpu
+        from vgkit.settings import apply_env_file, visible_gpu
 
+        apply_env_file()  # the node's HF cache default, as every vgkit entry point (before any HF import)
         self.pid = os.getpid()
         self.node = _node_name()
         self.gpu = visible_gpu()
