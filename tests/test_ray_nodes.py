@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -71,7 +72,10 @@ def two_nodes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[tuple[str, dict[str, subprocess.Popen[str]]]]:
     port = _free_port()
-    monkeypatch.setenv("RAY_AUTH_MODE", "token")  # every node and the driver: the token in ~/.ray/auth_token
+    # Token auth on, with this test's own token (nothing read from or written to ~/.ray): every
+    # node and the driver get it through their environment.
+    monkeypatch.setenv("RAY_AUTH_MODE", "token")
+    monkeypatch.setenv("RAY_AUTH_TOKEN", secrets.token_hex(32))
     env = {**os.environ, "RAY_raylet_start_wait_time_s": "180"}
     started: list[subprocess.Popen[str]] = []
     nodes: dict[str, subprocess.Popen[str]] = {}
