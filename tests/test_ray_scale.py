@@ -18,7 +18,9 @@ import pytest
 
 from tests.conftest import spec_dict, write_spec
 from vgkit.artifacts import sha256_file
+from vgkit.lock import DeviceBusyError, acquire_device_lock
 from vgkit.scale.cells import make_cells
+from vgkit.scale.scheduler import run_cells
 
 ray = pytest.importorskip("ray")
 
@@ -73,12 +75,6 @@ def _shots(count: int) -> list[dict[str, Any]]:
     return shots
 
 
-def _run(cells: list[Any], events: list[dict[str, Any]], **kwargs: Any) -> list[Any]:
-    from vgkit.scale.scheduler import run_cells
-
-    return run_cells(cells, progress=lambda line: None, on_event=events.append, qa=False, **kwargs)
-
-
 @pytest.mark.slow
 def test_a_sweep_of_three_models_by_two_seeds_keeps_one_job_per_gpu_and_loads_each_model_once(
     cluster: Path, scale_env: Path
@@ -86,7 +82,17 @@ def test_a_sweep_of_three_models_by_two_seeds_keeps_one_job_per_gpu_and_loads_ea
     spec = write_spec(scale_env / "spec.yaml", spec_dict(shots=_shots(1)))
     cells = make_cells([spec], models=TINY_MODELS, seeds=2, root=scale_env / "sweep")
     events: list[dict[str, Any]] = []
-    outcomes = _run(cells, events)
+    refused: list[str] = []
+
+    def record(event: dict[str, Any]) -> None:
+        events.append(event)
+        if event["kind"] == "start":  # while a worker lives, vgkit's lock of its GPU is held
+            try:
+                acquire_device_lock(f"cuda-{event['gpu']}", run_dir=scale_env, directory=scale_env / "locks")
+            except DeviceBusyError as exc:
+                refused.append(str(exc))
+
+    outcomes = run_cells(cells, progress=lambda line: None, on_event=record, qa=False)
 
     assert [o.status for o in outcomes] == ["completed"] * 6, [o.detail for o in outcomes]
     for cell in cells:
@@ -105,6 +111,7 @@ def test_a_sweep_of_three_models_by_two_seeds_keeps_one_job_per_gpu_and_loads_ea
     loads = Counter((e["pid"], e["loaded"]) for e in events if e["kind"] == "load")
     assert loads and max(loads.values()) == 1, loads
     assert {model for _, model in loads} == set(TINY_MODELS)
+    assert len(refused) == len(starts) and all(f"pid {e['pid']}" in r for e, r in zip(starts, refused, strict=True))
 
 
 @pytest.mark.slow
@@ -123,8 +130,6 @@ def test_a_worker_killed_mid_run_resumes_elsewhere_and_the_final_video_is_byte_i
         if event["kind"] == "clip_home" and not killed:
             killed.append(event["pid"])
             os.kill(event["pid"], signal.SIGKILL)
-
-    from vgkit.scale.scheduler import run_cells
 
     [outcome] = run_cells(cells, progress=lambda line: None, on_event=kill_after_first_clip, qa=False)
     assert outcome.status == "completed", outcome.detail
