@@ -225,3 +225,18 @@ def test_a_cli_batch_on_a_running_cluster_shows_progress_and_a_deadline_holds_on
     failure = json.loads((scale_env / "batch" / "b-wan22-tiny" / "failure.json").read_text())
     assert failure["exit_code"] == 6 and "deadline" in failure["message"], failure
     assert (scale_env / "batch" / "report" / "report.html").is_file()
+
+
+@pytest.mark.slow
+def test_a_gpu_another_vgkit_job_holds_is_not_used_and_the_run_fails_saying_why(cluster: Path, scale_env: Path) -> None:
+    spec = write_spec(scale_env / "spec.yaml", spec_dict(shots=_shots(1)))
+    cells = make_cells([spec], models=["wan22-tiny"], root=scale_env / "ray")
+    held = [acquire_device_lock(f"cuda-{gpu}", run_dir=scale_env, directory=scale_env / "locks") for gpu in "01"]
+    try:
+        [outcome] = run_cells(cells, progress=lambda line: None, qa=False)
+    finally:
+        for lock in held:
+            lock.release()
+    assert outcome.status == "failed"
+    assert "no worker left alive to run it; the last could not start" in outcome.detail
+    assert "DeviceBusyError" in outcome.detail and f"pid {os.getpid()}" in outcome.detail

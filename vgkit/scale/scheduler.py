@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import threading
 import time
@@ -224,6 +225,7 @@ class _Driver:
         self.clip_timeout_s, self.run_timeout_s, self.grace_s = limits
         self.qa = qa
         self.sweep_id = uuid.uuid4().hex[:12]
+        self.start_failure: str | None = None
         runtime_env = {"env_vars": _forwarded_env()} if local else None
         self.actor_class = ray.remote(
             num_gpus=1, num_cpus=options.cpus_per_worker, max_restarts=0, runtime_env=runtime_env
@@ -266,8 +268,9 @@ class _Driver:
         while self.pending or self.active:
             self._assign()
             if not self.active:  # cells left and no worker alive to take them
+                why = f"; the last could not start: {self.start_failure}" if self.start_failure else ""
                 for cell in list(self.pending):
-                    self._fail(cell, None, "WorkerLostError", "no worker left alive to run it", None)
+                    self._fail(cell, None, "WorkerLostError", f"no worker left alive to run it{why}", None)
                 self.pending.clear()
                 break
             ready, _ = self.ray.wait(list(self.active), num_returns=1, timeout=1.0)
@@ -400,10 +403,12 @@ class _Driver:
         cell, worker = active.cell, active.worker
         worker.alive = False
         self._end(active, outcome="worker lost")
-        why = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}".rstrip(": ")
+        why = _reason(exc)
         self._emit(active, cell, "lost", error=why)
         if worker.info is None:  # died before its first event: it could not start (e.g. the GPU's lock)
-            self._fail(cell, active, "WorkerStartError", f"a worker could not start: {why}", None)
+            self.start_failure = why  # not replaced; the run waits for another worker
+            self._show(cell, f"worker {worker.index} could not start ({why}); the run waits for another worker")
+            self.pending.appendleft(cell)
             return
         if self.states[cell.name].attempts >= MAX_ATTEMPTS:
             self._fail(cell, active, "WorkerLostError", f"its worker died {MAX_ATTEMPTS} times; last: {why}", None)
@@ -511,6 +516,19 @@ class _Driver:
 
 # The most advanced stage a cell's progress lines reached, for failure.json (as vgkit.sweep says it).
 _STAGES = (("qa: ", "qa"), ("stitching ", "stitch"), ("clip ", "generate"), ("loading ", "load"))
+
+
+_ERROR_LINE = re.compile(r"^\s*(?:[\w.]+\.)?(?P<line>\w+Error: .+)$")
+
+
+def _reason(exc: BaseException) -> str:
+    """One line for a lost worker: the error that killed its creation, when Ray's message carries
+    one (e.g. ``DeviceBusyError: ...``), else Ray's own first line."""
+    text = str(exc)
+    own = [m["line"] for line in text.splitlines() if (m := _ERROR_LINE.match(line))]
+    own = [line for line in own if not line.startswith(("ActorDiedError", "RayActorError", "ActorUnavailableError"))]
+    first = text.splitlines()[0] if text else ""
+    return own[-1] if own else f"{type(exc).__name__}: {first}".rstrip(": ")
 
 
 def _now() -> str:
