@@ -267,17 +267,93 @@ def _cmd_report(args: argparse.Namespace) -> int:
 def _cmd_sweep(args: argparse.Namespace) -> int:
     from vgkit.sweep import parse_models, sweep
 
-    result = sweep(
-        args.spec,
-        models=parse_models(args.models),
-        out=args.out,
+    models = parse_models(args.models)
+    _check_scale_flags(args)
+    if args.ray is None and args.seeds == 1 and args.shard is None and not args.list:  # the one-GPU sweep, in turn
+        result = sweep(
+            args.spec,
+            models=models,
+            out=args.out,
+            usd_per_hour=args.usd_per_hour,
+            watchdog_grace_s=args.watchdog_grace_s,
+        )
+        for row in result.rows:
+            print(f"{row.model}: {row.status} ({row.detail})")
+        print(f"report: {result.report_html}")
+        return 0
+    from vgkit.spec import load_spec
+
+    root = args.out or Path("runs") / f"sweep-{load_spec(args.spec).name}"
+    return _scaled([args.spec], models, args, root=root)
+
+
+def _cmd_batch(args: argparse.Namespace) -> int:
+    if not args.model:
+        raise SpecError("batch: --model is empty; fix: name one model, e.g. --model wan22")
+    return _scaled(args.specs, [args.model], args, root=args.out or Path("runs") / f"batch-{args.model}")
+
+
+def _check_scale_flags(args: argparse.Namespace) -> None:
+    if args.logical_gpus is not None and (args.ray is None or args.ray or os.environ.get("RAY_ADDRESS")):
+        raise SpecError("--logical-gpus: only for a local Ray; fix: use it with a bare --ray and no RAY_ADDRESS")
+
+
+def _scaled(specs: list[Path], models: list[str], args: argparse.Namespace, *, root: Path) -> int:
+    """Sweep or batch cells on Ray (``--ray``) or here in turn, one shard of them with ``--shard``."""
+    from vgkit.guard import check_grace
+    from vgkit.scale import make_cells, parse_shard
+    from vgkit.scale.runs import run_scaled
+    from vgkit.scale.scheduler import RayOptions
+
+    check_grace(args.watchdog_grace_s)
+    _check_scale_flags(args)
+    cells = make_cells(specs, models=models, seeds=args.seeds, root=root)
+    shard = parse_shard(args.shard) if args.shard is not None else None
+    if args.list:  # what this shard (or the whole sweep) would run, one run per line; runs nothing
+        from vgkit.scale import shard_cells
+
+        for cell in shard_cells(cells, index=shard[0], count=shard[1]) if shard else cells:
+            seed = "spec seed" if cell.seed is None else f"seed {cell.seed}"
+            print(f"{cell.model}\t{seed}\t{cell.run_dir}")
+        return 0
+    options = None if args.ray is None else RayOptions(address=args.ray or None, logical_gpus=args.logical_gpus)
+    result = run_scaled(
+        cells,
+        root=root,
+        ray=options,
+        shard=shard,
+        progress=lambda line: print(line, flush=True),
         usd_per_hour=args.usd_per_hour,
-        watchdog_grace_s=args.watchdog_grace_s,
+        grace_s=args.watchdog_grace_s,
     )
-    for row in result.rows:
-        print(f"{row.model}: {row.status} ({row.detail})")
-    print(f"report: {result.report_html}")
-    return 0
+    for outcome in result.outcomes:
+        print(f"{outcome.cell.name}: {outcome.status} ({outcome.detail})")
+    if result.report_html is not None:
+        print(f"report: {result.report_html}")
+    return 0 if all(o.status == "completed" for o in result.outcomes) else 1
+
+
+def _add_scale_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--ray",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="ADDRESS",
+        help="one worker per GPU on Ray: a local Ray over this machine's GPUs, or the cluster at "
+        "ADDRESS (or RAY_ADDRESS); needs vgkit[ray]",
+    )
+    p.add_argument(
+        "--logical-gpus",
+        type=int,
+        default=None,
+        metavar="N",
+        help="local Ray only: declare N GPUs on a machine without them (the tiny models on CPU)",
+    )
+    p.add_argument(
+        "--shard", default=None, metavar="I/N", help="run only shard I of N (whole models per shard), e.g. 0/2"
+    )
+    p.add_argument("--list", action="store_true", help="print the runs (of the shard): model, seed, folder; run none")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -398,6 +474,17 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=None, help="sweep directory (default runs/sweep-<spec name>)")
     p.add_argument("--usd-per-hour", type=float, default=None, help=usd_help)
     p.add_argument("--watchdog-grace-s", type=float, default=DEFAULT_GRACE_S, help=grace_help)
+    p.add_argument("--seeds", type=int, default=1, help="runs per model, seeds spec.seed + k*1000 (default 1)")
+    _add_scale_flags(p)
+
+    p = add("batch", _cmd_batch, "run several specs on one model (on Ray with --ray), then report")
+    p.add_argument("specs", type=Path, nargs="+", metavar="SPEC")
+    p.add_argument("--model", required=True, help="model name (see `vgkit models`)")
+    p.add_argument("--out", type=Path, default=None, help="batch directory (default runs/batch-<model>)")
+    p.add_argument("--usd-per-hour", type=float, default=None, help=usd_help)
+    p.add_argument("--watchdog-grace-s", type=float, default=DEFAULT_GRACE_S, help=grace_help)
+    p.set_defaults(seeds=1)
+    _add_scale_flags(p)
 
     p = add("doctor", _cmd_doctor, "can a run succeed here? GPU, driver, torch, attention, weights, disk, ffmpeg")
     p.add_argument("--model", action="append", default=[], help="model(s) to check for (default: what auto picks)")

@@ -50,6 +50,7 @@ __all__ = [
     "SweepRow",
     "parse_models",
     "sweep",
+    "sweep_cell",
 ]
 
 FAILURE_FILE = "failure.json"
@@ -160,6 +161,16 @@ def _run_one(
         },
     )
     return SweepRow(model=model, run_dir=run_dir, status=status, detail=detail, kind=kind)
+
+
+def sweep_cell(
+    spec_path: Path, model: str, run_dir: Path, *, progress: Progress = print, grace_s: float = DEFAULT_GRACE_S
+) -> SweepRow:
+    """One model's job of a sweep in ``run_dir``, recorded like the others (vgkit.scale runs cells through it)."""
+    from vgkit.spec import load_spec
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return _run_one(spec_path, model, run_dir, Path(load_spec(spec_path).reference_image), progress, grace_s)
 
 
 def sweep(

@@ -1,0 +1,242 @@
+"""Scale-out on Ray (vgkit.scale): one local Ray cluster for the module, 2 CPUs, 2 logical GPUs.
+
+Logical GPUs stand in for real ones: Ray schedules one ``num_gpus=1`` worker per logical GPU and
+sets its ``CUDA_VISIBLE_DEVICES``; the tiny model twins run on CPU (``VGKIT_FORCE_CPU=1``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import spec_dict, write_spec
+from vgkit.artifacts import sha256_file
+from vgkit.lock import DeviceBusyError, acquire_device_lock
+from vgkit.scale.cells import make_cells
+from vgkit.scale.scheduler import run_cells
+
+ray = pytest.importorskip("ray")
+
+TINY_MODELS = ["wan22-tiny", "cogvideox15-tiny", "hunyuan-i2v-tiny"]
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One local Ray for these tests: 2 CPUs, 2 logical GPUs, a small object store, no dashboard.
+
+    Its processes inherit this environment: device locks and worker scratch folders in tmp paths.
+    The tiny checkpoints are built here first: two workers building one at once in a fresh cache
+    would race (vgkit.checkpoints builds them on first use without a lock).
+    """
+    from vgkit.checkpoints import locate_checkpoint
+    from vgkit.models import adapter
+
+    for name in TINY_MODELS:
+        locate_checkpoint(adapter(name))
+    here = tmp_path_factory.mktemp("ray")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("VGKIT_LOCK_DIR", str(here / "locks"))
+        mp.setenv("VGKIT_RAY_SCRATCH", str(here / "scratch"))
+        mp.setenv("RAY_raylet_start_wait_time_s", "180")  # two busy cores: a raylet can take over 30 s
+        yield from _local_ray(here)
+
+
+def _local_ray(here: Path) -> Iterator[Path]:
+    ray.init(
+        address="local",
+        num_cpus=2,
+        num_gpus=2,
+        include_dashboard=False,
+        object_store_memory=100 * 1024 * 1024,
+        log_to_driver=False,
+    )
+    yield here
+    ray.shutdown()
+
+
+@pytest.fixture
+def scale_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Locks and worker scratch folders in this test's tmp path (forwarded to the workers)."""
+    monkeypatch.setenv("VGKIT_LOCK_DIR", str(tmp_path / "locks"))
+    monkeypatch.setenv("VGKIT_RAY_SCRATCH", str(tmp_path / "scratch"))
+    return tmp_path
+
+
+def _shots(count: int) -> list[dict[str, Any]]:
+    """``count`` of the 5 s shots of ``spec_dict`` (the shortest a shot may be)."""
+    shots: list[dict[str, Any]] = spec_dict()["shots"][:count]
+    return shots
+
+
+@pytest.mark.slow
+def test_a_sweep_of_three_models_by_two_seeds_keeps_one_job_per_gpu_and_loads_each_model_once(
+    cluster: Path, scale_env: Path
+) -> None:
+    spec = write_spec(scale_env / "spec.yaml", spec_dict(shots=_shots(1)))
+    cells = make_cells([spec], models=TINY_MODELS, seeds=2, root=scale_env / "sweep")
+    events: list[dict[str, Any]] = []
+    refused: list[str] = []
+
+    def record(event: dict[str, Any]) -> None:
+        events.append(event)
+        if event["kind"] == "start":  # while a worker lives, vgkit's lock of its GPU is held
+            try:
+                acquire_device_lock(f"cuda-{event['gpu']}", run_dir=scale_env, directory=scale_env / "locks")
+            except DeviceBusyError as exc:
+                refused.append(str(exc))
+
+    outcomes = run_cells(cells, progress=lambda line: None, on_event=record, qa=False)
+
+    assert [o.status for o in outcomes] == ["completed"] * 6, [o.detail for o in outcomes]
+    for cell in cells:
+        assert (cell.run_dir / "final" / "final_stitched.mp4").is_file()
+    starts = [e for e in events if e["kind"] == "start"]
+    gpus_by_pid = {e["pid"]: e["gpu"] for e in starts}
+    assert len(gpus_by_pid) == 2 and sorted(gpus_by_pid.values()) == ["0", "1"]
+    # No two jobs overlap on one GPU: per GPU, each run's [start, done] interval (the worker's clock).
+    spans: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    began = {e["cell"]: e["worker_t"] for e in starts}
+    for done in (e for e in events if e["kind"] == "done"):
+        spans[done["gpu"]].append((began[done["cell"]], done["worker_t"]))
+    for gpu, intervals in spans.items():
+        intervals.sort()
+        assert all(a[1] <= b[0] for a, b in itertools.pairwise(intervals)), (gpu, intervals)
+    loads = Counter((e["pid"], e["loaded"]) for e in events if e["kind"] == "load")
+    assert loads and max(loads.values()) == 1, loads
+    assert {model for _, model in loads} == set(TINY_MODELS)
+    assert len(refused) == len(starts) and all(f"pid {e['pid']}" in r for e, r in zip(starts, refused, strict=True))
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_run_resumes_elsewhere_and_the_final_video_is_byte_identical(
+    cluster: Path, scale_env: Path
+) -> None:
+    from vgkit.runner import run_job
+
+    spec = write_spec(scale_env / "spec.yaml", spec_dict(shots=_shots(2)))
+    cells = make_cells([spec], models=["wan22-tiny"], root=scale_env / "ray")
+    events: list[dict[str, Any]] = []
+    killed: list[int] = []
+
+    def kill_after_first_clip(event: dict[str, Any]) -> None:
+        events.append(event)
+        if event["kind"] == "clip_home" and not killed:
+            killed.append(event["pid"])
+            os.kill(event["pid"], signal.SIGKILL)
+
+    [outcome] = run_cells(cells, progress=lambda line: None, on_event=kill_after_first_clip, qa=False)
+    assert outcome.status == "completed", outcome.detail
+    assert [e["kind"] for e in events if e["kind"] == "lost"] == ["lost"]
+    second = [p for p in outcome.placements if p["attempt"] == 2]
+    assert second and second[0]["pid"] != killed[0]
+    assert second[0]["clips_home_at_start"] == 1  # resumed after clip 0, the one that came home
+    homecomings = Counter(e["index"] for e in events if e["kind"] == "clip_home")
+    assert sorted(homecomings) == [0, 1] and max(homecomings.values()) == 1  # no clip made twice
+
+    undisturbed = run_job(spec, model="wan22-tiny", out=scale_env / "local", progress=lambda line: None)
+    assert sha256_file(cells[0].run_dir / "final" / "final_stitched.mp4") == sha256_file(undisturbed.final_video)
+
+
+def _processes_mentioning(text: str) -> list[int]:
+    """Pids of live processes whose command line contains ``text`` (read from /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if text in cmdline and state != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.slow
+def test_ctrl_c_on_a_cli_driver_leaves_no_worker_process(cluster: Path, scale_env: Path) -> None:
+    """``vgkit sweep --ray ADDRESS`` joins the running cluster; SIGINT mid-clip kills its workers."""
+    import re
+    import subprocess
+    import sys
+    import time
+
+    spec = write_spec(scale_env / "spec.yaml", spec_dict(shots=_shots(3)))
+    address = ray.get_runtime_context().gcs_address
+    argv = [sys.executable, "-m", "vgkit", "sweep", str(spec), "--models", "wan22-tiny,cogvideox15-tiny"]
+    argv += ["--ray", address, "--out", str(scale_env / "sweep")]
+    driver = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert driver.stdout is not None
+    pids, seen = set(), []
+    for line in driver.stdout:
+        seen.append(line)
+        pids |= {int(p) for p in re.findall(r"worker pid (\d+)", line)}
+        if ": generating " in line:  # a clip is being made on a worker
+            break
+    assert pids, "".join(seen)
+    assert all(_alive(pid) for pid in pids)
+    driver.send_signal(signal.SIGINT)
+    rest, _ = driver.communicate(timeout=120)
+    assert driver.returncode == 130, rest
+    assert "interrupted; finished clips are kept" in rest
+    deadline = time.monotonic() + 30  # Ray reaps a killed actor's process asynchronously
+    while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not [pid for pid in pids if _alive(pid)]
+    # nor an encoder (ffmpeg) of theirs still writing a clip into their scratch folders
+    assert not _processes_mentioning(str(cluster / "scratch"))
+
+
+@pytest.mark.slow
+def test_a_cli_batch_on_a_running_cluster_shows_progress_and_a_deadline_holds_on_its_worker(
+    cluster: Path, scale_env: Path
+) -> None:
+    """``vgkit batch A B --model M --ray ADDRESS``: A finishes; B's clip deadline (0.01 s) stops it on
+    its worker, recorded as a guardrail failure (exit code 6) while A goes on; the batch exits 1."""
+    import json
+    import subprocess
+    import sys
+
+    one_shot = _shots(1)
+    fine = write_spec(scale_env / "a.yaml", spec_dict(name="a", shots=one_shot))
+    rushed = write_spec(scale_env / "b.yaml", spec_dict(name="b", shots=one_shot, clip_timeout_s=0.01))
+    argv = [sys.executable, "-m", "vgkit", "batch", str(fine), str(rushed), "--model", "wan22-tiny"]
+    argv += ["--ray", ray.get_runtime_context().gcs_address, "--out", str(scale_env / "batch")]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "[a-wan22-tiny] clip 000 came home (sha256 verified)" in done.stdout
+    assert "a-wan22-tiny: completed" in done.stdout
+    assert (scale_env / "batch" / "a-wan22-tiny" / "final" / "final_stitched.mp4").is_file()
+    failure = json.loads((scale_env / "batch" / "b-wan22-tiny" / "failure.json").read_text())
+    assert failure["exit_code"] == 6 and "deadline" in failure["message"], failure
+    assert (scale_env / "batch" / "report" / "report.html").is_file()
+
+
+@pytest.mark.slow
+def test_a_gpu_another_vgkit_job_holds_is_not_used_and_the_run_fails_saying_why(cluster: Path, scale_env: Path) -> None:
+    spec = write_spec(scale_env / "spec.yaml", spec_dict(shots=_shots(1)))
+    cells = make_cells([spec], models=["wan22-tiny"], root=scale_env / "ray")
+    held = [acquire_device_lock(f"cuda-{gpu}", run_dir=scale_env, directory=scale_env / "locks") for gpu in "01"]
+    try:
+        [outcome] = run_cells(cells, progress=lambda line: None, qa=False)
+    finally:
+        for lock in held:
+            lock.release()
+    assert outcome.status == "failed"
+    assert "no worker left alive to run it; the last could not start" in outcome.detail
+    assert "DeviceBusyError" in outcome.detail and f"pid {os.getpid()}" in outcome.detail

@@ -1,0 +1,200 @@
+"""The long-lived worker of a scaled-out run: one per GPU, one loaded pipeline, cells served in turn.
+
+``GpuWorker`` is a plain class; the scheduler (vgkit.scale.scheduler) makes it a Ray actor with
+``num_gpus=1``, so Ray gives it one GPU (``CUDA_VISIBLE_DEVICES``). For its whole life it holds
+vgkit's lock of that GPU (vgkit.lock), so a plain ``vgkit run`` on the same GPU is refused while
+it lives, and the kernel frees the lock the moment the worker dies.
+
+``run`` serves one cell through vgkit's own job path (``vgkit.runner.run_job``: plan, checks,
+chained clips with their deadlines checked at every step, stitch) in a scratch folder of the worker's
+node, started afresh from the clips that already came home. It is a generator: it yields the
+run's events as they happen, and each finished clip as a payload (vgkit.scale.transfer) the
+moment its log is written. The pipeline stays loaded for the next cell of the same model (same
+snapshot, preset, speed options and steps); another model replaces it.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import queue
+import shutil
+import socket
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from vgkit.artifacts import RunLayout
+from vgkit.scale.cells import CellTask
+from vgkit.scale.transfer import ClipPayload, clip_payload, commit_payload
+
+if TYPE_CHECKING:
+    from vgkit.generator import ClipGenerator
+    from vgkit.models import ModelAdapter
+
+__all__ = ["GpuWorker", "scratch_root"]
+
+Event = dict[str, Any]
+
+
+def scratch_root() -> Path:
+    """Where workers keep their runs in progress on their node: ``VGKIT_RAY_SCRATCH``, else
+    ``<temp dir>/vgkit-ray-<uid>``."""
+    explicit = os.environ.get("VGKIT_RAY_SCRATCH")
+    return Path(explicit) if explicit else Path(tempfile.gettempdir()) / f"vgkit-ray-{os.getuid()}"
+
+
+def _node_name() -> str:
+    try:
+        import ray
+
+        return str(ray.util.get_node_ip_address())
+    except Exception:  # outside Ray (unit use): the host name says as much
+        return socket.gethostname()
+
+
+class GpuWorker:
+    """One GPU's worker: holds the GPU's device lock and at most one loaded pipeline."""
+
+    def __init__(self, *, sweep_id: str) -> None:
+        from vgkit.lock import acquire_device_lock, device_lock_name
+        from vgkit.settings import apply_env_file, visible_gpu
+
+        apply_env_file()  # the node's HF cache default, as every vgkit entry point (before any HF import)
+        self.pid = os.getpid()
+        self.node = _node_name()
+        self.gpu = visible_gpu()
+        self.scratch = scratch_root() / sweep_id
+        self.scratch.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # Refuses at once (DeviceBusyError) if another vgkit job holds this GPU.
+        self._lock = acquire_device_lock(device_lock_name("cuda"), run_dir=self.scratch, progress=lambda _: None)
+        self._generator: ClipGenerator | None = None
+        self._generator_key: tuple[str, ...] | None = None
+        self.loads: list[str] = []
+
+    def identity(self) -> dict[str, Any]:
+        """Where this worker runs: pid, node address, GPU, loaded model (or None)."""
+        loaded = self._generator.model.name if self._generator is not None else None
+        return {"pid": self.pid, "node": self.node, "gpu": self.gpu, "loaded": loaded, "loads": list(self.loads)}
+
+    def run(
+        self,
+        task: CellTask,
+        home: list[ClipPayload],
+        *,
+        clip_timeout_s: float | None,
+        run_timeout_s: float | None,
+        run_started_at: float,
+    ) -> Iterator[Event]:
+        """Serve one cell; yield its events (``line``, ``load``, ``clip``), then ``done`` or ``error``."""
+        events: queue.Queue[Event] = queue.Queue()
+        limits = {"clip_timeout_s": clip_timeout_s, "run_timeout_s": run_timeout_s, "run_started_at": run_started_at}
+        thread = threading.Thread(target=self._serve, args=(task, home, limits, events.put), daemon=True)
+        thread.start()
+        yield {"kind": "start", "t": time.time(), **self.identity()}
+        while True:
+            event = events.get()
+            yield event
+            if event["kind"] in ("done", "error"):
+                break
+        thread.join()
+
+    def _serve(self, task: CellTask, home: list[ClipPayload], limits: dict[str, Any], emit: Any) -> None:
+        from vgkit.errors import VgkitError
+
+        folder = self.scratch / task.cell_name
+        shutil.rmtree(folder, ignore_errors=True)  # only the clips that came home count
+        try:
+            spec_file = self._write_inputs(folder / "inputs", task)
+            layout = RunLayout(folder / "run")
+            for payload in home:
+                commit_payload(layout, payload)
+            if home:
+                emit(_line(f"resuming after {len(home)} clip(s) that came home"))
+
+            def on_clip(index: int, _path: Path) -> None:
+                emit({"kind": "clip", "t": time.time(), "payload": clip_payload(layout, index), "plan": _plan(layout)})
+
+            self._run_job(spec_file, task.model, layout.root, limits, emit, on_clip)
+            emit({"kind": "done", "t": time.time(), "plan": _plan(layout)})
+        except VgkitError as exc:
+            emit(_error(exc, exit_code=exc.exit_code))
+        except Exception as exc:  # reported to the driver, which records the cell as failed
+            emit(_error(exc, exit_code=None))
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    @staticmethod
+    def _write_inputs(inputs: Path, task: CellTask) -> Path:
+        import yaml
+
+        inputs.mkdir(parents=True)
+        for name, data in task.images.items():
+            (inputs / name).write_bytes(data)
+        spec_file = inputs / "spec.yaml"
+        spec_file.write_text(yaml.safe_dump(task.spec_data, sort_keys=False))
+        return spec_file
+
+    def _run_job(self, spec_file: Path, model: str, out: Path, limits: dict[str, Any], emit: Any, on_clip: Any) -> None:
+        from vgkit.generator import InProcessGenerator
+        from vgkit.plan import speed_options
+        from vgkit.runner import plan_job, run_job
+
+        spec, _, plan = plan_job(spec_file, model=model)
+        preset, speed, steps = str(plan.preset["name"]), speed_options(spec), plan.steps
+
+        def generator_for(adapter: ModelAdapter, snapshot: Path, device: str) -> ClipGenerator:
+            key = (adapter.name, str(snapshot), device, preset, repr(speed), str(steps))
+            if self._generator is not None and self._generator_key == key:
+                emit(_line(f"reusing the {adapter.name} pipeline already loaded on this GPU"))
+                self._generator.load_s = 0.0  # this run loaded nothing
+                return self._generator
+            self._drop_generator()
+            generator = InProcessGenerator(adapter, snapshot, device=device, preset=preset, speed=speed, steps=steps)
+            self._generator, self._generator_key = generator, key
+            self.loads.append(adapter.name)
+            emit({"kind": "load", "t": time.time(), "model": adapter.name, "load_s": round(generator.load_s, 3)})
+            return generator
+
+        run_job(
+            spec_file,
+            model=model,
+            out=out,
+            progress=lambda line: emit(_line(line)),
+            lock=False,  # this worker holds the GPU's lock for its whole life
+            make_generator=generator_for,
+            on_clip=on_clip,
+            **limits,
+        )
+
+    def _drop_generator(self) -> None:
+        if self._generator is None:
+            return
+        device = self._generator.device
+        self._generator = self._generator_key = None
+        gc.collect()
+        if device.startswith("cuda"):
+            import torch
+
+            torch.cuda.empty_cache()
+
+
+def _line(text: str) -> Event:
+    return {"kind": "line", "t": time.time(), "line": text}
+
+
+def _error(exc: BaseException, *, exit_code: int | None) -> Event:
+    return {
+        "kind": "error",
+        "t": time.time(),
+        "error_class": type(exc).__name__,
+        "message": str(exc),
+        "exit_code": exit_code,
+    }
+
+
+def _plan(layout: RunLayout) -> bytes | None:
+    return layout.plan.read_bytes() if layout.plan.is_file() else None

@@ -1,0 +1,535 @@
+"""The driver of a scaled-out sweep or batch: one worker per GPU of a Ray cluster, cells served in turn.
+
+1. Connect: ``address`` (or ``RAY_ADDRESS``) joins an existing cluster; with neither, a local Ray
+   over this machine's GPUs is started (and stopped at the end).
+2. Start one ``GpuWorker`` actor per GPU (``num_gpus=1``, an explicit ``num_cpus``), at most one
+   per cell.
+3. Give each idle worker a cell, preferring a cell of the model it has loaded. Each cell's run
+   folder on the driver is claimed (vgkit.rundir) while it runs.
+4. As each clip lands on a worker it comes home: checked by sha256, written into the driver's run
+   folder (vgkit.scale.transfer). The driver holds the truth.
+5. A worker that dies (process, node) costs at most the clip it was making: its cell goes back to
+   the queue and resumes on another worker from the clips that came home; a replacement worker
+   is started on the freed GPU. A cell that fails on its own (a spec, a deadline) is recorded and
+   the others go on.
+6. A finished cell is stitched, recorded (manifest, bundle, QA, ``sweep_run.json``) on the driver.
+7. Deadlines: workers check them at every step (vgkit.guard); a worker still busy past a clip or
+   run deadline plus the grace period is killed from here. ``Ctrl-C`` (or SIGTERM) kills every
+   worker before returning, so no GPU job outlives the driver.
+
+Ray is imported only here and only when a scaled-out run starts (``pip install vgkit[ray]``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import signal
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from vgkit.artifacts import RunLayout, atomic_write_json
+from vgkit.errors import SpecError, VgkitError
+from vgkit.guard import DEFAULT_GRACE_S, Deadlines
+from vgkit.scale.cells import Cell, task_for
+from vgkit.scale.transfer import clips_at_home, commit_payload
+
+__all__ = ["MAX_ATTEMPTS", "CellOutcome", "RayOptions", "import_ray", "run_cells"]
+
+Progress = Callable[[str], None]
+Event = dict[str, Any]
+# A cell whose worker dies this many times is recorded as failed instead of queued again.
+MAX_ATTEMPTS = 3
+RAY_INSTALL = "pip install 'vgkit[ray]' (or bash setup.sh, which installs the pinned ray)"
+# Environment a local cluster's workers get from the driver (caches, offline mode, vgkit settings).
+_FORWARDED_PREFIXES = ("VGKIT_", "HF_HOME", "HF_HUB_CACHE", "HF_HUB_OFFLINE", "PYTHONPATH")
+
+
+@dataclass(frozen=True)
+class RayOptions:
+    """Where to run: ``address`` of an existing cluster (None: ``RAY_ADDRESS``, else a local Ray).
+
+    ``logical_gpus`` declares GPUs a local Ray does not see (a CPU machine with the tiny models);
+    ``cpus_per_worker`` is each worker's explicit CPU share; ``object_store_bytes`` sizes a local
+    object store (None: Ray's default).
+    """
+
+    address: str | None = None
+    logical_gpus: int | None = None
+    cpus_per_worker: float = 1.0
+    num_cpus: int | None = None
+    object_store_bytes: int | None = None
+
+
+@dataclass
+class CellOutcome:
+    cell: Cell
+    status: str  # "completed" | "failed" | "infeasible"
+    detail: str
+    placements: list[dict[str, Any]] = field(default_factory=list)
+
+
+def import_ray() -> Any:
+    """The ``ray`` module, or a one-line ``SpecError`` with the install command."""
+    try:
+        import ray
+    except ImportError:
+        raise SpecError(f"--ray: Ray is not installed in this environment; fix: {RAY_INSTALL}") from None
+    return ray
+
+
+@dataclass(eq=False)
+class _Worker:
+    handle: Any
+    index: int
+    info: dict[str, Any] | None = None  # pid, node, gpu (from its first event)
+    loaded: str | None = None
+    alive: bool = True
+
+
+@dataclass(eq=False)
+class _Active:
+    cell: Cell
+    worker: _Worker
+    stream: Any
+    held: Any  # vgkit.rundir.RunDir
+    stack: contextlib.ExitStack
+    deadlines: Deadlines
+    placement: dict[str, Any]
+    clip_started_at: float | None = None
+    plan_accepted: bytes | None = None
+
+
+@dataclass
+class _CellState:
+    cell: Cell
+    attempts: int = 0
+    first_start: float | None = None  # epoch seconds: the run deadline counts from here, across workers
+    t0: float | None = None  # perf counter at first start, for the records
+    events: list[dict[str, Any]] = field(default_factory=list)
+    placements: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _connect(ray: Any, options: RayOptions) -> bool:
+    """Join or start a cluster; True when this call started a local one (stopped by the caller)."""
+    address = options.address or os.environ.get("RAY_ADDRESS") or None
+    if ray.is_initialized():
+        return False
+    if address is not None:
+        ray.init(address=address, log_to_driver=False)
+        return False
+    ray.init(
+        address="local",
+        num_cpus=options.num_cpus,
+        num_gpus=options.logical_gpus,
+        include_dashboard=False,
+        object_store_memory=options.object_store_bytes,
+        log_to_driver=False,
+    )
+    return True
+
+
+def _forwarded_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k.startswith(_FORWARDED_PREFIXES) and "TOKEN" not in k.upper()}
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM raises KeyboardInterrupt while the driver runs, so ``kill`` cleans up like Ctrl-C."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def run_cells(
+    cells: list[Cell],
+    *,
+    options: RayOptions | None = None,
+    progress: Progress = print,
+    on_event: Callable[[Event], None] | None = None,
+    clip_timeout_s: float | None = None,
+    run_timeout_s: float | None = None,
+    grace_s: float = DEFAULT_GRACE_S,
+    qa: bool = True,
+) -> list[CellOutcome]:
+    """Run every cell on a Ray cluster's GPUs, one worker per GPU; return each cell's outcome in order.
+
+    ``on_event`` sees every event (``start``, ``line``, ``load``, ``clip_home``, ``done``,
+    ``failed``, ``lost``, ``killed``) with the cell's name, the worker's pid, node and GPU, and the
+    driver's time ``t``. ``Ctrl-C`` kills every worker and re-raises; finished clips stay home.
+    """
+    ray = import_ray()
+    options = options or RayOptions()
+    started = _connect(ray, options)
+    driver = _Driver(
+        ray,
+        cells,
+        options=options,
+        local=options.address is None and not os.environ.get("RAY_ADDRESS"),
+        progress=progress,
+        on_event=on_event,
+        limits=(clip_timeout_s, run_timeout_s, grace_s),
+        qa=qa,
+    )
+    try:
+        with _sigterm_as_interrupt():
+            return driver.run()
+    finally:
+        driver.stop()
+        if started:
+            ray.shutdown()
+
+
+class _Driver:
+    def __init__(
+        self,
+        ray: Any,
+        cells: list[Cell],
+        *,
+        options: RayOptions,
+        local: bool,
+        progress: Progress,
+        on_event: Callable[[Event], None] | None,
+        limits: tuple[float | None, float | None, float],
+        qa: bool,
+    ) -> None:
+        from vgkit.scale.gpu_worker import GpuWorker
+
+        self.ray = ray
+        self.cells = cells
+        self.states = {cell.name: _CellState(cell) for cell in cells}
+        self.outcomes: dict[str, CellOutcome] = {}
+        self.pending: deque[Cell] = deque(cells)
+        self.active: dict[Any, _Active] = {}
+        self.workers: list[_Worker] = []
+        self.progress = progress
+        self.on_event = on_event
+        self.clip_timeout_s, self.run_timeout_s, self.grace_s = limits
+        self.qa = qa
+        self.sweep_id = uuid.uuid4().hex[:12]
+        self.start_failure: str | None = None
+        runtime_env = {"env_vars": _forwarded_env()} if local else None
+        self.actor_class = ray.remote(
+            num_gpus=1, num_cpus=options.cpus_per_worker, max_restarts=0, runtime_env=runtime_env
+        )(GpuWorker)
+
+    # -- workers ------------------------------------------------------------------------------
+    def _start_worker(self) -> None:
+        handle = self.actor_class.remote(sweep_id=self.sweep_id)
+        self.workers.append(_Worker(handle=handle, index=len(self.workers)))
+
+    def _idle_workers(self) -> list[_Worker]:
+        busy = {id(a.worker) for a in self.active.values()}
+        return [w for w in self.workers if w.alive and id(w) not in busy]
+
+    def _stop_worker(self, worker: _Worker) -> None:
+        if worker.alive:
+            with contextlib.suppress(Exception):  # already gone
+                self.ray.kill(worker.handle, no_restart=True)
+            worker.alive = False
+
+    def stop(self) -> None:
+        """Kill every worker (their GPU jobs die with them) and release the run folders held."""
+        for worker in self.workers:
+            self._stop_worker(worker)
+        for active in list(self.active.values()):
+            active.stack.close()
+        self.active.clear()
+
+    # -- the loop -----------------------------------------------------------------------------
+    def run(self) -> list[CellOutcome]:
+        gpus = int(self.ray.cluster_resources().get("GPU", 0))
+        if gpus < 1:
+            raise SpecError(
+                "ray: the cluster has no GPU; fix: run on a machine or cluster with GPUs, "
+                "or declare logical ones for the tiny models (--logical-gpus N)"
+            )
+        self.progress(f"ray: {len(self.cells)} run(s) on {gpus} GPU(s), one worker each (sweep {self.sweep_id})")
+        for _ in range(min(gpus, len(self.cells))):
+            self._start_worker()
+        while self.pending or self.active:
+            self._assign()
+            if not self.active:  # cells left and no worker alive to take them
+                why = f"; the last could not start: {self.start_failure}" if self.start_failure else ""
+                for cell in list(self.pending):
+                    self._fail(cell, None, "WorkerLostError", f"no worker left alive to run it{why}", None)
+                self.pending.clear()
+                break
+            ready, _ = self.ray.wait(list(self.active), num_returns=1, timeout=1.0)
+            for stream in ready:
+                self._next_event(stream)
+            self._enforce_deadlines()
+        return [self.outcomes[cell.name] for cell in self.cells]
+
+    def _assign(self) -> None:
+        for worker in self._idle_workers():
+            if not self.pending:
+                return
+            cell = next((c for c in self.pending if c.model == worker.loaded), self.pending[0])
+            self.pending.remove(cell)
+            self._start_cell(cell, worker)
+
+    def _start_cell(self, cell: Cell, worker: _Worker) -> None:
+        from vgkit.rundir import open_run_dir
+        from vgkit.spec import load_spec
+
+        state = self.states[cell.name]
+        state.attempts += 1
+        if state.first_start is None:
+            state.first_start, state.t0 = time.time(), time.perf_counter()
+        stack = contextlib.ExitStack()
+        try:
+            held = stack.enter_context(open_run_dir(cell.run_dir, progress=lambda line: self._show(cell, line)))
+            deadlines = Deadlines.for_spec(
+                load_spec(cell.spec_path),
+                clip_timeout_s=self.clip_timeout_s,
+                run_timeout_s=self.run_timeout_s,
+                started_at=state.first_start,
+            )
+            home = clips_at_home(RunLayout(cell.run_dir))
+            stream = worker.handle.run.remote(
+                task_for(cell),
+                home,
+                clip_timeout_s=deadlines.clip_timeout_s,
+                run_timeout_s=deadlines.run_timeout_s,
+                run_started_at=deadlines.run_started_at,
+            )
+        except VgkitError as exc:  # the run folder is busy or not vgkit's, or the spec changed
+            stack.close()
+            self._fail(cell, None, type(exc).__name__, str(exc), exc.exit_code)
+            return
+        placement = {"attempt": state.attempts, "clips_home_at_start": len(home), "started_at": _now()}
+        state.placements.append(placement)
+        self.active[stream] = _Active(cell, worker, stream, held, stack, deadlines, placement)
+        self._show(cell, f"queued on worker {worker.index} (attempt {state.attempts}, {len(home)} clip(s) home)")
+
+    def _next_event(self, stream: Any) -> None:
+        active = self.active[stream]
+        try:
+            event: Event = self.ray.get(next(stream))
+        except StopIteration:
+            event = {"kind": "error", "error_class": "WorkerLostError", "message": "stream ended early"}
+        except self.ray.exceptions.RayTaskError as exc:
+            event = {"kind": "error", "error_class": type(exc).__name__, "message": str(exc).splitlines()[0]}
+        except self.ray.exceptions.RayError as exc:  # the worker's process or node is gone
+            self._lost(active, exc)
+            return
+        try:
+            getattr(self, f"_on_{event['kind']}")(active, event)
+        except VgkitError as exc:  # a clip that fails its sha256 check on arrival, or a plan refused here
+            self._stop_worker(active.worker)
+            self._end(active, outcome="failed")
+            self._fail(active.cell, active, type(exc).__name__, str(exc), exc.exit_code)
+            self._start_worker()
+
+    def _emit(self, active: _Active | None, cell: Cell, kind: str, **fields: Any) -> None:
+        if self.on_event is None:
+            return
+        where = dict(active.worker.info or {}) if active is not None else {}
+        where.pop("loads", None)
+        self.on_event({"kind": kind, "cell": cell.name, "model": cell.model, "t": time.time(), **where, **fields})
+
+    def _show(self, cell: Cell, line: str) -> None:
+        """Record a progress line of ``cell`` (for its sweep_run.json) and print it with the cell's name."""
+        state = self.states[cell.name]
+        t_s = time.perf_counter() - state.t0 if state.t0 is not None else 0.0
+        state.events.append({"t_s": round(t_s, 3), "line": line})
+        for part in line.splitlines():
+            self.progress(f"[{cell.name}] {part}")
+
+    # -- events -------------------------------------------------------------------------------
+    def _on_start(self, active: _Active, event: Event) -> None:
+        info = {k: event[k] for k in ("pid", "node", "gpu")}
+        active.worker.info = info
+        active.worker.loaded = event.get("loaded")
+        active.placement.update(info)
+        self._show(active.cell, f"running on node {info['node']} GPU {info['gpu']} (worker pid {info['pid']})")
+        self._emit(active, active.cell, "start", worker_t=event["t"], loads=event.get("loads", []))
+
+    def _on_line(self, active: _Active, event: Event) -> None:
+        line = str(event["line"])
+        if line.startswith("clip ") and (": generating " in line or ": decoding saved" in line):
+            active.clip_started_at = time.time()
+        self._show(active.cell, line)
+        self._emit(active, active.cell, "line", line=line)
+
+    def _on_load(self, active: _Active, event: Event) -> None:
+        active.worker.loaded = str(event["model"])
+        self._emit(active, active.cell, "load", loaded=event["model"], load_s=event["load_s"], worker_t=event["t"])
+
+    def _accept_plan(self, active: _Active, plan: bytes | None) -> None:
+        if plan is not None and plan != active.plan_accepted:
+            active.held.accept(json.loads(plan))
+            active.plan_accepted = plan
+
+    def _on_clip(self, active: _Active, event: Event) -> None:
+        self._accept_plan(active, event.get("plan"))
+        payload = event["payload"]
+        commit_payload(RunLayout(active.cell.run_dir), payload)
+        active.clip_started_at = None
+        self._show(active.cell, f"clip {payload['index']:03d} came home (sha256 verified)")
+        self._emit(active, active.cell, "clip_home", index=payload["index"])
+
+    def _on_done(self, active: _Active, event: Event) -> None:
+        self._accept_plan(active, event.get("plan"))
+        self._emit(active, active.cell, "done", worker_t=event["t"])
+        active.worker.loaded = active.cell.model
+        self._finish(active)
+
+    def _on_error(self, active: _Active, event: Event) -> None:
+        self._emit(active, active.cell, "failed", worker_t=event.get("t"), error_class=event["error_class"])
+        self._end(active, outcome="failed")
+        self._fail(active.cell, active, str(event["error_class"]), str(event["message"]), event.get("exit_code"))
+
+    def _lost(self, active: _Active, exc: BaseException) -> None:
+        cell, worker = active.cell, active.worker
+        worker.alive = False
+        self._end(active, outcome="worker lost")
+        why = _reason(exc)
+        self._emit(active, cell, "lost", error=why)
+        if worker.info is None:  # died before its first event: it could not start (e.g. the GPU's lock)
+            self.start_failure = why  # not replaced; the run waits for another worker
+            self._show(cell, f"worker {worker.index} could not start ({why}); the run waits for another worker")
+            self.pending.appendleft(cell)
+            return
+        if self.states[cell.name].attempts >= MAX_ATTEMPTS:
+            self._fail(cell, active, "WorkerLostError", f"its worker died {MAX_ATTEMPTS} times; last: {why}", None)
+        else:
+            self._show(cell, f"worker {worker.index} lost ({why}); resuming on another worker from the clips home")
+            self.pending.appendleft(cell)
+        if self.pending:
+            self._start_worker()  # a fresh worker on the freed GPU
+
+    def _end(self, active: _Active, *, outcome: str) -> None:
+        del self.active[active.stream]
+        active.placement.update(ended_at=_now(), outcome=outcome)
+        active.stack.close()
+
+    def _enforce_deadlines(self) -> None:
+        now = time.time()
+        for active in list(self.active.values()):
+            clip_at = active.clip_started_at
+            passed = active.deadlines.first_passed(clip_started_at=clip_at, now=now, slack_s=self.grace_s)
+            if passed is None:
+                continue
+            self._stop_worker(active.worker)
+            self._end(active, outcome=f"killed: {passed}")
+            message = (
+                f"{passed.replace('_', ' ')} passed by more than the {self.grace_s:g} s grace period; "
+                f"worker {active.worker.index} ({active.worker.info}) was killed"
+            )
+            self._emit(active, active.cell, "killed", reason=passed)
+            self._fail(active.cell, active, "GuardrailError", message, 6)
+            if self.pending:
+                self._start_worker()
+
+    # -- records ------------------------------------------------------------------------------
+    def _finish(self, active: _Active) -> None:
+        from vgkit.qa import run_qa
+        from vgkit.runner import finish_run
+        from vgkit.spec import load_spec
+
+        cell = active.cell
+        try:
+            self._show(cell, "stitching final/final_stitched.mp4 from the clips that came home")
+            bundle = finish_run(cell.run_dir)
+            detail = f"bundle {bundle.name}"
+            if self.qa:
+                self._show(cell, "qa: measuring clips and seams")
+                record = run_qa(cell.run_dir, reference=Path(load_spec(cell.spec_path).reference_image))
+                detail = "; ".join(record["verdicts"]) + f"; {detail}"
+        except (VgkitError, OSError) as exc:
+            self._end(active, outcome="failed")
+            code = exc.exit_code if isinstance(exc, VgkitError) else None
+            self._fail(cell, active, type(exc).__name__, str(exc), code)
+            return
+        self._end(active, outcome="completed")
+        self._record(cell, "completed")
+        self.outcomes[cell.name] = CellOutcome(cell, "completed", detail, self.states[cell.name].placements)
+        self._show(cell, f"completed ({detail})")
+
+    def _fail(self, cell: Cell, active: _Active | None, error_class: str, message: str, code: int | None) -> None:
+        from vgkit.sweep import FAILURE_FILE, FAILURE_SCHEMA
+
+        status = "infeasible" if error_class == "InfeasiblePlanError" else "failed"
+        state = self.states[cell.name]
+        lines = [e["line"] for e in state.events]
+        stage = next((s for p, s in _STAGES if any(line.startswith(p) for line in lines[::-1])), "plan")
+        if cell.run_dir.is_dir() and (cell.run_dir / ".vgkit-run.json").is_file():
+            atomic_write_json(
+                cell.run_dir / FAILURE_FILE,
+                {
+                    "schema": FAILURE_SCHEMA,
+                    "model": cell.model,
+                    "error_class": error_class,
+                    "message": message,
+                    "exit_code": code,
+                    "stage": stage,
+                    "elapsed_s": round(time.perf_counter() - state.t0, 3) if state.t0 is not None else 0.0,
+                    "at": _now(),
+                },
+            )
+            self._record(cell, status)
+        self.outcomes[cell.name] = CellOutcome(cell, status, f"{error_class}: {message}", state.placements)
+        self._show(cell, f"{status}: {error_class}: {message}")
+        if active is None:
+            self._emit(None, cell, "failed", error_class=error_class)
+
+    def _record(self, cell: Cell, status: str) -> None:
+        from vgkit.sweep import SWEEP_RUN_FILE, SWEEP_RUN_SCHEMA
+
+        state = self.states[cell.name]
+        atomic_write_json(
+            cell.run_dir / SWEEP_RUN_FILE,
+            {
+                "schema": SWEEP_RUN_SCHEMA,
+                "model": cell.model,
+                "status": status,
+                "started_at": datetime.fromtimestamp(state.first_start or time.time(), UTC).isoformat(
+                    timespec="seconds"
+                ),
+                "wall_s": round(time.perf_counter() - state.t0, 3) if state.t0 is not None else 0.0,
+                "events": state.events,
+                "gpu_samples": [],
+                "placements": state.placements,  # where each attempt ran: node, GPU, worker pid
+            },
+        )
+
+
+# The most advanced stage a cell's progress lines reached, for failure.json (as vgkit.sweep says it).
+_STAGES = (("qa: ", "qa"), ("stitching ", "stitch"), ("clip ", "generate"), ("loading ", "load"))
+
+
+_ERROR_LINE = re.compile(r"^\s*(?:[\w.]+\.)?(?P<line>\w+Error: .+)$")
+
+
+def _reason(exc: BaseException) -> str:
+    """One line for a lost worker: the error that killed its creation, when Ray's message carries
+    one (e.g. ``DeviceBusyError: ...``), else Ray's own first line."""
+    text = str(exc)
+    own = [m["line"] for line in text.splitlines() if (m := _ERROR_LINE.match(line))]
+    own = [line for line in own if not line.startswith(("ActorDiedError", "RayActorError", "ActorUnavailableError"))]
+    first = text.splitlines()[0] if text else ""
+    return own[-1] if own else f"{type(exc).__name__}: {first}".rstrip(": ")
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
