@@ -11,7 +11,7 @@ import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
-KERNEL = {"name": "python3", "display_name": "Python 3", "language": "python"}
+KERNEL = {"name": "vgkit", "display_name": "Python (vgkit)", "language": "python"}  # setup.sh registers it
 
 
 def _notebook(cells: list[nbformat.NotebookNode]) -> nbformat.NotebookNode:
@@ -28,13 +28,17 @@ def _ignore_output(cell: nbformat.NotebookNode) -> nbformat.NotebookNode:
 
 
 def _parameters(source: str) -> list[nbformat.NotebookNode]:
-    """The tagged ``parameters`` cell (annotated assignments, one a line), then the cell that
-    refuses unknown or mistyped parameters in one line (``vgkit.notebook.check_parameters``)."""
+    """The tagged ``parameters`` cell (annotated assignments, one a line), then the cell that turns
+    vgkit errors into one line (``one_line_errors``) and refuses unknown or mistyped parameters
+    (``check_parameters``)."""
     params = new_code_cell(source)
     params.metadata["tags"] = ["parameters"]
     declared = [line.split(":", 1) for line in source.splitlines()]
     types = ", ".join(f'"{name.strip()}": {rest.split("=", 1)[0].strip()}' for name, rest in declared)
-    check = new_code_cell(f"from vgkit.notebook import check_parameters\n\ncheck_parameters(globals(), {{{types}}})")
+    check = new_code_cell(
+        "from vgkit.notebook import check_parameters, one_line_errors\n\n"
+        f"one_line_errors()  # vgkit errors and interrupts show as one line\ncheck_parameters(globals(), {{{types}}})"
+    )
     return [params, check]
 
 
