@@ -212,11 +212,41 @@ def compare_models() -> nbformat.NotebookNode:
     )
 
 
+def shot_cards() -> nbformat.NotebookNode:
+    params = _parameters(
+        'spec: str = "params/demo.yaml"  # the spec to edit, relative to the repository root\n'
+        'model: str = "auto"  # the model the plan, preview and generate use; "auto" means the spec\'s'
+    )
+    return _notebook(
+        [
+            new_markdown_cell(
+                "# Shot cards\n\n"
+                "Edit a spec: the run's model, preset, seed, negative prompt and steps, the global constants, and "
+                "each shot (text, camera, duration, seed, keyframe image). Every change is checked as `vgkit check` "
+                "would: the plan and prompts below, or the error next to its field, with Save disabled until it is "
+                "fixed. Saving keeps the file's comments and formatting. *Preview shot* generates that shot alone "
+                "at a few steps; *Save and generate* runs the whole spec (the supervised worker `vgkit run` uses). "
+                "Stitch settings (cut or crossfade, colour) are set in `stitch_export.ipynb`."
+            ),
+            *params,
+            _ignore_output(
+                new_code_cell(
+                    "from vgkit.editor import SpecEditor\n\n"
+                    'editor = SpecEditor.from_file(spec, model=None if model == "auto" else model)\n'
+                    "editor.widget"
+                )
+            ),
+            new_code_cell("print(editor.status)"),
+        ]
+    )
+
+
 def main() -> None:
     nbformat.write(generate(), NOTEBOOKS / "generate.ipynb")
     nbformat.write(stitch_export(), NOTEBOOKS / "stitch_export.ipynb")
     nbformat.write(prefetch(), NOTEBOOKS / "prefetch.ipynb")
     nbformat.write(compare_models(), NOTEBOOKS / "compare_models.ipynb")
+    nbformat.write(shot_cards(), NOTEBOOKS / "shot_cards.ipynb")
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ REFERENCE_RUNS: dict[str, dict[str, object]] = {
     "stitch_export.ipynb": {"run_dir": "{tmp}/run", "transition": "crossfade", "overlap_frames": 6},
     "prefetch.ipynb": {"models": "wan22", "check_only": True},
     "compare_models.ipynb": {"models": "wan22-tiny", "spec": "params/preview.yaml", "out": "{tmp}/sweep"},
+    "shot_cards.ipynb": {"spec": "params/preview.yaml"},
 }
 
 

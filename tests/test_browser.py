@@ -7,6 +7,7 @@ in ``runs/browser-tests/`` (``VGKIT_TEST_ARTIFACTS`` moves them), which CI keeps
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -215,11 +216,11 @@ def test_players_play_any_size_untrusted_or_trusted_and_stay_in_sync(lab: LabPag
 def test_a_bad_spec_shows_one_line(lab: LabPage, workspace: Path) -> None:
     bad = (workspace / "params" / "demo.yaml").read_text().replace("duration_s: 5\n", "duration_s: 3\n", 1)
     (workspace / SCRATCH / "bad.yaml").write_text(bad)
-    nb = nbformat.read(workspace / "notebooks" / "generate.ipynb", as_version=4)
-    params = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
-    params.source = params.source.replace('"params/demo.yaml"', f'"{SCRATCH}/bad.yaml"')
-    nbformat.write(nb, workspace / SCRATCH / "bad_spec.ipynb")
-    lab.open(f"{SCRATCH}/bad_spec.ipynb")
+    lab.open(
+        _scratch_notebook(
+            workspace, "generate.ipynb", "bad_spec.ipynb", ('"params/demo.yaml"', f'"{SCRATCH}/bad.yaml"')
+        )
+    )
     outputs = lab.run_all()
     lab.screenshot("bad-spec")
     errors = [o for cell in outputs for o in cell if o["output_type"] == "error"]
@@ -228,4 +229,52 @@ def test_a_bad_spec_shows_one_line(lab: LabPage, workspace: Path) -> None:
         "document.querySelector('.jp-OutputArea-output[data-mime-type=\"application/vnd.jupyter.stderr\"]').innerText"
     )
     assert shown.strip().count("\n") == 0 and "duration_s" in shown and "| next:" in shown, shown
+    lab.close_all()
+
+
+def _scratch_notebook(workspace: Path, source: str, name: str, replace: tuple[str, str]) -> str:
+    """A copy of a repository notebook in the scratch folder with one parameter changed."""
+    nb = nbformat.read(workspace / "notebooks" / source, as_version=4)
+    params = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    assert replace[0] in params.source
+    params.source = params.source.replace(*replace)
+    nbformat.write(nb, workspace / SCRATCH / name)
+    return f"{SCRATCH}/{name}"
+
+
+_TYPE = """(async () => {
+  const input = document.querySelector('.vgkit-field-shots-0-duration_s input');
+  input.value = %s;
+  input.dispatchEvent(new Event('change', {bubbles: true}));
+  await new Promise(r => setTimeout(r, 1500));
+  const save = document.querySelector('button.vgkit-save');
+  const error = input.closest('.widget-hbox').querySelector('.vgkit-field-error').innerText;
+  return [save.disabled, error];
+})()"""
+
+
+def test_the_editor_disables_save_while_invalid_and_keeps_comments(lab: LabPage, workspace: Path) -> None:
+    shutil.copytree(workspace / "params" / "images", workspace / SCRATCH / "images", dirs_exist_ok=True)
+    spec = workspace / SCRATCH / "edit.yaml"
+    shutil.copy(workspace / "params" / "demo.yaml", spec)
+    lab.open(
+        _scratch_notebook(workspace, "shot_cards.ipynb", "edit.ipynb", ('"params/demo.yaml"', f'"{SCRATCH}/edit.yaml"'))
+    )
+    assert tracebacks(lab.run_all()) == []
+    browser = lab.browser
+    browser.wait_for("!!document.querySelector('.vgkit-field-shots-0-duration_s input')")
+    disabled, error = browser.evaluate(_TYPE % json.dumps("3"))
+    lab.screenshot("editor-invalid")
+    assert disabled is True and "shots[0].duration_s = 3" in error, error
+    disabled, error = browser.evaluate(_TYPE % json.dumps("6"))
+    assert disabled is False and error == ""
+    browser.evaluate("document.querySelector('button.vgkit-save').click()")
+    browser.wait_for("new Promise(r => setTimeout(() => r(true), 1000))")
+    text = spec.read_text()
+    assert text.startswith("# The quick-start spec") and "    duration_s: 6\n" in text, text[:600]
+    assert (
+        text.replace("    duration_s: 6\n", "    duration_s: 5\n", 1)
+        == (workspace / "params" / "demo.yaml").read_text()
+    )
+    lab.screenshot("editor-saved")
     lab.close_all()
