@@ -48,7 +48,7 @@ def generate() -> nbformat.NotebookNode:
         'preset: str = ""  # memory/speed preset (4090, 80gb, cpu); empty means the spec\'s, else auto\n'
         'spec: str = "params/demo.yaml"  # run spec (YAML or JSON), relative to the repository root\n'
         'out: str = ""  # run directory; empty means runs/<spec name>-<model>\n'
-        "show_clips: bool = True  # show each clip inline as it lands (headless runs turn it off)\n"
+        "show_clips: bool = True  # live progress widget and each clip's last frame as it lands; off: plain lines\n"
         "watchdog_grace_s: float = 60.0  # a hung worker is killed this long past the clip/run deadline"
     )
     return _notebook(

@@ -90,9 +90,11 @@ def generate(
     worker; raises the run's vgkit error (``GuardrailError`` when the watchdog killed it).
 
     ``preset`` (None: the spec's, else auto) picks how the model sits in memory (``vgkit models``).
-    ``show_clips`` displays each clip inline as it lands (interactive use; headless runs keep the
-    executed notebook small by leaving it off).
+    ``show_clips`` shows a live progress widget (bars per clip and run, steps/s, ETAs, phase, a
+    thumbnail of each clip's last frame as it lands); off (headless), progress is plain lines. Either
+    way the run deadline is shown once, and again only when it is close (``vgkit.progress_view``).
     """
+    from vgkit.progress_view import view
     from vgkit.worker import run_supervised
 
     apply_env_file()
@@ -102,21 +104,16 @@ def generate(
         spec_obj, choice, _ = plan_job(_from_root(spec), model=model, preset=preset)
         run_dir = repo_root() / default_run_dir(spec_obj, choice.model.name)
     _last_run["run_dir"] = run_dir
+    progress, on_clip = view(show_clips)
     return run_supervised(
         _from_root(spec),
         model=model,
         preset=preset,
         out=run_dir,
         grace_s=watchdog_grace_s,
-        progress=lambda line: print(line, flush=True),
-        on_clip=_display_clip if show_clips else None,
+        progress=progress,
+        on_clip=on_clip,
     )
-
-
-def _display_clip(index: int, clip: Path) -> None:
-    from IPython.display import display
-
-    display(show_video(clip, width_px=320))
 
 
 def show_video(path: Path, *, width_px: int = 640) -> Any:
