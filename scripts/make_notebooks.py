@@ -187,6 +187,7 @@ def compare_models() -> nbformat.NotebookNode:
             _ignore_output(  # progress lines carry timings
                 new_code_cell(
                     "from IPython.display import HTML\n\n"
+                    "from vgkit.notebook import show_video\n"
                     "from vgkit.players import side_by_side\n"
                     "from vgkit.report import summarize_run\n"
                     "from vgkit.report_html import qa_table_html\n"
@@ -203,6 +204,16 @@ def compare_models() -> nbformat.NotebookNode:
             _ignore_output(
                 new_code_cell(
                     "HTML(side_by_side([row.run_dir for row in result.rows], clip_index=None if shot < 0 else shot))"
+                )
+            ),
+            _ignore_output(  # a player whose URL depends on where the notebook runs
+                new_code_cell(
+                    "# the final videos side by side in one file, to share (moviepy; same order as above)\n"
+                    "from vgkit.compare_video import side_by_side_video\n\n"
+                    'shared = root / out / "report" / "side_by_side.mp4"\n'
+                    "side_by_side_video([row.run_dir for row in result.rows], shared)\n"
+                    'print(f"comparison video: {shared}")\n'
+                    "show_video(shared)"
                 )
             ),
             new_markdown_cell("## QA per clip"),
