@@ -187,7 +187,6 @@ def compare_models() -> nbformat.NotebookNode:
             _ignore_output(  # progress lines carry timings
                 new_code_cell(
                     "from IPython.display import HTML\n\n"
-                    "from vgkit.notebook import show_video\n"
                     "from vgkit.players import side_by_side\n"
                     "from vgkit.report import summarize_run\n"
                     "from vgkit.report_html import qa_table_html\n"
@@ -206,14 +205,13 @@ def compare_models() -> nbformat.NotebookNode:
                     "HTML(side_by_side([row.run_dir for row in result.rows], clip_index=None if shot < 0 else shot))"
                 )
             ),
-            _ignore_output(  # a player whose URL depends on where the notebook runs
+            _ignore_output(  # the path depends on where the notebook runs
                 new_code_cell(
                     "# the final videos side by side in one file, to share (moviepy; same order as above)\n"
                     "from vgkit.compare_video import side_by_side_video\n\n"
                     'shared = root / out / "report" / "side_by_side.mp4"\n'
                     "side_by_side_video([row.run_dir for row in result.rows], shared)\n"
-                    'print(f"comparison video: {shared}")\n'
-                    "show_video(shared)"
+                    'print(f"comparison video: {shared}")  # vgkit.notebook.show_video(shared) plays it'
                 )
             ),
             new_markdown_cell("## QA per clip"),
