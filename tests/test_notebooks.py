@@ -164,3 +164,33 @@ def test_vgkit_errors_and_interrupts_show_one_line_and_bugs_keep_their_traceback
         "next: run the generate cell again: it resumes and reuses the finished clips"
     )
     assert bug["ename"] == "ZeroDivisionError" and len(bug["traceback"]) > 1
+
+
+def test_saving_a_repository_notebook_keeps_it_clean_and_its_outputs_in_runs(tmp_path: Path) -> None:
+    """The pre-save hook `vgkit lab` installs, through jupyter_server's own contents manager."""
+    import nbformat
+    from jupyter_server.services.contents.filemanager import FileContentsManager
+
+    from vgkit.notebook import keep_templates_clean, lab_command
+
+    (tmp_path / "vgkit").mkdir()
+    (tmp_path / "vgkit" / "notebook.py").write_text("")
+    (tmp_path / "notebooks").mkdir()
+    committed = (REPO / "notebooks" / "prefetch.ipynb").read_bytes()
+    (tmp_path / "notebooks" / "prefetch.ipynb").write_bytes(committed)
+    (tmp_path / "scratch.ipynb").write_bytes(committed)
+    manager = FileContentsManager(root_dir=str(tmp_path), pre_save_hook=keep_templates_clean)
+    for path in ("notebooks/prefetch.ipynb", "scratch.ipynb"):
+        model = manager.get(path)
+        model["content"].metadata["language_info"] = {"name": "python", "version": "3.11.2"}
+        code = next(c for c in model["content"].cells if c.cell_type == "code")
+        code.outputs = [nbformat.v4.new_output("stream", text="ran\n")]
+        code.execution_count = 1
+        manager.save(model, path)
+    assert (tmp_path / "notebooks" / "prefetch.ipynb").read_bytes() == committed
+    assert '"text": "ran\\n"' in (tmp_path / "runs" / "notebooks" / "prefetch.ipynb").read_text()
+    assert "ran" in (tmp_path / "scratch.ipynb").read_text()  # any other notebook saves as it is
+    argv = lab_command(port=9999)
+    assert "--ip=127.0.0.1" in argv and "--port=9999" in argv
+    assert "--ContentsManager.pre_save_hook=vgkit.notebook.keep_templates_clean" in argv
+    assert ("--allow-root" in argv) == (os.geteuid() == 0)

@@ -254,13 +254,14 @@ SAVED_OUTPUTS = Path("runs") / "notebooks"  # where a repository notebook's outp
 
 
 def keep_templates_clean(*, model: dict[str, Any], path: str, contents_manager: Any, **_: Any) -> None:
-    """JupyterLab pre-save hook (``vgkit lab`` sets it): a notebook of the repository's
+    """JupyterLab pre-save hook (``vgkit lab`` sets it): a committed notebook of a vgkit checkout's
     ``notebooks/`` folder is saved with its outputs to ``runs/notebooks/NAME`` (ignored by git) and
     back in place without them, its metadata as committed, so running it never changes the repo."""
     if model.get("type") != "notebook" or not isinstance(model.get("content"), dict):
         return
     os_path = Path(contents_manager._get_os_path(path)).resolve()
-    if os_path.parent != (repo_root() / "notebooks").resolve() or not os_path.is_file():
+    root = os_path.parent.parent
+    if os_path.parent.name != "notebooks" or not (root / "vgkit" / "notebook.py").is_file() or not os_path.is_file():
         return
     import copy
     import json
@@ -270,7 +271,7 @@ def keep_templates_clean(*, model: dict[str, Any], path: str, contents_manager: 
     from vgkit.artifacts import atomic_write_bytes
 
     content = model["content"]
-    executed = repo_root() / SAVED_OUTPUTS / os_path.name
+    executed = root / SAVED_OUTPUTS / os_path.name
     atomic_write_bytes(executed, (json.dumps(content, indent=1, ensure_ascii=False) + "\n").encode())
     committed = nbformat.read(os_path, as_version=4)
     content["metadata"] = copy.deepcopy(dict(committed.metadata))
