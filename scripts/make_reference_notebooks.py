@@ -52,8 +52,10 @@ def main() -> None:
 
 
 def _drop_ignored_outputs(path: Path) -> None:
-    """nbval never compares cells tagged nbval-ignore-output; drop their (video) outputs."""
+    """nbval never compares cells tagged nbval-ignore-output; drop their (video, widget) outputs and
+    the widgets' saved state (the editor's thumbnails)."""
     nb = nbformat.read(path, as_version=4)
+    nb.metadata.pop("widgets", None)
     for cell in nb.cells:
         if "nbval-ignore-output" in cell.metadata.get("tags", []):
             cell.outputs = []

@@ -204,6 +204,8 @@ def test_players_play_any_size_untrusted_or_trusted_and_stay_in_sync(lab: LabPag
     assert tracebacks(outputs) == []
     browser.wait_for("document.querySelector('.vgkit-sync-note').textContent.startsWith('in sync')")
     measured = browser.evaluate(_SPREAD, timeout_s=60)
+    print(f"synced players: {measured}")
+    browser.evaluate("document.querySelector('.vgkit-sync-note').scrollIntoView()")
     lab.screenshot("players-synced")
     assert measured["played"] > 4.0, measured
     assert measured["spread"] < 0.25, measured
