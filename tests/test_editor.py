@@ -85,3 +85,20 @@ def test_field_of_error_reads_the_field_a_message_names() -> None:
     assert field_of_error("/x/s.yaml: shots[2].duration_s = 3: too short") == "shots[2].duration_s"
     assert field_of_error("/x/s.yaml: globals.style = '': empty") == "globals.style"
     assert field_of_error("final video 25.0 s outside 30-60 s") is None
+
+
+@pytest.mark.slow
+def test_preview_generates_one_shot_alone_at_a_few_steps(tmp_path: Path) -> None:
+    from tests.conftest import spec_dict, write_spec
+    from vgkit.editor import PREVIEW_STEPS
+
+    spec = write_spec(tmp_path / "s.yaml", spec_dict(overrides={"width": 32, "height": 32, "steps": 8}))
+    editor = SpecEditor.from_file(spec)
+    editor.previews = tmp_path / "previews"
+    result = editor.preview_shot(1)
+    assert result.final_frames == 121  # one 5 s shot
+    plan = (result.run_dir / "plan.json").read_text()
+    assert result.run_dir == tmp_path / "previews" / "t-shot1-preview" and f'"steps": {PREVIEW_STEPS},' in plan
+    assert [p.name for p in (result.run_dir / "clips").glob("clip_*.mp4")] == ["clip_000.mp4"]
+    preview = load_spec(tmp_path / "previews" / "t-shot1-preview.yaml")  # the spec the preview ran
+    assert [s.subject for s in preview.shots] == ["boat 1"] and preview.overrides.steps == PREVIEW_STEPS

@@ -71,6 +71,7 @@ class SpecEditor:
         self.doc = doc
         self.path = path
         self.model = model
+        self.previews = repo_root() / "runs" / "previews"  # each preview's spec and run folder
         self.status = ""
         self.valid = False
         self._w = w
@@ -322,11 +323,11 @@ class SpecEditor:
         steps = min(int((data.get("overrides") or {}).get("steps") or PREVIEW_STEPS), PREVIEW_STEPS)
         data |= {"shots": [shot], "allow_any_length": True, "name": f"{data['name']}-shot{index}-preview"}
         data["overrides"] = {**(data.get("overrides") or {}), "steps": steps}
-        spec = repo_root() / "runs" / "previews" / f"{data['name']}.yaml"
+        spec = self.previews / f"{data['name']}.yaml"
         import yaml
 
         atomic_write_bytes(spec, yaml.safe_dump(data, sort_keys=False).encode())
-        return generate(spec=str(spec), model=self.model or "auto", out=str(spec.with_suffix("")), show_clips=True)
+        return generate(spec=str(spec), model=self.model or "auto", out=str(spec.with_suffix("")), show_clips=False)
 
     def generate(self) -> Any:
         """Save, then run the whole spec in the supervised worker (as the generate notebook does)."""
