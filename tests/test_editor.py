@@ -23,6 +23,7 @@ def demo_copy(tmp_path: Path) -> Path:
 def test_edits_of_every_kind_save_with_comments_and_formatting_kept(demo_copy: Path, tmp_path: Path) -> None:
     editor = SpecEditor.from_file(demo_copy)
     assert editor.valid, editor.status
+    assert editor.save(tmp_path / "unchanged.yaml").read_text() == demo_copy.read_text()  # byte for byte
     editor.inputs["globals.lighting"].value = "overcast, soft light"
     editor.inputs["seed"].value = 99
     editor.inputs["negative_prompt"].value = "blurry, text"
@@ -46,7 +47,7 @@ def test_edits_of_every_kind_save_with_comments_and_formatting_kept(demo_copy: P
     text = saved.read_text()
     original = demo_copy.read_text()
     assert text.splitlines()[:2] == original.splitlines()[:2]  # the comment lines on top
-    assert "duration_s: 10\n" in text and "duration_s: 10.0" not in text  # 10 stays 10
+    assert "\n    duration_s: 10\n" in text and "duration_s: 10.0" not in text  # 10 stays 10, indent kept
     assert bytes(editor.images["shots[0].source_image"].value)[:4] == b"\x89PNG"  # keyframe thumbnail
     assert bytes(editor.images["reference_image"].value)[:4] == b"\x89PNG"
 

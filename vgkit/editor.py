@@ -43,12 +43,15 @@ def field_of_error(message: str) -> str | None:
     return found.group(1) if found else None
 
 
-def _yaml() -> Any:
+def _yaml(indent: tuple[int, int] = (4, 2)) -> Any:
+    """A round-trip YAML (comments, order, quotes and number styles survive) that writes block
+    sequences the way the file had them: ``indent`` is (sequence indent, dash offset)."""
     from ruamel.yaml import YAML
 
-    yaml = YAML()  # round trip: comments, order, quotes and number styles survive
+    yaml = YAML()
     yaml.preserve_quotes = True
     yaml.width = 4096
+    yaml.indent(mapping=2, sequence=indent[0], offset=indent[1])
     return yaml
 
 
@@ -72,6 +75,7 @@ class SpecEditor:
         self.path = path
         self.model = model
         self.previews = repo_root() / "runs" / "previews"  # each preview's spec and run folder
+        self.indent = (4, 2)  # how the file indents block sequences (from_file reads it)
         self.status = ""
         self.valid = False
         self._w = w
@@ -122,10 +126,16 @@ class SpecEditor:
             spec_path = repo_root() / spec_path
         if not spec_path.is_file():
             raise SpecError(f"spec = {str(path)!r}: no such file; fix: a path relative to the repository root")
-        doc = _yaml().load(spec_path.read_text()) or {}
+        from ruamel.yaml.util import load_yaml_guess_indent
+
+        text = spec_path.read_text()
+        _, sequence_indent, dash_offset = load_yaml_guess_indent(text) if text.strip() else (None, 4, 2)
+        doc = _yaml((sequence_indent, dash_offset)).load(text) or {}
         doc.setdefault("globals", {})
         doc.setdefault("shots", [])
-        return cls(doc, path=spec_path, model=model)
+        editor = cls(doc, path=spec_path, model=model)
+        editor.indent = (sequence_indent, dash_offset)
+        return editor
 
     # -- widgets bound to the document ---------------------------------------------------------
     @staticmethod
@@ -310,7 +320,7 @@ class SpecEditor:
             raise SpecError(f"not saved, the spec is invalid: {self.status}")
         dest = Path(path) if path is not None else self.path
         buffer = io.StringIO()
-        _yaml().dump(self.doc, buffer)
+        _yaml(self.indent).dump(self.doc, buffer)
         atomic_write_bytes(dest, buffer.getvalue().encode())
         return dest
 
