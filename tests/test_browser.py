@@ -266,6 +266,7 @@ def test_the_editor_disables_save_while_invalid_and_keeps_comments(lab: LabPage,
     browser = lab.browser
     browser.wait_for("!!document.querySelector('.vgkit-field-shots-0-duration_s input')")
     disabled, error = browser.evaluate(_TYPE % json.dumps("3"))
+    browser.evaluate("document.querySelector('.vgkit-field-shots-0-duration_s').scrollIntoView()")
     lab.screenshot("editor-invalid")
     assert disabled is True and "shots[0].duration_s = 3" in error, error
     disabled, error = browser.evaluate(_TYPE % json.dumps("6"))

@@ -89,7 +89,7 @@ class SpecEditor:
             "preset": self._choice(("preset",), "preset", ["auto", "4090", "80gb", "cpu"]),
             "seed": self._number(("seed",), "seed", w.IntText),
             "negative_prompt": self._text(("negative_prompt",), "negative prompt"),
-            "steps": self._number(("overrides", "steps"), "steps (empty: model's)", w.IntText, optional=True),
+            "steps": self._number(("overrides", "steps"), "steps", w.IntText, optional="the model's default"),
             "reference_image": self._text(("reference_image",), "reference image"),
         }
         self.shots_box = w.VBox()
@@ -198,11 +198,13 @@ class SpecEditor:
         drop.observe(lambda change: self._set(keys, change["new"]), names="value")
         return self._row(keys, drop)
 
-    def _number(self, keys: tuple[Any, ...], label: str, kind: Any, *, optional: bool = False) -> Any:
-        """A number field; ``optional`` ones are text (empty removes the key). Never clamped."""
+    def _number(self, keys: tuple[Any, ...], label: str, kind: Any, *, optional: str = "") -> Any:
+        """A number field; ``optional`` ones are text (empty removes the key; the placeholder says
+        what empty means). Never clamped."""
         value = self._get(keys)
         if optional:
             box = self._w.Text(value="" if value is None else str(value), description=label, style=self._style())
+            box.placeholder = optional
 
             def parse(text: str) -> Any:
                 try:
@@ -246,7 +248,7 @@ class SpecEditor:
             camera.observe(lambda change, i=i: self._set(("shots", i, "camera"), change["new"]), names="value")
             widgets["camera"] = self._row(("shots", i, "camera"), camera)
             widgets["duration_s"] = self._number(("shots", i, "duration_s"), "duration (s)", w.FloatText)
-            widgets["seed"] = self._number(("shots", i, "seed"), "seed (empty: run's + i)", w.IntText, optional=True)
+            widgets["seed"] = self._number(("shots", i, "seed"), "seed", w.IntText, optional=f"run seed + {i}")
             widgets["source_image"] = self._text(("shots", i, "source_image"), "keyframe image (optional)")
             remove = w.Button(description=f"Remove shot {i}", icon="trash")
             remove.on_click(lambda _, i=i: self.remove_shot(i))
