@@ -249,7 +249,8 @@ class SpecEditor:
             widgets["camera"] = self._row(("shots", i, "camera"), camera)
             widgets["duration_s"] = self._number(("shots", i, "duration_s"), "duration (s)", w.FloatText)
             widgets["seed"] = self._number(("shots", i, "seed"), "seed", w.IntText, optional=f"run seed + {i}")
-            widgets["source_image"] = self._text(("shots", i, "source_image"), "keyframe image (optional)")
+            widgets["source_image"] = self._text(("shots", i, "source_image"), "keyframe image")
+            self.inputs[f"shots[{i}].source_image"].placeholder = "optional: the image this shot starts from"
             remove = w.Button(description=f"Remove shot {i}", icon="trash")
             remove.on_click(lambda _, i=i: self.remove_shot(i))
             preview = w.Button(description=f"Preview shot {i}", icon="eye")
@@ -315,6 +316,7 @@ class SpecEditor:
                 image.value = _thumbnail(path) if path is not None and path.is_file() else b""
             except OSError:
                 image.value = b""
+            image.layout.display = "" if image.value else "none"  # no broken-image icon
 
     def save(self, path: str | Path | None = None) -> Path:
         """Write the spec (comments and formatting kept, atomically); refuses while it is invalid."""
