@@ -42,6 +42,9 @@ class _Event(str):
 def test_parse_prefers_an_events_fields_to_its_text() -> None:
     update = parse(_Event("clip 2/3: decoding"))
     assert (update.phase, update.clip, update.clip_count, update.deadline_in_s) == ("decode", 2, 3, 50.0)
+    view = WidgetProgress()
+    view(_Event("clip 2/3: decoding"))
+    assert view.clip_bar.value == 1.0 and view.run_bar.value == 2 / 3 and "decode" in view.status.value
 
 
 def test_plain_lines_say_the_deadline_once_and_again_only_when_close() -> None:

@@ -46,7 +46,8 @@ def parse(line: str) -> ProgressUpdate:
     if stage is not None:
         figures = getattr(line, "figures", None) or {}
         clip = int(getattr(line, "clip_index", -1) or 0) + 1 if getattr(line, "clip_index", None) is not None else 0
-        phase = {"denoise": "denoise", "decode": "decode", "encode": "encode", "clip-done": "done"}.get(stage, "other")
+        phases = {"clip-start": "denoise", "denoise": "denoise", "decode": "decode", "encode": "encode"}
+        phase = phases.get(stage) or ("done" if stage in ("clip-done", "clip-reused") else "other")
         deadline = figures.get("run_deadline_in_s")
         return ProgressUpdate(
             phase, clip, int(getattr(line, "clip_count", 0) or 0), int(getattr(line, "step", 0) or 0),
@@ -133,7 +134,8 @@ class WidgetProgress:
             self._last_step = (now, update.step)
         else:
             self._last_step = None
-        clip_fraction = 1.0 if update.phase == "done" else (update.step / update.total if update.total else 0.0)
+        after_denoise = 0.0 if update.phase == "denoise" else 1.0  # decode, encode, done: after the last step
+        clip_fraction = update.step / update.total if update.total else after_denoise
         self.clip_bar.value = clip_fraction
         run_fraction = (update.clip - 1 + clip_fraction) / update.clip_count
         self.run_bar.value = run_fraction
