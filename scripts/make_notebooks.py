@@ -11,7 +11,7 @@ import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
-KERNEL = {"name": "python3", "display_name": "Python 3", "language": "python"}
+KERNEL = {"name": "vgkit", "display_name": "Python (vgkit)", "language": "python"}  # setup.sh registers it
 
 
 def _notebook(cells: list[nbformat.NotebookNode]) -> nbformat.NotebookNode:
@@ -28,13 +28,17 @@ def _ignore_output(cell: nbformat.NotebookNode) -> nbformat.NotebookNode:
 
 
 def _parameters(source: str) -> list[nbformat.NotebookNode]:
-    """The tagged ``parameters`` cell (annotated assignments, one a line), then the cell that
-    refuses unknown or mistyped parameters in one line (``vgkit.notebook.check_parameters``)."""
+    """The tagged ``parameters`` cell (annotated assignments, one a line), then the cell that turns
+    vgkit errors into one line (``one_line_errors``) and refuses unknown or mistyped parameters
+    (``check_parameters``)."""
     params = new_code_cell(source)
     params.metadata["tags"] = ["parameters"]
     declared = [line.split(":", 1) for line in source.splitlines()]
     types = ", ".join(f'"{name.strip()}": {rest.split("=", 1)[0].strip()}' for name, rest in declared)
-    check = new_code_cell(f"from vgkit.notebook import check_parameters\n\ncheck_parameters(globals(), {{{types}}})")
+    check = new_code_cell(
+        "from vgkit.notebook import check_parameters, one_line_errors\n\n"
+        f"one_line_errors()  # vgkit errors and interrupts show as one line\ncheck_parameters(globals(), {{{types}}})"
+    )
     return [params, check]
 
 
@@ -44,7 +48,7 @@ def generate() -> nbformat.NotebookNode:
         'preset: str = ""  # memory/speed preset (4090, 80gb, cpu); empty means the spec\'s, else auto\n'
         'spec: str = "params/demo.yaml"  # run spec (YAML or JSON), relative to the repository root\n'
         'out: str = ""  # run directory; empty means runs/<spec name>-<model>\n'
-        "show_clips: bool = True  # show each clip inline as it lands (headless runs turn it off)\n"
+        "show_clips: bool = True  # live progress widget and each clip's last frame as it lands; off: plain lines\n"
         "watchdog_grace_s: float = 60.0  # a hung worker is killed this long past the clip/run deadline"
     )
     return _notebook(
@@ -201,9 +205,47 @@ def compare_models() -> nbformat.NotebookNode:
                     "HTML(side_by_side([row.run_dir for row in result.rows], clip_index=None if shot < 0 else shot))"
                 )
             ),
+            _ignore_output(  # the path depends on where the notebook runs
+                new_code_cell(
+                    "# the final videos side by side in one file, to share (moviepy; same order as above)\n"
+                    "from vgkit.compare_video import side_by_side_video\n\n"
+                    'shared = root / out / "report" / "side_by_side.mp4"\n'
+                    "side_by_side_video([row.run_dir for row in result.rows], shared)\n"
+                    'print(f"comparison video: {shared}")  # vgkit.notebook.show_video(shared) plays it'
+                )
+            ),
             new_markdown_cell("## QA per clip"),
             new_code_cell("HTML(qa_table_html([summarize_run(row.run_dir) for row in result.rows]))"),
             new_code_cell('print(f"report: {result.report_markdown}")\nprint(f"report: {result.report_html}")'),
+        ]
+    )
+
+
+def shot_cards() -> nbformat.NotebookNode:
+    params = _parameters(
+        'spec: str = "params/demo.yaml"  # the spec to edit, relative to the repository root\n'
+        'model: str = "auto"  # the model the plan, preview and generate use; "auto" means the spec\'s'
+    )
+    return _notebook(
+        [
+            new_markdown_cell(
+                "# Shot cards\n\n"
+                "Edit a spec: the run's model, preset, seed, negative prompt and steps, the global constants, and "
+                "each shot (text, camera, duration, seed, keyframe image). Every change is checked as `vgkit check` "
+                "would: the plan and prompts below, or the error next to its field, with Save disabled until it is "
+                "fixed. Saving keeps the file's comments and formatting. *Preview shot* generates that shot alone "
+                "at a few steps; *Save and generate* runs the whole spec (the supervised worker `vgkit run` uses). "
+                "Stitch settings (cut or crossfade, colour) are set in `stitch_export.ipynb`."
+            ),
+            *params,
+            _ignore_output(
+                new_code_cell(
+                    "from vgkit.editor import SpecEditor\n\n"
+                    'editor = SpecEditor.from_file(spec, model=None if model == "auto" else model)\n'
+                    "editor.widget"
+                )
+            ),
+            new_code_cell("print(editor.status)"),
         ]
     )
 
@@ -213,6 +255,7 @@ def main() -> None:
     nbformat.write(stitch_export(), NOTEBOOKS / "stitch_export.ipynb")
     nbformat.write(prefetch(), NOTEBOOKS / "prefetch.ipynb")
     nbformat.write(compare_models(), NOTEBOOKS / "compare_models.ipynb")
+    nbformat.write(shot_cards(), NOTEBOOKS / "shot_cards.ipynb")
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ REFERENCE_RUNS: dict[str, dict[str, object]] = {
     "stitch_export.ipynb": {"run_dir": "{tmp}/run", "transition": "crossfade", "overlap_frames": 6},
     "prefetch.ipynb": {"models": "wan22", "check_only": True},
     "compare_models.ipynb": {"models": "wan22-tiny", "spec": "params/preview.yaml", "out": "{tmp}/sweep"},
+    "shot_cards.ipynb": {"spec": "params/preview.yaml"},
 }
 
 
@@ -51,8 +52,10 @@ def main() -> None:
 
 
 def _drop_ignored_outputs(path: Path) -> None:
-    """nbval never compares cells tagged nbval-ignore-output; drop their (video) outputs."""
+    """nbval never compares cells tagged nbval-ignore-output; drop their (video, widget) outputs and
+    the widgets' saved state (the editor's thumbnails)."""
     nb = nbformat.read(path, as_version=4)
+    nb.metadata.pop("widgets", None)
     for cell in nb.cells:
         if "nbval-ignore-output" in cell.metadata.get("tags", []):
             cell.outputs = []

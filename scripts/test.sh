@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash setup.sh
 # System tools some tests need (they skip without them): sshd + rsync for the remote tests,
-# headless Chromium for the report render test. Installed once, only when running as root.
+# headless Chromium for the report render and browser tests (tests/test_browser.py drives it over the
+# DevTools protocol with websocket-client). Installed once, only when running as root.
 missing=()
 [ -x /usr/sbin/sshd ] || missing+=(openssh-server)
 command -v rsync >/dev/null || missing+=(rsync)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -105,3 +106,91 @@ def test_check_parameters_ignores_the_kernels_own_names_and_widens_int_to_float(
     check_parameters(namespace, {"grace": float, "name": str})  # no error
     with pytest.raises(SpecError, match=r"parameter grace = True: must be float"):
         check_parameters({**namespace, "grace": True}, {"grace": float, "name": str})
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (["-p", "steps", "10"], "SpecError: parameter steps = 10: this notebook has no such parameter"),
+        (["-p", "spec", "42"], "SpecError: parameter spec = 42: must be str; fix: pass a quoted text"),
+    ],
+)
+def test_papermill_cli_exits_non_zero_and_the_notebook_error_is_one_line(
+    tmp_path: Path, args: list[str], line: str
+) -> None:
+    """The papermill command itself prints its own traceback; the notebook's part of it, the error
+    of the failed cell, is the one line (no Python traceback from vgkit)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "papermill", str(REPO / "notebooks" / "generate.ipynb"), str(tmp_path / "o.ipynb"),
+         "-p", "model", "wan22-tiny", *args],
+        env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode != 0
+    error = done.stderr.split('Exception encountered at "In [', 1)[1].splitlines()[1:]
+    shown = [text for text in error if text.strip()]
+    assert len(shown) == 1 and shown[0].startswith(line), shown
+    assert "| kept: every file as it was" in shown[0] and "| next: fix the value named above" in shown[0]
+
+
+def _run_cells(*sources: str) -> list[dict[str, object]]:
+    """Execute cells in a real kernel (errors allowed); the outputs of each cell."""
+    import nbclient
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    nb = new_notebook(cells=[new_code_cell(s) for s in sources])
+    nbclient.NotebookClient(nb, kernel_name="python3", allow_errors=True, timeout=60).execute()
+    return [cell.outputs for cell in nb.cells]
+
+
+def test_vgkit_errors_and_interrupts_show_one_line_and_bugs_keep_their_traceback(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    (run / "clips").mkdir(parents=True)
+    for i in range(2):
+        (run / "clips" / f"clip_{i:03d}.mp4").write_bytes(b"x")
+    outputs = _run_cells(
+        "from pathlib import Path\nfrom vgkit import notebook\n\nnotebook.one_line_errors()",
+        "from vgkit.errors import GuardrailError\n\nraise GuardrailError('clip 3: deadline passed')",
+        f"notebook._last_run['run_dir'] = Path({str(run)!r})\nraise KeyboardInterrupt",
+        "1 / 0",
+    )
+    guard, interrupt, bug = (cell[0] for cell in outputs[1:])
+    assert guard["ename"] == "GuardrailError" and len(guard["traceback"]) == 1
+    assert re.sub(r"\x1b\[[\d;]*m", "", guard["traceback"][0]).startswith(
+        "GuardrailError: clip 3: deadline passed | kept: every file as it was | next: run the cell again"
+    )
+    plain = re.sub(r"\x1b\[[\d;]*m", "", interrupt["traceback"][0])
+    assert len(interrupt["traceback"]) == 1 and plain == (
+        f"interrupted (Kernel -> Interrupt) | kept: 2 finished clips in {run} | "
+        "next: run the generate cell again: it resumes and reuses the finished clips"
+    )
+    assert bug["ename"] == "ZeroDivisionError" and len(bug["traceback"]) > 1
+
+
+def test_saving_a_repository_notebook_keeps_it_clean_and_its_outputs_in_runs(tmp_path: Path) -> None:
+    """The pre-save hook `vgkit lab` installs, through jupyter_server's own contents manager."""
+    import nbformat
+    from jupyter_server.services.contents.filemanager import FileContentsManager
+
+    from vgkit.notebook import keep_templates_clean, lab_command
+
+    (tmp_path / "vgkit").mkdir()
+    (tmp_path / "vgkit" / "notebook.py").write_text("")
+    (tmp_path / "notebooks").mkdir()
+    committed = (REPO / "notebooks" / "prefetch.ipynb").read_bytes()
+    (tmp_path / "notebooks" / "prefetch.ipynb").write_bytes(committed)
+    (tmp_path / "scratch.ipynb").write_bytes(committed)
+    manager = FileContentsManager(root_dir=str(tmp_path), pre_save_hook=keep_templates_clean)
+    for path in ("notebooks/prefetch.ipynb", "scratch.ipynb"):
+        model = manager.get(path)
+        model["content"].metadata["language_info"] = {"name": "python", "version": "3.11.2"}
+        code = next(c for c in model["content"].cells if c.cell_type == "code")
+        code.outputs = [nbformat.v4.new_output("stream", text="ran\n")]
+        code.execution_count = 1
+        manager.save(model, path)
+    assert (tmp_path / "notebooks" / "prefetch.ipynb").read_bytes() == committed
+    assert '"text": "ran\\n"' in (tmp_path / "runs" / "notebooks" / "prefetch.ipynb").read_text()
+    assert "ran" in (tmp_path / "scratch.ipynb").read_text()  # any other notebook saves as it is
+    argv = lab_command(port=9999)
+    assert "--ip=127.0.0.1" in argv and "--port=9999" in argv
+    assert "--ContentsManager.pre_save_hook=vgkit.notebook.keep_templates_clean" in argv
+    assert ("--allow-root" in argv) == (os.geteuid() == 0)

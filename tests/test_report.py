@@ -211,8 +211,8 @@ def test_the_console_check_catches_a_script_error(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (scripts/test.sh installs it as root)")
 def test_synced_players_render_without_console_errors(runs: dict[str, Path], tmp_path: Path) -> None:
-    html = side_by_side([runs["done"], runs["failed"]], clip_index=1)
-    assert html.count("<video") == 1 and html.count('src="data:video/mp4;base64,') == 1
+    html = side_by_side([runs["done"], runs["failed"]], clip_index=1, base=tmp_path)
+    assert html.count("<video") == 1 and "data:video" not in html  # linked relative to the page, never embedded
     assert "no video (failure.json)" in html and ">wan22-tiny</figcaption>" in html
     assert side_by_side([runs["done"]]) != side_by_side([runs["done"]])  # each group has its own id
     page = tmp_path / "players.html"

@@ -244,6 +244,15 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_lab(args: argparse.Namespace) -> int:
+    import subprocess
+
+    from vgkit.notebook import lab_command
+
+    extra = args.extra[1:] if args.extra[:1] == ["--"] else args.extra
+    return subprocess.call(lab_command(port=args.port, extra=extra))
+
+
 def _cmd_qa(args: argparse.Namespace) -> int:
     from vgkit.qa import run_qa
 
@@ -500,6 +509,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=None, help="run directory (default runs/<spec name>-<model>)")
     p.add_argument("--executed", type=Path, default=None, help="where to save the executed notebook")
     p.add_argument("--watchdog-grace-s", type=float, default=DEFAULT_GRACE_S, help=grace_help)
+
+    p = add(
+        "lab", _cmd_lab, "start JupyterLab on 127.0.0.1 (token; --allow-root as root); saving keeps notebooks/ clean"
+    )
+    p.add_argument("--port", type=int, default=8888)
+    p.add_argument("extra", nargs=argparse.REMAINDER, help="more `jupyter lab` options, after --")
 
     from vgkit.remote.cli import add_remote_commands
 

@@ -5,6 +5,15 @@ work from JupyterLab (cwd ``notebooks/``) and from papermill (cwd the repository
 started from a notebook generates in a supervised worker process (``vgkit.worker``), as ``vgkit
 run`` does: a hung pipeline call is killed with its process group past the deadline plus the
 grace period, and the kernel stays alive to report it.
+
+Errors: ``one_line_errors()`` (the cell after each notebook's parameters calls it) makes the kernel
+show a vgkit error or a Kernel -> Interrupt as one styled line (what failed, what was kept, what to
+run next) instead of a traceback; any other exception (a bug) keeps its full traceback. Under
+papermill that line is the cell's whole error output, so a failed headless run says it in one line.
+
+Videos are shown through ``vgkit.players``: a ``<video>`` whose URL is relative to the kernel's
+working directory (JupyterLab: the notebook's folder), served by Jupyter's ``files/`` handler at
+any size; nothing is embedded, so notebooks stay small.
 """
 
 from __future__ import annotations
@@ -13,16 +22,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from vgkit.errors import SpecError
+from vgkit.errors import InfeasiblePlanError, ModelUnavailableError, SpecError, VgkitError
 from vgkit.failures import error_class_named
 from vgkit.guard import DEFAULT_GRACE_S, check_grace
 from vgkit.runner import JobResult, default_run_dir, plan_job
 from vgkit.settings import apply_env_file, repo_root
 
-__all__ = ["check_parameters", "generate", "run_generate_notebook", "show_video"]
+__all__ = ["check_parameters", "error_line", "generate", "one_line_errors", "run_generate_notebook", "show_video"]
 
-# Embedding a video inline copies it into the notebook; above this size a link is shown instead.
-MAX_EMBED_BYTES = 20 * 2**20
+# The run folder the last ``generate`` call worked in: the error line says what it kept.
+_last_run: dict[str, Path] = {}
 
 
 # What papermill can inject (``-p`` values are parsed as Python literals, ``-y`` as YAML).
@@ -75,9 +84,11 @@ def generate(
     worker; raises the run's vgkit error (``GuardrailError`` when the watchdog killed it).
 
     ``preset`` (None: the spec's, else auto) picks how the model sits in memory (``vgkit models``).
-    ``show_clips`` displays each clip inline as it lands (interactive use; headless runs keep the
-    executed notebook small by leaving it off).
+    ``show_clips`` shows a live progress widget (bars per clip and run, steps/s, ETAs, phase, a
+    thumbnail of each clip's last frame as it lands); off (headless), progress is plain lines. Either
+    way the run deadline is shown once, and again only when it is close (``vgkit.progress_view``).
     """
+    from vgkit.progress_view import view
     from vgkit.worker import run_supervised
 
     apply_env_file()
@@ -86,30 +97,95 @@ def generate(
     if run_dir is None:
         spec_obj, choice, _ = plan_job(_from_root(spec), model=model, preset=preset)
         run_dir = repo_root() / default_run_dir(spec_obj, choice.model.name)
+    _last_run["run_dir"] = run_dir
+    progress, on_clip = view(show_clips)
     return run_supervised(
         _from_root(spec),
         model=model,
         preset=preset,
         out=run_dir,
         grace_s=watchdog_grace_s,
-        progress=lambda line: print(line, flush=True),
-        on_clip=_display_clip if show_clips else None,
+        progress=progress,
+        on_clip=on_clip,
     )
 
 
-def _display_clip(index: int, clip: Path) -> None:
-    from IPython.display import display
+def show_video(path: Path, *, width_px: int = 640) -> Any:
+    """A player for ``path`` (any size) with a link that opens the file (``vgkit.players``)."""
+    from IPython.display import HTML
 
-    display(show_video(clip))
+    from vgkit.players import video_player
+
+    return HTML(video_player(Path(path), width_px=width_px))
 
 
-def show_video(path: Path) -> Any:
-    """An inline player for ``path`` (a link when the file is too large to embed)."""
-    from IPython.display import HTML, Video
+# -- one-line errors ----------------------------------------------------------------------------
+_ANSI = {"failed": "\x1b[1;31m", "label": "\x1b[1m", "reset": "\x1b[0m"}
 
-    if path.stat().st_size <= MAX_EMBED_BYTES:
-        return Video(str(path), embed=True, mimetype="video/mp4", html_attributes="controls loop")
-    return HTML(f'<a href="{path}">{path.name}</a> ({path.stat().st_size / 2**20:.0f} MiB)')
+
+def _kept() -> str:
+    run_dir = _last_run.get("run_dir")
+    if run_dir is None:
+        return "every file as it was"
+    clips = sorted((run_dir / "clips").glob("clip_*.mp4")) if (run_dir / "clips").is_dir() else []
+    return f"{len(clips)} finished clip{'s' * (len(clips) != 1)} in {_shown(run_dir)}"
+
+
+def _shown(path: Path) -> str:
+    try:
+        return str(path.relative_to(repo_root()))
+    except ValueError:
+        return str(path)
+
+
+def _next_step(exc: BaseException) -> str:
+    from vgkit.lock import DeviceBusyError
+    from vgkit.rundir import RunDirBusyError
+
+    if isinstance(exc, InfeasiblePlanError):
+        return "apply one of the fixes above (a preset, fewer steps, a smaller size), then run again"
+    if isinstance(exc, SpecError):
+        return "fix the value named above (parameters cell or spec), then run again"
+    if isinstance(exc, ModelUnavailableError):
+        return "fetch the weights with notebooks/prefetch.ipynb (or `vgkit prefetch --model NAME`), then run again"
+    if isinstance(exc, DeviceBusyError | RunDirBusyError):
+        return "wait for the other job to end (or choose another out folder), then run again"
+    if "run_dir" in _last_run:
+        return "run the generate cell again: it resumes and reuses the finished clips"
+    return "run the cell again once the cause above is fixed"
+
+
+def error_line(exc: BaseException, *, styled: bool = False) -> str:
+    """One line for a vgkit error or an interrupt: what failed, what was kept, what to run next."""
+    failed = (
+        "interrupted (Kernel -> Interrupt)" if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}"
+    )
+    failed = " ".join(failed.split())  # one line, whatever the message held
+    c = _ANSI if styled else dict.fromkeys(_ANSI, "")
+    return (
+        f"{c['failed']}{failed}{c['reset']} | {c['label']}kept:{c['reset']} {_kept()} | "
+        f"{c['label']}next:{c['reset']} {_next_step(exc)}"
+    )
+
+
+def _show_one_line(
+    shell: Any, etype: type[BaseException], value: BaseException, tb: Any, tb_offset: Any = None
+) -> list[str]:
+    """IPython custom exception handler: the error output is the one styled line, no traceback."""
+    stb = [error_line(value, styled=True)]
+    shell._showtraceback(etype, value, stb)  # the kernel's error message: ename, evalue and this line
+    return stb
+
+
+def one_line_errors() -> None:
+    """Show vgkit errors and interrupts in this kernel as one line (no-op outside IPython)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is not None:
+        shell.set_custom_exc((VgkitError, KeyboardInterrupt), _show_one_line)
 
 
 def run_generate_notebook(
@@ -149,7 +225,7 @@ def run_generate_notebook(
                 "show_clips": False,
                 "watchdog_grace_s": watchdog_grace_s,
             },
-            cwd=str(root),
+            cwd=str(executed.parent),  # players' relative URLs then resolve where the notebook is saved
             progress_bar=False,
             stdout_file=sys.stdout,
             stderr_file=sys.stderr,
@@ -165,3 +241,51 @@ def run_generate_notebook(
         "final_video": RunLayout(run_dir).final,
         "bundle": bundle_path(run_dir),
     }
+
+
+# -- JupyterLab ---------------------------------------------------------------------------------
+SAVED_OUTPUTS = Path("runs") / "notebooks"  # where a repository notebook's outputs are saved
+
+
+def keep_templates_clean(*, model: dict[str, Any], path: str, contents_manager: Any, **_: Any) -> None:
+    """JupyterLab pre-save hook (``vgkit lab`` sets it): a committed notebook of a vgkit checkout's
+    ``notebooks/`` folder is saved with its outputs to ``runs/notebooks/NAME`` (ignored by git) and
+    back in place without them, its metadata as committed, so running it never changes the repo."""
+    if model.get("type") != "notebook" or not isinstance(model.get("content"), dict):
+        return
+    os_path = Path(contents_manager._get_os_path(path)).resolve()
+    root = os_path.parent.parent
+    if os_path.parent.name != "notebooks" or not (root / "vgkit" / "notebook.py").is_file() or not os_path.is_file():
+        return
+    import copy
+    import json
+
+    import nbformat
+
+    from vgkit.artifacts import atomic_write_bytes
+
+    content = model["content"]
+    executed = root / SAVED_OUTPUTS / os_path.name
+    atomic_write_bytes(executed, (json.dumps(content, indent=1, ensure_ascii=False) + "\n").encode())
+    committed = nbformat.read(os_path, as_version=4)
+    content["metadata"] = copy.deepcopy(dict(committed.metadata))
+    for cell in content.get("cells", []):
+        cell.get("metadata", {}).pop("execution", None)
+        cell.get("metadata", {}).pop("trusted", None)
+        if cell.get("cell_type") == "code":
+            cell["outputs"] = []
+            cell["execution_count"] = None
+
+
+def lab_command(*, port: int = 8888, extra: list[str] | tuple[str, ...] = ()) -> list[str]:
+    """``jupyter lab`` as ``vgkit lab`` starts it: on 127.0.0.1 with its token (reach it through an
+    SSH tunnel), ``--allow-root`` when run as root (the norm on rented GPUs), and the hook that
+    keeps the repository's notebooks free of outputs (``keep_templates_clean``)."""
+    import os
+
+    argv = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}"]
+    argv.append(f"--ServerApp.root_dir={repo_root()}")
+    argv.append("--ContentsManager.pre_save_hook=vgkit.notebook.keep_templates_clean")
+    if os.geteuid() == 0:
+        argv.append("--allow-root")
+    return [*argv, *extra]
