@@ -156,6 +156,7 @@ def test_scale_flags_are_checked_before_any_work(tmp_path: Path, capsys: pytest.
         (["--shard", "2/2"], "shard = '2/2': must be i/N"),
         (["--logical-gpus", "2"], "--logical-gpus: only for a local Ray"),
         (["--ray", "10.0.0.1:6379", "--logical-gpus", "2"], "--logical-gpus: only for a local Ray"),
+        (["--ray", str(spec)], "looks like a spec, not a Ray address; fix: put --ray after the specs"),
     ]
     for flags, message in cases:
         assert main(["sweep", str(spec), "--models", "wan22-tiny", *flags, "--out", str(tmp_path / "o")]) == 2

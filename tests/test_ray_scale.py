@@ -111,6 +111,7 @@ def test_a_sweep_of_three_models_by_two_seeds_keeps_one_job_per_gpu_and_loads_ea
     loads = Counter((e["pid"], e["loaded"]) for e in events if e["kind"] == "load")
     assert loads and max(loads.values()) == 1, loads
     assert {model for _, model in loads} == set(TINY_MODELS)
+    assert not any((scale_env / "scratch").iterdir())  # workers deleted their scratch folders
     assert len(refused) == len(starts) and all(f"pid {e['pid']}" in r for e, r in zip(starts, refused, strict=True))
 
 

@@ -303,6 +303,11 @@ def _cmd_batch(args: argparse.Namespace) -> int:
 
 
 def _check_scale_flags(args: argparse.Namespace) -> None:
+    if args.ray and Path(args.ray).suffix.lower() in (".yaml", ".yml", ".json"):  # `--ray a.yaml b.yaml`
+        raise SpecError(
+            f"--ray = {args.ray!r}: looks like a spec, not a Ray address; fix: put --ray after the specs "
+            "or write --ray=ADDRESS"
+        )
     if args.logical_gpus is not None and (args.ray is None or args.ray or os.environ.get("RAY_ADDRESS")):
         raise SpecError("--logical-gpus: only for a local Ray; fix: use it with a bare --ray and no RAY_ADDRESS")
 

@@ -80,6 +80,11 @@ class GpuWorker:
         loaded = self._generator.model.name if self._generator is not None else None
         return {"pid": self.pid, "node": self.node, "gpu": self.gpu, "loaded": loaded, "loads": list(self.loads)}
 
+    def close(self) -> None:
+        """Delete this sweep's scratch folder on the node (vgkit's own) and free the GPU's lock."""
+        shutil.rmtree(self.scratch, ignore_errors=True)
+        self._lock.release()
+
     def run(
         self,
         task: CellTask,

@@ -49,6 +49,7 @@ Progress = Callable[[str], None]
 Event = dict[str, Any]
 # A cell whose worker dies this many times is recorded as failed instead of queued again.
 MAX_ATTEMPTS = 3
+CLOSE_WAIT_S = 10.0  # how long idle workers get to delete their scratch folders at the end
 RAY_INSTALL = "pip install 'vgkit[ray]' (or bash setup.sh, which installs the pinned ray)"
 # Environment a local cluster's workers get from the driver (caches, offline mode, vgkit settings).
 _FORWARDED_PREFIXES = ("VGKIT_", "HF_HOME", "HF_HUB_CACHE", "HF_HUB_OFFLINE", "PYTHONPATH")
@@ -247,7 +248,12 @@ class _Driver:
             worker.alive = False
 
     def stop(self) -> None:
-        """Kill every worker (their GPU jobs die with them) and release the run folders held."""
+        """Let idle workers delete their scratch folders, kill every worker (a busy one's GPU job
+        dies with it) and release the run folders held."""
+        busy = {id(a.worker) for a in self.active.values()}
+        closing = [w.handle.close.remote() for w in self.workers if w.alive and id(w) not in busy]
+        with contextlib.suppress(Exception):  # a worker that cannot say so is killed all the same
+            self.ray.wait(closing, num_returns=len(closing), timeout=CLOSE_WAIT_S)
         for worker in self.workers:
             self._stop_worker(worker)
         for active in list(self.active.values()):
