@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO, spec_dict, write_spec
-from vgkit.artifacts import RunLayout, sha256_bytes
+from vgkit.artifacts import CLIP_LOG_SCHEMA, RunLayout, sha256_bytes
 from vgkit.errors import ArtifactError, SpecError
 from vgkit.scale.cells import SEED_STRIDE, make_cells, parse_shard, shard_cells, task_for
 from vgkit.scale.transfer import clip_payload, clips_at_home, commit_payload
@@ -90,10 +90,12 @@ def _fake_clip(layout: RunLayout, index: int) -> None:
     clip.write_bytes(b"mp4 bytes %d" % index)
     frame.write_bytes(b"png bytes %d" % index)
     artifacts = {
-        name: {"path": p.relative_to(layout.root).as_posix(), "sha256": sha256_bytes(p.read_bytes())}
+        name: {"path": p.relative_to(layout.root).as_posix(), "sha256": sha256_bytes(p.read_bytes()), "bytes": 11}
         for name, p in (("clip", clip), ("last_frame", frame))
     }
-    layout.log(index).write_text(json.dumps({"index": index, "status": "ok", "artifacts": artifacts}))
+    layout.log(index).write_text(
+        json.dumps({"schema": CLIP_LOG_SCHEMA, "index": index, "status": "ok", "artifacts": artifacts})
+    )
 
 
 def test_a_clip_payload_commits_its_files_and_then_its_log(tmp_path: Path) -> None:

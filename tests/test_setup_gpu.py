@@ -105,7 +105,7 @@ exec {python} "$@"
 def _setup_copy(tmp_path: Path) -> Path:
     repo = tmp_path / "repo"
     repo.mkdir()
-    for name in ("setup.sh", "requirements.txt", "pyproject.toml"):
+    for name in ("setup.sh", "requirements.txt", "requirements-rife.txt", "pyproject.toml"):
         shutil.copy(REPO / name, repo / name)
     (repo / "vgkit").symlink_to(REPO / "vgkit")
     python = repo / ".venv" / "bin" / "python"

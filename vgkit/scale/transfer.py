@@ -18,6 +18,7 @@ from typing import Any
 
 from vgkit.artifacts import BUNDLED_LOG_ARTIFACTS, RunLayout, atomic_write_bytes, sha256_bytes, sha256_file
 from vgkit.errors import ArtifactError
+from vgkit.records import ClipLog, parse_log, read_logs
 
 __all__ = ["ClipPayload", "clip_payload", "clips_at_home", "commit_payload"]
 
@@ -27,33 +28,36 @@ ClipPayload = dict[str, Any]
 def clip_payload(layout: RunLayout, index: int) -> ClipPayload:
     """Read clip ``index``'s log, mp4 and last frame from ``layout`` into one payload."""
     log_bytes = layout.log(index).read_bytes()
-    log = json.loads(log_bytes)
+    log = parse_log(json.loads(log_bytes), source=f"logs/log_{index:03d}.json")
     files = {}
     for name in BUNDLED_LOG_ARTIFACTS:
-        relative = log["artifacts"][name]["path"]
+        relative = log.artifacts[name].path
         files[relative] = (layout.root / relative).read_bytes()
     return {"index": index, "log": log_bytes, "log_sha256": sha256_bytes(log_bytes), "files": files}
 
 
-def _checked_log(payload: ClipPayload) -> dict[str, Any]:
+def _checked_log(payload: ClipPayload) -> ClipLog:
     index = payload["index"]
     if sha256_bytes(payload["log"]) != payload["log_sha256"]:
         raise ArtifactError(f"clip {index:03d}: its log arrived with another sha256 than it left with; not written")
-    log: dict[str, Any] = json.loads(payload["log"])
-    if log.get("index") != index or log.get("status") != "ok":
+    try:
+        log = parse_log(json.loads(payload["log"]), source=f"clip {index:03d}'s log")
+    except ValueError:  # not JSON (ArtifactError, refused, is raised as it is)
+        raise ArtifactError(f"clip {index:03d}: the log that came with it is not JSON; not written") from None
+    if log.index != index or log.status != "ok":
         raise ArtifactError(f"clip {index:03d}: the log that came with it is not an ok log of that clip; not written")
     for name in BUNDLED_LOG_ARTIFACTS:
-        record = log.get("artifacts", {}).get(name) or {}
-        data = payload["files"].get(record.get("path"))
-        if data is None or sha256_bytes(data) != record.get("sha256"):
+        record = log.artifacts.get(name)
+        data = payload["files"].get(record.path) if record is not None else None
+        if record is None or data is None or sha256_bytes(data) != record.sha256:
+            where = record.path if record is not None else name
             raise ArtifactError(
-                f"clip {index:03d}: {record.get('path', name)} is missing or its sha256 differs from the "
-                "one its log records; not written"
+                f"clip {index:03d}: {where} is missing or its sha256 differs from the one its log records; not written"
             )
     return log
 
 
-def commit_payload(layout: RunLayout, payload: ClipPayload) -> dict[str, Any]:
+def commit_payload(layout: RunLayout, payload: ClipPayload) -> ClipLog:
     """Check ``payload`` (log sha256, each file against its log), write the files, then the log;
     return the log. A payload that fails a check writes nothing (``ArtifactError``)."""
     log = _checked_log(payload)
@@ -73,16 +77,10 @@ def clips_at_home(layout: RunLayout) -> list[ClipPayload]:
     What a resuming worker starts from; it re-checks each against its own request (vgkit.chain).
     """
     payloads = []
-    for log_path in sorted(layout.logs.glob("log_*.json")) if layout.logs.is_dir() else ():
-        try:
-            log = json.loads(log_path.read_bytes())
-            records = [log["artifacts"][name] for name in BUNDLED_LOG_ARTIFACTS]
-            index = int(log["index"])
-        except (OSError, ValueError, KeyError, TypeError):
+    for log in read_logs(layout.root, lenient=True):
+        records = [log.artifacts.get(name) for name in BUNDLED_LOG_ARTIFACTS]
+        if log.status != "ok" or not layout.log(log.index).is_file():
             continue
-        if log.get("status") != "ok" or log_path != layout.log(index):
-            continue
-        paths = [layout.root / r["path"] for r in records]
-        if all(p.is_file() and sha256_file(p) == r["sha256"] for p, r in zip(paths, records, strict=True)):
-            payloads.append(clip_payload(layout, index))
+        if all(r is not None and (p := layout.root / r.path).is_file() and sha256_file(p) == r.sha256 for r in records):
+            payloads.append(clip_payload(layout, log.index))
     return payloads
