@@ -110,7 +110,10 @@ def test_statuses_latency_and_failure_details(runs: dict[str, Path]) -> None:
     assert done.gpu is None and done.prompt_match is None
     assert partial.clips_done == 1 and partial.clip_failures[0]["status"] == "aborted"
     assert partial.verdict.startswith("1 of 2 clips finished; no failure record")
-    assert failed.verdict == "ModelUnavailableError: model 'broken-model': no model_index.json"
+    assert failed.kind == "layout" and failed.verdict == (
+        "Checkpoint layout mismatch (missing files or not the diffusers layout) "
+        "(ModelUnavailableError: model 'broken-model': no model_index.json)"
+    )
     assert failed.latency_s == 1.5 and failed.filmstrips == []
     assert empty.verdict == "no failure record" and empty.latency_s is None
     # clip strips and one seam strip, as PNG
@@ -126,10 +129,11 @@ def test_markdown_table_and_billing(runs: dict[str, Path], tmp_path: Path) -> No
     assert rows[0] == "| Model | Status | Latency | Prompt Match | Verdict |"  # the seed report's table
     assert rows[1] == "| --- | --- | ---: | ---: | --- |"
     assert rows[2].startswith("| wan22-tiny | completed | ")
-    assert "| broken-model | failed | 1.50s | n/a | ModelUnavailableError: model 'broken-model'" in md
+    assert "| broken-model | failed | 1.50s | n/a | Checkpoint layout mismatch" in md
     assert "| t-empty | failed | n/a | n/a | no failure record |" in md
     assert "  - clip 1: aborted [timeout]: clip deadline passed" in md
-    assert "- Best completed model: wan22-tiny" in md
+    # no prompt-match score (no CLIP in the cache): latency alone never names a best model
+    assert "- Best completed model: none" in md and "latency alone never chooses" in md
     assert "- **wan22-tiny**: preset cpu, peak RSS " in md  # the run's plan names its preset
     # at $3.60/hour one second costs $0.001
     clip0 = next(line for line in md.splitlines() if line.startswith("| clip 0 |"))
@@ -145,7 +149,9 @@ def test_html_is_self_contained(runs: dict[str, Path], tmp_path: Path) -> None:
     html = write_report([runs["done"], runs["failed"]], out=tmp_path, usd_per_hour=None)["html"].read_text()
     assert "<script" not in html and "<link" not in html and "http" not in html.replace("http-equiv", "")
     srcs = re.findall(r'src="([^"]+)"', html)
-    assert len(srcs) == 3 and all(s.startswith("data:image/png;base64,") for s in srcs)
+    assert len([s for s in srcs if s.startswith("data:image/png;base64,")]) == 3  # filmstrips
+    assert len([s for s in srcs if s.startswith("data:video/mp4;base64,")]) == 2  # one preview per clip
+    assert len(srcs) == 5
     assert html.count("<svg") == 1 and "ModelUnavailableError" in html
 
 
@@ -254,5 +260,8 @@ def test_a_run_refused_by_the_cost_planner_is_infeasible_in_the_report(tmp_path:
         json.dumps({"model": "hunyuan-i2v", "error_class": "InfeasiblePlanError", "message": message, "elapsed_s": 1.0})
     )
     run = summarize_run(tmp_path)
-    assert run.status == "infeasible" and run.verdict == f"InfeasiblePlanError: {message}"
-    assert "- Infeasible (refused by the cost planner): 1" in render_markdown([run], usd_per_hour=None, images={})
+    assert run.status == "infeasible" and run.kind == "infeasible"
+    assert run.verdict == f"Refused by the cost planner: infeasible on this card (InfeasiblePlanError: {message})"
+    md = render_markdown([run], usd_per_hour=None, images={})
+    assert "- Failed: 1" in md and "| hunyuan-i2v | infeasible | 1.00s | n/a | Refused by the cost planner" in md
+    assert "cannot meet the plan on this card" in md and "hunyuan-i2v [infeasible]" in md  # its recommendation

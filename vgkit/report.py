@@ -2,14 +2,19 @@
 
 Input is run directories as ``vgkit run`` / ``vgkit sweep`` leave them: ``plan.json``,
 ``logs/log_NNN.json`` (``timings_s``, ``memory``, optional ``status``/``failure``), ``clips/``,
-``final/``, ``manifest.json``, and when present ``qa.json`` (vgkit.qa), ``failure.json`` and
-``sweep_run.json`` (vgkit.sweep). Status is:
+``final/``, ``manifest.json``, and when present ``qa.json`` (vgkit.qa), ``prompt_match.json``
+(vgkit.clip_score), ``failure.json`` and ``sweep_run.json`` (vgkit.sweep), and the sweep's
+``sweep.json`` beside the run dirs (run ID, remote movie directory). Status is:
 
 - ``completed``: ``manifest.json`` and the final video exist and no ``failure.json``;
 - ``partial``: some clips finished, but no final video (or a failure came after them);
 - ``failed``: no finished clip; the failure record, if any, says why.
 
-Nothing is estimated: a value no record holds is shown as "n/a".
+Latency is the run's first generation: on a resumed sweep (clips reused, progress says "verified,
+reusing") it is the clip logs' own timings, and the resumed session's wall time is shown
+separately, never in its place. The best completed model is chosen by prompt match, then QA
+findings, then cost (``best_completed``); without a prompt-match score none is named, since latency
+alone never chooses. Nothing is estimated: a value no record holds is shown as "n/a".
 """
 
 from __future__ import annotations
@@ -24,19 +29,23 @@ import numpy as np
 
 from vgkit.artifacts import RunLayout, atomic_write_bytes, atomic_write_json
 from vgkit.errors import SpecError
-from vgkit.sweep import FAILURE_FILE, SWEEP_RUN_FILE
+from vgkit.sweep import FAILURE_FILE, SWEEP_FILE, SWEEP_RUN_FILE
 
 __all__ = [
     "QA_COLUMNS",
     "REPORT_SCHEMA",
+    "ClipTiming",
     "RunSummary",
     "Segment",
+    "SweepHeader",
+    "best_completed",
     "qa_rows",
     "summarize_run",
+    "sweep_header",
     "write_report",
 ]
 
-REPORT_SCHEMA = "vgkit.report/1"
+REPORT_SCHEMA = "vgkit.report/2"  # 2: run_id, remote_dir, best_completed + rule, recommendations
 FILMSTRIP_FRAMES = 4  # frames shown per clip
 THUMB_HEIGHT_PX = 72
 
@@ -56,6 +65,27 @@ class Segment:
     label: str
     start_s: float
     duration_s: float
+
+
+@dataclass(frozen=True)
+class ClipTiming:
+    """One clip's first generation: denoise, VAE decode and the rest (encode, frames, log)."""
+
+    index: int
+    denoise_s: float
+    decode_s: float
+    other_s: float
+    reused: bool  # reused by a resumed run: these are the timings of the run that made it
+
+
+@dataclass(frozen=True)
+class SweepHeader:
+    """The report's header: what the sweep was, when it started, and where its movies are."""
+
+    title: str
+    run_id: str
+    published: str  # the sweep's UTC start date: the Markdown stays the same for the same runs
+    remote_dir: str | None
 
 
 @dataclass
@@ -81,6 +111,14 @@ class RunSummary:
     qa: dict[str, Any] | None
     filmstrips: list[tuple[str, bytes]] = field(default_factory=list)
     preset: str = "n/a"  # the preset and, where it generated smaller, the upscale
+    kind: str | None = None  # the failure kind (vgkit.recommend.failure_kind) of a run that failed
+    prompt_clips: list[dict[str, Any]] = field(default_factory=list)  # prompt_match.json clips
+    prompt_note: str = "n/a"  # how prompt match was scored, or why it was not
+    settings: dict[str, str] = field(default_factory=dict)  # preset, size, frames, fps, steps, guidance
+    clip_timings: list[ClipTiming] = field(default_factory=list)
+    clip_videos: dict[int, Path] = field(default_factory=dict)
+    reused_clips: int = 0
+    resumed_s: float | None = None  # wall time of the resumed session when clips were reused
 
 
 def preset_note(plan: dict[str, Any] | None) -> str:
@@ -193,8 +231,86 @@ def _strip(frames: list[np.ndarray], *, gap_after: int | None = None) -> bytes:
     return png_bytes(np.concatenate(parts, axis=1))
 
 
+def _settings(plan: dict[str, Any] | None) -> dict[str, str]:
+    """The settings a model ran with, as the plan recorded them (empty without a plan)."""
+    if not plan:
+        return {}
+    frames = sorted({int(c["num_frames"]) for c in plan.get("clips", []) if "num_frames" in c})
+    return {
+        "preset": preset_note(plan),
+        "size": f"{plan.get('width')}x{plan.get('height')}",
+        "frames": ", ".join(map(str, frames)) or "n/a",
+        "fps": str(plan.get("fps", "n/a")),
+        "steps": str(plan.get("steps", "n/a")),
+        "guidance": str(plan.get("guidance_scale", "n/a")),
+    }
+
+
+def _clip_timings(ok_logs: list[dict[str, Any]], reused: set[int]) -> list[ClipTiming]:
+    timings = []
+    for log in ok_logs:
+        t = log.get("timings_s", {})
+        denoise, decode = float(t.get("denoise_s", 0.0)), float(t.get("decode_s", 0.0))
+        other = max(float(t.get("total_s", 0.0)) - denoise - decode, 0.0)
+        timings.append(ClipTiming(int(log["index"]), denoise, decode, other, int(log["index"]) in reused))
+    return timings
+
+
+def _prompt_match(run_dir: Path, ok_logs: list[dict[str, Any]]) -> tuple[float | None, list[dict[str, Any]], str]:
+    """Run score, per-clip scores and a note, from ``prompt_match.json`` (vgkit.clip_score)."""
+    record = _read_json(run_dir / "prompt_match.json")
+    if record is None:
+        return None, [], "not scored (no prompt_match.json)" if ok_logs else "n/a (no finished clip)"
+    if record.get("status") != "scored":
+        return None, [], f"not scored: {record.get('reason')}"
+    commit = str(record.get("commit") or "")[:12]
+    note = f"{record.get('model')} ({record.get('repo_id')}@{commit})"
+    return record.get("run_score"), list(record.get("clips", [])), note
+
+
+def _latency(
+    sweep_run: dict[str, Any] | None, failure: dict[str, Any] | None, ok_logs: list[dict[str, Any]], reused: int
+) -> tuple[float | None, str]:
+    """The run's first-generation time and where it comes from (see the module docstring)."""
+    from_logs = (float(ok_logs[0].get("load_s", 0.0)) if ok_logs else 0.0) + sum(
+        float(g["timings_s"]["total_s"]) for g in ok_logs
+    )
+    if sweep_run and sweep_run.get("wall_s") is not None and not reused:
+        return float(sweep_run["wall_s"]), "sweep wall time"
+    if ok_logs and reused:
+        return from_logs, "first-run clip logs (model load + clips); this session resumed"
+    if failure and failure.get("elapsed_s") is not None:
+        return float(failure["elapsed_s"]), "failure record"
+    if ok_logs:
+        return from_logs, "model load + clips (logs)"
+    return None, "n/a"
+
+
+def _verdict(
+    status: str, qa: dict[str, Any] | None, failure: dict[str, Any] | None, kind: str | None, done: str
+) -> str:
+    """One sentence from the QA findings (completed) or the failure kind and message."""
+    from vgkit.recommend import kind_sentence
+
+    findings = [v for v in (qa or {}).get("verdicts", []) if v != "ok"]
+    qa_part = f"QA: {'; '.join(findings)}" if findings else "QA found nothing wrong"
+    if status == "completed":
+        return f"Rendered a valid MP4 ({done}); {qa_part}."
+    if failure is None:
+        return (
+            f"{done}; no failure record" + (f"; {qa_part}" if qa else "")
+            if status == "partial"
+            else "no failure record"
+        )
+    first = (str(failure.get("message", "")).strip().splitlines() or [""])[0]
+    reason = f"{kind_sentence(kind or 'other')} ({failure.get('error_class', 'error')}: {first})"
+    return f"{done}; {reason}; {qa_part}" if status == "partial" else reason
+
+
 def summarize_run(run_dir: Path) -> RunSummary:
     """Read everything a run directory holds about itself (computes ``qa.json`` when missing)."""
+    from vgkit.recommend import failure_kind
+
     if not run_dir.is_dir():
         raise SpecError(f"run dir '{run_dir}': not a directory; fix: pass run directories made by `vgkit run`")
     layout = RunLayout(run_dir)
@@ -207,7 +323,8 @@ def summarize_run(run_dir: Path) -> RunSummary:
     sweep_run = _read_json(run_dir / SWEEP_RUN_FILE)
     completed = layout.manifest.is_file() and layout.final.is_file() and failure is None
     status = "completed" if completed else ("partial" if ok_logs else "failed")
-    if (failure or {}).get("error_class") == "InfeasiblePlanError":
+    kind = failure_kind(failure) if failure else None
+    if kind == "infeasible":
         status = "infeasible"  # refused by the cost planner before any GPU time was spent
     qa = _read_json(run_dir / "qa.json")
     if qa is None and ok_logs:
@@ -220,27 +337,17 @@ def summarize_run(run_dir: Path) -> RunSummary:
         or (failure or {}).get("model")
         or run_dir.name
     )
-    if sweep_run and sweep_run.get("wall_s") is not None:
-        latency, source = float(sweep_run["wall_s"]), "sweep wall time"
-    elif failure and failure.get("elapsed_s") is not None:
-        latency, source = float(failure["elapsed_s"]), "failure record"
-    elif ok_logs:
-        latency = float(ok_logs[0].get("load_s", 0.0)) + sum(float(g["timings_s"]["total_s"]) for g in ok_logs)
-        source = "model load + clips (logs)"
-    else:
-        latency, source = None, "n/a"
-    scores = [c["prompt_match"] for c in (qa or {}).get("clips", []) if c.get("prompt_match") is not None]
-    verdict = "; ".join((qa or {}).get("verdicts", []))
-    if status != "completed":
-        reason = f"{failure['error_class']}: {failure['message']}" if failure else "no failure record"
-        done = f"{len(ok_logs)} of {len((plan or {}).get('clips', [])) or '?'} clips finished"
-        verdict = (
-            reason if status in ("failed", "infeasible") else f"{done}; {reason}" + (f"; {verdict}" if verdict else "")
-        )
+    events = (sweep_run or {}).get("events") or []
+    reused = {int(m.group(1)) - 1 for e in events if (m := re.match(r"^clip (\d+)/\d+: verified, reusing ", e["line"]))}
+    latency, source = _latency(sweep_run, failure, ok_logs, len(reused))
+    prompt_match, prompt_clips, prompt_note = _prompt_match(run_dir, ok_logs)
+    done = f"{len(ok_logs)} of {len((plan or {}).get('clips', [])) or '?'} clips finished"
     memory = [g.get("memory", {}) for g in ok_logs]
     rss = [m["peak_rss_bytes"] for m in memory if "peak_rss_bytes" in m]
     gpu_mem = [m["peak_gpu_allocated_bytes"] for m in memory if "peak_gpu_allocated_bytes" in m]
     segments, timeline_source = _segments(sweep_run, ok_logs)
+    if reused:
+        timeline_source += f" (the resumed session: {len(reused)} clip(s) reused, not regenerated)"
     return RunSummary(
         run_dir=run_dir,
         model=str(model),
@@ -249,8 +356,8 @@ def summarize_run(run_dir: Path) -> RunSummary:
         latency_source=source,
         clips_done=len(ok_logs),
         clips_planned=len(plan["clips"]) if plan else None,
-        prompt_match=round(float(np.mean(scores)), 2) if scores else None,
-        verdict=verdict or "n/a",
+        prompt_match=prompt_match,
+        verdict=_verdict(status, qa, failure, kind, done),
         failure=failure,
         clip_failures=[g for g in logs if g.get("status", "ok") != "ok"],
         peak_rss_bytes=max(rss) if rss else None,
@@ -261,6 +368,14 @@ def summarize_run(run_dir: Path) -> RunSummary:
         qa=qa,
         filmstrips=_filmstrips(layout, ok_logs),
         preset=preset_note(plan),
+        kind=kind,
+        prompt_clips=prompt_clips,
+        prompt_note=prompt_note,
+        settings=_settings(plan),
+        clip_timings=_clip_timings(ok_logs, reused),
+        clip_videos={int(g["index"]): run_dir / g["artifacts"]["clip"]["path"] for g in ok_logs},
+        reused_clips=len(reused),
+        resumed_s=float(sweep_run["wall_s"]) if reused and sweep_run and sweep_run.get("wall_s") is not None else None,
     )
 
 
@@ -283,15 +398,65 @@ def cost(duration_s: float, usd_per_hour: float | None) -> str:
     return "n/a" if usd_per_hour is None else f"${duration_s / 3600 * usd_per_hour:.4f}"
 
 
-def best_completed(runs: list[RunSummary]) -> RunSummary | None:
-    """Best completed run: highest prompt match, then fewest QA findings, then lowest latency."""
+def _findings(r: RunSummary) -> int:
+    return len([v for v in (r.qa or {}).get("verdicts", []) if v != "ok"])
+
+
+def best_completed(runs: list[RunSummary], *, usd_per_hour: float | None = None) -> tuple[RunSummary | None, str]:
+    """The best completed run and the rule that chose it: highest prompt match, then fewest QA
+    findings, then lowest cost (first-run time at the given rate). Completed runs without a
+    prompt-match score are not ranked: latency alone never names a best model."""
     done = [r for r in runs if r.status == "completed"]
+    scored = sorted(
+        (r for r in done if r.prompt_match is not None),
+        key=lambda r: (-(r.prompt_match or 0.0), _findings(r), r.latency_s or 0.0),
+    )
+    if not done:
+        return None, "no model completed"
+    if not scored:
+        return None, (
+            "none named: no completed run has a prompt-match score (fix: `vgkit prefetch --model clip`), "
+            "and latency alone never chooses"
+        )
+    best = scored[0]
+    if len(scored) == 1:
+        unscored = len(done) - 1
+        extra = f"; {unscored} other completed run(s) have no score" if unscored else ""
+        return best, f"the only completed run with a prompt-match score ({best.prompt_match:.1f}/10){extra}"
+    second = scored[1]
+    if best.prompt_match != second.prompt_match:
+        return best, f"highest prompt match ({best.prompt_match:.1f}/10; next {second.prompt_match:.1f}/10)"
+    if _findings(best) != _findings(second):
+        return best, (
+            f"prompt match tied at {best.prompt_match:.1f}/10; fewest QA findings "
+            f"({_findings(best)}; next {_findings(second)})"
+        )
+    price = "generation time" if usd_per_hour is None else f"cost at ${usd_per_hour:.2f}/hour"
+    return best, (
+        f"prompt match ({best.prompt_match:.1f}/10) and QA findings ({_findings(best)}) tied; lowest first-run "
+        f"{price} ({cost_or_time(best.latency_s, usd_per_hour)}; next {cost_or_time(second.latency_s, usd_per_hour)})"
+    )
 
-    def key(r: RunSummary) -> tuple[float, int, float]:
-        findings = len([v for v in (r.qa or {}).get("verdicts", []) if v != "ok"])
-        return (-(r.prompt_match or 0.0), findings, r.latency_s or 0.0)
 
-    return min(done, key=key) if done else None
+def cost_or_time(latency_s: float | None, usd_per_hour: float | None) -> str:
+    if latency_s is None:
+        return "n/a"
+    return f"{latency_s:.2f} s" if usd_per_hour is None else cost(latency_s, usd_per_hour)
+
+
+def sweep_header(run_dirs: list[Path], *, title: str | None = None) -> SweepHeader:
+    """The header from the sweep's ``sweep.json`` beside the run dirs (vgkit.sweep), else n/a."""
+    parents = {Path(d).resolve().parent for d in run_dirs}
+    record = _read_json(parents.pop() / SWEEP_FILE) if len(parents) == 1 else None
+    if record is None:
+        return SweepHeader(title or "Model sweep report", "n/a (no sweep.json: not one sweep)", "n/a", None)
+    name = str(record.get("name", "sweep"))
+    return SweepHeader(
+        title=title or f"{name} video model sweep",
+        run_id=str(record["run_id"]),
+        published=str(record.get("started_at", "n/a"))[:10],
+        remote_dir=record.get("remote_dir"),
+    )
 
 
 QA_COLUMNS = (
@@ -335,22 +500,33 @@ def qa_rows(runs: list[RunSummary]) -> list[tuple[str, ...]]:
 
 def write_report(run_dirs: list[Path], *, out: Path, usd_per_hour: float | None = None) -> dict[str, Path]:
     """Write ``report.md`` (with ``img/*.png``), ``report.html`` and ``report.json`` into ``out``."""
+    from vgkit.recommend import recommend
     from vgkit.report_html import render_html
     from vgkit.report_md import render_markdown
 
     if usd_per_hour is not None and usd_per_hour < 0:
         raise SpecError(f"usd_per_hour = {usd_per_hour}: must be >= 0; fix: pass the GPU's hourly price")
     runs = [summarize_run(Path(d)) for d in run_dirs]
+    header = sweep_header([Path(d) for d in run_dirs])
     images: dict[str, str] = {}
     for r in runs:
         for i, (label, png) in enumerate(r.filmstrips):
             rel = f"img/{r.run_dir.name}-{i:02d}.png"
             atomic_write_bytes(out / rel, png)
             images[f"{r.run_dir.name}/{label}"] = rel
-    atomic_write_bytes(out / "report.md", render_markdown(runs, usd_per_hour=usd_per_hour, images=images).encode())
-    atomic_write_bytes(out / "report.html", render_html(runs, usd_per_hour=usd_per_hour).encode())
+    markdown = render_markdown(runs, usd_per_hour=usd_per_hour, images=images, header=header, out=out)
+    atomic_write_bytes(out / "report.md", markdown.encode())
+    atomic_write_bytes(
+        out / "report.html", render_html(runs, usd_per_hour=usd_per_hour, header=header, out_dir=out).encode()
+    )
+    best, rule = best_completed(runs, usd_per_hour=usd_per_hour)
     record = {
         "schema": REPORT_SCHEMA,
+        "run_id": header.run_id,
+        "remote_dir": header.remote_dir,
+        "best_completed": None if best is None else best.model,
+        "best_rule": rule,
+        "recommendations": [vars(rec) for rec in recommend(runs)],
         "usd_per_hour": usd_per_hour,
         "runs": [
             {
@@ -358,6 +534,9 @@ def write_report(run_dirs: list[Path], *, out: Path, usd_per_hour: float | None 
                 "model": r.model,
                 "status": r.status,
                 "latency_s": r.latency_s,
+                "latency_source": r.latency_source,
+                "resumed_s": r.resumed_s,
+                "kind": r.kind,
                 "prompt_match": r.prompt_match,
                 "verdict": r.verdict,
                 "failure": r.failure,

@@ -19,6 +19,16 @@ besides what ``vgkit run`` writes:
      "exit_code": the VgkitError's CLI exit code or null, "stage": "plan" | "load" | "generate" |
      "stitch" | "qa" (the last stage the progress lines reached), "elapsed_s", "at": ISO-8601 UTC}
 
+``<out>/sweep.json`` (schema ``vgkit.sweep/1``), the sweep as a whole (the report's header)::
+
+    {"schema", "name": spec name, "run_id": "<name>-<UTC start, YYYYMMDDTHHMMSSZ>", "started_at",
+     "models": [...], "remote_dir": absolute sweep directory when it ran inside a ``vgkit remote``
+     job (``VGKIT_REMOTE_JOB`` set), else null, "resumed_at": [ISO-8601 UTC of each later sweep]}
+
+A sweep run again into the same directory keeps its run ID (it resumes). After each completed job
+the prompt match is scored (``vgkit.clip_score.score_run``, ``prompt_match.json``); a missing CLIP
+checkpoint or a scoring error is recorded there and never fails the job.
+
 GPU samples come from ``nvidia-smi`` every ``GPU_SAMPLE_S`` seconds while a job runs; without
 nvidia-smi (or with ``VGKIT_FORCE_CPU=1``) the list is empty and the report shows "n/a". A sample with
 more than one compute process on the GPU counts as an overlapping-job sample in the report.
@@ -26,6 +36,7 @@ more than one compute process on the GPU counts as an overlapping-job sample in 
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -44,6 +55,7 @@ from vgkit.guard import DEFAULT_GRACE_S, check_grace
 __all__ = [
     "FAILURE_FILE",
     "FAILURE_SCHEMA",
+    "SWEEP_FILE",
     "SWEEP_RUN_FILE",
     "SWEEP_RUN_SCHEMA",
     "GpuSampler",
@@ -55,8 +67,10 @@ __all__ = [
 
 FAILURE_FILE = "failure.json"
 FAILURE_SCHEMA = "vgkit.failure/1"
+SWEEP_FILE = "sweep.json"
 SWEEP_RUN_FILE = "sweep_run.json"
 SWEEP_RUN_SCHEMA = "vgkit.sweep-run/1"
+SWEEP_SCHEMA = "vgkit.sweep/1"
 GPU_SAMPLE_S = 2.0
 
 # The first progress line of each stage (vgkit.runner), to say where a failed job stopped.
@@ -148,15 +162,58 @@ def _stage(events: list[dict[str, Any]]) -> str:
     return stage
 
 
+def _score_prompt_match(run_dir: Path, scorer_name: str | None, progress: Progress) -> None:
+    """Prompt match after the job (vgkit.clip_score): recorded, never raised."""
+    if scorer_name is None:
+        return
+    from vgkit.clip_score import score_run
+
+    try:
+        record = score_run(run_dir, model=scorer_name)
+        progress(
+            f"prompt match: {record['run_score']}/10"
+            if record["run_score"] is not None
+            else f"prompt match: {record['reason']}"
+        )
+    except Exception as exc:  # scoring is optional: a failure is reported, the run stands
+        progress(f"prompt match: not scored ({type(exc).__name__}: {exc})")
+
+
+def _write_sweep_record(root: Path, name: str, models: list[str]) -> None:
+    """``sweep.json``: the run ID stays the first sweep's when the sweep is resumed."""
+    now = datetime.now(UTC)
+    path = root / SWEEP_FILE
+    try:
+        record = json.loads(path.read_text())
+        record.setdefault("resumed_at", []).append(now.isoformat(timespec="seconds"))
+    except (OSError, ValueError):
+        record = {
+            "schema": SWEEP_SCHEMA,
+            "name": name,
+            "run_id": f"{name}-{now.strftime('%Y%m%dT%H%M%SZ')}",
+            "started_at": now.isoformat(timespec="seconds"),
+            "resumed_at": [],
+        }
+    record["models"] = models
+    record["remote_dir"] = str(root.resolve()) if os.environ.get("VGKIT_REMOTE_JOB") else None
+    atomic_write_json(path, record)
+
+
 def _run_one(
-    spec_path: Path, model: str, run_dir: Path, reference: Path, progress: Progress, grace_s: float
+    spec_path: Path,
+    model: str,
+    run_dir: Path,
+    reference: Path,
+    progress: Progress,
+    grace_s: float,
+    scorer_name: str | None = None,
 ) -> SweepRow:
     from vgkit.qa import run_qa
     from vgkit.rundir import MARKER_NAME
     from vgkit.worker import run_supervised
 
     if (run_dir / MARKER_NAME).is_file():  # only vgkit's own run folder is cleaned (vgkit.rundir)
-        for stale in (FAILURE_FILE, SWEEP_RUN_FILE):
+        for stale in (FAILURE_FILE, SWEEP_RUN_FILE, "prompt_match.json"):
             (run_dir / stale).unlink(missing_ok=True)
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
     t0 = time.perf_counter()
@@ -173,6 +230,7 @@ def _run_one(
             record("qa: measuring clips and seams")
             qa = run_qa(run_dir, reference=reference)
             detail = "; ".join(qa["verdicts"]) + f"; bundle {result.bundle.name}"
+            _score_prompt_match(run_dir, scorer_name, record)
         except Exception as exc:  # any failure of one model is recorded and the sweep goes on
             # A plan projected past its deadlines is refused before any GPU time is spent on it.
             status = "infeasible" if isinstance(exc, InfeasiblePlanError) else "failed"
@@ -214,8 +272,12 @@ def sweep(
     usd_per_hour: float | None = None,
     progress: Progress = print,
     watchdog_grace_s: float = DEFAULT_GRACE_S,
+    prompt_match_model: str | None = "clip",
 ) -> SweepResult:
-    """Run ``spec_path`` on each of ``models`` in turn, then write ``<out>/report/``."""
+    """Run ``spec_path`` on each of ``models`` in turn, then write ``<out>/report/``.
+
+    ``prompt_match_model`` scores each completed run's prompt match (``clip``, or the random-weight
+    ``clip-tiny`` in tests; None: not scored)."""
     from vgkit.report import write_report
     from vgkit.settings import apply_env_file
     from vgkit.spec import load_spec
@@ -226,12 +288,16 @@ def sweep(
     if not models:
         raise SpecError("models: empty; fix: name at least one model, e.g. --models wan22-tiny")
     root = Path(out) if out else Path("runs") / f"sweep-{spec.name}"
+    root.mkdir(parents=True, exist_ok=True)
+    _write_sweep_record(root, spec.name, models)
     rows = []
     for i, model in enumerate(models):
         progress(f"sweep: model {i + 1}/{len(models)}: {model}")
         run_dir = root / f"{spec.name}-{model}"
         run_dir.mkdir(parents=True, exist_ok=True)
         reference = Path(spec.reference_image)
-        rows.append(_run_one(Path(spec_path), model, run_dir, reference, progress, watchdog_grace_s))
+        rows.append(
+            _run_one(Path(spec_path), model, run_dir, reference, progress, watchdog_grace_s, prompt_match_model)
+        )
     paths = write_report([row.run_dir for row in rows], out=root / "report", usd_per_hour=usd_per_hour)
     return SweepResult(rows=rows, report_markdown=paths["markdown"], report_html=paths["html"])
