@@ -277,6 +277,9 @@ def _latency(
     )
     if sweep_run and sweep_run.get("wall_s") is not None and not reused:
         return float(sweep_run["wall_s"]), "sweep wall time"
+    first = (sweep_run or {}).get("first_run") or {}
+    if reused and first.get("status") == "completed" and first.get("wall_s") is not None:
+        return float(first["wall_s"]), "the first session's sweep wall time; this session resumed"
     if ok_logs and reused:
         return from_logs, "first-run clip logs (model load + clips); this session resumed"
     if failure and failure.get("elapsed_s") is not None:

@@ -11,7 +11,9 @@ besides what ``vgkit run`` writes:
     {"schema", "model", "status": "completed" | "failed" | "infeasible", "started_at": ISO-8601 UTC,
      "wall_s": seconds from start to end of the job and its QA,
      "events": [{"t_s": seconds since start, "line": progress line}, ...],
-     "gpu_samples": [{"t_s", "util_pct", "temp_c", "mem_used_mib", "compute_apps"}, ...]}
+     "gpu_samples": [{"t_s", "util_pct", "temp_c", "mem_used_mib", "compute_apps"}, ...],
+     "first_run": null, or when the job ran before in this folder (a resume) that first session's
+                  {"started_at", "status", "wall_s", "events"}, so its timings are not lost}
 
 ``failure.json`` (schema ``vgkit.failure/1``), only when the job raised::
 
@@ -199,6 +201,16 @@ def _write_sweep_record(root: Path, name: str, models: list[str]) -> None:
     atomic_write_json(path, record)
 
 
+def _first_run(previous: Path) -> dict[str, Any] | None:
+    """The first session's timing of a resumed job (kept from its earlier ``sweep_run.json``)."""
+    try:
+        record = json.loads(previous.read_text())
+    except (OSError, ValueError):
+        return None
+    keep = ("started_at", "status", "wall_s", "events")
+    return record.get("first_run") or {k: record.get(k) for k in keep}
+
+
 def _run_one(
     spec_path: Path,
     model: str,
@@ -212,7 +224,9 @@ def _run_one(
     from vgkit.rundir import MARKER_NAME
     from vgkit.worker import run_supervised
 
+    first_run = None
     if (run_dir / MARKER_NAME).is_file():  # only vgkit's own run folder is cleaned (vgkit.rundir)
+        first_run = _first_run(run_dir / SWEEP_RUN_FILE)
         for stale in (FAILURE_FILE, SWEEP_RUN_FILE, "prompt_match.json"):
             (run_dir / stale).unlink(missing_ok=True)
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
@@ -259,6 +273,7 @@ def _run_one(
             "wall_s": round(time.perf_counter() - t0, 3),
             "events": events,
             "gpu_samples": sampler.samples,
+            "first_run": first_run,
         },
     )
     return SweepRow(model=model, run_dir=run_dir, status=status, detail=detail)
