@@ -16,6 +16,7 @@ import pytest
 from tests.conftest import spec_dict, write_spec
 from vgkit.recommend import KINDS, beats, failure_kind, recommend
 from vgkit.report import summarize_run
+from vgkit.report_md import SECTIONS
 from vgkit.sweep import SWEEP_FILE, SweepResult, sweep
 
 # The seed report's structure.
@@ -93,7 +94,8 @@ def test_the_report_has_the_seed_header_table_and_sections(swept: tuple[SweepRes
     assert header["Remote movie directory"] == f"`{result.report_markdown.parent.parent.resolve()}`"
     assert (header["Models tested"], header["Completed"], header["Failed"]) == ("4", "3", "1")
     assert header["Best completed model"] in TINY and "prompt match" in header["Best-model rule"]
-    assert [s for s in sections if s in SEED_SECTIONS] == list(SEED_SECTIONS)  # the seed's order
+    assert list(sections)[:3] == list(SEED_SECTIONS)  # the seed's sections first, in its order
+    assert tuple(sections) == SECTIONS
     assert tuple(report["table"][:2]) == SEED_TABLE  # type: ignore[index]
     notes = sections["Operational Notes"]
     assert [n for n in notes if n.startswith(SEED_NOTES)] and len([n for n in notes if n.startswith(SEED_NOTES)]) == 3
@@ -145,6 +147,8 @@ def test_the_html_page_has_the_same_header_players_and_split_timings(swept: tupl
     html = result.report_html.read_text()
     assert "<script" not in html and "http" not in html.replace("http-equiv", "")
     assert all(f"<li>{key}: <b>" in html for key in SEED_HEADER_KEYS)
+    headings = [h.split(" (")[0] for h in re.findall(r"<h2>([^<]+)</h2>", html)]
+    assert tuple(headings) == SECTIONS  # the same sections as the Markdown, the seed's first
     assert html.count("<video") == 6  # two shots x three completed models, playable previews
     assert "<th>shot 0</th>" in html and "<th>shot 1</th>" in html
     assert "clip 0 denoise" in html and "clip 0 VAE decode" in html  # the timing chart splits them

@@ -114,9 +114,16 @@ def beats(prompt: str) -> int:
     return 1 + len(re.findall(r"\bthen\b|;", first, flags=re.IGNORECASE))
 
 
+_EVIDENCE_CHARS = 240
+
+
 def _first_line(failure: dict[str, Any]) -> str:
+    """The message's first line, cut at a word boundary with "..." when long."""
     text = str(failure.get("message") or failure.get("failure") or "no message").strip()
-    return (text.splitlines() or [""])[0][:160]
+    line = (text.splitlines() or [""])[0]
+    if len(line) <= _EVIDENCE_CHARS:
+        return line
+    return line[:_EVIDENCE_CHARS].rsplit(" ", 1)[0].rstrip(",;:") + " ..."
 
 
 _ADVICE = {

@@ -470,7 +470,7 @@ QA_COLUMNS = (
     "Motion",
     "Sharpness",
     "Drift (ΔE)",
-    "Prompt match",
+    "Prompt match",  # out of 10 (prompt_match.json), as in the outcome table
     "Verdict",
 )
 
@@ -479,6 +479,7 @@ def qa_rows(runs: list[RunSummary]) -> list[tuple[str, ...]]:
     """One row of ``QA_COLUMNS`` per measured clip of each run, seams folded into the clip they enter."""
     rows: list[tuple[str, ...]] = []
     for r in runs:
+        scores = {c["index"]: float(c["score"]) for c in r.prompt_clips}  # vgkit.clip_score, 0-10
         seams = {s["index"]: s for s in (r.qa or {}).get("seams", [])}
         for c in (r.qa or {}).get("clips", []):
             seam = seams.get(c["index"])
@@ -494,7 +495,7 @@ def qa_rows(runs: list[RunSummary]) -> list[tuple[str, ...]]:
                     fmt(c["motion"]),
                     fmt(c["sharpness"], digits=0),
                     fmt(c["drift_delta_e"], digits=1),
-                    fmt(c["prompt_match"]),
+                    "n/a" if c["index"] not in scores else f"{scores[c['index']]:.1f}/10",
                     "; ".join(verdicts) or "ok",
                 )
             )

@@ -171,6 +171,27 @@ def _shots(runs: list[RunSummary], out: Path | None) -> str:
     )
 
 
+def _operational(runs: list[RunSummary]) -> str:
+    """The seed's three summary lines, then one row of notes per model."""
+    from vgkit.report_md import operational_summary
+
+    out = ["<h2>Operational Notes</h2><ul>", *(f"<li>{escape(line)}</li>" for line in operational_summary(runs))]
+    out.append(
+        "</ul><table><tr><th>Model</th><th>Preset</th><th>Peak RSS</th><th>Peak GPU memory</th>"
+        "<th>Mean GPU utilisation</th><th>Peak temperature</th><th>Overlapping-job samples</th></tr>"
+    )
+    for r in runs:
+        g = r.gpu or {}
+        out.append(
+            f"<tr><td>{escape(r.model)}</td><td>{escape(r.preset)}</td><td class=num>{fmt_bytes(r.peak_rss_bytes)}</td>"
+            f"<td class=num>{fmt_bytes(r.peak_gpu_bytes)}</td>"
+            f"<td class=num>{fmt(g.get('mean_util_pct'), '%', 1)}</td>"
+            f"<td class=num>{fmt(g.get('peak_temp_c'), ' C')}</td>"
+            f"<td class=num>{fmt(g.get('overlap_samples'))}</td></tr>"
+        )
+    return "".join(out) + "</table>"
+
+
 SETTINGS = ("preset", "size", "frames", "fps", "steps", "guidance")
 
 
@@ -211,7 +232,7 @@ def render_html(
             f'<td class=num title="{escape(r.latency_source)}">{escape(latency_cell(r))}</td>'
             f"<td class=num>{prompt_cell(r.prompt_match)}</td><td>{escape(r.verdict)}</td></tr>"
         )
-    out.append("</table><h2>Recommendations</h2><ul>")
+    out.append("</table>" + _operational(runs) + "<h2>Recommendations</h2><ul>")
     recommendations = recommend(runs)
     out += [
         f"<li>{escape(rec.text)}<br><small>Evidence: {escape('; '.join(rec.evidence))}</small></li>"
@@ -220,7 +241,7 @@ def render_html(
     out.append(f"</ul><h2>Prompt Match</h2><p>Scale: {escape(MAPPING)}. Limits: {escape(LIMITS)}.</p><ul>")
     out += [f"<li><b>{escape(r.model)}</b>: {escape(r.prompt_note)}</li>" for r in runs]
     out.append("</ul><h2>Shots Across Models</h2>" + _shots(runs, out_dir))
-    out.append("</table><h2>Failure Details</h2>")
+    out.append("<h2>Failure Details</h2>")
     failed = [r for r in runs if r.failure or r.clip_failures or r.status != "completed"]
     out.append("<ul>" if failed else "<p>None.</p>")
     for r in failed:
@@ -235,20 +256,7 @@ def render_html(
             + "</li>"
         )
     out.append("</ul>" if failed else "")
-    out.append(
-        "<h2>Operational Notes</h2><table><tr><th>Model</th><th>Preset</th><th>Peak RSS</th><th>Peak GPU memory</th>"
-        "<th>Mean GPU utilisation</th><th>Peak temperature</th><th>Overlapping-job samples</th></tr>"
-    )
-    for r in runs:
-        g = r.gpu or {}
-        out.append(
-            f"<tr><td>{escape(r.model)}</td><td>{escape(r.preset)}</td><td class=num>{fmt_bytes(r.peak_rss_bytes)}</td>"
-            f"<td class=num>{fmt_bytes(r.peak_gpu_bytes)}</td>"
-            f"<td class=num>{fmt(g.get('mean_util_pct'), '%', 1)}</td>"
-            f"<td class=num>{fmt(g.get('peak_temp_c'), ' C')}</td>"
-            f"<td class=num>{fmt(g.get('overlap_samples'))}</td></tr>"
-        )
-    out.append("</table><h2>QA Per Clip</h2>" + qa_table_html(runs))
+    out.append("<h2>QA Per Clip</h2>" + qa_table_html(runs))
     out.append(
         "<h2>Timing Breakdown</h2><p>First generation of each clip: denoise, VAE decode, encode + save "
         "(a resumed run keeps the timings of the run that made each clip).</p>" + _timing_chart(runs)

@@ -23,7 +23,15 @@ from vgkit.report import (
     qa_rows,
 )
 
-__all__ = ["HEADER_FIELDS", "OUTCOME_COLUMNS", "SECTIONS", "latency_cell", "prompt_cell", "render_markdown"]
+__all__ = [
+    "HEADER_FIELDS",
+    "OUTCOME_COLUMNS",
+    "SECTIONS",
+    "latency_cell",
+    "operational_summary",
+    "prompt_cell",
+    "render_markdown",
+]
 
 HEADER_FIELDS = (
     "Published",
@@ -81,16 +89,22 @@ def _header(runs: list[RunSummary], header: SweepHeader, usd_per_hour: float | N
     return [f"# {header.title}", "", *(f"- {k}: {v}" for k, v in zip(HEADER_FIELDS, values, strict=True)), ""]
 
 
-def _operational(runs: list[RunSummary]) -> list[str]:
+def operational_summary(runs: list[RunSummary]) -> list[str]:
+    """The seed report's three operational lines, over every run's GPU samples."""
+
     def measured(key: str) -> list[float]:
         return [float(v) for r in runs if (v := (r.gpu or {}).get(key)) is not None]
 
     utils, temps, overlap = measured("mean_util_pct"), measured("peak_temp_c"), measured("overlap_samples")
-    lines = [
-        f"- Average GPU utilization during sampled run: {fmt(sum(utils) / len(utils), '%', 1) if utils else 'n/a'}.",
-        f"- Peak temperature: {fmt(float(max(temps)), 'C', 1) if temps else 'n/a'}.",
-        f"- Multi-generator overlap samples: {round(sum(overlap)) if overlap else 'n/a'}.",
+    return [
+        f"Average GPU utilization during sampled run: {fmt(sum(utils) / len(utils), '%', 1) if utils else 'n/a'}.",
+        f"Peak temperature: {fmt(float(max(temps)), 'C', 1) if temps else 'n/a'}.",
+        f"Multi-generator overlap samples: {round(sum(overlap)) if overlap else 'n/a'}.",
     ]
+
+
+def _operational(runs: list[RunSummary]) -> list[str]:
+    lines = [f"- {line}" for line in operational_summary(runs)]
     for r in runs:
         g = r.gpu or {}
         lines.append(
