@@ -265,3 +265,19 @@ def test_a_run_refused_by_the_cost_planner_is_infeasible_in_the_report(tmp_path:
     md = render_markdown([run], usd_per_hour=None, images={})
     assert "- Failed: 1" in md and "| hunyuan-i2v | infeasible | 1.00s | n/a | Refused by the cost planner" in md
     assert "cannot meet the plan on this card" in md and "hunyuan-i2v [infeasible]" in md  # its recommendation
+
+
+def test_markdown_is_diff_friendly_the_same_runs_give_the_same_bytes(runs: dict[str, Path], tmp_path: Path) -> None:
+    """No wall-clock time of writing and one fact per line: re-reporting the same runs changes
+    nothing, and a changed fact changes only its own lines."""
+    dirs = [runs[k] for k in ("done", "failed")]
+    first = write_report(dirs, out=tmp_path / "a", usd_per_hour=1.0)["markdown"].read_text()
+    again = write_report(dirs, out=tmp_path / "b", usd_per_hour=1.0)["markdown"].read_text()
+    assert first == again
+    failure = json.loads((runs["failed"] / "failure.json").read_text())
+    changed = tmp_path / "t-broken"
+    shutil.copytree(runs["failed"], changed)
+    (changed / "failure.json").write_text(json.dumps({**failure, "elapsed_s": 2.5}))
+    other = write_report([runs["done"], changed], out=tmp_path / "a", usd_per_hour=1.0)["markdown"].read_text()
+    differing = [(a, b) for a, b in zip(first.splitlines(), other.splitlines(), strict=True) if a != b]
+    assert [b.split(" | ")[:3] for _, b in differing] == [["| broken-model", "failed", "2.50s"]]
