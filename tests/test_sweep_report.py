@@ -205,6 +205,9 @@ def test_one_recommendation_per_failure_kind_each_with_its_evidence(tmp_path: Pa
         assert evidence.startswith(f"{run.model} [{run.kind}")
         assert planted[run.kind or ""][1].split(": ")[-1][:20] in evidence  # the recorded message
     assert "rejected `fps`" in by_rule["kwargs"].evidence[0]
+    oom = summarize_run(_failed(tmp_path, "hunyuan-i2v", "GenerationError", "clip 000: CUDA out of memory"))
+    (evidence,) = recommend([oom])[0].evidence
+    assert "try preset 4090 (group offload, VAE tiling, 0.62x size)" in evidence  # the model's leanest preset
     assert "after 3.5 s" in by_rule["timeout"].evidence[0]
     assert "process group" in by_rule["interrupted"].text and "low-memory preset" in by_rule["out-of-memory"].text
 

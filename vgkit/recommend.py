@@ -31,7 +31,16 @@ from vgkit import errors
 if TYPE_CHECKING:
     from vgkit.report import RunSummary
 
-__all__ = ["KINDS", "LOW_PROMPT_MATCH", "Recommendation", "beats", "failure_kind", "kind_sentence", "recommend"]
+__all__ = [
+    "KINDS",
+    "LOW_PROMPT_MATCH",
+    "Recommendation",
+    "beats",
+    "failure_kind",
+    "kind_sentence",
+    "lower_memory_preset",
+    "recommend",
+]
 
 KINDS = ("out-of-memory", "timeout", "layout", "kwargs", "shape", "infeasible", "interrupted", "other")
 # vgkit.failures' older spellings (accepted until the unified vocabulary is merged).
@@ -143,11 +152,34 @@ _ADVICE = {
 }
 
 
+def lower_memory_preset(model: str, used: str | None) -> str | None:
+    """The model's preset that saves the most memory, other than ``used``: offload first, then
+    VAE tiling, then the smallest generation size (``"4090 (group offload, VAE tiling, 0.62x
+    size)"``), or None for an unknown model or one without such a preset."""
+    from vgkit.models import adapter
+
+    try:
+        presets = [p for p in adapter(model).presets if p.device != "cpu" and p.name != used]
+    except errors.SpecError:
+        return None
+    lean = [p for p in presets if p.offload != "none" or p.vae_tiling or p.size_scale < 1.0]
+    if not lean:
+        return None
+    best = min(lean, key=lambda p: (p.offload == "none", not p.vae_tiling, p.size_scale))
+    parts = [f"{best.offload} offload" if best.offload != "none" else "", "VAE tiling" if best.vae_tiling else ""]
+    parts.append(f"{best.size_scale:.2f}x size" if best.size_scale < 1.0 else "")
+    return f"{best.name} ({', '.join(p for p in parts if p)})"
+
+
 def _evidence(run: RunSummary, failure: dict[str, Any], kind: str) -> str:
     where = f" at stage {failure['stage']}" if failure.get("stage") else ""
     figure = ""
-    if kind == "out-of-memory" and run.peak_gpu_bytes is not None:
-        figure = f", peak GPU memory {run.peak_gpu_bytes / 2**30:.1f} GiB"
+    if kind == "out-of-memory":
+        used = run.settings.get("preset", "").split(" (")[0] or None
+        if run.peak_gpu_bytes is not None:
+            figure = f", peak GPU memory {run.peak_gpu_bytes / 2**30:.1f} GiB"
+        if lean := lower_memory_preset(run.model, used):
+            figure += f", preset {used or 'n/a'}; try preset {lean}"
     if kind == "timeout" and failure.get("elapsed_s") is not None:
         figure = f", after {float(failure['elapsed_s']):.1f} s"
     if kind == "kwargs" and (m := re.search(r"keyword argument '(\w+)'", _first_line(failure))):
