@@ -29,7 +29,7 @@ import numpy as np
 
 from vgkit.artifacts import RunLayout, atomic_write_bytes, atomic_write_json
 from vgkit.errors import SpecError
-from vgkit.sweep import FAILURE_FILE, SWEEP_FILE, SWEEP_RUN_FILE
+from vgkit.sweep import FAILURE_FILE, SWEEP_RUN_FILE
 
 __all__ = [
     "QA_COLUMNS",
@@ -37,11 +37,8 @@ __all__ = [
     "ClipTiming",
     "RunSummary",
     "Segment",
-    "SweepHeader",
-    "best_completed",
     "qa_rows",
     "summarize_run",
-    "sweep_header",
     "write_report",
 ]
 
@@ -76,16 +73,6 @@ class ClipTiming:
     decode_s: float
     other_s: float
     reused: bool  # reused by a resumed run: these are the timings of the run that made it
-
-
-@dataclass(frozen=True)
-class SweepHeader:
-    """The report's header: what the sweep was, when it started, and where its movies are."""
-
-    title: str
-    run_id: str
-    published: str  # the sweep's UTC start date: the Markdown stays the same for the same runs
-    remote_dir: str | None
 
 
 @dataclass
@@ -401,67 +388,6 @@ def cost(duration_s: float, usd_per_hour: float | None) -> str:
     return "n/a" if usd_per_hour is None else f"${duration_s / 3600 * usd_per_hour:.4f}"
 
 
-def _findings(r: RunSummary) -> int:
-    return len([v for v in (r.qa or {}).get("verdicts", []) if v != "ok"])
-
-
-def best_completed(runs: list[RunSummary], *, usd_per_hour: float | None = None) -> tuple[RunSummary | None, str]:
-    """The best completed run and the rule that chose it: highest prompt match, then fewest QA
-    findings, then lowest cost (first-run time at the given rate). Completed runs without a
-    prompt-match score are not ranked: latency alone never names a best model."""
-    done = [r for r in runs if r.status == "completed"]
-    scored = sorted(
-        (r for r in done if r.prompt_match is not None),
-        key=lambda r: (-(r.prompt_match or 0.0), _findings(r), r.latency_s or 0.0),
-    )
-    if not done:
-        return None, "no model completed"
-    if not scored:
-        return None, (
-            "none named: no completed run has a prompt-match score (fix: `vgkit prefetch --model clip`), "
-            "and latency alone never chooses"
-        )
-    best = scored[0]
-    if len(scored) == 1:
-        unscored = len(done) - 1
-        extra = f"; {unscored} other completed run(s) have no score" if unscored else ""
-        return best, f"the only completed run with a prompt-match score ({best.prompt_match:.1f}/10){extra}"
-    second = scored[1]
-    if best.prompt_match != second.prompt_match:
-        return best, f"highest prompt match ({best.prompt_match:.1f}/10; next {second.prompt_match:.1f}/10)"
-    if _findings(best) != _findings(second):
-        return best, (
-            f"prompt match tied at {best.prompt_match:.1f}/10; fewest QA findings "
-            f"({_findings(best)}; next {_findings(second)})"
-        )
-    price = "generation time" if usd_per_hour is None else f"cost at ${usd_per_hour:.2f}/hour"
-    return best, (
-        f"prompt match ({best.prompt_match:.1f}/10) and QA findings ({_findings(best)}) tied; lowest first-run "
-        f"{price} ({cost_or_time(best.latency_s, usd_per_hour)}; next {cost_or_time(second.latency_s, usd_per_hour)})"
-    )
-
-
-def cost_or_time(latency_s: float | None, usd_per_hour: float | None) -> str:
-    if latency_s is None:
-        return "n/a"
-    return f"{latency_s:.2f} s" if usd_per_hour is None else cost(latency_s, usd_per_hour)
-
-
-def sweep_header(run_dirs: list[Path], *, title: str | None = None) -> SweepHeader:
-    """The header from the sweep's ``sweep.json`` beside the run dirs (vgkit.sweep), else n/a."""
-    parents = {Path(d).resolve().parent for d in run_dirs}
-    record = _read_json(parents.pop() / SWEEP_FILE) if len(parents) == 1 else None
-    if record is None:
-        return SweepHeader(title or "Model sweep report", "n/a (no sweep.json: not one sweep)", "n/a", None)
-    name = str(record.get("name", "sweep"))
-    return SweepHeader(
-        title=title or f"{name} video model sweep",
-        run_id=str(record["run_id"]),
-        published=str(record.get("started_at", "n/a"))[:10],
-        remote_dir=record.get("remote_dir"),
-    )
-
-
 QA_COLUMNS = (
     "Model",
     "Clip",
@@ -505,6 +431,7 @@ def qa_rows(runs: list[RunSummary]) -> list[tuple[str, ...]]:
 def write_report(run_dirs: list[Path], *, out: Path, usd_per_hour: float | None = None) -> dict[str, Path]:
     """Write ``report.md`` (with ``img/*.png``), ``report.html`` and ``report.json`` into ``out``."""
     from vgkit.recommend import recommend
+    from vgkit.report_header import best_completed, sweep_header
     from vgkit.report_html import render_html
     from vgkit.report_md import render_markdown
 

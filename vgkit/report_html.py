@@ -16,14 +16,13 @@ from vgkit.report import (
     QA_COLUMNS,
     RunSummary,
     Segment,
-    SweepHeader,
-    best_completed,
     clip_failure,
     cost,
     fmt,
     fmt_bytes,
     qa_rows,
 )
+from vgkit.report_header import SweepHeader, best_completed
 
 __all__ = ["qa_table_html", "render_html"]
 

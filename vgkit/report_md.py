@@ -14,14 +14,13 @@ from vgkit.recommend import recommend
 from vgkit.report import (
     QA_COLUMNS,
     RunSummary,
-    SweepHeader,
-    best_completed,
     clip_failure,
     cost,
     fmt,
     fmt_bytes,
     qa_rows,
 )
+from vgkit.report_header import SweepHeader, best_completed
 
 __all__ = [
     "HEADER_FIELDS",
