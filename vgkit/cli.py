@@ -273,6 +273,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         out=args.out,
         usd_per_hour=args.usd_per_hour,
         watchdog_grace_s=args.watchdog_grace_s,
+        prompt_match_model=None if args.prompt_match_model == "none" else args.prompt_match_model,
     )
     for row in result.rows:
         print(f"{row.model}: {row.status} ({row.detail})")
@@ -398,6 +399,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=None, help="sweep directory (default runs/sweep-<spec name>)")
     p.add_argument("--usd-per-hour", type=float, default=None, help=usd_help)
     p.add_argument("--watchdog-grace-s", type=float, default=DEFAULT_GRACE_S, help=grace_help)
+    p.add_argument(
+        "--prompt-match-model",
+        default="clip",
+        choices=("clip", "clip-tiny", "none"),
+        help="CLIP that scores prompt match after each job (clip: `vgkit prefetch --model clip` first; "
+        "clip-tiny: random weights, tests only)",
+    )
 
     p = add("doctor", _cmd_doctor, "can a run succeed here? GPU, driver, torch, attention, weights, disk, ffmpeg")
     p.add_argument("--model", action="append", default=[], help="model(s) to check for (default: what auto picks)")
