@@ -15,7 +15,8 @@ from PIL import Image
 from tests.conftest import DEMO_IMAGE, spec_dict, write_spec
 from vgkit.artifacts import CLIP_LOG_SCHEMA, RunLayout
 from vgkit.cli import main
-from vgkit.errors import ArtifactError, SpecError
+from vgkit.errors import ArtifactError, InfeasiblePlanError, SpecError
+from vgkit.failures import classify
 from vgkit.players import side_by_side
 from vgkit.qa import QA_SCHEMA, run_qa
 from vgkit.report import summarize_run, write_report
@@ -58,8 +59,10 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     (failed / "failure.json").write_text(
         json.dumps(
             {
-                "schema": "vgkit.failure/1",
+                "schema": "vgkit.failure/2",  # as vgkit.sweep writes it: the failure record with its kind
                 "model": "broken-model",
+                "kind": "layout",
+                "phase": "load",
                 "error_class": "ModelUnavailableError",
                 "message": "model 'broken-model': no model_index.json",
                 "exit_code": 3,
@@ -117,7 +120,10 @@ def test_statuses_latency_and_failure_details(runs: dict[str, Path]) -> None:
     assert done.gpu is None and done.prompt_match is None
     assert partial.clips_done == 1 and partial.clip_failures[0].status == "aborted"
     assert partial.verdict.startswith("1 of 2 clips finished; no failure record")
-    assert failed.verdict == "ModelUnavailableError: model 'broken-model': no model_index.json"
+    assert failed.kind == "layout" and failed.verdict == (
+        "Checkpoint layout mismatch (missing files or not the diffusers layout) "
+        "(ModelUnavailableError: model 'broken-model': no model_index.json)"
+    )
     assert failed.latency_s == 1.5 and failed.filmstrips == []
     assert empty.verdict == "no failure record" and empty.latency_s is None
     # clip strips and one seam strip, as PNG
@@ -133,10 +139,13 @@ def test_markdown_table_and_billing(runs: dict[str, Path], tmp_path: Path) -> No
     assert rows[0] == "| Model | Status | Latency | Prompt Match | Verdict |"  # the seed report's table
     assert rows[1] == "| --- | --- | ---: | ---: | --- |"
     assert rows[2].startswith("| wan22-tiny | completed | ")
-    assert "| broken-model | failed | 1.50s | n/a | ModelUnavailableError: model 'broken-model'" in md
+    assert "| broken-model | failed | 1.50s | n/a | Checkpoint layout mismatch" in md
     assert "| t-empty | failed | n/a | n/a | no failure record |" in md
     assert "  - clip 1: aborted [timeout]: clip deadline passed" in md
-    assert "- Best completed model: wan22-tiny" in md
+    # the failed clip's log record is a recommendation's evidence, by its kind
+    assert "Give wan22-tiny fewer steps or frames" in md and "wan22-tiny [timeout clip 1]: failure: clip deadline" in md
+    # no prompt-match score (no CLIP in the cache): latency alone never names a best model
+    assert "- Best completed model: none" in md and "latency alone never chooses" in md
     assert "- **wan22-tiny**: preset cpu, peak RSS " in md  # the run's plan names its preset
     # at $3.60/hour one second costs $0.001
     clip0 = next(line for line in md.splitlines() if line.startswith("| clip 0 |"))
@@ -152,7 +161,9 @@ def test_html_is_self_contained(runs: dict[str, Path], tmp_path: Path) -> None:
     html = write_report([runs["done"], runs["failed"]], out=tmp_path, usd_per_hour=None)["html"].read_text()
     assert "<script" not in html and "<link" not in html and "http" not in html.replace("http-equiv", "")
     srcs = re.findall(r'src="([^"]+)"', html)
-    assert len(srcs) == 3 and all(s.startswith("data:image/png;base64,") for s in srcs)
+    assert len([s for s in srcs if s.startswith("data:image/png;base64,")]) == 3  # filmstrips
+    assert len([s for s in srcs if s.startswith("data:video/mp4;base64,")]) == 2  # one preview per clip
+    assert len(srcs) == 5
     assert html.count("<svg") == 1 and "ModelUnavailableError" in html
 
 
@@ -257,9 +268,29 @@ def test_a_run_refused_by_the_cost_planner_is_infeasible_in_the_report(tmp_path:
     from vgkit.report_md import render_markdown
 
     message = "plan on hunyuan-i2v (80gb preset) cannot finish on the a100: projected 790 s per clip > 600 s"
-    (tmp_path / "failure.json").write_text(
-        json.dumps({"model": "hunyuan-i2v", "error_class": "InfeasiblePlanError", "message": message, "elapsed_s": 1.0})
-    )
+    failure = classify(InfeasiblePlanError(message)).to_dict()  # the record vgkit.sweep writes for the refusal
+    record = {"schema": "vgkit.failure/2", "model": "hunyuan-i2v", **failure, "stage": "plan", "elapsed_s": 1.0}
+    (tmp_path / "failure.json").write_text(json.dumps(record))
     run = summarize_run(tmp_path)
-    assert run.status == "infeasible" and run.verdict == f"InfeasiblePlanError: {message}"
-    assert "- Infeasible (refused by the cost planner): 1" in render_markdown([run], usd_per_hour=None, images={})
+    assert run.status == "infeasible" and run.kind == "infeasible"
+    assert run.verdict == f"Refused by the cost planner: infeasible on this card (InfeasiblePlanError: {message})"
+    md = render_markdown([run], usd_per_hour=None, images={})
+    assert "- Failed: 1" in md and "| hunyuan-i2v | infeasible | 1.00s | n/a | Refused by the cost planner" in md
+    assert "cannot meet the plan on this card" in md  # its recommendation, with its evidence:
+    assert "hunyuan-i2v [infeasible at stage plan]: InfeasiblePlanError" in md
+
+
+def test_markdown_is_diff_friendly_the_same_runs_give_the_same_bytes(runs: dict[str, Path], tmp_path: Path) -> None:
+    """No wall-clock time of writing and one fact per line: re-reporting the same runs changes
+    nothing, and a changed fact changes only its own lines."""
+    dirs = [runs[k] for k in ("done", "failed")]
+    first = write_report(dirs, out=tmp_path / "a", usd_per_hour=1.0)["markdown"].read_text()
+    again = write_report(dirs, out=tmp_path / "b", usd_per_hour=1.0)["markdown"].read_text()
+    assert first == again
+    failure = json.loads((runs["failed"] / "failure.json").read_text())
+    changed = tmp_path / "t-broken"
+    shutil.copytree(runs["failed"], changed)
+    (changed / "failure.json").write_text(json.dumps({**failure, "elapsed_s": 2.5}))
+    other = write_report([runs["done"], changed], out=tmp_path / "a", usd_per_hour=1.0)["markdown"].read_text()
+    differing = [(a, b) for a, b in zip(first.splitlines(), other.splitlines(), strict=True) if a != b]
+    assert [b.split(" | ")[:3] for _, b in differing] == [["| broken-model", "failed", "2.50s"]]

@@ -90,7 +90,8 @@ def test_the_report_shows_failed_rows_with_class_and_message(swept: tuple[SweepR
     result, _ = swept
     md = result.report_markdown.read_text()
     assert "| wan22-tiny | completed |" in md
-    assert "| wan22 | failed | " in md and "| n/a | ModelUnavailableError: model 'wan22': weights for" in md
+    assert "| wan22 | failed | " in md and "| n/a | Checkpoint layout mismatch" in md
+    assert "(ModelUnavailableError: model 'wan22': weights for" in md
     assert "| nope | failed | " in md and "SpecError: model = 'nope': unknown model" in md
     assert "- Completed: 1" in md and "- Failed: 2" in md
     assert "start-up (plan, checkpoint)" in md and "stitch + manifest + bundle" in md
@@ -116,8 +117,8 @@ def test_a_checkpoint_that_cannot_load_fails_at_load(tmp_path: Path, monkeypatch
     assert "NoSuchModel0123456789" in failure["message"] and "layout mismatch" in failure["message"]
     wall_s = json.loads((result.rows[0].run_dir / "sweep_run.json").read_text())["wall_s"]
     assert (
-        f"| wan22-tiny | failed | {wall_s:.2f}s | n/a | {failure['error_class']}: "
-        in result.report_markdown.read_text()
+        f"| wan22-tiny | failed | {wall_s:.2f}s | n/a | Checkpoint layout mismatch "
+        f"(missing files or not the diffusers layout) ({failure['error_class']}: " in result.report_markdown.read_text()
     )
 
 

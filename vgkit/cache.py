@@ -65,9 +65,11 @@ def resolve_commit(repo_id: str, revision: str, *, cache_dir: Path | None = None
     return ref.read_text().strip() if ref.is_file() else None
 
 
-def snapshot_dir(repo_id: str, revision: str, *, cache_dir: Path | None = None) -> Path | None:
+def snapshot_dir(
+    repo_id: str, revision: str, *, cache_dir: Path | None = None, required_file: str = "model_index.json"
+) -> Path | None:
     """The cached snapshot of ``repo_id`` at ``revision`` if it is complete (see ``check_snapshot``)."""
-    status = check_snapshot(repo_id, revision, cache_dir=cache_dir)
+    status = check_snapshot(repo_id, revision, cache_dir=cache_dir, required_file=required_file)
     return status.snapshot if status.complete else None
 
 
@@ -150,6 +152,7 @@ class CacheStatus:
     missing: list[str] = field(default_factory=list)
     wrong_size: list[str] = field(default_factory=list)
     corrupt: list[str] = field(default_factory=list)
+    required_file: str = "model_index.json"  # what marks a snapshot of this kind (see check_snapshot)
 
     @property
     def complete(self) -> bool:
@@ -159,7 +162,7 @@ class CacheStatus:
         if self.commit is None:
             return "not in cache"
         if self.snapshot is None:
-            return f"snapshot {self.commit[:12]} missing or has no model_index.json"
+            return f"snapshot {self.commit[:12]} missing or has no {self.required_file}"
         problems = [
             f"{len(names)} {label} ({', '.join(names[:3])}{', ...' if len(names) > 3 else ''})"
             for label, names in (("missing", self.missing), ("wrong size", self.wrong_size), ("corrupt", self.corrupt))
@@ -167,23 +170,31 @@ class CacheStatus:
         ]
         if problems:
             return "incomplete: " + "; ".join(problems)
-        return "complete" if self.recorded else "complete (model_index.json only; no vgkit file record)"
+        return "complete" if self.recorded else f"complete ({self.required_file} only; no vgkit file record)"
 
 
-def check_snapshot(repo_id: str, revision: str, *, verify: bool = False, cache_dir: Path | None = None) -> CacheStatus:
+def check_snapshot(
+    repo_id: str,
+    revision: str,
+    *,
+    verify: bool = False,
+    cache_dir: Path | None = None,
+    required_file: str = "model_index.json",
+) -> CacheStatus:
     """Check the cached snapshot of ``repo_id`` at ``revision`` with no network access at all.
 
     Every file in the vgkit record must be present with its size; ``verify=True`` also compares
-    content hashes (reads every byte). Without a record, ``model_index.json`` must exist.
+    content hashes (reads every byte). ``required_file`` must exist in any case: a diffusers
+    pipeline's ``model_index.json`` (the default) or a transformers model's ``config.json``.
     """
     commit = resolve_commit(repo_id, revision, cache_dir=cache_dir)
-    status = CacheStatus(repo_id, revision, commit, None, recorded=False)
+    status = CacheStatus(repo_id, revision, commit, None, recorded=False, required_file=required_file)
     if commit is None:
         return status
     snap = repo_cache_dir(repo_id, cache_dir=cache_dir) / "snapshots" / commit
     files = read_file_record(repo_id, commit, cache_dir=cache_dir)
     status.recorded = files is not None
-    if not (snap / "model_index.json").is_file():
+    if not (snap / required_file).is_file():
         return status
     status.snapshot = snap
     status.num_files = len(files or [])

@@ -339,6 +339,7 @@ def _scaled(specs: list[Path], models: list[str], args: argparse.Namespace, *, r
         progress=lambda line: print(line, flush=True),
         usd_per_hour=args.usd_per_hour,
         grace_s=args.watchdog_grace_s,
+        prompt_match_model=None if args.prompt_match_model == "none" else args.prompt_match_model,
     )
     for outcome in result.outcomes:
         print(f"{outcome.cell.name}: {outcome.status} ({outcome.detail})")
@@ -348,6 +349,13 @@ def _scaled(specs: list[Path], models: list[str], args: argparse.Namespace, *, r
 
 
 def _add_scale_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--prompt-match-model",
+        default="clip",
+        choices=("clip", "clip-tiny", "none"),
+        help="CLIP that scores prompt match after each job (clip: `vgkit prefetch --model clip` first; "
+        "clip-tiny: random weights, tests only)",
+    )
     p.add_argument(
         "--ray",
         nargs="?",

@@ -37,8 +37,9 @@ from vgkit.cache import (
     write_file_record,
     write_ref,
 )
+from vgkit.checkpoints import Checkpoint, required_file
 from vgkit.errors import ModelUnavailableError, SpecError, VgkitError
-from vgkit.models import ModelAdapter, adapter, model_names
+from vgkit.models import adapter, model_names
 from vgkit.settings import hub_cache_dir, hub_endpoint, hub_offline
 
 __all__ = [
@@ -47,6 +48,8 @@ __all__ = [
     "FileResult",
     "PrefetchReport",
     "check_models",
+    "checkpoint",
+    "checkpoint_names",
     "format_table",
     "prefetch",
     "prefetch_repo",
@@ -270,11 +273,14 @@ def prefetch_repo(
     verify_all: bool = False,
     cache_dir: Path | None = None,
     progress: Progress = print,
+    required: str = "model_index.json",
 ) -> PrefetchReport:
     """Download the wanted files of ``repo_id`` at ``revision`` into the hub cache and verify them.
 
-    Files already cached and recorded by an earlier prefetch are neither downloaded nor re-hashed
-    (``verify_all=True`` re-hashes them). Raises ``ModelUnavailableError`` / ``SpecError`` with one
+    ``required`` is the file the repo must have to be the kind vgkit loads (a diffusers
+    ``model_index.json``, or ``config.json`` for the prompt-match CLIP). Files already cached and
+    recorded by an earlier prefetch are neither downloaded nor re-hashed (``verify_all=True``
+    re-hashes them). Raises ``ModelUnavailableError`` / ``SpecError`` with one
     line for a gated, missing or unreachable repo, a bad token, a full disk, or corrupt content.
     """
     label = label or repo_id
@@ -290,8 +296,9 @@ def prefetch_repo(
     with _hub_errors(label, repo_id, revision, endpoint):
         commit, remote = _remote_files(repo_id, revision, endpoint)
     files = [f for f in remote if wanted(f.path)]
-    if not any(f.path == "model_index.json" for f in files):
-        raise ModelUnavailableError(f"model {label}: {repo_id}@{commit[:12]} has no model_index.json (not diffusers)")
+    if not any(f.path == required for f in files):
+        kind = " (not diffusers)" if required == "model_index.json" else ""
+        raise ModelUnavailableError(f"model {label}: {repo_id}@{commit[:12]} has no {required}{kind}")
     report.commit, report.num_files = commit, len(files)
     snap = repo_cache_dir(repo_id, cache_dir=cache) / "snapshots" / commit
     skipped = len(remote) - len(files)
@@ -382,8 +389,8 @@ def _quiet_bars() -> Iterator[None]:
 def prefetch(
     name: str, *, verify_all: bool = False, cache_dir: Path | None = None, progress: Progress = print
 ) -> PrefetchReport:
-    """Prefetch model ``name`` (a registry name) at its pinned revision; tiny ones are built."""
-    model = adapter(name)
+    """Prefetch model ``name`` (a registry name, or ``clip``) at its pinned revision; tiny ones are built."""
+    model = checkpoint(name)
     if model.tiny:
         from vgkit.checkpoints import locate_checkpoint
 
@@ -392,21 +399,47 @@ def prefetch(
         progress(f"{name}: tiny checkpoint built in the cache ({report.status})")
         return report
     return prefetch_repo(
-        model.repo_id, model.revision, label=name, verify_all=verify_all, cache_dir=cache_dir, progress=progress
+        model.repo_id,
+        model.revision,
+        label=name,
+        verify_all=verify_all,
+        cache_dir=cache_dir,
+        progress=progress,
+        required=required_file(model),
     )
 
 
+def checkpoint_names() -> list[str]:
+    """Every name prefetch knows: the video models, then the prompt-match scorers."""
+    from vgkit.clip_score import scorer_names
+
+    return [*model_names(), *scorer_names()]
+
+
+def checkpoint(name: str) -> Checkpoint:
+    """The video model or prompt-match scorer called ``name`` (a ``SpecError`` listing all names)."""
+    from vgkit.clip_score import scorer_checkpoint, scorer_names
+
+    if name in scorer_names():
+        return scorer_checkpoint(name)
+    if name in model_names():
+        return adapter(name)
+    raise SpecError(f"model = {name!r}: unknown model; fix: use one of {', '.join(checkpoint_names())}")
+
+
 # -- offline check -------------------------------------------------------------------------------
-def _status(model: ModelAdapter, *, verify: bool, cache_dir: Path | None) -> CacheStatus:
+def _status(model: Checkpoint, *, verify: bool, cache_dir: Path | None) -> CacheStatus:
     revision = model.revision
     if model.tiny:
         from vgkit.checkpoints import tiny_commit
 
         revision = tiny_commit(model)
-    return check_snapshot(model.repo_id, revision, verify=verify, cache_dir=cache_dir)
+    return check_snapshot(
+        model.repo_id, revision, verify=verify, cache_dir=cache_dir, required_file=required_file(model)
+    )
 
 
-def _report_from_status(model: ModelAdapter, status: CacheStatus) -> PrefetchReport:
+def _report_from_status(model: Checkpoint, status: CacheStatus) -> PrefetchReport:
     report = PrefetchReport(model.name, model.repo_id, model.revision, commit=status.commit)
     report.bytes_cached = report.bytes_needed = status.total_bytes
     report.num_files = status.num_files
@@ -429,7 +462,7 @@ def check_models(
     try:
         return [
             _report_from_status(model, _status(model, verify=verify, cache_dir=cache_dir))
-            for model in (adapter(n) for n in (names or model_names()))
+            for model in (checkpoint(n) for n in (names or checkpoint_names()))
         ]
     finally:
         if before is None:
@@ -443,7 +476,8 @@ def run_prefetch(
 ) -> list[dict[str, object]]:
     """Prefetch (or only check) ``models`` ("all", a comma list or a list); return table rows.
 
-    "all" means every real model for a prefetch and every model for a check. Applies the env file
+    "all" means every real model (the prompt-match CLIP included) for a prefetch and every model
+    for a check. Applies the env file
     first (as the CLI does), so the prefetch notebook's Hub client reads the same HF_HOME.
     """
     from vgkit.settings import apply_env_file
@@ -452,7 +486,7 @@ def run_prefetch(
     names = [n.strip() for n in models.split(",")] if isinstance(models, str) else list(models)
     names = [n for n in names if n]
     if names == ["all"]:
-        names = model_names() if check_only else [n for n in model_names() if not adapter(n).tiny]
+        names = checkpoint_names() if check_only else [n for n in checkpoint_names() if not checkpoint(n).tiny]
     if not names:
         raise SpecError("models = []: nothing to prefetch; fix: name models (`vgkit models`) or use all")
     if check_only:

@@ -2,14 +2,21 @@
 
 Input is run directories as ``vgkit run`` / ``vgkit sweep`` leave them: ``plan.json``,
 ``logs/log_NNN.json`` (``timings_s``, ``memory``, optional ``status``/``failure``), ``clips/``,
-``final/``, ``manifest.json``, and when present ``qa.json`` (vgkit.qa), ``failure.json`` and
-``sweep_run.json`` (vgkit.sweep). Status is:
+``final/``, ``manifest.json``, and when present ``qa.json`` (vgkit.qa), ``prompt_match.json``
+(vgkit.clip_score), ``failure.json`` and ``sweep_run.json`` (vgkit.sweep), and the sweep's
+``sweep.json`` beside the run dirs (run ID, remote movie directory). Status is:
 
 - ``completed``: ``manifest.json`` and the final video exist and no ``failure.json``;
 - ``partial``: some clips finished, but no final video (or a failure came after them);
 - ``failed``: no finished clip; the failure record, if any, says why.
 
-Nothing is estimated: a value no record holds is shown as "n/a".
+Latency is the run's first generation: when a resumed sweep reused clips (``clip-reused`` events
+in ``events.jsonl`` since the job started, vgkit.events) it is the first session's wall time
+(``sweep_run.json`` ``first_run``) when that session completed, else the clip logs' own timings;
+the resumed session's wall time is shown beside it, never in its place. Failure kinds are the
+failure records' ``kind`` (vgkit.failures). The best completed model is chosen by prompt match, then QA
+findings, then cost (``best_completed``); without a prompt-match score none is named, since latency
+alone never chooses. Nothing is estimated: a value no record holds is shown as "n/a".
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ from vgkit.sweep import FAILURE_FILE, SWEEP_RUN_FILE
 __all__ = [
     "QA_COLUMNS",
     "REPORT_SCHEMA",
+    "ClipTiming",
     "RunSummary",
     "Segment",
     "qa_rows",
@@ -36,7 +44,7 @@ __all__ = [
     "write_report",
 ]
 
-REPORT_SCHEMA = "vgkit.report/1"
+REPORT_SCHEMA = "vgkit.report/2"  # 2: run_id, remote_dir, best_completed + rule, recommendations
 FILMSTRIP_FRAMES = 4  # frames shown per clip
 THUMB_HEIGHT_PX = 72
 
@@ -51,6 +59,17 @@ class Segment:
     label: str
     start_s: float
     duration_s: float
+
+
+@dataclass(frozen=True)
+class ClipTiming:
+    """One clip's first generation: denoise, VAE decode and the rest (encode, frames, log)."""
+
+    index: int
+    denoise_s: float
+    decode_s: float
+    other_s: float
+    reused: bool  # reused by a resumed run: these are the timings of the run that made it
 
 
 @dataclass
@@ -76,6 +95,14 @@ class RunSummary:
     qa: dict[str, Any] | None
     filmstrips: list[tuple[str, bytes]] = field(default_factory=list)
     preset: str = "n/a"  # the preset and, where it generated smaller, the upscale
+    kind: str | None = None  # the failure kind (vgkit.recommend.failure_kind) of a run that failed
+    prompt_clips: list[dict[str, Any]] = field(default_factory=list)  # prompt_match.json clips
+    prompt_note: str = "n/a"  # how prompt match was scored, or why it was not
+    settings: dict[str, str] = field(default_factory=dict)  # preset, size, frames, fps, steps, guidance
+    clip_timings: list[ClipTiming] = field(default_factory=list)
+    clip_videos: dict[int, Path] = field(default_factory=dict)
+    reused_clips: int = 0
+    resumed_s: float | None = None  # wall time of the resumed session when clips were reused
 
 
 def preset_note(plan: dict[str, Any] | None) -> str:
@@ -180,8 +207,100 @@ def _strip(frames: list[np.ndarray], *, gap_after: int | None = None) -> bytes:
     return png_bytes(np.concatenate(parts, axis=1))
 
 
+def _settings(plan: dict[str, Any] | None) -> dict[str, str]:
+    """The settings a model ran with, as the plan recorded them (empty without a plan)."""
+    if not plan:
+        return {}
+    frames = sorted({int(c["num_frames"]) for c in plan.get("clips", []) if "num_frames" in c})
+    return {
+        "preset": preset_note(plan),
+        "size": f"{plan.get('width')}x{plan.get('height')}",
+        "frames": ", ".join(map(str, frames)) or "n/a",
+        "fps": str(plan.get("fps", "n/a")),
+        "steps": str(plan.get("steps", "n/a")),
+        "guidance": str(plan.get("guidance_scale", "n/a")),
+    }
+
+
+def _clip_timings(ok_logs: list[ClipLog], reused: set[int]) -> list[ClipTiming]:
+    timings = []
+    for log in ok_logs:
+        t = log.timings_s
+        denoise, decode = t.denoise_s or 0.0, t.decode_s or 0.0
+        other = max((t.total_s or 0.0) - denoise - decode, 0.0)
+        timings.append(ClipTiming(log.index, denoise, decode, other, log.index in reused))
+    return timings
+
+
+def _reused_clips(run_dir: Path, sweep_run: dict[str, Any] | None) -> set[int]:
+    """Indices of the clips the sweep job reused from an earlier session (``clip-reused`` events in
+    ``events.jsonl`` since the job started, vgkit.events)."""
+    started = (sweep_run or {}).get("started_at_s")
+    if not isinstance(started, int | float):
+        return set()
+    return {
+        e.clip_index
+        for e in read_events(run_dir, since=started)
+        if e.stage == "clip-reused" and e.clip_index is not None
+    }
+
+
+def _prompt_match(run_dir: Path, ok_logs: list[ClipLog]) -> tuple[float | None, list[dict[str, Any]], str]:
+    """Run score, per-clip scores and a note, from ``prompt_match.json`` (vgkit.clip_score)."""
+    record = read_json_object(run_dir / "prompt_match.json")
+    if record is None:
+        return None, [], "not scored (no prompt_match.json)" if ok_logs else "n/a (no finished clip)"
+    if record.get("status") != "scored":
+        return None, [], f"not scored: {record.get('reason')}"
+    commit = str(record.get("commit") or "")[:12]
+    note = f"{record.get('model')} ({record.get('repo_id')}@{commit})"
+    return record.get("run_score"), list(record.get("clips", [])), note
+
+
+def _latency(
+    sweep_run: dict[str, Any] | None, failure: dict[str, Any] | None, ok_logs: list[ClipLog], reused: int
+) -> tuple[float | None, str]:
+    """The run's first-generation time and where it comes from (see the module docstring)."""
+    from_logs = ((ok_logs[0].load_s or 0.0) if ok_logs else 0.0) + sum(g.timings_s.total_s or 0.0 for g in ok_logs)
+    if sweep_run and sweep_run.get("wall_s") is not None and not reused:
+        return float(sweep_run["wall_s"]), "sweep wall time"
+    first = (sweep_run or {}).get("first_run") or {}
+    if reused and first.get("status") == "completed" and first.get("wall_s") is not None:
+        return float(first["wall_s"]), "the first session's sweep wall time; this session resumed"
+    if ok_logs and reused:
+        return from_logs, "first-run clip logs (model load + clips); this session resumed"
+    if failure and failure.get("elapsed_s") is not None:
+        return float(failure["elapsed_s"]), "failure record"
+    if ok_logs:
+        return from_logs, "model load + clips (logs)"
+    return None, "n/a"
+
+
+def _verdict(
+    status: str, qa: dict[str, Any] | None, failure: dict[str, Any] | None, kind: str | None, done: str
+) -> str:
+    """One sentence from the QA findings (completed) or the failure kind and message."""
+    from vgkit.recommend import kind_sentence
+
+    findings = [v for v in (qa or {}).get("verdicts", []) if v != "ok"]
+    qa_part = f"QA: {'; '.join(findings)}" if findings else "QA found nothing wrong"
+    if status == "completed":
+        return f"Rendered a valid MP4 ({done}); {qa_part}."
+    if failure is None:
+        return (
+            f"{done}; no failure record" + (f"; {qa_part}" if qa else "")
+            if status == "partial"
+            else "no failure record"
+        )
+    first = (str(failure.get("message", "")).strip().splitlines() or [""])[0]
+    reason = f"{kind_sentence(kind or 'other')} ({failure.get('error_class', 'error')}: {first})"
+    return f"{done}; {reason}; {qa_part}" if status == "partial" else reason
+
+
 def summarize_run(run_dir: Path) -> RunSummary:
     """Read everything a run directory holds about itself (computes ``qa.json`` when missing)."""
+    from vgkit.recommend import failure_kind
+
     if not run_dir.is_dir():
         raise SpecError(f"run dir '{run_dir}': not a directory; fix: pass run directories made by `vgkit run`")
     layout = RunLayout(run_dir)
@@ -192,7 +311,8 @@ def summarize_run(run_dir: Path) -> RunSummary:
     sweep_run = read_json_object(run_dir / SWEEP_RUN_FILE)
     completed = layout.manifest.is_file() and layout.final.is_file() and failure is None
     status = "completed" if completed else ("partial" if ok_logs else "failed")
-    if (failure or {}).get("error_class") == "InfeasiblePlanError":
+    kind = failure_kind(failure) if failure else None
+    if kind == "infeasible":
         status = "infeasible"  # refused by the cost planner before any GPU time was spent
     qa = read_json_object(run_dir / "qa.json")
     if qa is None and ok_logs:
@@ -205,27 +325,16 @@ def summarize_run(run_dir: Path) -> RunSummary:
         or (failure or {}).get("model")
         or run_dir.name
     )
-    if sweep_run and sweep_run.get("wall_s") is not None:
-        latency, source = float(sweep_run["wall_s"]), "sweep wall time"
-    elif failure and failure.get("elapsed_s") is not None:
-        latency, source = float(failure["elapsed_s"]), "failure record"
-    elif ok_logs:
-        latency = (ok_logs[0].load_s or 0.0) + sum(g.timings_s.total_s or 0.0 for g in ok_logs)
-        source = "model load + clips (logs)"
-    else:
-        latency, source = None, "n/a"
-    scores = [c["prompt_match"] for c in (qa or {}).get("clips", []) if c.get("prompt_match") is not None]
-    verdict = "; ".join((qa or {}).get("verdicts", []))
-    if status != "completed":
-        reason = f"{failure['error_class']}: {failure['message']}" if failure else "no failure record"
-        done = f"{len(ok_logs)} of {len((plan or {}).get('clips', [])) or '?'} clips finished"
-        verdict = (
-            reason if status in ("failed", "infeasible") else f"{done}; {reason}" + (f"; {verdict}" if verdict else "")
-        )
+    reused = _reused_clips(run_dir, sweep_run)
+    latency, source = _latency(sweep_run, failure, ok_logs, len(reused))
+    prompt_match, prompt_clips, prompt_note = _prompt_match(run_dir, ok_logs)
+    done = f"{len(ok_logs)} of {len((plan or {}).get('clips', [])) or '?'} clips finished"
     memory = [g.memory or {} for g in ok_logs]
     rss = [m["peak_rss_bytes"] for m in memory if "peak_rss_bytes" in m]
     gpu_mem = [m["peak_gpu_allocated_bytes"] for m in memory if "peak_gpu_allocated_bytes" in m]
     segments, timeline_source = _segments(run_dir, sweep_run, ok_logs)
+    if reused:
+        timeline_source += f" (the resumed session: {len(reused)} clip(s) reused, not regenerated)"
     return RunSummary(
         run_dir=run_dir,
         model=str(model),
@@ -234,8 +343,8 @@ def summarize_run(run_dir: Path) -> RunSummary:
         latency_source=source,
         clips_done=len(ok_logs),
         clips_planned=len(plan["clips"]) if plan else None,
-        prompt_match=round(float(np.mean(scores)), 2) if scores else None,
-        verdict=verdict or "n/a",
+        prompt_match=prompt_match,
+        verdict=_verdict(status, qa, failure, kind, done),
         failure=failure,
         clip_failures=[g for g in logs if g.status != "ok"],
         peak_rss_bytes=max(rss) if rss else None,
@@ -246,6 +355,14 @@ def summarize_run(run_dir: Path) -> RunSummary:
         qa=qa,
         filmstrips=_filmstrips(layout, ok_logs),
         preset=preset_note(plan),
+        kind=kind,
+        prompt_clips=prompt_clips,
+        prompt_note=prompt_note,
+        settings=_settings(plan),
+        clip_timings=_clip_timings(ok_logs, reused),
+        clip_videos={g.index: path for g in ok_logs if (path := g.finished_clip(run_dir)) is not None},
+        reused_clips=len(reused),
+        resumed_s=float(sweep_run["wall_s"]) if reused and sweep_run and sweep_run.get("wall_s") is not None else None,
     )
 
 
@@ -268,17 +385,6 @@ def cost(duration_s: float, usd_per_hour: float | None) -> str:
     return "n/a" if usd_per_hour is None else f"${duration_s / 3600 * usd_per_hour:.4f}"
 
 
-def best_completed(runs: list[RunSummary]) -> RunSummary | None:
-    """Best completed run: highest prompt match, then fewest QA findings, then lowest latency."""
-    done = [r for r in runs if r.status == "completed"]
-
-    def key(r: RunSummary) -> tuple[float, int, float]:
-        findings = len([v for v in (r.qa or {}).get("verdicts", []) if v != "ok"])
-        return (-(r.prompt_match or 0.0), findings, r.latency_s or 0.0)
-
-    return min(done, key=key) if done else None
-
-
 QA_COLUMNS = (
     "Model",
     "Clip",
@@ -287,7 +393,7 @@ QA_COLUMNS = (
     "Motion",
     "Sharpness",
     "Drift (ΔE)",
-    "Prompt match",
+    "Prompt match",  # out of 10 (prompt_match.json), as in the outcome table
     "Verdict",
 )
 
@@ -296,6 +402,7 @@ def qa_rows(runs: list[RunSummary]) -> list[tuple[str, ...]]:
     """One row of ``QA_COLUMNS`` per measured clip of each run, seams folded into the clip they enter."""
     rows: list[tuple[str, ...]] = []
     for r in runs:
+        scores = {c["index"]: float(c["score"]) for c in r.prompt_clips}  # vgkit.clip_score, 0-10
         seams = {s["index"]: s for s in (r.qa or {}).get("seams", [])}
         for c in (r.qa or {}).get("clips", []):
             seam = seams.get(c["index"])
@@ -311,7 +418,7 @@ def qa_rows(runs: list[RunSummary]) -> list[tuple[str, ...]]:
                     fmt(c["motion"]),
                     fmt(c["sharpness"], digits=0),
                     fmt(c["drift_delta_e"], digits=1),
-                    fmt(c["prompt_match"]),
+                    "n/a" if c["index"] not in scores else f"{scores[c['index']]:.1f}/10",
                     "; ".join(verdicts) or "ok",
                 )
             )
@@ -320,22 +427,34 @@ def qa_rows(runs: list[RunSummary]) -> list[tuple[str, ...]]:
 
 def write_report(run_dirs: list[Path], *, out: Path, usd_per_hour: float | None = None) -> dict[str, Path]:
     """Write ``report.md`` (with ``img/*.png``), ``report.html`` and ``report.json`` into ``out``."""
+    from vgkit.recommend import recommend
+    from vgkit.report_header import best_completed, sweep_header
     from vgkit.report_html import render_html
     from vgkit.report_md import render_markdown
 
     if usd_per_hour is not None and usd_per_hour < 0:
         raise SpecError(f"usd_per_hour = {usd_per_hour}: must be >= 0; fix: pass the GPU's hourly price")
     runs = [summarize_run(Path(d)) for d in run_dirs]
+    header = sweep_header([Path(d) for d in run_dirs])
     images: dict[str, str] = {}
     for r in runs:
         for i, (label, png) in enumerate(r.filmstrips):
             rel = f"img/{r.run_dir.name}-{i:02d}.png"
             atomic_write_bytes(out / rel, png)
             images[f"{r.run_dir.name}/{label}"] = rel
-    atomic_write_bytes(out / "report.md", render_markdown(runs, usd_per_hour=usd_per_hour, images=images).encode())
-    atomic_write_bytes(out / "report.html", render_html(runs, usd_per_hour=usd_per_hour).encode())
+    markdown = render_markdown(runs, usd_per_hour=usd_per_hour, images=images, header=header, out=out)
+    atomic_write_bytes(out / "report.md", markdown.encode())
+    atomic_write_bytes(
+        out / "report.html", render_html(runs, usd_per_hour=usd_per_hour, header=header, out_dir=out).encode()
+    )
+    best, rule = best_completed(runs, usd_per_hour=usd_per_hour)
     record = {
         "schema": REPORT_SCHEMA,
+        "run_id": header.run_id,
+        "remote_dir": header.remote_dir,
+        "best_completed": None if best is None else best.model,
+        "best_rule": rule,
+        "recommendations": [vars(rec) for rec in recommend(runs)],
         "usd_per_hour": usd_per_hour,
         "runs": [
             {
@@ -343,6 +462,9 @@ def write_report(run_dirs: list[Path], *, out: Path, usd_per_hour: float | None 
                 "model": r.model,
                 "status": r.status,
                 "latency_s": r.latency_s,
+                "latency_source": r.latency_source,
+                "resumed_s": r.resumed_s,
+                "kind": r.kind,
                 "prompt_match": r.prompt_match,
                 "verdict": r.verdict,
                 "failure": r.failure,

@@ -16,6 +16,7 @@ from typing import Any
 __all__ = [
     "LLAMA3_SPECIAL_TOKENS",
     "T5_CHARS",
+    "build_clip_twin",
     "clip_tokenizer",
     "edit_json",
     "llama3_tokenizer",
@@ -226,3 +227,37 @@ def t5_text_encoder(tokenizer: Any, *, umt5: bool) -> Any:
         # scalable_attention: the real config's key, which transformers 5 keeps as an attribute.
         return UMT5EncoderModel(UMT5Config(**{**config, "scalable_attention": True})).eval()
     return T5EncoderModel(T5Config(**config)).eval()
+
+
+# The CLIP twin's sizes: everything else in its config.json is the real repo's
+# (vgkit/models/reference/clip/config.json).
+_CLIP_TWIN_SIZES = {"hidden_size": 32, "intermediate_size": 37, "num_attention_heads": 4, "num_hidden_layers": 2}
+_CLIP_TWIN_PROJECTION_DIM = 16
+
+
+def build_clip_twin(dest: Path) -> None:
+    """The random-weight twin of ``openai/clip-vit-base-patch32`` in ``dest``: the real repo's file
+    names (``reference_dir("clip")/files.json``), its config values but the sizes, its
+    ``preprocessor_config.json``, and the byte-alphabet CLIP tokenizer saved as the real repo has
+    it (fast ``tokenizer.json`` plus the slow ``vocab.json`` / ``merges.txt``)."""
+    import shutil
+
+    import torch
+    from transformers import CLIPConfig, CLIPModel
+
+    real = json.loads((reference_dir("clip") / "config.json").read_text())
+    tokenizer = clip_tokenizer()
+    text = {**real["text_config"], **_CLIP_TWIN_SIZES, "vocab_size": len(tokenizer)}
+    text["projection_dim"] = _CLIP_TWIN_PROJECTION_DIM
+    vision = {**real["vision_config"], **_CLIP_TWIN_SIZES, "projection_dim": _CLIP_TWIN_PROJECTION_DIM}
+    top = {k: v for k, v in real.items() if k not in ("text_config", "vision_config", "architectures", "model_type")}
+    config = CLIPConfig(**{**top, "projection_dim": _CLIP_TWIN_PROJECTION_DIM}, text_config=text, vision_config=vision)
+    torch.manual_seed(0)
+    CLIPModel(config).eval().save_pretrained(dest)
+    tokenizer.save_pretrained(dest)
+    write_clip_vocab(dest)
+    tokenizer.backend_tokenizer.save(str(dest / "tokenizer.json"))  # the real repo keeps the fast file too
+    shutil.copyfile(reference_dir("clip") / "preprocessor_config.json", dest / "preprocessor_config.json")
+    wanted = set(json.loads((reference_dir("clip") / "files.json").read_text()))
+    for extra in [p for p in dest.iterdir() if p.is_file() and p.name not in wanted]:
+        extra.unlink()  # e.g. processor_config.json, which transformers 5 writes and the real repo lacks

@@ -45,11 +45,16 @@ def _spec_for(cell: Cell, root: Path) -> Path:
     return spec
 
 
-def _run_here(cell: Cell, root: Path, progress: Progress, grace_s: float) -> CellOutcome:
+def _run_here(cell: Cell, root: Path, progress: Progress, grace_s: float, scorer: str | None) -> CellOutcome:
     from vgkit.sweep import sweep_cell
 
     row = sweep_cell(
-        _spec_for(cell, root), cell.model, cell.run_dir, progress=lambda line: progress(line), grace_s=grace_s
+        _spec_for(cell, root),
+        cell.model,
+        cell.run_dir,
+        progress=lambda line: progress(line),
+        grace_s=grace_s,
+        prompt_match_model=scorer,
     )
     return CellOutcome(cell, row.status, row.detail)
 
@@ -63,10 +68,12 @@ def run_scaled(
     progress: Progress = print,
     usd_per_hour: float | None = None,
     grace_s: float = DEFAULT_GRACE_S,
+    prompt_match_model: str | None = "clip",
 ) -> ScaledResult:
     """Run ``cells`` (only shard ``i`` of ``N`` of them with ``shard``) and write one report of them.
 
-    The report goes to ``<root>/report`` (``<root>/report-shard-<i>-of-<N>`` for a shard; a
+    ``prompt_match_model`` scores each completed run's prompt match (vgkit.clip_score; None: not
+    scored). The report goes to ``<root>/report`` (``<root>/report-shard-<i>-of-<N>`` for a shard; a
     report over every shard's fetched runs is ``vgkit report``).
     """
     from vgkit.report import write_report
@@ -81,13 +88,18 @@ def run_scaled(
         return ScaledResult([], None, None)
     if ray is not None:
         from vgkit.scale.scheduler import run_cells
+        from vgkit.sweep import score_prompt_match
 
         outcomes = run_cells(cells, options=ray, progress=progress, grace_s=grace_s)
+        for outcome in outcomes:  # on the driver, once the run's clips are home
+            if outcome.status == "completed":
+                say = (lambda name: lambda text: progress(f"[{name}] {text}"))(outcome.cell.name)
+                score_prompt_match(outcome.cell.run_dir, prompt_match_model, say)
     else:
         outcomes = []
         for i, cell in enumerate(cells):
             progress(f"run {i + 1}/{len(cells)}: {cell.name}")
-            outcomes.append(_run_here(cell, root, progress, grace_s))
+            outcomes.append(_run_here(cell, root, progress, grace_s, prompt_match_model))
     name = "report" if shard is None else f"report-shard-{shard[0]}-of-{shard[1]}"
     run_dirs = [c.run_dir for c in cells if c.run_dir.is_dir()]
     if not run_dirs:

@@ -1,0 +1,238 @@
+"""The sweep report in the seed report's form (the model-sweep-report.md users read: header, Model
+Outcomes table, Operational Notes, Recommendations), from a real sweep of the three tiny models
+plus one planted failing model, scored by the tiny CLIP twin; then resumed.
+
+The seed's structure is written out below (``SEED_*``) and the report is parsed, not grepped.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import spec_dict, write_spec
+from vgkit.recommend import KINDS, beats, failure_kind, recommend
+from vgkit.report import summarize_run
+from vgkit.report_md import SECTIONS
+from vgkit.sweep import SWEEP_FILE, SweepResult, sweep
+
+# The seed report's structure.
+SEED_HEADER_KEYS = (
+    "Published",
+    "Run ID",
+    "Remote movie directory",
+    "Models tested",
+    "Completed",
+    "Failed",
+    "Best completed model",
+)
+SEED_SECTIONS = ("Model Outcomes", "Operational Notes", "Recommendations")
+SEED_TABLE = ("| Model | Status | Latency | Prompt Match | Verdict |", "| --- | --- | ---: | ---: | --- |")
+SEED_NOTES = ("- Average GPU utilization during sampled run: ", "- Peak temperature: ", "- Multi-generator overlap")
+
+TINY = ["wan22-tiny", "cogvideox15-tiny", "hunyuan-i2v-tiny"]
+PLANTED = "wan22"  # the real Wan 2.2: no weights in the test cache, so it fails at load (layout)
+SHOTS = [
+    {"subject": "a boat", "action": "leaves the harbour, then turns north", "environment": "sea", "duration_s": 5.0},
+    {"subject": "a gull", "action": "circles", "environment": "sky over the sea", "duration_s": 5.0},
+]
+FAST = {"width": 32, "height": 32, "steps": 1}
+
+
+def parse_report(markdown: str) -> dict[str, object]:
+    """Title, header fields, section names in order, the outcome table and the section bodies."""
+    lines = markdown.splitlines()
+    assert lines[0].startswith("# ")
+    first_section = next(i for i, line in enumerate(lines) if line.startswith("## "))
+    header = dict(line[2:].split(": ", 1) for line in lines[1:first_section] if line.startswith("- ") and ": " in line)
+    header_keys = [line[2:].split(": ", 1)[0] for line in lines[1:first_section] if line.startswith("- ")]
+    sections: dict[str, list[str]] = {}
+    current = ""
+    for line in lines[first_section:]:
+        if line.startswith("## "):
+            current = line[3:].split(" (")[0]
+            sections[current] = []
+        elif line:
+            sections[current].append(line)
+    table = [line for line in sections["Model Outcomes"] if line.startswith("|")]
+    rows = [[cell.strip() for cell in row.strip("|").split(" | ")] for row in table[2:]]
+    return {"title": lines[0][2:], "header": header, "header_keys": header_keys, "sections": sections,
+            "table": table, "rows": rows}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory: pytest.TempPathFactory) -> tuple[SweepResult, Path]:
+    tmp = tmp_path_factory.mktemp("sweep-report")
+    spec = write_spec(tmp / "spec.yaml", spec_dict(shots=SHOTS, overrides=FAST))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("VGKIT_REMOTE_JOB", "test-job")  # as inside a `vgkit remote` job
+        result = sweep(
+            spec,
+            models=[*TINY, PLANTED],
+            out=tmp / "sw",
+            usd_per_hour=2.0,
+            progress=lambda _: None,
+            prompt_match_model="clip-tiny",
+        )
+    return result, spec
+
+
+@pytest.mark.slow  # shares one sweep of four models (about a minute on two cores)
+def test_the_report_has_the_seed_header_table_and_sections(swept: tuple[SweepResult, Path]) -> None:
+    result, _ = swept
+    report = parse_report(result.report_markdown.read_text())
+    header, sections = report["header"], report["sections"]
+    assert isinstance(header, dict) and isinstance(sections, dict)
+    keys = report["header_keys"]
+    assert isinstance(keys, list) and [k for k in keys if k in SEED_HEADER_KEYS] == list(SEED_HEADER_KEYS)
+    record = json.loads((result.report_markdown.parent.parent / SWEEP_FILE).read_text())
+    assert header["Run ID"] == f"`{record['run_id']}`" and re.fullmatch(r"`t-\d{8}T\d{6}Z`", header["Run ID"])
+    assert header["Published"] == record["started_at"][:10]
+    assert header["Remote movie directory"] == f"`{result.report_markdown.parent.parent.resolve()}`"
+    assert (header["Models tested"], header["Completed"], header["Failed"]) == ("4", "3", "1")
+    assert header["Best completed model"] in TINY and "prompt match" in header["Best-model rule"]
+    assert list(sections)[:3] == list(SEED_SECTIONS)  # the seed's sections first, in its order
+    assert tuple(sections) == SECTIONS
+    assert tuple(report["table"][:2]) == SEED_TABLE  # type: ignore[index]
+    notes = sections["Operational Notes"]
+    assert [n for n in notes if n.startswith(SEED_NOTES)] and len([n for n in notes if n.startswith(SEED_NOTES)]) == 3
+
+
+@pytest.mark.slow  # shares one sweep of four models (about a minute on two cores)
+def test_completed_rows_have_numeric_prompt_match_and_the_failed_row_a_verdict(
+    swept: tuple[SweepResult, Path],
+) -> None:
+    result, _ = swept
+    rows = parse_report(result.report_markdown.read_text())["rows"]
+    assert isinstance(rows, list) and [r[0] for r in rows] == [*TINY, PLANTED]
+    for model, status, latency, match, verdict in rows[:3]:
+        assert status == "completed" and re.fullmatch(r"\d+\.\d{2}s", latency)
+        assert re.fullmatch(r"\d+\.\d/10", match), (model, match)  # scored by the CLIP twin
+        assert verdict.startswith("Rendered a valid MP4 (2 of 2 clips finished);")
+        scored = json.loads((result.rows[TINY.index(model)].run_dir / "prompt_match.json").read_text())
+        assert scored["status"] == "scored" and [c["index"] for c in scored["clips"]] == [0, 1]
+        assert f"{scored['run_score']:.1f}/10" == match
+    model, status, latency, match, verdict = rows[3]
+    assert (status, match) == ("failed", "n/a") and re.fullmatch(r"\d+\.\d{2}s", latency)
+    assert verdict.startswith("Checkpoint layout mismatch") and "ModelUnavailableError" in verdict
+
+
+@pytest.mark.slow  # shares one sweep of four models (about a minute on two cores)
+def test_every_failure_class_present_has_a_recommendation_naming_its_evidence(
+    swept: tuple[SweepResult, Path],
+) -> None:
+    result, _ = swept
+    sections = parse_report(result.report_markdown.read_text())["sections"]
+    assert isinstance(sections, dict)
+    recommendations = sections["Recommendations"]
+    kinds = {summarize_run(row.run_dir).kind for row in result.rows} - {None}
+    assert kinds == {"layout"}
+    for kind in kinds:
+        found = [r for r in recommendations if f"[{kind}" in r]
+        assert found and all("Evidence: " in r for r in found)
+    layout = next(r for r in recommendations if "[layout" in r)
+    assert "vgkit prefetch" in layout and f"{PLANTED} [layout at stage plan]: ModelUnavailableError" in layout
+    record = json.loads((result.report_markdown.parent / "report.json").read_text())
+    assert record["recommendations"][0]["rule"] == "layout" and record["best_rule"].startswith(
+        ("highest prompt match", "prompt match")
+    )
+
+
+@pytest.mark.slow  # shares one sweep of four models (about a minute on two cores)
+def test_the_html_page_has_the_same_header_players_and_split_timings(swept: tuple[SweepResult, Path]) -> None:
+    result, _ = swept
+    html = result.report_html.read_text()
+    assert "<script" not in html and "http" not in html.replace("http-equiv", "")
+    assert all(f"<li>{key}: <b>" in html for key in SEED_HEADER_KEYS)
+    headings = [h.split(" (")[0] for h in re.findall(r"<h2>([^<]+)</h2>", html)]
+    assert tuple(headings) == SECTIONS  # the same sections as the Markdown, the seed's first
+    assert html.count("<video") == 6  # two shots x three completed models, playable previews
+    assert "<th>shot 0</th>" in html and "<th>shot 1</th>" in html
+    assert "clip 0 denoise" in html and "clip 0 VAE decode" in html  # the timing chart splits them
+    assert "<h2>Recommendations</h2>" in html and "Evidence: wan22 [layout" in html
+
+
+@pytest.mark.slow  # shares one sweep of four models (about a minute on two cores)
+def test_a_resumed_sweep_keeps_its_run_id_and_first_run_latency(swept: tuple[SweepResult, Path]) -> None:
+    result, spec = swept
+    before = parse_report(result.report_markdown.read_text())
+    first_latency = {row[0]: row[2] for row in before["rows"]}  # type: ignore[union-attr]
+    again = sweep(spec, models=TINY[:1], out=result.report_markdown.parent.parent, progress=lambda _: None,
+                  prompt_match_model="clip-tiny")  # fmt: skip
+    after = parse_report(again.report_markdown.read_text())
+    assert after["header"]["Run ID"] == before["header"]["Run ID"]  # type: ignore[index]
+    ((model, status, latency, _, _),) = after["rows"]  # type: ignore[misc]
+    assert (model, status) == (TINY[0], "completed")
+    match = re.fullmatch(r"(\d+\.\d{2}s) \(resumed session (\d+\.\d{2})s\)", latency)
+    assert match and match.group(1) == first_latency[TINY[0]]  # the first run's time, not the resume's
+    run = summarize_run(again.rows[0].run_dir)
+    assert run.reused_clips == 2 and all(t.reused for t in run.clip_timings)
+    assert run.resumed_s is not None and run.latency_source.startswith("the first session's")
+
+
+def _failed(tmp: Path, name: str, kind: str, error_class: str, message: str, **extra: object) -> Path:
+    """A run folder holding only a failure record, as vgkit.sweep writes it (kind, class, message)."""
+    run = tmp / name
+    run.mkdir()
+    failure = {"schema": "vgkit.failure/2", "model": name, "kind": kind, "error_class": error_class,
+               "message": message, "stage": "generate", **extra}  # fmt: skip
+    (run / "failure.json").write_text(json.dumps(failure))
+    return run
+
+
+def test_one_recommendation_per_failure_kind_each_with_its_evidence(tmp_path: Path) -> None:
+    planted = {
+        "out-of-memory": ("GenerationError", "clip 000: out of GPU memory while denoising: CUDA out of memory"),
+        "kwargs": ("GenerationError", "clip 000: TypeError: __call__() got an unexpected keyword argument 'fps'"),
+        "shape": ("GenerationError", "clip 000: RuntimeError: The size of tensor a (16) must match the size of b"),
+        "layout": ("ModelUnavailableError", "model 'x': no model_index.json"),
+        "timeout": ("GuardrailError", "clip 000: clip deadline 60 s passed during denoise"),
+        "infeasible": ("InfeasiblePlanError", "projected 790 s per clip > 600 s on the a100"),
+        "interrupted": ("RemoteConnectionError", "ssh: connect to host gpu1 port 22: connection lost"),
+        "other": ("VgkitError", "something nobody foresaw"),
+    }
+    runs = [
+        summarize_run(_failed(tmp_path, kind, kind, error_class, message, elapsed_s=3.5))
+        for kind, (error_class, message) in planted.items()
+    ]
+    assert [r.kind for r in runs] == list(planted) and set(planted) == set(KINDS)
+    recommendations = recommend(runs)
+    assert [rec.rule for rec in recommendations] == list(KINDS)  # printed in KINDS order
+    by_rule = {rec.rule: rec for rec in recommendations}
+    for run in runs:
+        (evidence,) = by_rule[run.kind or ""].evidence
+        assert evidence.startswith(f"{run.model} [{run.kind}")
+        assert planted[run.kind or ""][1].split(": ")[-1][:20] in evidence  # the recorded message
+    assert "rejected `fps`" in by_rule["kwargs"].evidence[0]
+    oom = summarize_run(
+        _failed(tmp_path, "hunyuan-i2v", "out-of-memory", "GenerationError", "clip 000: CUDA out of memory")
+    )
+    (evidence,) = recommend([oom])[0].evidence
+    assert "try preset 4090 (group offload, VAE tiling, 0.62x size)" in evidence  # the model's leanest preset
+    assert "after 3.5 s" in by_rule["timeout"].evidence[0]
+    assert "process group" in by_rule["interrupted"].text and "low-memory preset" in by_rule["out-of-memory"].text
+
+
+@pytest.mark.slow  # shares one sweep of four models (about a minute on two cores)
+def test_low_prompt_match_on_a_multi_beat_shot_recommends_keyframe_first(
+    swept: tuple[SweepResult, Path], tmp_path: Path
+) -> None:
+    result, _ = swept
+    run = summarize_run(result.rows[0].run_dir)
+    prompts = [c["prompt"] for c in run.prompt_clips]
+    assert [beats(p) for p in prompts] == [2, 1]  # "leaves the harbour, then turns north"
+    run.prompt_clips = [{**c, "score": 1.5} for c in run.prompt_clips]  # a weak score on both shots
+    (rec,) = recommend([run])
+    assert rec.rule == "keyframe-first" and "source_image" in rec.text
+    assert rec.evidence == [f"{run.model} clip 0: prompt match 1.5/10 (< 4) on a 2-beat shot"]  # not the 1-beat one
+    run.prompt_clips = [{**c, "score": 8.0} for c in run.prompt_clips]
+    assert recommend([run]) == []
+
+
+def test_the_kind_is_the_failure_records_and_one_outside_the_vocabulary_is_other() -> None:
+    assert [failure_kind({"kind": kind}) for kind in KINDS] == list(KINDS)  # vgkit.failures' kinds
+    assert failure_kind({"kind": "kwargs-mismatch"}) == failure_kind({"kind": "layout-mismatch"}) == "other"
+    assert failure_kind({"error_class": "InfeasiblePlanError"}) == failure_kind(None) == "other"  # no kind recorded
