@@ -156,7 +156,7 @@ def side_by_side(
     shot = "final video" if clip_index is None else f"clip {clip_index}"
     script = _SYNC_JS % {"group": json.dumps(group), "tolerance": SYNC_TOLERANCE_S}
     return (
-        f'<div id="{group}" title="{escape(shot)} of each run">'
+        f'<div id="{group}" title="{escape(shot)}: one player per run">'
         f'<div style="display:flex;flex-wrap:wrap;align-items:flex-start">{"".join(cells)}</div>'
         f'<div class="vgkit-sync-note" style="font-size:85%">{escape(shot)} of each run; each player plays on its '
         "own here (the notebook is not trusted, so its sync script does not run)</div></div>"
