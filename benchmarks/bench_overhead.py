@@ -11,7 +11,6 @@ ffmpeg command on the same frames, run alone (best of ``--repeat``).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import tempfile
 import time
@@ -78,6 +77,7 @@ def main() -> None:
         os.environ.setdefault("HF_HUB_CACHE", str(tmp / "hub"))
         os.environ.setdefault("VGKIT_FORCE_CPU", "1")
         from vgkit.generator import InProcessGenerator
+        from vgkit.records import read_logs
         from vgkit.runner import run_job
 
         spec = {
@@ -101,16 +101,16 @@ def main() -> None:
             return timed[0]
 
         result = run_job(spec_path, out=tmp / "run", progress=lambda line: None, make_generator=factory)
-        logs = [json.loads(p.read_text()) for p in sorted((result.run_dir / "logs").glob("log_*.json"))]
+        logs = read_logs(result.run_dir)
         gen = timed[0]
         print(f"tiny run: {args.clips} clips x 121 frames at 64x64, {args.steps} steps, CPU ({os.cpu_count()} cores)")
         header = ("clip", "total s", "pipeline s", "outside s", "of which encode s", "ffmpeg alone s")
         print(" ".join(f"{h:>{w}}" for h, w in zip(header, WIDTHS, strict=True)))
         for i, log in enumerate(logs):
-            total_s = log["timings_s"]["total_s"]
+            total_s = log.timings_s.total_s or 0.0
             outside_s = total_s - gen.pipeline_s[i]
             alone_s = ffmpeg_alone_s(gen.frames[i], fps=24, dest=tmp / f"alone_{i}.mp4", repeat=args.repeat)
-            row = (total_s, gen.pipeline_s[i], outside_s, log["timings_s"]["encode_s"], alone_s)
+            row = (total_s, gen.pipeline_s[i], outside_s, log.timings_s.encode_s or 0.0, alone_s)
             print(f"{i:>{WIDTHS[0]}} " + " ".join(f"{v:>{w}.3f}" for v, w in zip(row, WIDTHS[1:], strict=True)))
 
 

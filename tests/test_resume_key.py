@@ -13,6 +13,7 @@ import pytest
 
 from tests.conftest import spec_dict, write_spec
 from vgkit.chain import _request_key
+from vgkit.events import Event
 from vgkit.models import adapter
 from vgkit.models.base import CPU_PRESET, Preset
 from vgkit.plan import make_plan
@@ -132,14 +133,15 @@ def test_rerun_with_a_speed_option_added_regenerates_on_the_tiny_wan(tmp_path: P
     run_dir = tmp_path / "run"
     run_job(spec, out=run_dir, progress=lambda _: None)
 
-    lines: list[str] = []
-    run_job(spec, out=run_dir, progress=lines.append)
-    assert any(line.startswith("clip 1/1: verified, reusing") for line in lines), lines
+    events: list[Event] = []
+    run_job(spec, out=run_dir, progress=events.append)
+    assert [e.stage for e in events if e.clip_index == 0] == ["clip-reused"], events
 
     write_spec(spec, {**data, "speed": {"cache": "first-block"}})
-    lines.clear()
-    run_job(spec, out=run_dir, progress=lines.append)
-    assert any(line.startswith("clip 1/1: generating") for line in lines), lines
-    assert not any("reusing" in line or "decoding saved" in line for line in lines), lines
+    events.clear()
+    run_job(spec, out=run_dir, progress=events.append)
+    stages = [e.stage for e in events if e.clip_index == 0 and e.stage != "denoise"]
+    assert stages == ["clip-start", "decode", "encode", "clip-done"], events  # denoised again, not reused
+    assert not any(e.figures.get("saved_latents") for e in events)
     log = json.loads((run_dir / "logs" / "log_000.json").read_text())
     assert log["request"]["speed"]["cache"] == "first-block"

@@ -8,13 +8,12 @@ of them, and the size (generation and output), as one variable.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from vgkit.artifacts import RunLayout
 from vgkit.errors import ArtifactError
-from vgkit.records import read_log
+from vgkit.records import read_log, read_plan
 
 __all__ = ["RUN_KEYS", "diff_runs", "format_diff", "run_config"]
 
@@ -41,7 +40,7 @@ def run_config(run_dir: Path) -> dict[str, Any]:
     layout = RunLayout(run_dir)
     if not layout.plan.is_file():
         raise ArtifactError(f"{run_dir}: no plan.json; fix: give a run directory made by `vgkit run`")
-    plan = json.loads(layout.plan.read_text())
+    plan = read_plan(run_dir).model_dump()
     config: dict[str, Any] = {key: plan.get(key) for key in RUN_KEYS}
     for name, skipped in RECORD_KEYS.items():
         record = plan.get(name) or {}

@@ -102,9 +102,10 @@ def render(stage: str, fields: Mapping[str, Any]) -> str:
         return "qa: measuring clips and seams"
     if stage == "run-done":
         return f"run done: {f.get('final_frames')} frames, {f.get('final_seconds', 0):.2f} s"
-    if stage == "failed":
-        where = f"{_clip(fields)}: " if fields.get("clip_index") is not None else ""
-        return f"{where}failed ({f.get('kind')}, during {f.get('phase')}): {detail}"
+    if stage == "failed":  # the message itself is the error's own line (detail), said once by the CLI
+        where = f"clip {fields['clip_index']:03d}: " if fields.get("clip_index") is not None else ""
+        during = f" during {f['phase']}" if f.get("phase") else ""
+        return f"{where}failed: {f.get('kind')}{during} ({f.get('error_class')})"
     return detail  # plan, note
 
 

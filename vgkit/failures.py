@@ -7,7 +7,8 @@ missing or not the layout the model needs), ``kwargs`` (the pipeline rejected a 
 work), ``interrupted`` (Ctrl-C or a signal from outside) and ``other``.
 
 Every ``VgkitError`` carries ``kind``, ``clip_index`` and ``phase`` (vgkit.errors).
-``classify(exc)`` returns a ``Failure``: the error's own kind when it names one, else the kind read
+``classify(exc)`` returns a ``Failure`` (``vgkit.records.FailureRecord``, as every record writes
+it): the error's own kind when it names one, else the kind read
 off the exception and its causes (``GenerationError`` wraps the pipeline's own error; a torch
 error is recognised by its class name and message, with no torch import), the phase (load,
 denoise, decode, encode, ...; for out-of-memory read off the traceback when nobody says), a short
@@ -18,11 +19,11 @@ from __future__ import annotations
 
 import subprocess
 import traceback
-from dataclasses import asdict, dataclass
-from typing import Any, Literal, get_args
+from typing import Literal, get_args
 
 from vgkit.errors import ModelUnavailableError, VgkitError
 from vgkit.events import Event
+from vgkit.records import FailureRecord as Failure
 
 __all__ = ["KINDS", "Failure", "Kind", "classify", "error_class_named", "exit_code_for", "failed_event"]
 
@@ -56,23 +57,6 @@ _VERDICTS = {
     "interrupted": "stopped from outside (Ctrl-C or a signal): re-run the same command to resume",
     "other": "unclassified failure: read the message",
 }
-
-
-@dataclass(frozen=True)
-class Failure:
-    """One failure as every record writes it."""
-
-    kind: str
-    phase: str | None
-    clip_index: int | None
-    verdict: str
-    error_class: str  # the class of the error raised (what the sweep row names)
-    message: str  # its message
-    cause: str | None  # "Type: first line" of the deeper error that showed the kind, if not the error itself
-    exit_code: int
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def _chain(exc: BaseException) -> list[BaseException]:

@@ -11,14 +11,13 @@ re-stitching an unchanged run gives a byte-identical manifest and bundle.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from vgkit.artifacts import RunLayout, atomic_write_json, file_record
 from vgkit.errors import SpecError
 from vgkit.provenance import environment_info
-from vgkit.records import MANIFEST_SCHEMA, ClipLog
+from vgkit.records import MANIFEST_SCHEMA, ClipLog, Plan, read_plan
 from vgkit.stitch import StitchSettings, read_logs, stitch_run
 
 __all__ = ["MANIFEST_SCHEMA", "stitch_and_record", "write_manifest"]
@@ -31,17 +30,17 @@ def _artifacts(layout: RunLayout, logs: list[ClipLog]) -> list[dict[str, Any]]:
     return [file_record(p, root=layout.root) for p in paths if p.is_file()]
 
 
-def _planned(plan: dict[str, Any] | None, stitch: dict[str, Any]) -> dict[str, Any] | None:
+def _planned(plan: Plan | None, stitch: dict[str, Any]) -> dict[str, Any] | None:
     if plan is None:
         return None
-    overlap_total = (plan["clip_count"] - 1) * stitch["overlap_frames"]
-    joined = plan.get("joined_frames", plan["final_frames"])  # plans before joined_frames: final_frames was it
+    overlap_total = (plan.clip_count - 1) * stitch["overlap_frames"]
+    joined = plan.joined_frames if plan.joined_frames is not None else plan.final_frames
     frames = joined - overlap_total
     return {
         "frames_before_transitions": joined,
         "transition_overlap_frames": overlap_total,
         "final_frames": frames,
-        "final_seconds": frames / plan["fps"],
+        "final_seconds": frames / plan.fps,
     }
 
 
@@ -72,7 +71,7 @@ def write_manifest(run_dir: Path, *, stitch: dict[str, Any], usd_per_hour: float
     """Write ``manifest.json`` for a stitched run and return it."""
     layout = RunLayout(run_dir)
     logs = read_logs(layout)
-    plan = json.loads(layout.plan.read_text()) if layout.plan.is_file() else None
+    plan = read_plan(run_dir) if layout.plan.is_file() else None
     fps = stitch["fps"]
     timings_s = {
         "model_load_s": logs[0].load_s or 0.0,

@@ -66,16 +66,21 @@ class FileRecord(_Record):
 
 
 class FailureRecord(_Record):
-    """A failure in the vocabulary of ``vgkit.failures`` (``Failure.to_dict()``)."""
+    """A failure in the vocabulary of ``vgkit.failures`` (``classify`` makes it), as clip logs,
+    ``failure.json`` and ``failed`` events write it."""
 
     kind: str
     phase: str | None = None
     clip_index: int | None = None
     verdict: str = ""
-    error_class: str = ""
+    error_class: str = ""  # the class of the error raised (what a sweep row names)
     message: str = ""
-    cause: str | None = None
+    cause: str | None = None  # "Type: first line" of the deeper error that showed the kind, if not the error
     exit_code: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        dumped: dict[str, Any] = self.model_dump(mode="json")
+        return dumped
 
 
 class ModelRecord(_Record):
@@ -177,15 +182,17 @@ class PlanClip(_Record):
 
 
 class Plan(_Record):
-    """``plan.json``: the accepted plan (``RunPlan.to_dict()``)."""
+    """``plan.json``: the accepted plan (``RunPlan.to_dict()``); required are the fields every reader
+    needs (clip count and list, final frames, fps)."""
 
-    model: str
     clip_count: int
     clips: list[PlanClip]
     final_frames: int
+    joined_frames: int | None = None  # before crossfade overlaps (plans before it: final_frames was it)
     fps: int
-    width: int
-    height: int
+    model: str | None = None
+    width: int | None = None
+    height: int | None = None
     output_width: int | None = None
     output_height: int | None = None
     steps: int | None = None

@@ -88,11 +88,12 @@ def gpu_pids() -> list[int]:
 
 
 def _clips(run_dir: Path) -> dict[str, Any]:
-    from vgkit.records import read_logs
+    from vgkit.errors import ArtifactError
+    from vgkit.records import read_logs, read_plan
 
     planned = None
-    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
-        planned = len(json.loads((run_dir / "plan.json").read_text())["clips"])
+    with contextlib.suppress(OSError, ArtifactError):  # no plan yet, or one being written
+        planned = read_plan(run_dir).clip_count
     done = [
         {"index": log.index, "status": log.status, "total_s": log.timings_s.total_s}
         for log in read_logs(run_dir, lenient=True)
