@@ -439,16 +439,16 @@ def _parser() -> argparse.ArgumentParser:
 
     p = add("stitch", _cmd_stitch, "stitch a run's clips into final/final_stitched.mp4 and write manifest.json")
     p.add_argument("run_dir", type=Path)
+    from vgkit.spec import COLOUR_MODES, SEAM_MODES, TRANSITIONS
+
     spec_default = "default: the spec's stitch section"
-    p.add_argument("--transition", choices=("cut", "crossfade"), default=None, help=f"join recipe ({spec_default})")
+    p.add_argument("--transition", choices=TRANSITIONS, default=None, help=f"join recipe ({spec_default})")
     p.add_argument("--overlap-frames", type=int, default=None, help=f"crossfade length in frames ({spec_default})")
-    p.add_argument("--colour", choices=("off", "mean_std"), default=None, help=f"colour matching ({spec_default})")
+    p.add_argument("--colour", choices=COLOUR_MODES, default=None, help=f"colour matching ({spec_default})")
     p.add_argument(
         "--colour-anchor", type=Path, default=None, help="anchor image (default: the spec's, else the first clip)"
     )
-    p.add_argument(
-        "--seam-smoothing", choices=("off", "minterpolate", "rife"), default=None, help=f"bridge cuts ({spec_default})"
-    )
+    p.add_argument("--seam-smoothing", choices=SEAM_MODES, default=None, help=f"bridge cuts ({spec_default})")
     p.add_argument("--usd-per-hour", type=float, default=None, help="machine rate for a cost estimate")
 
     p = add("verify", _cmd_verify, "check every hash, size and schema of a run directory or bundle")

@@ -18,7 +18,7 @@ import os
 import reprlib
 import stat
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, field_validator
@@ -27,6 +27,9 @@ from vgkit.errors import SpecError
 
 __all__ = [
     "CAMERA_MOVES",
+    "COLOUR_MODES",
+    "SEAM_MODES",
+    "TRANSITIONS",
     "GenerationOverrides",
     "GlobalConstants",
     "LongShotSpec",
@@ -39,7 +42,14 @@ __all__ = [
 ]
 
 CameraMove = Literal["static", "pan", "dolly", "tilt", "push-in", "orbit"]
-CAMERA_MOVES: tuple[str, ...] = ("static", "pan", "dolly", "tilt", "push-in", "orbit")
+CAMERA_MOVES: tuple[str, ...] = get_args(CameraMove)
+# The stitch recipe's choices, named once (vgkit.stitch and the CLI's flags use these).
+Transition = Literal["cut", "crossfade"]
+ColourMode = Literal["off", "mean_std"]
+SeamMode = Literal["off", "minterpolate", "rife"]
+TRANSITIONS: tuple[str, ...] = get_args(Transition)
+COLOUR_MODES: tuple[str, ...] = get_args(ColourMode)
+SEAM_MODES: tuple[str, ...] = get_args(SeamMode)
 
 MIN_SHOT_S = 5.0
 MAX_SHOT_S = 10.0
@@ -125,11 +135,11 @@ class LongShotSpec(_Strict):
 class StitchSpec(_Strict):
     """How the clips are joined; ``vgkit stitch`` flags override it (vgkit.stitch)."""
 
-    transition: Literal["cut", "crossfade"] = "cut"
+    transition: Transition = "cut"
     overlap_frames: Int = Field(default=0, ge=0, le=240, description="crossfade length in frames (0 for a cut)")
-    colour: Literal["off", "mean_std"] = "off"
+    colour: ColourMode = "off"
     colour_anchor: Literal["first_clip", "reference_image"] = "first_clip"
-    seam_smoothing: Literal["off", "minterpolate", "rife"] = Field(
+    seam_smoothing: SeamMode = Field(
         default="off", description="re-make a few frames either side of each cut by interpolation"
     )
 

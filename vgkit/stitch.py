@@ -46,6 +46,7 @@ from vgkit.artifacts import (
 from vgkit.encode import check_frame_count, encoder_args, run_ffmpeg
 from vgkit.errors import ArtifactError, SpecError
 from vgkit.records import ClipLog, read_log
+from vgkit.spec import COLOUR_MODES, SEAM_MODES, TRANSITIONS
 
 __all__ = [
     "COLOUR_MODES",
@@ -63,9 +64,6 @@ __all__ = [
 ]
 
 STITCH_RECIPE_VERSION = 2
-TRANSITIONS = ("cut", "crossfade")
-COLOUR_MODES = ("off", "mean_std")
-SEAM_MODES = ("off", "minterpolate", "rife")
 XFADE_TRANSITION = "fade"
 SWS_FLAGS = "bitexact+accurate_rnd+full_chroma_int"
 UPSCALE_FLAGS = f"lanczos+{SWS_FLAGS}"  # Lanczos on swscale's bit-exact C paths, whatever the CPU's SIMD
