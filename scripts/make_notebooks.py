@@ -42,6 +42,13 @@ def _parameters(source: str) -> list[nbformat.NotebookNode]:
     return [params, check]
 
 
+def _doctor(models: str = "", *, imports: str = "") -> nbformat.NotebookNode:
+    """The first output of every notebook: `vgkit doctor`'s summary for ``models`` (a Python
+    expression; empty: what ``auto`` picks). tests/nbval_sanitize.cfg masks its machine-specific lines."""
+    call = f"summary(models={models})" if models else "summary()"
+    return new_code_cell(f"from vgkit.doctor import summary\n{imports}\nprint({call})")
+
+
 def generate() -> nbformat.NotebookNode:
     params = _parameters(
         'model: str = "auto"  # model name (`vgkit models`) or "auto"\n'
@@ -62,6 +69,7 @@ def generate() -> nbformat.NotebookNode:
                 "`watchdog_grace_s` its whole process group is killed and the kernel stays alive."
             ),
             *params,
+            _doctor("[model]"),
             new_code_cell(
                 "from vgkit.notebook import generate, show_video\n\n"
                 "result = generate(\n"
@@ -85,22 +93,24 @@ def generate() -> nbformat.NotebookNode:
 def stitch_export() -> nbformat.NotebookNode:
     params = _parameters(
         'run_dir: str = "runs/demo-wan22-tiny"  # a generated run directory (the CPU quick start writes this one)\n'
-        'transition: str = "cut"  # "cut" or "crossfade"\n'
-        "overlap_frames: int = 0  # crossfade length in frames (0 for a cut)\n"
-        'colour: str = "off"  # "off" or "mean_std" (match each clip to the first clip)\n'
-        'seam_smoothing: str = "off"  # "off" or "minterpolate" (cuts only)\n'
+        'transition: str | None = None  # "cut" or "crossfade"\n'
+        "overlap_frames: int | None = None  # crossfade length in frames (0 for a cut)\n"
+        'colour: str | None = None  # "off" or "mean_std" (match each clip to the first clip)\n'
+        'seam_smoothing: str | None = None  # "off" or "minterpolate" (cuts only)\n'
         "usd_per_hour: float = 0.0  # machine rate for a cost estimate in the manifest; 0 means none"
     )
     return _notebook(
         [
             new_markdown_cell(
                 "# Restitch, preview the seams, export the bundle\n\n"
-                "Rebuild `final/final_stitched.mp4` of a finished run with other stitch settings, look at the "
-                "frames around every join, then write and verify the bundle. Headless: "
+                "Rebuild `final/final_stitched.mp4` of a finished run, look at the frames around every join, then "
+                "write and verify the bundle. The stitch settings are the run spec's `stitch:` section; each "
+                "parameter given (not None) overrides its field, as `vgkit stitch` flags do. Headless: "
                 "`papermill notebooks/stitch_export.ipynb out.ipynb -p run_dir runs/<name> -p transition crossfade "
                 "-p overlap_frames 12`."
             ),
             *params,
+            _doctor(),
             new_code_cell(
                 "from pathlib import Path\n\n"
                 "from IPython.display import Image, display\n\n"
@@ -108,16 +118,21 @@ def stitch_export() -> nbformat.NotebookNode:
                 "from vgkit.manifest import stitch_and_record\n"
                 "from vgkit.preview import write_seam_grid\n"
                 "from vgkit.settings import repo_root\n"
-                "from vgkit.stitch import StitchSettings\n"
+                "from vgkit.stitch import settings_for_run\n"
                 "from vgkit.verify import verify\n\n"
                 "run = Path(run_dir) if Path(run_dir).is_absolute() else repo_root() / run_dir\n"
-                "settings = StitchSettings(\n"
+                "settings, source = settings_for_run(\n"
+                "    run,\n"
                 "    transition=transition,\n"
                 "    overlap_frames=overlap_frames,\n"
                 "    colour=colour,\n"
                 "    seam_smoothing=seam_smoothing,\n"
                 ")\n"
-                "manifest = stitch_and_record(run, settings, usd_per_hour=usd_per_hour or None)\n"
+                "for field, origin in source.items():  # spec: the run spec's stitch section; flag: a parameter above\n"
+                '    print(f"{field}: {getattr(settings, field)} ({origin})")\n'
+                "manifest = stitch_and_record(\n"
+                "    run, settings, usd_per_hour=usd_per_hour or None, settings_source=source\n"
+                ")\n"
                 'stitch = manifest["stitch"]\n'
                 'seconds = manifest["actual"]["final_seconds"]\n'
                 "print(f\"final: {run / stitch['final']['path']} \"\n"
@@ -157,6 +172,7 @@ def prefetch() -> nbformat.NotebookNode:
                 "never from a parameter."
             ),
             *params,
+            _doctor(),  # models may be "all", which names no run; the doctor's weights line lists each model
             new_code_cell(
                 "from vgkit.prefetch import format_table, run_prefetch\n\n"
                 "rows = run_prefetch(models, check_only=check_only, verify_all=verify_all)"
@@ -184,6 +200,7 @@ def compare_models() -> nbformat.NotebookNode:
                 "(or `vgkit sweep SPEC --models ...`)."
             ),
             *params,
+            _doctor("parse_models(models)", imports="from vgkit.sweep import parse_models\n"),
             _ignore_output(  # progress lines carry timings
                 new_code_cell(
                     "from IPython.display import HTML\n\n"
@@ -235,9 +252,11 @@ def shot_cards() -> nbformat.NotebookNode:
                 "would: the plan and prompts below, or the error next to its field, with Save disabled until it is "
                 "fixed. Saving keeps the file's comments and formatting. *Preview shot* generates that shot alone "
                 "at a few steps; *Save and generate* runs the whole spec (the supervised worker `vgkit run` uses). "
-                "Stitch settings (cut or crossfade, colour) are set in `stitch_export.ipynb`."
+                "Stitch settings (cut or crossfade, colour) are the spec's `stitch:` section; "
+                "`stitch_export.ipynb` can override them for a restitch."
             ),
             *params,
+            _doctor("[model]"),
             _ignore_output(
                 new_code_cell(
                     "from vgkit.editor import SpecEditor\n\n"

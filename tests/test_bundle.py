@@ -142,3 +142,33 @@ def test_the_runs_events_are_bundled_and_read_back_from_the_extracted_run(tmp_pa
     got = read_events(extracted)
     assert [(e.stage, e.clip_index, e.elapsed_s) for e in got] == [("load", None, None), ("clip-done", 0, 1.5)]
     assert [str(e) for e in got] == [str(e) for e in read_events(run)]
+
+
+def test_stitch_export_notebook_on_its_defaults_makes_the_final_vgkit_stitch_makes_from_the_spec(
+    tmp_path: Path,
+) -> None:
+    """Issue #16: with no stitch parameter the notebook takes the spec's `stitch:` section (plan.json),
+    as `vgkit stitch` without flags does, and prints where each setting came from."""
+    import json
+
+    import papermill
+
+    from tests.conftest import REPO
+    from vgkit.cli import main
+
+    layout = make_run(tmp_path / "specrun")
+    write_plan(layout, [9, 9, 9])
+    plan = json.loads(layout.plan.read_text())
+    plan["stitch"] = {"transition": "crossfade", "overlap_frames": 2, "colour": "off", "seam_smoothing": "off"}
+    layout.plan.write_text(json.dumps(plan))
+    run = layout.root
+    notebook = str(REPO / "notebooks" / "stitch_export.ipynb")
+    out = papermill.execute_notebook(notebook, str(tmp_path / "out.ipynb"), {"run_dir": str(run)}, cwd=str(REPO))
+    printed = "".join(o.get("text", "") for cell in out.cells for o in cell.get("outputs", []))
+    assert "transition: crossfade (spec)" in printed and "overlap_frames: 2 (spec)" in printed
+    by_notebook = sha256_file(run / "final" / "final_stitched.mp4")
+    notebook_stitch = json.loads((run / "manifest.json").read_text())["stitch"]
+    assert notebook_stitch["final_frames"] == 25 - 2 * 2
+    assert main(["stitch", str(run)]) == 0
+    assert sha256_file(run / "final" / "final_stitched.mp4") == by_notebook
+    assert json.loads((run / "manifest.json").read_text())["stitch"] == notebook_stitch

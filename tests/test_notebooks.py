@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from types import UnionType
 
 import pytest
 
@@ -106,6 +107,18 @@ def test_check_parameters_ignores_the_kernels_own_names_and_widens_int_to_float(
     check_parameters(namespace, {"grace": float, "name": str})  # no error
     with pytest.raises(SpecError, match=r"parameter grace = True: must be float"):
         check_parameters({**namespace, "grace": True}, {"grace": float, "name": str})
+
+
+def test_check_parameters_takes_none_for_an_optional_type_and_still_checks_its_values() -> None:
+    from vgkit.notebook import check_parameters
+
+    declared: dict[str, type | UnionType] = {"transition": str | None, "overlap_frames": int | None}
+    check_parameters({"transition": None, "overlap_frames": None}, declared)
+    check_parameters({"transition": "cut", "overlap_frames": 3}, declared)
+    with pytest.raises(SpecError, match=r"parameter overlap_frames = True: must be int or None; fix: pass a whole"):
+        check_parameters({"transition": None, "overlap_frames": True}, declared)
+    with pytest.raises(SpecError, match=r"parameter transition = 3: must be str or None"):
+        check_parameters({"transition": 3, "overlap_frames": None}, declared)
 
 
 @pytest.mark.parametrize(

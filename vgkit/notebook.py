@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
+from types import UnionType
+from typing import Any, get_args
 
 from vgkit.errors import InfeasiblePlanError, ModelUnavailableError, SpecError, VgkitError
 from vgkit.failures import error_class_named
@@ -38,7 +39,7 @@ _last_run: dict[str, Path] = {}
 _PLAIN = (str, int, float, bool, list, dict, type(None))
 
 
-def check_parameters(namespace: dict[str, Any], declared: dict[str, type]) -> None:
+def check_parameters(namespace: dict[str, Any], declared: dict[str, type | UnionType]) -> None:
     """Refuse, in one ``SpecError`` line, a parameter this notebook does not declare or one of the
     wrong type; the cell after the parameters calls it with ``globals()``.
 
@@ -46,6 +47,7 @@ def check_parameters(namespace: dict[str, Any], declared: dict[str, type]) -> No
     this ``-p steps 10`` would run with other steps and ``-p show_clips maybe`` would be truthy.
     Unknown means a plain value (what papermill injects) under a public name the notebook does not
     declare; the kernel's own names (``In``, ``Out``, modules, functions) are not parameters.
+    A type ``X | None`` also takes None (a setting left to the run's spec).
     """
     names = ", ".join(declared)
     for name, value in sorted(namespace.items()):
@@ -55,15 +57,30 @@ def check_parameters(namespace: dict[str, Any], declared: dict[str, type]) -> No
             f"parameter {name} = {value!r}: this notebook has no such parameter; fix: use one of {names} "
             "(`papermill --help-notebook NOTEBOOK` describes them)"
         )
-    for name, kind in declared.items():
+    for name, declared_kind in declared.items():
         value = namespace.get(name)
+        kind, optional = _optional(declared_kind)
+        if optional and value is None:
+            continue
         numeric = kind is float and isinstance(value, int) and not isinstance(value, bool)
         if numeric or (isinstance(value, kind) and not (kind is int and isinstance(value, bool))):
             continue
         example = {bool: "True or False", int: "a whole number", float: "a number", str: "a quoted text"}
+        or_none = " or None" if optional else ""
         raise SpecError(
-            f"parameter {name} = {value!r}: must be {kind.__name__}; fix: pass {example.get(kind, kind.__name__)}"
+            f"parameter {name} = {value!r}: must be {kind.__name__}{or_none}; "
+            f"fix: pass {example.get(kind, kind.__name__)}{or_none}"
         )
+
+
+def _optional(kind: type | UnionType) -> tuple[type, bool]:
+    """``X | None`` -> ``(X, True)``; a plain type -> ``(kind, False)``."""
+    if isinstance(kind, UnionType):
+        others = [arg for arg in get_args(kind) if arg is not type(None)]
+        if len(others) != 1 or len(get_args(kind)) != 2:
+            raise TypeError(f"parameter type {kind}: only X or X | None is supported")
+        return others[0], True
+    return kind, False
 
 
 def _from_root(path: str | Path) -> Path:
