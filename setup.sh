@@ -85,7 +85,7 @@ else
     .venv/bin/python -m pip install --quiet --disable-pip-version-check "${PIP_FROM[@]}" -r requirements.txt
     .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
     .venv/bin/python -m pip check >/dev/null || { echo "setup: error: pip check failed" >&2; .venv/bin/python -m pip check >&2; exit 1; }
-    .venv/bin/python -m ipykernel install --user --name vgkit --display-name "Python (vgkit)" >/dev/null
+    .venv/bin/python -m ipykernel install --sys-prefix --name vgkit --display-name "Python (vgkit)" >/dev/null
     { stamp_value; [ -z "$TORCH_STAMP" ] || printf '%s\n%s\n' "$TORCH_STAMP" "chosen: $TORCH_WHY"; } > "$STAMP"
     say "installed; Jupyter kernel 'vgkit' registered"
 fi
