@@ -439,7 +439,7 @@ def _parser() -> argparse.ArgumentParser:
 
     p = add("stitch", _cmd_stitch, "stitch a run's clips into final/final_stitched.mp4 and write manifest.json")
     p.add_argument("run_dir", type=Path)
-    from vgkit.spec import COLOUR_MODES, SEAM_MODES, TRANSITIONS
+    from vgkit.choices import COLOUR_MODES, SEAM_MODES, TRANSITIONS
 
     spec_default = "default: the spec's stitch section"
     p.add_argument("--transition", choices=TRANSITIONS, default=None, help=f"join recipe ({spec_default})")

@@ -18,11 +18,21 @@ import os
 import reprlib
 import stat
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, field_validator
 
+from vgkit.choices import (
+    CAMERA_MOVES,
+    COLOUR_MODES,
+    SEAM_MODES,
+    TRANSITIONS,
+    CameraMove,
+    ColourMode,
+    SeamMode,
+    Transition,
+)
 from vgkit.errors import SpecError
 
 __all__ = [
@@ -40,16 +50,6 @@ __all__ = [
     "load_spec",
     "read_spec_data",
 ]
-
-CameraMove = Literal["static", "pan", "dolly", "tilt", "push-in", "orbit"]
-CAMERA_MOVES: tuple[str, ...] = get_args(CameraMove)
-# The stitch recipe's choices, named once (vgkit.stitch and the CLI's flags use these).
-Transition = Literal["cut", "crossfade"]
-ColourMode = Literal["off", "mean_std"]
-SeamMode = Literal["off", "minterpolate", "rife"]
-TRANSITIONS: tuple[str, ...] = get_args(Transition)
-COLOUR_MODES: tuple[str, ...] = get_args(ColourMode)
-SEAM_MODES: tuple[str, ...] = get_args(SeamMode)
 
 MIN_SHOT_S = 5.0
 MAX_SHOT_S = 10.0

@@ -43,10 +43,10 @@ from vgkit.artifacts import (
     planned_clips,
     temp_path_for,
 )
+from vgkit.choices import COLOUR_MODES, SEAM_MODES, TRANSITIONS
 from vgkit.encode import check_frame_count, encoder_args, run_ffmpeg
 from vgkit.errors import ArtifactError, SpecError
 from vgkit.records import ClipLog, read_log
-from vgkit.spec import COLOUR_MODES, SEAM_MODES, TRANSITIONS
 
 __all__ = [
     "COLOUR_MODES",
