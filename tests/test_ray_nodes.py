@@ -27,8 +27,9 @@ import pytest
 from tests.conftest import spec_dict, write_spec
 from vgkit.artifacts import sha256_file
 
-# Failed once in a clean-clone CI run (2 cores) at the end of the session that added it, with no
-# time left to find why; it passed on the development machine. Run it with VGKIT_RAY_NODES=1.
+# Failed once in a clean-clone CI run while an orphaned two-node cluster of an interrupted earlier
+# run of this test still held 127.0.0.2 on the same machine (its teardown does not survive an
+# interrupted pytest); not yet re-checked without it. Run it with VGKIT_RAY_NODES=1.
 pytestmark = pytest.mark.skipif(
     os.environ.get("VGKIT_RAY_NODES") != "1", reason="two-node Ray cluster test: opt-in (VGKIT_RAY_NODES=1)"
 )
