@@ -70,3 +70,15 @@ def test_read_events_skips_a_torn_last_line_and_filters_by_time(tmp_path: Path) 
     assert [e.stage for e in read_events(tmp_path)] == ["load", "loaded"]
     assert [e.stage for e in read_events(tmp_path, since=150.0)] == ["loaded"]
     assert read_events(tmp_path / "missing") == []
+
+
+def test_an_event_survives_pickling_with_its_fields() -> None:
+    """Ray ships events between processes by pickle; a str subclass would otherwise be rebuilt
+    from its rendered text (which is not a stage) and fail on the receiving side."""
+    import pickle
+
+    from vgkit.events import Event
+
+    event = Event("clip-start", clip_index=1, clip_count=3, figures={"num_frames": 9, "seed": 7}, at=5.0)
+    back = pickle.loads(pickle.dumps(event))
+    assert back == event and back.record() == event.record()

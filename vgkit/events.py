@@ -155,6 +155,11 @@ class Event(str):
         event.__dict__.update(fields)
         return event
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle (Ray ships events between processes) by the fields, not the rendered text."""
+        fields = dict(self.__dict__)
+        return (_event_from_fields, (fields.pop("stage"), fields))
+
     def record(self) -> dict[str, Any]:
         """The JSON record of this event (what ``events.jsonl`` holds), with the rendered ``text``."""
         fields = {k: v for k, v in self.__dict__.items() if v is not None and v != {} and v != ""}
@@ -179,6 +184,10 @@ class Event(str):
             return cls(data["stage"], **{k: data[k] for k in keys if k in data})
         except (TypeError, KeyError, ValueError):
             return None
+
+
+def _event_from_fields(stage: Stage, fields: dict[str, Any]) -> Event:
+    return Event(stage, **fields)
 
 
 Progress = Callable[[Event], None]
