@@ -147,8 +147,9 @@ def test_setup_made_the_host_venv_and_a_second_setup_installs_nothing(
 ) -> None:
     cold = "setup: installing exact pins from requirements.txt" in first_setup.output
     assert cold or "pins unchanged, nothing installed" in first_setup.output, first_setup.output
-    if cold:  # the kernel went to the host account's home, not this machine's
-        assert (sshd.home / ".local/share/jupyter/kernels/vgkit/kernel.json").is_file()
+    if cold:  # the kernel went into the host's .venv (--sys-prefix), nothing into any home
+        assert (remote_dir / "code/.venv/share/jupyter/kernels/vgkit/kernel.json").is_file()
+        assert not (sshd.home / ".local/share/jupyter/kernels/vgkit").exists()
     # every pin of requirements.txt is installed in the host's .venv, and vgkit is the pushed code
     probe = (
         "import json, re, vgkit\nfrom importlib.metadata import version\n"
