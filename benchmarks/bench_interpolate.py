@@ -7,8 +7,8 @@ Quality: a smooth synthetic texture pans ``--step-px`` pixels a frame. At each s
 frames ``2 * SEAM_WINDOW_FRAMES + 1`` steps apart stand for the clips either side of a cut; the
 ``2 * SEAM_WINDOW_FRAMES`` true frames between them are held out and each method re-makes them:
 cut (each held-out frame shows the nearer real frame), crossfade (a linear blend), minterpolate
-(vgkit.stitch's own seam filter over two real context frames each side) and RIFE
-(vgkit.interpolate at the same timesteps). PSNR (dB) and SSIM (grey, 7x7 box windows) against
+(vgkit.finish.stitch's own seam filter over two real context frames each side) and RIFE
+(vgkit.finish.interpolate at the same timesteps). PSNR (dB) and SSIM (grey, 7x7 box windows) against
 the held-out truth, averaged over the frames of ``--seams`` seams, 8 px border excluded.
 
     PYTHONPATH=$PWD .venv/bin/python benchmarks/bench_interpolate.py [--width 640 --height 360] [--speed-frames 2]
@@ -23,9 +23,9 @@ import time
 
 import numpy as np
 
-from vgkit.encode import run_ffmpeg_raw
-from vgkit.interpolate import RIFE_CPU_THREADS, Rife, interpolator_record
-from vgkit.stitch import SEAM_CONTEXT_FRAMES, SEAM_WINDOW_FRAMES, _bridge_filter
+from vgkit.finish.encode import run_ffmpeg_raw
+from vgkit.finish.interpolate import RIFE_CPU_THREADS, Rife, interpolator_record
+from vgkit.finish.stitch import SEAM_CONTEXT_FRAMES, SEAM_WINDOW_FRAMES, _bridge_filter
 
 FPS = 24
 

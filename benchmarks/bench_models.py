@@ -36,7 +36,7 @@ CAP_GIB = {"4090": 24.0}
 def _transformer(name: str, *, full: bool) -> Any:
     import diffusers
 
-    from vgkit.checkpoints import locate_checkpoint
+    from vgkit.hub.checkpoints import locate_checkpoint
 
     if full:
         arch = ARCHITECTURES[name]

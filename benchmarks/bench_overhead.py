@@ -52,7 +52,7 @@ class TimedGenerator:
 
 
 def ffmpeg_alone_s(frames: np.ndarray, *, fps: int, dest: Path, repeat: int) -> float:
-    from vgkit.encode import encoder_args, run_ffmpeg
+    from vgkit.finish.encode import encoder_args, run_ffmpeg
 
     _, height, width, _ = frames.shape
     raw = np.ascontiguousarray(frames).tobytes()
@@ -76,9 +76,9 @@ def main() -> None:
         tmp = Path(tmp_name)
         os.environ.setdefault("HF_HUB_CACHE", str(tmp / "hub"))
         os.environ.setdefault("VGKIT_FORCE_CPU", "1")
-        from vgkit.generator import InProcessGenerator
-        from vgkit.records import read_logs
-        from vgkit.runner import run_job
+        from vgkit.generate.generator import InProcessGenerator
+        from vgkit.generate.runner import run_job
+        from vgkit.records.schema import read_logs
 
         spec = {
             "name": "bench",

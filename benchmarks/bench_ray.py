@@ -61,9 +61,9 @@ def main() -> None:
         os.environ.update(VGKIT_FORCE_CPU="1", VGKIT_RAY_SCRATCH=str(root / "scratch"))
         import ray
 
-        from vgkit.checkpoints import locate_checkpoint
+        from vgkit.generate.runner import run_job
+        from vgkit.hub.checkpoints import locate_checkpoint
         from vgkit.models import adapter
-        from vgkit.runner import run_job
         from vgkit.scale import make_cells
         from vgkit.scale.scheduler import run_cells
 

@@ -1,6 +1,6 @@
 """Time vgkit's stitcher against one hand-written ffmpeg xfade filtergraph doing the same job.
 
-Both stitch the same synthetic 1280x720 clips (made with vgkit.encode) with a crossfade of the
+Both stitch the same synthetic 1280x720 clips (made with vgkit.finish.encode) with a crossfade of the
 same length, the same encoder recipe and thread count, alternating run by run. vgkit's time also
 covers what the bare command does not do: hashing the inputs against their logs, checking the
 output's frame count (a full decode) and hashing the result. Target: vgkit / hand-written <= 1.15.
@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from vgkit.artifacts import RunLayout, sha256_file
-from vgkit.encode import count_frames, encoder_args, run_ffmpeg
-from vgkit.stitch import StitchSettings, planned_final_frames, stitch_run
+from vgkit.finish.encode import count_frames, encoder_args, run_ffmpeg
+from vgkit.finish.stitch import StitchSettings, planned_final_frames, stitch_run
+from vgkit.records.artifacts import RunLayout, sha256_file
 
 FPS = 24
 WIDTH, HEIGHT = 1280, 720

@@ -36,7 +36,7 @@ def _parameters(source: str) -> list[nbformat.NotebookNode]:
     declared = [line.split(":", 1) for line in source.splitlines()]
     types = ", ".join(f'"{name.strip()}": {rest.split("=", 1)[0].strip()}' for name, rest in declared)
     check = new_code_cell(
-        "from vgkit.notebook import check_parameters, one_line_errors\n\n"
+        "from vgkit.lab.notebook import check_parameters, one_line_errors\n\n"
         f"one_line_errors()  # vgkit errors and interrupts show as one line\ncheck_parameters(globals(), {{{types}}})"
     )
     return [params, check]
@@ -46,7 +46,7 @@ def _doctor(models: str = "", *, imports: str = "") -> nbformat.NotebookNode:
     """The first output of every notebook: `vgkit doctor`'s summary for ``models`` (a Python
     expression; empty: what ``auto`` picks). tests/nbval_sanitize.cfg masks its machine-specific lines."""
     call = f"summary(models={models})" if models else "summary()"
-    return new_code_cell(f"from vgkit.doctor import summary\n{imports}\nprint({call})")
+    return new_code_cell(f"from vgkit.host.doctor import summary\n{imports}\nprint({call})")
 
 
 def generate() -> nbformat.NotebookNode:
@@ -71,7 +71,7 @@ def generate() -> nbformat.NotebookNode:
             *params,
             _doctor("[model]"),
             new_code_cell(
-                "from vgkit.notebook import generate, show_video\n\n"
+                "from vgkit.lab.notebook import generate, show_video\n\n"
                 "result = generate(\n"
                 "    spec=spec,\n"
                 "    model=model,\n"
@@ -114,12 +114,12 @@ def stitch_export() -> nbformat.NotebookNode:
             new_code_cell(
                 "from pathlib import Path\n\n"
                 "from IPython.display import Image, display\n\n"
-                "from vgkit.bundle import write_bundle\n"
-                "from vgkit.manifest import stitch_and_record\n"
-                "from vgkit.preview import write_seam_grid\n"
+                "from vgkit.finish.bundle import write_bundle\n"
+                "from vgkit.finish.manifest import stitch_and_record\n"
+                "from vgkit.finish.preview import write_seam_grid\n"
                 "from vgkit.settings import repo_root\n"
-                "from vgkit.stitch import settings_for_run\n"
-                "from vgkit.verify import verify\n\n"
+                "from vgkit.finish.stitch import settings_for_run\n"
+                "from vgkit.finish.verify import verify\n\n"
                 "run = Path(run_dir) if Path(run_dir).is_absolute() else repo_root() / run_dir\n"
                 "settings, source = settings_for_run(\n"
                 "    run,\n"
@@ -174,7 +174,7 @@ def prefetch() -> nbformat.NotebookNode:
             *params,
             _doctor(),  # models may be "all", which names no run; the doctor's weights line lists each model
             new_code_cell(
-                "from vgkit.prefetch import format_table, run_prefetch\n\n"
+                "from vgkit.hub.prefetch import format_table, run_prefetch\n\n"
                 "rows = run_prefetch(models, check_only=check_only, verify_all=verify_all)"
             ),
             new_code_cell("print(format_table(rows))"),
@@ -200,15 +200,15 @@ def compare_models() -> nbformat.NotebookNode:
                 "(or `vgkit sweep SPEC --models ...`)."
             ),
             *params,
-            _doctor("parse_models(models)", imports="from vgkit.sweep import parse_models\n"),
+            _doctor("parse_models(models)", imports="from vgkit.evaluate.sweep import parse_models\n"),
             _ignore_output(  # progress lines carry timings
                 new_code_cell(
                     "from IPython.display import HTML\n\n"
-                    "from vgkit.players import side_by_side\n"
-                    "from vgkit.report import summarize_run\n"
-                    "from vgkit.report_html import qa_table_html\n"
+                    "from vgkit.evaluate.players import side_by_side\n"
+                    "from vgkit.evaluate.report.build import summarize_run\n"
+                    "from vgkit.evaluate.report.html import qa_table_html\n"
                     "from vgkit.settings import repo_root\n"
-                    "from vgkit.sweep import parse_models, sweep\n\n"
+                    "from vgkit.evaluate.sweep import parse_models, sweep\n\n"
                     "root = repo_root()\n"
                     "result = sweep(\n"
                     "    root / spec, models=parse_models(models), out=root / out, usd_per_hour=usd_per_hour or None\n"
@@ -225,10 +225,10 @@ def compare_models() -> nbformat.NotebookNode:
             _ignore_output(  # the path depends on where the notebook runs
                 new_code_cell(
                     "# the final videos side by side in one file, to share (moviepy; same order as above)\n"
-                    "from vgkit.compare_video import side_by_side_video\n\n"
+                    "from vgkit.evaluate.compare_video import side_by_side_video\n\n"
                     'shared = root / out / "report" / "side_by_side.mp4"\n'
                     "side_by_side_video([row.run_dir for row in result.rows], shared)\n"
-                    'print(f"comparison video: {shared}")  # vgkit.notebook.show_video(shared) plays it'
+                    'print(f"comparison video: {shared}")  # vgkit.lab.notebook.show_video(shared) plays it'
                 )
             ),
             new_markdown_cell("## QA per clip"),
@@ -259,7 +259,7 @@ def shot_cards() -> nbformat.NotebookNode:
             _doctor("[model]"),
             _ignore_output(
                 new_code_cell(
-                    "from vgkit.editor import SpecEditor\n\n"
+                    "from vgkit.lab.editor import SpecEditor\n\n"
                     'editor = SpecEditor.from_file(spec, model=None if model == "auto" else model)\n'
                     "editor.widget"
                 )

@@ -9,7 +9,7 @@ cannot use any GPU) unless a test names a stand-in probe with ``VGKIT_TORCH_PROB
 
 from __future__ import annotations
 
-from vgkit.gpu import TorchGpu, TorchView
+from vgkit.host.gpu import TorchGpu, TorchView
 
 # driver version -> the "CUDA Version" its nvidia-smi header shows (NVIDIA's driver table)
 DRIVER_CUDA = {"470.256.02": "11.4", "535.183.01": "12.2", "550.54.15": "12.4", "570.86.15": "12.8",

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from vgkit.generator import ClipRequest, Denoised, StepHook
+from vgkit.generate.generator import ClipRequest, Denoised, StepHook
 from vgkit.models import ModelAdapter
 
 
@@ -125,7 +125,7 @@ def gone(pid: int, *, group: bool) -> bool:
 
 
 def main() -> None:
-    from vgkit.runner import run_job
+    from vgkit.generate.runner import run_job
 
     parser = argparse.ArgumentParser()
     parser.add_argument("spec", type=Path)

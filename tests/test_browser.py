@@ -65,7 +65,7 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The Hub stand-in (tests/hub_server.py) serving the tiny twin's files as wan22, the prefetch
     notebook's default: a stub at the network boundary, the real huggingface_hub client."""
     from tests.hub_server import HubRepo, HubServer
-    from vgkit.checkpoints import locate_checkpoint
+    from vgkit.hub.checkpoints import locate_checkpoint
     from vgkit.models import adapter
 
     wan = adapter("wan22")
@@ -105,7 +105,7 @@ def test_the_four_notebooks_run_all_on_their_defaults_and_leave_git_clean(lab: L
 
 
 def _video(seconds: int, dest: Path, *, size: str, crf: int, noise: int = 0) -> Path:
-    from vgkit.encode import ffmpeg_exe
+    from vgkit.finish.encode import ffmpeg_exe
 
     dest.parent.mkdir(parents=True, exist_ok=True)
     filters = ["-vf", f"noise=alls={noise}:allf=t"] if noise else []
@@ -118,8 +118,8 @@ def _video(seconds: int, dest: Path, *, size: str, crf: int, noise: int = 0) -> 
 
 
 PLAYERS_CELLS = [
-    "from pathlib import Path\n\nfrom IPython.display import HTML\n\nfrom vgkit.notebook import show_video\n"
-    "from vgkit.players import side_by_side",
+    "from pathlib import Path\n\nfrom IPython.display import HTML\n\nfrom vgkit.lab.notebook import show_video\n"
+    "from vgkit.evaluate.players import side_by_side",
     'show_video(Path("big.mp4"))',
     'HTML(side_by_side([Path("a"), Path("b"), Path("c")]))',
 ]

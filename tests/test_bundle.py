@@ -9,11 +9,11 @@ import pytest
 
 from tests.test_bundle_trust import write_plan
 from tests.test_stitch import make_run
-from vgkit.artifacts import sha256_file
-from vgkit.bundle import write_bundle
 from vgkit.errors import ArtifactError
-from vgkit.manifest import write_manifest
-from vgkit.stitch import stitch_run
+from vgkit.finish.bundle import write_bundle
+from vgkit.finish.manifest import write_manifest
+from vgkit.finish.stitch import stitch_run
+from vgkit.records.artifacts import sha256_file
 
 
 def _finished(root: Path) -> Path:
@@ -122,14 +122,14 @@ def test_stitch_export_notebook_is_current_and_exports_a_verified_bundle(tmp_pat
     assert manifest["stitch"]["transition"] == "crossfade" and manifest["actual"]["final_frames"] == 19
     assert manifest["cost"]["usd_per_hour"] == 0.4
     assert (run / "preview" / "seams.png").is_file()
-    from vgkit.verify import verify
+    from vgkit.finish.verify import verify
 
     assert verify(tmp_path / "nbrun.tar.gz") == 3
 
 
 def test_the_runs_events_are_bundled_and_read_back_from_the_extracted_run(tmp_path: Path) -> None:
-    from vgkit.bundle import extract_bundle
-    from vgkit.events import Event, append_event, read_events
+    from vgkit.finish.bundle import extract_bundle
+    from vgkit.records.events import Event, append_event, read_events
 
     run = _finished(tmp_path / "myrun")
     with tarfile.open(write_bundle(run)) as tar:

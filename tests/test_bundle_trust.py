@@ -27,12 +27,12 @@ import pytest
 
 from tests.conftest import REPO
 from tests.test_stitch import make_run
-from vgkit.artifacts import RunLayout, atomic_write_json, file_record
-from vgkit.bundle import write_bundle
 from vgkit.errors import ArtifactError
-from vgkit.manifest import stitch_and_record
-from vgkit.stitch import StitchSettings
-from vgkit.verify import find_problems, restitch, verify
+from vgkit.finish.bundle import write_bundle
+from vgkit.finish.manifest import stitch_and_record
+from vgkit.finish.stitch import StitchSettings
+from vgkit.finish.verify import find_problems, restitch, verify
+from vgkit.records.artifacts import RunLayout, atomic_write_json, file_record
 
 INDEX = "bundle_index.json"
 
@@ -305,7 +305,7 @@ def test_a_decompression_bomb_is_refused_before_it_is_written(
     assert bundle.stat().st_size < 8 << 20
     dest = tmp_path / "out"
     with pytest.raises(ArtifactError, match=match):
-        from vgkit.bundle import extract_bundle
+        from vgkit.finish.bundle import extract_bundle
 
         extract_bundle(bundle, dest)
     assert not dest.exists() or not any(dest.rglob("*"))
@@ -325,7 +325,7 @@ def test_a_decompression_bomb_is_refused_before_it_is_written(
 def test_members_not_in_the_index_or_not_vgkits_are_refused_and_nothing_is_left(
     tmp_path: Path, extra: dict[str, bytes], listed: bool, match: str
 ) -> None:
-    from vgkit.bundle import extract_bundle
+    from vgkit.finish.bundle import extract_bundle
 
     files = artifacts(finished(tmp_path / "run"))
     bundle = forge("run", files | extra, tmp_path / "b.tar.gz", listed=(files | extra) if listed else files)
@@ -336,7 +336,7 @@ def test_members_not_in_the_index_or_not_vgkits_are_refused_and_nothing_is_left(
 
 
 def test_a_member_whose_bytes_differ_from_the_index_is_refused(tmp_path: Path) -> None:
-    from vgkit.bundle import extract_bundle
+    from vgkit.finish.bundle import extract_bundle
 
     files = artifacts(finished(tmp_path / "run"))
     changed = {**files, "clips/clip_002.mp4": bytes(reversed(files["clips/clip_002.mp4"]))}
@@ -347,7 +347,7 @@ def test_a_member_whose_bytes_differ_from_the_index_is_refused(tmp_path: Path) -
 
 
 def test_member_count_and_index_size_limits(tmp_path: Path) -> None:
-    from vgkit.bundle import MAX_BUNDLE_MEMBERS, extract_bundle
+    from vgkit.finish.bundle import MAX_BUNDLE_MEMBERS, extract_bundle
 
     many = {f"clips/clip_{i:03d}.mp4": b"" for i in range(1000)}
     many |= {f"logs/log_{i:03d}.json": b"" for i in range(MAX_BUNDLE_MEMBERS - 1000 + 1)}
@@ -357,7 +357,7 @@ def test_member_count_and_index_size_limits(tmp_path: Path) -> None:
 
 
 def test_extraction_never_replaces_an_existing_folder(tmp_path: Path) -> None:
-    from vgkit.bundle import extract_bundle
+    from vgkit.finish.bundle import extract_bundle
 
     bundle = write_bundle(finished(tmp_path / "run"))
     dest = tmp_path / "dest"
@@ -485,7 +485,7 @@ def test_a_wrong_frame_count_is_a_problem(tmp_path: Path) -> None:
 def test_a_final_with_other_frames_than_recorded_is_a_problem(tmp_path: Path) -> None:
     """Hashes re-recorded to match, but the video is longer than the plan: counted, not trusted."""
     run = finished(tmp_path / "run")
-    from vgkit.encode import encode_frames
+    from vgkit.finish.encode import encode_frames
 
     encode_frames(np.zeros((30, 64, 64, 3), dtype=np.uint8), fps=24, dest=run / "final" / "final_stitched.mp4")
     manifest = json.loads((run / "manifest.json").read_text())
@@ -550,8 +550,8 @@ def test_odd_values_in_the_fields_verify_reads_give_one_line_problems(tmp_path: 
 
 def test_odd_values_in_a_stitch_record_or_log_are_refused_by_the_rebuild(tmp_path: Path) -> None:
     """``filtergraph_from_record`` returns vgkit's own graph or raises ``ArtifactError``; nothing else."""
-    from vgkit.records import parse_log
-    from vgkit.stitch import filtergraph_from_record
+    from vgkit.finish.stitch import filtergraph_from_record
+    from vgkit.records.schema import parse_log
 
     run = finished(tmp_path / "run", StitchSettings(colour="mean_std"))
     stitch = json.loads((run / "manifest.json").read_text())["stitch"]

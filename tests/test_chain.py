@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 
 from tests.conftest import spec_dict, write_spec
-from vgkit.artifacts import RunLayout, sha256_file
-from vgkit.encode import count_frames
-from vgkit.events import Event, read_events
-from vgkit.images import load_rgb
-from vgkit.runner import JobResult, run_job
+from vgkit.finish.encode import count_frames
+from vgkit.generate.runner import JobResult, run_job
+from vgkit.records.artifacts import RunLayout, sha256_file
+from vgkit.records.events import Event, read_events
+from vgkit.spec.images import load_rgb
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +99,7 @@ def test_log_records_prompt_seed_params_and_provenance(finished_run: tuple[JobRe
 
 
 def test_last_frame_png_is_the_generated_frame_not_the_mp4(finished_run: tuple[JobResult, list[Event]]) -> None:
-    from vgkit.encode import read_frames
+    from vgkit.finish.encode import read_frames
 
     result, _ = finished_run
     layout = RunLayout(result.run_dir)

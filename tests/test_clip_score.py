@@ -16,8 +16,8 @@ import pytest
 
 from tests.conftest import REPO
 from tests.hub_server import HubRepo, HubServer
-from vgkit.checkpoints import locate_checkpoint
-from vgkit.clip_score import (
+from vgkit.errors import ModelUnavailableError
+from vgkit.evaluate.clip_score import (
     CLIP,
     CLIP_TINY,
     COSINE_MATCH,
@@ -27,9 +27,9 @@ from vgkit.clip_score import (
     load_scorer,
     score_run,
 )
-from vgkit.errors import ModelUnavailableError
+from vgkit.hub.checkpoints import locate_checkpoint
+from vgkit.hub.prefetch import check_models, prefetch, wanted
 from vgkit.models.tiny import reference_dir
-from vgkit.prefetch import check_models, prefetch, wanted
 
 # Keys the twin may change: widths, depths, vocabulary, projection size.
 SIZE_KEYS = {"hidden_size", "intermediate_size", "num_attention_heads", "num_hidden_layers", "vocab_size"}
@@ -120,7 +120,7 @@ def test_prefetch_model_clip_fetches_the_pinned_commit_verified_then_scores_offl
     )
     assert done.returncode == 0, done.stderr
     assert f"openai/clip-vit-base-patch32@{CLIP.revision[:12]}" in done.stdout and "True" in done.stdout
-    from vgkit.cache import snapshot_dir
+    from vgkit.hub.cache import snapshot_dir
 
     snap = snapshot_dir(CLIP.repo_id, CLIP.revision, required_file="config.json")
     assert snap is not None

@@ -11,13 +11,13 @@ import pytest
 
 from tests.test_images import write_corrupt_pixels_png
 from tests.test_stitch import make_run
-from vgkit.artifacts import sha256_file
 from vgkit.cli import main
-from vgkit.colour import apply_lut, channel_stats, fit_transform
-from vgkit.encode import read_frames
 from vgkit.errors import SpecError
-from vgkit.images import png_bytes
-from vgkit.stitch import StitchSettings, stitch_run
+from vgkit.finish.colour import apply_lut, channel_stats, fit_transform
+from vgkit.finish.encode import read_frames
+from vgkit.finish.stitch import StitchSettings, stitch_run
+from vgkit.records.artifacts import sha256_file
+from vgkit.spec.images import png_bytes
 
 FRAMES = 9
 

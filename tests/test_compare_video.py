@@ -8,9 +8,9 @@ from pathlib import Path
 import imageio_ffmpeg
 import pytest
 
-from vgkit.compare_video import side_by_side_video
-from vgkit.encode import ffmpeg_exe
 from vgkit.errors import ArtifactError
+from vgkit.evaluate.compare_video import side_by_side_video
+from vgkit.finish.encode import ffmpeg_exe
 
 
 def _final(run: Path, size: str, seconds: float) -> Path:

@@ -151,8 +151,8 @@ def test_an_infeasible_plan_is_refused_with_its_figures_and_fixes(tmp_path: Path
     from vgkit.cost.planner import plan_cost, refuse_infeasible
     from vgkit.errors import InfeasiblePlanError
     from vgkit.models import adapter
-    from vgkit.plan import make_plan
-    from vgkit.spec import load_spec
+    from vgkit.spec.plan import make_plan
+    from vgkit.spec.schema import load_spec
 
     model = adapter("hunyuan-i2v")
     native = replace(model.preset("80gb"), size_scale=1.0)  # 1280x720 at the preset's 30 steps
@@ -236,7 +236,7 @@ class SlowSteps:
 
         import numpy as np
 
-        from vgkit.generator import Denoised
+        from vgkit.generate.generator import Denoised
 
         done = 0
         for step in range(1, request.steps + 1):
@@ -259,12 +259,12 @@ def test_the_live_check_stops_a_clip_whose_measured_steps_project_past_the_deadl
     import re
 
     from tests.conftest import spec_dict, write_spec
-    from vgkit.artifacts import RunLayout
-    from vgkit.chain import run_chain
-    from vgkit.guard import DeadlineExceeded, Deadlines, RunGuard
+    from vgkit.generate.chain import run_chain
     from vgkit.models import adapter
-    from vgkit.plan import make_plan
-    from vgkit.spec import load_spec
+    from vgkit.records.artifacts import RunLayout
+    from vgkit.spec.plan import make_plan
+    from vgkit.spec.schema import load_spec
+    from vgkit.supervise.guard import DeadlineExceeded, Deadlines, RunGuard
 
     spec = load_spec(write_spec(tmp_path / "s.yaml", spec_dict(overrides={"width": 64, "height": 64, "steps": 40})))
     model = adapter("wan22-tiny")
@@ -288,12 +288,12 @@ def test_the_live_check_stops_a_clip_whose_measured_steps_project_past_the_deadl
 
 def test_the_live_check_lets_a_clip_that_fits_finish(tmp_path: Path) -> None:
     from tests.conftest import spec_dict, write_spec
-    from vgkit.artifacts import RunLayout
-    from vgkit.chain import run_chain
-    from vgkit.guard import Deadlines, RunGuard
+    from vgkit.generate.chain import run_chain
     from vgkit.models import adapter
-    from vgkit.plan import make_plan
-    from vgkit.spec import load_spec
+    from vgkit.records.artifacts import RunLayout
+    from vgkit.spec.plan import make_plan
+    from vgkit.spec.schema import load_spec
+    from vgkit.supervise.guard import Deadlines, RunGuard
 
     data = spec_dict(overrides={"width": 64, "height": 64, "steps": 4})
     spec = load_spec(write_spec(tmp_path / "s.yaml", {**data, "shots": data["shots"][:1]}))
@@ -323,8 +323,8 @@ def test_vgkit_run_refuses_an_infeasible_plan_before_writing_anything_and_force_
 
     from tests.conftest import REPO, spec_dict, write_spec
     from tests.stand_ins import stand_in_gpu
-    from vgkit.cache import write_snapshot
-    from vgkit.checkpoints import locate_checkpoint
+    from vgkit.hub.cache import write_snapshot
+    from vgkit.hub.checkpoints import locate_checkpoint
     from vgkit.models import adapter
 
     twin = locate_checkpoint(adapter("wan22-tiny"))

@@ -6,12 +6,12 @@ import dataclasses
 from pathlib import Path
 
 from tests.conftest import spec_dict, write_spec
-from vgkit.artifacts import RunLayout, atomic_write_json
-from vgkit.diff import diff_runs, format_diff
+from vgkit.evaluate.diff import diff_runs, format_diff
 from vgkit.models import adapter
 from vgkit.models.base import CPU_PRESET, Preset
-from vgkit.plan import make_plan
-from vgkit.spec import load_spec
+from vgkit.records.artifacts import RunLayout, atomic_write_json
+from vgkit.spec.plan import make_plan
+from vgkit.spec.schema import load_spec
 
 
 def _planned_run(tmp: Path, name: str, *, preset: Preset | None = None, **changes: object) -> Path:

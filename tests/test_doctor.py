@@ -14,7 +14,7 @@ from tests.conftest import REPO, spec_dict, write_spec
 from tests.fake_gpu import BROKEN_SMI, nvidia_smi_script
 from tests.stand_ins import stand_in_gpu
 from vgkit.cli import main
-from vgkit.doctor import diagnose, summary
+from vgkit.host.doctor import diagnose, summary
 
 
 def _problems(text: str) -> list[str]:

@@ -19,13 +19,13 @@ import numpy as np
 import pytest
 
 from tests.conftest import spec_dict, write_spec
-from vgkit.encode import count_frames
-from vgkit.generator import ClipRequest, Denoised, InProcessGenerator, StepHook
-from vgkit.interpolate import rife_files
+from vgkit.finish.encode import count_frames
+from vgkit.finish.interpolate import rife_files
+from vgkit.finish.verify import restitch
+from vgkit.generate.generator import ClipRequest, Denoised, InProcessGenerator, StepHook
+from vgkit.generate.runner import run_job
 from vgkit.models import ModelAdapter, adapter
-from vgkit.plan import MAX_FINAL_S
-from vgkit.runner import run_job
-from vgkit.verify import restitch
+from vgkit.spec.plan import MAX_FINAL_S
 
 pytestmark = pytest.mark.slow
 

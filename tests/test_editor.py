@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO
-from vgkit.editor import SpecEditor, field_of_error
 from vgkit.errors import SpecError
-from vgkit.spec import load_spec
+from vgkit.lab.editor import SpecEditor, field_of_error
+from vgkit.spec.schema import load_spec
 
 
 @pytest.fixture
@@ -91,7 +91,7 @@ def test_field_of_error_reads_the_field_a_message_names() -> None:
 @pytest.mark.slow
 def test_preview_generates_one_shot_alone_at_a_few_steps(tmp_path: Path) -> None:
     from tests.conftest import spec_dict, write_spec
-    from vgkit.editor import PREVIEW_STEPS
+    from vgkit.lab.editor import PREVIEW_STEPS
 
     spec = write_spec(tmp_path / "s.yaml", spec_dict(overrides={"width": 32, "height": 32, "steps": 8}))
     editor = SpecEditor.from_file(spec)

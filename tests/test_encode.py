@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import REPO
-from vgkit.encode import count_frames, encode_frames, read_frames
+from vgkit.finish.encode import count_frames, encode_frames, read_frames
 
 
 def _frames(count: int = 30) -> np.ndarray:
@@ -31,7 +31,7 @@ def test_frame_count_and_no_temp_files_left(tmp_path: Path) -> None:
 
 
 def test_no_audio_stream(tmp_path: Path) -> None:
-    from vgkit.encode import ffmpeg_exe
+    from vgkit.finish.encode import ffmpeg_exe
 
     dest = tmp_path / "clip.mp4"
     encode_frames(_frames(5), fps=24, dest=dest)
@@ -44,7 +44,7 @@ def test_no_audio_stream(tmp_path: Path) -> None:
 def test_same_bytes_on_one_cpu_and_on_all(tmp_path: Path) -> None:
     np.save(tmp_path / "frames.npy", _frames())
     script = (
-        "import sys, numpy as np; from pathlib import Path; from vgkit.encode import encode_frames; "
+        "import sys, numpy as np; from pathlib import Path; from vgkit.finish.encode import encode_frames; "
         "encode_frames(np.load(sys.argv[1]), fps=24, dest=Path(sys.argv[2]))"
     )
     digests = []

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO
-from vgkit.events import EVENTS_FILE, STAGES, Event, append_event, note, read_events, text_sink
+from vgkit.records.events import EVENTS_FILE, STAGES, Event, append_event, note, read_events, text_sink
 
 
 def test_an_event_is_its_rendered_line_and_carries_its_fields() -> None:
@@ -51,7 +51,7 @@ def test_text_sink_turns_plain_lines_into_notes() -> None:
 def test_concurrent_appends_never_tear_a_line(tmp_path: Path) -> None:
     """Four processes append 300 events each, with long details, to the same events.jsonl."""
     script = (
-        "import sys; from pathlib import Path; from vgkit.events import Event, append_event\n"
+        "import sys; from pathlib import Path; from vgkit.records.events import Event, append_event\n"
         "for i in range(300):\n"
         "    append_event(Path(sys.argv[1]), Event('note', detail=sys.argv[2] * 2000 + str(i)))\n"
     )
@@ -77,7 +77,7 @@ def test_an_event_survives_pickling_with_its_fields() -> None:
     from its rendered text (which is not a stage) and fail on the receiving side."""
     import pickle
 
-    from vgkit.events import Event
+    from vgkit.records.events import Event
 
     event = Event("clip-start", clip_index=1, clip_count=3, figures={"num_frames": 9, "seed": 7}, at=5.0)
     back = pickle.loads(pickle.dumps(event))

@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 
 from tests.tiny_models import tiny_generator
-from vgkit.checkpoints import locate_checkpoint
 from vgkit.errors import GenerationError, GuardrailError
-from vgkit.failures import KINDS, classify
-from vgkit.generator import InProcessGenerator
+from vgkit.generate.generator import InProcessGenerator
+from vgkit.hub.checkpoints import locate_checkpoint
 from vgkit.models import adapter
+from vgkit.records.failures import KINDS, classify
 
 MODEL = "cogvideox15-tiny"
 HUGE = 2**17  # a 2^17 x 2^17 frame: hundreds of GB, refused by the allocator at once
@@ -134,7 +134,7 @@ def test_errors_carry_their_kind_and_the_refusal_and_ctrl_c_have_theirs() -> Non
 
 
 def test_every_kind_has_a_verdict() -> None:
-    from vgkit.failures import _VERDICTS
+    from vgkit.records.failures import _VERDICTS
 
     assert {key.split("/")[0] for key in _VERDICTS} == set(KINDS)
 
@@ -160,9 +160,9 @@ def test_an_error_named_across_a_process_keeps_its_class_and_exit_code() -> None
     """What ``vgkit demo`` raises for an error a notebook kernel raised: the same class, so the
     same exit code as ``vgkit run`` (a busy device or run folder was exit 4 there before)."""
     from vgkit.errors import GuardrailError, RemoteCommandError, SpecError, VgkitError
-    from vgkit.failures import error_class_named
-    from vgkit.lock import DeviceBusyError
-    from vgkit.rundir import RunDirBusyError
+    from vgkit.records.failures import error_class_named
+    from vgkit.records.rundir import RunDirBusyError
+    from vgkit.supervise.lock import DeviceBusyError
 
     for cls in (GuardrailError, DeviceBusyError, RunDirBusyError, SpecError, RemoteCommandError):
         assert error_class_named(cls.__name__) is cls

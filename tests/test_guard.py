@@ -17,13 +17,13 @@ import pytest
 from tests.conftest import REPO, spec_dict, write_spec
 from tests.stand_ins import OutOfMemoryDecoder, children, gone
 from tests.tiny_models import clip_request, direct_frames, tiny_generator
-from vgkit.artifacts import RunLayout
 from vgkit.errors import GenerationError, GuardrailError
-from vgkit.generator import DECODE_ATTEMPTS, decode_with_retries
-from vgkit.guard import DeadlineExceeded, Deadlines
+from vgkit.generate.generator import DECODE_ATTEMPTS, decode_with_retries
 from vgkit.models import adapter
-from vgkit.telemetry import GpuSampler
-from vgkit.worker import supervise_job
+from vgkit.records.artifacts import RunLayout
+from vgkit.supervise.guard import DeadlineExceeded, Deadlines
+from vgkit.supervise.telemetry import GpuSampler
+from vgkit.supervise.worker import supervise_job
 
 
 def _one_shot_spec(tmp_path: Path, **overrides: int) -> Path:
@@ -92,7 +92,7 @@ def test_clip_deadline_aborts_the_real_pipeline_with_log_and_exit_code(tmp_path:
 
 
 def test_run_deadline_stops_before_the_first_clip(small_spec: Path, tmp_path: Path) -> None:
-    from vgkit.runner import run_job
+    from vgkit.generate.runner import run_job
 
     with pytest.raises(DeadlineExceeded, match=r"run: the run deadline of 0.01 s passed during load") as caught:
         run_job(small_spec, out=tmp_path / "run", run_timeout_s=0.01, progress=lambda line: None)
@@ -117,7 +117,7 @@ def test_decode_out_of_memory_in_every_attempt_keeps_the_latents_message() -> No
 
 
 def test_decode_from_saved_latents_equals_the_direct_pipeline_call(tmp_path: Path) -> None:
-    from vgkit.chain import _save_latents, _saved_latents
+    from vgkit.generate.chain import _save_latents, _saved_latents
 
     gen = tiny_generator("wan22-tiny")
     request = replace(clip_request("wan22-tiny", 9), guidance_scale=5.0, max_sequence_length=32)
@@ -140,7 +140,7 @@ def test_gpu_telemetry_is_absent_on_cpu_without_error() -> None:
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux-only")
 def test_worker_dies_with_its_supervisor_and_the_lock_frees(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from vgkit.lock import DeviceBusyError, acquire_device_lock
+    from vgkit.supervise.lock import DeviceBusyError, acquire_device_lock
 
     monkeypatch.setenv("VGKIT_LOCK_DIR", str(tmp_path / "locks"))
     spec = _one_shot_spec(tmp_path, steps=200)

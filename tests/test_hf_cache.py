@@ -21,9 +21,9 @@ from tests.conftest import REPO, spec_dict, write_spec
 from tests.hub_server import HubRepo, HubServer
 from tests.stand_ins import stand_in_gpu
 from vgkit import settings
-from vgkit.cache import snapshot_dir, write_snapshot
-from vgkit.checkpoints import locate_checkpoint
 from vgkit.errors import ModelUnavailableError
+from vgkit.hub.cache import snapshot_dir, write_snapshot
+from vgkit.hub.checkpoints import locate_checkpoint
 from vgkit.models import adapter, choose_model
 
 WAN = adapter("wan22")

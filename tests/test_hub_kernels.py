@@ -19,7 +19,7 @@ import pytest
 from tests.conftest import REPO
 from tests.tiny_models import tiny_generator
 from vgkit.errors import SpecError
-from vgkit.hub_kernels import KERNELS_PIN, fetch, hub_kernel, verify
+from vgkit.hub.kernels import KERNELS_PIN, fetch, hub_kernel, verify
 from vgkit.models.speed import SpeedOptions, apply_speed
 
 STAND_IN = REPO / "tests" / "stand_in_kernels"

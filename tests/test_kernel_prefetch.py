@@ -16,9 +16,9 @@ from tests.test_prefetch import hub, tiny_files  # noqa: F401  (fixtures: the Hu
 CELLS = [
     "import json, os\n"
     "import huggingface_hub.constants as hf\n"
-    "from vgkit.notebook import generate\n"
-    "from vgkit.prefetch import prefetch\n"
-    "from vgkit.runner import run_job\n"
+    "from vgkit.lab.notebook import generate\n"
+    "from vgkit.hub.prefetch import prefetch\n"
+    "from vgkit.generate.runner import run_job\n"
     "before = (os.environ.get('HF_HUB_OFFLINE'), hf.HF_HUB_OFFLINE)",
     "run_job(SPEC, out=OUT + '/in-process', progress=lambda _: None)\n"
     "generate(spec=SPEC, model='wan22-tiny', out=OUT + '/supervised')",

@@ -16,10 +16,10 @@ import pytest
 
 from tests.conftest import REPO, spec_dict, write_spec
 from vgkit.errors import GuardrailError, SpecError
-from vgkit.lock import DeviceBusyError, UnsafeLockError, acquire_device_lock, device_lock_name
+from vgkit.supervise.lock import DeviceBusyError, UnsafeLockError, acquire_device_lock, device_lock_name
 
 HOLD = (
-    "import sys; from pathlib import Path; from vgkit.lock import acquire_device_lock\n"
+    "import sys; from pathlib import Path; from vgkit.supervise.lock import acquire_device_lock\n"
     "lock = acquire_device_lock(sys.argv[1], run_dir=Path('holder-run'), progress=print)\n"
     "print('held', flush=True); sys.stdin.read()\n"
 )

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from vgkit.cache import snapshot_dir, write_snapshot
-from vgkit.checkpoints import locate_checkpoint, tiny_commit
 from vgkit.errors import ModelUnavailableError, SpecError
+from vgkit.hub.cache import snapshot_dir, write_snapshot
+from vgkit.hub.checkpoints import locate_checkpoint, tiny_commit
 from vgkit.models import adapter, choose_model
 from vgkit.models.base import filter_call_kwargs
 

@@ -9,11 +9,11 @@ import pytest
 
 from tests.conftest import spec_dict, write_spec
 from tests.tiny_models import clip_request, tiny_generator
-from vgkit.checkpoints import locate_checkpoint, tiny_commit
-from vgkit.encode import read_frames
-from vgkit.generator import ClipRequest, InProcessGenerator
+from vgkit.finish.encode import read_frames
+from vgkit.generate.generator import ClipRequest, InProcessGenerator
+from vgkit.generate.runner import run_job
+from vgkit.hub.checkpoints import locate_checkpoint, tiny_commit
 from vgkit.models import adapter
-from vgkit.runner import run_job
 
 MODEL = "hunyuan-i2v-tiny"
 

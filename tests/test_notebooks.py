@@ -54,7 +54,7 @@ def test_every_notebook_has_a_reference_run() -> None:
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_reference_notebook_passes_nbval(name: str, tmp_path: Path) -> None:
     if name == "stitch_export.ipynb":  # restitches the run the generate reference made
-        from vgkit.runner import run_job
+        from vgkit.generate.runner import run_job
 
         run_job(REPO / "params" / "preview.yaml", model="wan22-tiny", out=tmp_path / "run", progress=lambda _: None)
     done = _nbval(_prepare(name, tmp_path))
@@ -101,7 +101,7 @@ def test_papermill_refuses_unknown_and_mistyped_parameters_before_any_work(
 
 
 def test_check_parameters_ignores_the_kernels_own_names_and_widens_int_to_float() -> None:
-    from vgkit.notebook import check_parameters
+    from vgkit.lab.notebook import check_parameters
 
     namespace = {"In": [""], "Out": {}, "_": None, "json": json, "grace": 5, "name": "x", "print_it": print}
     check_parameters(namespace, {"grace": float, "name": str})  # no error
@@ -110,7 +110,7 @@ def test_check_parameters_ignores_the_kernels_own_names_and_widens_int_to_float(
 
 
 def test_check_parameters_takes_none_for_an_optional_type_and_still_checks_its_values() -> None:
-    from vgkit.notebook import check_parameters
+    from vgkit.lab.notebook import check_parameters
 
     declared: dict[str, type | UnionType] = {"transition": str | None, "overlap_frames": int | None}
     check_parameters({"transition": None, "overlap_frames": None}, declared)
@@ -161,7 +161,7 @@ def test_vgkit_errors_and_interrupts_show_one_line_and_bugs_keep_their_traceback
     for i in range(2):
         (run / "clips" / f"clip_{i:03d}.mp4").write_bytes(b"x")
     outputs = _run_cells(
-        "from pathlib import Path\nfrom vgkit import notebook\n\nnotebook.one_line_errors()",
+        "from pathlib import Path\nfrom vgkit.lab import notebook\n\nnotebook.one_line_errors()",
         "from vgkit.errors import GuardrailError\n\nraise GuardrailError('clip 3: deadline passed')",
         f"notebook._last_run['run_dir'] = Path({str(run)!r})\nraise KeyboardInterrupt",
         "1 / 0",
@@ -184,7 +184,7 @@ def test_saving_a_repository_notebook_keeps_it_clean_and_its_outputs_in_runs(tmp
     import nbformat
     from jupyter_server.services.contents.filemanager import FileContentsManager
 
-    from vgkit.notebook import keep_templates_clean, lab_command
+    from vgkit.lab.notebook import keep_templates_clean, lab_command
 
     (tmp_path / "vgkit").mkdir()
     (tmp_path / "vgkit" / "notebook.py").write_text("")
@@ -205,5 +205,5 @@ def test_saving_a_repository_notebook_keeps_it_clean_and_its_outputs_in_runs(tmp
     assert "ran" in (tmp_path / "scratch.ipynb").read_text()  # any other notebook saves as it is
     argv = lab_command(port=9999)
     assert "--ip=127.0.0.1" in argv and "--port=9999" in argv
-    assert "--ContentsManager.pre_save_hook=vgkit.notebook.keep_templates_clean" in argv
+    assert "--ContentsManager.pre_save_hook=vgkit.lab.notebook.keep_templates_clean" in argv
     assert ("--allow-root" in argv) == (os.geteuid() == 0)

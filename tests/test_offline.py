@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import spec_dict, write_spec
 from vgkit.errors import SpecError
-from vgkit.runner import run_job
+from vgkit.generate.runner import run_job
 from vgkit.settings import hub_offline, offline_hub
 
 

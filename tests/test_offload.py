@@ -34,9 +34,9 @@ import numpy as np
 import pytest
 
 from tests.tiny_models import clip_request
-from vgkit.checkpoints import locate_checkpoint
 from vgkit.errors import SpecError
-from vgkit.generator import ClipRequest, InProcessGenerator, decode_with_retries
+from vgkit.generate.generator import ClipRequest, InProcessGenerator, decode_with_retries
+from vgkit.hub.checkpoints import locate_checkpoint
 from vgkit.models import ModelAdapter, adapter
 from vgkit.models.base import CPU_PRESET, Preset
 

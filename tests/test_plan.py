@@ -10,8 +10,8 @@ from tests.conftest import REPO, spec_dict, write_spec
 from vgkit.errors import SpecError
 from vgkit.models import adapter
 from vgkit.models.base import FrameRule
-from vgkit.plan import MAX_FINAL_S, make_plan
-from vgkit.spec import RunSpec, load_spec
+from vgkit.spec.plan import MAX_FINAL_S, make_plan
+from vgkit.spec.schema import RunSpec, load_spec
 
 
 def test_frame_rule_nearest() -> None:

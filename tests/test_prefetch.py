@@ -18,11 +18,11 @@ import pytest
 
 from tests.conftest import REPO
 from tests.hub_server import HubRepo, HubServer
-from vgkit.cache import check_snapshot, read_file_record, repo_cache_dir, snapshot_dir
-from vgkit.checkpoints import locate_checkpoint
 from vgkit.errors import ModelUnavailableError, SpecError
+from vgkit.hub.cache import check_snapshot, read_file_record, repo_cache_dir, snapshot_dir
+from vgkit.hub.checkpoints import locate_checkpoint
+from vgkit.hub.prefetch import check_models, human_bytes, prefetch, prefetch_repo, wanted
 from vgkit.models import adapter
-from vgkit.prefetch import check_models, human_bytes, prefetch, prefetch_repo, wanted
 
 WAN = adapter("wan22")
 CANARY = "hf_CANARYtoken0123456789"  # the token the server accepts; must never land in a file
@@ -135,7 +135,7 @@ def test_killed_download_leaves_orphan_that_next_prefetch_sweeps(hub: HubServer)
     hub.stall_after_bytes[LFS_FILE] = 10_000
     blobs = repo_cache_dir(WAN.repo_id) / "blobs"
     proc = subprocess.Popen(
-        [sys.executable, "-c", "from vgkit.prefetch import prefetch; prefetch('wan22')"],
+        [sys.executable, "-c", "from vgkit.hub.prefetch import prefetch; prefetch('wan22')"],
         cwd=REPO,
         env=_env(),
         stdout=subprocess.DEVNULL,

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 
 from tests.conftest import spec_dict, write_spec
-from vgkit.checkpoints import locate_checkpoint
 from vgkit.errors import SpecError
+from vgkit.generate.runner import plan_job
+from vgkit.hub.checkpoints import locate_checkpoint
 from vgkit.models import adapter
-from vgkit.plan import RunPlan, make_plan
-from vgkit.runner import plan_job
-from vgkit.spec import load_spec
+from vgkit.spec.plan import RunPlan, make_plan
+from vgkit.spec.schema import load_spec
 
 PRESET_MODELS = ["wan22", "cogvideox15", "hunyuan-i2v"]
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar
 
-from vgkit.progress_view import DEADLINE_CLOSE_S, PlainProgress, ProgressUpdate, WidgetProgress, parse
+from vgkit.lab.progress_view import DEADLINE_CLOSE_S, PlainProgress, ProgressUpdate, WidgetProgress, parse
 
 LINES = [
     "plan: 2 clips on wan22-tiny",
@@ -58,7 +58,7 @@ def test_plain_lines_say_the_deadline_once_and_again_only_when_close() -> None:
 
 
 def test_widget_fills_bars_and_shows_last_frames(tmp_path: Path) -> None:
-    from vgkit.encode import ffmpeg_exe
+    from vgkit.finish.encode import ffmpeg_exe
 
     view = WidgetProgress()
     for line in LINES[:5]:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from vgkit.prompt import CAMERA_PHRASES, compose_negative_prompt, compose_prompt
-from vgkit.spec import CAMERA_MOVES, GlobalConstants, ShotCard
+from vgkit.spec.prompt import CAMERA_PHRASES, compose_negative_prompt, compose_prompt
+from vgkit.spec.schema import CAMERA_MOVES, GlobalConstants, ShotCard
 
 CONSTANTS = GlobalConstants(
     style="photoreal", era_location="1920s harbour", lighting="bright day", lens="35mm.", aspect="16:9"

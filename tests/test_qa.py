@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vgkit.encode import encode_frames, read_frames
-from vgkit.qa import clip_qa, load_clip_scorer, run_verdicts, seam_qa
+from vgkit.evaluate.qa import clip_qa, load_clip_scorer, run_verdicts, seam_qa
+from vgkit.finish.encode import encode_frames, read_frames
 
 WIDTH, HEIGHT, FRAMES = 64, 48, 25
 
@@ -134,7 +134,7 @@ def _tiny_clip_checkpoint(dest: Path) -> None:
 
 
 def test_prompt_match_scores_with_a_cached_clip_checkpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from vgkit.cache import write_snapshot
+    from vgkit.hub.cache import write_snapshot
 
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
     _tiny_clip_checkpoint(tmp_path / "clip")

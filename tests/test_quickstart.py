@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO
-from vgkit.encode import count_frames
+from vgkit.finish.encode import count_frames
 
 
 @pytest.mark.slow

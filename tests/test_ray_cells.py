@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO, spec_dict, write_spec
-from vgkit.artifacts import CLIP_LOG_SCHEMA, RunLayout, sha256_bytes
 from vgkit.errors import ArtifactError, SpecError
+from vgkit.records.artifacts import CLIP_LOG_SCHEMA, RunLayout, sha256_bytes
 from vgkit.scale.cells import SEED_STRIDE, make_cells, parse_shard, shard_cells, task_for
 from vgkit.scale.transfer import clip_payload, clips_at_home, commit_payload
 

@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import spec_dict, write_spec
-from vgkit.artifacts import sha256_file
+from vgkit.records.artifacts import sha256_file
 
 ray = pytest.importorskip("ray")
 
@@ -105,9 +105,9 @@ def test_a_run_whose_node_dies_finishes_on_the_other_node_byte_identical(
     the driver gets ``RAY_AUTH_MODE=token`` the way a user's shell would give it)."""
     import re
 
-    from vgkit.checkpoints import locate_checkpoint
+    from vgkit.generate.runner import run_job
+    from vgkit.hub.checkpoints import locate_checkpoint
     from vgkit.models import adapter
-    from vgkit.runner import run_job
 
     address, nodes = two_nodes
     locate_checkpoint(adapter("wan22-tiny"))  # built once here, before a worker looks for it

@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 
 from tests.conftest import spec_dict, write_spec
-from vgkit.artifacts import sha256_file
-from vgkit.lock import DeviceBusyError, acquire_device_lock
+from vgkit.records.artifacts import sha256_file
 from vgkit.scale.cells import make_cells
 from vgkit.scale.scheduler import run_cells
+from vgkit.supervise.lock import DeviceBusyError, acquire_device_lock
 
 ray = pytest.importorskip("ray")
 
@@ -33,9 +33,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
     Its processes inherit this environment: device locks and worker scratch folders in tmp paths.
     The tiny checkpoints are built here first: two workers building one at once in a fresh cache
-    would race (vgkit.checkpoints builds them on first use without a lock).
+    would race (vgkit.hub.checkpoints builds them on first use without a lock).
     """
-    from vgkit.checkpoints import locate_checkpoint
+    from vgkit.hub.checkpoints import locate_checkpoint
     from vgkit.models import adapter
 
     for name in TINY_MODELS:
@@ -119,7 +119,7 @@ def test_a_sweep_of_three_models_by_two_seeds_keeps_one_job_per_gpu_and_loads_ea
 def test_a_worker_killed_mid_run_resumes_elsewhere_and_the_final_video_is_byte_identical(
     cluster: Path, scale_env: Path
 ) -> None:
-    from vgkit.runner import run_job
+    from vgkit.generate.runner import run_job
 
     spec = write_spec(scale_env / "spec.yaml", spec_dict(shots=_shots(2)))
     cells = make_cells([spec], models=["wan22-tiny"], root=scale_env / "ray")

@@ -409,7 +409,7 @@ def test_unreachable_host_is_a_connection_error(tmp_path: Path, monkeypatch: pyt
 
 def test_a_failed_remote_command_is_a_remote_command_error_not_a_generation_error() -> None:
     from vgkit.errors import GenerationError, RemoteCommandError
-    from vgkit.failures import classify
+    from vgkit.records.failures import classify
     from vgkit.remote.ssh import checked
 
     done = subprocess.run(

@@ -11,7 +11,7 @@ import pytest
 
 from tests.sshd import LoopbackSshd, sshd_unavailable
 from vgkit.remote.host import doctor_verdict
-from vgkit.vast import DOCTOR_FILE
+from vgkit.remote.vast import DOCTOR_FILE
 
 pytestmark = pytest.mark.skipif(sshd_unavailable() is not None, reason=str(sshd_unavailable()))
 

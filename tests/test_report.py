@@ -13,14 +13,14 @@ import pytest
 from PIL import Image
 
 from tests.conftest import DEMO_IMAGE, spec_dict, write_spec
-from vgkit.artifacts import CLIP_LOG_SCHEMA, RunLayout
 from vgkit.cli import main
 from vgkit.errors import ArtifactError, InfeasiblePlanError, SpecError
-from vgkit.failures import classify
-from vgkit.players import side_by_side
-from vgkit.qa import QA_SCHEMA, run_qa
-from vgkit.report import summarize_run, write_report
-from vgkit.runner import run_job
+from vgkit.evaluate.players import side_by_side
+from vgkit.evaluate.qa import QA_SCHEMA, run_qa
+from vgkit.evaluate.report.build import summarize_run, write_report
+from vgkit.generate.runner import run_job
+from vgkit.records.artifacts import CLIP_LOG_SCHEMA, RunLayout
+from vgkit.records.failures import classify
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 SHORT_SHOTS = [
@@ -59,7 +59,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     (failed / "failure.json").write_text(
         json.dumps(
             {
-                "schema": "vgkit.failure/2",  # as vgkit.sweep writes it: the failure record with its kind
+                "schema": "vgkit.failure/2",  # as vgkit.evaluate.sweep writes it: the failure record with its kind
                 "model": "broken-model",
                 "kind": "layout",
                 "phase": "load",
@@ -239,7 +239,7 @@ def test_report_refuses_a_missing_run_dir(tmp_path: Path) -> None:
 
 
 def test_the_preset_note_says_when_a_run_generated_smaller_and_was_upscaled() -> None:
-    from vgkit.report import preset_note
+    from vgkit.evaluate.report.build import preset_note
 
     plan = {"preset": {"name": "4090"}, "width": 960, "height": 544, "output_width": 1280, "output_height": 720}
     assert preset_note(plan) == "4090 (960x544 generated, upscaled to 1280x720)"
@@ -248,9 +248,9 @@ def test_the_preset_note_says_when_a_run_generated_smaller_and_was_upscaled() ->
 
 
 def test_gpu_notes_skip_metrics_the_gpu_does_not_report(tmp_path: Path) -> None:
-    """vgkit.telemetry records None for a metric NVML calls unsupported (no temperature sensor on
+    """vgkit.supervise.telemetry records None for a metric NVML calls unsupported (no temperature sensor on
     some cloud GPUs); the notes keep the metrics that were measured and say n/a for the rest."""
-    from vgkit.report import summarize_run
+    from vgkit.evaluate.report.build import summarize_run
 
     (tmp_path / "logs").mkdir()
     for i, temp in enumerate((None, None)):
@@ -264,11 +264,11 @@ def test_gpu_notes_skip_metrics_the_gpu_does_not_report(tmp_path: Path) -> None:
 
 def test_a_run_refused_by_the_cost_planner_is_infeasible_in_the_report(tmp_path: Path) -> None:
     """The sweep writes the refusal as the run's failure record; the report names it infeasible."""
-    from vgkit.report import summarize_run
-    from vgkit.report_md import render_markdown
+    from vgkit.evaluate.report.build import summarize_run
+    from vgkit.evaluate.report.markdown import render_markdown
 
     message = "plan on hunyuan-i2v (80gb preset) cannot finish on the a100: projected 790 s per clip > 600 s"
-    failure = classify(InfeasiblePlanError(message)).to_dict()  # the record vgkit.sweep writes for the refusal
+    failure = classify(InfeasiblePlanError(message)).to_dict()  # the record vgkit.evaluate.sweep writes for the refusal
     record = {"schema": "vgkit.failure/2", "model": "hunyuan-i2v", **failure, "stage": "plan", "elapsed_s": 1.0}
     (tmp_path / "failure.json").write_text(json.dumps(record))
     run = summarize_run(tmp_path)

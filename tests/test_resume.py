@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from tests.conftest import REPO, spec_dict, write_spec
-from vgkit.artifacts import sha256_file
-from vgkit.events import read_events
+from vgkit.records.artifacts import sha256_file
+from vgkit.records.events import read_events
 
 KILL_POINTS = 3
 

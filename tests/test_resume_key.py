@@ -12,13 +12,13 @@ from typing import Any
 import pytest
 
 from tests.conftest import spec_dict, write_spec
-from vgkit.chain import _request_key
-from vgkit.events import Event
+from vgkit.generate.chain import _request_key
+from vgkit.generate.runner import run_job
 from vgkit.models import adapter
 from vgkit.models.base import CPU_PRESET, Preset
-from vgkit.plan import make_plan
-from vgkit.runner import run_job
-from vgkit.spec import load_spec
+from vgkit.records.events import Event
+from vgkit.spec.plan import make_plan
+from vgkit.spec.schema import load_spec
 
 MODEL_RECORD: dict[str, Any] = {
     "name": "wan22-tiny",

@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO, spec_dict, write_spec
-from vgkit.artifacts import RunLayout, sha256_file, temp_path_for
-from vgkit.encode import count_frames
 from vgkit.errors import SpecError
-from vgkit.runner import JobResult, run_job
+from vgkit.finish.encode import count_frames
+from vgkit.generate.runner import JobResult, run_job
+from vgkit.records.artifacts import RunLayout, sha256_file, temp_path_for
 
 
 def _tree(root: Path) -> dict[str, str]:
@@ -158,7 +158,7 @@ def test_second_run_on_the_same_out_is_refused_while_the_first_holds_it(tmp_path
         [
             sys.executable,
             "-c",
-            "import sys, time; from pathlib import Path; from vgkit.rundir import open_run_dir\n"
+            "import sys, time; from pathlib import Path; from vgkit.records.rundir import open_run_dir\n"
             "with open_run_dir(Path(sys.argv[1])):\n    print('held', flush=True); time.sleep(600)",
             str(out),
         ],

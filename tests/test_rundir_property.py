@@ -28,12 +28,12 @@ import numpy as np
 import pytest
 
 from tests.conftest import spec_dict, write_spec
-from vgkit.artifacts import sha256_file
-from vgkit.encode import count_frames
 from vgkit.errors import VgkitError
-from vgkit.generator import ClipRequest, Denoised, InProcessGenerator, StepHook
+from vgkit.finish.encode import count_frames
+from vgkit.generate.generator import ClipRequest, Denoised, InProcessGenerator, StepHook
+from vgkit.generate.runner import JobResult, run_job
 from vgkit.models import ModelAdapter
-from vgkit.runner import JobResult, run_job
+from vgkit.records.artifacts import sha256_file
 
 pytestmark = pytest.mark.slow
 

@@ -19,7 +19,7 @@ import pytest
 from tests.conftest import REPO
 from tests.fake_gpu import BROKEN_SMI, nvidia_smi_script
 from tests.stand_ins import stand_in_gpu
-from vgkit.cuda_builds import pinned_torch
+from vgkit.host.cuda_builds import pinned_torch
 
 TORCH = pinned_torch()
 INDEX = "https://download.pytorch.org/whl/"
@@ -35,7 +35,7 @@ def _env(tmp_path: Path, smi: str | None) -> dict[str, str]:
 
 
 def _select(tmp_path: Path, smi: str | None) -> subprocess.CompletedProcess[str]:
-    argv = [sys.executable, "-m", "vgkit.cuda_builds", "select", "--shell"]
+    argv = [sys.executable, "-m", "vgkit.host.cuda_builds", "select", "--shell"]
     return subprocess.run(argv, cwd=REPO, env=_env(tmp_path, smi), capture_output=True, text=True, timeout=60)
 
 

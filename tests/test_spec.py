@@ -15,8 +15,8 @@ from PIL import Image
 from tests.conftest import REPO, spec_dict, write_spec
 from tests.test_images import write_corrupt_pixels_png, write_huge_png_header
 from vgkit.errors import SpecError
-from vgkit.runner import plan_job
-from vgkit.spec import load_spec
+from vgkit.generate.runner import plan_job
+from vgkit.spec.schema import load_spec
 
 
 def test_demo_spec_loads_and_resolves_image_against_spec_dir() -> None:

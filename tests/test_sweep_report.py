@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import spec_dict, write_spec
-from vgkit.recommend import KINDS, beats, failure_kind, recommend
-from vgkit.report import summarize_run
-from vgkit.report_md import SECTIONS
-from vgkit.sweep import SWEEP_FILE, SweepResult, sweep
+from vgkit.evaluate.report.build import summarize_run
+from vgkit.evaluate.report.markdown import SECTIONS
+from vgkit.evaluate.report.recommend import KINDS, beats, failure_kind, recommend
+from vgkit.evaluate.sweep import SWEEP_FILE, SweepResult, sweep
 
 # The seed report's structure.
 SEED_HEADER_KEYS = (
@@ -174,7 +174,7 @@ def test_a_resumed_sweep_keeps_its_run_id_and_first_run_latency(swept: tuple[Swe
 
 
 def _failed(tmp: Path, name: str, kind: str, error_class: str, message: str, **extra: object) -> Path:
-    """A run folder holding only a failure record, as vgkit.sweep writes it (kind, class, message)."""
+    """A run folder holding only a failure record, as vgkit.evaluate.sweep writes it (kind, class, message)."""
     run = tmp / name
     run.mkdir()
     failure = {"schema": "vgkit.failure/2", "model": name, "kind": kind, "error_class": error_class,
@@ -233,6 +233,6 @@ def test_low_prompt_match_on_a_multi_beat_shot_recommends_keyframe_first(
 
 
 def test_the_kind_is_the_failure_records_and_one_outside_the_vocabulary_is_other() -> None:
-    assert [failure_kind({"kind": kind}) for kind in KINDS] == list(KINDS)  # vgkit.failures' kinds
+    assert [failure_kind({"kind": kind}) for kind in KINDS] == list(KINDS)  # vgkit.records.failures' kinds
     assert failure_kind({"kind": "kwargs-mismatch"}) == failure_kind({"kind": "layout-mismatch"}) == "other"
     assert failure_kind({"error_class": "InfeasiblePlanError"}) == failure_kind(None) == "other"  # no kind recorded

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from vgkit.telemetry import METRICS, GpuSampler
+from vgkit.supervise.telemetry import METRICS, GpuSampler
 
 pynvml = pytest.importorskip("pynvml")
 

@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import spec_dict, write_spec
-from vgkit.checkpoints import locate_checkpoint
 from vgkit.errors import SpecError
+from vgkit.generate.runner import plan_job, run_job
+from vgkit.hub.checkpoints import locate_checkpoint
 from vgkit.models import adapter
-from vgkit.runner import plan_job, run_job
-from vgkit.tokens import check_token_budget
+from vgkit.spec.tokens import check_token_budget
 
 
 def test_counts_every_prompt_within_budget(small_spec: Path) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from vgkit.checkpoints import locate_checkpoint
+from vgkit.hub.checkpoints import locate_checkpoint
 from vgkit.models import adapter
 from vgkit.models.tiny import reference_dir
 
@@ -193,7 +193,7 @@ def test_the_cogvideox_twin_tokenizes_from_spiece_model_as_the_real_repo_does() 
 @pytest.mark.parametrize("model", MODELS)
 def test_prefetch_downloads_every_file_the_real_repo_has(model: str) -> None:
     """vgkit prefetch's patterns keep every metadata, tokenizer and weight file the loader reads."""
-    from vgkit.prefetch import wanted
+    from vgkit.hub.prefetch import wanted
 
     files = json.loads((reference_dir(model) / "files.json").read_text())
     assert [f for f in files if not wanted(f)] == []

@@ -18,7 +18,7 @@ import pytest
 from tests.conftest import REPO
 from vgkit.errors import SpecError
 from vgkit.models import adapter
-from vgkit.vast import (
+from vgkit.remote.vast import (
     DOCTOR_FILE,
     ENVIRONMENT_GB,
     create_argv,
@@ -51,7 +51,7 @@ def test_search_query_filters_for_the_pinned_torch_build_memory_disk_and_reliabi
         "num_gpus=1",
         "gpu_ram>=23",
         "compute_cap>=800",
-        "cuda_max_good>=12.6",  # the oldest CUDA build of the pinned torch (vgkit.cuda_builds)
+        "cuda_max_good>=12.6",  # the oldest CUDA build of the pinned torch (vgkit.host.cuda_builds)
         "dph_total<=0.45",
         "disk_space>=80",
         "reliability>0.98",

@@ -12,14 +12,14 @@ import pytest
 
 from tests.test_bundle_trust import artifacts, finished, forge, rehashed, write_plan
 from tests.test_stitch import make_run
-from vgkit.artifacts import sha256_file
-from vgkit.bundle import write_bundle
 from vgkit.cli import main
-from vgkit.encode import ENCODER_ARGS
 from vgkit.errors import ArtifactError
-from vgkit.manifest import stitch_and_record
-from vgkit.stitch import StitchSettings
-from vgkit.verify import find_problems, restitch, verify
+from vgkit.finish.bundle import write_bundle
+from vgkit.finish.encode import ENCODER_ARGS
+from vgkit.finish.manifest import stitch_and_record
+from vgkit.finish.stitch import StitchSettings
+from vgkit.finish.verify import find_problems, restitch, verify
+from vgkit.records.artifacts import sha256_file
 
 
 def _bundled(root: Path, settings: StitchSettings | None = None) -> Path:

@@ -22,7 +22,7 @@ from tests.conftest import REPO, spec_dict, write_spec
 from tests.stand_ins import children, gone
 from vgkit.cli import main
 from vgkit.errors import GuardrailError, SpecError, WorkerKilledError
-from vgkit.events import read_events
+from vgkit.records.events import read_events
 
 GRACE_S = "0.5"
 
@@ -134,7 +134,7 @@ def test_negative_watchdog_grace_is_refused_in_one_line(
 
 
 def test_notebook_generate_refuses_a_bad_grace_before_planning(small_spec: Path) -> None:
-    from vgkit.notebook import generate
+    from vgkit.lab.notebook import generate
 
     for bad in (-1.0, float("nan"), float("inf")):
         with pytest.raises(SpecError, match=r"--watchdog-grace-s = "):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from vgkit.checkpoints import locate_checkpoint
-from vgkit.generator import ClipRequest, InProcessGenerator
+from vgkit.generate.generator import ClipRequest, InProcessGenerator
+from vgkit.hub.checkpoints import locate_checkpoint
 from vgkit.models import adapter
 
 

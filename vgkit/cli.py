@@ -31,7 +31,7 @@ def _cmd_choose(args: argparse.Namespace) -> int:
 
 
 def _cmd_doctor(args: argparse.Namespace) -> int:
-    from vgkit.doctor import diagnose
+    from vgkit.host.doctor import diagnose
 
     report = diagnose(models=args.model or None, verify=args.verify)
     print(report.text())
@@ -39,10 +39,10 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    from vgkit.cache import snapshot_dir
-    from vgkit.checkpoints import locate_checkpoint
-    from vgkit.guard import Deadlines
-    from vgkit.runner import plan_job
+    from vgkit.generate.runner import plan_job
+    from vgkit.hub.cache import snapshot_dir
+    from vgkit.hub.checkpoints import locate_checkpoint
+    from vgkit.supervise.guard import Deadlines
 
     spec, choice, plan = plan_job(args.spec, model=args.model, preset=args.preset, planning_only=True)
     print(choice.announce())
@@ -51,7 +51,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
     if args.gpu is not None and not model.tiny:  # plan with the preset `auto` takes on that card
         from vgkit.cost.gpus import card
         from vgkit.models import ModelChoice
-        from vgkit.plan import make_plan
+        from vgkit.spec.plan import make_plan
 
         gpu = card(args.gpu)
         choice = ModelChoice(model, "cuda", f"projected on the {gpu.name}", gpu_memory_gib=gpu.memory_gib)
@@ -63,7 +63,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
         print("cost: no GPU here; name a card to project this plan on, e.g. --gpu 4090 or --gpu h100")
     else:
         from vgkit.errors import InfeasiblePlanError
-        from vgkit.runner import check_cost
+        from vgkit.generate.runner import check_cost
 
         try:
             check_cost(choice, plan, Deadlines.for_spec(spec), gpu=args.gpu, progress=print)
@@ -72,7 +72,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
     cached = snapshot_dir(model.repo_id, model.revision) if not model.tiny else locate_checkpoint(model)
     tokens: dict[int, int] = {}
     if cached is not None:
-        from vgkit.tokens import check_token_budget
+        from vgkit.spec.tokens import check_token_budget
 
         tokens = check_token_budget(plan, model.load_tokenizer(cached))
     for clip in plan.clips:
@@ -84,11 +84,11 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from vgkit.guard import check_grace
+    from vgkit.supervise.guard import check_grace
 
     check_grace(args.watchdog_grace_s)
     if not args.in_process:
-        from vgkit.worker import run_supervised
+        from vgkit.supervise.worker import run_supervised
 
         result = run_supervised(
             args.spec,
@@ -122,11 +122,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
             "cost_check": args.cost_check,
         }
         if args.worker_state_file is not None:  # the child of a supervised run: the parent prints the result
-            from vgkit.worker import run_in_worker
+            from vgkit.supervise.worker import run_in_worker
 
             run_in_worker(args.spec, state_file=args.worker_state_file, **limits)
             return 0
-        from vgkit.runner import run_job
+        from vgkit.generate.runner import run_job
         from vgkit.settings import describe_hub_cache
 
         print(describe_hub_cache(), flush=True)
@@ -137,8 +137,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_stitch(args: argparse.Namespace) -> int:
-    from vgkit.manifest import stitch_and_record
-    from vgkit.stitch import settings_for_run
+    from vgkit.finish.manifest import stitch_and_record
+    from vgkit.finish.stitch import settings_for_run
 
     settings, source = settings_for_run(  # the spec's stitch section (plan.json); each flag given overrides
         args.run_dir,
@@ -157,14 +157,14 @@ def _cmd_stitch(args: argparse.Namespace) -> int:
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
-    from vgkit.verify import verify
+    from vgkit.finish.verify import verify
 
     print(f"ok: {args.path} ({verify(args.path)} clips; every hash, size and schema checks out)")
     return 0
 
 
 def _cmd_restitch(args: argparse.Namespace) -> int:
-    from vgkit.verify import restitch
+    from vgkit.finish.verify import restitch
 
     result = restitch(args.bundle, out=args.out)
     print(f"restitched: {result['out']} sha256 {result['sha256']}")
@@ -173,22 +173,22 @@ def _cmd_restitch(args: argparse.Namespace) -> int:
 
 
 def _cmd_bundle(args: argparse.Namespace) -> int:
-    from vgkit.bundle import write_bundle
+    from vgkit.finish.bundle import write_bundle
 
     print(f"bundle: {write_bundle(args.run_dir)}")
     return 0
 
 
 def _cmd_diff(args: argparse.Namespace) -> int:
-    from vgkit.diff import diff_runs, format_diff
+    from vgkit.evaluate.diff import diff_runs, format_diff
 
     print(format_diff(args.run_a, args.run_b, diff_runs(args.run_a, args.run_b)))
     return 0
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
-    from vgkit.cache import snapshot_dir
     from vgkit.cost.planner import native_preset_lines
+    from vgkit.hub.cache import snapshot_dir
     from vgkit.models import adapter, model_names
     from vgkit.settings import describe_hub_cache
 
@@ -211,7 +211,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
 
 
 def _cmd_prefetch(args: argparse.Namespace) -> int:
-    from vgkit.prefetch import format_table, run_prefetch
+    from vgkit.hub.prefetch import format_table, run_prefetch
 
     if not args.model and not args.all and not args.check and not args.attention_backend:
         raise SpecError("prefetch: no models named; fix: --model NAME (repeatable) or --all")
@@ -219,15 +219,15 @@ def _cmd_prefetch(args: argparse.Namespace) -> int:
     if args.model or args.all or not args.attention_backend:  # --check alone checks every model
         rows = run_prefetch(args.model or "all", check_only=args.check, verify_all=args.verify)
         print(format_table(rows))
-    for backend in args.attention_backend:  # Hub attention kernels (vgkit.hub_kernels), like weights
-        from vgkit.hub_kernels import fetch, verify
+    for backend in args.attention_backend:  # Hub attention kernels (vgkit.hub.kernels), like weights
+        from vgkit.hub.kernels import fetch, verify
 
         print(f"attention kernel {backend}: {verify(backend) if args.check else fetch(backend)}")
     return 0 if all(r["complete"] for r in rows) else 3
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from vgkit.notebook import run_generate_notebook
+    from vgkit.lab.notebook import run_generate_notebook
 
     result = run_generate_notebook(
         GENERATE_NOTEBOOK,
@@ -247,14 +247,14 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _cmd_lab(args: argparse.Namespace) -> int:
     import subprocess
 
-    from vgkit.notebook import lab_command
+    from vgkit.lab.notebook import lab_command
 
     extra = args.extra[1:] if args.extra[:1] == ["--"] else args.extra
     return subprocess.call(lab_command(port=args.port, extra=extra))
 
 
 def _cmd_qa(args: argparse.Namespace) -> int:
-    from vgkit.qa import run_qa
+    from vgkit.evaluate.qa import run_qa
 
     record = run_qa(args.run_dir, reference=args.reference, clip_repo=args.clip_model or None)
     for clip in record["clips"]:
@@ -265,7 +265,7 @@ def _cmd_qa(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from vgkit.report import write_report
+    from vgkit.evaluate.report.build import write_report
 
     paths = write_report(args.run_dirs, out=args.out, usd_per_hour=args.usd_per_hour)
     print(f"report: {paths['markdown']}")
@@ -274,7 +274,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
-    from vgkit.sweep import parse_models, sweep
+    from vgkit.evaluate.sweep import parse_models, sweep
 
     models = parse_models(args.models)
     _check_scale_flags(args)
@@ -290,7 +290,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
             print(f"{row.model}: {row.status} ({row.detail})")
         print(f"report: {result.report_html}")
         return 0
-    from vgkit.spec import load_spec
+    from vgkit.spec.schema import load_spec
 
     root = args.out or Path("runs") / f"sweep-{load_spec(args.spec).name}"
     return _scaled([args.spec], models, args, root=root)
@@ -314,10 +314,10 @@ def _check_scale_flags(args: argparse.Namespace) -> None:
 
 def _scaled(specs: list[Path], models: list[str], args: argparse.Namespace, *, root: Path) -> int:
     """Sweep or batch cells on Ray (``--ray``) or here in turn, one shard of them with ``--shard``."""
-    from vgkit.guard import check_grace
     from vgkit.scale import make_cells, parse_shard
     from vgkit.scale.runs import run_scaled
     from vgkit.scale.scheduler import RayOptions
+    from vgkit.supervise.guard import check_grace
 
     check_grace(args.watchdog_grace_s)
     _check_scale_flags(args)
@@ -379,7 +379,7 @@ def _add_scale_flags(p: argparse.ArgumentParser) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from vgkit.guard import DEFAULT_GRACE_S  # standard library only, like this module
+    from vgkit.supervise.guard import DEFAULT_GRACE_S  # standard library only, like this module
 
     parser = argparse.ArgumentParser(prog="vgkit", description=__doc__.split("\n")[0] if __doc__ else None)
     parser.add_argument("--version", action="version", version=f"vgkit {__version__}")
@@ -439,7 +439,7 @@ def _parser() -> argparse.ArgumentParser:
 
     p = add("stitch", _cmd_stitch, "stitch a run's clips into final/final_stitched.mp4 and write manifest.json")
     p.add_argument("run_dir", type=Path)
-    from vgkit.choices import COLOUR_MODES, SEAM_MODES, TRANSITIONS
+    from vgkit.spec.choices import COLOUR_MODES, SEAM_MODES, TRANSITIONS
 
     spec_default = "default: the spec's stitch section"
     p.add_argument("--transition", choices=TRANSITIONS, default=None, help=f"join recipe ({spec_default})")

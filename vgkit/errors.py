@@ -2,7 +2,7 @@
 
     VgkitError                      base; ``exit_code`` is what ``vgkit`` exits with
     ├── SpecError (ValueError)      bad input in a spec or on the command line        exit 2
-    │   ├── UnsafeLockError           lock folder/file not this user's own (vgkit/lock.py) exit 2
+    │   ├── UnsafeLockError           lock folder/file not this user's own (vgkit/supervise/lock.py) exit 2
     │   └── InfeasiblePlanError       the plan's projected time or memory breaks a      exit 2
     │                                 deadline or the card (vgkit.cost; --force runs it)
     ├── ModelUnavailableError       weights or checkpoint missing or malformed        exit 3
@@ -11,8 +11,8 @@
     │       (RuntimeError)
     ├── ArtifactError (RuntimeError) a written or bundled artifact fails its check    exit 5
     ├── GuardrailError (TimeoutError) a clip or run deadline was passed                exit 6
-    │   ├── DeviceBusyError           another job holds the GPU (vgkit/lock.py)          exit 6
-    │   └── RunDirBusyError           another run works in this run folder (vgkit/rundir.py) exit 6
+    │   ├── DeviceBusyError           another job holds the GPU (vgkit/supervise/lock.py)          exit 6
+    │   └── RunDirBusyError           another run works in this run folder (vgkit/records/rundir.py) exit 6
     ├── RemoteConnectionError         an SSH host stayed unreachable past the limit      exit 7
     │       (ConnectionError)
     ├── RemoteSetupError              the host has no pushed code or no set-up .venv,    exit 8
@@ -27,7 +27,7 @@ User mistakes (SpecError, ModelUnavailableError) print as one line with no trace
 names the field or thing, the value, and the fix.
 
 Every error also carries, as fields, what went wrong in the failure vocabulary of
-``vgkit.failures``: ``kind`` (the class's default unless the raiser says), ``clip_index`` and
+``vgkit.records.failures``: ``kind`` (the class's default unless the raiser says), ``clip_index`` and
 ``phase`` (None where it is not about one clip or phase).
 """
 
@@ -52,7 +52,7 @@ class VgkitError(Exception):
     """Base class: a failure vgkit explains itself."""
 
     exit_code = 1
-    kind = "other"  # a vgkit.failures kind
+    kind = "other"  # a vgkit.records.failures kind
 
     def __init__(
         self, message: str = "", *, kind: str | None = None, clip_index: int | None = None, phase: str | None = None

@@ -165,7 +165,7 @@ def count_call(
         counted = Counted(**json.loads(path.read_text()))
     except (OSError, ValueError, TypeError):
         counted = _count(build, call, run, dtype=dtype)
-        from vgkit.artifacts import atomic_write_json
+        from vgkit.records.artifacts import atomic_write_json
 
         try:
             path.parent.mkdir(parents=True, exist_ok=True)

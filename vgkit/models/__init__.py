@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from vgkit.cache import snapshot_dir
 from vgkit.errors import ModelUnavailableError, SpecError
+from vgkit.hub.cache import snapshot_dir
 from vgkit.models.base import Baseline, FrameRule, ModelAdapter, Preset
 from vgkit.models.cogvideox15 import COGVIDEOX15, COGVIDEOX15_TINY
 from vgkit.models.hunyuan import HUNYUAN_I2V, HUNYUAN_I2V_TINY
@@ -83,8 +83,8 @@ def _found_elsewhere(model: ModelAdapter, cache_dir: Path | None) -> str:
 def _torch_refusal(gpu: str) -> str | None:
     """None when torch can use the GPU ``nvidia-smi`` shows (or torch is not installed yet: the
     stdlib-only quick-start announcement), else why not, with the fix."""
-    from vgkit.cuda_builds import DriverError, read_driver
-    from vgkit.gpu import torch_view
+    from vgkit.host.cuda_builds import DriverError, read_driver
+    from vgkit.host.gpu import torch_view
 
     view = torch_view()
     if view.usable or view.version is None:

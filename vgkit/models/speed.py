@@ -222,7 +222,7 @@ def apply_speed(pipe: Any, options: SpeedOptions, *, device: str, steps: int | N
     if options.attention_backend != "default":
         try:
             if options.attention_backend.endswith("_hub"):  # its kernel comes from the cache, never the network
-                from vgkit.hub_kernels import offline_kernel_load
+                from vgkit.hub.kernels import offline_kernel_load
 
                 with offline_kernel_load():
                     transformer.set_attention_backend(options.attention_backend)
@@ -272,7 +272,7 @@ def _check_attention(transformer: Any, backend: str, *, device: str) -> None:
             f"fix: use native, flash_varlen or sage_varlen"
         )
     if backend.endswith("_hub"):  # fetched by `vgkit prefetch --attention-backend`, verified offline here
-        from vgkit.hub_kernels import verify
+        from vgkit.hub.kernels import verify
 
         verify(backend)
 

@@ -3,7 +3,7 @@
 - Repo ``Wan-AI/Wan2.2-TI2V-5B-Diffusers``; its model_index names ``WanPipeline`` (text only), so
   vgkit loads it with ``WanImageToVideoPipeline`` explicitly (diffusers #13258).
 - Native 1280x704 (or 704x1280), sizes in multiples of 32, 121 frames (4k+1) at 24 fps (its native
-  clip and its most: ``ClipLimits``; longer shots are interpolated, vgkit.plan), 50 steps,
+  clip and its most: ``ClipLimits``; longer shots are interpolated, vgkit.spec.plan), 50 steps,
   guidance 5.0, flow shift 5. VAE in fp32, the rest in bf16 (FACTS.md).
 - The tiny twin carries the real repo's metadata (``vgkit/models/reference/wan22``: a ``WanPipeline``
   model_index, UMT5 text encoder, 48-channel residual VAE with 16x spatial compression and the

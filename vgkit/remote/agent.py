@@ -89,7 +89,7 @@ def gpu_pids() -> list[int]:
 
 def _clips(run_dir: Path) -> dict[str, Any]:
     from vgkit.errors import ArtifactError
-    from vgkit.records import read_logs, read_plan
+    from vgkit.records.schema import read_logs, read_plan
 
     planned = None
     with contextlib.suppress(OSError, ArtifactError):  # no plan yet, or one being written

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vgkit.errors import SpecError
-from vgkit.guard import REMOTE_GRACE_S
+from vgkit.supervise.guard import REMOTE_GRACE_S
 
 if TYPE_CHECKING:
     from vgkit.remote.ssh import SshTarget
@@ -193,6 +193,6 @@ def add_remote_commands(sub: Any) -> None:
         action="store_true",
         help="when OUT/NAME exists, fetch beside it (NAME.fetched-<time>); never replaces",
     )
-    from vgkit.vast import add_vast_commands
+    from vgkit.remote.vast import add_vast_commands
 
     add_vast_commands(remote_sub)

@@ -3,7 +3,7 @@
 The first transfer resumes a broken one (``--partial --append-verify``); when the local sha256
 differs from the one computed on the host, the next attempt re-checks every block
 (``--checksum``). The bundle is then extracted as any untrusted bundle is
-(``vgkit.bundle.extract_bundle``: members checked against its index, size limits, ``tarfile``'s
+(``vgkit.finish.bundle.extract_bundle``: members checked against its index, size limits, ``tarfile``'s
 ``data`` filter) and each artifact in its ``manifest.json`` is re-hashed.
 
 A fetch never deletes or replaces a local folder: when ``<dest>/<name>`` exists it refuses before
@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from vgkit.artifacts import sha256_file
 from vgkit.errors import ArtifactError, SpecError
-from vgkit.records import read_manifest
+from vgkit.records.artifacts import sha256_file
+from vgkit.records.schema import read_manifest
 from vgkit.remote.ssh import SshTarget, remote_path, run_ssh
 
 __all__ = ["FetchResult", "fetch_bundle", "local_names", "verify_run_dir"]
@@ -83,8 +83,8 @@ def local_names(dest_dir: Path, name: str, *, force: bool) -> tuple[Path, Path]:
 
 def _extract(bundle: Path, run_dir: Path, name: str) -> Path:
     """Extract into a temp dir beside ``run_dir`` (checked against the bundle's index, as any bundle
-    is: ``vgkit.bundle.extract_bundle``), verify, then rename it to ``run_dir`` (which must not exist)."""
-    from vgkit.bundle import extract_bundle
+    is: ``vgkit.finish.bundle.extract_bundle``), verify, then rename it to ``run_dir`` (which must not exist)."""
+    from vgkit.finish.bundle import extract_bundle
 
     staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=run_dir.parent))
     try:

@@ -101,7 +101,7 @@ def require_ready(target: SshTarget) -> None:
 def setup(target: SshTarget) -> None:
     """Run ``setup.sh`` in the pushed code (idempotent there), then ``vgkit doctor``; both stream.
 
-    setup.sh runs under the lock the on-start waiter (vgkit.vast) also takes, so the two never
+    setup.sh runs under the lock the on-start waiter (vgkit.remote.vast) also takes, so the two never
     install at once. The doctor's output is kept in ``<remote_dir>/doctor.txt`` for ``vgkit remote
     status``. Raises ``RemoteSetupError`` when no code was pushed, ``setup.sh`` exits non-zero, or
     the doctor finds a problem that would make a run fail.
@@ -116,7 +116,7 @@ def setup(target: SshTarget) -> None:
             f"{target.host}:{target.port}: setup.sh in {target.code_dir} exited {code} (its output is above); "
             "fix: correct what it names on the host, then re-run `vgkit remote setup`"
         )
-    from vgkit.vast import DOCTOR_FILE  # in the remote dir, the code dir's parent
+    from vgkit.remote.vast import DOCTOR_FILE  # in the remote dir, the code dir's parent
 
     report = f"../{DOCTOR_FILE}"
     doctor = (
@@ -130,7 +130,7 @@ def setup(target: SshTarget) -> None:
 
 
 def _doctor_path(target: SshTarget) -> str:
-    from vgkit.vast import DOCTOR_FILE
+    from vgkit.remote.vast import DOCTOR_FILE
 
     return remote_path(f"{target.remote_dir.rstrip('/')}/{DOCTOR_FILE}")
 

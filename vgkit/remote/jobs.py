@@ -29,13 +29,13 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from vgkit.errors import GuardrailError, RemoteCommandError, SpecError
-from vgkit.guard import REMOTE_GRACE_S
 from vgkit.remote.host import require_ready
 from vgkit.remote.ssh import RemoteConnectionError, SshTarget, checked, remote_path, run_ssh
-from vgkit.spec import read_spec_data
+from vgkit.spec.schema import read_spec_data
+from vgkit.supervise.guard import REMOTE_GRACE_S
 
 if TYPE_CHECKING:
-    from vgkit.spec import RunSpec
+    from vgkit.spec.schema import RunSpec
 
 __all__ = [
     "RemoteJob",
@@ -178,7 +178,7 @@ def _seconds(value: float) -> str:
 
 def _deadline(spec: RunSpec, *, deadline_s: float | None) -> tuple[float, str]:
     """The run deadline and where it came from: ``--deadline-s``, else the spec's, as ``vgkit run``."""
-    from vgkit.guard import Deadlines
+    from vgkit.supervise.guard import Deadlines
 
     if deadline_s is not None:
         return float(deadline_s), "--deadline-s"
@@ -198,7 +198,7 @@ def plan_remote_job(
 ) -> RemoteJob:
     """Validate the spec and plan it here (the same one-line ``SpecError`` as ``vgkit run``), before
     anything goes to the host; the deadline defaults to the spec's (see ``_deadline``)."""
-    from vgkit.runner import plan_job
+    from vgkit.generate.runner import plan_job
 
     if deadline_s is not None and not deadline_s > 0:
         raise SpecError(f"--deadline-s = {deadline_s}: not a positive number of seconds; fix: e.g. 3600, or omit it")

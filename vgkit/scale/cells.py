@@ -58,7 +58,7 @@ def make_cells(
     ``seeds_in_names``). Seeds are the spec's seed plus ``k * SEED_STRIDE``. Two specs with one
     name are refused (their folders would collide).
     """
-    from vgkit.spec import load_spec
+    from vgkit.spec.schema import load_spec
 
     if seeds < 1:
         raise SpecError(f"seeds = {seeds}: must be at least 1; fix: e.g. --seeds 2")
@@ -130,7 +130,7 @@ def task_for(cell: Cell) -> CellTask:
     Image paths become names beside the spec (``reference.png``, ``shot_003.png``), which the
     worker writes next to its copy of the spec, so relative paths resolve there.
     """
-    from vgkit.spec import load_spec, read_spec_data
+    from vgkit.spec.schema import load_spec, read_spec_data
 
     data = read_spec_data(cell.spec_path)
     spec = load_spec(cell.spec_path)  # paths resolved against the spec file

@@ -2,10 +2,10 @@
 
 ``GpuWorker`` is a plain class; the scheduler (vgkit.scale.scheduler) makes it a Ray actor with
 ``num_gpus=1``, so Ray gives it one GPU (``CUDA_VISIBLE_DEVICES``). For its whole life it holds
-vgkit's lock of that GPU (vgkit.lock), so a plain ``vgkit run`` on the same GPU is refused while
+vgkit's lock of that GPU (vgkit.supervise.lock), so a plain ``vgkit run`` on the same GPU is refused while
 it lives, and the kernel frees the lock the moment the worker dies.
 
-``run`` serves one cell through vgkit's own job path (``vgkit.runner.run_job``: plan, checks,
+``run`` serves one cell through vgkit's own job path (``vgkit.generate.runner.run_job``: plan, checks,
 chained clips with their deadlines checked at every step, stitch) in a scratch folder of the worker's
 node, started afresh from the clips that already came home. It is a generator: it yields the
 run's events as they happen, and each finished clip as a payload (vgkit.scale.transfer) the
@@ -27,12 +27,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from vgkit.artifacts import RunLayout
+from vgkit.records.artifacts import RunLayout
 from vgkit.scale.cells import CellTask
 from vgkit.scale.transfer import ClipPayload, clip_payload, commit_payload
 
 if TYPE_CHECKING:
-    from vgkit.generator import ClipGenerator
+    from vgkit.generate.generator import ClipGenerator
     from vgkit.models import ModelAdapter
 
 __all__ = ["GpuWorker", "scratch_root"]
@@ -60,8 +60,8 @@ class GpuWorker:
     """One GPU's worker: holds the GPU's device lock and at most one loaded pipeline."""
 
     def __init__(self, *, sweep_id: str) -> None:
-        from vgkit.lock import acquire_device_lock, device_lock_name
         from vgkit.settings import apply_env_file, visible_gpu
+        from vgkit.supervise.lock import acquire_device_lock, device_lock_name
 
         apply_env_file()  # the node's HF cache default, as every vgkit entry point (before any HF import)
         self.pid = os.getpid()
@@ -144,9 +144,9 @@ class GpuWorker:
         return spec_file
 
     def _run_job(self, spec_file: Path, model: str, out: Path, limits: dict[str, Any], emit: Any, on_clip: Any) -> None:
-        from vgkit.generator import InProcessGenerator
-        from vgkit.plan import speed_options
-        from vgkit.runner import plan_job, run_job
+        from vgkit.generate.generator import InProcessGenerator
+        from vgkit.generate.runner import plan_job, run_job
+        from vgkit.spec.plan import speed_options
 
         spec, _, plan = plan_job(spec_file, model=model)
         preset, speed, steps = str(plan.preset["name"]), speed_options(spec), plan.steps

@@ -12,9 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from vgkit.guard import DEFAULT_GRACE_S
 from vgkit.scale.cells import Cell, shard_cells, task_for
 from vgkit.scale.scheduler import CellOutcome, RayOptions
+from vgkit.supervise.guard import DEFAULT_GRACE_S
 
 __all__ = ["SPECS_FOLDER", "ScaledResult", "run_scaled"]
 
@@ -46,7 +46,7 @@ def _spec_for(cell: Cell, root: Path) -> Path:
 
 
 def _run_here(cell: Cell, root: Path, progress: Progress, grace_s: float, scorer: str | None) -> CellOutcome:
-    from vgkit.sweep import sweep_cell
+    from vgkit.evaluate.sweep import sweep_cell
 
     row = sweep_cell(
         _spec_for(cell, root),
@@ -72,11 +72,11 @@ def run_scaled(
 ) -> ScaledResult:
     """Run ``cells`` (only shard ``i`` of ``N`` of them with ``shard``) and write one report of them.
 
-    ``prompt_match_model`` scores each completed run's prompt match (vgkit.clip_score; None: not
+    ``prompt_match_model`` scores each completed run's prompt match (vgkit.evaluate.clip_score; None: not
     scored). The report goes to ``<root>/report`` (``<root>/report-shard-<i>-of-<N>`` for a shard; a
     report over every shard's fetched runs is ``vgkit report``).
     """
-    from vgkit.report import write_report
+    from vgkit.evaluate.report.build import write_report
 
     if shard is not None:
         index, count = shard
@@ -87,8 +87,8 @@ def run_scaled(
     if not cells:
         return ScaledResult([], None, None)
     if ray is not None:
+        from vgkit.evaluate.sweep import score_prompt_match
         from vgkit.scale.scheduler import run_cells
-        from vgkit.sweep import score_prompt_match
 
         outcomes = run_cells(cells, options=ray, progress=progress, grace_s=grace_s)
         for outcome in outcomes:  # on the driver, once the run's clips are home

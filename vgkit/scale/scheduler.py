@@ -5,7 +5,7 @@
 2. Start one ``GpuWorker`` actor per GPU (``num_gpus=1``, an explicit ``num_cpus``), at most one
    per cell.
 3. Give each idle worker a cell, preferring a cell of the model it has loaded. Each cell's run
-   folder on the driver is claimed (vgkit.rundir) while it runs.
+   folder on the driver is claimed (vgkit.records.rundir) while it runs.
 4. As each clip lands on a worker it comes home: checked by sha256, written into the driver's run
    folder (vgkit.scale.transfer). The driver holds the truth.
 5. A worker that dies (process, node) costs at most the clip it was making: its cell goes back to
@@ -13,7 +13,7 @@
    is started on the freed GPU. A cell that fails on its own (a spec, a deadline) is recorded and
    the others go on.
 6. A finished cell is stitched, recorded (manifest, bundle, QA, ``sweep_run.json``) on the driver.
-7. Deadlines: workers check them at every step (vgkit.guard); a worker still busy past a clip or
+7. Deadlines: workers check them at every step (vgkit.supervise.guard); a worker still busy past a clip or
    run deadline plus the grace period is killed from here. ``Ctrl-C`` (or SIGTERM) kills every
    worker before returning, so no GPU job outlives the driver.
 
@@ -37,11 +37,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from vgkit.artifacts import RunLayout, atomic_write_json
 from vgkit.errors import SpecError, VgkitError
-from vgkit.guard import DEFAULT_GRACE_S, Deadlines
+from vgkit.records.artifacts import RunLayout, atomic_write_json
 from vgkit.scale.cells import Cell, task_for
 from vgkit.scale.transfer import clips_at_home, commit_payload
+from vgkit.supervise.guard import DEFAULT_GRACE_S, Deadlines
 
 __all__ = ["MAX_ATTEMPTS", "CellOutcome", "RayOptions", "import_ray", "run_cells"]
 
@@ -102,7 +102,7 @@ class _Active:
     cell: Cell
     worker: _Worker
     stream: Any
-    held: Any  # vgkit.rundir.RunDir
+    held: Any  # vgkit.records.rundir.RunDir
     stack: contextlib.ExitStack
     deadlines: Deadlines
     placement: dict[str, Any]
@@ -294,8 +294,8 @@ class _Driver:
             self._start_cell(cell, worker)
 
     def _start_cell(self, cell: Cell, worker: _Worker) -> None:
-        from vgkit.rundir import open_run_dir
-        from vgkit.spec import load_spec
+        from vgkit.records.rundir import open_run_dir
+        from vgkit.spec.schema import load_spec
 
         state = self.states[cell.name]
         state.attempts += 1
@@ -449,9 +449,9 @@ class _Driver:
 
     # -- records ------------------------------------------------------------------------------
     def _finish(self, active: _Active) -> None:
-        from vgkit.qa import run_qa
-        from vgkit.runner import finish_run
-        from vgkit.spec import load_spec
+        from vgkit.evaluate.qa import run_qa
+        from vgkit.generate.runner import finish_run
+        from vgkit.spec.schema import load_spec
 
         cell = active.cell
         try:
@@ -473,7 +473,7 @@ class _Driver:
         self._show(cell, f"completed ({detail})")
 
     def _fail(self, cell: Cell, active: _Active | None, error_class: str, message: str, code: int | None) -> None:
-        from vgkit.sweep import FAILURE_FILE, FAILURE_SCHEMA
+        from vgkit.evaluate.sweep import FAILURE_FILE, FAILURE_SCHEMA
 
         status = "infeasible" if error_class == "InfeasiblePlanError" else "failed"
         state = self.states[cell.name]
@@ -500,7 +500,7 @@ class _Driver:
             self._emit(None, cell, "failed", error_class=error_class)
 
     def _record(self, cell: Cell, status: str) -> None:
-        from vgkit.sweep import SWEEP_RUN_FILE, SWEEP_RUN_SCHEMA
+        from vgkit.evaluate.sweep import SWEEP_RUN_FILE, SWEEP_RUN_SCHEMA
 
         state = self.states[cell.name]
         atomic_write_json(
@@ -520,7 +520,7 @@ class _Driver:
         )
 
 
-# The most advanced stage a cell's progress lines reached, for failure.json (as vgkit.sweep says it).
+# The most advanced stage a cell's progress lines reached, for failure.json (as vgkit.evaluate.sweep says it).
 _STAGES = (("qa: ", "qa"), ("stitching ", "stitch"), ("clip ", "generate"), ("loading ", "load"))
 
 

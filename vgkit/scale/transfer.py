@@ -7,7 +7,7 @@ A payload is plain data (it travels as a Ray object, no shared filesystem)::
 
 Its receiver checks the log's own sha256, then each file against the sha256 the log records for
 it, writes each file atomically and the log last: the log is the clip's commit record
-(vgkit.chain), so a kill mid-way never leaves a clip that looks finished. The same payloads go
+(vgkit.generate.chain), so a kill mid-way never leaves a clip that looks finished. The same payloads go
 the other way to resume a run on another worker from the clips that came home.
 """
 
@@ -16,9 +16,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from vgkit.artifacts import BUNDLED_LOG_ARTIFACTS, RunLayout, atomic_write_bytes, sha256_bytes, sha256_file
 from vgkit.errors import ArtifactError
-from vgkit.records import ClipLog, parse_log, read_logs
+from vgkit.records.artifacts import BUNDLED_LOG_ARTIFACTS, RunLayout, atomic_write_bytes, sha256_bytes, sha256_file
+from vgkit.records.schema import ClipLog, parse_log, read_logs
 
 __all__ = ["ClipPayload", "clip_payload", "clips_at_home", "commit_payload"]
 
@@ -74,7 +74,7 @@ def commit_payload(layout: RunLayout, payload: ClipPayload) -> ClipLog:
 def clips_at_home(layout: RunLayout) -> list[ClipPayload]:
     """Payloads of every clip in ``layout`` whose ``ok`` log's artifacts verify by sha256, in order.
 
-    What a resuming worker starts from; it re-checks each against its own request (vgkit.chain).
+    What a resuming worker starts from; it re-checks each against its own request (vgkit.generate.chain).
     """
     payloads = []
     for log in read_logs(layout.root, lenient=True):

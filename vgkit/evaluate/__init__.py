@@ -1,0 +1,1 @@
+"""Comparing runs: quality checks, diffs, sweeps, players and the sweep report."""

@@ -1,0 +1,1 @@
+"""The sweep report: rows, header, recommendation, Markdown and HTML renderings."""

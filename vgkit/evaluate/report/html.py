@@ -1,0 +1,277 @@
+"""The sweep report as one HTML page: inline CSS, inline SVG charts, PNG data URIs.
+
+The page loads nothing from the network (no scripts, fonts or remote images), so it opens offline.
+Clip previews (Shots Across Models) are embedded as data URIs up to ``EMBED_VIDEO_BYTES`` each; a
+larger clip plays from its run folder by a relative path (open the page beside the run folders).
+"""
+
+from __future__ import annotations
+
+import base64
+from html import escape
+from pathlib import Path
+
+from vgkit.evaluate.report.build import (
+    QA_COLUMNS,
+    RunSummary,
+    Segment,
+    clip_failure,
+    cost,
+    fmt,
+    fmt_bytes,
+    qa_rows,
+)
+from vgkit.evaluate.report.header import SweepHeader, best_completed
+from vgkit.evaluate.report.recommend import recommend
+
+__all__ = ["qa_table_html", "render_html"]
+
+CSS = """
+body { font: 14px/1.45 system-ui, sans-serif; margin: 2rem; color: #1d232a; max-width: 1200px; }
+h1 { margin-bottom: .2rem; } h2 { margin-top: 2rem; border-bottom: 1px solid #d0d7de; }
+table { border-collapse: collapse; margin: .5rem 0 1rem; }
+th, td { border: 1px solid #d0d7de; padding: .3rem .6rem; text-align: left; vertical-align: top; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+.completed { color: #1a7f37; font-weight: 600; } .failed { color: #cf222e; font-weight: 600; }
+.partial { color: #9a6700; font-weight: 600; }
+figure { margin: .4rem 0; } figcaption { font-size: 12px; color: #57606a; }
+svg text { font: 11px system-ui, sans-serif; }
+"""
+
+COLOURS = {
+    "model load": "#0969da",
+    "denoise": "#1a7f37",
+    "VAE decode": "#bf8700",
+    "encode + save": "#8250df",
+    "reused (first run)": "#8c959f",
+}
+EMBED_VIDEO_BYTES = 4 * 2**20
+BAR_WIDTH_PX = 760
+LABEL_WIDTH_PX = 150
+
+
+def _colour(label: str) -> str:
+    return next((c for key, c in COLOURS.items() if label.startswith(key)), "#d0d7de")
+
+
+def _parts(r: RunSummary) -> list[Segment]:
+    """A run's first generation as chart parts: model load, then each clip's denoise, VAE decode
+    and encode + save (from the clip logs, so a resumed run keeps the timings of its first run)."""
+    t, parts = 0.0, []
+    load = next((s.duration_s for s in r.segments if s.label == "model load"), 0.0)
+    if load:
+        parts.append(Segment("model load", 0.0, load))
+        t = load
+    for c in r.clip_timings:
+        for label, seconds in (("denoise", c.denoise_s), ("VAE decode", c.decode_s), ("encode + save", c.other_s)):
+            shown = "reused (first run)" if c.reused else label
+            parts.append(Segment(f"{shown}: clip {c.index} {label}", t, seconds))
+            t += seconds
+    return parts
+
+
+def _timing_chart(runs: list[RunSummary]) -> str:
+    """One stacked horizontal bar per run (load, then denoise / decode / encode per clip)."""
+    runs_parts = [(r, _parts(r)) for r in runs]
+    longest = max((sum(s.duration_s for s in p) for _, p in runs_parts), default=0.0) or 1.0
+    scale = BAR_WIDTH_PX / longest
+    row_px = 26
+    height = row_px * len(runs) + 24
+    parts = [f'<svg width="{LABEL_WIDTH_PX + BAR_WIDTH_PX + 80}" height="{height}" role="img">']
+    for i, (r, bars) in enumerate(runs_parts):
+        y = i * row_px + 4
+        parts.append(f'<text x="0" y="{y + 14}">{escape(r.model)}</text>')
+        for s in bars:
+            x = LABEL_WIDTH_PX + (s.start_s * scale)
+            w = max(s.duration_s * scale, 0.5)
+            parts.append(
+                f'<rect x="{x:.1f}" y="{y}" width="{w:.1f}" height="18" fill="{_colour(s.label)}" stroke="#fff">'
+                f"<title>{escape(s.label)}: {s.duration_s:.2f} s</title></rect>"
+            )
+        total = sum(s.duration_s for s in bars)
+        parts.append(f'<text x="{LABEL_WIDTH_PX + total * scale + 4:.1f}" y="{y + 14}">{total:.1f} s</text>')
+    legend_y = height - 6
+    for j, (key, colour) in enumerate(COLOURS.items()):
+        x = LABEL_WIDTH_PX + j * 140
+        parts.append(f'<rect x="{x}" y="{legend_y - 9}" width="10" height="10" fill="{colour}"/>')
+        parts.append(f'<text x="{x + 14}" y="{legend_y}">{escape(key)}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _billing(segments: list[Segment], usd_per_hour: float | None) -> str:
+    rows = "".join(
+        f"<tr><td>{escape(s.label)}</td><td class=num>{s.start_s:.2f} s</td><td class=num>{s.duration_s:.2f} s</td>"
+        f"<td class=num>{cost(s.duration_s, usd_per_hour)}</td></tr>"
+        for s in segments
+    )
+    total = sum(s.duration_s for s in segments)
+    rows += f"<tr><th>total</th><td></td><td class=num>{total:.2f} s</td><td class=num>{cost(total, usd_per_hour)}</td>"
+    return f"<table><tr><th>Segment</th><th>Start</th><th>Duration</th><th>Cost</th></tr>{rows}</tr></table>"
+
+
+def qa_table_html(runs: list[RunSummary]) -> str:
+    """Every clip's QA measurements and verdicts, one row per clip of each run (``qa_rows``)."""
+    head = "".join(f"<th>{escape(h)}</th>" for h in QA_COLUMNS)
+    body = "".join(
+        "<tr>"
+        + "".join(f"<td{' class=num' if i > 1 and i < 8 else ''}>{escape(v)}</td>" for i, v in enumerate(row))
+        + "</tr>"
+        for row in qa_rows(runs)
+    )
+    return f"<table><tr>{head}</tr>{body}</table>" if body else "<p>n/a</p>"
+
+
+def _png(data: bytes, alt: str) -> str:
+    return f'<img alt="{escape(alt)}" src="data:image/png;base64,{base64.b64encode(data).decode()}">'
+
+
+def _video(path: Path, out: Path | None) -> str:
+    """A preview player: the clip embedded when small, else by a path relative to the report."""
+    import os
+
+    if path.stat().st_size <= EMBED_VIDEO_BYTES or out is None:
+        src = "data:video/mp4;base64," + base64.b64encode(path.read_bytes()).decode()
+    else:
+        src = escape(Path(os.path.relpath(path, out)).as_posix())
+    return f'<video controls muted loop preload="metadata" width="240" src="{src}"></video>'
+
+
+def _shots(runs: list[RunSummary], out: Path | None) -> str:
+    """One row per shot, one column per model (playable previews, prompt match), then settings."""
+    from vgkit.evaluate.report.markdown import prompt_cell
+
+    with_clips = [r for r in runs if r.clip_videos]
+    if not with_clips:
+        return "<p>No model finished a clip.</p>"
+    head = "".join(f"<th>{escape(r.model)}</th>" for r in with_clips)
+    rows = []
+    for i in sorted({i for r in with_clips for i in r.clip_videos}):
+        cells = []
+        for r in with_clips:
+            video = r.clip_videos.get(i)
+            score = next((c["score"] for c in r.prompt_clips if c["index"] == i), None)
+            cells.append(
+                "<td>not made</td>"
+                if video is None
+                else f"<td><figure>{_video(video, out)}<figcaption>prompt match {prompt_cell(score)}</figcaption>"
+                "</figure></td>"
+            )
+        rows.append(f"<tr><th>shot {i}</th>{''.join(cells)}</tr>")
+    settings = "".join(
+        f"<tr><td>{escape(r.model)}</td>" + "".join(f"<td>{escape(r.settings[k])}</td>" for k in SETTINGS) + "</tr>"
+        for r in runs
+        if r.settings
+    )
+    return (
+        f"<table><tr><th>Shot</th>{head}</tr>{''.join(rows)}</table><table><tr><th>Model</th>"
+        + "".join(f"<th>{escape(k)}</th>" for k in SETTINGS)
+        + f"</tr>{settings}</table>"
+    )
+
+
+def _operational(runs: list[RunSummary]) -> str:
+    """The seed's three summary lines, then one row of notes per model."""
+    from vgkit.evaluate.report.markdown import operational_summary
+
+    out = ["<h2>Operational Notes</h2><ul>", *(f"<li>{escape(line)}</li>" for line in operational_summary(runs))]
+    out.append(
+        "</ul><table><tr><th>Model</th><th>Preset</th><th>Peak RSS</th><th>Peak GPU memory</th>"
+        "<th>Mean GPU utilisation</th><th>Peak temperature</th><th>Overlapping-job samples</th></tr>"
+    )
+    for r in runs:
+        g = r.gpu or {}
+        out.append(
+            f"<tr><td>{escape(r.model)}</td><td>{escape(r.preset)}</td><td class=num>{fmt_bytes(r.peak_rss_bytes)}</td>"
+            f"<td class=num>{fmt_bytes(r.peak_gpu_bytes)}</td>"
+            f"<td class=num>{fmt(g.get('mean_util_pct'), '%', 1)}</td>"
+            f"<td class=num>{fmt(g.get('peak_temp_c'), ' C')}</td>"
+            f"<td class=num>{fmt(g.get('overlap_samples'))}</td></tr>"
+        )
+    return "".join(out) + "</table>"
+
+
+SETTINGS = ("preset", "size", "frames", "fps", "steps", "guidance")
+
+
+def render_html(
+    runs: list[RunSummary],
+    *,
+    usd_per_hour: float | None,
+    header: SweepHeader | None = None,
+    out_dir: Path | None = None,
+) -> str:
+    """The page; ``out_dir`` (the report folder) makes paths of large clips relative."""
+    from vgkit.evaluate.clip_score import LIMITS, MAPPING
+    from vgkit.evaluate.report.markdown import HEADER_FIELDS, latency_cell, prompt_cell
+
+    header = header or SweepHeader("Model sweep report", "n/a", "n/a", None)
+    best, rule = best_completed(runs, usd_per_hour=usd_per_hour)
+    completed = sum(r.status == "completed" for r in runs)
+    values = (
+        header.published,
+        header.run_id,
+        header.remote_dir or "n/a (ran locally)",
+        str(len(runs)),
+        str(completed),
+        str(len(runs) - completed),
+        best.model if best else "none",
+        rule,
+    )
+    out = [
+        f"<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>{escape(header.title)}</title>",
+        f"<style>{CSS}</style></head><body><h1>{escape(header.title)}</h1><ul>",
+        *(f"<li>{escape(k)}: <b>{escape(v)}</b></li>" for k, v in zip(HEADER_FIELDS, values, strict=True)),
+        "</ul><h2>Model Outcomes</h2><table><tr><th>Model</th><th>Status</th><th>Latency</th><th>Prompt Match</th>"
+        "<th>Verdict</th></tr>",
+    ]
+    for r in runs:
+        out.append(
+            f"<tr><td>{escape(r.model)}</td><td class={r.status}>{r.status}</td>"
+            f'<td class=num title="{escape(r.latency_source)}">{escape(latency_cell(r))}</td>'
+            f"<td class=num>{prompt_cell(r.prompt_match)}</td><td>{escape(r.verdict)}</td></tr>"
+        )
+    out.append("</table>" + _operational(runs) + "<h2>Recommendations</h2><ul>")
+    recommendations = recommend(runs)
+    out += [
+        f"<li>{escape(rec.text)}<br><small>Evidence: {escape('; '.join(rec.evidence))}</small></li>"
+        for rec in recommendations
+    ] or ["<li>None: no failure and no weak prompt match.</li>"]
+    out.append(f"</ul><h2>Prompt Match</h2><p>Scale: {escape(MAPPING)}. Limits: {escape(LIMITS)}.</p><ul>")
+    out += [f"<li><b>{escape(r.model)}</b>: {escape(r.prompt_note)}</li>" for r in runs]
+    out.append("</ul><h2>Shots Across Models</h2>" + _shots(runs, out_dir))
+    out.append("<h2>Failure Details</h2>")
+    failed = [r for r in runs if r.failure or r.clip_failures or r.status != "completed"]
+    out.append("<ul>" if failed else "<p>None.</p>")
+    for r in failed:
+        f = r.failure or {}
+        kind = f" [{escape(r.kind)}]" if r.kind else ""
+        message = f.get("message", "no finished clip, no failure.json")
+        out.append(
+            f"<li><b>{escape(r.model)}</b> ({escape(r.run_dir.name)}): "
+            f"<code>{escape(str(f.get('error_class', 'no failure record')))}</code>{kind} at stage "
+            f"{escape(str(f.get('stage', 'n/a')))}: {escape(str(message))}"
+            + "".join(f"<br>{escape(clip_failure(g))}" for g in r.clip_failures)
+            + "</li>"
+        )
+    out.append("</ul>" if failed else "")
+    out.append("<h2>QA Per Clip</h2>" + qa_table_html(runs))
+    out.append(
+        "<h2>Timing Breakdown</h2><p>First generation of each clip: denoise, VAE decode, encode + save "
+        "(a resumed run keeps the timings of the run that made each clip).</p>" + _timing_chart(runs)
+    )
+    rate = "no rate given" if usd_per_hour is None else f"${usd_per_hour:.2f}/hour"
+    out.append(f"<h2>Billing Timeline ({escape(rate)})</h2>")
+    for r in runs:
+        out.append(f"<h3>{escape(r.model)}</h3><p>Source: {escape(r.timeline_source)}.</p>")
+        out.append(_billing(r.segments, usd_per_hour))
+    out.append("<h2>Filmstrips</h2>")
+    for r in runs:
+        out.append(f"<h3>{escape(r.model)}</h3>")
+        figures = [
+            f"<figure>{_png(png, label)}<figcaption>{escape(label)}</figcaption></figure>"
+            for label, png in r.filmstrips
+        ]
+        out.append("".join(figures) or "<p>n/a</p>")
+    out.append("</body></html>")
+    return "\n".join(out)

@@ -1,0 +1,1 @@
+"""Stage 2, generation: one loaded pipeline, the chain of clips, the run driver."""

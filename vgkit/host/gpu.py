@@ -1,0 +1,103 @@
+"""The GPUs as torch sees them, beside what ``nvidia-smi`` says (vgkit.host.cuda_builds).
+
+``nvidia-smi`` seeing a GPU does not mean torch can use it: a torch built for a newer CUDA than
+the driver supports, or a CPU-only torch, sees none. ``choose_model`` and ``vgkit doctor`` ask
+both. ``VGKIT_TORCH_PROBE=module:function`` names a stand-in for torch's view (a test seam, like
+``VGKIT_GENERATOR_FACTORY``: a usable GPU cannot be staged on a CPU-only machine otherwise).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import warnings
+from dataclasses import dataclass
+
+from vgkit.host.cuda_builds import BUILDS, DriverInfo
+
+__all__ = ["TorchGpu", "TorchView", "torch_view"]
+
+
+@dataclass(frozen=True)
+class TorchGpu:
+    index: int
+    name: str
+    capability: tuple[int, int]
+    memory_gib: float
+
+    @property
+    def sm(self) -> str:
+        return f"sm_{self.capability[0]}{self.capability[1]}"
+
+    @property
+    def bf16(self) -> bool:
+        return self.capability >= (8, 0)
+
+    @property
+    def fp8(self) -> bool:
+        """fp8 tensor cores: Ada (sm_89) and Hopper (sm_90) onwards."""
+        return self.capability >= (8, 9)
+
+
+@dataclass(frozen=True)
+class TorchView:
+    """torch's version, the CUDA it was built for, the GPUs it can use, and why none if so."""
+
+    version: str | None  # None: torch is not installed here
+    cuda: str | None  # torch.version.cuda; None for a CPU build
+    gpus: tuple[TorchGpu, ...]
+    error: str | None  # what torch said when it found no usable GPU
+
+    @property
+    def usable(self) -> bool:
+        return bool(self.gpus)
+
+    def why_not(self, driver: DriverInfo | None) -> str:
+        """One clause: why torch cannot use the GPU ``nvidia-smi`` shows, with the fix."""
+        fix = "fix: bash setup.sh (it installs the torch build for this driver)"
+        if self.version is None:
+            return f"torch is not installed; {fix}"
+        if self.cuda is None:
+            return f"torch {self.version} is a CPU-only build; {fix}"
+        said = f" (torch says: {self.error})" if self.error else ""
+        if driver is not None:
+            needed = _native_driver(self.version, self.cuda)
+            if needed and driver.driver < needed[0]:
+                return (
+                    f"torch {self.version} is built for CUDA {self.cuda}, which needs an NVIDIA driver >= "
+                    f"{needed[1]}; this host's {driver.driver_text} supports CUDA {driver.cuda_text}{said}; {fix}, "
+                    f"or rent an offer with a newer driver"
+                )
+        return f"torch {self.version} (CUDA {self.cuda}) finds no usable GPU{said}; {fix}, or rent another offer"
+
+
+def _native_driver(version: str, cuda: str) -> tuple[tuple[int, ...], str] | None:
+    for build in BUILDS.get(version.split("+")[0], ()):
+        if build.cuda_text == cuda:
+            return build.native_driver, build.native_driver_text
+    return None
+
+
+def torch_view() -> TorchView:
+    """Ask torch (imported here, never at ``import vgkit``) which GPUs it can use."""
+    if probe := os.environ.get("VGKIT_TORCH_PROBE"):
+        module, _, name = probe.partition(":")
+        view: TorchView = getattr(importlib.import_module(module), name)()
+        return view
+    if importlib.util.find_spec("torch") is None:
+        return TorchView(version=None, cuda=None, gpus=(), error="torch is not installed")
+    import torch
+
+    cuda = torch.version.cuda
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        available = cuda is not None and torch.cuda.is_available()
+    if not available:
+        said = next((str(w.message).strip().splitlines()[0] for w in caught if str(w.message).strip()), None)
+        return TorchView(version=torch.__version__, cuda=cuda, gpus=(), error=said)
+    gpus = []
+    for index in range(torch.cuda.device_count()):
+        props = torch.cuda.get_device_properties(index)
+        gpus.append(TorchGpu(index, props.name, (props.major, props.minor), props.total_memory / 2**30))
+    return TorchView(version=torch.__version__, cuda=cuda, gpus=tuple(gpus), error=None)

@@ -1,0 +1,1 @@
+"""The Hugging Face Hub: the local cache, checkpoint layouts, prefetch, attention kernels."""

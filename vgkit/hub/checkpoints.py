@@ -1,0 +1,62 @@
+"""Find a model's checkpoint in the local cache; build the tiny ones there on first use."""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+from pathlib import Path
+from typing import Protocol
+
+from vgkit.errors import ModelUnavailableError
+from vgkit.hub.cache import snapshot_dir, write_snapshot
+
+__all__ = ["TINY_RECIPE_VERSION", "Checkpoint", "locate_checkpoint", "required_file", "tiny_commit"]
+
+
+class Checkpoint(Protocol):
+    """What locating a checkpoint needs: a video model's adapter (``vgkit.models``) or the
+    prompt-match scorer's (``vgkit.evaluate.clip_score``)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def repo_id(self) -> str: ...
+    @property
+    def revision(self) -> str: ...
+    @property
+    def tiny(self) -> bool: ...
+    def build_tiny(self, dest: Path) -> None: ...
+
+
+def required_file(model: Checkpoint) -> str:
+    """The file that marks a snapshot of ``model``: ``config.json`` for a transformers model that
+    says so (``required_file``), else a diffusers pipeline's ``model_index.json``."""
+    return str(getattr(model, "required_file", "model_index.json"))
+
+
+# Bump when a tiny checkpoint's recipe changes, so old cached builds are not reused.
+TINY_RECIPE_VERSION = 4
+
+
+def tiny_commit(model: Checkpoint) -> str:
+    """The stable pseudo-commit of a tiny checkpoint: a hash of its repo id and recipe version."""
+    return hashlib.sha1(f"{model.repo_id}@recipe-{TINY_RECIPE_VERSION}".encode()).hexdigest()
+
+
+def locate_checkpoint(model: Checkpoint, *, cache_dir: Path | None = None) -> Path:
+    """The snapshot directory to load ``model`` from; tiny checkpoints are built when missing."""
+    if model.tiny:
+        commit = tiny_commit(model)
+        found = snapshot_dir(model.repo_id, commit, cache_dir=cache_dir, required_file=required_file(model))
+        if found is not None:
+            return found
+        with tempfile.TemporaryDirectory(prefix="vgkit-tiny-") as tmp:
+            model.build_tiny(Path(tmp))
+            return write_snapshot(model.repo_id, commit, Path(tmp), cache_dir=cache_dir)
+    found = snapshot_dir(model.repo_id, model.revision, cache_dir=cache_dir, required_file=required_file(model))
+    if found is None:
+        raise ModelUnavailableError(
+            f"model {model.name!r}: {model.repo_id}@{model.revision} is not in the local HF cache; "
+            f"fix: vgkit prefetch --model {model.name}"
+        )
+    return found

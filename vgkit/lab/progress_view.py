@@ -1,0 +1,183 @@
+"""Progress of a run in a notebook: a live widget (bars per clip and for the run, steps/s, ETAs,
+phase, a thumbnail of each clip's last frame) or, headless, plain lines.
+
+Both read progress through one small adapter, ``parse``, from what a run reports: today the
+worker's text lines (``clip 3/6: step 4/4 (100%), ...``). A structured event that carries
+``stage``, ``clip_index``, ``clip_count``, ``step`` and ``total`` attributes (a ``str`` subclass,
+so it prints as its line) is read from those fields instead, without parsing. The text lines have
+no decode line, so the phase between a clip's last step and its "done" is shown as
+"decode + encode". The run deadline is shown once, and again only when it is close.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = ["DEADLINE_CLOSE_S", "PlainProgress", "ProgressUpdate", "WidgetProgress", "parse"]
+
+DEADLINE_CLOSE_S = 120.0  # the run deadline is shown again when this close, or under a tenth left
+_STEP = re.compile(r"^clip (\d+)/(\d+): step (\d+)/(\d+)\b")
+_START = re.compile(r"^clip (\d+)/(\d+): generating\b")
+_DONE = re.compile(r"^clip (\d+)/(\d+): done\b")
+_DEADLINE = re.compile(r",? ?run deadline in (\d+(?:\.\d+)?) s")
+
+
+@dataclass(frozen=True)
+class ProgressUpdate:
+    """One progress report: ``phase`` is denoise, decode + encode, done, or other (any other line)."""
+
+    phase: str
+    clip: int = 0  # 1-based; 0 when the line is not about a clip
+    clip_count: int = 0
+    step: int = 0
+    total: int = 0
+    deadline_in_s: float | None = None
+    text: str = ""
+
+
+def parse(line: str) -> ProgressUpdate:
+    """The adapter: a structured event's fields when it has them, else the text line's."""
+    stage = getattr(line, "stage", None)
+    if stage is not None:
+        figures = getattr(line, "figures", None) or {}
+        clip = int(getattr(line, "clip_index", -1) or 0) + 1 if getattr(line, "clip_index", None) is not None else 0
+        phases = {"clip-start": "denoise", "denoise": "denoise", "decode": "decode", "encode": "encode"}
+        phase = phases.get(stage) or ("done" if stage in ("clip-done", "clip-reused") else "other")
+        deadline = figures.get("run_deadline_in_s")
+        return ProgressUpdate(
+            phase, clip, int(getattr(line, "clip_count", 0) or 0), int(getattr(line, "step", 0) or 0),
+            int(getattr(line, "total", 0) or 0), None if deadline is None else float(deadline), _DEADLINE.sub("", line),
+        )  # fmt: skip
+    deadline = _DEADLINE.search(line)
+    text = _DEADLINE.sub("", line)
+    in_s = float(deadline.group(1)) if deadline else None
+    if m := _STEP.match(line):
+        clip, count, step, total = (int(g) for g in m.groups())
+        phase = "decode + encode" if step == total else "denoise"
+        return ProgressUpdate(phase, clip, count, step, total, in_s, text)
+    if m := _START.match(line):
+        return ProgressUpdate("denoise", int(m.group(1)), int(m.group(2)), 0, 0, in_s, text)
+    if m := _DONE.match(line):
+        return ProgressUpdate("done", int(m.group(1)), int(m.group(2)), 0, 0, in_s, text)
+    return ProgressUpdate("other", deadline_in_s=in_s, text=text)
+
+
+class _Deadline:
+    """Says the run deadline the first time it is known, then only when it gets close."""
+
+    def __init__(self) -> None:
+        self.first: float | None = None
+        self.warned = False
+
+    def line(self, in_s: float | None) -> str | None:
+        if in_s is None:
+            return None
+        if self.first is None:
+            self.first = in_s
+            return f"run deadline in {in_s:.0f} s"
+        if not self.warned and (in_s <= DEADLINE_CLOSE_S or in_s <= self.first / 10):
+            self.warned = True
+            return f"run deadline close: {in_s:.0f} s left"
+        return None
+
+
+class PlainProgress:
+    """Headless: each line as it came, without the deadline countdown on every step."""
+
+    def __init__(self, write: Callable[[str], None] = print) -> None:
+        self._write = write
+        self._deadline = _Deadline()
+
+    def __call__(self, line: str) -> None:
+        update = parse(line)
+        if note := self._deadline.line(update.deadline_in_s):
+            self._write(note)
+        self._write(update.text)
+
+
+class WidgetProgress:
+    """Live bars (clip and run), steps/s, clip and run ETA, phase, deadline, last-frame thumbnails."""
+
+    def __init__(self) -> None:
+        import ipywidgets as w
+
+        self.run_bar = w.FloatProgress(min=0, max=1, description="run", layout={"width": "40em"})
+        self.clip_bar = w.FloatProgress(min=0, max=1, description="clip", layout={"width": "40em"})
+        self.status = w.HTML()
+        self.deadline = w.HTML()
+        self.last_line = w.HTML()
+        self.thumbnails = w.HBox(layout={"flex_flow": "row wrap"})
+        self.widget = w.VBox([self.run_bar, self.clip_bar, self.status, self.deadline, self.last_line, self.thumbnails])
+        self._deadline = _Deadline()
+        self._started = time.monotonic()
+        self._last_step: tuple[float, int] | None = None
+        self._steps_per_s: float | None = None
+
+    def __call__(self, line: str) -> None:
+        from html import escape
+
+        update = parse(line)
+        if note := self._deadline.line(update.deadline_in_s):
+            self.deadline.value = f"<b>{escape(note)}</b>"
+        self.last_line.value = f"<code>{escape(update.text)}</code>"
+        if update.clip == 0:
+            return
+        now = time.monotonic()
+        if update.phase in ("denoise", "decode + encode") and update.total:
+            if self._last_step is not None and update.step > self._last_step[1] and now > self._last_step[0]:
+                self._steps_per_s = (update.step - self._last_step[1]) / (now - self._last_step[0])
+            self._last_step = (now, update.step)
+        else:
+            self._last_step = None
+        after_denoise = 0.0 if update.phase == "denoise" else 1.0  # decode, encode, done: after the last step
+        clip_fraction = update.step / update.total if update.total else after_denoise
+        self.clip_bar.value = clip_fraction
+        run_fraction = (update.clip - 1 + clip_fraction) / update.clip_count
+        self.run_bar.value = run_fraction
+        self.status.value = escape(self._status(update, clip_fraction, run_fraction, now))
+
+    def _status(self, update: ProgressUpdate, clip_fraction: float, run_fraction: float, now: float) -> str:
+        parts = [f"clip {update.clip}/{update.clip_count}", update.phase]
+        if update.total:
+            parts.append(f"step {update.step}/{update.total}")
+        if self._steps_per_s:
+            parts.append(f"{self._steps_per_s:.2f} steps/s")
+            if update.phase == "denoise":
+                parts.append(f"denoise ETA {(update.total - update.step) / self._steps_per_s:.0f} s")
+        elapsed = now - self._started
+        if 0 < run_fraction < 1:
+            parts.append(f"run ETA {elapsed / run_fraction - elapsed:.0f} s")
+        return " · ".join(parts)
+
+    def on_clip(self, index: int, clip: Path) -> None:
+        """Show the last frame of clip ``index`` as it lands."""
+        import ipywidgets as w
+
+        self.thumbnails.children = (*self.thumbnails.children, w.VBox([w.Image(value=_last_frame_png(clip)),
+                                                                        w.Label(f"clip {index}")]))  # fmt: skip
+
+
+def _last_frame_png(video: Path, *, width: int = 160) -> bytes:
+    import imageio_ffmpeg
+
+    from vgkit.finish.preview import decode_selected
+    from vgkit.spec.images import png_bytes
+
+    frames, _ = imageio_ffmpeg.count_frames_and_secs(str(video))
+    return png_bytes(decode_selected(video, [frames - 1], width=width)[frames - 1])
+
+
+def view(live: bool) -> tuple[Callable[[str], None], Any]:
+    """``(progress, on_clip)`` for a run: the widget (displayed now) when ``live``, else plain lines."""
+    if not live:
+        return PlainProgress(lambda text: print(text, flush=True)), None
+    from IPython.display import display
+
+    widget = WidgetProgress()
+    display(widget.widget)
+    return widget, widget.on_clip
