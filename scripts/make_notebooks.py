@@ -114,7 +114,7 @@ def stitch_export() -> nbformat.NotebookNode:
             new_code_cell(
                 "from pathlib import Path\n\n"
                 "from IPython.display import Image, display\n\n"
-                "from vgkit.finish.bundle import write_bundle\n"
+                "from vgkit.finish.pack import write_bundle\n"
                 "from vgkit.finish.manifest import stitch_and_record\n"
                 "from vgkit.finish.preview import write_seam_grid\n"
                 "from vgkit.settings import repo_root\n"
@@ -205,7 +205,7 @@ def compare_models() -> nbformat.NotebookNode:
                 new_code_cell(
                     "from IPython.display import HTML\n\n"
                     "from vgkit.evaluate.players import side_by_side\n"
-                    "from vgkit.evaluate.report.build import summarize_run\n"
+                    "from vgkit.evaluate.report.summary import summarize_run\n"
                     "from vgkit.evaluate.report.html import qa_table_html\n"
                     "from vgkit.settings import repo_root\n"
                     "from vgkit.evaluate.sweep import parse_models, sweep\n\n"

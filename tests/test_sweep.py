@@ -56,7 +56,7 @@ def test_rewording_every_message_changes_nothing_in_a_sweep_report(
 ) -> None:
     """Stage detection and billing read the events' fields: other wording of every line (as
     ``render`` makes it) gives the same report."""
-    from vgkit.evaluate.report.build import summarize_run
+    from vgkit.evaluate.report.summary import summarize_run
     from vgkit.records import events
 
     result, _ = swept
@@ -158,7 +158,7 @@ def test_compare_models_notebook_runs_headless(tmp_path: Path) -> None:
 def test_gpu_samples_feed_the_operational_notes(tmp_path: Path) -> None:
     """The sweep's whole-job samples are vgkit.supervise.telemetry's (NVML; tested in test_telemetry); a metric
     the GPU does not report is missing from its samples and the notes keep the others."""
-    from vgkit.evaluate.report.build import summarize_run
+    from vgkit.evaluate.report.summary import summarize_run
 
     run_dir = tmp_path / "run"
     run_dir.mkdir()
@@ -178,7 +178,7 @@ def test_gpu_samples_feed_the_operational_notes(tmp_path: Path) -> None:
 
 
 def test_clip_log_telemetry_is_the_fallback_for_gpu_notes(tmp_path: Path) -> None:
-    from vgkit.evaluate.report.build import summarize_run
+    from vgkit.evaluate.report.summary import summarize_run
 
     telemetry = {"available": True, "samples": 3, "utilization_pct_mean": 90.0, "temperature_c_max": 81,
                  "memory_used_bytes_max": 2**30, "utilization_pct_max": 99, "interval_s": 1.0}  # fmt: skip

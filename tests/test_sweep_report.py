@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import spec_dict, write_spec
-from vgkit.evaluate.report.build import summarize_run
 from vgkit.evaluate.report.markdown import SECTIONS
 from vgkit.evaluate.report.recommend import KINDS, beats, failure_kind, recommend
+from vgkit.evaluate.report.summary import summarize_run
 from vgkit.evaluate.sweep import SWEEP_FILE, SweepResult, sweep
 
 # The seed report's structure.

@@ -14,9 +14,9 @@ from tests.test_bundle_trust import artifacts, finished, forge, rehashed, write_
 from tests.test_stitch import make_run
 from vgkit.cli import main
 from vgkit.errors import ArtifactError
-from vgkit.finish.bundle import write_bundle
 from vgkit.finish.encode import ENCODER_ARGS
 from vgkit.finish.manifest import stitch_and_record
+from vgkit.finish.pack import write_bundle
 from vgkit.finish.stitch import StitchSettings
 from vgkit.finish.verify import find_problems, restitch, verify
 from vgkit.records.artifacts import sha256_file

@@ -173,7 +173,7 @@ def _cmd_restitch(args: argparse.Namespace) -> int:
 
 
 def _cmd_bundle(args: argparse.Namespace) -> int:
-    from vgkit.finish.bundle import write_bundle
+    from vgkit.finish.pack import write_bundle
 
     print(f"bundle: {write_bundle(args.run_dir)}")
     return 0
@@ -265,7 +265,7 @@ def _cmd_qa(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from vgkit.evaluate.report.build import write_report
+    from vgkit.evaluate.report.write import write_report
 
     paths = write_report(args.run_dirs, out=args.out, usd_per_hour=args.usd_per_hour)
     print(f"report: {paths['markdown']}")

@@ -50,7 +50,7 @@ from pathlib import Path
 from typing import Any
 
 from vgkit.errors import SpecError
-from vgkit.records.artifacts import atomic_write_json, read_json_object
+from vgkit.records.artifacts import FAILURE_FILE, SWEEP_FILE, SWEEP_RUN_FILE, atomic_write_json, read_json_object
 from vgkit.records.events import Event, Progress, append_event, note
 from vgkit.records.failures import classify
 from vgkit.supervise.guard import DEFAULT_GRACE_S, check_grace
@@ -69,10 +69,7 @@ __all__ = [
     "sweep_cell",
 ]
 
-FAILURE_FILE = "failure.json"
 FAILURE_SCHEMA = "vgkit.failure/2"
-SWEEP_FILE = "sweep.json"
-SWEEP_RUN_FILE = "sweep_run.json"
 SWEEP_RUN_SCHEMA = "vgkit.sweep-run/2"
 SWEEP_SCHEMA = "vgkit.sweep/1"
 GPU_SAMPLE_S = 2.0
@@ -270,7 +267,7 @@ def sweep(
 
     ``prompt_match_model`` scores each completed run's prompt match (``clip``, or the random-weight
     ``clip-tiny`` in tests; None: not scored)."""
-    from vgkit.evaluate.report.build import write_report
+    from vgkit.evaluate.report.write import write_report
     from vgkit.settings import apply_env_file
     from vgkit.spec.schema import load_spec
 

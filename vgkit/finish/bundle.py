@@ -1,12 +1,8 @@
-"""One reproducible ``.tar.gz`` holding exactly vgkit's artifacts of a run, and its guarded extraction.
+"""A run's bundle format (``<run>.tar.gz``), vgkit's artifact names in it, and its guarded extraction.
 
-Layout: every member sits under ``<run name>/``. The first is ``bundle_index.json`` (schema
-``vgkit.bundle-index/1``): the run name and the path, sha256 and size of every other member,
-``manifest.json`` included, in the order they follow. Then, sorted: ``manifest.json``,
-``plan.json``, ``final/final_stitched.mp4`` and, for each clip the plan lists, its mp4, last
-frame and log. Nothing else in the run folder is packed (previews, latents, notes or old takes a
-user keeps under ``clips/``...). Zeroed mtimes and owners, a fixed mode and no gzip timestamp: the
-same run gives the same bytes. A run is bundled only once it verifies (vgkit.finish.verify).
+A bundle's members sit under ``<run name>/``; the first is ``bundle_index.json`` (schema
+``vgkit.bundle-index/1``) listing the path, sha256 and size of every other member in order
+(vgkit.finish.pack writes it).
 
 A bundle is untrusted input: ``extract_bundle`` reads the gzip stream once, in order, and never
 decompresses more than the index declares plus tar headers. The index must come first (at most
@@ -22,8 +18,6 @@ from __future__ import annotations
 
 import errno
 import gzip
-import hashlib
-import io
 import json
 import os
 import re
@@ -37,8 +31,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from vgkit.errors import ArtifactError
-from vgkit.records.artifacts import RunLayout, commit_file, sha256_stream, temp_path_for
-from vgkit.records.events import EVENTS_FILE
+from vgkit.records.artifacts import sha256_stream
 
 __all__ = [
     "BUNDLE_INDEX",
@@ -53,7 +46,6 @@ __all__ = [
     "digest_artifact",
     "extract_bundle",
     "open_artifact",
-    "write_bundle",
 ]
 
 BUNDLE_INDEX = "bundle_index.json"
@@ -127,97 +119,6 @@ def digest_artifact(root: Path, name: str) -> dict[str, Any]:
 def bundle_path(run_dir: Path) -> Path:
     """The bundle sits beside the run directory: ``runs/<name>.tar.gz``."""
     return run_dir.parent / f"{run_dir.name}.tar.gz"
-
-
-def _packed_names(layout: RunLayout) -> list[str]:
-    """vgkit's artifacts of a verified run: run-level files (with the run's ``events.jsonl`` as it
-    stands, vgkit.records.events) and each planned clip's three."""
-    with open_artifact(layout.root, "plan.json") as fh:
-        count = int(json.load(fh)["clip_count"])
-    names = ["manifest.json", "plan.json", "final/final_stitched.mp4"]
-    names += [EVENTS_FILE] if (layout.root / EVENTS_FILE).is_file() else []
-    for i in range(count):
-        names += [p.relative_to(layout.root).as_posix() for p in (layout.clip(i), layout.last_frame(i), layout.log(i))]
-    return sorted(names)
-
-
-def write_bundle(run_dir: Path) -> Path:
-    """Write the run's bundle and return its path; the run must verify first.
-
-    On a write failure (disk full, read-only folder) raises ``ArtifactError`` in one line and
-    leaves no partial bundle; an older bundle at that path stays as it was.
-    """
-    from vgkit.finish.verify import find_problems
-
-    layout = RunLayout(run_dir)
-    for needed in (layout.manifest, layout.final):
-        if not needed.is_file():
-            raise ArtifactError(
-                f"{run_dir}: {needed.relative_to(run_dir)} is missing; fix: run `vgkit stitch {run_dir}` first"
-            )
-    problems = find_problems(run_dir)
-    if problems:
-        raise ArtifactError(
-            f"{run_dir}: not bundled, {len(problems)} problem(s): {'; '.join(problems)}; "
-            f"fix: re-run the run or `vgkit stitch {run_dir}`"
-        )
-    index = {
-        "schema": INDEX_SCHEMA,
-        "run": run_dir.name,
-        "members": [digest_artifact(run_dir, name) for name in _packed_names(layout)],
-    }
-    dest = bundle_path(run_dir)
-    tmp = temp_path_for(dest)
-    try:
-        with tmp.open("wb") as out, gzip.GzipFile(fileobj=out, mode="wb", mtime=0, filename="") as gz:
-            _write_tar(run_dir, index, gz)
-        commit_file(tmp, dest)
-    except OSError as exc:
-        raise ArtifactError(
-            f"{dest}: cannot write the bundle ({exc.strerror or exc}); no bundle was written; "
-            f"fix: free space in {dest.parent} (or make it writable) and run `vgkit bundle {run_dir}`"
-        ) from exc
-    finally:
-        tmp.unlink(missing_ok=True)
-    return dest
-
-
-def _tar_info(name: str, size: int) -> tarfile.TarInfo:
-    info = tarfile.TarInfo(name)
-    info.size = size
-    info.mtime = 0
-    info.mode = 0o644
-    info.uid = info.gid = 0
-    info.uname = info.gname = ""
-    return info
-
-
-class _Hashing(io.RawIOBase):
-    """A reader that hashes what passes through it (catches a file changed while bundling)."""
-
-    def __init__(self, raw: IO[bytes]) -> None:
-        self.raw = raw
-        self.digest = hashlib.sha256()
-
-    def read(self, size: int = -1) -> bytes:
-        data = self.raw.read(size)
-        self.digest.update(data)
-        return data
-
-
-def _write_tar(run_dir: Path, index: dict[str, Any], sink: gzip.GzipFile) -> None:
-    with tarfile.open(fileobj=sink, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        body = (json.dumps(index, indent=2, sort_keys=True) + "\n").encode()
-        tar.addfile(_tar_info(f"{run_dir.name}/{BUNDLE_INDEX}", len(body)), io.BytesIO(body))
-        for entry in index["members"]:
-            with open_artifact(run_dir, entry["path"]) as fh:
-                reader = _Hashing(fh)
-                tar.addfile(_tar_info(f"{run_dir.name}/{entry['path']}", entry["bytes"]), reader)
-            if reader.digest.hexdigest() != entry["sha256"]:
-                raise ArtifactError(f"{entry['path']}: changed while it was being bundled; fix: bundle again")
-
-
-# --- extraction ----------------------------------------------------------------------------------
 
 
 class _Capped:

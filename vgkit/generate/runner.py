@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from vgkit.errors import SpecError, VgkitError
-from vgkit.finish.bundle import write_bundle
+from vgkit.finish.pack import write_bundle
 from vgkit.models import ModelAdapter, ModelChoice, adapter, choose_model
 from vgkit.records.artifacts import RunLayout
 from vgkit.records.events import Event, EventLog, Progress, text_sink

@@ -25,7 +25,10 @@ from vgkit.errors import ArtifactError
 __all__ = [
     "BUNDLED_LOG_ARTIFACTS",
     "CLIP_LOG_SCHEMA",
+    "FAILURE_FILE",
     "OWN_NAMES",
+    "SWEEP_FILE",
+    "SWEEP_RUN_FILE",
     "PlannedClip",
     "RunLayout",
     "atomic_write_bytes",
@@ -47,6 +50,11 @@ TEMP_MARK = ".part"
 # log lists, those the bundle carries: saved latents stay on the machine that made them.
 CLIP_LOG_SCHEMA = "vgkit.clip-log/3"
 BUNDLED_LOG_ARTIFACTS = ("clip", "last_frame")
+
+# A sweep's records: sweep.json in the sweep folder; sweep_run.json and (a failed job) failure.json in each run.
+SWEEP_FILE = "sweep.json"
+SWEEP_RUN_FILE = "sweep_run.json"
+FAILURE_FILE = "failure.json"
 
 # The files vgkit writes, per subfolder of a run directory ("" is the run directory itself): the
 # only names whose temp files the sweep may delete, and (clip folders) the only files moved aside.

@@ -76,7 +76,7 @@ def run_scaled(
     scored). The report goes to ``<root>/report`` (``<root>/report-shard-<i>-of-<N>`` for a shard; a
     report over every shard's fetched runs is ``vgkit report``).
     """
-    from vgkit.evaluate.report.build import write_report
+    from vgkit.evaluate.report.write import write_report
 
     if shard is not None:
         index, count = shard

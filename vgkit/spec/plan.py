@@ -42,6 +42,7 @@ from vgkit.models.base import ClipLimits
 from vgkit.models.speed import SpeedOptions
 from vgkit.spec.prompt import compose_negative_prompt, compose_prompt
 from vgkit.spec.schema import LongShotSpec, RunSpec
+from vgkit.spec.stitch_settings import StitchSettings
 
 __all__ = [
     "MAX_FINAL_S",
@@ -288,8 +289,6 @@ def _resolved_long_shots(spec: RunSpec, clips: tuple[ClipPlan, ...]) -> dict[str
 
 def _stitch_record(spec: RunSpec) -> dict[str, Any]:
     """The spec's ``stitch`` section as the stitcher reads it from ``plan.json`` (checked by ``StitchSettings``)."""
-    from vgkit.finish.stitch import StitchSettings
-
     record = spec.stitch.model_dump()
     anchor = spec.reference_image if spec.stitch.colour_anchor == "reference_image" else None
     try:

@@ -6,9 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from vgkit.evaluate.report.build import RunSummary, cost
-from vgkit.evaluate.sweep import SWEEP_FILE
-from vgkit.records.artifacts import read_json_object
+from vgkit.evaluate.report.summary import RunSummary, cost
+from vgkit.records.artifacts import SWEEP_FILE, read_json_object
 
 __all__ = ["SweepHeader", "best_completed", "cost_or_time", "sweep_header"]
 

@@ -11,7 +11,10 @@ import base64
 from html import escape
 from pathlib import Path
 
-from vgkit.evaluate.report.build import (
+from vgkit.evaluate.report.header import SweepHeader, best_completed
+from vgkit.evaluate.report.markdown import HEADER_FIELDS, latency_cell, operational_summary, prompt_cell
+from vgkit.evaluate.report.recommend import recommend
+from vgkit.evaluate.report.summary import (
     QA_COLUMNS,
     RunSummary,
     Segment,
@@ -21,8 +24,6 @@ from vgkit.evaluate.report.build import (
     fmt_bytes,
     qa_rows,
 )
-from vgkit.evaluate.report.header import SweepHeader, best_completed
-from vgkit.evaluate.report.recommend import recommend
 
 __all__ = ["qa_table_html", "render_html"]
 
@@ -139,8 +140,6 @@ def _video(path: Path, out: Path | None) -> str:
 
 def _shots(runs: list[RunSummary], out: Path | None) -> str:
     """One row per shot, one column per model (playable previews, prompt match), then settings."""
-    from vgkit.evaluate.report.markdown import prompt_cell
-
     with_clips = [r for r in runs if r.clip_videos]
     if not with_clips:
         return "<p>No model finished a clip.</p>"
@@ -172,8 +171,6 @@ def _shots(runs: list[RunSummary], out: Path | None) -> str:
 
 def _operational(runs: list[RunSummary]) -> str:
     """The seed's three summary lines, then one row of notes per model."""
-    from vgkit.evaluate.report.markdown import operational_summary
-
     out = ["<h2>Operational Notes</h2><ul>", *(f"<li>{escape(line)}</li>" for line in operational_summary(runs))]
     out.append(
         "</ul><table><tr><th>Model</th><th>Preset</th><th>Peak RSS</th><th>Peak GPU memory</th>"
@@ -203,7 +200,6 @@ def render_html(
 ) -> str:
     """The page; ``out_dir`` (the report folder) makes paths of large clips relative."""
     from vgkit.evaluate.clip_score import LIMITS, MAPPING
-    from vgkit.evaluate.report.markdown import HEADER_FIELDS, latency_cell, prompt_cell
 
     header = header or SweepHeader("Model sweep report", "n/a", "n/a", None)
     best, rule = best_completed(runs, usd_per_hour=usd_per_hour)

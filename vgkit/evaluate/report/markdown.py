@@ -10,7 +10,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from vgkit.evaluate.report.build import (
+from vgkit.evaluate.report.header import SweepHeader, best_completed
+from vgkit.evaluate.report.recommend import recommend
+from vgkit.evaluate.report.summary import (
     QA_COLUMNS,
     RunSummary,
     clip_failure,
@@ -19,8 +21,6 @@ from vgkit.evaluate.report.build import (
     fmt_bytes,
     qa_rows,
 )
-from vgkit.evaluate.report.header import SweepHeader, best_completed
-from vgkit.evaluate.report.recommend import recommend
 
 __all__ = [
     "HEADER_FIELDS",

@@ -30,7 +30,7 @@ from vgkit import errors
 from vgkit.records.failures import KINDS
 
 if TYPE_CHECKING:
-    from vgkit.evaluate.report.build import RunSummary
+    from vgkit.evaluate.report.summary import RunSummary
     from vgkit.records.schema import ClipLog
 
 __all__ = [

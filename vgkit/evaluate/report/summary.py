@@ -28,8 +28,8 @@ from typing import Any
 import numpy as np
 
 from vgkit.errors import SpecError
-from vgkit.evaluate.sweep import FAILURE_FILE, SWEEP_RUN_FILE
-from vgkit.records.artifacts import RunLayout, atomic_write_bytes, atomic_write_json, read_json_object
+from vgkit.evaluate.report.recommend import failure_kind, kind_sentence
+from vgkit.records.artifacts import FAILURE_FILE, SWEEP_RUN_FILE, RunLayout, read_json_object
 from vgkit.records.events import read_events
 from vgkit.records.schema import ClipLog, read_logs
 
@@ -41,7 +41,6 @@ __all__ = [
     "Segment",
     "qa_rows",
     "summarize_run",
-    "write_report",
 ]
 
 REPORT_SCHEMA = "vgkit.report/2"  # 2: run_id, remote_dir, best_completed + rule, recommendations
@@ -280,8 +279,6 @@ def _verdict(
     status: str, qa: dict[str, Any] | None, failure: dict[str, Any] | None, kind: str | None, done: str
 ) -> str:
     """One sentence from the QA findings (completed) or the failure kind and message."""
-    from vgkit.evaluate.report.recommend import kind_sentence
-
     findings = [v for v in (qa or {}).get("verdicts", []) if v != "ok"]
     qa_part = f"QA: {'; '.join(findings)}" if findings else "QA found nothing wrong"
     if status == "completed":
@@ -299,8 +296,6 @@ def _verdict(
 
 def summarize_run(run_dir: Path) -> RunSummary:
     """Read everything a run directory holds about itself (computes ``qa.json`` when missing)."""
-    from vgkit.evaluate.report.recommend import failure_kind
-
     if not run_dir.is_dir():
         raise SpecError(f"run dir '{run_dir}': not a directory; fix: pass run directories made by `vgkit run`")
     layout = RunLayout(run_dir)
@@ -423,55 +418,3 @@ def qa_rows(runs: list[RunSummary]) -> list[tuple[str, ...]]:
                 )
             )
     return rows
-
-
-def write_report(run_dirs: list[Path], *, out: Path, usd_per_hour: float | None = None) -> dict[str, Path]:
-    """Write ``report.md`` (with ``img/*.png``), ``report.html`` and ``report.json`` into ``out``."""
-    from vgkit.evaluate.report.header import best_completed, sweep_header
-    from vgkit.evaluate.report.html import render_html
-    from vgkit.evaluate.report.markdown import render_markdown
-    from vgkit.evaluate.report.recommend import recommend
-
-    if usd_per_hour is not None and usd_per_hour < 0:
-        raise SpecError(f"usd_per_hour = {usd_per_hour}: must be >= 0; fix: pass the GPU's hourly price")
-    runs = [summarize_run(Path(d)) for d in run_dirs]
-    header = sweep_header([Path(d) for d in run_dirs])
-    images: dict[str, str] = {}
-    for r in runs:
-        for i, (label, png) in enumerate(r.filmstrips):
-            rel = f"img/{r.run_dir.name}-{i:02d}.png"
-            atomic_write_bytes(out / rel, png)
-            images[f"{r.run_dir.name}/{label}"] = rel
-    markdown = render_markdown(runs, usd_per_hour=usd_per_hour, images=images, header=header, out=out)
-    atomic_write_bytes(out / "report.md", markdown.encode())
-    atomic_write_bytes(
-        out / "report.html", render_html(runs, usd_per_hour=usd_per_hour, header=header, out_dir=out).encode()
-    )
-    best, rule = best_completed(runs, usd_per_hour=usd_per_hour)
-    record = {
-        "schema": REPORT_SCHEMA,
-        "run_id": header.run_id,
-        "remote_dir": header.remote_dir,
-        "best_completed": None if best is None else best.model,
-        "best_rule": rule,
-        "recommendations": [vars(rec) for rec in recommend(runs)],
-        "usd_per_hour": usd_per_hour,
-        "runs": [
-            {
-                "run_dir": str(r.run_dir),
-                "model": r.model,
-                "status": r.status,
-                "latency_s": r.latency_s,
-                "latency_source": r.latency_source,
-                "resumed_s": r.resumed_s,
-                "kind": r.kind,
-                "prompt_match": r.prompt_match,
-                "verdict": r.verdict,
-                "failure": r.failure,
-                "segments": [vars(s) for s in r.segments],
-            }
-            for r in runs
-        ],
-    }
-    atomic_write_json(out / "report.json", record)
-    return {"markdown": out / "report.md", "html": out / "report.html", "json": out / "report.json"}
