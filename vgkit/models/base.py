@@ -1,8 +1,13 @@
 """What every model adapter shares: frame rules, baseline configs, loading, calling.
 
 An adapter is frozen data plus a few hooks. A model family's file (``wan22.py``, ...) defines
-what differs: repo id and revision, pipeline class, native size, frame rule, baseline, dtypes,
-and how to build its tiny random-weight checkpoint. Nothing here imports torch at import time.
+what differs: repo id and revision, pipeline class, native size, frame rule, presets, call
+defaults and quirks as data, and as hooks (methods a family overrides) how to decode its
+pipeline's latents (``decodes_separately``, ``decode_latents``), how to load its tokenizer and
+components, which components its repo has (``expected_components``), where its baseline comes
+from (``load_baseline``) and how to build its tiny random-weight checkpoint (``build_tiny``).
+The generator and the speed features only call these hooks; they know no family by name.
+Nothing here imports torch at import time.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vgkit.errors import ModelUnavailableError, SpecError
-from vgkit.models.baselines import Baseline, load_baseline
+from vgkit.models.baselines import Baseline, baseline_path, read_baseline
 from vgkit.settings import cuda_gpu_memory_gib
 
 if TYPE_CHECKING:
@@ -29,6 +34,7 @@ __all__ = [
     "FrameRule",
     "ModelAdapter",
     "Preset",
+    "execution_device",
     "filter_call_kwargs",
     "quiet_hf_libraries",
 ]
@@ -257,7 +263,11 @@ class ModelAdapter:
     tiny: bool = False
     download_gb: float = 0.0
     call_defaults: dict[str, Any] = field(default_factory=dict)
+    """Keyword arguments every pipeline call gets (CogVideoX: ``use_dynamic_cfg=True``)."""
     presets: tuple[Preset, ...] = ()
+    masked_attention: bool = False
+    """The transformer passes an attention mask on every call (HunyuanVideo: the text padding
+    mask), so the attention backends that refuse a mask are refused for it (``vgkit.models.speed``)."""
 
     @property
     def frame_rule(self) -> FrameRule:
@@ -266,12 +276,17 @@ class ModelAdapter:
 
     @cached_property
     def baseline(self) -> Baseline:
-        """The locked baseline, read from ``params/models/<name>.yaml`` on first use."""
-        return load_baseline(self.name)
+        """The locked baseline (``load_baseline``), read on first use."""
+        return self.load_baseline()
+
+    def load_baseline(self) -> Baseline:
+        """Hook: this model's locked baseline. vgkit's own models read the package data file
+        ``vgkit/models/baselines/<name>.yaml``; a family from elsewhere returns its own."""
+        return read_baseline(baseline_path(self.name))
 
     def tiny_twin(self, *, repo_id: str) -> Any:
-        """This model's tiny random-weight twin: same class, rules, presets and call defaults;
-        its baseline (smaller size, fewer steps) is ``params/models/<name>-tiny.yaml``."""
+        """This model's tiny random-weight twin: same class, rules, presets, call defaults and
+        hooks; its baseline (smaller size, fewer steps) is ``<name>-tiny.yaml`` beside the real one's."""
         return replace(
             self,
             name=f"{self.name}-tiny",
@@ -373,8 +388,9 @@ class ModelAdapter:
         return components
 
     def expected_components(self) -> dict[str, tuple[str, str]]:
-        """The components the real repo's model_index.json lists (name -> (library, class)), read
-        from ``vgkit/models/reference/<model>/model_index.json``; null entries are left out."""
+        """Hook: the components the real repo's model_index.json lists (name -> (library, class)),
+        read from ``vgkit/models/reference/<model>/model_index.json``; null entries are left out.
+        The loader refuses a snapshot whose components differ (``_component_classes``)."""
         import json
 
         from vgkit.models.tiny import reference_dir
@@ -447,6 +463,23 @@ class ModelAdapter:
             classes[component] = have
         return classes
 
+    # -- decoding -------------------------------------------------------------------------------
+    def decodes_separately(self, pipe: Any) -> bool:
+        """Hook: whether vgkit decodes this pipeline's latents itself (``decode_latents``).
+
+        True lets the chain keep the denoised latents on disk before the VAE decode (the usual
+        out-of-memory point) and retry that decode leaner. False (the default, for a family with
+        no decode tail) makes the pipeline decode inside its own call: no latents on disk.
+        """
+        return False
+
+    def decode_latents(self, pipe: Any, latents: Any) -> Any:
+        """Hook: the decode tail of the pipeline's ``__call__``: what its ``output_type="latent"``
+        returned -> frames as the pipeline's ``output_type="np"`` gives them (floats in [0, 1],
+        batch x frames x height x width x channels). Move the latents to ``execution_device(pipe)``
+        first; the generator converts to uint8 and frees offloaded components afterwards."""
+        raise NotImplementedError(f"{self.name}: no separate VAE decode (decodes_separately is False)")
+
     # -- tiny checkpoints -----------------------------------------------------------------------
     def load_tokenizer(self, snapshot: Path) -> Any:
         """The prompt tokenizer stored in a snapshot (no model weights are read)."""
@@ -471,6 +504,19 @@ def filter_call_kwargs(pipe: Any, kwargs: dict[str, Any]) -> tuple[dict[str, Any
         return dict(kwargs), []
     kept = {k: v for k, v in kwargs.items() if k in params}
     return kept, sorted(set(kwargs) - set(kept))
+
+
+def execution_device(pipe: Any) -> Any:
+    """The device ``pipe`` computes on, which a decode's latents must go to.
+
+    Not ``pipe.vae.device``: under model CPU offload the pipeline's own call ends with
+    ``maybe_free_model_hooks()``, which parks every component on the CPU, and the offload hook
+    moves the VAE back to the accelerator when ``vae.decode`` runs; under sequential or group
+    offload the VAE's weights rest on the CPU (or ``meta``). diffusers' ``_execution_device``
+    reads the offload hooks (accelerate's for model and sequential offload, the group-offload
+    onload device) and is the module device when nothing is offloaded.
+    """
+    return pipe._execution_device
 
 
 def _dtype(name: str) -> Any:
