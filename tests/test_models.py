@@ -253,3 +253,20 @@ def test_a_gpu_torch_can_use_keeps_the_gpu_path(monkeypatch: pytest.MonkeyPatch)
     choice = choose_model("auto")
     assert choice.reason.startswith("auto: GPU NVIDIA GeForce RTX 4090 but no downloaded weights")
     assert choose_model("wan22-tiny").device == "cuda"
+
+
+def test_the_generic_stages_name_no_model_family() -> None:
+    """What differs per family lives in its module behind the adapter's hooks: the generator and the
+    speed features name none of the families' pipeline, transformer or VAE classes."""
+    from vgkit.models import model_names
+
+    classes: set[str] = set()
+    for name in model_names():
+        model = adapter(name)
+        components = model.expected_components()
+        classes |= {model.pipeline_class, model.repo_pipeline_class}
+        classes |= {cls for part, (_, cls) in components.items() if part.startswith(("transformer", "vae"))}
+    assert "HunyuanVideoTransformer3DModel" in classes
+    for module in ("vgkit/generate/generator.py", "vgkit/models/speed.py"):
+        source = (REPO / module).read_text()
+        assert not [cls for cls in classes if cls in source], module
