@@ -36,7 +36,7 @@ class ToySkyReelsAdapter(ModelAdapter):
     def load_baseline(self) -> Baseline:
         # 4 fps: a 5 s shot is 21 frames, so a clip takes seconds. A character-level tokenizer:
         # 256 tokens hold the test spec's prompts.
-        return Baseline(fps=4, width=64, height=48, steps=2, guidance_scale=5.0, max_sequence_length=256)
+        return Baseline(fps=4, width=48, height=32, steps=2, guidance_scale=5.0, max_sequence_length=256)
 
     def expected_components(self) -> dict[str, tuple[str, str]]:
         return dict(_COMPONENTS)
