@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import REPO
 from vgkit.errors import ModelUnavailableError, SpecError
 from vgkit.hub.cache import snapshot_dir, write_snapshot
 from vgkit.hub.checkpoints import locate_checkpoint, tiny_commit
@@ -87,30 +88,46 @@ def test_layout_without_model_index_is_refused(tmp_path: Path) -> None:
         adapter("wan22-tiny").load(tmp_path, device="cpu")
 
 
-def test_every_model_has_a_locked_baseline_file_that_fits_its_rules() -> None:
+def test_every_model_has_a_locked_baseline_file_in_the_package_that_fits_its_rules() -> None:
+    import vgkit
     from vgkit.models import model_names
     from vgkit.models.baselines import baseline_path
 
+    package = Path(vgkit.__file__).resolve().parent
     for name in model_names():
         model = adapter(name)
+        assert baseline_path(name) == package / "models" / "baselines" / f"{name}.yaml"
         assert baseline_path(name).is_file(), name
-        model.check_size(model.baseline.width, model.baseline.height, field_name=f"params/models/{name}.yaml")
+        model.check_size(model.baseline.width, model.baseline.height, field_name=f"baselines/{name}.yaml")
         assert model.baseline.steps >= 1 and model.baseline.fps > 0
 
 
-def test_malformed_baseline_file_is_one_clear_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from vgkit.models import baselines
+def test_baseline_files_are_package_data() -> None:
+    """pyproject's package-data ships every baseline file (a non-editable install reads them)."""
+    import fnmatch
+    import tomllib
 
-    (tmp_path / "params" / "models").mkdir(parents=True)
-    (tmp_path / "params" / "models" / "x.yaml").write_text("fps: '24'\nwidth: 64\nheight: 64\nsteps: 2\n")
-    monkeypatch.setattr(baselines, "repo_root", lambda: tmp_path)
+    from vgkit.models.baselines import BASELINES_DIR
+
+    patterns = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    files = sorted(BASELINES_DIR.glob("*.yaml"))
+    assert len(files) >= 6
+    for path in files:
+        assert any(fnmatch.fnmatch(path.name, pattern) for pattern in patterns["vgkit.models.baselines"]), path
+
+
+def test_malformed_baseline_file_is_one_clear_line(tmp_path: Path) -> None:
+    from vgkit.models.baselines import read_baseline
+
+    path = tmp_path / "x.yaml"
+    path.write_text("fps: '24'\nwidth: 64\nheight: 64\nsteps: 2\n")
     with pytest.raises(SpecError, match=r"missing fields \['guidance_scale', 'max_sequence_length'\]"):
-        baselines.load_baseline("x")
-    (tmp_path / "params" / "models" / "x.yaml").write_text(
-        "fps: '24'\nwidth: 64\nheight: 64\nsteps: 2\nguidance_scale: 5.0\nmax_sequence_length: 8\n"
-    )
+        read_baseline(path)
+    path.write_text("fps: '24'\nwidth: 64\nheight: 64\nsteps: 2\nguidance_scale: 5.0\nmax_sequence_length: 8\n")
     with pytest.raises(SpecError, match="fps = '24' has the wrong type; fix: write a int"):
-        baselines.load_baseline("x")
+        read_baseline(path)
+    with pytest.raises(ModelUnavailableError, match=r"y\.yaml is missing; fix: reinstall vgkit"):
+        read_baseline(tmp_path / "y.yaml")
 
 
 def _wan_snapshot_copy(tmp_path: Path, *, weights: bool, **index_changes: object) -> Path:
@@ -236,3 +253,20 @@ def test_a_gpu_torch_can_use_keeps_the_gpu_path(monkeypatch: pytest.MonkeyPatch)
     choice = choose_model("auto")
     assert choice.reason.startswith("auto: GPU NVIDIA GeForce RTX 4090 but no downloaded weights")
     assert choose_model("wan22-tiny").device == "cuda"
+
+
+def test_the_generic_stages_name_no_model_family() -> None:
+    """What differs per family lives in its module behind the adapter's hooks: the generator and the
+    speed features name none of the families' pipeline, transformer or VAE classes."""
+    from vgkit.models import model_names
+
+    classes: set[str] = set()
+    for name in model_names():
+        model = adapter(name)
+        components = model.expected_components()
+        classes |= {model.pipeline_class, model.repo_pipeline_class}
+        classes |= {cls for part, (_, cls) in components.items() if part.startswith(("transformer", "vae"))}
+    assert "HunyuanVideoTransformer3DModel" in classes
+    for module in ("vgkit/generate/generator.py", "vgkit/models/speed.py"):
+        source = (REPO / module).read_text()
+        assert not [cls for cls in classes if cls in source], module

@@ -28,6 +28,7 @@ _EXPORTS: dict[str, str] = {
     "ModelAdapter": "vgkit.models",
     "adapter": "vgkit.models",
     "model_names": "vgkit.models",
+    "register_model": "vgkit.models",
     # generation
     "JobResult": "vgkit.generate.runner",
     "plan_job": "vgkit.generate.runner",
@@ -89,6 +90,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see (``x as x``: re-exported)
     from vgkit.models import ModelAdapter as ModelAdapter
     from vgkit.models import adapter as adapter
     from vgkit.models import model_names as model_names
+    from vgkit.models import register_model as register_model
     from vgkit.records.events import Event as Event
     from vgkit.records.events import read_events as read_events
     from vgkit.records.schema import (

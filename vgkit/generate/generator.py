@@ -1,7 +1,10 @@
 """Clip generators: one loaded pipeline that denoises a ``ClipRequest`` and decodes its latents.
 
 Denoising and decoding are separate calls so the chain can keep the denoised latents on disk
-before the VAE decode (the usual out-of-memory point) and check its deadlines around it.
+before the VAE decode (the usual out-of-memory point) and check its deadlines around it. Nothing
+here is specific to a model family: the adapter's hooks say whether and how latents are decoded
+(``ModelAdapter.decodes_separately``/``decode_latents``) and which quirks the speed features
+must respect.
 ``InProcessGenerator`` keeps the pipeline in this process for the whole run. The chain only sees
 the ``ClipGenerator`` protocol, so a generator can also live in a worker subprocess or a Ray
 actor, or be a stand-in in tests, without the chain changing.
@@ -130,77 +133,6 @@ def _to_uint8_fhwc(frames: Any) -> np.ndarray:
     return np.ascontiguousarray(array)
 
 
-def _execution_device(pipe: Any) -> Any:
-    """The device the pipeline computes on, which the decode's latents must go to.
-
-    Not ``pipe.vae.device``: under model CPU offload the pipeline's own call ends with
-    ``maybe_free_model_hooks()``, which parks every component on the CPU, and the offload hook
-    moves the VAE back to the accelerator when ``vae.decode`` runs; under sequential or group
-    offload the VAE's weights rest on the CPU (or ``meta``). diffusers' ``_execution_device``
-    reads the offload hooks (accelerate's for model and sequential offload, the group-offload
-    onload device) and is the module device when nothing is offloaded.
-    """
-    return pipe._execution_device
-
-
-def _decode_wan(pipe: Any, latents: Any) -> Any:
-    """The decode tail of ``WanImageToVideoPipeline.__call__`` (diffusers 0.42.1), as np frames."""
-    import torch
-
-    vae = pipe.vae
-    latents = latents.to(device=_execution_device(pipe), dtype=vae.dtype)
-    z_dim = vae.config.z_dim
-    mean = torch.tensor(vae.config.latents_mean).view(1, z_dim, 1, 1, 1).to(latents.device, latents.dtype)
-    inv_std = 1.0 / torch.tensor(vae.config.latents_std).view(1, z_dim, 1, 1, 1).to(latents.device, latents.dtype)
-    with torch.no_grad():
-        video = vae.decode(latents / inv_std + mean, return_dict=False)[0]
-    return pipe.video_processor.postprocess_video(video, output_type="np")
-
-
-def _decode_cogvideox(pipe: Any, latents: Any) -> Any:
-    """The decode tail of ``CogVideoXImageToVideoPipeline.__call__`` (diffusers 0.42.1).
-
-    With a temporal patch (1.5: ``patch_size_t=2``) the pipeline pads an odd latent frame count by
-    one frame at the front and trims it before decoding; ``output_type="latent"`` returns the
-    padded latents. vgkit's CogVideoX frame rule (8k+1) always gives an odd count, so exactly one
-    padding frame is trimmed here.
-    """
-    import torch
-
-    patch_t = pipe.transformer.config.patch_size_t
-    if patch_t and latents.shape[1] % patch_t == 0:
-        latents = latents[:, patch_t - 1 :]
-    with torch.no_grad():
-        video = pipe.decode_latents(latents.to(device=_execution_device(pipe), dtype=pipe.vae.dtype))
-    return pipe.video_processor.postprocess_video(video=video, output_type="np")
-
-
-def _decode_hunyuan(pipe: Any, latents: Any) -> Any:
-    """The decode tail of ``HunyuanVideoImageToVideoPipeline.__call__`` (0.42.1), token_replace."""
-    import torch
-
-    latents = latents.to(device=_execution_device(pipe), dtype=pipe.vae.dtype) / pipe.vae_scaling_factor
-    with torch.no_grad():
-        video = pipe.vae.decode(latents, return_dict=False)[0]
-    return pipe.video_processor.postprocess_video(video, output_type="np")
-
-
-# How to decode each pipeline class's latents. A new family adds its pipeline's decode tail here.
-_DECODERS: dict[str, Callable[[Any, Any], Any]] = {
-    "WanImageToVideoPipeline": _decode_wan,
-    "CogVideoXImageToVideoPipeline": _decode_cogvideox,
-    "HunyuanVideoImageToVideoPipeline": _decode_hunyuan,
-}
-
-
-def _decoder_for(pipe: Any) -> Callable[[Any, Any], Any] | None:
-    """The separate decode for ``pipe``, or None where the pipeline must decode in its own call
-    (Hunyuan's 33-channel ``latent_concat`` variant trims decoded frames, not latents)."""
-    if getattr(getattr(pipe, "transformer", None), "config", {}).get("image_condition_type") == "latent_concat":
-        return None
-    return _DECODERS.get(type(pipe).__name__)
-
-
 class InProcessGenerator:
     """Loads ``model`` from ``snapshot`` once and serves every clip of a run."""
 
@@ -221,10 +153,10 @@ class InProcessGenerator:
         self.speed = speed or SpeedOptions()
         started = time.perf_counter()
         self.pipe: Any = model.load(snapshot, device=device, preset=preset)
-        self.speed_record = apply_speed(self.pipe, self.speed, device=device, steps=steps)
+        self.speed_record = apply_speed(self.pipe, self.speed, device=device, steps=steps, model=model)
         self.load_s = time.perf_counter() - started
-        # Without a known decode tail the pipeline decodes inside its own call (no latents on disk).
-        self._decode = _decoder_for(self.pipe)
+        # Without a decode tail the pipeline decodes inside its own call (no latents on disk).
+        self.decodes_separately = model.decodes_separately(self.pipe)
 
     def pipeline_info(self) -> dict[str, Any]:
         return {
@@ -238,8 +170,8 @@ class InProcessGenerator:
     def denoise(self, request: ClipRequest, *, on_step: StepHook | None = None) -> Denoised:
         """Run the denoising loop only (``output_type="latent"``); ``on_step`` may stop it early.
 
-        For a pipeline class with no decode tail in ``_DECODERS`` the call decodes too and the
-        result carries ``frames_fhwc`` instead of latents.
+        Where the model does not decode separately (``ModelAdapter.decodes_separately``) the call
+        decodes too and the result carries ``frames_fhwc`` instead of latents.
         """
         import torch
         from PIL import Image
@@ -253,7 +185,7 @@ class InProcessGenerator:
             "num_inference_steps": request.steps,
             "guidance_scale": request.guidance_scale,
             "max_sequence_length": request.max_sequence_length,
-            "output_type": "latent" if self._decode is not None else "np",
+            "output_type": "latent" if self.decodes_separately else "np",
             **self.model.call_defaults,
         }
         kwargs, dropped = filter_call_kwargs(self.pipe, wanted)
@@ -281,7 +213,7 @@ class InProcessGenerator:
             raise GenerationError(f"clip {request.index:03d}: out of GPU memory while denoising: {exc}") from exc
         except (RuntimeError, ValueError, TypeError) as exc:
             raise GenerationError(f"clip {request.index:03d}: {type(exc).__name__}: {exc}") from exc
-        if self._decode is None:
+        if not self.decodes_separately:
             frames, latents = _to_uint8_fhwc(output.frames), None
         else:
             frames, latents = None, output.frames.detach().to("cpu")
@@ -315,6 +247,8 @@ class InProcessGenerator:
         the CPU again, as the pipeline's own call does after its decode, so the VAE does not sit
         in GPU memory through the next clip's denoising and a retry starts from a freed device.
         """
+        if not self.decodes_separately:
+            raise GenerationError(f"model {self.model.name}: vgkit has no separate VAE decode for it")
         vae = self.pipe.vae
         saved = (vae.use_tiling, vae.tile_sample_min_height, vae.tile_sample_min_width)
         if attempt == "vae_tiling":
@@ -326,10 +260,8 @@ class InProcessGenerator:
             )
         elif attempt != "as_loaded":
             raise ValueError(f"attempt = {attempt!r}: not one of {DECODE_ATTEMPTS}")
-        if self._decode is None:
-            raise GenerationError(f"pipeline {type(self.pipe).__name__}: vgkit has no separate VAE decode for it")
         try:
-            return _to_uint8_fhwc(self._decode(self.pipe, latents))
+            return _to_uint8_fhwc(self.model.decode_latents(self.pipe, latents))
         finally:
             # A retry's leaner mode is for this decode only; later clips decode as loaded.
             vae.use_tiling, vae.tile_sample_min_height, vae.tile_sample_min_width = saved

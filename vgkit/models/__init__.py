@@ -1,6 +1,9 @@
 """The model registry and model choice. Importing this imports no torch.
 
-Adding a model family means one file beside this one and one line in ``_ADAPTERS``.
+A model family is one module holding a ``ModelAdapter`` subclass (its hooks) and its instances
+(``wan22.py``, ``cogvideox15.py``, ``hunyuan.py``), plus its baseline files in ``baselines/``.
+Adding one to vgkit means that module and one line in ``_ADAPTERS``; a family defined outside
+vgkit joins with ``register_model`` (tests/toy_family.py does).
 """
 
 from __future__ import annotations
@@ -24,16 +27,34 @@ __all__ = [
     "adapter",
     "choose_model",
     "model_names",
+    "register_model",
+    "unregister_model",
 ]
 
 _ADAPTERS: dict[str, ModelAdapter] = {
     a.name: a for a in (WAN22, WAN22_TINY, COGVIDEOX15, COGVIDEOX15_TINY, HUNYUAN_I2V, HUNYUAN_I2V_TINY)
 }
+_BUILT_IN = frozenset(_ADAPTERS)
 _AUTO_ORDER = ("wan22",)  # real models tried by "auto", best first; the tiny twin is the fallback
 
 
 def model_names() -> list[str]:
     return list(_ADAPTERS)
+
+
+def register_model(model: ModelAdapter) -> None:
+    """Make ``model`` known by its name to every part of vgkit in this process (specs, ``--model``,
+    runs). Its name must be new: replacing a registered model is refused (``ValueError``)."""
+    if model.name in _ADAPTERS or model.name == "auto":
+        raise ValueError(f"model {model.name!r} is already registered; fix: give the adapter another name")
+    _ADAPTERS[model.name] = model
+
+
+def unregister_model(name: str) -> ModelAdapter:
+    """Forget a model added by ``register_model`` and return it (vgkit's own models stay)."""
+    if name not in _ADAPTERS or name in _BUILT_IN:
+        raise ValueError(f"model {name!r} was not added by register_model; fix: pass a name it registered")
+    return _ADAPTERS.pop(name)
 
 
 def adapter(name: str) -> ModelAdapter:

@@ -1,22 +1,27 @@
-"""What every model adapter shares: frame rules, baseline configs, loading, calling.
+"""What every model adapter shares: frame rules, clip limits, loading, calling (presets: presets.py).
 
 An adapter is frozen data plus a few hooks. A model family's file (``wan22.py``, ...) defines
-what differs: repo id and revision, pipeline class, native size, frame rule, baseline, dtypes,
-and how to build its tiny random-weight checkpoint. Nothing here imports torch at import time.
+what differs: repo id and revision, pipeline class, native size, frame rule, presets, call
+defaults and quirks as data, and as hooks (methods a family overrides) how to decode its
+pipeline's latents (``decodes_separately``, ``decode_latents``), how to load its tokenizer and
+components, which components its repo has (``expected_components``), where its baseline comes
+from (``load_baseline``) and how to build its tiny random-weight checkpoint (``build_tiny``).
+The generator and the speed features only call these hooks; they know no family by name.
+Nothing here imports torch at import time.
 """
 
 from __future__ import annotations
 
 import inspect
 import logging
-import math
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vgkit.errors import ModelUnavailableError, SpecError
-from vgkit.models.baselines import Baseline, load_baseline
+from vgkit.models.baselines import Baseline, baseline_path, read_baseline
+from vgkit.models.presets import CPU_PRESET, Preset, apply_preset, torch_dtype
 from vgkit.settings import cuda_gpu_memory_gib
 
 if TYPE_CHECKING:
@@ -29,6 +34,8 @@ __all__ = [
     "FrameRule",
     "ModelAdapter",
     "Preset",
+    "apply_preset",
+    "execution_device",
     "filter_call_kwargs",
     "quiet_hf_libraries",
 ]
@@ -94,151 +101,6 @@ class ClipLimits:
 
 
 @dataclass(frozen=True)
-class Preset:
-    """How a model runs on one class of machine (``4090``, ``80gb``, ``cpu``): placement, dtypes,
-    and, where the native size or step count cannot fit, how much smaller to generate.
-
-    ``offload`` (one of ``Preset.offload_modes()``): ``"none"`` (all on the device), ``"model"``
-    (``enable_model_cpu_offload``: one whole component at a time on the device), ``"sequential"``
-    (``enable_sequential_cpu_offload``: each leaf module's weights on the device only for its own
-    forward), ``"group"`` (``enable_group_offload`` at leaf level, no streams) or ``"group-block"``
-    (block level, one block per group, no streams; the VAE at leaf level). Model and sequential offload move weights
-    between the CPU and an accelerator, so they need one; group offload also runs on CPU.
-    ``transformer_dtype``/``other_dtype``/``vae_dtype`` are torch dtype names (``vae_dtype`` None:
-    the VAE takes ``other_dtype``). ``fp8_layerwise`` stores the transformer's weights in float8 and
-    computes in ``transformer_dtype``. ``size_scale`` < 1 generates at that fraction of the run's
-    size (snapped to the model's multiple) and the stitcher upscales back, deterministically;
-    ``steps_scale`` < 1 runs that fraction of the baseline steps (an explicit steps override
-    wins). ``source`` says why the preset is what it is; its time and memory per clip on each card
-    are projected by ``vgkit.cost`` (``vgkit models``, ``vgkit check``), not written here.
-    """
-
-    name: str
-    device: str
-    offload: str = "none"
-    vae_tiling: bool = False
-    fp8_layerwise: bool = False
-    transformer_dtype: str = "bfloat16"
-    other_dtype: str = "bfloat16"
-    vae_dtype: str | None = None
-    size_scale: float = 1.0
-    steps_scale: float = 1.0
-    source: str = ""
-
-    @staticmethod
-    def offload_modes() -> tuple[str, ...]:
-        """The values ``offload`` takes (described above)."""
-        return ("none", "model", "sequential", "group", "group-block")
-
-    def __post_init__(self) -> None:
-        if self.offload not in self.offload_modes():
-            raise ValueError(f"preset {self.name!r}: offload = {self.offload!r}, not one of {self.offload_modes()}")
-
-    def cpu_blocker(self) -> str | None:
-        """Why this preset cannot be applied on a CPU-only machine, or None when it can (tests
-        apply it there). Model and sequential offload keep weights on the CPU and move them to an
-        accelerator for each forward: with no accelerator there is nowhere to move them
-        (diffusers refuses without one)."""
-        method = {"model": "enable_model_cpu_offload", "sequential": "enable_sequential_cpu_offload"}.get(self.offload)
-        if method is not None:
-            return f"preset {self.name!r}: {method} needs an accelerator (CUDA)"
-        return None
-
-    def generation_size(self, width: int, height: int, *, multiple: int) -> tuple[int, int]:
-        """The size this preset generates for a ``width`` x ``height`` run: scaled by
-        ``size_scale``, each side rounded half up to ``multiple`` (Hunyuan 1280x720 at 0.75: 960x544)."""
-        if self.size_scale == 1.0:
-            return width, height
-
-        def snap(side: int) -> int:
-            return max(multiple, min(side, math.floor(side * self.size_scale / multiple + 0.5) * multiple))
-
-        return snap(width), snap(height)
-
-    def scaled_steps(self, steps: int) -> int:
-        """``steps`` times ``steps_scale``, rounded half up, at least 1 (Hunyuan 50 at 0.6: 30)."""
-        return max(1, math.floor(steps * self.steps_scale + 0.5))
-
-    def to_record(self) -> dict[str, Any]:
-        return {**asdict(self), "describe": self.describe()}
-
-    def describe(self) -> str:
-        parts = [self.device, f"offload={self.offload}"]
-        if self.vae_tiling:
-            parts.append("vae-tiling")
-        if self.fp8_layerwise:
-            parts.append("fp8-layerwise")
-        if self.vae_dtype is not None:
-            parts.append(f"vae {self.vae_dtype}")
-        if self.size_scale != 1.0:
-            parts.append(f"{self.size_scale:g}x size + upscale")
-        if self.steps_scale != 1.0:
-            parts.append(f"{self.steps_scale:g}x steps")
-        return ", ".join(parts)
-
-
-CPU_PRESET = Preset(
-    name="cpu",
-    device="cpu",
-    transformer_dtype="float32",
-    other_dtype="float32",
-    source="what the tiny twins run with; a full-size model on CPU is far outside the clip limit (not published)",
-)
-
-
-def apply_preset(pipe: Any, preset: Preset, *, device: str) -> dict[str, Any]:
-    """Place ``pipe`` as ``preset`` says, computing on ``device``; return the record of what was applied.
-
-    ``device`` is the execution device: with an offload the weights rest on the CPU and the
-    offload hooks move them (and the inputs) to ``device`` for each forward, so the pipeline's
-    ``_execution_device`` is ``device`` while its components report the CPU. ``device`` is any
-    torch device name ("cuda", "cuda:1"); tests pass "meta", made to carry data, to make that
-    boundary real without a GPU (tests/test_offload.py).
-    """
-    import torch
-
-    applied: list[str] = []
-    if preset.fp8_layerwise:
-        pipe.transformer.enable_layerwise_casting(
-            storage_dtype=torch.float8_e4m3fn, compute_dtype=_dtype(preset.transformer_dtype)
-        )
-        applied.append("fp8-layerwise")
-    execution = torch.device(device)
-    if preset.offload == "model":
-        pipe.enable_model_cpu_offload(device=execution)
-        applied.append("model-cpu-offload")
-    elif preset.offload == "sequential":
-        pipe.enable_sequential_cpu_offload(device=execution)
-        applied.append("sequential-cpu-offload")
-    elif preset.offload == "group":
-        pipe.enable_group_offload(
-            onload_device=execution, offload_device=torch.device("cpu"), offload_type="leaf_level", use_stream=False
-        )
-        applied.append("group-offload-leaf")
-    elif preset.offload == "group-block":
-        # The VAE at leaf level: block level onloads a model's loose layers in a hook on its
-        # `forward`, and vae.encode/decode are not `forward` (its conv_in stays on the CPU).
-        pipe.enable_group_offload(
-            onload_device=execution,
-            offload_device=torch.device("cpu"),
-            offload_type="block_level",
-            num_blocks_per_group=1,
-            use_stream=False,
-            exclude_modules=["vae"],
-        )
-        pipe.vae.enable_group_offload(
-            onload_device=execution, offload_device=torch.device("cpu"), offload_type="leaf_level", use_stream=False
-        )
-        applied.append("group-offload-block")
-    else:
-        pipe.to(execution)
-    if preset.vae_tiling:
-        pipe.vae.enable_tiling()
-        applied.append("vae-tiling")
-    return {"name": preset.name, "device": device, "applied": applied, "describe": preset.describe()}
-
-
-@dataclass(frozen=True)
 class ModelAdapter:
     """One model as vgkit runs it. Subclasses add family hooks; instances live in the registry."""
 
@@ -257,7 +119,11 @@ class ModelAdapter:
     tiny: bool = False
     download_gb: float = 0.0
     call_defaults: dict[str, Any] = field(default_factory=dict)
+    """Keyword arguments every pipeline call gets (CogVideoX: ``use_dynamic_cfg=True``)."""
     presets: tuple[Preset, ...] = ()
+    masked_attention: bool = False
+    """The transformer passes an attention mask on every call (HunyuanVideo: the text padding
+    mask), so the attention backends that refuse a mask are refused for it (``vgkit.models.speed``)."""
 
     @property
     def frame_rule(self) -> FrameRule:
@@ -266,12 +132,17 @@ class ModelAdapter:
 
     @cached_property
     def baseline(self) -> Baseline:
-        """The locked baseline, read from ``params/models/<name>.yaml`` on first use."""
-        return load_baseline(self.name)
+        """The locked baseline (``load_baseline``), read on first use."""
+        return self.load_baseline()
+
+    def load_baseline(self) -> Baseline:
+        """Hook: this model's locked baseline. vgkit's own models read the package data file
+        ``vgkit/models/baselines/<name>.yaml``; a family from elsewhere returns its own."""
+        return read_baseline(baseline_path(self.name))
 
     def tiny_twin(self, *, repo_id: str) -> Any:
-        """This model's tiny random-weight twin: same class, rules, presets and call defaults;
-        its baseline (smaller size, fewer steps) is ``params/models/<name>-tiny.yaml``."""
+        """This model's tiny random-weight twin: same class, rules, presets, call defaults and
+        hooks; its baseline (smaller size, fewer steps) is ``<name>-tiny.yaml`` beside the real one's."""
         return replace(
             self,
             name=f"{self.name}-tiny",
@@ -346,7 +217,7 @@ class ModelAdapter:
         chosen = self.resolve_preset(preset, device=device, gpu_memory_gib=memory)
         quiet_hf_libraries()
         pipe: Any = self.pipeline_type().from_pretrained(
-            str(snapshot), **self._components(snapshot, preset=chosen), dtype=_dtype(chosen.other_dtype)
+            str(snapshot), **self._components(snapshot, preset=chosen), dtype=torch_dtype(chosen.other_dtype)
         )
         pipe.set_progress_bar_config(disable=True)
         record = apply_preset(pipe, chosen, device=device)
@@ -363,18 +234,19 @@ class ModelAdapter:
         classes = self._component_classes(snapshot)
         components = {
             "transformer": getattr(diffusers, classes["transformer"]).from_pretrained(
-                str(snapshot), subfolder="transformer", dtype=_dtype(preset.transformer_dtype)
+                str(snapshot), subfolder="transformer", dtype=torch_dtype(preset.transformer_dtype)
             )
         }
         if preset.vae_dtype is not None and preset.vae_dtype != preset.other_dtype:
             components["vae"] = getattr(diffusers, classes["vae"]).from_pretrained(
-                str(snapshot), subfolder="vae", dtype=_dtype(preset.vae_dtype)
+                str(snapshot), subfolder="vae", dtype=torch_dtype(preset.vae_dtype)
             )
         return components
 
     def expected_components(self) -> dict[str, tuple[str, str]]:
-        """The components the real repo's model_index.json lists (name -> (library, class)), read
-        from ``vgkit/models/reference/<model>/model_index.json``; null entries are left out."""
+        """Hook: the components the real repo's model_index.json lists (name -> (library, class)),
+        read from ``vgkit/models/reference/<model>/model_index.json``; null entries are left out.
+        The loader refuses a snapshot whose components differ (``_component_classes``)."""
         import json
 
         from vgkit.models.tiny import reference_dir
@@ -447,6 +319,23 @@ class ModelAdapter:
             classes[component] = have
         return classes
 
+    # -- decoding -------------------------------------------------------------------------------
+    def decodes_separately(self, pipe: Any) -> bool:
+        """Hook: whether vgkit decodes this pipeline's latents itself (``decode_latents``).
+
+        True lets the chain keep the denoised latents on disk before the VAE decode (the usual
+        out-of-memory point) and retry that decode leaner. False (the default, for a family with
+        no decode tail) makes the pipeline decode inside its own call: no latents on disk.
+        """
+        return False
+
+    def decode_latents(self, pipe: Any, latents: Any) -> Any:
+        """Hook: the decode tail of the pipeline's ``__call__``: what its ``output_type="latent"``
+        returned -> frames as the pipeline's ``output_type="np"`` gives them (floats in [0, 1],
+        batch x frames x height x width x channels). Move the latents to ``execution_device(pipe)``
+        first; the generator converts to uint8 and frees offloaded components afterwards."""
+        raise NotImplementedError(f"{self.name}: no separate VAE decode (decodes_separately is False)")
+
     # -- tiny checkpoints -----------------------------------------------------------------------
     def load_tokenizer(self, snapshot: Path) -> Any:
         """The prompt tokenizer stored in a snapshot (no model weights are read)."""
@@ -473,7 +362,14 @@ def filter_call_kwargs(pipe: Any, kwargs: dict[str, Any]) -> tuple[dict[str, Any
     return kept, sorted(set(kwargs) - set(kept))
 
 
-def _dtype(name: str) -> Any:
-    import torch
+def execution_device(pipe: Any) -> Any:
+    """The device ``pipe`` computes on, which a decode's latents must go to.
 
-    return getattr(torch, name)
+    Not ``pipe.vae.device``: under model CPU offload the pipeline's own call ends with
+    ``maybe_free_model_hooks()``, which parks every component on the CPU, and the offload hook
+    moves the VAE back to the accelerator when ``vae.decode`` runs; under sequential or group
+    offload the VAE's weights rest on the CPU (or ``meta``). diffusers' ``_execution_device``
+    reads the offload hooks (accelerate's for model and sequential offload, the group-offload
+    onload device) and is the module device when nothing is offloaded.
+    """
+    return pipe._execution_device

@@ -12,6 +12,8 @@
 - The real repo's scheduler is ``CogVideoXDDIMScheduler`` (its model_index and
   scheduler_config.json); the tiny twin carries that and the rest of the real metadata
   (``vgkit/models/reference/cogvideox15``) at toy widths.
+- Decode: vgkit decodes the denoised latents itself (``decode_latents``), trimming the one
+  padding latent frame the temporal patch added.
 """
 
 from __future__ import annotations
@@ -21,13 +23,33 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vgkit.models.base import CPU_PRESET, ClipLimits, FrameRule, ModelAdapter, Preset
+from vgkit.models.base import CPU_PRESET, ClipLimits, FrameRule, ModelAdapter, Preset, execution_device
 
 __all__ = ["COGVIDEOX15", "COGVIDEOX15_TINY", "CogVideoX15Adapter"]
 
 
 @dataclass(frozen=True)
 class CogVideoX15Adapter(ModelAdapter):
+    def decodes_separately(self, pipe: Any) -> bool:
+        return True
+
+    def decode_latents(self, pipe: Any, latents: Any) -> Any:
+        """The decode tail of ``CogVideoXImageToVideoPipeline.__call__`` (diffusers 0.42.1).
+
+        With a temporal patch (1.5: ``patch_size_t=2``) the pipeline pads an odd latent frame count by
+        one frame at the front and trims it before decoding; ``output_type="latent"`` returns the
+        padded latents. The 8k+1 frame rule always gives an odd count, so exactly one padding frame
+        is trimmed here.
+        """
+        import torch
+
+        patch_t = pipe.transformer.config.patch_size_t
+        if patch_t and latents.shape[1] % patch_t == 0:
+            latents = latents[:, patch_t - 1 :]
+        with torch.no_grad():
+            video = pipe.decode_latents(latents.to(device=execution_device(pipe), dtype=pipe.vae.dtype))
+        return pipe.video_processor.postprocess_video(video=video, output_type="np")
+
     def build_tiny(self, dest: Path) -> None:
         """The real repo's layout at toy sizes (``vgkit/models/reference/cogvideox15``): the real
         DDIM scheduler config, transformer flags (no patch bias, ofs embedding, 300-latent RoPE

@@ -14,6 +14,10 @@
   token ids, 16-channel causal VAE, token-replace transformer, the file names and weight
   shards) at toy widths (3 Llama layers), and names ``LlamaTokenizerFast`` in its
   model_index.json as the real repo does.
+- Quirks: the transformer passes the text padding mask to attention on every call
+  (``masked_attention``: the backends that refuse a mask are refused). vgkit decodes the
+  token-replace latents itself (``decode_latents``); a 33-channel ``latent_concat`` checkpoint
+  trims decoded frames, not latents, so its pipeline decodes inside its own call.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vgkit.models.base import CPU_PRESET, ClipLimits, FrameRule, ModelAdapter, Preset
+from vgkit.models.base import CPU_PRESET, ClipLimits, FrameRule, ModelAdapter, Preset, execution_device
 
 __all__ = ["HUNYUAN_I2V", "HUNYUAN_I2V_TINY", "HunyuanI2VAdapter", "tiny_tokenizer_corpus"]
 
@@ -51,6 +55,19 @@ class HunyuanI2VAdapter(ModelAdapter):
     def _components(self, snapshot: Path, *, preset: Preset) -> dict[str, Any]:
         """The preset's transformer (and VAE), plus the tokenizer loaded as the pitfall needs."""
         return {**super()._components(snapshot, preset=preset), "tokenizer": self.load_tokenizer(snapshot)}
+
+    def decodes_separately(self, pipe: Any) -> bool:
+        """True for token replace; the 33-channel ``latent_concat`` variant decodes in its own call."""
+        return bool(pipe.transformer.config.get("image_condition_type") != "latent_concat")
+
+    def decode_latents(self, pipe: Any, latents: Any) -> Any:
+        """The decode tail of ``HunyuanVideoImageToVideoPipeline.__call__`` (0.42.1), token_replace."""
+        import torch
+
+        latents = latents.to(device=execution_device(pipe), dtype=pipe.vae.dtype) / pipe.vae_scaling_factor
+        with torch.no_grad():
+            video = pipe.vae.decode(latents, return_dict=False)[0]
+        return pipe.video_processor.postprocess_video(video, output_type="np")
 
     def build_tiny(self, dest: Path) -> None:
         import torch
@@ -248,6 +265,7 @@ HUNYUAN_I2V = HunyuanI2VAdapter(
     needs_gpu=True,
     download_gb=60.0,
     presets=_PRESETS,
+    masked_attention=True,
 )
 
 HUNYUAN_I2V_TINY: HunyuanI2VAdapter = HUNYUAN_I2V.tiny_twin(repo_id="vgkit-tiny/HunyuanVideo-I2V-tiny")

@@ -13,9 +13,10 @@ Measured on the tiny twins (CPU, diffusers 0.42.1; tests/test_speed.py keeps the
 diffusers' ``compile_repeated_blocks`` misses the main blocks of two of the three models
 (CogVideoX declares no ``_repeated_blocks``; HunyuanVideo-I2V's token-replace blocks are not in
 its list), so ``regional`` compiles the transformer's block lists itself. CogVideoX's attention
-processor calls torch SDPA directly, so no backend choice reaches it. HunyuanVideo always passes
-an attention mask, which the non-varlen flash and sage backends and ``_native_flash`` refuse.
-Nothing here imports torch at import time.
+processor calls torch SDPA directly, so no backend choice reaches it. A model whose transformer
+always passes an attention mask (``ModelAdapter.masked_attention``: HunyuanVideo) cannot take the
+non-varlen flash and sage backends or ``_native_flash``, which refuse one. Nothing here is specific
+to a model family, and nothing here imports torch at import time.
 """
 
 from __future__ import annotations
@@ -28,9 +29,12 @@ import os
 import shutil
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vgkit.errors import SpecError
+
+if TYPE_CHECKING:
+    from vgkit.models.base import ModelAdapter
 
 __all__ = [
     "ATTENTION_BACKENDS",
@@ -65,8 +69,6 @@ _MASKLESS_BACKENDS = frozenset(
      "_native_xla", "sage", "sage_hub", "sage_blackwell_hub", "_sage_qk_int8_pv_fp8_cuda",
      "_sage_qk_int8_pv_fp8_cuda_sm90", "_sage_qk_int8_pv_fp16_cuda", "_sage_qk_int8_pv_fp16_triton"}
 )  # fmt: skip
-# Transformers that pass an attention mask on every call (HunyuanVideo: the text padding mask).
-_MASKED_TRANSFORMERS = frozenset({"HunyuanVideoTransformer3DModel"})
 # The child ModuleLists that hold a transformer's repeated blocks (the ones diffusers' cache hooks use).
 _BLOCK_LISTS = ("blocks", "transformer_blocks", "single_transformer_blocks")
 
@@ -194,13 +196,17 @@ def transformer_blocks(transformer: Any) -> list[Any]:
     return found
 
 
-def apply_speed(pipe: Any, options: SpeedOptions, *, device: str, steps: int | None = None) -> dict[str, Any]:
+def apply_speed(
+    pipe: Any, options: SpeedOptions, *, device: str, steps: int | None = None, model: ModelAdapter | None = None
+) -> dict[str, Any]:
     """Apply ``options`` to ``pipe.transformer`` (once per loaded pipeline); return the record.
 
     Every check runs before anything changes, so a ``SpecError`` leaves the pipeline as loaded.
     ``steps`` (the run's ``num_inference_steps``) is required by the magcache modes, whose step
-    counter wraps at that number. The record lists what ran and the quality cost of each feature.
-    Call after the preset (``apply_preset``), and run each pipeline call inside ``denoise_context``.
+    counter wraps at that number. ``model`` is the adapter ``pipe`` was loaded by: its quirks
+    (``masked_attention``) are checked too; without it only what the pipeline shows is checked.
+    The record lists what ran and the quality cost of each feature. Call after the preset
+    (``apply_preset``), and run each pipeline call inside ``denoise_context``.
     """
     options.validate()
     transformer = pipe.transformer
@@ -216,7 +222,9 @@ def apply_speed(pipe: Any, options: SpeedOptions, *, device: str, steps: int | N
         )
     if options.compile == "regional":
         _check_compile(kind, blocks, device=device)
-    _check_attention(transformer, options.attention_backend, device=device)
+    _check_attention(
+        transformer, options.attention_backend, device=device, masked=model is not None and model.masked_attention
+    )
 
     record: dict[str, Any] = {"options": options.to_record(), "applied": [], "quality_cost": {}}
     if options.attention_backend != "default":
@@ -249,8 +257,9 @@ def _note(record: dict[str, Any], applied: str, cost_key: str) -> None:
     record["quality_cost"][cost_key] = QUALITY_COST[cost_key]
 
 
-def _check_attention(transformer: Any, backend: str, *, device: str) -> None:
-    """Refuse, before anything changes, a backend that cannot run here or would not take effect."""
+def _check_attention(transformer: Any, backend: str, *, device: str, masked: bool) -> None:
+    """Refuse, before anything changes, a backend that cannot run here or would not take effect
+    (``masked``: the transformer passes an attention mask on every call)."""
     if backend == "default":
         return
     kind = type(transformer).__name__
@@ -266,7 +275,7 @@ def _check_attention(transformer: Any, backend: str, *, device: str) -> None:
             f"{field}: {kind}'s attention processors call torch SDPA directly, so no diffusers backend reaches "
             f"them; fix: use attention_backend: default"
         )
-    if kind in _MASKED_TRANSFORMERS and backend in _MASKLESS_BACKENDS:
+    if masked and backend in _MASKLESS_BACKENDS:
         raise SpecError(
             f"{field}: {kind} passes an attention mask, which this backend refuses; "
             f"fix: use native, flash_varlen or sage_varlen"

@@ -10,6 +10,8 @@
   real latent statistics, ``expand_timesteps`` transformer, sharded weights) at toy widths. Its tokenizer is
   character-level, so its token budget is 4x the real one (umT5 averages about 4 characters
   per token on English prose): the same prompts fit both.
+- Decode: vgkit decodes the denoised latents itself (``decode_latents``, the pipeline's own tail:
+  un-normalize with the VAE's latent mean and std, then decode).
 """
 
 from __future__ import annotations
@@ -19,13 +21,29 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vgkit.models.base import CPU_PRESET, ClipLimits, FrameRule, ModelAdapter, Preset
+from vgkit.models.base import CPU_PRESET, ClipLimits, FrameRule, ModelAdapter, Preset, execution_device
 
 __all__ = ["WAN22", "WAN22_TINY", "Wan22Adapter"]
 
 
 @dataclass(frozen=True)
 class Wan22Adapter(ModelAdapter):
+    def decodes_separately(self, pipe: Any) -> bool:
+        return True
+
+    def decode_latents(self, pipe: Any, latents: Any) -> Any:
+        """The decode tail of ``WanImageToVideoPipeline.__call__`` (diffusers 0.42.1), as np frames."""
+        import torch
+
+        vae = pipe.vae
+        latents = latents.to(device=execution_device(pipe), dtype=vae.dtype)
+        z_dim = vae.config.z_dim
+        mean = torch.tensor(vae.config.latents_mean).view(1, z_dim, 1, 1, 1).to(latents.device, latents.dtype)
+        inv_std = 1.0 / torch.tensor(vae.config.latents_std).view(1, z_dim, 1, 1, 1).to(latents.device, latents.dtype)
+        with torch.no_grad():
+            video = vae.decode(latents / inv_std + mean, return_dict=False)[0]
+        return pipe.video_processor.postprocess_video(video, output_type="np")
+
     def build_tiny(self, dest: Path) -> None:
         """The real repo's layout at toy sizes: saved by ``WanPipeline`` (as the real repo was, so
         model_index.json names it), the real VAE, scheduler and tokenizer configs, weights in the

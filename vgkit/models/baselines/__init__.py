@@ -1,8 +1,9 @@
-"""Locked baseline configs, one YAML file per model in ``params/models/<name>.yaml``.
+"""Locked baseline configs: one YAML file per model beside this module (package data).
 
 The files are the single source of a model's baseline (fps, size, steps, guidance, token budget,
-scheduler and dtype, as documentation of what the checkpoint brings). They are read on first use,
-not at import, so the registry stays importable with the standard library alone.
+scheduler and dtype, as documentation of what the checkpoint brings). They ship inside the
+package, so an installed vgkit (``pip install .``) finds them wherever it runs. They are read on
+first use, not at import, so the registry stays importable with the standard library alone.
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from vgkit.errors import ModelUnavailableError, SpecError
-from vgkit.settings import repo_root
 
-__all__ = ["Baseline", "baseline_path", "load_baseline"]
+__all__ = ["BASELINES_DIR", "Baseline", "baseline_path", "read_baseline"]
+
+BASELINES_DIR = Path(__file__).resolve().parent
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,25 +46,26 @@ _TYPES: dict[str, tuple[type, ...]] = {
 
 
 def baseline_path(name: str) -> Path:
-    return repo_root() / "params" / "models" / f"{name}.yaml"
+    """Where vgkit's own model ``name`` keeps its baseline: ``vgkit/models/baselines/<name>.yaml``."""
+    return BASELINES_DIR / f"{name}.yaml"
 
 
-def load_baseline(name: str) -> Baseline:
-    """Read and check ``params/models/<name>.yaml``."""
+def read_baseline(path: Path) -> Baseline:
+    """Read and check a baseline file (the fields of ``Baseline``, each of its type)."""
     import yaml
 
-    path = baseline_path(name)
     if not path.is_file():
-        raise ModelUnavailableError(f"model {name!r}: baseline file {path} is missing; fix: restore it from git")
+        raise ModelUnavailableError(
+            f"baseline file {path} is missing; fix: reinstall vgkit (or restore the file from git in a checkout)"
+        )
     data: Any = yaml.safe_load(path.read_text())
+    example = baseline_path("wan22")
     if not isinstance(data, dict):
-        raise SpecError(f"{path}: must be a mapping of baseline fields; fix: see params/models/wan22.yaml")
+        raise SpecError(f"{path}: must be a mapping of baseline fields; fix: see {example}")
     unknown = sorted(set(data) - set(_TYPES))
     missing = sorted({f.name for f in dataclasses.fields(Baseline) if f.default is dataclasses.MISSING} - set(data))
     if unknown or missing:
-        raise SpecError(
-            f"{path}: unknown fields {unknown}, missing fields {missing}; fix: match params/models/wan22.yaml"
-        )
+        raise SpecError(f"{path}: unknown fields {unknown}, missing fields {missing}; fix: match {example}")
     for key, value in data.items():
         if isinstance(value, bool) or not isinstance(value, _TYPES[key]):
             raise SpecError(f"{path}: {key} = {value!r} has the wrong type; fix: write a {_TYPES[key][0].__name__}")
