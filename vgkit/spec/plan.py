@@ -39,9 +39,9 @@ from typing import Any
 from vgkit.errors import SpecError
 from vgkit.models import ModelAdapter, Preset
 from vgkit.models.base import ClipLimits
-from vgkit.models.speed import SpeedOptions
 from vgkit.spec.prompt import compose_negative_prompt, compose_prompt
 from vgkit.spec.schema import LongShotSpec, RunSpec
+from vgkit.spec.speed_options import SpeedOptions
 from vgkit.spec.stitch_settings import StitchSettings
 
 __all__ = [
@@ -213,9 +213,8 @@ class RunPlan:
 
 
 def speed_options(spec: RunSpec) -> SpeedOptions:
-    """The spec's ``speed`` section as the options ``vgkit.models.speed`` applies."""
-    ratios = spec.speed.mag_ratios
-    return SpeedOptions(**{**spec.speed.model_dump(), "mag_ratios": tuple(ratios) if ratios is not None else None})
+    """The spec's ``speed`` section: the options ``vgkit.models.speed`` applies."""
+    return spec.speed
 
 
 def _describe_stitch(stitch: dict[str, Any]) -> str:
@@ -321,7 +320,7 @@ def make_plan(spec: RunSpec, model: ModelAdapter, *, preset: Preset | None = Non
     model.check_size(output_width, output_height)
     width, height = preset.generation_size(output_width, output_height, multiple=model.size_multiple)
     speed = speed_options(spec)
-    speed.validate()
+    speed.check()
     limits = model.clip_limits
     if limits.fps != base.fps:
         raise SpecError(f"{model.name}: baseline fps {base.fps} is not its clip limits' {limits.fps}; fix: restore it")

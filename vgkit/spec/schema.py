@@ -18,10 +18,10 @@ import os
 import reprlib
 import stat
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator
 
 from vgkit.errors import SpecError
 from vgkit.spec.choices import (
@@ -34,6 +34,8 @@ from vgkit.spec.choices import (
     SeamMode,
     Transition,
 )
+from vgkit.spec.speed_options import SpeedOptions
+from vgkit.spec.strict import Bool, Float, Int, StrictModel, Text
 
 __all__ = [
     "CAMERA_MOVES",
@@ -45,7 +47,6 @@ __all__ = [
     "LongShotSpec",
     "RunSpec",
     "ShotCard",
-    "SpeedSpec",
     "StitchSpec",
     "load_spec",
     "read_spec_data",
@@ -61,14 +62,7 @@ MAX_SPEC_NODES = 20_000  # values, aliases expanded; a 64-shot spec has ~1,000
 
 
 # Numbers and flags must be written as such: "5" is not a duration and 1 is not ``true``.
-Int = Annotated[int, Strict()]
-Float = Annotated[float, Strict()]
-Bool = Annotated[bool, Strict()]
-Text = Annotated[str, Strict()]
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+_Strict = StrictModel
 
 
 class GlobalConstants(_Strict):
@@ -103,16 +97,6 @@ class GenerationOverrides(_Strict):
     guidance_scale: Float | None = Field(default=None, ge=0.0, le=30.0)
     width: Int | None = Field(default=None, ge=32, le=4096)
     height: Int | None = Field(default=None, ge=32, le=4096)
-
-
-class SpeedSpec(_Strict):
-    """Optional speed features (vgkit.models.speed), all off by default; each has a quality cost."""
-
-    cache: Literal["off", "first-block", "magcache", "magcache-calibrate"] = "off"
-    cache_threshold: Float | None = Field(default=None, ge=0.0)
-    mag_ratios: list[Float] | None = None
-    attention_backend: Text = "default"
-    compile: Literal["off", "regional"] = "off"
 
 
 class LongShotSpec(_Strict):
@@ -158,7 +142,7 @@ class RunSpec(_Strict):
     negative_prompt: Text = ""
     shots: list[ShotCard] = Field(min_length=1, max_length=64)
     overrides: GenerationOverrides = GenerationOverrides()
-    speed: SpeedSpec = SpeedSpec()
+    speed: SpeedOptions = SpeedOptions()
     long_shots: LongShotSpec = LongShotSpec()
     stitch: StitchSpec = StitchSpec()
     allow_any_length: Bool = Field(default=False, description="accept a final video outside 30-60 s (tests, previews)")
