@@ -142,10 +142,13 @@ def test_killed_download_leaves_orphan_that_next_prefetch_sweeps(hub: HubServer)
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
+    snap = repo_cache_dir(WAN.repo_id) / "snapshots" / hub.repos[0].commit
+    others = [p for p in hub.repos[0].files if wanted(p) and p != LFS_FILE]
     try:
         deadline = time.monotonic() + 90
-        # The client writes in 10 MB chunks, so the stalled file's .incomplete stays empty.
-        while not (hub.stalled.is_set() and list(blobs.glob("*.incomplete"))):
+        # Files download in parallel: the other workers land every other file while one stalls. The
+        # client writes in 10 MB chunks, so the stalled file's .incomplete stays empty.
+        while not (hub.stalled.is_set() and all((snap / p).is_file() for p in others)):
             if proc.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"download never started: {proc.communicate()[0]!r}")
             time.sleep(0.1)

@@ -1,18 +1,20 @@
-"""Checkpoints in the Hugging Face hub cache layout. Standard library only.
+"""Checkpoints in the Hugging Face hub cache layout, checked with no network. Standard library only
+(the content hashes come from huggingface_hub, imported when ``verify=True``).
 
-Real checkpoints land here through ``vgkit prefetch`` (huggingface_hub); the tiny random-weight
-checkpoints are written here by vgkit itself in the same layout::
+Real checkpoints land here through ``vgkit prefetch`` (huggingface_hub's ``snapshot_download``);
+vgkit writes the tiny random-weight checkpoints in the same layout::
 
     <hub cache>/models--<org>--<name>/
-        blobs/<sha256>                 file contents
+        blobs/<etag>                   contents, named by their hash (sha256 for LFS files, else git sha1)
         refs/<revision>                a commit hash
         snapshots/<commit>/<path>      relative symlinks into blobs/
+        vgkit-files/<commit>.json      vgkit's file record
 
-so one loader, ``from_pretrained(snapshot_dir)``, serves both. Beside them vgkit keeps a file
-record per snapshot, ``vgkit-files/<commit>.json`` (path, size, sha256 or git sha1 of every file it
-expects), written when a prefetch verified the files or a tiny build wrote them. With a record,
-"complete" means every listed file is present at its size (``verify=True`` also hashes contents);
-without one, a ``model_index.json`` is all that can be checked.
+so one loader, ``from_pretrained(snapshot_dir)``, serves both. The file record lists the path, size
+and sha256 (or git sha1) of every file a snapshot must hold; vgkit writes it once a prefetch has
+verified the files or a tiny build has written them. With a record, "complete" means every listed
+file is present at its size (``verify=True`` also hashes contents); without one, only the
+``required_file`` can be checked.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -31,35 +34,28 @@ __all__ = [
     "CacheStatus",
     "check_snapshot",
     "file_matches",
-    "file_sha256",
-    "git_blob_sha1",
     "read_file_record",
     "repo_cache_dir",
     "resolve_commit",
     "snapshot_dir",
     "sweep_incomplete",
     "write_file_record",
-    "write_ref",
     "write_snapshot",
 ]
 
 RECORD_DIR = "vgkit-files"
 RECORD_SCHEMA = 1
-_CHUNK = 1 << 20
+FileRecord = dict[str, object]  # path, size, and sha256 (LFS files) or git_sha1 (small files)
 
 
 def repo_cache_dir(repo_id: str, *, cache_dir: Path | None = None) -> Path:
-    """``models--org--name`` under the hub cache."""
+    """``models--org--name`` under the hub cache (huggingface_hub's ``repo_folder_name``)."""
     return (cache_dir or hub_cache_dir()) / ("models--" + repo_id.replace("/", "--"))
-
-
-def _is_commit(revision: str) -> bool:
-    return len(revision) == 40 and all(c in "0123456789abcdef" for c in revision)
 
 
 def resolve_commit(repo_id: str, revision: str, *, cache_dir: Path | None = None) -> str | None:
     """The commit ``revision`` points at in the cache (itself when it is a commit hash), or None."""
-    if _is_commit(revision):
+    if re.fullmatch(r"[0-9a-f]{40}", revision):
         return revision
     ref = repo_cache_dir(repo_id, cache_dir=cache_dir) / "refs" / revision
     return ref.read_text().strip() if ref.is_file() else None
@@ -73,26 +69,17 @@ def snapshot_dir(
     return status.snapshot if status.complete else None
 
 
-# -- content hashes ------------------------------------------------------------------------------
-def file_sha256(path: Path) -> str:
-    """sha256 of a file's bytes (the Hub's LFS oid), read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while chunk := fh.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+def file_matches(path: Path, item: FileRecord) -> bool:
+    """Whether ``path`` has the record's ``sha256`` (or ``git_sha1``), hashed as ``hf cache verify`` does."""
+    from huggingface_hub.utils.sha import git_hash, sha_fileobj
+
+    if item.get("sha256"):
+        with path.open("rb") as fh:
+            return sha_fileobj(fh).hex() == item["sha256"]
+    return not item.get("git_sha1") or git_hash(path.read_bytes()) == item["git_sha1"]
 
 
-def git_blob_sha1(path: Path) -> str:
-    """Git's blob id of a file (sha1 of ``blob <size>\\0`` + bytes): the Hub's oid for small files."""
-    digest = hashlib.sha1(b"blob %d\0" % path.stat().st_size)
-    with path.open("rb") as fh:
-        while chunk := fh.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-# -- file records and completeness ---------------------------------------------------------------
+# -- file records --------------------------------------------------------------------------------
 def _record_path(repo_id: str, commit: str, cache_dir: Path | None) -> Path:
     return repo_cache_dir(repo_id, cache_dir=cache_dir) / RECORD_DIR / f"{commit}.json"
 
@@ -111,18 +98,15 @@ def _atomic_write_text(path: Path, text: str) -> None:
             os.unlink(tmp)
 
 
-def write_file_record(
-    repo_id: str, commit: str, files: list[dict[str, object]], *, cache_dir: Path | None = None
-) -> Path:
-    """Record the files snapshot ``commit`` must hold: dicts with ``path``, ``size`` and
-    ``sha256`` (LFS files) or ``git_sha1`` (small files). Written atomically."""
+def write_file_record(repo_id: str, commit: str, files: list[FileRecord], *, cache_dir: Path | None = None) -> Path:
+    """Record the files snapshot ``commit`` must hold (see ``FileRecord``), atomically."""
     path = _record_path(repo_id, commit, cache_dir)
     body = {"schema": RECORD_SCHEMA, "repo_id": repo_id, "commit": commit, "files": files}
     _atomic_write_text(path, json.dumps(body, indent=1, sort_keys=True) + "\n")
     return path
 
 
-def read_file_record(repo_id: str, commit: str, *, cache_dir: Path | None = None) -> list[dict[str, object]] | None:
+def read_file_record(repo_id: str, commit: str, *, cache_dir: Path | None = None) -> list[FileRecord] | None:
     """The recorded file list of snapshot ``commit``, or None when there is no readable record."""
     try:
         data = json.loads(_record_path(repo_id, commit, cache_dir).read_text())
@@ -132,12 +116,7 @@ def read_file_record(repo_id: str, commit: str, *, cache_dir: Path | None = None
     return files if isinstance(files, list) else None
 
 
-def write_ref(repo_id: str, revision: str, commit: str, *, cache_dir: Path | None = None) -> None:
-    """Point ``refs/<revision>`` at ``commit`` (atomically); a commit-hash revision needs no ref."""
-    if revision != commit:
-        _atomic_write_text(repo_cache_dir(repo_id, cache_dir=cache_dir) / "refs" / revision, commit)
-
-
+# -- completeness --------------------------------------------------------------------------------
 @dataclass
 class CacheStatus:
     """Whether a snapshot is complete, and what is wrong with it when not."""
@@ -146,7 +125,7 @@ class CacheStatus:
     revision: str
     commit: str | None
     snapshot: Path | None
-    recorded: bool  # a vgkit file record exists (else only model_index.json was checked)
+    recorded: bool  # a vgkit file record exists (else only the required file was checked)
     total_bytes: int = 0
     num_files: int = 0  # files in the record (0 without one)
     missing: list[str] = field(default_factory=list)
@@ -196,47 +175,35 @@ def check_snapshot(
     status.recorded = files is not None
     if not (snap / required_file).is_file():
         return status
-    status.snapshot = snap
-    status.num_files = len(files or [])
+    status.snapshot, status.num_files = snap, len(files or [])
     for item in files or []:
-        rel, size = str(item["path"]), item["size"]
-        path = snap / rel
+        rel, path = str(item["path"]), snap / str(item["path"])
         if not path.is_file():
             status.missing.append(rel)
             continue
         status.total_bytes += path.stat().st_size
-        if path.stat().st_size != size:
+        if path.stat().st_size != item["size"]:
             status.wrong_size.append(rel)
         elif verify and not file_matches(path, item):
             status.corrupt.append(rel)
     return status
 
 
-def file_matches(path: Path, item: dict[str, object]) -> bool:
-    """Whether ``path``'s content hash equals the record's ``sha256`` (or ``git_sha1``)."""
-    if item.get("sha256"):
-        return file_sha256(path) == item["sha256"]
-    if item.get("git_sha1"):
-        return git_blob_sha1(path) == item["git_sha1"]
-    return True
-
-
 def sweep_incomplete(repo_id: str, *, cache_dir: Path | None = None) -> list[Path]:
-    """Delete the ``blobs/*.incomplete`` files killed downloads left behind; return them.
+    """Delete the ``blobs/*.incomplete`` files that killed downloads left behind; return them.
 
-    huggingface_hub holds ``.locks/<repo folder>/<etag>.lock`` (an flock) while it writes
-    ``blobs/<etag>.incomplete``; a partial file whose lock can be taken at once is an orphan.
+    huggingface_hub writes ``blobs/<etag>.<random>.incomplete`` while it holds the flock
+    ``.locks/<repo folder>/<etag>.lock``; a partial file whose lock is free is an orphan.
     """
     import fcntl
 
     cache = cache_dir or hub_cache_dir()
     repo_dir = repo_cache_dir(repo_id, cache_dir=cache)
-    blobs = repo_dir / "blobs"
     locks = cache / ".locks" / repo_dir.name
     removed: list[Path] = []
-    for path in sorted(blobs.glob("*.incomplete")) if blobs.is_dir() else []:
+    for path in sorted((repo_dir / "blobs").glob("*.incomplete")):
         locks.mkdir(parents=True, exist_ok=True)
-        with open(locks / (path.name.removesuffix(".incomplete") + ".lock"), "a") as lock:
+        with open(locks / (path.name.split(".")[0] + ".lock"), "a") as lock:
             try:
                 fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -250,31 +217,27 @@ def sweep_incomplete(repo_id: str, *, cache_dir: Path | None = None) -> list[Pat
 def write_snapshot(
     repo_id: str, commit: str, source: Path, *, revision: str = "main", cache_dir: Path | None = None
 ) -> Path:
-    """Copy the files under ``source`` into the cache as snapshot ``commit``; return its path.
+    """Copy the files under ``source`` into the cache as snapshot ``commit``, with its file record.
 
     The snapshot directory appears in one rename, so a concurrent reader sees it whole or not at
     all; blobs are content-addressed, so writing the same files twice is harmless.
     """
     repo_dir = repo_cache_dir(repo_id, cache_dir=cache_dir)
-    blobs = repo_dir / "blobs"
-    blobs.mkdir(parents=True, exist_ok=True)
+    (repo_dir / "blobs").mkdir(parents=True, exist_ok=True)
     (repo_dir / "snapshots").mkdir(exist_ok=True)
     final = repo_dir / "snapshots" / commit
     staging = Path(tempfile.mkdtemp(prefix=f".{commit}.", dir=repo_dir / "snapshots"))
-    record: list[dict[str, object]] = []
+    record: list[FileRecord] = []
     try:
         for file in sorted(p for p in source.rglob("*") if p.is_file()):
+            rel = file.relative_to(source)
             digest = hashlib.sha256(file.read_bytes()).hexdigest()
-            record.append({"path": file.relative_to(source).as_posix(), "size": file.stat().st_size, "sha256": digest})
-            blob = blobs / digest
-            if not blob.exists():
-                tmp = blobs / f".{digest}.tmp"
-                shutil.copyfile(file, tmp)
-                os.replace(tmp, blob)
-            link = staging / file.relative_to(source)
-            link.parent.mkdir(parents=True, exist_ok=True)
-            depth = len(file.relative_to(source).parts) + 1  # snapshots/<commit>/<parts...>
-            link.symlink_to(Path(*([".."] * depth), "blobs", digest))
+            record.append({"path": rel.as_posix(), "size": file.stat().st_size, "sha256": digest})
+            if not (repo_dir / "blobs" / digest).exists():
+                shutil.copyfile(file, repo_dir / "blobs" / f".{digest}.tmp")
+                os.replace(repo_dir / "blobs" / f".{digest}.tmp", repo_dir / "blobs" / digest)
+            (staging / rel).parent.mkdir(parents=True, exist_ok=True)
+            (staging / rel).symlink_to(Path(*([".."] * (len(rel.parts) + 1)), "blobs", digest))
         write_file_record(repo_id, commit, record, cache_dir=cache_dir)
         if final.exists():
             shutil.rmtree(final)
@@ -282,5 +245,6 @@ def write_snapshot(
     finally:
         if staging.exists():
             shutil.rmtree(staging)
-    write_ref(repo_id, revision, commit, cache_dir=cache_dir)
+    if revision != commit:
+        _atomic_write_text(repo_dir / "refs" / revision, commit)
     return final
