@@ -6,6 +6,7 @@ a pickle file and a README that prefetch must skip.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import subprocess
@@ -84,6 +85,29 @@ def test_full_prefetch_then_second_run_downloads_nothing(hub: HubServer) -> None
     new_requests = hub.requests[before:]
     assert again.complete and again.downloaded == 0 and again.bytes_cached == again.bytes_needed
     assert [m for m, _ in new_requests] == ["GET"] and "/api/models/" in new_requests[0][1]
+
+
+def test_downloads_go_through_snapshot_download(hub: HubServer) -> None:
+    """The Hub's request log shows huggingface_hub's ``snapshot_download`` at work: it resolves the
+    revision once, lists the tree at that commit, then asks for each wanted file at the commit
+    (never at the branch), every request sent as vgkit and flagged as part of a download."""
+    import huggingface_hub
+
+    import vgkit
+
+    report = prefetch("wan22", progress=lambda _: None)
+    repo, commit, served = WAN.repo_id, report.commit, hub.repos[0]
+    api = f"/api/models/{repo}"
+    assert hub.requests[:2] == [("GET", f"{api}/revision/main"), ("GET", f"{api}/tree/{commit}")]
+    assert [p for _, p in hub.requests].count(f"{api}/revision/main") == 1
+    kept = [p for p in served.files if wanted(p)]
+    asked = {p.removeprefix(f"/{repo}/resolve/{commit}/") for m, p in hub.requests if m == "HEAD"}
+    assert asked == set(kept) and not any("/resolve/main/" in p for _, p in hub.requests)
+    small = [f"/{repo}/resolve/{commit}/{p}" for p in kept if not served.is_lfs(p)]
+    lfs = [f"/lfs/{hashlib.sha256(served.files[p]).hexdigest()}" for p in kept if served.is_lfs(p)]
+    assert sorted(hub.downloads()) == sorted(small + lfs)  # each wanted file fetched once, bytes from the CDN
+    agent = f"vgkit/{vgkit.__version__}; hf_hub/{huggingface_hub.__version__};"
+    assert all(h["user-agent"].startswith(agent) and h["x-hf-download-counter"] == "1" for h in hub.headers)
 
 
 def test_check_is_offline_and_reports_completeness(hub: HubServer) -> None:
