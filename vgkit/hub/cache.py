@@ -1,26 +1,19 @@
 """Checkpoints in the Hugging Face hub cache layout, checked with no network. Standard library only
-(the content hashes come from huggingface_hub, imported when ``verify=True``).
+(``verify=True`` hashes with huggingface_hub's helpers, imported then).
 
-Real checkpoints land here through ``vgkit prefetch`` (huggingface_hub's ``snapshot_download``);
-vgkit writes the tiny random-weight checkpoints in the same layout::
-
-    <hub cache>/models--<org>--<name>/
-        blobs/<etag>                   contents, named by their hash (sha256 for LFS files, else git sha1)
-        refs/<revision>                a commit hash
-        snapshots/<commit>/<path>      relative symlinks into blobs/
-        vgkit-files/<commit>.json      vgkit's file record
-
-so one loader, ``from_pretrained(snapshot_dir)``, serves both. The file record lists the path, size
-and sha256 (or git sha1) of every file a snapshot must hold; vgkit writes it once a prefetch has
-verified the files or a tiny build has written them. With a record, "complete" means every listed
-file is present at its size (``verify=True`` also hashes contents); without one, only the
-``required_file`` can be checked.
+``vgkit prefetch`` fills ``<hub cache>/models--<org>--<name>/`` with huggingface_hub's
+``snapshot_download``: ``blobs/<etag>`` (contents, named by sha256 for LFS files, else git sha1),
+``refs/<revision>`` (a commit) and ``snapshots/<commit>/<path>`` (links into blobs); vgkit writes its
+tiny random-weight checkpoints in the same layout, so one loader, ``from_pretrained(snapshot_dir)``,
+serves both. Beside them, ``vgkit-files/<commit>.json`` is vgkit's file record: the path, size and
+hash of every file the snapshot must hold, written once a prefetch verified them or a tiny build
+wrote them. With a record, "complete" means every listed file is there at its size
+(``verify=True``: and hash); without one, only the ``required_file`` can be checked.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 import shutil
@@ -28,12 +21,14 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from vgkit.records.artifacts import atomic_write_bytes, atomic_write_json, read_json_object
 from vgkit.settings import hub_cache_dir
 
 __all__ = [
     "CacheStatus",
     "check_snapshot",
     "file_matches",
+    "find_problems",
     "read_file_record",
     "repo_cache_dir",
     "resolve_commit",
@@ -84,39 +79,36 @@ def _record_path(repo_id: str, commit: str, cache_dir: Path | None) -> Path:
     return repo_cache_dir(repo_id, cache_dir=cache_dir) / RECORD_DIR / f"{commit}.json"
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def write_file_record(repo_id: str, commit: str, files: list[FileRecord], *, cache_dir: Path | None = None) -> Path:
     """Record the files snapshot ``commit`` must hold (see ``FileRecord``), atomically."""
     path = _record_path(repo_id, commit, cache_dir)
-    body = {"schema": RECORD_SCHEMA, "repo_id": repo_id, "commit": commit, "files": files}
-    _atomic_write_text(path, json.dumps(body, indent=1, sort_keys=True) + "\n")
+    atomic_write_json(path, {"schema": RECORD_SCHEMA, "repo_id": repo_id, "commit": commit, "files": files})
     return path
 
 
 def read_file_record(repo_id: str, commit: str, *, cache_dir: Path | None = None) -> list[FileRecord] | None:
     """The recorded file list of snapshot ``commit``, or None when there is no readable record."""
-    try:
-        data = json.loads(_record_path(repo_id, commit, cache_dir).read_text())
-    except (OSError, ValueError):
-        return None
-    files = data.get("files") if isinstance(data, dict) and data.get("schema") == RECORD_SCHEMA else None
+    data = read_json_object(_record_path(repo_id, commit, cache_dir)) or {}
+    files = data.get("files") if data.get("schema") == RECORD_SCHEMA else None
     return files if isinstance(files, list) else None
 
 
 # -- completeness --------------------------------------------------------------------------------
+def find_problems(snap: Path, files: list[FileRecord], *, verify: bool | set[str] = False) -> dict[str, list[str]]:
+    """Which of ``files`` are missing from ``snap``, of the wrong size, or (hashed: all when
+    ``verify`` is True, else those it names) corrupt."""
+    problems: dict[str, list[str]] = {"missing": [], "wrong size": [], "corrupt": []}
+    for item in files:
+        rel, path = str(item["path"]), snap / str(item["path"])
+        if not path.is_file():
+            problems["missing"].append(rel)
+        elif path.stat().st_size != item["size"]:
+            problems["wrong size"].append(rel)
+        elif (verify is True or (verify and rel in verify)) and not file_matches(path, item):
+            problems["corrupt"].append(rel)
+    return problems
+
+
 @dataclass
 class CacheStatus:
     """Whether a snapshot is complete, and what is wrong with it when not."""
@@ -124,32 +116,30 @@ class CacheStatus:
     repo_id: str
     revision: str
     commit: str | None
-    snapshot: Path | None
-    recorded: bool  # a vgkit file record exists (else only the required file was checked)
-    total_bytes: int = 0
-    num_files: int = 0  # files in the record (0 without one)
-    missing: list[str] = field(default_factory=list)
-    wrong_size: list[str] = field(default_factory=list)
-    corrupt: list[str] = field(default_factory=list)
+    snapshot: Path | None = None
+    files: list[FileRecord] | None = None  # the vgkit record (None: only required_file was checked)
+    problems: dict[str, list[str]] = field(default_factory=dict)  # see find_problems
     required_file: str = "model_index.json"  # what marks a snapshot of this kind (see check_snapshot)
 
     @property
     def complete(self) -> bool:
-        return self.snapshot is not None and not (self.missing or self.wrong_size or self.corrupt)
+        return self.snapshot is not None and not any(self.problems.values())
+
+    @property
+    def missing(self) -> list[str]:
+        return self.problems.get("missing", [])
 
     def describe(self) -> str:
         if self.commit is None:
             return "not in cache"
         if self.snapshot is None:
             return f"snapshot {self.commit[:12]} missing or has no {self.required_file}"
-        problems = [
-            f"{len(names)} {label} ({', '.join(names[:3])}{', ...' if len(names) > 3 else ''})"
-            for label, names in (("missing", self.missing), ("wrong size", self.wrong_size), ("corrupt", self.corrupt))
-            if names
+        found = [
+            f"{len(n)} {kind} ({', '.join(n[:3])}{', ...' * (len(n) > 3)})" for kind, n in self.problems.items() if n
         ]
-        if problems:
-            return "incomplete: " + "; ".join(problems)
-        return "complete" if self.recorded else f"complete ({self.required_file} only; no vgkit file record)"
+        if found:
+            return "incomplete: " + "; ".join(found)
+        return "complete" if self.files is not None else f"complete ({self.required_file} only; no vgkit file record)"
 
 
 def check_snapshot(
@@ -167,25 +157,13 @@ def check_snapshot(
     pipeline's ``model_index.json`` (the default) or a transformers model's ``config.json``.
     """
     commit = resolve_commit(repo_id, revision, cache_dir=cache_dir)
-    status = CacheStatus(repo_id, revision, commit, None, recorded=False, required_file=required_file)
+    status = CacheStatus(repo_id, revision, commit, required_file=required_file)
     if commit is None:
         return status
     snap = repo_cache_dir(repo_id, cache_dir=cache_dir) / "snapshots" / commit
-    files = read_file_record(repo_id, commit, cache_dir=cache_dir)
-    status.recorded = files is not None
-    if not (snap / required_file).is_file():
-        return status
-    status.snapshot, status.num_files = snap, len(files or [])
-    for item in files or []:
-        rel, path = str(item["path"]), snap / str(item["path"])
-        if not path.is_file():
-            status.missing.append(rel)
-            continue
-        status.total_bytes += path.stat().st_size
-        if path.stat().st_size != item["size"]:
-            status.wrong_size.append(rel)
-        elif verify and not file_matches(path, item):
-            status.corrupt.append(rel)
+    status.files = read_file_record(repo_id, commit, cache_dir=cache_dir)
+    if (snap / required_file).is_file():
+        status.snapshot, status.problems = snap, find_problems(snap, status.files or [], verify=verify)
     return status
 
 
@@ -246,5 +224,5 @@ def write_snapshot(
         if staging.exists():
             shutil.rmtree(staging)
     if revision != commit:
-        _atomic_write_text(repo_dir / "refs" / revision, commit)
+        atomic_write_bytes(repo_dir / "refs" / revision, commit.encode())
     return final

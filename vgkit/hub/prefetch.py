@@ -1,24 +1,15 @@
 """Download-only stage: a model's files into the HF cache at its pinned revision, verified.
 
-Downloads go through huggingface_hub's ``snapshot_download`` (parallel workers, the pinned
-revision, ``ALLOW_PATTERNS``: safetensors weights, configs, tokenizers; never the pickle formats of
-``DENY_PATTERNS``). The steps of ``prefetch_repo``:
-
-1. a dry run of ``snapshot_download`` resolves the revision and sizes every file;
-2. print the bytes needed, already cached and free on disk; refuse when the disk cannot hold it;
-3. under a per-repo lock, delete orphaned ``*.incomplete`` files, then download what is missing;
-4. hash every new file against the Hub's value (sha256 for LFS files: the etag the blob is named
-   after; git sha1 for small ones, from the listing ``snapshot_download`` cached), download a
-   mismatch once more, and write vgkit's file record (``vgkit.hub.cache``) so ``--check`` and
-   ``vgkit run`` can tell, offline, that the snapshot is complete.
-
-Tokens come from ``HF_TOKEN`` or the Hub's own login (``hf auth login``); vgkit never takes one as
-a parameter and never writes one anywhere.
+Downloads go through huggingface_hub's ``snapshot_download``: parallel workers, the pinned
+revision, only what the loader needs (``ALLOW_PATTERNS``), never a pickle format
+(``DENY_PATTERNS``). vgkit adds the disk-space check, the orphan sweep, content hashes against the
+Hub's values and its file record (``vgkit.hub.cache``), so ``--check`` and ``vgkit run`` can tell,
+offline, that a snapshot is complete. Tokens come from ``HF_TOKEN`` or ``hf auth login``; vgkit
+never takes one as a parameter and never writes one anywhere.
 """
 
 from __future__ import annotations
 
-import re
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -31,14 +22,13 @@ from vgkit.errors import ModelUnavailableError, SpecError, VgkitError
 from vgkit.hub.cache import (
     CacheStatus,
     FileRecord,
-    check_snapshot,
-    file_matches,
+    find_problems,
     read_file_record,
     repo_cache_dir,
     sweep_incomplete,
     write_file_record,
 )
-from vgkit.hub.checkpoints import Checkpoint, required_file
+from vgkit.hub.checkpoints import Checkpoint, checkpoint_status, locate_checkpoint, required_file
 from vgkit.models import adapter, model_names
 from vgkit.settings import hub_cache_dir, hub_endpoint, hub_offline, offline_hub
 
@@ -88,8 +78,8 @@ class FileResult:
     path: str
     size: int
     downloaded: bool
-    check: str  # "sha256", "git-sha1", "recorded" (verified by an earlier prefetch)
-    ok: bool
+    check: str  # "sha256", "git-sha1", "size", or "recorded" (hashed by an earlier prefetch; size checked)
+    ok: bool = True  # a file that stays bad raises instead
 
 
 @dataclass
@@ -115,15 +105,9 @@ class PrefetchReport:
 
     def row(self) -> dict[str, object]:
         """A flat row for the results table (CLI and notebook)."""
-        return {
-            "model": self.model,
-            "repo": f"{self.repo_id}@{(self.commit or self.revision)[:12]}",
-            "complete": self.complete,
-            "files": self.num_files,
-            "size": human_bytes(self.bytes_needed),
-            "downloaded": self.downloaded,
-            "status": self.status,
-        }
+        repo, size = f"{self.repo_id}@{(self.commit or self.revision)[:12]}", human_bytes(self.bytes_needed)
+        return {"model": self.model, "repo": repo, "complete": self.complete, "files": self.num_files,
+                "size": size, "downloaded": self.downloaded, "status": self.status}  # fmt: skip
 
 
 def format_table(rows: list[dict[str, object]]) -> str:
@@ -131,9 +115,8 @@ def format_table(rows: list[dict[str, object]]) -> str:
     if not rows:
         return "(no models)"
     widths = {k: max(len(k), *(len(str(r[k])) for r in rows)) for k in rows[0]}
-    lines = ["  ".join(k.ljust(w) for k, w in widths.items())]
-    lines += ["  ".join(str(r[k]).ljust(w) for k, w in widths.items()) for r in rows]
-    return "\n".join(line.rstrip() for line in lines)
+    header: dict[str, object] = {k: k for k in widths}
+    return "\n".join("  ".join(str(r[k]).ljust(w) for k, w in widths.items()).rstrip() for r in [header, *rows])
 
 
 # -- the Hub side --------------------------------------------------------------------------------
@@ -172,18 +155,18 @@ def _hub_error(exc: BaseException, where: str, revision: str, endpoint: str) -> 
 
 @contextmanager
 def _hub_errors(where: str, revision: str, endpoint: str) -> Iterator[None]:
+    """The client's HTTP errors (OSError subclasses) and httpx2 transport errors, as one line."""
     try:
         yield
-    except VgkitError:
-        raise
     except Exception as exc:
-        # The client raises its HTTP errors (OSError subclasses) and httpx2 transport errors.
-        if isinstance(exc, OSError) or type(exc).__module__.startswith(("httpx", "httpcore")):
-            raise _hub_error(exc, where, revision, endpoint) from None
-        raise
+        if isinstance(exc, VgkitError) or not (
+            isinstance(exc, OSError) or type(exc).__module__.startswith(("httpx", "httpcore"))
+        ):
+            raise
+        raise _hub_error(exc, where, revision, endpoint) from None
 
 
-def _snapshot(repo_id: str, revision: str, cache: Path, **options: Any) -> Any:
+def _snapshot(repo_id: str, revision: str, cache: Path, bars: type, *, dry_run: bool = False) -> Any:
     """``snapshot_download`` of vgkit's files, ``MAX_WORKERS`` at a time, as library ``vgkit``."""
     from huggingface_hub import snapshot_download
 
@@ -197,38 +180,29 @@ def _snapshot(repo_id: str, revision: str, cache: Path, **options: Any) -> Any:
         allow_patterns=ALLOW_PATTERNS,
         ignore_patterns=DENY_PATTERNS,
         max_workers=MAX_WORKERS,
+        tqdm_class=bars,
         library_name="vgkit",
         library_version=__version__,
-        **options,
+        dry_run=dry_run,
     )
 
 
-def _expected(repo_id: str, commit: str, cache: Path, paths: list[str]) -> dict[str, FileRecord]:
-    """What each file must be: its size in the Hub's listing (which ``snapshot_download`` cached)
-    and its hash: the blob's name when that is a sha256 (the LFS etag), else the listing's git sha1."""
-    from huggingface_hub import get_cached_repo_tree
-
-    listing = {f.path: f for f in get_cached_repo_tree(repo_id, revision=commit, cache_dir=cache)}
-    snap = repo_cache_dir(repo_id, cache_dir=cache) / "snapshots" / commit
+def _expected(snap: Path, sizes: dict[str, int]) -> dict[str, FileRecord]:
+    """Each file's record: its size and the hash its blob is named after. huggingface_hub names a
+    blob by its etag, which the Hub sets to the sha256 for LFS files and the git sha1 for the rest."""
     expected: dict[str, FileRecord] = {}
-    for path in paths:
+    for path, size in sizes.items():
         etag = (snap / path).resolve().name
-        digest = {"sha256": etag} if re.fullmatch(r"[0-9a-f]{64}", etag) else {"git_sha1": listing[path].blob_id}
-        expected[path] = {"path": path, "size": listing[path].size, **digest}
+        kind = {64: "sha256", 40: "git_sha1"}.get(len(etag))  # any other etag: its size is all we check
+        expected[path] = {"path": path, "size": size} | ({kind: etag} if kind else {})
     return expected
 
 
-def _verify(item: FileRecord, snap: Path, *, fetched: bool, recorded: FileRecord | None) -> FileResult:
-    """Check one file; ``recorded`` (this very entry in an earlier record) skips the hashing."""
-    path, size = snap / str(item["path"]), int(str(item["size"]))
-    size_ok = path.is_file() and path.stat().st_size == size
-    if size_ok and not fetched and recorded == item:
-        return FileResult(str(item["path"]), size, False, "recorded", True)
-    check = "sha256" if "sha256" in item else "git-sha1"
-    return FileResult(str(item["path"]), size, fetched, check, size_ok and file_matches(path, item))
+def _check(item: FileRecord) -> str:
+    return "sha256" if "sha256" in item else "git-sha1" if "git_sha1" in item else "size"
 
 
-def _file_lines(progress: Progress, snap: Path, todo: dict[str, int]) -> type:
+def _bars(progress: Progress, snap: Path, todo: dict[str, int]) -> type:
     """A bar class for ``snapshot_download``: the Hub's bars on a terminal, and a plain line per file
     as it lands (what headless logs keep)."""
     from huggingface_hub.utils import tqdm as hub_tqdm
@@ -276,20 +250,18 @@ def prefetch_repo(
         raise ModelUnavailableError(
             f"model {label}: prefetch needs the network but HF_HUB_OFFLINE is set; fix: unset it for the prefetch"
         )
-    # 1. What the Hub has: the commit, and each file's size and whether it is cached.
+    # 1. What the Hub has: the commit, and each file's size and whether it is cached (writes refs/ only).
     with _hub_errors(where, revision, endpoint):
-        plan = _snapshot(repo_id, revision, cache, dry_run=True, tqdm_class=_file_lines(progress, cache, {}))
+        plan = _snapshot(repo_id, revision, cache, _bars(progress, cache, {}), dry_run=True)
     if not any(f.filename == required for f in plan):
         kind = " (not diffusers)" if required == "model_index.json" else ""
         raise ModelUnavailableError(f"model {label}: {repo_id}@{revision} has no {required}{kind}")
-    commit = plan[0].commit_hash
-    report = PrefetchReport(label, repo_id, revision, commit=commit, num_files=len(plan))
+    commit, sizes = plan[0].commit_hash, {f.filename: f.file_size or 0 for f in plan}
     todo = {f.filename: f.file_size or 0 for f in plan if f.will_download}
+    report = PrefetchReport(label, repo_id, revision, commit, sum(sizes.values()), num_files=len(plan))
 
     # 2. Bytes needed, cached, free; refuse early when the disk cannot hold it.
-    report.bytes_needed = sum(f.file_size or 0 for f in plan)
-    report.bytes_cached = report.bytes_needed - sum(todo.values())
-    report.free_bytes = _free_bytes(cache)
+    report.bytes_cached, report.free_bytes = report.bytes_needed - sum(todo.values()), _free_bytes(cache)
     progress(
         f"{label}: {repo_id}@{commit[:12]}: {len(plan)} files, need {human_bytes(report.bytes_needed)}, "
         f"cached {human_bytes(report.bytes_cached)}, free disk {human_bytes(report.free_bytes)}"
@@ -303,31 +275,31 @@ def prefetch_repo(
 
     # 3. Download what is missing after sweeping orphans (huggingface_hub locks each blob it writes).
     snap = repo_cache_dir(repo_id, cache_dir=cache) / "snapshots" / commit
-    recorded = {str(r["path"]): r for r in read_file_record(repo_id, commit, cache_dir=cache) or []}
     with _hub_errors(where, revision, endpoint):
         report.orphans_removed = len(sweep_incomplete(repo_id, cache_dir=cache))
         if report.orphans_removed:
             progress(f"{label}: removed {report.orphans_removed} orphaned *.incomplete file(s)")
-        _snapshot(repo_id, commit, cache, tqdm_class=_file_lines(progress, snap, todo))
+        _snapshot(repo_id, commit, cache, _bars(progress, snap, todo))
 
-        # 4. Verify content; download a mismatch once more.
-        expected = _expected(repo_id, commit, cache, [f.filename for f in plan])
-        for item in expected.values():
-            old = None if verify_all else recorded.get(str(item["path"]))
-            result = _verify(item, snap, fetched=item["path"] in todo, recorded=old)
-            if not result.ok:
-                progress(f"  {result.path}: {result.check} mismatch; downloading again")
-                (snap / result.path).resolve().unlink(missing_ok=True)
-                (snap / result.path).unlink(missing_ok=True)
-                _snapshot(repo_id, commit, cache, tqdm_class=_file_lines(progress, snap, {result.path: result.size}))
-                result = _verify(item, snap, fetched=True, recorded=None)
-                if not result.ok:
-                    raise ModelUnavailableError(
-                        f"model {label}: {result.path} fails its {result.check} check after a fresh download; "
-                        "fix: retry later, or report the repo"
-                    )
-            report.files.append(result)
-            progress(f"  {result.path}: {result.check} ok")
+        # 4. Hash new files (all with verify_all; recorded ones are checked by size); fetch bad ones again.
+        expected = _expected(snap, sizes)
+        recorded = read_file_record(repo_id, commit, cache_dir=cache) or []
+        hashed = {p for p, item in expected.items() if verify_all or p in todo or item not in recorded}
+        if bad := [p for names in find_problems(snap, [*expected.values()], verify=hashed).values() for p in names]:
+            progress(f"  {', '.join(bad)}: wrong size or content; downloading again")
+            for path in bad:
+                (snap / path).resolve().unlink(missing_ok=True)
+                (snap / path).unlink(missing_ok=True)
+            _snapshot(repo_id, commit, cache, _bars(progress, snap, {p: sizes[p] for p in bad}))
+            if still := [p for n in find_problems(snap, [expected[p] for p in bad], verify=True).values() for p in n]:
+                raise ModelUnavailableError(
+                    f"model {label}: {still[0]} fails its {_check(expected[still[0]])} check after a fresh download; "
+                    "fix: retry later, or report the repo"
+                )
+        for path, item in expected.items():
+            check = _check(item) if path in hashed else "recorded"
+            report.files.append(FileResult(path, sizes[path], path in todo or path in bad, check))
+            progress(f"  {path}: {check} ok")
         report.orphans_removed += len(sweep_incomplete(repo_id, cache_dir=cache))
     write_file_record(repo_id, commit, list(expected.values()), cache_dir=cache)
     report.complete, report.status = True, f"complete, {report.downloaded} downloaded"
@@ -345,22 +317,13 @@ def prefetch(
 ) -> PrefetchReport:
     """Prefetch model ``name`` (a registry name, or ``clip``) at its pinned revision; tiny ones are built."""
     model = checkpoint(name)
-    if model.tiny:
-        from vgkit.hub.checkpoints import locate_checkpoint
-
-        locate_checkpoint(model, cache_dir=cache_dir)
-        report = _report_from_status(model, _status(model, verify=verify_all, cache_dir=cache_dir))
-        progress(f"{name}: tiny checkpoint built in the cache ({report.status})")
-        return report
-    return prefetch_repo(
-        model.repo_id,
-        model.revision,
-        label=name,
-        verify_all=verify_all,
-        cache_dir=cache_dir,
-        progress=progress,
-        required=required_file(model),
-    )
+    if not model.tiny:
+        return prefetch_repo(model.repo_id, model.revision, label=name, verify_all=verify_all, cache_dir=cache_dir,
+                             progress=progress, required=required_file(model))  # fmt: skip
+    locate_checkpoint(model, cache_dir=cache_dir)
+    report = _report(model, checkpoint_status(model, verify=verify_all, cache_dir=cache_dir))
+    progress(f"{name}: tiny checkpoint built in the cache ({report.status})")
+    return report
 
 
 def checkpoint_names() -> list[str]:
@@ -382,19 +345,12 @@ def checkpoint(name: str) -> Checkpoint:
 
 
 # -- offline check -------------------------------------------------------------------------------
-def _status(model: Checkpoint, *, verify: bool, cache_dir: Path | None) -> CacheStatus:
-    from vgkit.hub.checkpoints import tiny_commit
-
-    revision = tiny_commit(model) if model.tiny else model.revision
-    return check_snapshot(
-        model.repo_id, revision, verify=verify, cache_dir=cache_dir, required_file=required_file(model)
-    )
-
-
-def _report_from_status(model: Checkpoint, status: CacheStatus) -> PrefetchReport:
-    report = PrefetchReport(model.name, model.repo_id, model.revision, commit=status.commit)
-    report.bytes_cached = report.bytes_needed = status.total_bytes
-    report.num_files, report.complete, report.status = status.num_files, status.complete, status.describe()
+def _report(model: Checkpoint, status: CacheStatus) -> PrefetchReport:
+    """A model's check: what its cached snapshot and vgkit's record say."""
+    files = status.files or []
+    size = sum(int(str(item["size"])) for item in files)
+    report = PrefetchReport(model.name, model.repo_id, model.revision, status.commit, size, size, num_files=len(files))
+    report.complete, report.status = status.complete, status.describe()
     if model.tiny and status.snapshot is None:
         report.status = "not built (built on first use)"
     return report
@@ -408,10 +364,8 @@ def check_models(
     ``verify=True`` hashes every recorded file (finds a corrupt blob of the right size).
     """
     with offline_hub():
-        return [
-            _report_from_status(model, _status(model, verify=verify, cache_dir=cache_dir))
-            for model in (checkpoint(n) for n in (names or checkpoint_names()))
-        ]
+        models = [checkpoint(n) for n in names or checkpoint_names()]
+        return [_report(m, checkpoint_status(m, verify=verify, cache_dir=cache_dir)) for m in models]
 
 
 def run_prefetch(
@@ -428,7 +382,7 @@ def run_prefetch(
     apply_env_file()
     names = [n.strip() for n in (models.split(",") if isinstance(models, str) else models) if n.strip()]
     if names == ["all"]:
-        names = checkpoint_names() if check_only else [n for n in checkpoint_names() if not checkpoint(n).tiny]
+        names = [n for n in checkpoint_names() if check_only or not checkpoint(n).tiny]
     if not names:
         raise SpecError("models = []: nothing to prefetch; fix: name models (`vgkit models`) or use all")
     if check_only:
