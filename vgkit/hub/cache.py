@@ -27,11 +27,9 @@ from vgkit.settings import hub_cache_dir
 __all__ = [
     "CacheStatus",
     "check_snapshot",
-    "file_matches",
     "find_problems",
     "read_file_record",
     "repo_cache_dir",
-    "resolve_commit",
     "snapshot_dir",
     "sweep_incomplete",
     "write_file_record",
@@ -48,30 +46,12 @@ def repo_cache_dir(repo_id: str, *, cache_dir: Path | None = None) -> Path:
     return (cache_dir or hub_cache_dir()) / ("models--" + repo_id.replace("/", "--"))
 
 
-def resolve_commit(repo_id: str, revision: str, *, cache_dir: Path | None = None) -> str | None:
-    """The commit ``revision`` points at in the cache (itself when it is a commit hash), or None."""
-    if re.fullmatch(r"[0-9a-f]{40}", revision):
-        return revision
-    ref = repo_cache_dir(repo_id, cache_dir=cache_dir) / "refs" / revision
-    return ref.read_text().strip() if ref.is_file() else None
-
-
 def snapshot_dir(
     repo_id: str, revision: str, *, cache_dir: Path | None = None, required_file: str = "model_index.json"
 ) -> Path | None:
     """The cached snapshot of ``repo_id`` at ``revision`` if it is complete (see ``check_snapshot``)."""
     status = check_snapshot(repo_id, revision, cache_dir=cache_dir, required_file=required_file)
     return status.snapshot if status.complete else None
-
-
-def file_matches(path: Path, item: FileRecord) -> bool:
-    """Whether ``path`` has the record's ``sha256`` (or ``git_sha1``), hashed as ``hf cache verify`` does."""
-    from huggingface_hub.utils.sha import git_hash, sha_fileobj
-
-    if item.get("sha256"):
-        with path.open("rb") as fh:
-            return sha_fileobj(fh).hex() == item["sha256"]
-    return not item.get("git_sha1") or git_hash(path.read_bytes()) == item["git_sha1"]
 
 
 # -- file records --------------------------------------------------------------------------------
@@ -94,9 +74,19 @@ def read_file_record(repo_id: str, commit: str, *, cache_dir: Path | None = None
 
 
 # -- completeness --------------------------------------------------------------------------------
+def _content_ok(path: Path, item: FileRecord) -> bool:
+    """Whether ``path`` has the record's ``sha256`` (or ``git_sha1``), hashed as ``hf cache verify`` does."""
+    from huggingface_hub.utils.sha import git_hash, sha_fileobj
+
+    if "sha256" in item:
+        with path.open("rb") as fh:
+            return sha_fileobj(fh).hex() == item["sha256"]
+    return "git_sha1" not in item or git_hash(path.read_bytes()) == item["git_sha1"]
+
+
 def find_problems(snap: Path, files: list[FileRecord], *, verify: bool | set[str] = False) -> dict[str, list[str]]:
-    """Which of ``files`` are missing from ``snap``, of the wrong size, or (hashed: all when
-    ``verify`` is True, else those it names) corrupt."""
+    """Which of ``files`` are missing from ``snap``, of the wrong size, or (hashed when ``verify`` is
+    True or names them) corrupt."""
     problems: dict[str, list[str]] = {"missing": [], "wrong size": [], "corrupt": []}
     for item in files:
         rel, path = str(item["path"]), snap / str(item["path"])
@@ -104,7 +94,7 @@ def find_problems(snap: Path, files: list[FileRecord], *, verify: bool | set[str
             problems["missing"].append(rel)
         elif path.stat().st_size != item["size"]:
             problems["wrong size"].append(rel)
-        elif (verify is True or (verify and rel in verify)) and not file_matches(path, item):
+        elif (verify is True or (verify and rel in verify)) and not _content_ok(path, item):
             problems["corrupt"].append(rel)
     return problems
 
@@ -156,7 +146,8 @@ def check_snapshot(
     content hashes (reads every byte). ``required_file`` must exist in any case: a diffusers
     pipeline's ``model_index.json`` (the default) or a transformers model's ``config.json``.
     """
-    commit = resolve_commit(repo_id, revision, cache_dir=cache_dir)
+    ref = repo_cache_dir(repo_id, cache_dir=cache_dir) / "refs" / revision
+    commit = revision if re.fullmatch(r"[0-9a-f]{40}", revision) else ref.read_text().strip() if ref.is_file() else None
     status = CacheStatus(repo_id, revision, commit, required_file=required_file)
     if commit is None:
         return status
