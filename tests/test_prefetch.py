@@ -216,6 +216,14 @@ def test_missing_repo_gated_repo_bad_token_and_no_network(hub: HubServer, monkey
         prefetch("wan22", progress=lambda _: None)
     assert "rejected your token" in _one_line_error(bad_token)
 
+    import huggingface_hub.constants as hf_constants
+
+    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", True)  # as the client reads HF_HUB_OFFLINE=1 at import
+    with pytest.raises(ModelUnavailableError) as offline_mode:
+        prefetch("wan22", progress=lambda _: None)
+    assert "prefetch needs the network but HF_HUB_OFFLINE is set" in _one_line_error(offline_mode)
+    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", False)
+
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens on the discard port
     with pytest.raises(ModelUnavailableError) as offline:
         prefetch("wan22", progress=lambda _: None)

@@ -192,19 +192,17 @@ def write_snapshot(
     all; blobs are content-addressed, so writing the same files twice is harmless.
     """
     repo_dir = repo_cache_dir(repo_id, cache_dir=cache_dir)
-    (repo_dir / "blobs").mkdir(parents=True, exist_ok=True)
-    (repo_dir / "snapshots").mkdir(exist_ok=True)
+    (repo_dir / "snapshots").mkdir(parents=True, exist_ok=True)
     final = repo_dir / "snapshots" / commit
     staging = Path(tempfile.mkdtemp(prefix=f".{commit}.", dir=repo_dir / "snapshots"))
     record: list[FileRecord] = []
     try:
         for file in sorted(p for p in source.rglob("*") if p.is_file()):
-            rel = file.relative_to(source)
-            digest = hashlib.sha256(file.read_bytes()).hexdigest()
-            record.append({"path": rel.as_posix(), "size": file.stat().st_size, "sha256": digest})
+            rel, data = file.relative_to(source), file.read_bytes()
+            digest = hashlib.sha256(data).hexdigest()
+            record.append({"path": rel.as_posix(), "size": len(data), "sha256": digest})
             if not (repo_dir / "blobs" / digest).exists():
-                shutil.copyfile(file, repo_dir / "blobs" / f".{digest}.tmp")
-                os.replace(repo_dir / "blobs" / f".{digest}.tmp", repo_dir / "blobs" / digest)
+                atomic_write_bytes(repo_dir / "blobs" / digest, data)
             (staging / rel).parent.mkdir(parents=True, exist_ok=True)
             (staging / rel).symlink_to(Path(*([".."] * (len(rel.parts) + 1)), "blobs", digest))
         write_file_record(repo_id, commit, record, cache_dir=cache_dir)
@@ -212,8 +210,7 @@ def write_snapshot(
             shutil.rmtree(final)
         os.replace(staging, final)
     finally:
-        if staging.exists():
-            shutil.rmtree(staging)
+        shutil.rmtree(staging, ignore_errors=True)
     if revision != commit:
         atomic_write_bytes(repo_dir / "refs" / revision, commit.encode())
     return final

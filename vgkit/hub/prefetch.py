@@ -30,7 +30,7 @@ from vgkit.hub.cache import (
 )
 from vgkit.hub.checkpoints import Checkpoint, checkpoint_status, locate_checkpoint, required_file
 from vgkit.models import adapter, model_names
-from vgkit.settings import hub_cache_dir, hub_endpoint, hub_offline, offline_hub
+from vgkit.settings import hub_cache_dir, hub_endpoint, offline_hub
 
 __all__ = [
     "ALLOW_PATTERNS",
@@ -145,7 +145,7 @@ def _hub_error(exc: BaseException, where: str, revision: str, endpoint: str) -> 
             "fix: `hf auth login` again or set a valid HF_TOKEN (public repos need none)"
         )
     if isinstance(exc, errors.OfflineModeIsEnabled):
-        return ModelUnavailableError(f"{where}: offline mode is on; fix: run prefetch with HF_HUB_OFFLINE unset")
+        return ModelUnavailableError(f"{where}: prefetch needs the network but HF_HUB_OFFLINE is set; fix: unset it")
     if status is not None:
         return ModelUnavailableError(f"{where}: the Hub answered HTTP {status}; fix: retry later or check {endpoint}")
     return ModelUnavailableError(
@@ -215,7 +215,8 @@ def _bars(progress: Progress, snap: Path, todo: dict[str, int]) -> type:
             super().__init__(*args, **{"disable": None, **kwargs})  # None: shown on a terminal only
 
         def update(self, n: float | None = 1) -> bool | None:
-            for path in [p for p in pending if self.counts_files and (snap / p).exists()]:
+            landed = [p for p in pending if (snap / p).exists()] if self.counts_files else []  # main thread only
+            for path in landed:
                 done_bytes = sum(todo.values()) - sum(pending.values()) + pending[path]
                 rate = done_bytes / max(time.monotonic() - started, 1e-6) / 1024**2
                 size = human_bytes(pending.pop(path))
@@ -246,10 +247,6 @@ def prefetch_repo(
     """
     label, endpoint, cache = label or repo_id, hub_endpoint(), cache_dir or hub_cache_dir()
     where = f"{repo_id}@{revision}" if label == repo_id else f"model {label}: {repo_id}@{revision}"
-    if hub_offline():
-        raise ModelUnavailableError(
-            f"model {label}: prefetch needs the network but HF_HUB_OFFLINE is set; fix: unset it for the prefetch"
-        )
     # 1. What the Hub has: the commit, and each file's size and whether it is cached (writes refs/ only).
     with _hub_errors(where, revision, endpoint):
         plan = _snapshot(repo_id, revision, cache, _bars(progress, cache, {}), dry_run=True)
