@@ -105,9 +105,15 @@ class PrefetchReport:
 
     def row(self) -> dict[str, object]:
         """A flat row for the results table (CLI and notebook)."""
-        repo, size = f"{self.repo_id}@{(self.commit or self.revision)[:12]}", human_bytes(self.bytes_needed)
-        return {"model": self.model, "repo": repo, "complete": self.complete, "files": self.num_files,
-                "size": size, "downloaded": self.downloaded, "status": self.status}  # fmt: skip
+        return {
+            "model": self.model,
+            "repo": f"{self.repo_id}@{(self.commit or self.revision)[:12]}",
+            "complete": self.complete,
+            "files": self.num_files,
+            "size": human_bytes(self.bytes_needed),
+            "downloaded": self.downloaded,
+            "status": self.status,
+        }
 
 
 def format_table(rows: list[dict[str, object]]) -> str:
@@ -272,32 +278,33 @@ def prefetch_repo(
 
     # 3. Download what is missing after sweeping orphans (huggingface_hub locks each blob it writes).
     snap = repo_cache_dir(repo_id, cache_dir=cache) / "snapshots" / commit
+    report.orphans_removed = len(sweep_incomplete(repo_id, cache_dir=cache))
+    if report.orphans_removed:
+        progress(f"{label}: removed {report.orphans_removed} orphaned *.incomplete file(s)")
     with _hub_errors(where, revision, endpoint):
-        report.orphans_removed = len(sweep_incomplete(repo_id, cache_dir=cache))
-        if report.orphans_removed:
-            progress(f"{label}: removed {report.orphans_removed} orphaned *.incomplete file(s)")
         _snapshot(repo_id, commit, cache, _bars(progress, snap, todo))
 
-        # 4. Hash new files (all with verify_all; recorded ones are checked by size); fetch bad ones again.
-        expected = _expected(snap, sizes)
-        recorded = read_file_record(repo_id, commit, cache_dir=cache) or []
-        hashed = {p for p, item in expected.items() if verify_all or p in todo or item not in recorded}
-        if bad := [p for names in find_problems(snap, [*expected.values()], verify=hashed).values() for p in names]:
-            progress(f"  {', '.join(bad)}: wrong size or content; downloading again")
-            for path in bad:
-                (snap / path).resolve().unlink(missing_ok=True)
-                (snap / path).unlink(missing_ok=True)
+    # 4. Hash new files (all with verify_all; recorded ones are checked by size); fetch bad ones again.
+    expected = _expected(snap, sizes)
+    recorded = read_file_record(repo_id, commit, cache_dir=cache) or []
+    hashed = {p for p, item in expected.items() if verify_all or p in todo or item not in recorded}
+    if bad := [p for names in find_problems(snap, [*expected.values()], verify=hashed).values() for p in names]:
+        progress(f"  {', '.join(bad)}: wrong size or content; downloading again")
+        for path in bad:
+            (snap / path).resolve().unlink(missing_ok=True)
+            (snap / path).unlink(missing_ok=True)
+        with _hub_errors(where, revision, endpoint):
             _snapshot(repo_id, commit, cache, _bars(progress, snap, {p: sizes[p] for p in bad}))
-            if still := [p for n in find_problems(snap, [expected[p] for p in bad], verify=True).values() for p in n]:
-                raise ModelUnavailableError(
-                    f"model {label}: {still[0]} fails its {_check(expected[still[0]])} check after a fresh download; "
-                    "fix: retry later, or report the repo"
-                )
-        for path, item in expected.items():
-            check = _check(item) if path in hashed else "recorded"
-            report.files.append(FileResult(path, sizes[path], path in todo or path in bad, check))
-            progress(f"  {path}: {check} ok")
-        report.orphans_removed += len(sweep_incomplete(repo_id, cache_dir=cache))
+        if still := [p for n in find_problems(snap, [expected[p] for p in bad], verify=True).values() for p in n]:
+            raise ModelUnavailableError(
+                f"model {label}: {still[0]} fails its {_check(expected[still[0]])} check after a fresh download; "
+                "fix: retry later, or report the repo"
+            )
+    for path, item in expected.items():
+        check = _check(item) if path in hashed else "recorded"
+        report.files.append(FileResult(path, sizes[path], path in todo or path in bad, check))
+        progress(f"  {path}: {check} ok")
+    report.orphans_removed += len(sweep_incomplete(repo_id, cache_dir=cache))
     write_file_record(repo_id, commit, list(expected.values()), cache_dir=cache)
     report.complete, report.status = True, f"complete, {report.downloaded} downloaded"
     return report
@@ -315,8 +322,15 @@ def prefetch(
     """Prefetch model ``name`` (a registry name, or ``clip``) at its pinned revision; tiny ones are built."""
     model = checkpoint(name)
     if not model.tiny:
-        return prefetch_repo(model.repo_id, model.revision, label=name, verify_all=verify_all, cache_dir=cache_dir,
-                             progress=progress, required=required_file(model))  # fmt: skip
+        return prefetch_repo(
+            model.repo_id,
+            model.revision,
+            label=name,
+            verify_all=verify_all,
+            cache_dir=cache_dir,
+            progress=progress,
+            required=required_file(model),
+        )
     locate_checkpoint(model, cache_dir=cache_dir)
     report = _report(model, checkpoint_status(model, verify=verify_all, cache_dir=cache_dir))
     progress(f"{name}: tiny checkpoint built in the cache ({report.status})")
