@@ -12,7 +12,8 @@ It speaks the endpoints huggingface_hub 2.4 uses to list and download a model re
 
 Errors use the Hub's headers: 404 + ``X-Error-Code: RepoNotFound|RevisionNotFound|EntryNotFound``,
 401/403 + ``X-Error-Code: GatedRepo``, 401 + ``X-Error-Message: Invalid credentials ...``.
-Every request is logged in ``requests`` as ``(method, path)`` so tests can count downloads.
+Every request is logged in ``requests`` as ``(method, path)`` so tests can count downloads, and its
+headers in ``headers`` (same order) so tests can tell which client call made it.
 """
 
 from __future__ import annotations
@@ -91,6 +92,7 @@ class HubServer:
     drop_after_bytes: dict[str, int] = field(default_factory=dict)  # path -> bytes sent, then hang up
     stall_after_bytes: dict[str, int] = field(default_factory=dict)  # path -> bytes sent, then hang
     requests: list[tuple[str, str]] = field(default_factory=list)
+    headers: list[dict[str, str]] = field(default_factory=list)  # each request's headers, lower-case names
     auth_headers: list[str] = field(default_factory=list)
     ranges: list[str] = field(default_factory=list)  # Range headers received
 
@@ -127,11 +129,12 @@ class HubServer:
             httpd.shutdown()
             httpd.server_close()
 
-    def log(self, method: str, path: str, auth: str | None) -> None:
+    def log(self, method: str, path: str, headers: dict[str, str]) -> None:
         with self._lock:
             self.requests.append((method, path))
-            if auth:
-                self.auth_headers.append(auth)
+            self.headers.append(headers)
+            if "authorization" in headers:
+                self.auth_headers.append(headers["authorization"])
 
     def repo(self, repo_id: str) -> HubRepo | None:
         return next((r for r in self.repos if r.repo_id == repo_id), None)
@@ -226,7 +229,7 @@ def _handler(server: HubServer) -> type[BaseHTTPRequestHandler]:
         def _route(self, *, head: bool) -> None:
             split = urlsplit(self.path)
             path = unquote(split.path)
-            server.log(self.command, path, self.headers.get("Authorization"))
+            server.log(self.command, path, {k.lower(): v for k, v in self.headers.items()})
             if path.startswith("/lfs/"):
                 found = server.lfs_blob(path.removeprefix("/lfs/"))
                 if found is None:

@@ -6,6 +6,7 @@ a pickle file and a README that prefetch must skip.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import subprocess
@@ -86,6 +87,29 @@ def test_full_prefetch_then_second_run_downloads_nothing(hub: HubServer) -> None
     assert [m for m, _ in new_requests] == ["GET"] and "/api/models/" in new_requests[0][1]
 
 
+def test_downloads_go_through_snapshot_download(hub: HubServer) -> None:
+    """The Hub's request log shows huggingface_hub's ``snapshot_download`` at work: it resolves the
+    revision once, lists the tree at that commit, then asks for each wanted file at the commit
+    (never at the branch), every request sent as vgkit and flagged as part of a download."""
+    import huggingface_hub
+
+    import vgkit
+
+    report = prefetch("wan22", progress=lambda _: None)
+    repo, commit, served = WAN.repo_id, report.commit, hub.repos[0]
+    api = f"/api/models/{repo}"
+    assert hub.requests[:2] == [("GET", f"{api}/revision/main"), ("GET", f"{api}/tree/{commit}")]
+    assert [p for _, p in hub.requests].count(f"{api}/revision/main") == 1
+    kept = [p for p in served.files if wanted(p)]
+    asked = {p.removeprefix(f"/{repo}/resolve/{commit}/") for m, p in hub.requests if m == "HEAD"}
+    assert asked == set(kept) and not any("/resolve/main/" in p for _, p in hub.requests)
+    small = [f"/{repo}/resolve/{commit}/{p}" for p in kept if not served.is_lfs(p)]
+    lfs = [f"/lfs/{hashlib.sha256(served.files[p]).hexdigest()}" for p in kept if served.is_lfs(p)]
+    assert sorted(hub.downloads()) == sorted(small + lfs)  # each wanted file fetched once, bytes from the CDN
+    agent = f"vgkit/{vgkit.__version__}; hf_hub/{huggingface_hub.__version__};"
+    assert all(h["user-agent"].startswith(agent) and h["x-hf-download-counter"] == "1" for h in hub.headers)
+
+
 def test_check_is_offline_and_reports_completeness(hub: HubServer) -> None:
     assert _vgkit("prefetch", "--check", "--model", "wan22").returncode == 3  # not fetched yet
     assert check_models(["wan22-tiny"])[0].status == "not built (built on first use)"
@@ -142,10 +166,13 @@ def test_killed_download_leaves_orphan_that_next_prefetch_sweeps(hub: HubServer)
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
+    snap = repo_cache_dir(WAN.repo_id) / "snapshots" / hub.repos[0].commit
+    others = [p for p in hub.repos[0].files if wanted(p) and p != LFS_FILE]
     try:
         deadline = time.monotonic() + 90
-        # The client writes in 10 MB chunks, so the stalled file's .incomplete stays empty.
-        while not (hub.stalled.is_set() and list(blobs.glob("*.incomplete"))):
+        # Files download in parallel: the other workers land every other file while one stalls. The
+        # client writes in 10 MB chunks, so the stalled file's .incomplete stays empty.
+        while not (hub.stalled.is_set() and all((snap / p).is_file() for p in others)):
             if proc.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"download never started: {proc.communicate()[0]!r}")
             time.sleep(0.1)
@@ -188,6 +215,14 @@ def test_missing_repo_gated_repo_bad_token_and_no_network(hub: HubServer, monkey
     with pytest.raises(ModelUnavailableError) as bad_token:
         prefetch("wan22", progress=lambda _: None)
     assert "rejected your token" in _one_line_error(bad_token)
+
+    import huggingface_hub.constants as hf_constants
+
+    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", True)  # as the client reads HF_HUB_OFFLINE=1 at import
+    with pytest.raises(ModelUnavailableError) as offline_mode:
+        prefetch("wan22", progress=lambda _: None)
+    assert "prefetch needs the network but HF_HUB_OFFLINE is set" in _one_line_error(offline_mode)
+    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", False)
 
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens on the discard port
     with pytest.raises(ModelUnavailableError) as offline:

@@ -148,19 +148,17 @@ def load_scorer(name: str = "clip", *, cache_dir: Path | None = None) -> ClipSco
     Raises ``ModelUnavailableError`` naming ``vgkit prefetch --model clip`` when the real
     weights are not cached.
     """
-    from vgkit.hub.cache import check_snapshot
-    from vgkit.hub.checkpoints import locate_checkpoint, tiny_commit
+    from vgkit.hub.checkpoints import checkpoint_status, locate_checkpoint
 
     checkpoint = scorer_checkpoint(name)
     snapshot = locate_checkpoint(checkpoint, cache_dir=cache_dir)
-    revision = tiny_commit(checkpoint) if checkpoint.tiny else checkpoint.revision
-    status = check_snapshot(checkpoint.repo_id, revision, cache_dir=cache_dir, required_file=checkpoint.required_file)
+    status = checkpoint_status(checkpoint, cache_dir=cache_dir)
     if not status.complete:
         raise ModelUnavailableError(
             f"prompt-match model {name!r}: {checkpoint.repo_id} is incomplete in the cache ({status.describe()}); "
             f"fix: vgkit prefetch --model {name}"
         )
-    return ClipScorer(checkpoint, snapshot, status.commit or revision)
+    return ClipScorer(checkpoint, snapshot, status.commit or checkpoint.revision)
 
 
 def score_run(

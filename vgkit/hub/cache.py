@@ -1,68 +1,49 @@
-"""Checkpoints in the Hugging Face hub cache layout. Standard library only.
+"""Checkpoints in the Hugging Face hub cache layout, checked with no network. Standard library only
+(``verify=True`` hashes with huggingface_hub's helpers, imported then).
 
-Real checkpoints land here through ``vgkit prefetch`` (huggingface_hub); the tiny random-weight
-checkpoints are written here by vgkit itself in the same layout::
-
-    <hub cache>/models--<org>--<name>/
-        blobs/<sha256>                 file contents
-        refs/<revision>                a commit hash
-        snapshots/<commit>/<path>      relative symlinks into blobs/
-
-so one loader, ``from_pretrained(snapshot_dir)``, serves both. Beside them vgkit keeps a file
-record per snapshot, ``vgkit-files/<commit>.json`` (path, size, sha256 or git sha1 of every file it
-expects), written when a prefetch verified the files or a tiny build wrote them. With a record,
-"complete" means every listed file is present at its size (``verify=True`` also hashes contents);
-without one, a ``model_index.json`` is all that can be checked.
+``vgkit prefetch`` fills ``<hub cache>/models--<org>--<name>/`` with huggingface_hub's
+``snapshot_download``: ``blobs/<etag>`` (contents, named by sha256 for LFS files, else git sha1),
+``refs/<revision>`` (a commit) and ``snapshots/<commit>/<path>`` (links into blobs); vgkit writes its
+tiny random-weight checkpoints in the same layout, so one loader, ``from_pretrained(snapshot_dir)``,
+serves both. Beside them, ``vgkit-files/<commit>.json`` is vgkit's file record: the path, size and
+hash of every file the snapshot must hold, written once a prefetch verified them or a tiny build
+wrote them. With a record, "complete" means every listed file is there at its size
+(``verify=True``: and hash); without one, only the ``required_file`` can be checked.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from vgkit.records.artifacts import atomic_write_bytes, atomic_write_json, read_json_object
 from vgkit.settings import hub_cache_dir
 
 __all__ = [
     "CacheStatus",
     "check_snapshot",
-    "file_matches",
-    "file_sha256",
-    "git_blob_sha1",
+    "find_problems",
     "read_file_record",
     "repo_cache_dir",
-    "resolve_commit",
     "snapshot_dir",
     "sweep_incomplete",
     "write_file_record",
-    "write_ref",
     "write_snapshot",
 ]
 
 RECORD_DIR = "vgkit-files"
 RECORD_SCHEMA = 1
-_CHUNK = 1 << 20
+FileRecord = dict[str, object]  # path, size, and sha256 (LFS files) or git_sha1 (small files)
 
 
 def repo_cache_dir(repo_id: str, *, cache_dir: Path | None = None) -> Path:
-    """``models--org--name`` under the hub cache."""
+    """``models--org--name`` under the hub cache (huggingface_hub's ``repo_folder_name``)."""
     return (cache_dir or hub_cache_dir()) / ("models--" + repo_id.replace("/", "--"))
-
-
-def _is_commit(revision: str) -> bool:
-    return len(revision) == 40 and all(c in "0123456789abcdef" for c in revision)
-
-
-def resolve_commit(repo_id: str, revision: str, *, cache_dir: Path | None = None) -> str | None:
-    """The commit ``revision`` points at in the cache (itself when it is a commit hash), or None."""
-    if _is_commit(revision):
-        return revision
-    ref = repo_cache_dir(repo_id, cache_dir=cache_dir) / "refs" / revision
-    return ref.read_text().strip() if ref.is_file() else None
 
 
 def snapshot_dir(
@@ -73,69 +54,49 @@ def snapshot_dir(
     return status.snapshot if status.complete else None
 
 
-# -- content hashes ------------------------------------------------------------------------------
-def file_sha256(path: Path) -> str:
-    """sha256 of a file's bytes (the Hub's LFS oid), read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while chunk := fh.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def git_blob_sha1(path: Path) -> str:
-    """Git's blob id of a file (sha1 of ``blob <size>\\0`` + bytes): the Hub's oid for small files."""
-    digest = hashlib.sha1(b"blob %d\0" % path.stat().st_size)
-    with path.open("rb") as fh:
-        while chunk := fh.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-# -- file records and completeness ---------------------------------------------------------------
+# -- file records --------------------------------------------------------------------------------
 def _record_path(repo_id: str, commit: str, cache_dir: Path | None) -> Path:
     return repo_cache_dir(repo_id, cache_dir=cache_dir) / RECORD_DIR / f"{commit}.json"
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def write_file_record(
-    repo_id: str, commit: str, files: list[dict[str, object]], *, cache_dir: Path | None = None
-) -> Path:
-    """Record the files snapshot ``commit`` must hold: dicts with ``path``, ``size`` and
-    ``sha256`` (LFS files) or ``git_sha1`` (small files). Written atomically."""
+def write_file_record(repo_id: str, commit: str, files: list[FileRecord], *, cache_dir: Path | None = None) -> Path:
+    """Record the files snapshot ``commit`` must hold (see ``FileRecord``), atomically."""
     path = _record_path(repo_id, commit, cache_dir)
-    body = {"schema": RECORD_SCHEMA, "repo_id": repo_id, "commit": commit, "files": files}
-    _atomic_write_text(path, json.dumps(body, indent=1, sort_keys=True) + "\n")
+    atomic_write_json(path, {"schema": RECORD_SCHEMA, "repo_id": repo_id, "commit": commit, "files": files})
     return path
 
 
-def read_file_record(repo_id: str, commit: str, *, cache_dir: Path | None = None) -> list[dict[str, object]] | None:
+def read_file_record(repo_id: str, commit: str, *, cache_dir: Path | None = None) -> list[FileRecord] | None:
     """The recorded file list of snapshot ``commit``, or None when there is no readable record."""
-    try:
-        data = json.loads(_record_path(repo_id, commit, cache_dir).read_text())
-    except (OSError, ValueError):
-        return None
-    files = data.get("files") if isinstance(data, dict) and data.get("schema") == RECORD_SCHEMA else None
+    data = read_json_object(_record_path(repo_id, commit, cache_dir)) or {}
+    files = data.get("files") if data.get("schema") == RECORD_SCHEMA else None
     return files if isinstance(files, list) else None
 
 
-def write_ref(repo_id: str, revision: str, commit: str, *, cache_dir: Path | None = None) -> None:
-    """Point ``refs/<revision>`` at ``commit`` (atomically); a commit-hash revision needs no ref."""
-    if revision != commit:
-        _atomic_write_text(repo_cache_dir(repo_id, cache_dir=cache_dir) / "refs" / revision, commit)
+# -- completeness --------------------------------------------------------------------------------
+def _content_ok(path: Path, item: FileRecord) -> bool:
+    """Whether ``path`` has the record's ``sha256`` (or ``git_sha1``), hashed as ``hf cache verify`` does."""
+    from huggingface_hub.utils.sha import git_hash, sha_fileobj
+
+    if "sha256" in item:
+        with path.open("rb") as fh:
+            return sha_fileobj(fh).hex() == item["sha256"]
+    return "git_sha1" not in item or git_hash(path.read_bytes()) == item["git_sha1"]
+
+
+def find_problems(snap: Path, files: list[FileRecord], *, verify: bool | set[str] = False) -> dict[str, list[str]]:
+    """Which of ``files`` are missing from ``snap``, of the wrong size, or (hashed when ``verify`` is
+    True or names them) corrupt."""
+    problems: dict[str, list[str]] = {"missing": [], "wrong size": [], "corrupt": []}
+    for item in files:
+        rel, path = str(item["path"]), snap / str(item["path"])
+        if not path.is_file():
+            problems["missing"].append(rel)
+        elif path.stat().st_size != item["size"]:
+            problems["wrong size"].append(rel)
+        elif (verify is True or (verify and rel in verify)) and not _content_ok(path, item):
+            problems["corrupt"].append(rel)
+    return problems
 
 
 @dataclass
@@ -145,32 +106,30 @@ class CacheStatus:
     repo_id: str
     revision: str
     commit: str | None
-    snapshot: Path | None
-    recorded: bool  # a vgkit file record exists (else only model_index.json was checked)
-    total_bytes: int = 0
-    num_files: int = 0  # files in the record (0 without one)
-    missing: list[str] = field(default_factory=list)
-    wrong_size: list[str] = field(default_factory=list)
-    corrupt: list[str] = field(default_factory=list)
+    snapshot: Path | None = None
+    files: list[FileRecord] | None = None  # the vgkit record (None: only required_file was checked)
+    problems: dict[str, list[str]] = field(default_factory=dict)  # see find_problems
     required_file: str = "model_index.json"  # what marks a snapshot of this kind (see check_snapshot)
 
     @property
     def complete(self) -> bool:
-        return self.snapshot is not None and not (self.missing or self.wrong_size or self.corrupt)
+        return self.snapshot is not None and not any(self.problems.values())
+
+    @property
+    def missing(self) -> list[str]:
+        return self.problems.get("missing", [])
 
     def describe(self) -> str:
         if self.commit is None:
             return "not in cache"
         if self.snapshot is None:
             return f"snapshot {self.commit[:12]} missing or has no {self.required_file}"
-        problems = [
-            f"{len(names)} {label} ({', '.join(names[:3])}{', ...' if len(names) > 3 else ''})"
-            for label, names in (("missing", self.missing), ("wrong size", self.wrong_size), ("corrupt", self.corrupt))
-            if names
+        found = [
+            f"{len(n)} {kind} ({', '.join(n[:3])}{', ...' * (len(n) > 3)})" for kind, n in self.problems.items() if n
         ]
-        if problems:
-            return "incomplete: " + "; ".join(problems)
-        return "complete" if self.recorded else f"complete ({self.required_file} only; no vgkit file record)"
+        if found:
+            return "incomplete: " + "; ".join(found)
+        return "complete" if self.files is not None else f"complete ({self.required_file} only; no vgkit file record)"
 
 
 def check_snapshot(
@@ -187,56 +146,33 @@ def check_snapshot(
     content hashes (reads every byte). ``required_file`` must exist in any case: a diffusers
     pipeline's ``model_index.json`` (the default) or a transformers model's ``config.json``.
     """
-    commit = resolve_commit(repo_id, revision, cache_dir=cache_dir)
-    status = CacheStatus(repo_id, revision, commit, None, recorded=False, required_file=required_file)
+    ref = repo_cache_dir(repo_id, cache_dir=cache_dir) / "refs" / revision
+    commit = revision if re.fullmatch(r"[0-9a-f]{40}", revision) else ref.read_text().strip() if ref.is_file() else None
+    status = CacheStatus(repo_id, revision, commit, required_file=required_file)
     if commit is None:
         return status
     snap = repo_cache_dir(repo_id, cache_dir=cache_dir) / "snapshots" / commit
-    files = read_file_record(repo_id, commit, cache_dir=cache_dir)
-    status.recorded = files is not None
-    if not (snap / required_file).is_file():
-        return status
-    status.snapshot = snap
-    status.num_files = len(files or [])
-    for item in files or []:
-        rel, size = str(item["path"]), item["size"]
-        path = snap / rel
-        if not path.is_file():
-            status.missing.append(rel)
-            continue
-        status.total_bytes += path.stat().st_size
-        if path.stat().st_size != size:
-            status.wrong_size.append(rel)
-        elif verify and not file_matches(path, item):
-            status.corrupt.append(rel)
+    status.files = read_file_record(repo_id, commit, cache_dir=cache_dir)
+    if (snap / required_file).is_file():
+        status.snapshot, status.problems = snap, find_problems(snap, status.files or [], verify=verify)
     return status
 
 
-def file_matches(path: Path, item: dict[str, object]) -> bool:
-    """Whether ``path``'s content hash equals the record's ``sha256`` (or ``git_sha1``)."""
-    if item.get("sha256"):
-        return file_sha256(path) == item["sha256"]
-    if item.get("git_sha1"):
-        return git_blob_sha1(path) == item["git_sha1"]
-    return True
-
-
 def sweep_incomplete(repo_id: str, *, cache_dir: Path | None = None) -> list[Path]:
-    """Delete the ``blobs/*.incomplete`` files killed downloads left behind; return them.
+    """Delete the ``blobs/*.incomplete`` files that killed downloads left behind; return them.
 
-    huggingface_hub holds ``.locks/<repo folder>/<etag>.lock`` (an flock) while it writes
-    ``blobs/<etag>.incomplete``; a partial file whose lock can be taken at once is an orphan.
+    huggingface_hub writes ``blobs/<etag>.<random>.incomplete`` while it holds the flock
+    ``.locks/<repo folder>/<etag>.lock``; a partial file whose lock is free is an orphan.
     """
     import fcntl
 
     cache = cache_dir or hub_cache_dir()
     repo_dir = repo_cache_dir(repo_id, cache_dir=cache)
-    blobs = repo_dir / "blobs"
     locks = cache / ".locks" / repo_dir.name
     removed: list[Path] = []
-    for path in sorted(blobs.glob("*.incomplete")) if blobs.is_dir() else []:
+    for path in sorted((repo_dir / "blobs").glob("*.incomplete")):
         locks.mkdir(parents=True, exist_ok=True)
-        with open(locks / (path.name.removesuffix(".incomplete") + ".lock"), "a") as lock:
+        with open(locks / (path.name.split(".")[0] + ".lock"), "a") as lock:
             try:
                 fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -250,37 +186,31 @@ def sweep_incomplete(repo_id: str, *, cache_dir: Path | None = None) -> list[Pat
 def write_snapshot(
     repo_id: str, commit: str, source: Path, *, revision: str = "main", cache_dir: Path | None = None
 ) -> Path:
-    """Copy the files under ``source`` into the cache as snapshot ``commit``; return its path.
+    """Copy the files under ``source`` into the cache as snapshot ``commit``, with its file record.
 
     The snapshot directory appears in one rename, so a concurrent reader sees it whole or not at
     all; blobs are content-addressed, so writing the same files twice is harmless.
     """
     repo_dir = repo_cache_dir(repo_id, cache_dir=cache_dir)
-    blobs = repo_dir / "blobs"
-    blobs.mkdir(parents=True, exist_ok=True)
-    (repo_dir / "snapshots").mkdir(exist_ok=True)
+    (repo_dir / "snapshots").mkdir(parents=True, exist_ok=True)
     final = repo_dir / "snapshots" / commit
     staging = Path(tempfile.mkdtemp(prefix=f".{commit}.", dir=repo_dir / "snapshots"))
-    record: list[dict[str, object]] = []
+    record: list[FileRecord] = []
     try:
         for file in sorted(p for p in source.rglob("*") if p.is_file()):
-            digest = hashlib.sha256(file.read_bytes()).hexdigest()
-            record.append({"path": file.relative_to(source).as_posix(), "size": file.stat().st_size, "sha256": digest})
-            blob = blobs / digest
-            if not blob.exists():
-                tmp = blobs / f".{digest}.tmp"
-                shutil.copyfile(file, tmp)
-                os.replace(tmp, blob)
-            link = staging / file.relative_to(source)
-            link.parent.mkdir(parents=True, exist_ok=True)
-            depth = len(file.relative_to(source).parts) + 1  # snapshots/<commit>/<parts...>
-            link.symlink_to(Path(*([".."] * depth), "blobs", digest))
+            rel, data = file.relative_to(source), file.read_bytes()
+            digest = hashlib.sha256(data).hexdigest()
+            record.append({"path": rel.as_posix(), "size": len(data), "sha256": digest})
+            if not (repo_dir / "blobs" / digest).exists():
+                atomic_write_bytes(repo_dir / "blobs" / digest, data)
+            (staging / rel).parent.mkdir(parents=True, exist_ok=True)
+            (staging / rel).symlink_to(Path(*([".."] * (len(rel.parts) + 1)), "blobs", digest))
         write_file_record(repo_id, commit, record, cache_dir=cache_dir)
         if final.exists():
             shutil.rmtree(final)
         os.replace(staging, final)
     finally:
-        if staging.exists():
-            shutil.rmtree(staging)
-    write_ref(repo_id, revision, commit, cache_dir=cache_dir)
+        shutil.rmtree(staging, ignore_errors=True)
+    if revision != commit:
+        atomic_write_bytes(repo_dir / "refs" / revision, commit.encode())
     return final

@@ -8,9 +8,16 @@ from pathlib import Path
 from typing import Protocol
 
 from vgkit.errors import ModelUnavailableError
-from vgkit.hub.cache import snapshot_dir, write_snapshot
+from vgkit.hub.cache import CacheStatus, check_snapshot, write_snapshot
 
-__all__ = ["TINY_RECIPE_VERSION", "Checkpoint", "locate_checkpoint", "required_file", "tiny_commit"]
+__all__ = [
+    "TINY_RECIPE_VERSION",
+    "Checkpoint",
+    "checkpoint_status",
+    "locate_checkpoint",
+    "required_file",
+    "tiny_commit",
+]
 
 
 class Checkpoint(Protocol):
@@ -43,20 +50,24 @@ def tiny_commit(model: Checkpoint) -> str:
     return hashlib.sha1(f"{model.repo_id}@recipe-{TINY_RECIPE_VERSION}".encode()).hexdigest()
 
 
+def checkpoint_status(model: Checkpoint, *, verify: bool = False, cache_dir: Path | None = None) -> CacheStatus:
+    """How complete ``model``'s snapshot is in the cache (a tiny one at its pseudo-commit), offline."""
+    revision = tiny_commit(model) if model.tiny else model.revision
+    return check_snapshot(
+        model.repo_id, revision, verify=verify, cache_dir=cache_dir, required_file=required_file(model)
+    )
+
+
 def locate_checkpoint(model: Checkpoint, *, cache_dir: Path | None = None) -> Path:
     """The snapshot directory to load ``model`` from; tiny checkpoints are built when missing."""
+    status = checkpoint_status(model, cache_dir=cache_dir)
+    if status.complete and status.snapshot is not None:
+        return status.snapshot
     if model.tiny:
-        commit = tiny_commit(model)
-        found = snapshot_dir(model.repo_id, commit, cache_dir=cache_dir, required_file=required_file(model))
-        if found is not None:
-            return found
         with tempfile.TemporaryDirectory(prefix="vgkit-tiny-") as tmp:
             model.build_tiny(Path(tmp))
-            return write_snapshot(model.repo_id, commit, Path(tmp), cache_dir=cache_dir)
-    found = snapshot_dir(model.repo_id, model.revision, cache_dir=cache_dir, required_file=required_file(model))
-    if found is None:
-        raise ModelUnavailableError(
-            f"model {model.name!r}: {model.repo_id}@{model.revision} is not in the local HF cache; "
-            f"fix: vgkit prefetch --model {model.name}"
-        )
-    return found
+            return write_snapshot(model.repo_id, tiny_commit(model), Path(tmp), cache_dir=cache_dir)
+    raise ModelUnavailableError(
+        f"model {model.name!r}: {model.repo_id}@{model.revision} is not in the local HF cache; "
+        f"fix: vgkit prefetch --model {model.name}"
+    )
