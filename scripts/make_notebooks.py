@@ -86,6 +86,20 @@ def generate() -> nbformat.NotebookNode:
                 'print(f"bundle: {result.bundle}")'
             ),
             _ignore_output(new_code_cell("show_video(result.final_video)")),
+            new_markdown_cell(
+                "## Shot board\n\n"
+                "Every shot of the run: a short animated preview, the shot card, the seed, timings and the QA "
+                "verdicts (`vgkit qa` measures them here if the run has no `qa.json`). Click a clip name to play it."
+            ),
+            _ignore_output(  # previews are images, timings vary
+                new_code_cell(
+                    "from IPython.display import HTML\n\n"
+                    "from vgkit.evaluate.shot_board import read_board\n\n"
+                    "board = read_board(result.run_dir, measure_qa=True)\n"
+                    "HTML(board.html())"
+                )
+            ),
+            new_code_cell('print("\\n".join(board.lines()))  # the same board as text: status, seed, frames, QA'),
         ]
     )
 
