@@ -261,12 +261,14 @@ def shot_cards() -> nbformat.NotebookNode:
         [
             new_markdown_cell(
                 "# Shot cards\n\n"
-                "Edit a spec: the run's model, preset, seed, negative prompt and steps, the global constants, and "
+                "Edit a spec: the run's model, preset, seed, negative prompt and steps, the global constants, the "
+                "stitch settings, and "
                 "each shot (text, camera, duration, seed, keyframe image). Every change is checked as `vgkit check` "
                 "would: the plan and prompts below, or the error next to its field, with Save disabled until it is "
                 "fixed. Saving keeps the file's comments and formatting. *Preview shot* generates that shot alone "
                 "at a few steps; *Save and generate* runs the whole spec (the supervised worker `vgkit run` uses). "
-                "Stitch settings (cut or crossfade, colour) are the spec's `stitch:` section; "
+                "The *Stitch* fields are the spec's `stitch:` section (cut or crossfade and its overlap frames, "
+                "colour matching and its anchor, seam smoothing), checked like the rest; "
                 "`stitch_export.ipynb` can override them for a restitch."
             ),
             *params,
