@@ -145,3 +145,19 @@ def test_preview_generates_one_shot_alone_at_a_few_steps(tmp_path: Path) -> None
     assert [p.name for p in (result.run_dir / "clips").glob("clip_*.mp4")] == ["clip_000.mp4"]
     preview = load_spec(tmp_path / "previews" / "t-shot1-preview.yaml")  # the spec the preview ran
     assert [s.subject for s in preview.shots] == ["boat 1"] and preview.overrides.steps == PREVIEW_STEPS
+
+
+def test_with_shot_seed_changes_one_value_and_keeps_the_rest(demo_copy: Path, tmp_path: Path) -> None:
+    import json
+
+    from vgkit.lab.editor import with_shot_seed
+
+    text = with_shot_seed(demo_copy, 2, 555).decode()
+    original = demo_copy.read_text()
+    assert text.splitlines()[:2] == original.splitlines()[:2]  # the comments on top
+    demo_copy.write_text(text)
+    spec = load_spec(demo_copy)
+    assert spec.shots[2].seed == 555 and [s.seed for i, s in enumerate(spec.shots) if i != 2] == [None] * 5
+    as_json = tmp_path / "demo.json"
+    as_json.write_text(json.dumps({**json.loads(json.dumps(spec.model_dump(mode="json"))), "name": "j"}))
+    assert json.loads(with_shot_seed(as_json, 0, 7))["shots"][0]["seed"] == 7

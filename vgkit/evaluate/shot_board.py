@@ -9,7 +9,9 @@ Each card shows what the run's records hold about the shot, and nothing estimate
 - the seed the clip was made with (its log's request, else the plan's);
 - timings from its clip log (denoise, VAE decode, encode + save, total) and whether the log is ok;
 - QA verdicts from ``qa.json`` (vgkit.evaluate.qa): the clip's own and the seam into it; "not measured"
-  when the run has no ``qa.json`` (``read_board(..., measure_qa=True)`` measures it first).
+  when the run has no ``qa.json`` (``read_board(..., measure_qa=True)`` measures it first);
+- its other takes (``takes/``, vgkit.generate.takes): each one's last frame and seed, "picked" for the
+  one that is the run's clip, and for the others the ``vgkit pick`` command that makes it so.
 
 Records come from vgkit.records.schema (``read_plan``/``read_logs``); a clip whose log is missing or
 not ``ok`` shows why instead of a preview. ``ShotBoard.html()`` is the notebook/page fragment,
@@ -61,8 +63,23 @@ CSS = """
 .vgkit-shot .meta { color: #57606a; font-size: 12px; }
 .vgkit-badge { display: inline-block; border-radius: 10px; padding: 0 6px; margin: 1px; font-size: 11px; }
 .vgkit-badge.ok { background: #dafbe1; color: #1a7f37; } .vgkit-badge.warn { background: #fff8c5; color: #9a6700; }
+.vgkit-take { margin: 2px 0; } .vgkit-take code { font-size: 10px; word-break: break-all; }
 .vgkit-badge.na { background: #eaeef2; color: #57606a; } .vgkit-badge.bad { background: #ffebe9; color: #cf222e; }
 """
+
+
+@dataclass(frozen=True)
+class TakeCard:
+    """Another take of a shot (vgkit.generate.takes): its seed, state, last frame and whether it is the clip."""
+
+    seed: int
+    status: str  # "ok", "failed", "aborted" or "running or killed" (no log yet)
+    picked: bool  # the run's clip is this take (same seed and clip bytes)
+    clip: Path | None
+    preview: tuple[str, bytes] | None = field(default=None, repr=False)
+
+    def pick_hint(self, run_dir: Path, index: int) -> str:
+        return f"vgkit pick SPEC --out {run_dir} --shot {index} --take {self.seed}"
 
 
 @dataclass(frozen=True)
@@ -84,6 +101,7 @@ class ShotCard:
     clip: Path | None
     last_frame: Path | None
     preview: tuple[str, bytes] | None = field(default=None, repr=False)  # (MIME type, bytes)
+    takes: tuple[TakeCard, ...] = ()
 
     def line(self) -> str:
         """The card as one line of text (no timings: headless output stays comparable)."""
@@ -91,7 +109,9 @@ class ShotCard:
         camera = f", camera {self.camera}" if self.camera else ""
         seam = f", seam {self.seam}" if self.seam else ""
         failure = f" ({self.detail})" if self.detail else ""
-        return f"{head}{camera}, QA: {', '.join(self.verdicts) or 'no clip'}{seam}{failure}"
+        takes = ", ".join(f"{t.seed} ({'picked' if t.picked else t.status})" for t in self.takes)
+        takes = f", takes: {takes}" if takes else ""
+        return f"{head}{camera}, QA: {', '.join(self.verdicts) or 'no clip'}{seam}{failure}{takes}"
 
 
 @dataclass(frozen=True)
@@ -109,7 +129,7 @@ class ShotBoard:
     def html(self, *, base: Path | None = None) -> str:
         """The board as an HTML fragment; clip links are relative to ``base`` (the page's folder,
         by default the working directory: a notebook's folder in JupyterLab)."""
-        cards = "".join(_card_html(card, base=base) for card in self.cards)
+        cards = "".join(_card_html(card, run_dir=self.run_dir, base=base) for card in self.cards)
         title = f"{escape(self.model)}: {len(self.cards)} shots ({escape(self.run_dir.name)})"
         return f"<style>{CSS}</style><div class=vgkit-board><b style='flex-basis:100%'>{title}</b>{cards}</div>"
 
@@ -148,7 +168,7 @@ def _data_uri(mime: str, data: bytes) -> str:
     return f"data:{mime};base64,{base64.b64encode(data).decode()}"
 
 
-def _card_html(card: ShotCard, *, base: Path | None) -> str:
+def _card_html(card: ShotCard, *, run_dir: Path, base: Path | None) -> str:
     from vgkit.evaluate.players import video_url
 
     if card.preview is not None:
@@ -171,12 +191,37 @@ def _card_html(card: ShotCard, *, base: Path | None) -> str:
     detail = f"<div class=meta>{escape(card.detail)}</div>" if card.detail else ""
     seam = f"<div class=meta>seam in: {_badge(card.seam)}</div>" if card.seam else ""
     camera = f" · {escape(card.camera)}" if card.camera else ""
+    takes = _takes_html(card, run_dir=run_dir, base=base)
     return (
         f"<div class=vgkit-shot><h4>Shot {card.index} {status}</h4>{picture}"
         f"<div class=meta>seed {card.seed} · {card.num_frames} frames ({card.seconds:.2f} s){camera}{link}</div>"
         f"<div class=prompt>{escape(card.prompt)}</div>{keyframe}"
-        f"<div class=meta>{timing}</div>{detail}<div>{''.join(_badge(v) for v in card.verdicts)}</div>{seam}</div>"
+        f"<div class=meta>{timing}</div>{detail}<div>{''.join(_badge(v) for v in card.verdicts)}</div>{seam}"
+        f"{takes}</div>"
     )
+
+
+def _takes_html(card: ShotCard, *, run_dir: Path, base: Path | None) -> str:
+    """The shot's takes: a small last frame each, its seed, and the command that picks it."""
+    from vgkit.evaluate.players import video_url
+
+    if not card.takes:
+        return ""
+    items = []
+    for take in card.takes:
+        picture = ""
+        if take.preview is not None:
+            picture = f"<img alt='take {take.seed}' src='{_data_uri(*take.preview)}' style='width:64px'>"
+        if take.clip is not None:
+            picture = f"<a href='{escape(video_url(take.clip, base=base))}' target=_blank>{picture or 'clip'}</a>"
+        if take.picked:
+            state = "<span class='vgkit-badge ok'>picked</span>"
+        elif take.status == "ok":
+            state = f"<code title='pick it, then resume the run'>{escape(take.pick_hint(run_dir, card.index))}</code>"
+        else:
+            state = f"<span class='vgkit-badge warn'>{escape(take.status)}</span>"
+        items.append(f"<div class=vgkit-take>{picture} seed {take.seed} {state}</div>")
+    return f"<div class=meta><b>takes</b>{''.join(items)}</div>"
 
 
 def preview_gif(video: Path, *, frames: int = PREVIEW_FRAMES, width_px: int = PREVIEW_WIDTH_PX) -> bytes:
@@ -258,6 +303,7 @@ def _card(clip: PlanClip, log: ClipLog | None, *, plan: Plan, run_dir: Path, qa:
     elif last is not None:
         preview = ("image/png", _still(last))
     verdicts, seam = _verdicts(qa, clip.index) if video is not None else ((), None)
+    clip_sha = log.artifacts["clip"].sha256 if video is not None and log is not None else None
     return ShotCard(
         index=clip.index,
         prompt=clip.prompt,
@@ -274,7 +320,27 @@ def _card(clip: PlanClip, log: ClipLog | None, *, plan: Plan, run_dir: Path, qa:
         clip=video,
         last_frame=last,
         preview=preview,
+        takes=_take_cards(run_dir, clip.index, clip_sha=clip_sha),
     )
+
+
+def _take_cards(run_dir: Path, index: int, *, clip_sha: str | None) -> tuple[TakeCard, ...]:
+    from vgkit.generate.takes import read_takes
+
+    cards = []
+    for take in read_takes(run_dir, index):
+        status = "running or killed" if take.log is None else take.log.status
+        record = take.log.artifacts.get("clip") if take.log is not None else None
+        cards.append(
+            TakeCard(
+                seed=take.seed,
+                status=status,
+                picked=take.ok and record is not None and record.sha256 == clip_sha,
+                clip=take.clip if take.ok else None,
+                preview=("image/png", _still(take.last_frame)) if take.ok and take.last_frame.is_file() else None,
+            )
+        )
+    return tuple(cards)
 
 
 def read_board(run_dir: Path, *, animated: bool = True, measure_qa: bool = False) -> ShotBoard:
