@@ -31,7 +31,7 @@ import numpy as np
 
 from vgkit.errors import ArtifactError, SpecError
 from vgkit.records.artifacts import RunLayout, atomic_write_bytes, atomic_write_json, sha256_bytes, sha256_file
-from vgkit.records.events import Progress, note, text_sink
+from vgkit.records.events import Event, Progress, note, text_sink
 from vgkit.records.rundir import open_run_dir, supersede_from, take_root, take_seeds
 from vgkit.records.schema import ClipLog, parse_log, read_log
 from vgkit.settings import offline_hub
@@ -155,6 +155,18 @@ def _check_seeds(seeds: list[int]) -> None:
         raise SpecError("seed: none given; fix: pass --seed S (repeat it for several takes)")
 
 
+def _numbered_as_in_the_run(progress: Progress, clip_count: int) -> Progress:
+    """``progress`` with each clip event counted against the run's clips ("clip 2/3", not "clip 2/1")."""
+
+    def send(event: Event) -> None:
+        if event.clip_index is not None and event.clip_count is not None:
+            fields = {k: v for k, v in event.__dict__.items() if k != "stage"}
+            event = Event(event.stage, **{**fields, "clip_count": clip_count})  # type: ignore[arg-type]
+        progress(event)
+
+    return send
+
+
 @offline_hub()
 def make_takes(
     spec_path: str | Path,
@@ -183,6 +195,7 @@ def make_takes(
     _check_run(run_dir, plan, shot, command="vgkit take")
     snapshot = check_before_run(spec, choice, plan)
     takes = []
+    progress = _numbered_as_in_the_run(progress, len(plan.clips))
     with open_run_dir(run_dir, progress=text_sink(progress)) as held:
         image, source = _input(spec, plan, held.layout, shot)
         device_lock = None
