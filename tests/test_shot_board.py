@@ -84,7 +84,7 @@ def run_dir(tmp_path: Path) -> Path:
 
 def test_each_planned_shot_gets_a_card_with_its_record_and_qa(run_dir: Path) -> None:
     qa = run_qa(run_dir, clip_repo=None)
-    board = read_board(run_dir, animated=False)
+    board = read_board(run_dir, preview="still")
     assert [c.index for c in board.cards] == [0, 1, 2, 3]
     ok, black, failed, missing = board.cards
     assert (ok.seed, black.seed, failed.seed, missing.seed) == (100, 555, 102, 103)
@@ -111,7 +111,7 @@ def test_each_planned_shot_gets_a_card_with_its_record_and_qa(run_dir: Path) -> 
 
 
 def test_still_previews_are_the_clips_last_frames(run_dir: Path) -> None:
-    board = read_board(run_dir, animated=False)
+    board = read_board(run_dir, preview="still")
     mime, data = board.cards[0].preview or ("", b"")
     image = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
     assert mime == "image/png" and image.shape[1] == 192  # scaled to the preview width
@@ -135,10 +135,10 @@ def test_animated_preview_spreads_frames_over_the_clip_and_never_upscales(run_di
 
 
 def test_without_qa_json_verdicts_say_not_measured_unless_asked_to_measure(run_dir: Path) -> None:
-    board = read_board(run_dir, animated=False)
+    board = read_board(run_dir, preview="still")
     assert board.cards[0].verdicts == ("not measured",) and board.cards[1].seam == "not measured"
     assert not (run_dir / "qa.json").exists()  # reading never writes
-    measured = read_board(run_dir, animated=False, measure_qa=True)
+    measured = read_board(run_dir, preview="still", measure_qa=True)
     assert (run_dir / "qa.json").is_file() and measured.cards[1].verdicts == ("effectively black",)
 
 
@@ -177,5 +177,7 @@ def test_the_sweep_report_has_the_shot_boards_section(run_dir: Path, tmp_path: P
     assert "### wan22-tiny" in section and "| 1 |" in section
     html = paths["html"].read_text()
     board = html.split("<h2>Shot Boards</h2>", 1)[1].split("<h2>", 1)[0]
-    assert board.count("data:image/png;base64,") == 2 and "effectively black" in board
+    assert "effectively black" in board and "data:" not in board  # linked, not embedded
+    sources = re.findall(r"<img alt='shot \d' src='([^']+)'", board)
+    assert len(sources) == 2 and all((tmp_path / "report" / src).resolve().is_file() for src in sources)
     assert json.loads((run_dir / "qa.json").read_text())["clips"]  # the report measured it

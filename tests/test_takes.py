@@ -51,7 +51,7 @@ def story(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     lines: list[Event] = []
     pick = pick_take(spec, out=run_dir, shot=1, seed=555, progress=lines.append)
     picked = {"log": read_log(RunLayout(run_dir).log(1)), "spec": spec.read_text(), "plan": read_plan(run_dir)}
-    board_after_pick = read_board(run_dir, animated=False)
+    board_after_pick = read_board(run_dir, preview="still")
     events: list[Event] = []
     run_job(spec, out=run_dir, progress=events.append)
     return {

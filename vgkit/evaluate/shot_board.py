@@ -2,9 +2,11 @@
 
 Each card shows what the run's records hold about the shot, and nothing estimated:
 
-- a preview: a short animated GIF (``PREVIEW_FRAMES`` frames spread over the clip, ``PREVIEW_WIDTH_PX``
-  wide, embedded as a data URI so it shows in untrusted notebooks and offline pages alike), or, with
-  ``animated=False``, the clip's lossless last frame (``frames/last_frame_NNN.png``);
+- a preview (``read_board(preview=...)``): ``"animated"``, a short GIF (``PREVIEW_FRAMES`` frames
+  spread over the clip, at most ``PREVIEW_WIDTH_PX`` wide) embedded as a data URI, so it shows in
+  untrusted notebooks too; ``"still"``, the clip's lossless last frame (``frames/last_frame_NNN.png``)
+  scaled and embedded; ``"linked"``, that last frame by a relative path, nothing embedded (the sweep
+  report, which sits beside its run folders);
 - the shot card as planned (``plan.json``): prompt, camera, frames and seconds, keyframe image;
 - the seed the clip was made with (its log's request, else the plan's);
 - timings from its clip log (denoise, VAE decode, encode + save, total) and whether the log is ok;
@@ -30,7 +32,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from html import escape
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -50,6 +52,7 @@ __all__ = [
     "shot_board_html",
 ]
 
+Preview = Literal["animated", "still", "linked"]
 PREVIEW_FRAMES = 12  # frames of the animated preview, spread evenly over the clip
 PREVIEW_WIDTH_PX = 192
 NOT_MEASURED = "not measured"
@@ -76,6 +79,7 @@ class TakeCard:
     status: str  # "ok", "failed", "aborted" or "running or killed" (no log yet)
     picked: bool  # the run's clip is this take (same seed and clip bytes)
     clip: Path | None
+    last_frame: Path | None
     preview: tuple[str, bytes] | None = field(default=None, repr=False)
 
     def pick_hint(self, run_dir: Path, index: int) -> str:
@@ -127,8 +131,8 @@ class ShotBoard:
         return [f"{self.model}: {len(self.cards)} shots ({self.run_dir.name})", *(c.line() for c in self.cards)]
 
     def html(self, *, base: Path | None = None) -> str:
-        """The board as an HTML fragment; clip links are relative to ``base`` (the page's folder,
-        by default the working directory: a notebook's folder in JupyterLab)."""
+        """The board as an HTML fragment; clip links (and linked previews) are relative to ``base``
+        (the page's folder, by default the working directory: a notebook's folder in JupyterLab)."""
         cards = "".join(_card_html(card, run_dir=self.run_dir, base=base) for card in self.cards)
         title = f"{escape(self.model)}: {len(self.cards)} shots ({escape(self.run_dir.name)})"
         return f"<style>{CSS}</style><div class=vgkit-board><b style='flex-basis:100%'>{title}</b>{cards}</div>"
@@ -174,6 +178,8 @@ def _card_html(card: ShotCard, *, run_dir: Path, base: Path | None) -> str:
     if card.preview is not None:
         mime, data = card.preview
         picture = f"<img alt='shot {card.index}' src='{_data_uri(mime, data)}'>"
+    elif card.last_frame is not None:
+        picture = f"<img alt='shot {card.index}' src='{escape(video_url(card.last_frame, base=base))}'>"
     else:
         picture = f"<div class=meta>{escape(card.status)}</div>"
     link = ""
@@ -210,8 +216,11 @@ def _takes_html(card: ShotCard, *, run_dir: Path, base: Path | None) -> str:
     items = []
     for take in card.takes:
         picture = ""
-        if take.preview is not None:
-            picture = f"<img alt='take {take.seed}' src='{_data_uri(*take.preview)}' style='width:64px'>"
+        source = _data_uri(*take.preview) if take.preview is not None else None
+        if source is None and take.last_frame is not None:
+            source = video_url(take.last_frame, base=base)
+        if source is not None:
+            picture = f"<img alt='take {take.seed}' src='{escape(source)}' style='width:64px'>"
         if take.clip is not None:
             picture = f"<a href='{escape(video_url(take.clip, base=base))}' target=_blank>{picture or 'clip'}</a>"
         if take.picked:
@@ -290,7 +299,7 @@ def _verdicts(qa: dict[str, Any] | None, index: int) -> tuple[tuple[str, ...], s
     return verdicts, f"visible (jump {seam['ratio']:.1f}x in-clip motion)" if seam["visible"] else "clean"
 
 
-def _card(clip: PlanClip, log: ClipLog | None, *, plan: Plan, run_dir: Path, qa: Any, animated: bool) -> ShotCard:
+def _card(clip: PlanClip, log: ClipLog | None, *, plan: Plan, run_dir: Path, qa: Any, preview_as: Preview) -> ShotCard:
     status = "not made" if log is None else log.status
     detail = "" if log is None or log.failure is None else log.failure.message.splitlines()[0][:200]
     seed = log.request.get("seed") if log is not None and log.request else clip.seed
@@ -298,9 +307,9 @@ def _card(clip: PlanClip, log: ClipLog | None, *, plan: Plan, run_dir: Path, qa:
     last = RunLayout(run_dir).last_frame(clip.index) if video is not None else None
     last = last if last is not None and last.is_file() else None
     preview = None
-    if video is not None and animated:
+    if video is not None and preview_as == "animated":
         preview = ("image/gif", preview_gif(video))
-    elif last is not None:
+    elif last is not None and preview_as == "still":
         preview = ("image/png", _still(last))
     verdicts, seam = _verdicts(qa, clip.index) if video is not None else ((), None)
     clip_sha = log.artifacts["clip"].sha256 if video is not None and log is not None else None
@@ -320,11 +329,11 @@ def _card(clip: PlanClip, log: ClipLog | None, *, plan: Plan, run_dir: Path, qa:
         clip=video,
         last_frame=last,
         preview=preview,
-        takes=_take_cards(run_dir, clip.index, clip_sha=clip_sha),
+        takes=_take_cards(run_dir, clip.index, clip_sha=clip_sha, embed=preview_as != "linked"),
     )
 
 
-def _take_cards(run_dir: Path, index: int, *, clip_sha: str | None) -> tuple[TakeCard, ...]:
+def _take_cards(run_dir: Path, index: int, *, clip_sha: str | None, embed: bool) -> tuple[TakeCard, ...]:
     from vgkit.generate.takes import read_takes
 
     cards = []
@@ -337,17 +346,18 @@ def _take_cards(run_dir: Path, index: int, *, clip_sha: str | None) -> tuple[Tak
                 status=status,
                 picked=take.ok and record is not None and record.sha256 == clip_sha,
                 clip=take.clip if take.ok else None,
-                preview=("image/png", _still(take.last_frame)) if take.ok and take.last_frame.is_file() else None,
+                last_frame=take.last_frame if take.ok else None,
+                preview=("image/png", _still(take.last_frame)) if embed and take.ok else None,
             )
         )
     return tuple(cards)
 
 
-def read_board(run_dir: Path, *, animated: bool = True, measure_qa: bool = False) -> ShotBoard:
+def read_board(run_dir: Path, *, preview: Preview = "animated", measure_qa: bool = False) -> ShotBoard:
     """The shot board of ``run_dir`` (its ``plan.json`` must exist; ``FileNotFoundError`` otherwise).
 
-    ``animated`` makes each preview a short GIF (decodes each clip once, scaled); otherwise the
-    last frame. ``measure_qa`` writes ``qa.json`` (vgkit.evaluate.qa) when the run has none.
+    ``preview`` is how each clip is pictured (module docstring; ``"animated"`` decodes each clip
+    once, scaled). ``measure_qa`` writes ``qa.json`` (vgkit.evaluate.qa) when the run has none.
     """
     run_dir = Path(run_dir)
     plan = read_plan(run_dir)
@@ -355,33 +365,35 @@ def read_board(run_dir: Path, *, animated: bool = True, measure_qa: bool = False
     has_clip = any(log.finished_clip(run_dir) is not None for log in logs.values())
     qa = _qa(run_dir, measure=measure_qa and has_clip)
     cards = tuple(
-        _card(clip, logs.get(clip.index), plan=plan, run_dir=run_dir, qa=qa, animated=animated) for clip in plan.clips
+        _card(clip, logs.get(clip.index), plan=plan, run_dir=run_dir, qa=qa, preview_as=preview) for clip in plan.clips
     )
     return ShotBoard(run_dir=run_dir, model=plan.model or run_dir.name, fps=plan.fps, cards=cards)
 
 
-def shot_board_html(run_dir: Path, *, animated: bool = True, measure_qa: bool = True, base: Path | None = None) -> str:
+def shot_board_html(
+    run_dir: Path, *, preview: Preview = "animated", measure_qa: bool = True, base: Path | None = None
+) -> str:
     """The board of ``run_dir`` as HTML (what the generate notebook shows after a run)."""
-    return read_board(run_dir, animated=animated, measure_qa=measure_qa).html(base=base)
+    return read_board(run_dir, preview=preview, measure_qa=measure_qa).html(base=base)
 
 
-def _boards(run_dirs: list[Path], *, animated: bool) -> list[ShotBoard | Path]:
+def _boards(run_dirs: list[Path]) -> list[ShotBoard | Path]:
     """A board per run; a run without a readable plan stays its path (shown as "no plan")."""
     boards: list[ShotBoard | Path] = []
     for run_dir in run_dirs:
         try:
-            boards.append(read_board(run_dir, animated=animated))
+            boards.append(read_board(run_dir, preview="linked"))
         except (FileNotFoundError, ArtifactError):
             boards.append(Path(run_dir))
     return boards
 
 
 def boards_html(run_dirs: list[Path], *, out_dir: Path | None = None) -> str:
-    """The sweep report's Shot Boards section: one board per run (last-frame previews; the Shots
-    Across Models section above already plays the clips)."""
+    """The sweep report's Shot Boards section: one board per run, each shot's last frame linked by a
+    path relative to ``out_dir`` (nothing embedded: the Shots Across Models section plays the clips)."""
     parts = [
         board.html(base=out_dir) if isinstance(board, ShotBoard) else f"<p>{escape(board.name)}: no plan.json</p>"
-        for board in _boards(run_dirs, animated=False)
+        for board in _boards(run_dirs)
     ]
     return "".join(parts) or "<p>n/a</p>"
 
@@ -390,7 +402,7 @@ def boards_markdown(run_dirs: list[Path], *, out: Path | None = None) -> list[st
     """The Markdown report's Shot Boards section: per run, a table with each shot's last frame
     (linking its clip), seed, timings and QA."""
     lines: list[str] = []
-    for board in _boards(run_dirs, animated=False):
+    for board in _boards(run_dirs):
         if isinstance(board, Path):
             lines += [f"### {board.name}", "", "No plan.json.", ""]
             continue
