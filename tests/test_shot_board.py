@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -140,6 +142,11 @@ def test_without_qa_json_verdicts_say_not_measured_unless_asked_to_measure(run_d
     assert not (run_dir / "qa.json").exists()  # reading never writes
     measured = read_board(run_dir, preview="still", measure_qa=True)
     assert (run_dir / "qa.json").is_file() and measured.cards[1].verdicts == ("effectively black",)
+    layout = RunLayout(run_dir)  # clip 1 made again after QA: its verdict would be stale
+    _write_clip(layout, 1, _fading(FRAMES, 180, 60), seed=555)
+    os.utime(layout.log(1), (time.time() + 5, time.time() + 5))  # later than qa.json, whatever the clock's grain
+    assert read_board(run_dir, preview="still").cards[1].verdicts == ("not measured",)
+    assert read_board(run_dir, preview="still", measure_qa=True).cards[1].verdicts == ("ok",)
 
 
 def test_html_embeds_previews_links_clips_and_escapes_prompts(run_dir: Path) -> None:

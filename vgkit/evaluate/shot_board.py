@@ -11,7 +11,8 @@ Each card shows what the run's records hold about the shot, and nothing estimate
 - the seed the clip was made with (its log's request, else the plan's);
 - timings from its clip log (denoise, VAE decode, encode + save, total) and whether the log is ok;
 - QA verdicts from ``qa.json`` (vgkit.evaluate.qa): the clip's own and the seam into it; "not measured"
-  when the run has no ``qa.json`` (``read_board(..., measure_qa=True)`` measures it first);
+  when the run has no ``qa.json`` or a clip log is newer than it (``read_board(..., measure_qa=True)``
+  measures it then);
 - its other takes (``takes/``, vgkit.generate.takes): each one's last frame and seed, "picked" for the
   one that is the run's clip, and for the others the ``vgkit pick`` command that makes it so.
 
@@ -277,13 +278,17 @@ def _still(path: Path) -> bytes:
 
 
 def _qa(run_dir: Path, *, measure: bool) -> dict[str, Any] | None:
-    """``qa.json`` of the run (measured first when ``measure`` and missing); None without one."""
+    """``qa.json`` of the run, unless a clip log is newer (a clip made again after QA); measured
+    first when ``measure`` and missing or older; None without a current one."""
     from vgkit.evaluate.qa import QA_SCHEMA, run_qa
 
-    qa = read_json_object(run_dir / "qa.json")
-    if (qa is None or qa.get("schema") != QA_SCHEMA) and measure:
-        qa = run_qa(run_dir)
-    return qa if qa is not None and qa.get("schema") == QA_SCHEMA else None
+    path = run_dir / "qa.json"
+    qa = read_json_object(path)
+    logs = list((run_dir / "logs").glob("log_[0-9][0-9][0-9].json"))
+    stale = qa is not None and any(log.stat().st_mtime > path.stat().st_mtime for log in logs)
+    if qa is None or qa.get("schema") != QA_SCHEMA or stale:
+        qa = run_qa(run_dir) if measure else None
+    return qa
 
 
 def _verdicts(qa: dict[str, Any] | None, index: int) -> tuple[tuple[str, ...], str | None]:
