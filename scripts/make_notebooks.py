@@ -86,6 +86,20 @@ def generate() -> nbformat.NotebookNode:
                 'print(f"bundle: {result.bundle}")'
             ),
             _ignore_output(new_code_cell("show_video(result.final_video)")),
+            new_markdown_cell(
+                "## Shot board\n\n"
+                "Every shot of the run: a short animated preview, the shot card, the seed, timings and the QA "
+                "verdicts (`vgkit qa` measures them here if the run has no `qa.json`). Click a clip name to play it."
+            ),
+            _ignore_output(  # previews are images, timings vary
+                new_code_cell(
+                    "from IPython.display import HTML\n\n"
+                    "from vgkit.evaluate.shot_board import read_board\n\n"
+                    "board = read_board(result.run_dir, measure_qa=True)\n"
+                    "HTML(board.html())"
+                )
+            ),
+            new_code_cell('print("\\n".join(board.lines()))  # the same board as text: status, seed, frames, QA'),
         ]
     )
 
@@ -247,12 +261,14 @@ def shot_cards() -> nbformat.NotebookNode:
         [
             new_markdown_cell(
                 "# Shot cards\n\n"
-                "Edit a spec: the run's model, preset, seed, negative prompt and steps, the global constants, and "
+                "Edit a spec: the run's model, preset, seed, negative prompt and steps, the global constants, the "
+                "stitch settings, and "
                 "each shot (text, camera, duration, seed, keyframe image). Every change is checked as `vgkit check` "
                 "would: the plan and prompts below, or the error next to its field, with Save disabled until it is "
                 "fixed. Saving keeps the file's comments and formatting. *Preview shot* generates that shot alone "
                 "at a few steps; *Save and generate* runs the whole spec (the supervised worker `vgkit run` uses). "
-                "Stitch settings (cut or crossfade, colour) are the spec's `stitch:` section; "
+                "The *Stitch* fields are the spec's `stitch:` section (cut or crossfade and its overlap frames, "
+                "colour matching and its anchor, seam smoothing), checked like the rest; "
                 "`stitch_export.ipynb` can override them for a restitch."
             ),
             *params,

@@ -65,6 +65,48 @@ def test_an_invalid_value_is_kept_as_typed_named_next_to_its_field_and_blocks_sa
     assert editor.valid and not editor.save_button.disabled and editor.errors["shots[0].duration_s"].value == ""
 
 
+def test_stitch_fields_offer_the_choices_and_check_each_edit_next_to_its_field(tmp_path: Path) -> None:
+    from vgkit.spec.choices import COLOUR_MODES, SEAM_MODES, TRANSITIONS
+
+    shutil.copytree(REPO / "params" / "images", tmp_path / "images")
+    spec = Path(shutil.copy(REPO / "params" / "preview.yaml", tmp_path / "preview.yaml"))  # no stitch section
+    editor = SpecEditor.from_file(spec)
+    assert editor.inputs["stitch.transition"].options == TRANSITIONS
+    assert editor.inputs["stitch.colour"].options == COLOUR_MODES
+    assert editor.inputs["stitch.seam_smoothing"].options == SEAM_MODES
+    assert editor.inputs["stitch.transition"].value == "cut" and "stitch" not in editor.doc  # added only on a change
+    editor.inputs["stitch.transition"].value = "crossfade"  # with no overlap yet
+    assert not editor.valid and editor.save_button.disabled
+    assert "stitch.overlap_frames = 0: a crossfade needs" in editor.errors["stitch.overlap_frames"].value
+    editor.inputs["stitch.overlap_frames"].value = "twelve"  # kept as typed, named
+    assert (
+        not editor.valid
+        and "stitch.overlap_frames = &#x27;twelve&#x27;" in editor.errors["stitch.overlap_frames"].value
+    )
+    editor.inputs["stitch.overlap_frames"].value = "12"
+    editor.inputs["stitch.seam_smoothing"].value = "minterpolate"  # bridges cuts only
+    assert not editor.valid and "only bridges hard cuts" in editor.errors["stitch.seam_smoothing"].value
+    assert editor.errors["stitch.overlap_frames"].value == ""
+    editor.inputs["stitch.seam_smoothing"].value = "off"
+    editor.inputs["stitch.colour"].value = "mean_std"
+    editor.inputs["stitch.colour_anchor"].value = "reference_image"
+    assert editor.valid and not editor.save_button.disabled, editor.status
+    assert "crossfade" in editor.status  # the plan counts the overlaps
+    saved = editor.save()
+    stitch = load_spec(saved).stitch
+    assert (stitch.transition, stitch.overlap_frames, stitch.colour, stitch.colour_anchor) == (
+        "crossfade",
+        12,
+        "mean_std",
+        "reference_image",
+    )
+    text = saved.read_text()
+    assert text.startswith("# A quick three-shot preview") and "\n  overlap_frames: 12\n" in text  # 12, not 12.0
+    reopened = SpecEditor.from_file(saved)
+    assert reopened.inputs["stitch.transition"].value == "crossfade"
+    assert reopened.inputs["stitch.overlap_frames"].value == "12"
+
+
 def test_live_status_shows_plan_or_the_length_error(demo_copy: Path) -> None:
     editor = SpecEditor.from_file(demo_copy)
     assert "final: 721 frames" in editor.status
@@ -103,3 +145,19 @@ def test_preview_generates_one_shot_alone_at_a_few_steps(tmp_path: Path) -> None
     assert [p.name for p in (result.run_dir / "clips").glob("clip_*.mp4")] == ["clip_000.mp4"]
     preview = load_spec(tmp_path / "previews" / "t-shot1-preview.yaml")  # the spec the preview ran
     assert [s.subject for s in preview.shots] == ["boat 1"] and preview.overrides.steps == PREVIEW_STEPS
+
+
+def test_with_shot_seed_changes_one_value_and_keeps_the_rest(demo_copy: Path, tmp_path: Path) -> None:
+    import json
+
+    from vgkit.lab.editor import with_shot_seed
+
+    text = with_shot_seed(demo_copy, 2, 555).decode()
+    original = demo_copy.read_text()
+    assert text.splitlines()[:2] == original.splitlines()[:2]  # the comments on top
+    demo_copy.write_text(text)
+    spec = load_spec(demo_copy)
+    assert spec.shots[2].seed == 555 and [s.seed for i, s in enumerate(spec.shots) if i != 2] == [None] * 5
+    as_json = tmp_path / "demo.json"
+    as_json.write_text(json.dumps({**json.loads(json.dumps(spec.model_dump(mode="json"))), "name": "j"}))
+    assert json.loads(with_shot_seed(as_json, 0, 7))["shots"][0]["seed"] == 7

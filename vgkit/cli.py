@@ -253,6 +253,30 @@ def _cmd_lab(args: argparse.Namespace) -> int:
     return subprocess.call(lab_command(port=args.port, extra=extra))
 
 
+def _cmd_take(args: argparse.Namespace) -> int:
+    from vgkit.generate.takes import make_takes
+
+    takes = make_takes(
+        args.spec, out=args.out, shot=args.shot, seeds=args.seed, model=args.model, preset=args.preset,
+        progress=lambda line: print(line, flush=True),
+    )  # fmt: skip
+    for take in takes:
+        state = "ok" if take.ok else (take.log.status if take.log is not None else "no log")
+        print(f"take: shot {take.index} seed {take.seed}: {state} ({take.clip})")
+    print(f"pick one: vgkit pick {args.spec} --out {args.out} --shot {args.shot} --take SEED")
+    return 0
+
+
+def _cmd_pick(args: argparse.Namespace) -> int:
+    from vgkit.generate.takes import pick_take
+
+    pick_take(
+        args.spec, out=args.out, shot=args.shot, seed=args.take, model=args.model, preset=args.preset,
+        progress=lambda line: print(line, flush=True),
+    )  # fmt: skip
+    return 0
+
+
 def _cmd_qa(args: argparse.Namespace) -> int:
     from vgkit.evaluate.qa import run_qa
 
@@ -478,6 +502,26 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--verify", action="store_true", help="hash every file, not only new downloads")
     p.add_argument("--attention-backend", action="append", default=[], help="also fetch this *_hub attention "
                    "backend's kernel for this torch/CUDA (needs the kernels package)")  # fmt: skip
+
+    p = add("take", _cmd_take, "make more takes of one shot of a run, each with its own seed (from the same input)")
+    p.add_argument("spec", type=Path, help="the run's spec (its plan must be the run's plan.json)")
+    p.add_argument("--out", type=Path, required=True, help="the run directory")
+    p.add_argument("--shot", type=int, required=True, help="shot index (0 is the first)")
+    p.add_argument("--seed", type=int, action="append", required=True, help="the take's seed; repeat for several")
+    p.add_argument("--model", default=None, help=model_help)
+    p.add_argument("--preset", default=None, help=preset_help)
+
+    p = add(
+        "pick",
+        _cmd_pick,
+        "make a take the run's clip (later clips move to superseded/; the spec gets the seed); then `vgkit run`",
+    )
+    p.add_argument("spec", type=Path, help="the run's spec: shots[SHOT].seed is set to the take's seed")
+    p.add_argument("--out", type=Path, required=True, help="the run directory")
+    p.add_argument("--shot", type=int, required=True, help="shot index (0 is the first)")
+    p.add_argument("--take", type=int, required=True, metavar="SEED", help="the seed of the take to pick")
+    p.add_argument("--model", default=None, help=model_help)
+    p.add_argument("--preset", default=None, help=preset_help)
 
     p = add("qa", _cmd_qa, "measure every clip and seam of a run (black, static, seams, drift, sharpness) -> qa.json")
     p.add_argument("run_dir", type=Path)

@@ -379,10 +379,13 @@ def run_chain(
     guard: RunGuard | None = None,
     resume: bool = True,
     on_clip: Callable[[int, Path], None] | None = None,
+    first_input: tuple[np.ndarray, str] | None = None,
 ) -> list[dict[str, Any]]:
     """Generate every clip of ``plan`` in order; return the logs (reused or new).
 
     ``on_clip(index, clip_path)`` is called as each new clip lands (notebooks show it inline).
+    ``first_input`` (an image at the plan's size, and its source as the log names it) replaces the
+    reference image as the first clip's input: a take of a later shot (vgkit.generate.takes).
 
     Stops at the first clip that fails or passes a deadline, after writing its log
     (``failed``/``aborted``), and re-raises; every finished clip stays intact.
@@ -393,7 +396,7 @@ def run_chain(
         deadlines = Deadlines.for_spec(spec)
         guard = RunGuard(deadlines, clip_count=len(plan.clips), progress=progress)
     reference = fit_to_size(load_rgb(spec.reference_image), width=plan.width, height=plan.height)
-    input_image, input_source = reference, "reference_image"
+    input_image, input_source = first_input or (reference, "reference_image")
     shared = _shared_fields(generator, plan, guard.deadlines)
     logs: list[dict[str, Any]] = []
     for clip in plan.clips:

@@ -11,7 +11,9 @@ uses, so the editor never saves a spec ``vgkit run`` would refuse; an error is s
 field and in the status, and Save is disabled until it is fixed. Nothing is clamped: a value out of
 range stays as typed and is named in the error. "Preview shot" runs that one shot at a few steps,
 "Save and generate" the whole spec, both through ``vgkit.lab.notebook.generate`` (the supervised worker
-``vgkit run`` uses). Stitch settings are not part of a spec: ``notebooks/stitch_export.ipynb`` sets them.
+``vgkit run`` uses). The spec's ``stitch:`` section (transition, overlap frames, colour matching and
+its anchor, seam smoothing; choices from vgkit.spec.choices) is edited and checked the same way; a
+section the file does not have is added only once a stitch field is changed.
 """
 
 from __future__ import annotations
@@ -26,14 +28,16 @@ from typing import Any
 from vgkit.errors import SpecError, VgkitError
 from vgkit.records.artifacts import atomic_write_bytes
 from vgkit.settings import repo_root
+from vgkit.spec.choices import COLOUR_MODES, SEAM_MODES, TRANSITIONS
 from vgkit.spec.schema import CAMERA_MOVES, MIN_SHOT_S
 
-__all__ = ["PREVIEW_STEPS", "SpecEditor", "field_of_error"]
+__all__ = ["PREVIEW_STEPS", "SpecEditor", "field_of_error", "with_shot_seed"]
 
 GLOBAL_FIELDS = ("style", "era_location", "lighting", "lens", "aspect")
 SHOT_TEXT_FIELDS = ("subject", "action", "environment", "negative_prompt")
 PREVIEW_STEPS = 4  # "preview shot" runs one clip at this many steps (or fewer, if the spec asks fewer)
 THUMB_PX = 160
+COLOUR_ANCHORS = ("first_clip", "reference_image")  # vgkit.spec.schema.StitchSpec.colour_anchor
 _FIELD = re.compile(r"(?:^|: )((?:shots\[\d+\]\.)?[a-z_]+(?:\.[a-z_]+)?) = ")
 
 
@@ -53,6 +57,38 @@ def _yaml(indent: tuple[int, int] = (4, 2)) -> Any:
     yaml.width = 4096
     yaml.indent(mapping=2, sequence=indent[0], offset=indent[1])
     return yaml
+
+
+def with_shot_seed(path: Path, index: int, seed: int) -> bytes:
+    """The spec file at ``path`` with ``shots[index].seed`` set to ``seed`` (``vgkit pick`` writes it):
+    a YAML file keeps its comments, order and formatting; a JSON file is rewritten with that one value changed."""
+    text = path.read_text()
+    if path.suffix == ".json":
+        data = json.loads(text)
+        data["shots"][index]["seed"] = seed
+        return (json.dumps(data, indent=2) + "\n").encode()
+    from ruamel.yaml.util import load_yaml_guess_indent
+
+    _, sequence_indent, dash_offset = load_yaml_guess_indent(text)
+    yaml = _yaml((sequence_indent, dash_offset))
+    doc = yaml.load(text)
+    doc["shots"][index]["seed"] = seed
+    buffer = io.StringIO()
+    yaml.dump(doc, buffer)
+    return buffer.getvalue().encode()
+
+
+def _plain_text(text: str) -> Any:
+    """``text`` as a YAML scalar every reader takes for that text: quoted where a YAML 1.1 reader
+    (PyYAML, which ``load_spec`` uses) would read another type (``off``, ``yes``, ``12``)."""
+    import yaml
+    from ruamel.yaml.scalarstring import SingleQuotedScalarString
+
+    try:
+        plain = yaml.safe_load(f"value: {text}")
+    except yaml.YAMLError:
+        plain = None
+    return text if isinstance(plain, dict) and plain.get("value") == text else SingleQuotedScalarString(text)
 
 
 def _thumbnail(path: Path) -> bytes:
@@ -92,6 +128,19 @@ class SpecEditor:
             "steps": self._number(("overrides", "steps"), "steps", w.IntText, optional="the model's default"),
             "reference_image": self._text(("reference_image",), "reference image"),
         }
+        self.stitch_widgets: dict[str, Any] = {
+            "transition": self._choice(("stitch", "transition"), "transition", list(TRANSITIONS), default="cut"),
+            "overlap_frames": self._number(
+                ("stitch", "overlap_frames"), "overlap frames", w.IntText, optional="0 (a cut has none)"
+            ),
+            "colour": self._choice(("stitch", "colour"), "colour matching", list(COLOUR_MODES), default="off"),
+            "colour_anchor": self._choice(
+                ("stitch", "colour_anchor"), "colour anchor", list(COLOUR_ANCHORS), default="first_clip"
+            ),
+            "seam_smoothing": self._choice(
+                ("stitch", "seam_smoothing"), "seam smoothing", list(SEAM_MODES), default="off"
+            ),
+        }
         self.shots_box = w.VBox()
         self.shot_widgets: list[dict[str, Any]] = []
         self.status_box = w.Textarea(layout={"width": "98%", "height": "12em"}, disabled=True)
@@ -110,6 +159,8 @@ class SpecEditor:
                 *self.run_widgets.values(),
                 w.HTML("<b>Global constants</b> (every shot's prompt)"),
                 *self.global_widgets.values(),
+                w.HTML("<b>Stitch</b> (how the clips are joined; <code>vgkit stitch</code> flags can override it)"),
+                *self.stitch_widgets.values(),
                 self.shots_box,
                 w.HBox([add, self.save_button, self.generate_button]),
                 self.status_box,
@@ -162,7 +213,7 @@ class SpecEditor:
             if isinstance(node, dict):
                 node.pop(keys[-1], None)
         else:
-            node[keys[-1]] = value
+            node[keys[-1]] = _plain_text(value) if isinstance(value, str) else value
         self.refresh()
 
     def _row(self, keys: tuple[Any, ...], widget: Any) -> Any:
@@ -191,8 +242,9 @@ class SpecEditor:
         text.observe(lambda change: self._set(keys, change["new"]), names="value")
         return self._row(keys, text)
 
-    def _choice(self, keys: tuple[Any, ...], label: str, options: list[str]) -> Any:
-        value = str(self._get(keys) or "auto")
+    def _choice(self, keys: tuple[Any, ...], label: str, options: list[str], *, default: str = "auto") -> Any:
+        """A drop-down; a value the file has that is not an option stays selectable (validation names it)."""
+        value = str(self._get(keys) or default)
         drop = self._w.Dropdown(options=list(dict.fromkeys([*options, value])), value=value, description=label)
         drop.style = self._style()
         drop.observe(lambda change: self._set(keys, change["new"]), names="value")

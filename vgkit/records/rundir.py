@@ -13,6 +13,11 @@ checks come first, and ``accept`` is the first step that changes anything of a p
 moves every clip, last frame, log and saved latents beyond the new plan (and, when the plan
 changed, the previous ``plan.json``, ``manifest.json`` and final video) into
 ``superseded/<UTC time>/``, which is neither stitched nor bundled, and says so.
+
+Takes (vgkit.generate.takes): another take of shot ``i`` lives in ``takes/shot_NNN/seed_S/``
+(``take_root``), laid out as a run folder of that one clip; neither stitched nor bundled. Picking
+one first moves clip ``i``, every later clip and what was made from them (final video, manifest,
+``qa.json``) aside the same way (``supersede_from``).
 """
 
 from __future__ import annotations
@@ -33,14 +38,26 @@ from vgkit import __version__
 from vgkit.errors import GuardrailError, SpecError
 from vgkit.records.artifacts import OWN_NAMES, RunLayout, atomic_write_json, own_name
 
-__all__ = ["LOCK_NAME", "MARKER_NAME", "RunDir", "RunDirBusyError", "foreign_entries", "open_run_dir"]
+__all__ = [
+    "LOCK_NAME",
+    "MARKER_NAME",
+    "TAKES",
+    "RunDir",
+    "RunDirBusyError",
+    "foreign_entries",
+    "open_run_dir",
+    "supersede_from",
+    "take_root",
+    "take_seeds",
+]
 
 MARKER_NAME = ".vgkit-run.json"
 MARKER_SCHEMA = "vgkit.run-dir/1"
 LOCK_NAME = ".vgkit-run.lock"
 SUPERSEDED = "superseded"
+TAKES = "takes"
 # Everything vgkit (or a tool driving it) puts at the top of a run folder.
-TOP_LEVEL_NAMES = frozenset({MARKER_NAME, LOCK_NAME, SUPERSEDED, "notebook", ".remote"})
+TOP_LEVEL_NAMES = frozenset({MARKER_NAME, LOCK_NAME, SUPERSEDED, TAKES, "notebook", ".remote"})
 # Clip artifacts that belong to one clip index, by subfolder (moved aside when beyond the plan).
 CLIP_FOLDERS = ("clips", "frames", "logs", "latents")
 
@@ -185,6 +202,40 @@ def _move_aside(root: Path, paths: list[Path]) -> Path:
         dest.parent.mkdir(parents=True, exist_ok=True)
         os.replace(path, dest)
     return dest_root
+
+
+def take_root(root: Path, index: int, seed: int) -> Path:
+    """The folder of shot ``index``'s take with ``seed``: ``takes/shot_NNN/seed_S/``."""
+    return root / TAKES / f"shot_{index:03d}" / f"seed_{seed}"
+
+
+def take_seeds(root: Path, index: int) -> list[int]:
+    """The seeds of shot ``index``'s take folders, in ascending order (finished or not)."""
+    folder = root / TAKES / f"shot_{index:03d}"
+    names = [p.name for p in folder.iterdir() if p.is_dir()] if folder.is_dir() else []
+    return sorted(int(name[5:]) for name in names if name.startswith("seed_") and name[5:].isdigit())
+
+
+def supersede_from(layout: RunLayout, index: int, *, progress: Progress) -> list[str]:
+    """Move clip ``index``'s and every later clip's artifacts, and the final video, manifest and
+    ``qa.json`` made from them, into a new ``superseded/<UTC time>/``; return the run-relative
+    paths they now have. The caller holds the run folder (``open_run_dir``)."""
+    stale = []
+    for folder in CLIP_FOLDERS:
+        directory = layout.root / folder
+        for path in sorted(directory.iterdir()) if directory.is_dir() else ():
+            match = OWN_NAMES[folder].fullmatch(path.name)
+            if match is not None and int(match["index"]) >= index:
+                stale.append(path)
+    stale += [p for p in (layout.manifest, layout.final, layout.root / "qa.json") if p.is_file()]
+    if not stale:
+        return []
+    dest = _move_aside(layout.root, stale)
+    progress(
+        f"moved clip {index:03d}, every later clip and the final video, manifest and QA made from them to "
+        f"{dest.relative_to(layout.root).as_posix()}/ (kept there; not stitched or bundled)"
+    )
+    return [(dest / p.relative_to(layout.root)).relative_to(layout.root).as_posix() for p in stale]
 
 
 @contextlib.contextmanager

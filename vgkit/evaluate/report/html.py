@@ -24,6 +24,7 @@ from vgkit.evaluate.report.summary import (
     fmt_bytes,
     qa_rows,
 )
+from vgkit.evaluate.shot_board import boards_html
 
 __all__ = ["qa_table_html", "render_html"]
 
@@ -236,6 +237,7 @@ def render_html(
     out.append(f"</ul><h2>Prompt Match</h2><p>Scale: {escape(MAPPING)}. Limits: {escape(LIMITS)}.</p><ul>")
     out += [f"<li><b>{escape(r.model)}</b>: {escape(r.prompt_note)}</li>" for r in runs]
     out.append("</ul><h2>Shots Across Models</h2>" + _shots(runs, out_dir))
+    out.append("<h2>Shot Boards</h2>" + boards_html([r.run_dir for r in runs], out_dir=out_dir))  # shot_board.py
     out.append("<h2>Failure Details</h2>")
     failed = [r for r in runs if r.failure or r.clip_failures or r.status != "completed"]
     out.append("<ul>" if failed else "<p>None.</p>")

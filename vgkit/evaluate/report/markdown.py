@@ -21,6 +21,7 @@ from vgkit.evaluate.report.summary import (
     fmt_bytes,
     qa_rows,
 )
+from vgkit.evaluate.shot_board import boards_markdown
 
 __all__ = [
     "HEADER_FIELDS",
@@ -49,6 +50,7 @@ SECTIONS = (
     "Recommendations",
     "Prompt Match",
     "Shots Across Models",
+    "Shot Boards",
     "Failure Details",
     "QA Per Clip",
     "Timing Breakdown",
@@ -189,6 +191,7 @@ def render_markdown(
     lines += ["", "## Prompt Match", "", f"- Scale: {MAPPING}.", f"- Limits: {LIMITS}."]
     lines += [f"- **{r.model}**: {_cell(r.prompt_note)}" for r in runs]
     lines += ["", "## Shots Across Models", "", *_shots(runs, out)]
+    lines += ["", "## Shot Boards", "", *boards_markdown([r.run_dir for r in runs], out=out)]  # shot_board.py
     lines += ["", "## Failure Details", ""]
     failed = [r for r in runs if r.failure or r.clip_failures or r.status != "completed"]
     for r in failed:
