@@ -48,13 +48,17 @@ def story(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     takes = make_takes(spec, out=run_dir, shot=1, seeds=[555, 556], progress=lambda _: None)
     after_take = _files(run_dir, skip=("takes/",))
     spec_before_pick = spec.read_text()
+    with pytest.raises(SpecError, match=r"^shots\[1\]\.seed = None: spec\.yaml must name .*--edit-spec"):
+        pick_take(spec, out=run_dir, shot=1, seed=555)  # the user's spec is changed only when asked
+    refusal_changed_nothing = _files(run_dir, skip=("takes/",)) == after_take and spec.read_text() == spec_before_pick
     lines: list[Event] = []
-    pick = pick_take(spec, out=run_dir, shot=1, seed=555, progress=lines.append)
+    pick = pick_take(spec, out=run_dir, shot=1, seed=555, edit_spec=True, progress=lines.append)
     picked = {"log": read_log(RunLayout(run_dir).log(1)), "spec": spec.read_text(), "plan": read_plan(run_dir)}
     board_after_pick = read_board(run_dir, preview="still")
     events: list[Event] = []
     run_job(spec, out=run_dir, progress=events.append)
     return {
+        "refusal_changed_nothing": refusal_changed_nothing,
         "spec": spec,
         "run_dir": run_dir,
         "before": before,
@@ -109,6 +113,7 @@ def test_pick_installs_the_take_moves_later_clips_aside_and_records_the_seed(sto
     assert all((run_dir / p).is_file() for p in moved)  # kept, not deleted
     old_clip_1 = next(p for p in moved if p.endswith("clips/clip_001.mp4"))
     assert sha256_file(run_dir / old_clip_1) == story["old"]["clips/clip_001.mp4"]
+    assert story["refusal_changed_nothing"]  # without --edit-spec: refused before anything moved
     spec_text = picked["spec"]
     assert spec_text.startswith(COMMENT)  # the spec keeps its comment
     assert yaml.safe_load(spec_text)["shots"][1]["seed"] == 555

@@ -272,7 +272,7 @@ def _cmd_pick(args: argparse.Namespace) -> int:
 
     pick_take(
         args.spec, out=args.out, shot=args.shot, seed=args.take, model=args.model, preset=args.preset,
-        progress=lambda line: print(line, flush=True),
+        edit_spec=args.edit_spec, progress=lambda line: print(line, flush=True),
     )  # fmt: skip
     return 0
 
@@ -514,12 +514,15 @@ def _parser() -> argparse.ArgumentParser:
     p = add(
         "pick",
         _cmd_pick,
-        "make a take the run's clip (later clips move to superseded/; the spec gets the seed); then `vgkit run`",
+        "make a take the run's clip (later clips move to superseded/); then `vgkit run` re-chains from it",
     )
-    p.add_argument("spec", type=Path, help="the run's spec: shots[SHOT].seed is set to the take's seed")
+    p.add_argument("spec", type=Path, help="the run's spec; its shots[SHOT].seed must be the take's seed")
     p.add_argument("--out", type=Path, required=True, help="the run directory")
     p.add_argument("--shot", type=int, required=True, help="shot index (0 is the first)")
     p.add_argument("--take", type=int, required=True, metavar="SEED", help="the seed of the take to pick")
+    p.add_argument(
+        "--edit-spec", action="store_true", help="write shots[SHOT].seed into the spec (comments kept) if it differs"
+    )
     p.add_argument("--model", default=None, help=model_help)
     p.add_argument("--preset", default=None, help=preset_help)
 

@@ -10,8 +10,10 @@ i-1's last frame), checked by sha256 against clip i's log. It lands in ``takes/s
 (vgkit.records.rundir.take_root), a run folder of that one clip whose log records its seed; takes are
 never stitched or bundled.
 
-Picking. A plan records a shot's own seed as the spec's ``shots[i].seed``, so ``pick`` writes it
-there (comments and formatting kept, vgkit.lab.editor.with_shot_seed) and into ``plan.json``; it moves
+Picking. A plan records a shot's own seed as the spec's ``shots[i].seed``, so the spec must name the
+take's seed there: set it yourself, or pass ``--edit-spec`` and ``pick`` writes it (comments and
+formatting kept, vgkit.lab.editor.with_shot_seed; the spec is the user's file, so vgkit changes it only
+when asked). ``pick`` records the seed in ``plan.json``, moves
 clip i, every later clip and the final video, manifest and QA made from them into
 ``superseded/<UTC time>/``, then installs the take as clip i: clip, last frame, and last, as the
 commit record, its log (with the run's clip count and a ``picked_take`` note). The next ``vgkit run``
@@ -268,10 +270,12 @@ def pick_take(
     seed: int,
     model: str | None = None,
     preset: str | None = None,
+    edit_spec: bool = False,
     progress: Progress = print,
 ) -> Pick:
     """Make shot ``shot``'s take with ``seed`` the run's clip (see the module docstring); ``vgkit run``
-    afterwards re-chains the later shots from it."""
+    afterwards re-chains the later shots from it. The spec must already name ``seed`` as
+    ``shots[shot].seed`` unless ``edit_spec`` lets vgkit write it there."""
     from vgkit.generate.runner import plan_job
     from vgkit.lab.editor import with_shot_seed
     from vgkit.spec.images import png_bytes
@@ -285,7 +289,15 @@ def pick_take(
         raise ArtifactError(f"take = {seed}: its log records seed {take.log.request.get('seed')}; fix: make it again")
     previous_seed = int(recorded["clips"][shot]["seed"])
     spec_file = Path(spec_path)
-    spec_text = with_shot_seed(spec_file, shot, seed)  # read and changed before anything moves
+    spec_text: bytes | None = None
+    if spec.shots[shot].seed != seed:
+        if not edit_spec:
+            raise SpecError(
+                f"shots[{shot}].seed = {spec.shots[shot].seed}: {spec_file.name} must name the picked take's seed, or "
+                f"the next run makes clip {shot} again; fix: set shots[{shot}].seed: {seed} in {spec_file}, or pass "
+                "--edit-spec to let vgkit write it (comments kept)"
+            )
+        spec_text = with_shot_seed(spec_file, shot, seed)  # read and changed before anything moves
     with open_run_dir(run_dir, progress=text_sink(progress)) as held:
         layout = held.layout
         image, source = _input(spec, plan, layout, shot)
@@ -310,13 +322,15 @@ def pick_take(
         atomic_write_json(layout.log(shot), log)  # the clip's commit record, written last
         clips = [dict(c, seed=seed) if c["index"] == shot else c for c in recorded["clips"]]
         atomic_write_json(layout.plan, {**recorded, "clips": clips})
-    atomic_write_bytes(spec_file, spec_text)
+    if spec_text is not None:
+        atomic_write_bytes(spec_file, spec_text)
     count = len(plan.clips)
     after = f"re-chains shots {shot + 1}..{count - 1} from it" if shot + 1 < count else "stitches it again"
     progress(
         note(
-            f"clip {shot:03d} is now the take with seed {seed} (was seed {previous_seed}); {spec_file.name}: "
-            f"shots[{shot}].seed = {seed}; next: `vgkit run {spec_path} --out {run_dir}` {after}"
+            f"clip {shot:03d} is now the take with seed {seed} (was seed {previous_seed})"
+            + (f"; {spec_file.name}: shots[{shot}].seed = {seed} written" if spec_text is not None else "")
+            + f"; next: `vgkit run {spec_path} --out {run_dir}` {after}"
         )
     )
     return Pick(index=shot, seed=seed, previous_seed=previous_seed, moved=moved, spec=spec_file)
