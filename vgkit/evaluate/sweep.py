@@ -67,6 +67,7 @@ __all__ = [
     "parse_models",
     "sweep",
     "sweep_cell",
+    "write_sweep_record",
 ]
 
 FAILURE_SCHEMA = "vgkit.failure/2"
@@ -133,7 +134,7 @@ def score_prompt_match(run_dir: Path, scorer_name: str | None, say: Callable[[st
         say(f"prompt match: not scored ({type(exc).__name__}: {exc})")
 
 
-def _write_sweep_record(root: Path, name: str, models: list[str]) -> None:
+def write_sweep_record(root: Path, name: str, models: list[str]) -> None:
     """``sweep.json``: the run ID stays the first sweep's when the sweep is resumed."""
     now = datetime.now(UTC)
     path = root / SWEEP_FILE
@@ -278,7 +279,7 @@ def sweep(
         raise SpecError("models: empty; fix: name at least one model, e.g. --models wan22-tiny")
     root = Path(out) if out else Path("runs") / f"sweep-{spec.name}"
     root.mkdir(parents=True, exist_ok=True)
-    _write_sweep_record(root, spec.name, models)
+    write_sweep_record(root, spec.name, models)
     rows = []
     for i, model in enumerate(models):
         progress(note(f"sweep: model {i + 1}/{len(models)}: {model}"))
