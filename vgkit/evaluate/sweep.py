@@ -16,6 +16,11 @@ besides what ``vgkit run`` writes:
      "first_run": null, or when the job ran before in this folder (a resume) that first session's
                   {"started_at", "started_at_s", "status", "wall_s"}, so its timings are not lost}
 
+A run on Ray (vgkit.scale.scheduler) writes the same file without ``first_run`` and with
+``"events"`` (its progress lines, ``{"t_s", "line"}``) and ``"placements"``: one per attempt,
+``{"attempt", "clips_home_at_start", "started_at", "started_at_s", "node", "gpu", "pid",
+"ended_at", "ended_at_s", "outcome"}`` (the report's placements, vgkit.evaluate.report.placements).
+
 ``failure.json`` (schema ``vgkit.failure/2``), only when the job raised: the failure record of
 ``vgkit.records.failures`` (``kind``, ``phase``, ``clip_index``, ``verdict``, ``error_class``, ``message``,
 ``cause``, ``exit_code``) and::

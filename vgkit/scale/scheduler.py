@@ -477,7 +477,9 @@ class _Driver:
 
         cell = active.cell
         try:
-            self._progress(active, ProgressEvent("stitch", figures={"final": "final/final_stitched.mp4"}))
+            self._progress(
+                active, ProgressEvent("stitch", figures={"final": "final/final_stitched.mp4", "on": "driver"})
+            )
             bundle = finish_run(cell.run_dir)  # from the clips that came home
             detail = f"bundle {bundle.name}"
             if self.qa:

@@ -77,7 +77,8 @@ class GpuTimeline:
 
     @property
     def busy_s(self) -> float:
-        return sum(s.duration_s for s in self.segments if s.busy)
+        """Time with at least one run on the GPU (overlapping attempts counted once)."""
+        return self.billed_s - sum(s.duration_s for s in self.segments if not s.busy)
 
     @property
     def billed_s(self) -> float:

@@ -127,7 +127,11 @@ def _segments(run_dir: Path, sweep_run: dict[str, Any] | None, ok_logs: list[Cli
         marks: list[tuple[float, str]] = [(0.0, "start-up (plan, checkpoint)")]
         for event in events:
             if (label := _MARKERS.get(event.stage)) is not None:
-                marks.append((event.at - started, f"clip {event.clip_index}" if label == "clip" else label))
+                if label == "clip":
+                    label = f"clip {event.clip_index}"
+                elif event.stage == "stitch" and event.figures.get("on") == "driver":  # on Ray: the clips home
+                    label = f"{label} on the driver"
+                marks.append((event.at - started, label))
         ends = [t for t, _ in marks[1:]] + [float(sweep_run["wall_s"])]
         segments = [Segment(label, t, max(end - t, 0.0)) for (t, label), end in zip(marks, ends, strict=True)]
         return segments, "events.jsonl timestamps"
