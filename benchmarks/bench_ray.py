@@ -8,6 +8,9 @@ Cells: the three tiny models x ``--seeds`` (default 2: six runs), one ``--shots`
 - ``ray``       : ``vgkit.scale.scheduler.run_cells`` over the same runs, one worker per logical GPU,
   excluding ``ray start`` (workers start, import torch and load their models inside it)
 
+then each logical GPU's busy share of the Ray sweep, from the runs' placements as the report
+reads them (vgkit.evaluate.report.placements).
+
 On CPU the logical GPUs share the same cores, so ``ray`` measures the overhead of the worker
 path (actor start, clips home, stitching on the driver) more than any speed-up; on a machine
 with N real GPUs the generation part divides by about N.
@@ -61,6 +64,7 @@ def main() -> None:
         os.environ.update(VGKIT_FORCE_CPU="1", VGKIT_RAY_SCRATCH=str(root / "scratch"))
         import ray
 
+        from vgkit.evaluate.report.placements import gpu_timelines, read_placements
         from vgkit.generate.runner import run_job
         from vgkit.hub.checkpoints import locate_checkpoint
         from vgkit.models import adapter
@@ -92,6 +96,9 @@ def main() -> None:
         finally:
             ray.shutdown()
         assert all(o.status == "completed" for o in outcomes), [o.detail for o in outcomes]
+        placements = [
+            p for o in outcomes for p in read_placements(o.cell.name, o.cell.model, {"placements": o.placements})
+        ]
 
     runs = len(seq_cells)
     print(f"{runs} tiny runs ({args.shots} shot(s) each), {args.gpus} logical GPUs, {os.cpu_count()} CPUs here")
@@ -99,6 +106,11 @@ def main() -> None:
     print(f"{'ray start (ray.init)':<28} {start_s:>8.1f} {'':>10}")
     print(f"{'sequential (run_job)':<28} {sequential_s:>8.1f} {sequential_s / runs:>10.1f}")
     print(f"{'ray (run_cells)':<28} {ray_s:>8.1f} {ray_s / runs:>10.1f}")
+    print(f"\n{'GPU (ray)':<28} {'runs':>8} {'busy s':>10} {'billed s':>10} {'busy':>6}")
+    for timeline in gpu_timelines(placements):
+        count = sum(1 for s in timeline.segments if s.busy)
+        share = timeline.busy_s / timeline.billed_s if timeline.billed_s else 0.0
+        print(f"{timeline.where:<28} {count:>8} {timeline.busy_s:>10.1f} {timeline.billed_s:>10.1f} {share:>6.0%}")
 
 
 if __name__ == "__main__":

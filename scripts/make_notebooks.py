@@ -202,7 +202,8 @@ def compare_models() -> nbformat.NotebookNode:
         'models: str = "wan22-tiny"  # comma-separated, run one at a time, e.g. "wan22,hunyuan-i2v,cogvideox15"\n'
         'out: str = "runs/sweep-demo"  # sweep directory: a run dir and bundle per model, and report/\n'
         "usd_per_hour: float = 0.0  # GPU price for the billing timeline; 0 means no price\n"
-        "shot: int = -1  # clip index to play side by side; -1 plays the final videos"
+        "shot: int = -1  # clip index to play side by side; -1 plays the final videos\n"
+        "ray: bool | str = False  # False: in turn here; True: Ray over this machine's GPUs; or a Ray address"
     )
     return _notebook(
         [
@@ -210,8 +211,10 @@ def compare_models() -> nbformat.NotebookNode:
                 "# Compare models on one shot list\n\n"
                 "Runs the spec on each model in turn (a failing model is recorded and the sweep goes on), "
                 "measures every clip (black, static, seams, colour drift, sharpness), and writes the report.\n"
+                "With `ray` (True, or a cluster's address) the models run at once, one worker per GPU, and a "
+                "table shows each run live (node and GPU, stage, clip, step) as its events arrive.\n"
                 "Headless: `papermill notebooks/compare_models.ipynb out.ipynb -p models wan22,cogvideox15` "
-                "(or `vgkit sweep SPEC --models ...`)."
+                "(or `vgkit sweep SPEC --models ... [--ray [ADDRESS]]`)."
             ),
             *params,
             _doctor("parse_models(models)", imports="from vgkit.evaluate.sweep import parse_models\n"),
@@ -222,10 +225,15 @@ def compare_models() -> nbformat.NotebookNode:
                     "from vgkit.evaluate.report.summary import summarize_run\n"
                     "from vgkit.evaluate.report.html import qa_table_html\n"
                     "from vgkit.settings import repo_root\n"
-                    "from vgkit.evaluate.sweep import parse_models, sweep\n\n"
+                    "from vgkit.evaluate.sweep import parse_models\n"
+                    "from vgkit.lab.compare import compare\n\n"
                     "root = repo_root()\n"
-                    "result = sweep(\n"
-                    "    root / spec, models=parse_models(models), out=root / out, usd_per_hour=usd_per_hour or None\n"
+                    "result = compare(\n"
+                    "    root / spec,\n"
+                    "    models=parse_models(models),\n"
+                    "    out=root / out,\n"
+                    "    usd_per_hour=usd_per_hour or None,\n"
+                    "    ray=ray,  # on Ray: a live table of the runs\n"
                     ")"
                 )
             ),

@@ -178,3 +178,19 @@ def test_list_prints_a_shards_runs_and_runs_none(tmp_path: Path, capsys: pytest.
     assert [row[0] for row in listed[0]] == ["a", "a", "c", "c"] and [row[0] for row in listed[1]] == ["b", "b"]
     assert listed[1][1] == ["b", f"seed {7 + SEED_STRIDE}", str(tmp_path / "o" / f"t-b-seed{7 + SEED_STRIDE}")]
     assert not (tmp_path / "o").exists()
+
+
+def test_the_compare_notebooks_ray_parameter_takes_false_true_or_an_address_and_nothing_else() -> None:
+    from vgkit.lab.compare import ray_options
+    from vgkit.lab.notebook import check_parameters
+
+    declared: dict[str, object] = {"ray": bool | str}
+    for value in (False, True, "10.0.0.5:6379"):
+        check_parameters({"ray": value}, declared)  # type: ignore[arg-type]
+    with pytest.raises(SpecError, match=r"parameter ray = 3: must be bool or str; fix: pass True or False or a"):
+        check_parameters({"ray": 3}, declared)  # type: ignore[arg-type]
+    assert ray_options(False) is None
+    assert ray_options(True) is not None and ray_options(True).address is None  # type: ignore[union-attr]
+    assert ray_options(" 10.0.0.5:6379 ").address == "10.0.0.5:6379"  # type: ignore[union-attr]
+    with pytest.raises(SpecError, match=r"parameter ray = '': must be False, True or a Ray address; fix: e.g."):
+        ray_options("")

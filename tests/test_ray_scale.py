@@ -241,3 +241,92 @@ def test_a_gpu_another_vgkit_job_holds_is_not_used_and_the_run_fails_saying_why(
     assert outcome.status == "failed"
     assert "no worker left alive to run it; the last could not start" in outcome.detail
     assert "DeviceBusyError" in outcome.detail and f"pid {os.getpid()}" in outcome.detail
+
+
+@pytest.mark.slow
+def test_a_cli_sweep_on_ray_prints_every_runs_progress_from_its_events_and_reports_where_each_ran(
+    cluster: Path, scale_env: Path
+) -> None:
+    """``vgkit sweep --seeds 2 --ray ADDRESS``: each run's progress lines are printed as its events come
+    home (the lines are the events the driver's events.jsonl holds), before the run is done; the
+    report names each run's node and GPU, finds no GPU overlap and bills each GPU's timeline."""
+    import json
+    import re
+    import subprocess
+    import sys
+
+    from vgkit.records.events import read_events
+
+    spec = write_spec(scale_env / "spec.yaml", spec_dict(shots=_shots(1)))
+    out = scale_env / "sweep"
+    argv = [sys.executable, "-m", "vgkit", "sweep", str(spec), "--models", "wan22-tiny,cogvideox15-tiny"]
+    argv += ["--seeds", "2", "--ray", ray.get_runtime_context().gcs_address, "--out", str(out)]
+    argv += ["--prompt-match-model", "none"]
+    driver = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert driver.stdout is not None
+    lines = [line.rstrip("\n") for line in driver.stdout]
+    assert driver.wait(timeout=60) == 0, "\n".join(lines)
+    runs = sorted(p for p in out.iterdir() if p.is_dir() and p.name.startswith("t-"))
+    assert len(runs) == 4, runs
+    for run in runs:
+        mine = [line.removeprefix(f"[{run.name}] ") for line in lines if line.startswith(f"[{run.name}] ")]
+        done = mine.index(next(line for line in mine if line.startswith("completed")))
+        events = read_events(run)
+        stages = [e.stage for e in events]
+        assert {"load", "clip-start", "denoise", "clip-done", "stitch", "qa"} <= set(stages), stages
+        # every event came home and was printed as it arrived, before the run completed
+        firsts = [str(e).splitlines()[0] for e in events]  # a plan prints as several lines
+        assert firsts == [line for line in mine[:done] if line in set(firsts)]
+        assert any(re.fullmatch(r"clip 1/1: step \d+/\d+ .*", line) for line in mine[:done]), mine
+    record = json.loads((runs[0] / "sweep_run.json").read_text())
+    [placement] = record["placements"]
+    where = f"node {placement['node']} GPU {placement['gpu']} (worker pid {placement['pid']})"
+    printed = f"[{runs[0].name}] running on {where}"
+    assert printed in lines
+    report = (out / "report" / "report.md").read_text()
+    assert "Ray placements: 4 attempt(s) of 4 run(s) on 2 GPU(s) of 1 node(s)." in report
+    assert "GPU overlap (from placements): none (one job per GPU at a time)." in report
+    assert report.count(f"#### {placement['node']} GPU ") == 2  # each GPU's billing timeline
+    assert all(f"| {run.name} | " in report for run in runs)  # each run's placement row
+    assert "Source: events.jsonl timestamps." in report  # each run's own timeline, from its events
+    assert "Per GPU (Ray)" in (out / "report" / "report.html").read_text()
+
+
+@pytest.mark.slow
+def test_the_compare_notebooks_sweep_on_ray_shows_each_run_live_in_a_table(cluster: Path, scale_env: Path) -> None:
+    """What compare_models.ipynb runs with ``ray`` set (vgkit.lab.compare): a table of the runs is
+    displayed and updated as their events arrive; watched through ipywidgets' own construction hook."""
+    import re
+
+    import ipywidgets
+
+    from vgkit.lab.compare import compare
+
+    snapshots: list[str] = []
+
+    def watch(widget: ipywidgets.Widget) -> None:
+        if isinstance(widget, ipywidgets.HTML):
+            snapshots.append(widget.value)
+            widget.observe(lambda change: snapshots.append(change["new"]), names="value")
+
+    spec = write_spec(scale_env / "spec.yaml", spec_dict(shots=_shots(1)))
+    previous = ipywidgets.Widget._widget_construction_callback
+    ipywidgets.Widget.on_widget_constructed(watch)
+    try:
+        result = compare(
+            spec,
+            models=["wan22-tiny", "cogvideox15-tiny"],
+            out=scale_env / "compare",
+            ray=ray.get_runtime_context().gcs_address,
+        )
+    finally:
+        ipywidgets.Widget.on_widget_constructed(previous)
+    assert [row.status for row in result.rows] == ["completed", "completed"], [row.detail for row in result.rows]
+    assert result.report_html.is_file()
+    cells = r"<tr><td>{}</td><td>([^<]*)</td><td>([^<]*)</td><td>([^<]*)</td><td>([^<]*)</td>"
+    for row in result.rows:
+        seen = [m.groups() for html in snapshots if (m := re.search(cells.format(re.escape(row.run_dir.name)), html))]
+        states = [state for _, state, _, _ in seen]
+        assert states[0] == "queued" and states[-1] == "completed", states
+        assert ("denoise", "1/1") in [(state, clip) for _, state, clip, _ in seen], seen  # while it ran
+        assert re.fullmatch(r".+ GPU [01]", seen[-1][0]), seen[-1]

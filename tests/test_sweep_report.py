@@ -99,6 +99,9 @@ def test_the_report_has_the_seed_header_table_and_sections(swept: tuple[SweepRes
     assert tuple(report["table"][:2]) == SEED_TABLE  # type: ignore[index]
     notes = sections["Operational Notes"]
     assert [n for n in notes if n.startswith(SEED_NOTES)] and len([n for n in notes if n.startswith(SEED_NOTES)]) == 3
+    # made here, not on Ray: no placements to show (a Ray sweep's are tested in tests/test_ray_scale.py)
+    assert "- Placements: not recorded (these runs did not run on Ray)." in notes
+    assert "### Per GPU (Ray)" not in sections["Billing Timeline"]
 
 
 @pytest.mark.slow  # shares one sweep of four models (about a minute on two cores)
@@ -236,3 +239,25 @@ def test_the_kind_is_the_failure_records_and_one_outside_the_vocabulary_is_other
     assert [failure_kind({"kind": kind}) for kind in KINDS] == list(KINDS)  # vgkit.records.failures' kinds
     assert failure_kind({"kind": "kwargs-mismatch"}) == failure_kind({"kind": "layout-mismatch"}) == "other"
     assert failure_kind({"error_class": "InfeasiblePlanError"}) == failure_kind(None) == "other"  # no kind recorded
+
+
+def test_gpu_overlap_and_idle_time_come_from_the_placements() -> None:
+    """An overlap cannot come from a real Ray sweep (one job per GPU holds), so these placements
+    are written here: two attempts overlap 2 s on GPU 0; GPU 1 idles until its run starts."""
+    from vgkit.evaluate.report.placements import Placement, gpu_timelines, overlaps, placement_summary
+
+    def on(gpu: str, run: str, start: float, end: float) -> Placement:
+        return Placement(run, "wan22-tiny", 1, "10.0.0.5", gpu, 100, start, end, "completed", 0)
+
+    placements = [on("0", "a", 100.0, 110.0), on("0", "b", 108.0, 120.0), on("1", "c", 105.0, 115.0)]
+    [found] = overlaps(placements)
+    assert (found.first.run, found.second.run, found.seconds) == ("a", "b", 2.0)
+    assert placement_summary(placements)[1] == "GPU overlap (from placements): a and b on 10.0.0.5 GPU 0 for 2.00s."
+    gpu0, gpu1 = gpu_timelines(placements)
+    assert (gpu0.billed_s, gpu0.busy_s) == (20.0, 20.0)  # counted once where the two overlap
+    assert [(s.label, s.start_s, s.duration_s) for s in gpu1.segments] == [
+        ("idle", 0.0, 5.0),
+        ("c (attempt 1, completed)", 5.0, 10.0),
+        ("idle", 15.0, 5.0),
+    ]
+    assert overlaps([on("0", "a", 100.0, 110.0), on("0", "b", 110.0, 120.0)]) == []  # back to back

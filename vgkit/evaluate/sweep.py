@@ -16,6 +16,11 @@ besides what ``vgkit run`` writes:
      "first_run": null, or when the job ran before in this folder (a resume) that first session's
                   {"started_at", "started_at_s", "status", "wall_s"}, so its timings are not lost}
 
+A run on Ray (vgkit.scale.scheduler) writes the same file without ``first_run`` and with
+``"events"`` (its progress lines, ``{"t_s", "line"}``) and ``"placements"``: one per attempt,
+``{"attempt", "clips_home_at_start", "started_at", "started_at_s", "node", "gpu", "pid",
+"ended_at", "ended_at_s", "outcome"}`` (the report's placements, vgkit.evaluate.report.placements).
+
 ``failure.json`` (schema ``vgkit.failure/2``), only when the job raised: the failure record of
 ``vgkit.records.failures`` (``kind``, ``phase``, ``clip_index``, ``verdict``, ``error_class``, ``message``,
 ``cause``, ``exit_code``) and::
@@ -67,6 +72,7 @@ __all__ = [
     "parse_models",
     "sweep",
     "sweep_cell",
+    "write_sweep_record",
 ]
 
 FAILURE_SCHEMA = "vgkit.failure/2"
@@ -133,7 +139,7 @@ def score_prompt_match(run_dir: Path, scorer_name: str | None, say: Callable[[st
         say(f"prompt match: not scored ({type(exc).__name__}: {exc})")
 
 
-def _write_sweep_record(root: Path, name: str, models: list[str]) -> None:
+def write_sweep_record(root: Path, name: str, models: list[str]) -> None:
     """``sweep.json``: the run ID stays the first sweep's when the sweep is resumed."""
     now = datetime.now(UTC)
     path = root / SWEEP_FILE
@@ -278,7 +284,7 @@ def sweep(
         raise SpecError("models: empty; fix: name at least one model, e.g. --models wan22-tiny")
     root = Path(out) if out else Path("runs") / f"sweep-{spec.name}"
     root.mkdir(parents=True, exist_ok=True)
-    _write_sweep_record(root, spec.name, models)
+    write_sweep_record(root, spec.name, models)
     rows = []
     for i, model in enumerate(models):
         progress(note(f"sweep: model {i + 1}/{len(models)}: {model}"))

@@ -1,1 +1,1 @@
-"""What the notebooks call: parameters, the shot-card editor, the live progress view."""
+"""What the notebooks call: parameters, the shot-card editor, the live progress views, the compare sweep."""

@@ -47,7 +47,8 @@ def check_parameters(namespace: dict[str, Any], declared: dict[str, type | Union
     this ``-p steps 10`` would run with other steps and ``-p show_clips maybe`` would be truthy.
     Unknown means a plain value (what papermill injects) under a public name the notebook does not
     declare; the kernel's own names (``In``, ``Out``, modules, functions) are not parameters.
-    A type ``X | None`` also takes None (a setting left to the run's spec).
+    A type ``X | None`` also takes None (a setting left to the run's spec); ``X | Y`` takes either
+    (``ray: bool | str``: False, True or an address).
     """
     names = ", ".join(declared)
     for name, value in sorted(namespace.items()):
@@ -59,28 +60,30 @@ def check_parameters(namespace: dict[str, Any], declared: dict[str, type | Union
         )
     for name, declared_kind in declared.items():
         value = namespace.get(name)
-        kind, optional = _optional(declared_kind)
-        if optional and value is None:
-            continue
-        numeric = kind is float and isinstance(value, int) and not isinstance(value, bool)
-        if numeric or (isinstance(value, kind) and not (kind is int and isinstance(value, bool))):
+        kinds, optional = _kinds(declared_kind)
+        if (optional and value is None) or any(_is_a(value, kind) for kind in kinds):
             continue
         example = {bool: "True or False", int: "a whole number", float: "a number", str: "a quoted text"}
         or_none = " or None" if optional else ""
         raise SpecError(
-            f"parameter {name} = {value!r}: must be {kind.__name__}{or_none}; "
-            f"fix: pass {example.get(kind, kind.__name__)}{or_none}"
+            f"parameter {name} = {value!r}: must be {' or '.join(k.__name__ for k in kinds)}{or_none}; "
+            f"fix: pass {' or '.join(example.get(k, k.__name__) for k in kinds)}{or_none}"
         )
 
 
-def _optional(kind: type | UnionType) -> tuple[type, bool]:
-    """``X | None`` -> ``(X, True)``; a plain type -> ``(kind, False)``."""
+def _is_a(value: object, kind: type) -> bool:
+    """``value`` is a ``kind`` (an int is a float too; a bool is not an int)."""
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return True
+    return isinstance(value, kind) and not (kind is int and isinstance(value, bool))
+
+
+def _kinds(kind: type | UnionType) -> tuple[tuple[type, ...], bool]:
+    """``X | Y | None`` -> ``((X, Y), True)``; a plain type -> ``((kind,), False)``."""
     if isinstance(kind, UnionType):
-        others = [arg for arg in get_args(kind) if arg is not type(None)]
-        if len(others) != 1 or len(get_args(kind)) != 2:
-            raise TypeError(f"parameter type {kind}: only X or X | None is supported")
-        return others[0], True
-    return kind, False
+        others = tuple(arg for arg in get_args(kind) if arg is not type(None))
+        return others, len(others) < len(get_args(kind))
+    return (kind,), False
 
 
 def _from_root(path: str | Path) -> Path:

@@ -1,5 +1,7 @@
 """Progress of a run in a notebook: a live widget (bars per clip and for the run, steps/s, ETAs,
-phase, a thumbnail of each clip's last frame) or, headless, plain lines.
+phase, a thumbnail of each clip's last frame) or, headless, plain lines. For a sweep on Ray, a
+live table with one row per run (``RunsTable``: where it runs, its stage, clip, step, last line),
+filled from the scheduler's events (vgkit.scale.scheduler ``on_event``).
 
 Both read progress through one small adapter, ``parse``, from what a run reports: today the
 worker's text lines (``clip 3/6: step 4/4 (100%), ...``). A structured event that carries
@@ -18,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DEADLINE_CLOSE_S", "PlainProgress", "ProgressUpdate", "WidgetProgress", "parse"]
+__all__ = ["DEADLINE_CLOSE_S", "PlainProgress", "ProgressUpdate", "RunRow", "RunsTable", "WidgetProgress", "parse"]
 
 DEADLINE_CLOSE_S = 120.0  # the run deadline is shown again when this close, or under a tenth left
 _STEP = re.compile(r"^clip (\d+)/(\d+): step (\d+)/(\d+)\b")
@@ -170,6 +172,81 @@ def _last_frame_png(video: Path, *, width: int = 160) -> bytes:
 
     frames, _ = imageio_ffmpeg.count_frames_and_secs(str(video))
     return png_bytes(decode_selected(video, [frames - 1], width=width)[frames - 1])
+
+
+@dataclass
+class RunRow:
+    """One run's row of the live table: what its latest events said."""
+
+    run: str
+    where: str = "queued"
+    state: str = "queued"
+    clip: str = ""
+    step: str = ""
+    last: str = ""
+
+    def update(self, event: dict[str, Any]) -> None:
+        """Fold one scheduler event (vgkit.scale.scheduler ``on_event``) into the row."""
+        kind = event["kind"]
+        if event.get("gpu") is not None:
+            self.where = f"{event.get('node')} GPU {event['gpu']}"
+        if kind == "line":
+            update = parse(event["line"])
+            self.state = getattr(event["line"], "stage", None) or update.phase
+            if update.clip:
+                self.clip = f"{update.clip}/{update.clip_count}"
+                self.step = f"{update.step}/{update.total}" if update.total else ""
+            self.last = update.text
+        elif kind in ("start", "load", "clip_home", "done", "lost", "killed"):
+            self.state = {"start": "started", "clip_home": "clip home", "done": "stitching"}.get(kind, kind)
+            if kind == "clip_home":
+                self.last = f"clip {event['index']:03d} came home (sha256 verified)"
+            elif kind in ("lost", "killed"):
+                self.last = str(event.get("error") or event.get("reason") or "")
+        elif kind in ("completed", "failed"):
+            self.state = str(event.get("status", kind))
+            self.last = str(event.get("detail", ""))
+
+
+class RunsTable:
+    """A live table of a scaled-out sweep's runs (one row each), updated from the scheduler's
+    events: pass the instance as ``on_event``; ``widget`` is what the notebook displays."""
+
+    COLUMNS = ("Run", "Where (node, GPU)", "State", "Clip", "Step", "Last line")
+
+    def __init__(self, runs: list[str]) -> None:
+        import ipywidgets as w
+
+        self.rows = {name: RunRow(name) for name in runs}
+        self.widget = w.HTML(self.html())
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        self.rows.setdefault(event["cell"], RunRow(event["cell"])).update(event)
+        self.widget.value = self.html()
+
+    def html(self) -> str:
+        from html import escape
+
+        head = "".join(f"<th>{escape(c)}</th>" for c in self.COLUMNS)
+        body = "".join(
+            "<tr>"
+            + "".join(f"<td>{escape(v)}</td>" for v in (r.run, r.where, r.state, r.clip, r.step, r.last))
+            + "</tr>"
+            for r in self.rows.values()
+        )
+        return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def runs_view(live: bool, runs: list[str]) -> tuple[Callable[[str], None], Callable[[dict[str, Any]], None] | None]:
+    """``(progress, on_event)`` for a sweep's ``runs``: with ``live``, the table (displayed now) fed by
+    the events and no lines; else each progress line printed as it comes (headless, papermill)."""
+    if not live:
+        return (lambda text: print(text, flush=True)), None
+    from IPython.display import display
+
+    table = RunsTable(runs)
+    display(table.widget)
+    return (lambda text: None), table
 
 
 def view(live: bool) -> tuple[Callable[[str], None], Any]:

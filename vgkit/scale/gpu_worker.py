@@ -8,9 +8,10 @@ it lives, and the kernel frees the lock the moment the worker dies.
 ``run`` serves one cell through vgkit's own job path (``vgkit.generate.runner.run_job``: plan, checks,
 chained clips with their deadlines checked at every step, stitch) in a scratch folder of the worker's
 node, started afresh from the clips that already came home. It is a generator: it yields the
-run's events as they happen, and each finished clip as a payload (vgkit.scale.transfer) the
-moment its log is written. The pipeline stays loaded for the next cell of the same model (same
-snapshot, preset, speed options and steps); another model replaces it.
+run's events as they happen (each progress line as its structured event, vgkit.records.events)
+and each finished clip as a payload (vgkit.scale.transfer) the moment its log is written.
+The pipeline stays loaded for the next cell of the same model (same snapshot, preset, speed
+options and steps); another model replaces it.
 """
 
 from __future__ import annotations
@@ -187,8 +188,13 @@ class GpuWorker:
             torch.cuda.empty_cache()
 
 
-def _line(text: str) -> Event:
-    return {"kind": "line", "t": time.time(), "line": text}
+def _line(line: str) -> Event:
+    """A progress event of the run: the structured event itself (vgkit.records.events; a free text
+    becomes a ``note``), pickled by its fields on its way to the driver."""
+    from vgkit.records.events import Event as ProgressEvent
+    from vgkit.records.events import note
+
+    return {"kind": "line", "t": time.time(), "line": line if isinstance(line, ProgressEvent) else note(line)}
 
 
 def _error(exc: BaseException, *, exit_code: int | None) -> Event:

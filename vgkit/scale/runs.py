@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from vgkit.scale.cells import Cell, shard_cells, task_for
 from vgkit.scale.scheduler import CellOutcome, RayOptions
@@ -69,12 +70,15 @@ def run_scaled(
     usd_per_hour: float | None = None,
     grace_s: float = DEFAULT_GRACE_S,
     prompt_match_model: str | None = "clip",
+    on_event: Callable[[dict[str, Any]], None] | None = None,
 ) -> ScaledResult:
     """Run ``cells`` (only shard ``i`` of ``N`` of them with ``shard``) and write one report of them.
 
     ``prompt_match_model`` scores each completed run's prompt match (vgkit.evaluate.clip_score; None: not
-    scored). The report goes to ``<root>/report`` (``<root>/report-shard-<i>-of-<N>`` for a shard; a
-    report over every shard's fetched runs is ``vgkit report``).
+    scored). ``on_event`` sees every event of a run on Ray (vgkit.scale.scheduler ``run_cells``; a
+    notebook's live table, vgkit.lab.progress_view). The report goes to ``<root>/report``
+    (``<root>/report-shard-<i>-of-<N>`` for a shard; a report over every shard's fetched runs is
+    ``vgkit report``).
     """
     from vgkit.evaluate.report.write import write_report
 
@@ -90,7 +94,7 @@ def run_scaled(
         from vgkit.evaluate.sweep import score_prompt_match
         from vgkit.scale.scheduler import run_cells
 
-        outcomes = run_cells(cells, options=ray, progress=progress, grace_s=grace_s)
+        outcomes = run_cells(cells, options=ray, progress=progress, on_event=on_event, grace_s=grace_s)
         for outcome in outcomes:  # on the driver, once the run's clips are home
             if outcome.status == "completed":
                 say = (lambda name: lambda text: progress(f"[{name}] {text}"))(outcome.cell.name)

@@ -7,7 +7,10 @@
 3. Give each idle worker a cell, preferring a cell of the model it has loaded. Each cell's run
    folder on the driver is claimed (vgkit.records.rundir) while it runs.
 4. As each clip lands on a worker it comes home: checked by sha256, written into the driver's run
-   folder (vgkit.scale.transfer). The driver holds the truth.
+   folder (vgkit.scale.transfer). The driver holds the truth. Each progress event of a run
+   (vgkit.records.events) comes home too, as it happens: printed as ``[<run>] <line>``, handed to
+   ``on_event`` (a notebook's live table, vgkit.lab.progress_view) and appended to the run
+   folder's ``events.jsonl`` (held until the run's plan is accepted there, as ``vgkit run`` does).
 5. A worker that dies (process, node) costs at most the clip it was making: its cell goes back to
    the queue and resumes on another worker from the clips that came home; a replacement worker
    is started on the freed GPU. A cell that fails on its own (a spec, a deadline) is recorded and
@@ -39,6 +42,8 @@ from typing import Any
 
 from vgkit.errors import SpecError, VgkitError
 from vgkit.records.artifacts import RunLayout, atomic_write_json
+from vgkit.records.events import Event as ProgressEvent
+from vgkit.records.events import EventLog, note
 from vgkit.scale.cells import Cell, task_for
 from vgkit.scale.transfer import clips_at_home, commit_payload
 from vgkit.supervise.guard import DEFAULT_GRACE_S, Deadlines
@@ -106,6 +111,7 @@ class _Active:
     stack: contextlib.ExitStack
     deadlines: Deadlines
     placement: dict[str, Any]
+    events: EventLog  # the run's progress events, for its events.jsonl on the driver
     clip_started_at: float | None = None
     plan_accepted: bytes | None = None
 
@@ -117,6 +123,7 @@ class _CellState:
     first_start: float | None = None  # epoch seconds: the run deadline counts from here, across workers
     t0: float | None = None  # perf counter at first start, for the records
     events: list[dict[str, Any]] = field(default_factory=list)
+    progress_events: list[ProgressEvent] = field(default_factory=list)  # where a failed run stopped
     placements: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -173,9 +180,12 @@ def run_cells(
 ) -> list[CellOutcome]:
     """Run every cell on a Ray cluster's GPUs, one worker per GPU; return each cell's outcome in order.
 
-    ``on_event`` sees every event (``start``, ``line``, ``load``, ``clip_home``, ``done``,
-    ``failed``, ``lost``, ``killed``) with the cell's name, the worker's pid, node and GPU, and the
-    driver's time ``t``. ``Ctrl-C`` kills every worker and re-raises; finished clips stay home.
+    ``on_event`` sees every event (``start``, ``line``, ``load``, ``clip_home``, ``done`` (on the
+    worker), ``lost``, ``killed``, then ``completed`` or ``failed`` (the run's outcome, once)) with
+    the cell's name, the worker's pid, node and GPU, and the driver's time ``t``; a ``line``
+    event's ``line`` is the run's structured progress event (vgkit.records.events.Event:
+    ``stage``, clip, step, ...) and its ``stage`` is repeated.
+    ``Ctrl-C`` kills every worker and re-raises; finished clips stay home.
     """
     ray = import_ray()
     options = options or RayOptions()
@@ -322,9 +332,14 @@ class _Driver:
             stack.close()
             self._fail(cell, None, type(exc).__name__, str(exc), exc.exit_code)
             return
-        placement = {"attempt": state.attempts, "clips_home_at_start": len(home), "started_at": _now()}
+        placement = {
+            "attempt": state.attempts,
+            "clips_home_at_start": len(home),
+            "started_at": _now(),
+            "started_at_s": round(time.time(), 3),
+        }
         state.placements.append(placement)
-        self.active[stream] = _Active(cell, worker, stream, held, stack, deadlines, placement)
+        self.active[stream] = _Active(cell, worker, stream, held, stack, deadlines, placement, EventLog(_quiet))
         self._show(cell, f"queued on worker {worker.index} (attempt {state.attempts}, {len(home)} clip(s) home)")
 
     def _next_event(self, stream: Any) -> None:
@@ -371,11 +386,17 @@ class _Driver:
         self._emit(active, active.cell, "start", worker_t=event["t"], loads=event.get("loads", []))
 
     def _on_line(self, active: _Active, event: Event) -> None:
-        line = str(event["line"])
-        if line.startswith("clip ") and (": generating " in line or ": decoding saved" in line):
-            active.clip_started_at = time.time()
-        self._show(active.cell, line)
-        self._emit(active, active.cell, "line", line=line)
+        line = event["line"] if isinstance(event["line"], ProgressEvent) else note(str(event["line"]))
+        if line.stage == "clip-start" or (line.stage == "decode" and line.figures.get("saved_latents")):
+            active.clip_started_at = time.time()  # a clip's deadline counts from here
+        self._progress(active, line)
+
+    def _progress(self, active: _Active, line: ProgressEvent) -> None:
+        """A progress event of ``active``'s run: kept for its events.jsonl, printed, sent on."""
+        active.events(line)
+        self.states[active.cell.name].progress_events.append(line)
+        self._show(active.cell, str(line))
+        self._emit(active, active.cell, "line", line=line, stage=line.stage)
 
     def _on_load(self, active: _Active, event: Event) -> None:
         active.worker.loaded = str(event["model"])
@@ -385,6 +406,8 @@ class _Driver:
         if plan is not None and plan != active.plan_accepted:
             active.held.accept(json.loads(plan))
             active.plan_accepted = plan
+            if active.events.run_dir is None:  # the run folder is this run's now: its events go there
+                active.events.write_to(active.cell.run_dir)
 
     def _on_clip(self, active: _Active, event: Event) -> None:
         self._accept_plan(active, event.get("plan"))
@@ -401,7 +424,6 @@ class _Driver:
         self._finish(active)
 
     def _on_error(self, active: _Active, event: Event) -> None:
-        self._emit(active, active.cell, "failed", worker_t=event.get("t"), error_class=event["error_class"])
         self._end(active, outcome="failed")
         self._fail(active.cell, active, str(event["error_class"]), str(event["message"]), event.get("exit_code"))
 
@@ -426,7 +448,7 @@ class _Driver:
 
     def _end(self, active: _Active, *, outcome: str) -> None:
         del self.active[active.stream]
-        active.placement.update(ended_at=_now(), outcome=outcome)
+        active.placement.update(ended_at=_now(), ended_at_s=round(time.time(), 3), outcome=outcome)
         active.stack.close()
 
     def _enforce_deadlines(self) -> None:
@@ -455,11 +477,13 @@ class _Driver:
 
         cell = active.cell
         try:
-            self._show(cell, "stitching final/final_stitched.mp4 from the clips that came home")
-            bundle = finish_run(cell.run_dir)
+            self._progress(
+                active, ProgressEvent("stitch", figures={"final": "final/final_stitched.mp4", "on": "driver"})
+            )
+            bundle = finish_run(cell.run_dir)  # from the clips that came home
             detail = f"bundle {bundle.name}"
             if self.qa:
-                self._show(cell, "qa: measuring clips and seams")
+                self._progress(active, ProgressEvent("qa"))
                 record = run_qa(cell.run_dir, reference=Path(load_spec(cell.spec_path).reference_image))
                 detail = "; ".join(record["verdicts"]) + f"; {detail}"
         except (VgkitError, OSError) as exc:
@@ -471,15 +495,17 @@ class _Driver:
         self._record(cell, "completed")
         self.outcomes[cell.name] = CellOutcome(cell, "completed", detail, self.states[cell.name].placements)
         self._show(cell, f"completed ({detail})")
+        self._emit(active, cell, "completed", status="completed", detail=detail)
 
     def _fail(self, cell: Cell, active: _Active | None, error_class: str, message: str, code: int | None) -> None:
-        from vgkit.evaluate.sweep import FAILURE_FILE, FAILURE_SCHEMA
+        from vgkit.evaluate.sweep import FAILURE_FILE, FAILURE_SCHEMA, stage_reached
 
         status = "infeasible" if error_class == "InfeasiblePlanError" else "failed"
         state = self.states[cell.name]
-        lines = [e["line"] for e in state.events]
-        stage = next((s for p, s in _STAGES if any(line.startswith(p) for line in lines[::-1])), "plan")
+        stage = stage_reached(state.progress_events)
         if cell.run_dir.is_dir() and (cell.run_dir / ".vgkit-run.json").is_file():
+            if active is not None and active.events.run_dir is None:  # the folder stays: so do its events
+                active.events.write_to(cell.run_dir)
             atomic_write_json(
                 cell.run_dir / FAILURE_FILE,
                 {
@@ -496,8 +522,7 @@ class _Driver:
             self._record(cell, status)
         self.outcomes[cell.name] = CellOutcome(cell, status, f"{error_class}: {message}", state.placements)
         self._show(cell, f"{status}: {error_class}: {message}")
-        if active is None:
-            self._emit(None, cell, "failed", error_class=error_class)
+        self._emit(active, cell, "failed", status=status, error_class=error_class, detail=message)
 
     def _record(self, cell: Cell, status: str) -> None:
         from vgkit.evaluate.sweep import SWEEP_RUN_FILE, SWEEP_RUN_SCHEMA
@@ -512,16 +537,13 @@ class _Driver:
                 "started_at": datetime.fromtimestamp(state.first_start or time.time(), UTC).isoformat(
                     timespec="seconds"
                 ),
+                "started_at_s": state.first_start,  # the run's events.jsonl from then on is this sweep's
                 "wall_s": round(time.perf_counter() - state.t0, 3) if state.t0 is not None else 0.0,
                 "events": state.events,
                 "gpu_samples": [],
                 "placements": state.placements,  # where each attempt ran: node, GPU, worker pid
             },
         )
-
-
-# The most advanced stage a cell's progress lines reached, for failure.json (as vgkit.evaluate.sweep says it).
-_STAGES = (("qa: ", "qa"), ("stitching ", "stitch"), ("clip ", "generate"), ("loading ", "load"))
 
 
 _ERROR_LINE = re.compile(r"^\s*(?:[\w.]+\.)?(?P<line>\w+Error: .+)$")
@@ -535,6 +557,10 @@ def _reason(exc: BaseException) -> str:
     own = [line for line in own if not line.startswith(("ActorDiedError", "RayActorError", "ActorUnavailableError"))]
     first = text.splitlines()[0] if text else ""
     return own[-1] if own else f"{type(exc).__name__}: {first}".rstrip(": ")
+
+
+def _quiet(event: ProgressEvent) -> None:
+    """An EventLog's forward: the driver prints and sends each event itself (``_progress``)."""
 
 
 def _now() -> str:

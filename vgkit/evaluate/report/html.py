@@ -13,6 +13,12 @@ from pathlib import Path
 
 from vgkit.evaluate.report.header import SweepHeader, best_completed
 from vgkit.evaluate.report.markdown import HEADER_FIELDS, latency_cell, operational_summary, prompt_cell
+from vgkit.evaluate.report.placements import (
+    PLACEMENT_COLUMNS,
+    gpu_timelines,
+    placement_rows,
+    placement_summary,
+)
 from vgkit.evaluate.report.recommend import recommend
 from vgkit.evaluate.report.summary import (
     QA_COLUMNS,
@@ -101,14 +107,19 @@ def _timing_chart(runs: list[RunSummary]) -> str:
     return "".join(parts)
 
 
-def _billing(segments: list[Segment], usd_per_hour: float | None) -> str:
+def _billing(
+    segments: list[Segment], usd_per_hour: float | None, *, total_label: str = "total", total_s: float | None = None
+) -> str:
     rows = "".join(
         f"<tr><td>{escape(s.label)}</td><td class=num>{s.start_s:.2f} s</td><td class=num>{s.duration_s:.2f} s</td>"
         f"<td class=num>{cost(s.duration_s, usd_per_hour)}</td></tr>"
         for s in segments
     )
-    total = sum(s.duration_s for s in segments)
-    rows += f"<tr><th>total</th><td></td><td class=num>{total:.2f} s</td><td class=num>{cost(total, usd_per_hour)}</td>"
+    total = sum(s.duration_s for s in segments) if total_s is None else total_s
+    rows += (
+        f"<tr><th>{escape(total_label)}</th><td></td><td class=num>{total:.2f} s</td>"
+        f"<td class=num>{cost(total, usd_per_hour)}</td>"
+    )
     return f"<table><tr><th>Segment</th><th>Start</th><th>Duration</th><th>Cost</th></tr>{rows}</tr></table>"
 
 
@@ -186,7 +197,35 @@ def _operational(runs: list[RunSummary]) -> str:
             f"<td class=num>{fmt(g.get('peak_temp_c'), ' C')}</td>"
             f"<td class=num>{fmt(g.get('overlap_samples'))}</td></tr>"
         )
-    return "".join(out) + "</table>"
+    out.append("</table>")
+    placements = [p for r in runs for p in r.placements]
+    out += ["<ul>", *(f"<li>{escape(line)}</li>" for line in placement_summary(placements)), "</ul>"]
+    if placements:
+        out.append("<table><tr>" + "".join(f"<th>{escape(c)}</th>" for c in PLACEMENT_COLUMNS) + "</tr>")
+        out += [
+            "<tr>"
+            + "".join(f"<td{' class=num' if i >= 5 else ''}>{escape(v)}</td>" for i, v in enumerate(row))
+            + "</tr>"
+            for row in placement_rows(placements)
+        ]
+        out.append("</table>")
+    return "".join(out)
+
+
+def _gpu_billing(runs: list[RunSummary], usd_per_hour: float | None) -> str:
+    """Each GPU's billed time on Ray (vgkit.evaluate.report.placements): its runs and idle time."""
+    timelines = gpu_timelines([p for r in runs for p in r.placements])
+    if not timelines:
+        return ""
+    out = [
+        "<h3>Per GPU (Ray)</h3><p>Each GPU from the sweep's first start to its last end: its runs and idle time.</p>"
+    ]
+    for t in timelines:
+        busy = t.busy_s / t.billed_s if t.billed_s else 0.0
+        out.append(f"<h4>{escape(t.where)}</h4>")
+        segments = [Segment(s.label, s.start_s, s.duration_s) for s in t.segments]
+        out.append(_billing(segments, usd_per_hour, total_label=f"billed ({busy:.0%} busy)", total_s=t.billed_s))
+    return "".join(out)
 
 
 SETTINGS = ("preset", "size", "frames", "fps", "steps", "guidance")
@@ -263,6 +302,7 @@ def render_html(
     for r in runs:
         out.append(f"<h3>{escape(r.model)}</h3><p>Source: {escape(r.timeline_source)}.</p>")
         out.append(_billing(r.segments, usd_per_hour))
+    out.append(_gpu_billing(runs, usd_per_hour))
     out.append("<h2>Filmstrips</h2>")
     for r in runs:
         out.append(f"<h3>{escape(r.model)}</h3>")

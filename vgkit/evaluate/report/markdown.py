@@ -11,6 +11,12 @@ import os
 from pathlib import Path
 
 from vgkit.evaluate.report.header import SweepHeader, best_completed
+from vgkit.evaluate.report.placements import (
+    PLACEMENT_COLUMNS,
+    gpu_timelines,
+    placement_rows,
+    placement_summary,
+)
 from vgkit.evaluate.report.recommend import recommend
 from vgkit.evaluate.report.summary import (
     QA_COLUMNS,
@@ -114,6 +120,33 @@ def _operational(runs: list[RunSummary]) -> list[str]:
             f"mean GPU utilisation {fmt(g.get('mean_util_pct'), '%', 1)}, peak temperature "
             f"{fmt(g.get('peak_temp_c'), ' C')}, overlapping-job samples {fmt(g.get('overlap_samples'))}"
         )
+    placements = [p for r in runs for p in r.placements]
+    lines += [f"- {line}" for line in placement_summary(placements)]
+    if placements:
+        lines += ["", "| " + " | ".join(PLACEMENT_COLUMNS) + " |", "|" + " --- |" * len(PLACEMENT_COLUMNS)]
+        lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in placement_rows(placements)]
+    return lines
+
+
+def _gpu_billing(runs: list[RunSummary], usd_per_hour: float | None) -> list[str]:
+    """Each GPU's billed time on Ray, from the sweep's first start to its last end (report.placements)."""
+    timelines = gpu_timelines([p for r in runs for p in r.placements])
+    if not timelines:
+        return []
+    lines = [
+        "### Per GPU (Ray)",
+        "",
+        "Each GPU from the sweep's first start to its last end: its runs and idle time.",
+        "",
+    ]
+    for t in timelines:
+        busy = t.busy_s / t.billed_s if t.billed_s else 0.0
+        lines += [f"#### {_cell(t.where)}", "", "| Segment | Start | Duration | Cost |", "| --- | ---: | ---: | ---: |"]
+        lines += [
+            f"| {_cell(s.label)} | {s.start_s:.2f}s | {s.duration_s:.2f}s | {cost(s.duration_s, usd_per_hour)} |"
+            for s in t.segments
+        ]
+        lines += [f"| **billed** ({busy:.0%} busy) | | {t.billed_s:.2f}s | {cost(t.billed_s, usd_per_hour)} |", ""]
     return lines
 
 
@@ -218,6 +251,7 @@ def render_markdown(
             for s in r.segments
         ]
         lines += [f"| **total** | | {total:.2f}s | {cost(total, usd_per_hour)} |", ""]
+    lines += _gpu_billing(runs, usd_per_hour)
     lines += ["## Filmstrips", ""]
     for r in runs:
         lines += [f"### {r.model}", ""]

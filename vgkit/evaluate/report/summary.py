@@ -3,8 +3,9 @@
 Input is run directories as ``vgkit run`` / ``vgkit sweep`` leave them: ``plan.json``,
 ``logs/log_NNN.json`` (``timings_s``, ``memory``, optional ``status``/``failure``), ``clips/``,
 ``final/``, ``manifest.json``, and when present ``qa.json`` (vgkit.evaluate.qa), ``prompt_match.json``
-(vgkit.evaluate.clip_score), ``failure.json`` and ``sweep_run.json`` (vgkit.evaluate.sweep), and the sweep's
-``sweep.json`` beside the run dirs (run ID, remote movie directory). Status is:
+(vgkit.evaluate.clip_score), ``failure.json`` and ``sweep_run.json`` (vgkit.evaluate.sweep; on Ray
+with each attempt's node and GPU, vgkit.evaluate.report.placements), and the sweep's ``sweep.json``
+beside the run dirs (run ID, remote movie directory). Status is:
 
 - ``completed``: ``manifest.json`` and the final video exist and no ``failure.json``;
 - ``partial``: some clips finished, but no final video (or a failure came after them);
@@ -28,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from vgkit.errors import SpecError
+from vgkit.evaluate.report.placements import Placement, read_placements
 from vgkit.evaluate.report.recommend import failure_kind, kind_sentence
 from vgkit.records.artifacts import FAILURE_FILE, SWEEP_RUN_FILE, RunLayout, read_json_object
 from vgkit.records.events import read_events
@@ -102,6 +104,7 @@ class RunSummary:
     clip_videos: dict[int, Path] = field(default_factory=dict)
     reused_clips: int = 0
     resumed_s: float | None = None  # wall time of the resumed session when clips were reused
+    placements: list[Placement] = field(default_factory=list)  # where it ran on Ray (sweep_run.json)
 
 
 def preset_note(plan: dict[str, Any] | None) -> str:
@@ -124,7 +127,11 @@ def _segments(run_dir: Path, sweep_run: dict[str, Any] | None, ok_logs: list[Cli
         marks: list[tuple[float, str]] = [(0.0, "start-up (plan, checkpoint)")]
         for event in events:
             if (label := _MARKERS.get(event.stage)) is not None:
-                marks.append((event.at - started, f"clip {event.clip_index}" if label == "clip" else label))
+                if label == "clip":
+                    label = f"clip {event.clip_index}"
+                elif event.stage == "stitch" and event.figures.get("on") == "driver":  # on Ray: the clips home
+                    label = f"{label} on the driver"
+                marks.append((event.at - started, label))
         ends = [t for t, _ in marks[1:]] + [float(sweep_run["wall_s"])]
         segments = [Segment(label, t, max(end - t, 0.0)) for (t, label), end in zip(marks, ends, strict=True)]
         return segments, "events.jsonl timestamps"
@@ -358,6 +365,7 @@ def summarize_run(run_dir: Path) -> RunSummary:
         clip_videos={g.index: path for g in ok_logs if (path := g.finished_clip(run_dir)) is not None},
         reused_clips=len(reused),
         resumed_s=float(sweep_run["wall_s"]) if reused and sweep_run and sweep_run.get("wall_s") is not None else None,
+        placements=read_placements(run_dir.name, str(model), sweep_run),
     )
 
 
