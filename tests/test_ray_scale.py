@@ -290,6 +290,10 @@ def test_a_cli_sweep_on_ray_prints_every_runs_progress_from_its_events_and_repor
     assert all(f"| {run.name} | " in report for run in runs)  # each run's placement row
     assert "Source: events.jsonl timestamps." in report  # each run's own timeline, from its events
     assert "Per GPU (Ray)" in (out / "report" / "report.html").read_text()
+    in_json = json.loads((out / "report" / "report.json").read_text())["runs"]
+    assert sorted((p["node"], p["gpu"]) for r in in_json for p in r["placements"]) == sorted(
+        (p["node"], p["gpu"]) for run in runs for p in json.loads((run / "sweep_run.json").read_text())["placements"]
+    )
 
 
 @pytest.mark.slow

@@ -54,6 +54,7 @@ def write_report(run_dirs: list[Path], *, out: Path, usd_per_hour: float | None 
                 "verdict": r.verdict,
                 "failure": r.failure,
                 "segments": [vars(s) for s in r.segments],
+                "placements": [vars(p) for p in r.placements],
             }
             for r in runs
         ],
