@@ -184,10 +184,11 @@ def test_saving_a_repository_notebook_keeps_it_clean_and_its_outputs_in_runs(tmp
     import nbformat
     from jupyter_server.services.contents.filemanager import FileContentsManager
 
-    from vgkit.lab.notebook import keep_templates_clean, lab_command
+    from vgkit.lab.notebook import CHECKOUT_MARKER, keep_templates_clean, lab_command
 
-    (tmp_path / "vgkit").mkdir()
-    (tmp_path / "vgkit" / "notebook.py").write_text("")
+    assert (REPO / CHECKOUT_MARKER).is_file()  # what marks this repository as a vgkit checkout
+    (tmp_path / CHECKOUT_MARKER).parent.mkdir(parents=True)
+    (tmp_path / CHECKOUT_MARKER).write_text("")
     (tmp_path / "notebooks").mkdir()
     committed = (REPO / "notebooks" / "prefetch.ipynb").read_bytes()
     (tmp_path / "notebooks" / "prefetch.ipynb").write_bytes(committed)

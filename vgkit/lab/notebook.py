@@ -265,6 +265,7 @@ def run_generate_notebook(
 
 # -- JupyterLab ---------------------------------------------------------------------------------
 SAVED_OUTPUTS = Path("runs") / "notebooks"  # where a repository notebook's outputs are saved
+CHECKOUT_MARKER = Path(*Path(__file__).parts[-3:])  # vgkit/lab/notebook.py: a folder holding it is a vgkit checkout
 
 
 def keep_templates_clean(*, model: dict[str, Any], path: str, contents_manager: Any, **_: Any) -> None:
@@ -275,7 +276,7 @@ def keep_templates_clean(*, model: dict[str, Any], path: str, contents_manager: 
         return
     os_path = Path(contents_manager._get_os_path(path)).resolve()
     root = os_path.parent.parent
-    if os_path.parent.name != "notebooks" or not (root / "vgkit" / "notebook.py").is_file() or not os_path.is_file():
+    if os_path.parent.name != "notebooks" or not (root / CHECKOUT_MARKER).is_file() or not os_path.is_file():
         return
     import copy
     import json
