@@ -115,6 +115,14 @@ MODULE_COSTS: dict[str, tuple[str, ...]] = {
     "test_rundir_property": ("e2e",),
     "test_kernel_prefetch": ("e2e", "notebook"),
 }
+# In-process tests that still take over ~5 s on two idle cores (meta-device FLOP counts at the
+# models' native sizes): slow, so the inner loop stays short. Measured: benchmarks/test_suite_times.md.
+SLOW_TESTS: dict[str, tuple[str, ...]] = {
+    "test_cost": (
+        "test_transformer_flops_at_the_native_grid_match_hand_formulas",
+        "test_an_infeasible_plan_is_refused_with_its_figures_and_fixes",
+    ),
+}
 FIXTURE_COSTS: dict[str, tuple[str, ...]] = {
     "sshd": ("sshd",),
     "lab": ("browser",),
@@ -125,7 +133,7 @@ COST_PATTERNS: dict[str, re.Pattern[str]] = {
     # a Python child process (a vgkit command, a worker, a shell script): seconds of imports each
     "subprocess": re.compile(r"sys\.executable|\"-m\", \"(vgkit|papermill)\"|\[\"bash\""),
     # a Jupyter kernel: papermill, nbclient, nbval
-    "notebook": re.compile(r"\bpapermill\.|\bnbclient\.|--nbval"),
+    "notebook": re.compile(r"\bpapermill\.|\"papermill\"|\bnbclient\.|--nbval"),
     # a whole job (plan, generate, stitch, bundle) or a sweep of them
     "e2e": re.compile(r"\brun_job\(|\brun_sweep\(|\brun_cells\(|main\(\[\"(run|sweep|demo)\""),
     # headless Chromium
@@ -174,6 +182,8 @@ def _module_fixtures(item: pytest.Function) -> list[Any]:
 
 def _costs(item: pytest.Function) -> set[str]:
     costs = set(MODULE_COSTS.get(item.path.stem, ()))
+    if item.originalname in SLOW_TESTS.get(item.path.stem, ()):
+        costs.add("slow")
     for name in item.fixturenames:
         costs.update(FIXTURE_COSTS.get(name, ()))
     text = _text_of(item)
