@@ -96,7 +96,7 @@ def solid_frames(count: int, color: tuple[int, int, int], *, size: tuple[int, in
 
 
 # ---------------------------------------------------------------------------------------------
-# Cost markers and xdist groups (markers are registered in pyproject.toml; README "Tests").
+# Cost markers and xdist groups (markers registered in pyproject.toml; README "How it is built").
 #
 # A test's markers come from what it uses, so test files rarely need one: the modules in
 # MODULE_COSTS, the fixtures in FIXTURE_COSTS, and the text of the test, of the module-level
@@ -139,11 +139,10 @@ COST_PATTERNS: dict[str, re.Pattern[str]] = {
     # headless Chromium
     "browser": re.compile(r"\bCHROMIUM\b"),
 }
-# The xdist group of the tests that must share one worker: one sshd host (its setup lives in
+# xdist groups (_group): the tests that must share one worker: one sshd host (its set-up lives in
 # .pytest_cache), one Ray cluster at a time (two would fight over ports and the CPUs), one
-# JupyterLab with its browser. Any other test using a module-scoped fixture of its module is
-# grouped by its module, so that fixture is built once.
-SHARED_GROUPS = ("browser", "sshd", "ray")
+# JupyterLab with its browser (the `lab` fixture). Any other test using a module-scoped fixture
+# of its module is grouped by its module, so that fixture is built once.
 # Under xdist, the groups and tests that take longest start first (the worker that gets the long
 # one keeps busy while the other takes the many short ones); serial runs keep the file order.
 START_FIRST = ("browser", "sshd", "ray", "e2e", "notebook", "slow", "subprocess")
@@ -192,8 +191,10 @@ def _costs(item: pytest.Function) -> set[str]:
 
 
 def _group(item: pytest.Function, costs: set[str]) -> str | None:
-    for name in SHARED_GROUPS:
-        if name in costs and (name != "browser" or "lab" in item.fixturenames or item.path.stem == "test_browser"):
+    if "lab" in item.fixturenames:
+        return "browser"
+    for name in ("sshd", "ray"):
+        if name in costs:
             return name
     if any(d.scope in ("module", "class", "package") for d in _module_fixtures(item)):
         return item.path.stem
