@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-FAST_MARKERS="not (slow or e2e or notebook or browser or sshd or ray or subprocess)"
+FAST_MARKERS="not (slow or e2e or notebook or browser or sshd or ray or subprocess or pipeline)"
 WORKERS=${VGKIT_TEST_WORKERS:-2}
 
 # System tools some tests need (they skip without them): sshd + rsync for the remote tests,

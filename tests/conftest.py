@@ -135,7 +135,9 @@ COST_PATTERNS: dict[str, re.Pattern[str]] = {
     # a Jupyter kernel: papermill, nbclient, nbval
     "notebook": re.compile(r"\bpapermill\.|\"papermill\"|\bnbclient\.|--nbval"),
     # a whole job (plan, generate, stitch, bundle) or a sweep of them
-    "e2e": re.compile(r"\brun_job\(|\brun_sweep\(|\brun_cells\(|main\(\[\"(run|sweep|demo)\""),
+    "e2e": re.compile(r"\brun_job\(|\b(run_)?sweep\(|\brun_cells\(|main\(\[\"(run|sweep|demo)\""),
+    # a tiny model's diffusers pipeline loaded and run in this process (seconds per call on CPU)
+    "pipeline": re.compile(r"\btiny_generator\(|\.generate\(|\.denoise\(|\bdirect_frames\(|\.pipe\(|\.load\([^)]*device="),
     # headless Chromium
     "browser": re.compile(r"\bCHROMIUM\b"),
 }
@@ -145,7 +147,7 @@ COST_PATTERNS: dict[str, re.Pattern[str]] = {
 # of its module is grouped by its module, so that fixture is built once.
 # Under xdist, the groups and tests that take longest start first (the worker that gets the long
 # one keeps busy while the other takes the many short ones); serial runs keep the file order.
-START_FIRST = ("browser", "sshd", "ray", "e2e", "notebook", "slow", "subprocess")
+START_FIRST = ("browser", "sshd", "ray", "e2e", "notebook", "slow", "subprocess", "pipeline")
 
 
 def _source(obj: Any) -> str:
