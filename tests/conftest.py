@@ -137,7 +137,9 @@ COST_PATTERNS: dict[str, re.Pattern[str]] = {
     # a whole job (plan, generate, stitch, bundle) or a sweep of them
     "e2e": re.compile(r"\brun_job\(|\b(run_)?sweep\(|\brun_cells\(|main\(\[\"(run|sweep|demo)\""),
     # a tiny model's diffusers pipeline loaded and run in this process (seconds per call on CPU)
-    "pipeline": re.compile(r"\btiny_generator\(|\.generate\(|\.denoise\(|\bdirect_frames\(|\.pipe\(|\.load\([^)]*device="),
+    "pipeline": re.compile(
+        r"\btiny_generator\(|\.generate\(|\.denoise\(|\bdirect_frames\(|\.pipe\(|\.load\([^)]*device="
+    ),
     # headless Chromium
     "browser": re.compile(r"\bCHROMIUM\b"),
 }
