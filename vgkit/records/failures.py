@@ -150,6 +150,10 @@ def error_class_named(name: str) -> type[VgkitError]:
     """The ``VgkitError`` class called ``name`` (errors.py's, and those next to their code: the
     lock's, the run folder's, the guard's), so an error that crossed a process (a notebook kernel)
     keeps its exit code; ``VgkitError`` (exit 1) for any other name."""
+    # Imported here so their classes exist whatever this process imported before (they import records).
+    import vgkit.records.rundir
+    import vgkit.supervise.guard
+    import vgkit.supervise.lock  # noqa: F401
 
     found: list[type[VgkitError]] = [VgkitError]
     for cls in found:
