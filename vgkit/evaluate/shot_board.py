@@ -277,15 +277,16 @@ def _still(path: Path) -> bytes:
         return png_bytes(np.asarray(rgb.resize((PREVIEW_WIDTH_PX, height), Image.Resampling.LANCZOS)))
 
 
-def _qa(run_dir: Path, *, measure: bool) -> dict[str, Any] | None:
+def _qa(run_dir: Path, clip_indices: list[int], *, measure: bool) -> dict[str, Any] | None:
     """``qa.json`` of the run, unless a clip log is newer (a clip made again after QA); measured
     first when ``measure`` and missing or older; None without a current one."""
     from vgkit.evaluate.qa import QA_SCHEMA, run_qa
 
     path = run_dir / "qa.json"
     qa = read_json_object(path)
-    logs = list((run_dir / "logs").glob("log_[0-9][0-9][0-9].json"))
-    stale = qa is not None and any(log.stat().st_mtime > path.stat().st_mtime for log in logs)
+    layout = RunLayout(run_dir)
+    log_paths = [layout.log(i) for i in clip_indices if layout.log(i).is_file()]
+    stale = qa is not None and any(log.stat().st_mtime > path.stat().st_mtime for log in log_paths)
     if qa is None or qa.get("schema") != QA_SCHEMA or stale:
         qa = run_qa(run_dir) if measure else None
     return qa
@@ -368,7 +369,7 @@ def read_board(run_dir: Path, *, preview: Preview = "animated", measure_qa: bool
     plan = read_plan(run_dir)
     logs = {log.index: log for log in read_logs(run_dir, lenient=True)}
     has_clip = any(log.finished_clip(run_dir) is not None for log in logs.values())
-    qa = _qa(run_dir, measure=measure_qa and has_clip)
+    qa = _qa(run_dir, [clip.index for clip in plan.clips], measure=measure_qa and has_clip)
     cards = tuple(
         _card(clip, logs.get(clip.index), plan=plan, run_dir=run_dir, qa=qa, preview_as=preview) for clip in plan.clips
     )

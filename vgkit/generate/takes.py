@@ -35,7 +35,7 @@ from vgkit.errors import ArtifactError, SpecError
 from vgkit.records.artifacts import RunLayout, atomic_write_bytes, atomic_write_json, sha256_bytes, sha256_file
 from vgkit.records.events import Event, Progress, note, text_sink
 from vgkit.records.rundir import open_run_dir, supersede_from, take_root, take_seeds
-from vgkit.records.schema import ClipLog, parse_log, read_log
+from vgkit.records.schema import ClipLog, picked_take_log, read_log
 from vgkit.settings import offline_hub
 from vgkit.spec.plan import RunPlan
 from vgkit.spec.schema import RunSpec
@@ -310,15 +310,12 @@ def pick_take(
         moved = supersede_from(layout, shot, progress=text_sink(progress))
         atomic_write_bytes(layout.clip(shot), take.clip.read_bytes())
         atomic_write_bytes(layout.last_frame(shot), take.last_frame.read_bytes())
-        log = take.log.to_json()
-        log["artifacts"] = {k: v for k, v in log["artifacts"].items() if k in ("clip", "last_frame")}
-        log["clip_count"] = len(plan.clips)
-        log["picked_take"] = {
+        picked = {
             "seed": seed,
             "from": take.root.relative_to(run_dir).as_posix(),
             "picked_at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
-        parse_log(log, source=layout.log(shot).relative_to(run_dir).as_posix())
+        log = picked_take_log(take.log, clip_count=len(plan.clips), picked=picked)
         atomic_write_json(layout.log(shot), log)  # the clip's commit record, written last
         clips = [dict(c, seed=seed) if c["index"] == shot else c for c in recorded["clips"]]
         atomic_write_json(layout.plan, {**recorded, "clips": clips})

@@ -21,7 +21,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from vgkit.errors import ArtifactError
-from vgkit.records.artifacts import CLIP_LOG_SCHEMA
+from vgkit.records.artifacts import BUNDLED_LOG_ARTIFACTS, CLIP_LOG_SCHEMA
 
 __all__ = [
     "CLIP_LOG_SCHEMA",
@@ -34,6 +34,7 @@ __all__ = [
     "Manifest",
     "Plan",
     "parse_log",
+    "picked_take_log",
     "read_failure",
     "read_log",
     "read_logs",
@@ -334,3 +335,12 @@ def read_failure(run_dir: Path) -> FailureFile | None:
         return FailureFile.model_validate(data)
     except ValidationError as exc:
         raise _first_error("failure.json", exc) from None
+
+
+def picked_take_log(take: ClipLog, *, clip_count: int, picked: dict[str, Any]) -> dict[str, Any]:
+    """A take's log as its run's clip log (``vgkit pick``): the clip and last frame it brings (not the
+    take's own latents), the run's clip count and a ``picked_take`` note; parsed back before it is returned."""
+    kept = {name: record for name, record in take.artifacts.items() if name in BUNDLED_LOG_ARTIFACTS}
+    log = {**take.model_copy(update={"artifacts": kept, "clip_count": clip_count}).to_json(), "picked_take": picked}
+    parse_log(log, source="picked take")
+    return log
