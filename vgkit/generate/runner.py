@@ -25,7 +25,7 @@ from vgkit.records.events import Event, EventLog, Progress, text_sink
 from vgkit.records.failures import failed_event
 from vgkit.records.rundir import MARKER_NAME, RunDir, open_run_dir
 from vgkit.settings import offline_hub
-from vgkit.spec.plan import RunPlan, make_plan, speed_options
+from vgkit.spec.plan import RunPlan, make_plan
 from vgkit.spec.schema import RunSpec, load_spec
 
 __all__ = ["JobResult", "check_before_run", "default_run_dir", "finish_run", "plan_job", "run_job"]
@@ -308,7 +308,7 @@ def _generate(
         projected_clip_s=projected,
     )
     progress(Event("load", figures={"model": choice.model.title, "snapshot": str(snapshot)}))
-    preset, speed = str(plan.preset["name"]), speed_options(spec)
+    preset, speed = str(plan.preset["name"]), spec.speed
 
     def load(model: ModelAdapter, snap: Path, device: str) -> ClipGenerator:
         return InProcessGenerator(model, snap, device=device, preset=preset, speed=speed, steps=plan.steps)

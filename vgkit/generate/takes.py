@@ -188,7 +188,6 @@ def make_takes(
     from vgkit.generate.chain import run_chain
     from vgkit.generate.generator import InProcessGenerator
     from vgkit.generate.runner import check_before_run, plan_job
-    from vgkit.spec.plan import speed_options
     from vgkit.supervise.guard import Deadlines, RunGuard
 
     _check_seeds(seeds)
@@ -213,7 +212,7 @@ def make_takes(
                 snapshot,
                 device=choice.device,
                 preset=str(plan.preset["name"]),
-                speed=speed_options(spec),
+                speed=spec.speed,
                 steps=plan.steps,
             )
             guard = RunGuard(Deadlines.for_spec(spec), clip_count=1, progress=progress)

@@ -147,10 +147,9 @@ class GpuWorker:
     def _run_job(self, spec_file: Path, model: str, out: Path, limits: dict[str, Any], emit: Any, on_clip: Any) -> None:
         from vgkit.generate.generator import InProcessGenerator
         from vgkit.generate.runner import plan_job, run_job
-        from vgkit.spec.plan import speed_options
 
         spec, _, plan = plan_job(spec_file, model=model)
-        preset, speed, steps = str(plan.preset["name"]), speed_options(spec), plan.steps
+        preset, speed, steps = str(plan.preset["name"]), spec.speed, plan.steps
 
         def generator_for(adapter: ModelAdapter, snapshot: Path, device: str) -> ClipGenerator:
             key = (adapter.name, str(snapshot), device, preset, repr(speed), str(steps))

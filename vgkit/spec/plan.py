@@ -53,7 +53,6 @@ __all__ = [
     "check_final_length",
     "make_plan",
     "shot_frames",
-    "speed_options",
 ]
 
 MIN_FINAL_S = 30
@@ -212,11 +211,6 @@ class RunPlan:
         return text
 
 
-def speed_options(spec: RunSpec) -> SpeedOptions:
-    """The spec's ``speed`` section: the options ``vgkit.models.speed`` applies."""
-    return spec.speed
-
-
 def _describe_stitch(stitch: dict[str, Any]) -> str:
     parts = [str(stitch["transition"])]
     if stitch["transition"] == "crossfade":
@@ -319,7 +313,7 @@ def make_plan(spec: RunSpec, model: ModelAdapter, *, preset: Preset | None = Non
     output_height = ov.height if ov.height is not None else base.height
     model.check_size(output_width, output_height)
     width, height = preset.generation_size(output_width, output_height, multiple=model.size_multiple)
-    speed = speed_options(spec)
+    speed = spec.speed
     speed.check()
     limits = model.clip_limits
     if limits.fps != base.fps:

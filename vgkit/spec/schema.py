@@ -62,10 +62,9 @@ MAX_SPEC_NODES = 20_000  # values, aliases expanded; a 64-shot spec has ~1,000
 
 
 # Numbers and flags must be written as such: "5" is not a duration and 1 is not ``true``.
-_Strict = StrictModel
 
 
-class GlobalConstants(_Strict):
+class GlobalConstants(StrictModel):
     """What stays fixed for a whole run; every clip's prompt starts with these."""
 
     style: Text = Field(min_length=1, description="style and realism level")
@@ -75,7 +74,7 @@ class GlobalConstants(_Strict):
     aspect: Text = Field(min_length=1, description="aspect ratio and composition constraints")
 
 
-class ShotCard(_Strict):
+class ShotCard(StrictModel):
     """One clip: what is seen, what moves, where, at most one camera move, how long."""
 
     subject: Text = Field(min_length=1)
@@ -90,7 +89,7 @@ class ShotCard(_Strict):
     )
 
 
-class GenerationOverrides(_Strict):
+class GenerationOverrides(StrictModel):
     """Run-level changes to the model's baseline config; logged as differences from baseline."""
 
     steps: Int | None = Field(default=None, ge=1, le=200)
@@ -99,7 +98,7 @@ class GenerationOverrides(_Strict):
     height: Int | None = Field(default=None, ge=32, le=4096)
 
 
-class LongShotSpec(_Strict):
+class LongShotSpec(StrictModel):
     """How a shot longer than the model's native clip is made (vgkit.spec.plan; README "Clip lengths")."""
 
     mode: Literal["interpolate", "extend", "generate", "refuse"] = Field(
@@ -116,7 +115,7 @@ class LongShotSpec(_Strict):
     )
 
 
-class StitchSpec(_Strict):
+class StitchSpec(StrictModel):
     """How the clips are joined; ``vgkit stitch`` flags override it (vgkit.finish.stitch)."""
 
     transition: Transition = "cut"
@@ -128,7 +127,7 @@ class StitchSpec(_Strict):
     )
 
 
-class RunSpec(_Strict):
+class RunSpec(StrictModel):
     """A whole job: reference image, global constants, shot cards, seed and optional overrides."""
 
     name: Text = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
