@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +19,14 @@ from typing import Any
 import numpy as np
 import pytest
 import yaml
+
+# One OpenMP/BLAS thread per xdist worker (and every process it starts: kernels, papermill, the CLI),
+# set before torch is imported. Two workers on two cores with torch's default of one thread per core
+# spent about half their CPU time spinning in OpenMP waits (user CPU 137 s vs 76 s for the same tests,
+# benchmarks/test_suite_times.md). Serial runs keep torch's default.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    for _threads in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ.setdefault(_threads, "1")
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO_IMAGE = REPO / "params" / "images" / "lighthouse.png"
