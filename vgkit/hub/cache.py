@@ -1,14 +1,13 @@
 """Checkpoints in the Hugging Face hub cache layout, checked with no network.
 
 ``vgkit prefetch`` fills ``<hub cache>/models--<org>--<name>/`` with huggingface_hub's
-``snapshot_download``: ``blobs/<etag>`` (named by sha256 for LFS files, else git sha1),
-``refs/<revision>`` (a commit) and ``snapshots/<commit>/<path>`` (links into blobs). vgkit writes its
-tiny random-weight checkpoints in the same layout, so ``from_pretrained(snapshot_dir)`` loads both.
-Beside them, ``vgkit-files/<commit>.json`` is vgkit's file record: the path, size and hash of every
-file the snapshot must hold, written once a prefetch verified them or a tiny build wrote them. With
-a record, "complete" means every listed file is there at its size (``verify=True``: and hash);
-without one, only the ``required_file`` can be checked. The Hub client is imported only to hash
-(it reads its environment when imported).
+``snapshot_download``: ``blobs/<etag>`` (sha256 for LFS files, else git sha1), ``refs/<revision>``
+and ``snapshots/<commit>/<path>`` (links into blobs); vgkit's tiny checkpoints use the same layout.
+``vgkit-files/<commit>.json`` is vgkit's file record (path, size, hash of every file the snapshot
+must hold), written once a prefetch verified them or a tiny build wrote them. With a record,
+"complete" means every listed file is there at its size (``verify=True``: and hash); without one,
+only the ``required_file`` is checked. The Hub client (it reads its environment when imported) is
+imported only to hash.
 """
 
 from __future__ import annotations
@@ -175,10 +174,9 @@ def sweep_incomplete(repo_id: str, *, cache_dir: Path | None = None) -> list[Pat
     return removed
 
 
-def write_snapshot(
-    repo_id: str, commit: str, source: Path, *, revision: str = "main", cache_dir: Path | None = None
-) -> Path:
-    """Copy the files under ``source`` into the cache as snapshot ``commit``, with its file record.
+def write_snapshot(repo_id: str, commit: str, source: Path, *, cache_dir: Path | None = None) -> Path:
+    """Copy the files under ``source`` into the cache as snapshot ``commit`` (``refs/main``), with its
+    file record.
 
     The snapshot directory appears in one rename, so a concurrent reader sees it whole or not at
     all; blobs are content-addressed, so writing the same files twice is harmless.
@@ -201,6 +199,5 @@ def write_snapshot(
         os.replace(staging, repo_dir / "snapshots" / commit)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    if revision != commit:
-        atomic_write_bytes(repo_dir / "refs" / revision, commit.encode())
+    atomic_write_bytes(repo_dir / "refs" / "main", commit.encode())
     return repo_dir / "snapshots" / commit

@@ -324,11 +324,9 @@ def checkpoint(name: str) -> Checkpoint:
     """The video model or prompt-match scorer called ``name`` (a ``SpecError`` listing all names)."""
     from vgkit.evaluate.clip_score import scorer_checkpoint, scorer_names
 
-    if name in scorer_names():
-        return scorer_checkpoint(name)
-    if name in model_names():
-        return adapter(name)
-    raise SpecError(f"model = {name!r}: unknown model; fix: use one of {', '.join(checkpoint_names())}")
+    if name not in checkpoint_names():
+        raise SpecError(f"model = {name!r}: unknown model; fix: use one of {', '.join(checkpoint_names())}")
+    return scorer_checkpoint(name) if name in scorer_names() else adapter(name)
 
 
 # -- offline check -------------------------------------------------------------------------------
