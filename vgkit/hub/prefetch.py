@@ -173,9 +173,7 @@ def _snapshot(repo_id: str, revision: str, where: str, bars: type, *, dry_run: b
             dry_run=dry_run,
         )
     except Exception as exc:
-        if isinstance(exc, VgkitError) or not (
-            isinstance(exc, OSError) or type(exc).__module__.startswith(("httpx", "httpcore"))
-        ):
+        if not isinstance(exc, OSError) and not type(exc).__module__.startswith(("httpx", "httpcore")):
             raise
         raise _hub_error(exc, where, revision) from None
 
