@@ -1,18 +1,18 @@
-"""Checkpoints in the Hugging Face hub cache layout, checked with no network. Standard library only
-(``verify=True`` hashes with huggingface_hub's helpers, imported then).
+"""Checkpoints in the Hugging Face hub cache layout, checked with no network.
 
 ``vgkit prefetch`` fills ``<hub cache>/models--<org>--<name>/`` with huggingface_hub's
-``snapshot_download``: ``blobs/<etag>`` (contents, named by sha256 for LFS files, else git sha1),
-``refs/<revision>`` (a commit) and ``snapshots/<commit>/<path>`` (links into blobs); vgkit writes its
-tiny random-weight checkpoints in the same layout, so one loader, ``from_pretrained(snapshot_dir)``,
-serves both. Beside them, ``vgkit-files/<commit>.json`` is vgkit's file record: the path, size and
-hash of every file the snapshot must hold, written once a prefetch verified them or a tiny build
-wrote them. With a record, "complete" means every listed file is there at its size
-(``verify=True``: and hash); without one, only the ``required_file`` can be checked.
+``snapshot_download``: ``blobs/<etag>`` (sha256 for LFS files, else git sha1), ``refs/<revision>``
+and ``snapshots/<commit>/<path>`` (links into blobs); vgkit's tiny checkpoints use the same layout.
+``vgkit-files/<commit>.json`` is vgkit's file record (path, size, hash of every file the snapshot
+must hold), written once a prefetch verified them or a tiny build wrote them. With a record,
+"complete" means every listed file is there at its size (``verify=True``: and hash); without one,
+only the ``required_file`` is checked. The Hub client (it reads its environment when imported) is
+imported only to hash.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import re
@@ -36,7 +36,6 @@ __all__ = [
     "write_snapshot",
 ]
 
-RECORD_DIR = "vgkit-files"
 RECORD_SCHEMA = 1
 FileRecord = dict[str, object]  # path, size, and sha256 (LFS files) or git_sha1 (small files)
 
@@ -54,9 +53,8 @@ def snapshot_dir(
     return status.snapshot if status.complete else None
 
 
-# -- file records --------------------------------------------------------------------------------
 def _record_path(repo_id: str, commit: str, cache_dir: Path | None) -> Path:
-    return repo_cache_dir(repo_id, cache_dir=cache_dir) / RECORD_DIR / f"{commit}.json"
+    return repo_cache_dir(repo_id, cache_dir=cache_dir) / "vgkit-files" / f"{commit}.json"
 
 
 def write_file_record(repo_id: str, commit: str, files: list[FileRecord], *, cache_dir: Path | None = None) -> Path:
@@ -73,15 +71,12 @@ def read_file_record(repo_id: str, commit: str, *, cache_dir: Path | None = None
     return files if isinstance(files, list) else None
 
 
-# -- completeness --------------------------------------------------------------------------------
 def _content_ok(path: Path, item: FileRecord) -> bool:
     """Whether ``path`` has the record's ``sha256`` (or ``git_sha1``), hashed as ``hf cache verify`` does."""
-    from huggingface_hub.utils.sha import git_hash, sha_fileobj
+    from huggingface_hub.utils._verification import compute_file_hash
 
-    if "sha256" in item:
-        with path.open("rb") as fh:
-            return sha_fileobj(fh).hex() == item["sha256"]
-    return "git_sha1" not in item or git_hash(path.read_bytes()) == item["git_sha1"]
+    key = "sha256" if "sha256" in item else "git_sha1"
+    return key not in item or compute_file_hash(path, "sha256" if key == "sha256" else "git-sha1") == item[key]
 
 
 def find_problems(snap: Path, files: list[FileRecord], *, verify: bool | set[str] = False) -> dict[str, list[str]]:
@@ -146,15 +141,14 @@ def check_snapshot(
     content hashes (reads every byte). ``required_file`` must exist in any case: a diffusers
     pipeline's ``model_index.json`` (the default) or a transformers model's ``config.json``.
     """
-    ref = repo_cache_dir(repo_id, cache_dir=cache_dir) / "refs" / revision
+    repo_dir = repo_cache_dir(repo_id, cache_dir=cache_dir)
+    ref = repo_dir / "refs" / revision
     commit = revision if re.fullmatch(r"[0-9a-f]{40}", revision) else ref.read_text().strip() if ref.is_file() else None
     status = CacheStatus(repo_id, revision, commit, required_file=required_file)
-    if commit is None:
-        return status
-    snap = repo_cache_dir(repo_id, cache_dir=cache_dir) / "snapshots" / commit
-    status.files = read_file_record(repo_id, commit, cache_dir=cache_dir)
-    if (snap / required_file).is_file():
-        status.snapshot, status.problems = snap, find_problems(snap, status.files or [], verify=verify)
+    if commit is not None:
+        snap, status.files = repo_dir / "snapshots" / commit, read_file_record(repo_id, commit, cache_dir=cache_dir)
+        if (snap / required_file).is_file():
+            status.snapshot, status.problems = snap, find_problems(snap, status.files or [], verify=verify)
     return status
 
 
@@ -164,53 +158,46 @@ def sweep_incomplete(repo_id: str, *, cache_dir: Path | None = None) -> list[Pat
     huggingface_hub writes ``blobs/<etag>.<random>.incomplete`` while it holds the flock
     ``.locks/<repo folder>/<etag>.lock``; a partial file whose lock is free is an orphan.
     """
-    import fcntl
-
     cache = cache_dir or hub_cache_dir()
     repo_dir = repo_cache_dir(repo_id, cache_dir=cache)
-    locks = cache / ".locks" / repo_dir.name
     removed: list[Path] = []
     for path in sorted((repo_dir / "blobs").glob("*.incomplete")):
-        locks.mkdir(parents=True, exist_ok=True)
-        with open(locks / (path.name.split(".")[0] + ".lock"), "a") as lock:
+        lock_path = cache / ".locks" / repo_dir.name / (path.name.split(".")[0] + ".lock")
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(lock_path, "a") as lock:
             try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # released when the file closes
             except BlockingIOError:
                 continue  # a live download owns it
             path.unlink(missing_ok=True)
             removed.append(path)
-            fcntl.flock(lock, fcntl.LOCK_UN)
     return removed
 
 
-def write_snapshot(
-    repo_id: str, commit: str, source: Path, *, revision: str = "main", cache_dir: Path | None = None
-) -> Path:
-    """Copy the files under ``source`` into the cache as snapshot ``commit``, with its file record.
+def write_snapshot(repo_id: str, commit: str, source: Path, *, cache_dir: Path | None = None) -> Path:
+    """Copy the files under ``source`` into the cache as snapshot ``commit`` (``refs/main``), with its
+    file record.
 
     The snapshot directory appears in one rename, so a concurrent reader sees it whole or not at
     all; blobs are content-addressed, so writing the same files twice is harmless.
     """
     repo_dir = repo_cache_dir(repo_id, cache_dir=cache_dir)
     (repo_dir / "snapshots").mkdir(parents=True, exist_ok=True)
-    final = repo_dir / "snapshots" / commit
     staging = Path(tempfile.mkdtemp(prefix=f".{commit}.", dir=repo_dir / "snapshots"))
     record: list[FileRecord] = []
     try:
         for file in sorted(p for p in source.rglob("*") if p.is_file()):
             rel, data = file.relative_to(source), file.read_bytes()
-            digest = hashlib.sha256(data).hexdigest()
-            record.append({"path": rel.as_posix(), "size": len(data), "sha256": digest})
-            if not (repo_dir / "blobs" / digest).exists():
-                atomic_write_bytes(repo_dir / "blobs" / digest, data)
+            blob = repo_dir / "blobs" / hashlib.sha256(data).hexdigest()
+            record.append({"path": rel.as_posix(), "size": len(data), "sha256": blob.name})
+            if not blob.exists():
+                atomic_write_bytes(blob, data)
             (staging / rel).parent.mkdir(parents=True, exist_ok=True)
-            (staging / rel).symlink_to(Path(*([".."] * (len(rel.parts) + 1)), "blobs", digest))
+            (staging / rel).symlink_to(os.path.relpath(blob, (staging / rel).parent))
         write_file_record(repo_id, commit, record, cache_dir=cache_dir)
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(staging, final)
+        shutil.rmtree(repo_dir / "snapshots" / commit, ignore_errors=True)
+        os.replace(staging, repo_dir / "snapshots" / commit)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    if revision != commit:
-        atomic_write_bytes(repo_dir / "refs" / revision, commit.encode())
-    return final
+    atomic_write_bytes(repo_dir / "refs" / "main", commit.encode())
+    return repo_dir / "snapshots" / commit

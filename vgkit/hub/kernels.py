@@ -18,7 +18,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from vgkit.errors import SpecError
 
@@ -49,22 +48,22 @@ def hub_kernel(backend: str) -> HubKernel | None:
     return None if config is None else HubKernel(backend, config.repo_id, config.revision, config.version)
 
 
-def _install_kernel() -> Any:
+def _install(backend: str, *, offline: bool) -> Path:
+    """``install_kernel`` of ``backend``'s kernel: the download (network), or with ``offline`` the
+    cached build for this torch and CUDA; each refusal a ``SpecError`` with its fix."""
+    kernel = hub_kernel(backend)
+    if kernel is None:
+        raise SpecError(
+            f"speed.attention_backend = {backend!r}: not a Hub kernel backend; fix: name one ending in _hub"
+        )
     try:
         from kernels import install_kernel
     except ImportError:
-        return None
-    return install_kernel
-
-
-def _install(kernel: HubKernel, *, offline: bool) -> Path:
-    install_kernel = _install_kernel()
-    if install_kernel is None:
         raise SpecError(
             f"{kernel.field}: its kernel {kernel.repo_id} comes from the Hub through the `kernels` package, "
             f"which is not installed; fix: .venv/bin/pip install {KERNELS_PIN}, then "
             f"`vgkit prefetch --attention-backend {kernel.backend}`; or attention_backend: default"
-        )
+        ) from None
     try:
         path = install_kernel(
             kernel.repo_id, revision=kernel.revision, version=kernel.version, local_files_only=offline
@@ -84,23 +83,14 @@ def _install(kernel: HubKernel, *, offline: bool) -> Path:
     return Path(path)
 
 
-def _required(backend: str) -> HubKernel:
-    kernel = hub_kernel(backend)
-    if kernel is None:
-        raise SpecError(
-            f"speed.attention_backend = {backend!r}: not a Hub kernel backend; fix: name one ending in _hub"
-        )
-    return kernel
-
-
 def fetch(backend: str) -> Path:
     """Download ``backend``'s kernel build for this environment into the HF cache (network)."""
-    return _install(_required(backend), offline=False)
+    return _install(backend, offline=False)
 
 
 def verify(backend: str) -> Path:
     """The cached kernel build for ``backend``, found with no network; ``SpecError`` if absent."""
-    return _install(_required(backend), offline=True)
+    return _install(backend, offline=True)
 
 
 @contextmanager

@@ -12,22 +12,13 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from vgkit.errors import ModelUnavailableError, SpecError, VgkitError
-from vgkit.hub.cache import (
-    CacheStatus,
-    FileRecord,
-    find_problems,
-    read_file_record,
-    repo_cache_dir,
-    sweep_incomplete,
-    write_file_record,
-)
+from vgkit.hub import cache
 from vgkit.hub.checkpoints import Checkpoint, checkpoint_status, locate_checkpoint, required_file
 from vgkit.models import adapter, model_names
 from vgkit.settings import hub_cache_dir, hub_endpoint, offline_hub
@@ -51,6 +42,7 @@ ALLOW_PATTERNS = ["*.json", "*.safetensors", "*.txt", "*.model", "*.tiktoken", "
 DENY_PATTERNS = ["*.bin", "*.pt", "*.pth", "*.ckpt", "*.pkl", "*.pickle"]
 DISK_MARGIN_BYTES = 512 * 1024**2  # room left beyond the download (temp files, logs, run outputs)
 MAX_WORKERS = 8  # files downloaded at once
+CHECKS = {"sha256": "sha256", "git_sha1": "git-sha1"}  # a file record's hash key -> the check it names
 
 Progress = Callable[[str], None]
 
@@ -84,7 +76,7 @@ class FileResult:
 
 @dataclass
 class PrefetchReport:
-    """One model's prefetch (or check): bytes, disk, per-file results."""
+    """One model's prefetch (or check): bytes, per-file results."""
 
     model: str
     repo_id: str
@@ -92,7 +84,6 @@ class PrefetchReport:
     commit: str | None = None
     bytes_needed: int = 0
     bytes_cached: int = 0
-    free_bytes: int = 0
     files: list[FileResult] = field(default_factory=list)
     orphans_removed: int = 0
     num_files: int = 0
@@ -126,10 +117,11 @@ def format_table(rows: list[dict[str, object]]) -> str:
 
 
 # -- the Hub side --------------------------------------------------------------------------------
-def _hub_error(exc: BaseException, where: str, revision: str, endpoint: str) -> VgkitError:
+def _hub_error(exc: BaseException, where: str, revision: str) -> VgkitError:
     """Translate a huggingface_hub / network failure into one clear line (never the token)."""
     from huggingface_hub import errors
 
+    endpoint = hub_endpoint()
     if isinstance(exc, errors.DryRunError) and exc.__cause__ is not None:
         exc = exc.__cause__  # the dry run wraps what the Hub answered
     status = exc.response.status_code if isinstance(exc, errors.HfHubHTTPError) and exc.response is not None else None
@@ -159,53 +151,31 @@ def _hub_error(exc: BaseException, where: str, revision: str, endpoint: str) -> 
     )
 
 
-@contextmanager
-def _hub_errors(where: str, revision: str, endpoint: str) -> Iterator[None]:
-    """The client's HTTP errors (OSError subclasses) and httpx2 transport errors, as one line."""
-    try:
-        yield
-    except Exception as exc:
-        if isinstance(exc, VgkitError) or not (
-            isinstance(exc, OSError) or type(exc).__module__.startswith(("httpx", "httpcore"))
-        ):
-            raise
-        raise _hub_error(exc, where, revision, endpoint) from None
-
-
-def _snapshot(repo_id: str, revision: str, cache: Path, bars: type, *, dry_run: bool = False) -> Any:
-    """``snapshot_download`` of vgkit's files, ``MAX_WORKERS`` at a time, as library ``vgkit``."""
+def _snapshot(repo_id: str, revision: str, where: str, bars: type, *, dry_run: bool = False) -> Any:
+    """``snapshot_download`` of vgkit's files, ``MAX_WORKERS`` at a time, as library ``vgkit``. The
+    client's HTTP errors (OSError subclasses) and httpx transport errors become one line."""
     from huggingface_hub import snapshot_download
 
     from vgkit import __version__
 
-    return snapshot_download(
-        repo_id,
-        revision=revision,
-        cache_dir=cache,
-        endpoint=hub_endpoint(),
-        allow_patterns=ALLOW_PATTERNS,
-        ignore_patterns=DENY_PATTERNS,
-        max_workers=MAX_WORKERS,
-        tqdm_class=bars,
-        library_name="vgkit",
-        library_version=__version__,
-        dry_run=dry_run,
-    )
-
-
-def _expected(snap: Path, sizes: dict[str, int]) -> dict[str, FileRecord]:
-    """Each file's record: its size and the hash its blob is named after. huggingface_hub names a
-    blob by its etag, which the Hub sets to the sha256 for LFS files and the git sha1 for the rest."""
-    expected: dict[str, FileRecord] = {}
-    for path, size in sizes.items():
-        etag = (snap / path).resolve().name
-        kind = {64: "sha256", 40: "git_sha1"}.get(len(etag))  # any other etag: its size is all we check
-        expected[path] = {"path": path, "size": size} | ({kind: etag} if kind else {})
-    return expected
-
-
-def _check(item: FileRecord) -> str:
-    return "sha256" if "sha256" in item else "git-sha1" if "git_sha1" in item else "size"
+    try:
+        return snapshot_download(
+            repo_id,
+            revision=revision,
+            cache_dir=hub_cache_dir(),
+            endpoint=hub_endpoint(),
+            allow_patterns=ALLOW_PATTERNS,
+            ignore_patterns=DENY_PATTERNS,
+            max_workers=MAX_WORKERS,
+            tqdm_class=bars,
+            library_name="vgkit",
+            library_version=__version__,
+            dry_run=dry_run,
+        )
+    except Exception as exc:
+        if not isinstance(exc, OSError) and not type(exc).__module__.startswith(("httpx", "httpcore")):
+            raise
+        raise _hub_error(exc, where, revision) from None
 
 
 def _bars(progress: Progress, snap: Path, todo: dict[str, int]) -> type:
@@ -221,15 +191,29 @@ def _bars(progress: Progress, snap: Path, todo: dict[str, int]) -> type:
             super().__init__(*args, **{"disable": None, **kwargs})  # None: shown on a terminal only
 
         def update(self, n: float | None = 1) -> bool | None:
-            landed = [p for p in pending if (snap / p).exists()] if self.counts_files else []  # main thread only
+            landed = [p for p in pending if (snap / p).exists()] if self.counts_files else []
             for path in landed:
-                done_bytes = sum(todo.values()) - sum(pending.values()) + pending[path]
-                rate = done_bytes / max(time.monotonic() - started, 1e-6) / 1024**2
-                size = human_bytes(pending.pop(path))
-                progress(f"  [{len(todo) - len(pending)}/{len(todo)}] {path} {size} ({rate:.1f} MiB/s)")
+                size = pending.pop(path)
+                rate = (sum(todo.values()) - sum(pending.values())) / max(time.monotonic() - started, 1e-6) / 1024**2
+                progress(f"  [{len(todo) - len(pending)}/{len(todo)}] {path} {human_bytes(size)} ({rate:.1f} MiB/s)")
             return super().update(n)
 
     return FileLines
+
+
+def _expected(snap: Path, sizes: dict[str, int]) -> dict[str, cache.FileRecord]:
+    """Each file's record: its size and the hash its blob is named after. huggingface_hub names a
+    blob by its etag, which the Hub sets to the sha256 for LFS files and the git sha1 for the rest."""
+    expected: dict[str, cache.FileRecord] = {}
+    for path, size in sizes.items():
+        etag = (snap / path).resolve().name
+        kind = {64: "sha256", 40: "git_sha1"}.get(len(etag))  # any other etag: its size is all we check
+        expected[path] = {"path": path, "size": size} | ({kind: etag} if kind else {})
+    return expected
+
+
+def _bad_files(snap: Path, files: list[cache.FileRecord], verify: bool | set[str]) -> list[str]:
+    return [path for paths in cache.find_problems(snap, files, verify=verify).values() for path in paths]
 
 
 # -- prefetch ------------------------------------------------------------------------------------
@@ -239,23 +223,20 @@ def prefetch_repo(
     *,
     label: str | None = None,
     verify_all: bool = False,
-    cache_dir: Path | None = None,
     progress: Progress = print,
     required: str = "model_index.json",
 ) -> PrefetchReport:
     """Download the wanted files of ``repo_id`` at ``revision`` into the hub cache and verify them.
 
-    ``required`` is the file the repo must have to be the kind vgkit loads (a diffusers
-    ``model_index.json``, or ``config.json`` for the prompt-match CLIP). Files already cached and
-    recorded by an earlier prefetch are neither downloaded nor re-hashed (``verify_all=True``
-    re-hashes them). Raises ``ModelUnavailableError`` / ``SpecError`` with one line for a gated,
-    missing or unreachable repo, a bad token, a full disk, or corrupt content.
+    ``required`` marks the kind of repo vgkit loads (``model_index.json``, or ``config.json`` for
+    the prompt-match CLIP). Files an earlier prefetch recorded are neither downloaded nor re-hashed
+    unless ``verify_all``. Raises ``ModelUnavailableError`` / ``SpecError`` with one line for a
+    gated, missing or unreachable repo, a bad token, a full disk, or corrupt content.
     """
-    label, endpoint, cache = label or repo_id, hub_endpoint(), cache_dir or hub_cache_dir()
+    label, hub_cache = label or repo_id, hub_cache_dir()
     where = f"{repo_id}@{revision}" if label == repo_id else f"model {label}: {repo_id}@{revision}"
     # 1. What the Hub has: the commit, and each file's size and whether it is cached (writes refs/ only).
-    with _hub_errors(where, revision, endpoint):
-        plan = _snapshot(repo_id, revision, cache, _bars(progress, cache, {}), dry_run=True)
+    plan = _snapshot(repo_id, revision, where, _bars(progress, hub_cache, {}), dry_run=True)
     if not any(f.filename == required for f in plan):
         kind = " (not diffusers)" if required == "model_index.json" else ""
         raise ModelUnavailableError(f"model {label}: {repo_id}@{revision} has no {required}{kind}")
@@ -264,50 +245,50 @@ def prefetch_repo(
     report = PrefetchReport(label, repo_id, revision, commit, sum(sizes.values()), num_files=len(plan))
 
     # 2. Bytes needed, cached, free; refuse early when the disk cannot hold it.
-    report.bytes_cached, report.free_bytes = report.bytes_needed - sum(todo.values()), _free_bytes(cache)
+    report.bytes_cached, free = report.bytes_needed - sum(todo.values()), _free_bytes(hub_cache)
     progress(
         f"{label}: {repo_id}@{commit[:12]}: {len(plan)} files, need {human_bytes(report.bytes_needed)}, "
-        f"cached {human_bytes(report.bytes_cached)}, free disk {human_bytes(report.free_bytes)}"
+        f"cached {human_bytes(report.bytes_cached)}, free disk {human_bytes(free)}"
     )
-    if sum(todo.values()) + DISK_MARGIN_BYTES > report.free_bytes:
+    if sum(todo.values()) + DISK_MARGIN_BYTES > free:
         raise ModelUnavailableError(
             f"model {label}: needs {human_bytes(sum(todo.values()))} more (+{human_bytes(DISK_MARGIN_BYTES)} margin) "
-            f"in {cache} but only {human_bytes(report.free_bytes)} is free; fix: free space or point HF_HUB_CACHE "
+            f"in {hub_cache} but only {human_bytes(free)} is free; fix: free space or point HF_HUB_CACHE "
             "at a larger disk"
         )
 
     # 3. Download what is missing after sweeping orphans (huggingface_hub locks each blob it writes).
-    snap = repo_cache_dir(repo_id, cache_dir=cache) / "snapshots" / commit
-    report.orphans_removed = len(sweep_incomplete(repo_id, cache_dir=cache))
+    report.orphans_removed = len(cache.sweep_incomplete(repo_id))
     if report.orphans_removed:
         progress(f"{label}: removed {report.orphans_removed} orphaned *.incomplete file(s)")
-    with _hub_errors(where, revision, endpoint):
-        _snapshot(repo_id, commit, cache, _bars(progress, snap, todo))
+    snap = cache.repo_cache_dir(repo_id) / "snapshots" / commit
+    _snapshot(repo_id, commit, where, _bars(progress, snap, todo))
 
     # 4. Hash new files (all with verify_all; recorded ones are checked by size); fetch bad ones again.
-    expected = _expected(snap, sizes)
-    recorded = read_file_record(repo_id, commit, cache_dir=cache) or []
+    expected, recorded = _expected(snap, sizes), cache.read_file_record(repo_id, commit) or []
     hashed = {p for p, item in expected.items() if verify_all or p in todo or item not in recorded}
-    if bad := [p for names in find_problems(snap, [*expected.values()], verify=hashed).values() for p in names]:
+    if bad := _bad_files(snap, [*expected.values()], hashed):
         progress(f"  {', '.join(bad)}: wrong size or content; downloading again")
         for path in bad:
             (snap / path).resolve().unlink(missing_ok=True)
             (snap / path).unlink(missing_ok=True)
-        with _hub_errors(where, revision, endpoint):
-            _snapshot(repo_id, commit, cache, _bars(progress, snap, {p: sizes[p] for p in bad}))
-        if still := [p for n in find_problems(snap, [expected[p] for p in bad], verify=True).values() for p in n]:
+        _snapshot(repo_id, commit, where, _bars(progress, snap, {p: sizes[p] for p in bad}))
+        if still := _bad_files(snap, [expected[p] for p in bad], True):
             raise ModelUnavailableError(
                 f"model {label}: {still[0]} fails its {_check(expected[still[0]])} check after a fresh download; "
                 "fix: retry later, or report the repo"
             )
     for path, item in expected.items():
-        check = _check(item) if path in hashed else "recorded"
-        report.files.append(FileResult(path, sizes[path], path in todo or path in bad, check))
-        progress(f"  {path}: {check} ok")
-    report.orphans_removed += len(sweep_incomplete(repo_id, cache_dir=cache))
-    write_file_record(repo_id, commit, list(expected.values()), cache_dir=cache)
+        report.files.append(FileResult(path, sizes[path], path in todo or path in bad, _check(item, path in hashed)))
+        progress(f"  {path}: {report.files[-1].check} ok")
+    report.orphans_removed += len(cache.sweep_incomplete(repo_id))
+    cache.write_file_record(repo_id, commit, list(expected.values()))
     report.complete, report.status = True, f"complete, {report.downloaded} downloaded"
     return report
+
+
+def _check(item: cache.FileRecord, hashed: bool = True) -> str:
+    return next((CHECKS[key] for key in CHECKS if key in item), "size") if hashed else "recorded"
 
 
 def _free_bytes(path: Path) -> int:
@@ -316,23 +297,16 @@ def _free_bytes(path: Path) -> int:
     return shutil.disk_usage(path).free
 
 
-def prefetch(
-    name: str, *, verify_all: bool = False, cache_dir: Path | None = None, progress: Progress = print
-) -> PrefetchReport:
+def prefetch(name: str, *, verify_all: bool = False, progress: Progress = print) -> PrefetchReport:
     """Prefetch model ``name`` (a registry name, or ``clip``) at its pinned revision; tiny ones are built."""
     model = checkpoint(name)
     if not model.tiny:
+        required = required_file(model)
         return prefetch_repo(
-            model.repo_id,
-            model.revision,
-            label=name,
-            verify_all=verify_all,
-            cache_dir=cache_dir,
-            progress=progress,
-            required=required_file(model),
+            model.repo_id, model.revision, label=name, verify_all=verify_all, progress=progress, required=required
         )
-    locate_checkpoint(model, cache_dir=cache_dir)
-    report = _report(model, checkpoint_status(model, verify=verify_all, cache_dir=cache_dir))
+    locate_checkpoint(model)
+    report = _report(model, verify=verify_all)
     progress(f"{name}: tiny checkpoint built in the cache ({report.status})")
     return report
 
@@ -348,35 +322,28 @@ def checkpoint(name: str) -> Checkpoint:
     """The video model or prompt-match scorer called ``name`` (a ``SpecError`` listing all names)."""
     from vgkit.evaluate.clip_score import scorer_checkpoint, scorer_names
 
-    if name in scorer_names():
-        return scorer_checkpoint(name)
-    if name in model_names():
-        return adapter(name)
-    raise SpecError(f"model = {name!r}: unknown model; fix: use one of {', '.join(checkpoint_names())}")
+    if name not in checkpoint_names():
+        raise SpecError(f"model = {name!r}: unknown model; fix: use one of {', '.join(checkpoint_names())}")
+    return scorer_checkpoint(name) if name in scorer_names() else adapter(name)
 
 
 # -- offline check -------------------------------------------------------------------------------
-def _report(model: Checkpoint, status: CacheStatus) -> PrefetchReport:
+def _report(model: Checkpoint, *, verify: bool) -> PrefetchReport:
     """A model's check: what its cached snapshot and vgkit's record say."""
-    files = status.files or []
-    size = sum(int(str(item["size"])) for item in files)
-    report = PrefetchReport(model.name, model.repo_id, model.revision, status.commit, size, size, num_files=len(files))
-    report.complete, report.status = status.complete, status.describe()
+    status = checkpoint_status(model, verify=verify)
+    size = sum(int(str(item["size"])) for item in status.files or [])
+    report = PrefetchReport(model.name, model.repo_id, model.revision, status.commit, size, size)
+    report.num_files, report.complete, report.status = len(status.files or []), status.complete, status.describe()
     if model.tiny and status.snapshot is None:
         report.status = "not built (built on first use)"
     return report
 
 
-def check_models(
-    names: list[str] | None = None, *, verify: bool = False, cache_dir: Path | None = None
-) -> list[PrefetchReport]:
+def check_models(names: list[str] | None = None, *, verify: bool = False) -> list[PrefetchReport]:
     """Which models are complete in the cache, with no network (offline for the Hub meanwhile).
-
-    ``verify=True`` hashes every recorded file (finds a corrupt blob of the right size).
-    """
+    ``verify=True`` hashes every recorded file (finds a corrupt blob of the right size)."""
     with offline_hub():
-        models = [checkpoint(n) for n in names or checkpoint_names()]
-        return [_report(m, checkpoint_status(m, verify=verify, cache_dir=cache_dir)) for m in models]
+        return [_report(checkpoint(n), verify=verify) for n in names or checkpoint_names()]
 
 
 def run_prefetch(
