@@ -60,8 +60,7 @@ def _build(component: str, *, device: str) -> Any:
 def build(hub_cache: Path, *, dry_run: bool) -> Path | None:
     import torch
 
-    from vgkit.hub.cache import write_snapshot
-    from vgkit.hub.checkpoints import locate_checkpoint
+    from vgkit.hub.checkpoints import locate_checkpoint, write_snapshot
 
     device = "meta" if dry_run else ("cuda" if torch.cuda.is_available() else "cpu")
     model = adapter("wan22")

@@ -188,7 +188,8 @@ def prefetch() -> nbformat.NotebookNode:
             *params,
             _doctor(),  # models may be "all", which names no run; the doctor's weights line lists each model
             new_code_cell(
-                "from vgkit.hub.prefetch import format_table, run_prefetch\n\n"
+                "from vgkit.hub.prefetch import run_prefetch\n"
+                "from vgkit.hub.results import format_table\n\n"
                 "rows = run_prefetch(models, check_only=check_only, verify_all=verify_all)"
             ),
             new_code_cell("print(format_table(rows))"),

@@ -323,8 +323,7 @@ def test_vgkit_run_refuses_an_infeasible_plan_before_writing_anything_and_force_
 
     from tests.conftest import REPO, spec_dict, write_spec
     from tests.stand_ins import stand_in_gpu
-    from vgkit.hub.cache import write_snapshot
-    from vgkit.hub.checkpoints import locate_checkpoint
+    from vgkit.hub.checkpoints import locate_checkpoint, write_snapshot
     from vgkit.models import adapter
 
     twin = locate_checkpoint(adapter("wan22-tiny"))

@@ -22,8 +22,8 @@ from tests.hub_server import HubRepo, HubServer
 from tests.stand_ins import stand_in_gpu
 from vgkit import settings
 from vgkit.errors import ModelUnavailableError
-from vgkit.hub.cache import snapshot_dir, write_snapshot
-from vgkit.hub.checkpoints import locate_checkpoint
+from vgkit.hub.cache import snapshot_dir
+from vgkit.hub.checkpoints import locate_checkpoint, write_snapshot
 from vgkit.models import adapter, choose_model
 
 WAN = adapter("wan22")

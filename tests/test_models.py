@@ -9,8 +9,8 @@ import pytest
 
 from tests.conftest import REPO
 from vgkit.errors import ModelUnavailableError, SpecError
-from vgkit.hub.cache import snapshot_dir, write_snapshot
-from vgkit.hub.checkpoints import locate_checkpoint, tiny_commit
+from vgkit.hub.cache import snapshot_dir
+from vgkit.hub.checkpoints import locate_checkpoint, tiny_commit, write_snapshot
 from vgkit.models import adapter, choose_model
 from vgkit.models.base import filter_call_kwargs
 

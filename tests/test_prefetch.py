@@ -22,7 +22,8 @@ from tests.hub_server import HubRepo, HubServer
 from vgkit.errors import ModelUnavailableError, SpecError
 from vgkit.hub.cache import check_snapshot, read_file_record, repo_cache_dir, snapshot_dir
 from vgkit.hub.checkpoints import locate_checkpoint
-from vgkit.hub.prefetch import check_models, human_bytes, prefetch, prefetch_repo, wanted
+from vgkit.hub.prefetch import check_models, prefetch, prefetch_repo, wanted
+from vgkit.hub.results import human_bytes
 from vgkit.models import adapter
 
 WAN = adapter("wan22")
@@ -257,7 +258,7 @@ def test_incomplete_snapshot_is_not_offered_to_runs(hub: HubServer) -> None:
     assert snap is not None
     (snap / "vae" / "config.json").unlink()
     assert snapshot_dir(WAN.repo_id, WAN.revision) is None
-    assert check_snapshot(WAN.repo_id, WAN.revision).missing == ["vae/config.json"]
+    assert check_snapshot(WAN.repo_id, WAN.revision).problems["missing"] == ["vae/config.json"]
 
 
 def test_prefetch_notebook_runs_headless(hub: HubServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

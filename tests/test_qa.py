@@ -134,7 +134,7 @@ def _tiny_clip_checkpoint(dest: Path) -> None:
 
 
 def test_prompt_match_scores_with_a_cached_clip_checkpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from vgkit.hub.cache import write_snapshot
+    from vgkit.hub.checkpoints import write_snapshot
 
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
     _tiny_clip_checkpoint(tmp_path / "clip")

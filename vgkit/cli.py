@@ -211,7 +211,8 @@ def _cmd_models(args: argparse.Namespace) -> int:
 
 
 def _cmd_prefetch(args: argparse.Namespace) -> int:
-    from vgkit.hub.prefetch import format_table, run_prefetch
+    from vgkit.hub.prefetch import run_prefetch
+    from vgkit.hub.results import format_table
 
     if not args.model and not args.all and not args.check and not args.attention_backend:
         raise SpecError("prefetch: no models named; fix: --model NAME (repeatable) or --all")

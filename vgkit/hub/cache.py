@@ -4,7 +4,8 @@
 ``snapshot_download``: ``blobs/<etag>`` (sha256 for LFS files, else git sha1), ``refs/<revision>``
 and ``snapshots/<commit>/<path>`` (links into blobs); vgkit's tiny checkpoints use the same layout.
 ``vgkit-files/<commit>.json`` is vgkit's file record (path, size, hash of every file the snapshot
-must hold), written once a prefetch verified them or a tiny build wrote them. With a record,
+must hold), written once a prefetch verified them or a tiny build wrote them
+(``vgkit.hub.checkpoints.write_snapshot``). With a record,
 "complete" means every listed file is there at its size (``verify=True``: and hash); without one,
 only the ``required_file`` is checked. The Hub client (it reads its environment when imported) is
 imported only to hash.
@@ -13,15 +14,11 @@ imported only to hash.
 from __future__ import annotations
 
 import fcntl
-import hashlib
-import os
 import re
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from vgkit.records.artifacts import atomic_write_bytes, atomic_write_json, read_json_object
+from vgkit.records.artifacts import atomic_write_json, read_json_object
 from vgkit.settings import hub_cache_dir
 
 __all__ = [
@@ -33,7 +30,6 @@ __all__ = [
     "snapshot_dir",
     "sweep_incomplete",
     "write_file_record",
-    "write_snapshot",
 ]
 
 RECORD_SCHEMA = 1
@@ -110,10 +106,6 @@ class CacheStatus:
     def complete(self) -> bool:
         return self.snapshot is not None and not any(self.problems.values())
 
-    @property
-    def missing(self) -> list[str]:
-        return self.problems.get("missing", [])
-
     def describe(self) -> str:
         if self.commit is None:
             return "not in cache"
@@ -172,32 +164,3 @@ def sweep_incomplete(repo_id: str, *, cache_dir: Path | None = None) -> list[Pat
             path.unlink(missing_ok=True)
             removed.append(path)
     return removed
-
-
-def write_snapshot(repo_id: str, commit: str, source: Path, *, cache_dir: Path | None = None) -> Path:
-    """Copy the files under ``source`` into the cache as snapshot ``commit`` (``refs/main``), with its
-    file record.
-
-    The snapshot directory appears in one rename, so a concurrent reader sees it whole or not at
-    all; blobs are content-addressed, so writing the same files twice is harmless.
-    """
-    repo_dir = repo_cache_dir(repo_id, cache_dir=cache_dir)
-    (repo_dir / "snapshots").mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{commit}.", dir=repo_dir / "snapshots"))
-    record: list[FileRecord] = []
-    try:
-        for file in sorted(p for p in source.rglob("*") if p.is_file()):
-            rel, data = file.relative_to(source), file.read_bytes()
-            blob = repo_dir / "blobs" / hashlib.sha256(data).hexdigest()
-            record.append({"path": rel.as_posix(), "size": len(data), "sha256": blob.name})
-            if not blob.exists():
-                atomic_write_bytes(blob, data)
-            (staging / rel).parent.mkdir(parents=True, exist_ok=True)
-            (staging / rel).symlink_to(os.path.relpath(blob, (staging / rel).parent))
-        write_file_record(repo_id, commit, record, cache_dir=cache_dir)
-        shutil.rmtree(repo_dir / "snapshots" / commit, ignore_errors=True)
-        os.replace(staging, repo_dir / "snapshots" / commit)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    atomic_write_bytes(repo_dir / "refs" / "main", commit.encode())
-    return repo_dir / "snapshots" / commit

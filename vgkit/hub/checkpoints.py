@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Protocol
 
 from vgkit.errors import ModelUnavailableError
-from vgkit.hub.cache import CacheStatus, check_snapshot, write_snapshot
+from vgkit.hub.cache import CacheStatus, FileRecord, check_snapshot, repo_cache_dir, write_file_record
+from vgkit.records.artifacts import atomic_write_bytes
 
 __all__ = [
     "TINY_RECIPE_VERSION",
@@ -17,6 +20,7 @@ __all__ = [
     "locate_checkpoint",
     "required_file",
     "tiny_commit",
+    "write_snapshot",
 ]
 
 
@@ -71,3 +75,32 @@ def locate_checkpoint(model: Checkpoint, *, cache_dir: Path | None = None) -> Pa
         f"model {model.name!r}: {model.repo_id}@{model.revision} is not in the local HF cache; "
         f"fix: vgkit prefetch --model {model.name}"
     )
+
+
+def write_snapshot(repo_id: str, commit: str, source: Path, *, cache_dir: Path | None = None) -> Path:
+    """Copy the files under ``source`` into the cache as snapshot ``commit`` (``refs/main``), with its
+    file record.
+
+    The snapshot directory appears in one rename, so a concurrent reader sees it whole or not at
+    all; blobs are content-addressed, so writing the same files twice is harmless.
+    """
+    repo_dir = repo_cache_dir(repo_id, cache_dir=cache_dir)
+    (repo_dir / "snapshots").mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{commit}.", dir=repo_dir / "snapshots"))
+    record: list[FileRecord] = []
+    try:
+        for file in sorted(p for p in source.rglob("*") if p.is_file()):
+            rel, data = file.relative_to(source), file.read_bytes()
+            blob = repo_dir / "blobs" / hashlib.sha256(data).hexdigest()
+            record.append({"path": rel.as_posix(), "size": len(data), "sha256": blob.name})
+            if not blob.exists():
+                atomic_write_bytes(blob, data)
+            (staging / rel).parent.mkdir(parents=True, exist_ok=True)
+            (staging / rel).symlink_to(os.path.relpath(blob, (staging / rel).parent))
+        write_file_record(repo_id, commit, record, cache_dir=cache_dir)
+        shutil.rmtree(repo_dir / "snapshots" / commit, ignore_errors=True)
+        os.replace(staging, repo_dir / "snapshots" / commit)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    atomic_write_bytes(repo_dir / "refs" / "main", commit.encode())
+    return repo_dir / "snapshots" / commit

@@ -13,25 +13,22 @@ from __future__ import annotations
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from vgkit.errors import ModelUnavailableError, SpecError, VgkitError
 from vgkit.hub import cache
 from vgkit.hub.checkpoints import Checkpoint, checkpoint_status, locate_checkpoint, required_file
+from vgkit.hub.results import FileResult, PrefetchReport, human_bytes
 from vgkit.models import adapter, model_names
 from vgkit.settings import hub_cache_dir, hub_endpoint, offline_hub
 
 __all__ = [
     "ALLOW_PATTERNS",
     "DENY_PATTERNS",
-    "FileResult",
-    "PrefetchReport",
     "check_models",
     "checkpoint",
     "checkpoint_names",
-    "format_table",
     "prefetch",
     "prefetch_repo",
     "run_prefetch",
@@ -42,7 +39,6 @@ ALLOW_PATTERNS = ["*.json", "*.safetensors", "*.txt", "*.model", "*.tiktoken", "
 DENY_PATTERNS = ["*.bin", "*.pt", "*.pth", "*.ckpt", "*.pkl", "*.pickle"]
 DISK_MARGIN_BYTES = 512 * 1024**2  # room left beyond the download (temp files, logs, run outputs)
 MAX_WORKERS = 8  # files downloaded at once
-CHECKS = {"sha256": "sha256", "git_sha1": "git-sha1"}  # a file record's hash key -> the check it names
 
 Progress = Callable[[str], None]
 
@@ -52,68 +48,6 @@ def wanted(path: str) -> bool:
     from huggingface_hub.utils import filter_repo_objects
 
     return any(filter_repo_objects([path], allow_patterns=ALLOW_PATTERNS, ignore_patterns=DENY_PATTERNS))
-
-
-def human_bytes(num_bytes: int) -> str:
-    value = float(num_bytes)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024:
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} TiB"
-
-
-@dataclass
-class FileResult:
-    """What prefetch did with one file and how its content was checked."""
-
-    path: str
-    size: int
-    downloaded: bool
-    check: str  # "sha256", "git-sha1", "size", or "recorded" (hashed by an earlier prefetch; size checked)
-    ok: bool = True  # a file that stays bad raises instead
-
-
-@dataclass
-class PrefetchReport:
-    """One model's prefetch (or check): bytes, per-file results."""
-
-    model: str
-    repo_id: str
-    revision: str
-    commit: str | None = None
-    bytes_needed: int = 0
-    bytes_cached: int = 0
-    files: list[FileResult] = field(default_factory=list)
-    orphans_removed: int = 0
-    num_files: int = 0
-    status: str = ""
-    complete: bool = False
-
-    @property
-    def downloaded(self) -> int:
-        return sum(f.downloaded for f in self.files)
-
-    def row(self) -> dict[str, object]:
-        """A flat row for the results table (CLI and notebook)."""
-        return {
-            "model": self.model,
-            "repo": f"{self.repo_id}@{(self.commit or self.revision)[:12]}",
-            "complete": self.complete,
-            "files": self.num_files,
-            "size": human_bytes(self.bytes_needed),
-            "downloaded": self.downloaded,
-            "status": self.status,
-        }
-
-
-def format_table(rows: list[dict[str, object]]) -> str:
-    """Rows of equal keys as an aligned plain-text table."""
-    if not rows:
-        return "(no models)"
-    widths = {k: max(len(k), *(len(str(r[k])) for r in rows)) for k in rows[0]}
-    header: dict[str, object] = {k: k for k in widths}
-    return "\n".join("  ".join(str(r[k]).ljust(w) for k, w in widths.items()).rstrip() for r in [header, *rows])
 
 
 # -- the Hub side --------------------------------------------------------------------------------
@@ -245,7 +179,8 @@ def prefetch_repo(
     report = PrefetchReport(label, repo_id, revision, commit, sum(sizes.values()), num_files=len(plan))
 
     # 2. Bytes needed, cached, free; refuse early when the disk cannot hold it.
-    report.bytes_cached, free = report.bytes_needed - sum(todo.values()), _free_bytes(hub_cache)
+    hub_cache.mkdir(parents=True, exist_ok=True)
+    report.bytes_cached, free = report.bytes_needed - sum(todo.values()), shutil.disk_usage(hub_cache).free
     progress(
         f"{label}: {repo_id}@{commit[:12]}: {len(plan)} files, need {human_bytes(report.bytes_needed)}, "
         f"cached {human_bytes(report.bytes_cached)}, free disk {human_bytes(free)}"
@@ -288,13 +223,8 @@ def prefetch_repo(
 
 
 def _check(item: cache.FileRecord, hashed: bool = True) -> str:
-    return next((CHECKS[key] for key in CHECKS if key in item), "size") if hashed else "recorded"
-
-
-def _free_bytes(path: Path) -> int:
-    while not path.exists():
-        path = path.parent
-    return shutil.disk_usage(path).free
+    """The check a file passed: its hash (as the record names it), its size, or an earlier prefetch's."""
+    return ("sha256" if "sha256" in item else "git-sha1" if "git_sha1" in item else "size") if hashed else "recorded"
 
 
 def prefetch(name: str, *, verify_all: bool = False, progress: Progress = print) -> PrefetchReport:
