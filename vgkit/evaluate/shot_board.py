@@ -50,7 +50,6 @@ __all__ = [
     "boards_markdown",
     "preview_gif",
     "read_board",
-    "shot_board_html",
 ]
 
 Preview = Literal["animated", "still", "linked"]
@@ -374,13 +373,6 @@ def read_board(run_dir: Path, *, preview: Preview = "animated", measure_qa: bool
         _card(clip, logs.get(clip.index), plan=plan, run_dir=run_dir, qa=qa, preview_as=preview) for clip in plan.clips
     )
     return ShotBoard(run_dir=run_dir, model=plan.model or run_dir.name, fps=plan.fps, cards=cards)
-
-
-def shot_board_html(
-    run_dir: Path, *, preview: Preview = "animated", measure_qa: bool = True, base: Path | None = None
-) -> str:
-    """The board of ``run_dir`` as HTML (what the generate notebook shows after a run)."""
-    return read_board(run_dir, preview=preview, measure_qa=measure_qa).html(base=base)
 
 
 def _boards(run_dirs: list[Path]) -> list[ShotBoard | Path]:

@@ -165,11 +165,7 @@ def _first_run(previous: Path) -> dict[str, Any] | None:
     if record is None:
         return None
     kept = record.get("first_run")
-    return (
-        kept
-        if isinstance(kept, dict)
-        else {k: record.get(k) for k in ("started_at", "started_at_s", "status", "wall_s")}
-    )
+    return kept if isinstance(kept, dict) else {k: record.get(k) for k in _FIRST_RUN_KEYS}
 
 
 def _run_one(

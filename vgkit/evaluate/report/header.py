@@ -3,23 +3,58 @@ model with the rule that chose it. Shared by the Markdown and HTML reports."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from vgkit.evaluate.report.summary import RunSummary, cost
 from vgkit.records.artifacts import SWEEP_FILE, read_json_object
 
-__all__ = ["SweepHeader", "best_completed", "cost_or_time", "sweep_header"]
+__all__ = ["HEADER_FIELDS", "SweepHeader", "best_completed", "cost_or_time", "header_items", "sweep_header"]
+
+HEADER_FIELDS = (
+    "Published",
+    "Run ID",
+    "Remote movie directory",
+    "Models tested",
+    "Completed",
+    "Failed",
+    "Best completed model",
+    "Best-model rule",
+)
 
 
 @dataclass(frozen=True)
 class SweepHeader:
     """The report's header: what the sweep was, when it started, and where its movies are."""
 
-    title: str
-    run_id: str
-    published: str  # the sweep's UTC start date: the Markdown stays the same for the same runs
-    remote_dir: str | None
+    title: str = "Model sweep report"
+    run_id: str = "n/a"
+    published: str = "n/a"  # the sweep's UTC start date: the Markdown stays the same for the same runs
+    remote_dir: str | None = None
+
+
+def header_items(
+    runs: list[RunSummary],
+    header: SweepHeader,
+    *,
+    usd_per_hour: float | None,
+    code: Callable[[str], str] = str,
+) -> list[tuple[str, str]]:
+    """``HEADER_FIELDS`` with their values; ``code`` marks up the run ID and remote directory when known."""
+    best, rule = best_completed(runs, usd_per_hour=usd_per_hour)
+    completed = sum(r.status == "completed" for r in runs)
+    values = (
+        header.published,
+        code(header.run_id) if header.run_id.split(" ")[0] != "n/a" else header.run_id,
+        code(header.remote_dir) if header.remote_dir else "n/a (ran locally)",
+        str(len(runs)),
+        str(completed),
+        str(len(runs) - completed),
+        best.model if best else "none",
+        rule,
+    )
+    return list(zip(HEADER_FIELDS, values, strict=True))
 
 
 def _findings(r: RunSummary) -> int:

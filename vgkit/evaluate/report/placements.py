@@ -23,6 +23,7 @@ __all__ = [
     "GpuTimeline",
     "Overlap",
     "Placement",
+    "Segment",
     "gpu_timelines",
     "overlaps",
     "placement_rows",
@@ -61,12 +62,18 @@ class Overlap:
 
 
 @dataclass(frozen=True)
-class GpuSegment:
-    """A stretch of one GPU's billed time: a run's attempt, or ``idle``; times from the sweep's start."""
+class Segment:
+    """A stretch of wall time: ``label`` from ``start_s`` for ``duration_s`` seconds."""
 
     label: str
     start_s: float
     duration_s: float
+
+
+@dataclass(frozen=True)
+class GpuSegment(Segment):
+    """A stretch of one GPU's billed time: a run's attempt, or ``idle``; times from the sweep's start."""
+
     busy: bool
 
 
@@ -84,6 +91,10 @@ class GpuTimeline:
     def billed_s(self) -> float:
         """From the sweep's first start to its last end (overlapping attempts counted once)."""
         return max((s.start_s + s.duration_s for s in self.segments), default=0.0)
+
+    @property
+    def busy_share(self) -> float:
+        return self.busy_s / self.billed_s if self.billed_s else 0.0
 
 
 def _epoch(record: dict[str, Any], key: str) -> float | None:
