@@ -15,7 +15,7 @@ from vgkit.errors import ArtifactError
 from vgkit.records.artifacts import RunLayout
 from vgkit.records.schema import read_log, read_plan
 
-__all__ = ["RUN_KEYS", "diff_runs", "format_diff", "run_config"]
+__all__ = ["diff_runs", "format_diff"]
 
 RUN_KEYS = (
     "model",

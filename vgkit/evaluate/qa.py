@@ -40,29 +40,15 @@ from vgkit.records.artifacts import RunLayout, atomic_write_json, sha256_bytes
 from vgkit.records.schema import ClipLog, read_logs, read_manifest
 
 __all__ = [
-    "BLACK_FRAME_LUMA",
-    "BLACK_SHARE",
-    "CLIP_REPO",
-    "DRIFT_DELTA_E",
-    "MOTION_FLOOR",
     "QA_SCHEMA",
-    "SEAM_MIN_JUMP",
-    "SEAM_RATIO",
-    "SOFT_LAPLACIAN_VAR",
-    "STATIC_MOTION",
     "ClipQA",
     "PromptScorer",
     "SeamQA",
     "clip_qa",
-    "delta_e",
-    "frame_diffs",
-    "laplacian_var",
     "load_clip_scorer",
-    "luma",
     "run_qa",
     "run_verdicts",
     "seam_qa",
-    "thresholds",
 ]
 
 QA_SCHEMA = "vgkit.qa/1"

@@ -41,16 +41,7 @@ from vgkit.errors import ArtifactError
 from vgkit.records.artifacts import RunLayout, read_json_object
 from vgkit.records.schema import ClipLog, Plan, PlanClip, Timings, read_logs, read_plan
 
-__all__ = [
-    "PREVIEW_FRAMES",
-    "PREVIEW_WIDTH_PX",
-    "ShotBoard",
-    "ShotCard",
-    "boards_html",
-    "boards_markdown",
-    "preview_gif",
-    "read_board",
-]
+__all__ = ["PREVIEW_FRAMES", "ShotBoard", "ShotCard", "boards_html", "boards_markdown", "preview_gif", "read_board"]
 
 Preview = Literal["animated", "still", "linked"]
 PREVIEW_FRAMES = 12  # frames of the animated preview, spread evenly over the clip

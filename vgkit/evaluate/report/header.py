@@ -10,7 +10,7 @@ from pathlib import Path
 from vgkit.evaluate.report.summary import RunSummary, cost
 from vgkit.records.artifacts import SWEEP_FILE, read_json_object
 
-__all__ = ["HEADER_FIELDS", "SweepHeader", "best_completed", "cost_or_time", "header_items", "sweep_header"]
+__all__ = ["SweepHeader", "best_completed", "header_items", "sweep_header"]
 
 HEADER_FIELDS = (
     "Published",
