@@ -28,6 +28,7 @@ Clips are named by their index, as in ``clips/clip_NNN.mp4``.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -96,13 +97,8 @@ def luma(image_hwc: np.ndarray) -> np.ndarray:
 
 def frame_diffs(frames_fhwc: np.ndarray) -> np.ndarray:
     """Mean absolute luma difference of each consecutive pair of frames, shape ``(F - 1,)``."""
-    diffs = np.empty(max(len(frames_fhwc) - 1, 0), dtype=np.float64)
-    prev = luma(frames_fhwc[0]) if len(frames_fhwc) else None
-    for i in range(1, len(frames_fhwc)):
-        cur = luma(frames_fhwc[i])
-        diffs[i - 1] = float(np.abs(cur - prev).mean())
-        prev = cur
-    return diffs
+    pairs = itertools.pairwise(map(luma, frames_fhwc))  # one frame's luma at a time, not the whole clip's
+    return np.array([float(np.abs(cur - prev).mean()) for prev, cur in pairs], dtype=np.float64)
 
 
 def laplacian_var(image_hwc: np.ndarray) -> float:

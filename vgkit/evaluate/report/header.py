@@ -103,16 +103,11 @@ def cost_or_time(latency_s: float | None, usd_per_hour: float | None) -> str:
     return f"{latency_s:.2f} s" if usd_per_hour is None else cost(latency_s, usd_per_hour)
 
 
-def _sweep_record(folder: Path) -> dict[str, object] | None:
-    record = read_json_object(folder / SWEEP_FILE)
-    return record if record is not None and "run_id" in record else None
-
-
 def sweep_header(run_dirs: list[Path], *, title: str | None = None) -> SweepHeader:
     """The header from the sweep's ``sweep.json`` beside the run dirs (vgkit.evaluate.sweep), else n/a."""
     parents = {Path(d).resolve().parent for d in run_dirs}
-    record = _sweep_record(parents.pop()) if len(parents) == 1 else None
-    if record is None:
+    record = read_json_object(parents.pop() / SWEEP_FILE) if len(parents) == 1 else None
+    if record is None or "run_id" not in record:
         return SweepHeader(title or "Model sweep report", "n/a (no sweep.json: not one sweep)", "n/a", None)
     name = str(record.get("name", "sweep"))
     return SweepHeader(

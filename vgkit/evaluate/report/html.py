@@ -7,7 +7,6 @@ larger clip plays from its run folder by a relative path (open the page beside t
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Container, Iterable, Sequence
 from html import escape
 from pathlib import Path
@@ -29,7 +28,7 @@ from vgkit.evaluate.report.placements import (
 )
 from vgkit.evaluate.report.recommend import recommend
 from vgkit.evaluate.report.summary import QA_COLUMNS, SETTINGS, RunSummary, clip_failure, cost, qa_rows
-from vgkit.evaluate.shot_board import boards_html
+from vgkit.evaluate.shot_board import boards_html, data_uri
 
 __all__ = ["qa_table_html", "render_html"]
 
@@ -140,16 +139,12 @@ def qa_table_html(runs: list[RunSummary]) -> str:
     return _table(QA_COLUMNS, rows, numeric=range(2, 8)) if rows else "<p>n/a</p>"
 
 
-def _png(data: bytes, alt: str) -> str:
-    return f'<img alt="{escape(alt)}" src="data:image/png;base64,{base64.b64encode(data).decode()}">'
-
-
 def _video(path: Path, out: Path | None) -> str:
     """A preview player: the clip embedded when small, else by a path relative to the report."""
     import os
 
     if path.stat().st_size <= EMBED_VIDEO_BYTES or out is None:
-        src = "data:video/mp4;base64," + base64.b64encode(path.read_bytes()).decode()
+        src = data_uri("video/mp4", path.read_bytes())
     else:
         src = escape(Path(os.path.relpath(path, out)).as_posix())
     return f'<video controls muted loop preload="metadata" width="240" src="{src}"></video>'
@@ -271,7 +266,8 @@ def render_html(
     for r in runs:
         out.append(f"<h3>{escape(r.model)}</h3>")
         figures = [
-            f"<figure>{_png(png, label)}<figcaption>{escape(label)}</figcaption></figure>"
+            f'<figure><img alt="{escape(label)}" src="{data_uri("image/png", png)}">'
+            f"<figcaption>{escape(label)}</figcaption></figure>"
             for label, png in r.filmstrips
         ]
         out.append("".join(figures) or "<p>n/a</p>")

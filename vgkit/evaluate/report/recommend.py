@@ -183,17 +183,16 @@ def recommend(runs: list[RunSummary]) -> list[Recommendation]:
             models = ", ".join(dict.fromkeys(model for model, _ in by_kind[kind]))
             evidence = list(dict.fromkeys(line for _, line in by_kind[kind]))
             found.append(Recommendation(kind, _ADVICE[kind].format(models=models), evidence))
-    weak: list[tuple[str, str]] = []
-    for run in runs:
-        for clip in run.prompt_clips:
-            if clip["score"] < LOW_PROMPT_MATCH and (n := beats(clip["prompt"])) > 1:
-                weak.append(
-                    (
-                        run.model,
-                        f"{run.model} clip {clip['index']}: prompt match {clip['score']:.1f}/10 "
-                        f"(< {LOW_PROMPT_MATCH:g}) on a {n}-beat shot",
-                    )
-                )
+    weak = [
+        (
+            run.model,
+            f"{run.model} clip {clip['index']}: prompt match {clip['score']:.1f}/10 "
+            f"(< {LOW_PROMPT_MATCH:g}) on a {n}-beat shot",
+        )
+        for run in runs
+        for clip in run.prompt_clips
+        if clip["score"] < LOW_PROMPT_MATCH and (n := beats(clip["prompt"])) > 1
+    ]
     if weak:
         models = ", ".join(dict.fromkeys(model for model, _ in weak))
         found.append(

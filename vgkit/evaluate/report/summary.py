@@ -79,7 +79,6 @@ class RunSummary:
     latency_s: float | None
     latency_source: str
     clips_done: int
-    clips_planned: int | None
     prompt_match: float | None
     verdict: str
     failure: dict[str, Any] | None
@@ -196,11 +195,9 @@ def _strip(frames: list[np.ndarray], *, gap_after: int | None = None) -> bytes:
     gap = np.full((THUMB_HEIGHT_PX, 2, 3), 255, dtype=np.uint8)
     cut = np.zeros((THUMB_HEIGHT_PX, 6, 3), dtype=np.uint8)
     cut[:, :, 0] = 220  # a red bar marks the cut
-    parts: list[np.ndarray] = []
-    for i, thumb in enumerate(thumbs):
-        if i:
-            parts.append(cut if gap_after is not None and i == gap_after else gap)
-        parts.append(thumb)
+    parts = [thumbs[0]]
+    for i, thumb in enumerate(thumbs[1:], start=1):
+        parts += [cut if i == gap_after else gap, thumb]
     return png_bytes(np.concatenate(parts, axis=1))
 
 
@@ -335,7 +332,6 @@ def summarize_run(run_dir: Path) -> RunSummary:
         latency_s=latency,
         latency_source=source,
         clips_done=len(ok_logs),
-        clips_planned=len(plan["clips"]) if plan else None,
         prompt_match=prompt_match,
         verdict=_verdict(status, qa, failure, kind, done),
         failure=failure,
