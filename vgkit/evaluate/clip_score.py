@@ -36,15 +36,13 @@ __all__ = [
     "CLIP_TINY",
     "COSINE_MATCH",
     "COSINE_UNRELATED",
-    "FRAMES_PER_CLIP",
     "LIMITS",
     "MAPPING",
-    "PROMPT_MATCH_FILE",
-    "PROMPT_MATCH_SCHEMA",
     "ClipScorer",
     "ScorerCheckpoint",
     "cosine_to_score",
     "load_scorer",
+    "mean_cosine",
     "score_run",
     "scorer_checkpoint",
     "scorer_names",
@@ -129,17 +127,22 @@ class ClipScorer:
         self._processor = CLIPProcessor.from_pretrained(snapshot)
 
     def cosine(self, frames_fhwc: np.ndarray, prompt: str) -> float:
-        import torch
-        from PIL import Image
+        return mean_cosine(self._model, self._processor, frames_fhwc, prompt, frames=FRAMES_PER_CLIP)
 
-        picks = np.unique(np.linspace(0, len(frames_fhwc) - 1, FRAMES_PER_CLIP).round().astype(int))
-        images = [Image.fromarray(frames_fhwc[i]) for i in picks]
-        inputs = self._processor(text=[prompt], images=images, return_tensors="pt", padding=True, truncation=True)
-        with torch.no_grad():
-            out = self._model(**inputs)
-        image = out.image_embeds / out.image_embeds.norm(dim=-1, keepdim=True)
-        text = out.text_embeds / out.text_embeds.norm(dim=-1, keepdim=True)
-        return float((image @ text.T).mean())
+
+def mean_cosine(model: Any, processor: Any, frames_fhwc: np.ndarray, prompt: str, *, frames: int) -> float:
+    """The mean cosine of ``prompt``'s CLIP embedding and those of ``frames`` frames spread over the clip."""
+    import torch
+    from PIL import Image
+
+    picks = np.unique(np.linspace(0, len(frames_fhwc) - 1, frames).round().astype(int))
+    images = [Image.fromarray(frames_fhwc[i]) for i in picks]
+    inputs = processor(text=[prompt], images=images, return_tensors="pt", padding=True, truncation=True)
+    with torch.no_grad():
+        out = model(**inputs)
+    image = out.image_embeds / out.image_embeds.norm(dim=-1, keepdim=True)
+    text = out.text_embeds / out.text_embeds.norm(dim=-1, keepdim=True)
+    return float((image @ text.T).mean())
 
 
 def load_scorer(name: str = "clip", *, cache_dir: Path | None = None) -> ClipScorer:

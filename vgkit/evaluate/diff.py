@@ -15,7 +15,7 @@ from vgkit.errors import ArtifactError
 from vgkit.records.artifacts import RunLayout
 from vgkit.records.schema import read_log, read_plan
 
-__all__ = ["RUN_KEYS", "diff_runs", "format_diff", "run_config"]
+__all__ = ["diff_runs", "format_diff"]
 
 RUN_KEYS = (
     "model",
@@ -67,8 +67,7 @@ def format_diff(run_a: Path, run_b: Path, changes: list[tuple[str, Any, Any]]) -
     if not changes:
         return f"{run_a} and {run_b}: identical configs"
     lines = [f"{len(changes)} value(s) differ between {run_a} and {run_b}:"]
-    for key, va, vb in changes:
-        lines.append(f"  {key}: {va!r} -> {vb!r}")
+    lines += [f"  {key}: {va!r} -> {vb!r}" for key, va, vb in changes]
     variables = {_variable(key) for key, _, _ in changes}
     verdict = "one variable changed" if len(variables) == 1 else f"{len(variables)} variables changed"
     lines.append(f"{verdict}: {', '.join(sorted(variables))}")

@@ -23,9 +23,9 @@ from html import escape
 from pathlib import Path
 from urllib.parse import quote
 
-from vgkit.records.artifacts import RunLayout
+from vgkit.records.artifacts import RunLayout, read_json_object
 
-__all__ = ["SYNC_TOLERANCE_S", "side_by_side", "video_player", "video_url"]
+__all__ = ["side_by_side", "video_player", "video_url"]
 
 # A follower further than this from its leader is seeked to it; closer, its playback rate is nudged.
 SYNC_TOLERANCE_S = 0.2
@@ -111,10 +111,6 @@ def video_url(video: Path, *, base: Path | None = None) -> str:
     return quote(Path(relative).as_posix())
 
 
-def _size(video: Path) -> str:
-    return f"{video.stat().st_size / 2**20:.1f} MiB"
-
-
 def video_player(video: Path, *, base: Path | None = None, width_px: int = 640, loop: bool = True) -> str:
     """HTML for one player of ``video`` (any size) and a link that opens the file itself."""
     url = escape(video_url(video, base=base))
@@ -123,15 +119,8 @@ def video_player(video: Path, *, base: Path | None = None, width_px: int = 640, 
     return (
         f'<video src="{url}" width="{width_px}" {attributes}></video>'
         f'<div style="font-size:85%"><a href="{url}" target="_blank">{name}</a> '
-        f"({_size(video)})</div>"
+        f"({video.stat().st_size / 2**20:.1f} MiB)</div>"
     )
-
-
-def _label(run_dir: Path) -> str:
-    plan = RunLayout(run_dir).plan
-    if plan.is_file():
-        return str(json.loads(plan.read_text()).get("model", run_dir.name))
-    return run_dir.name
 
 
 def side_by_side(
@@ -144,7 +133,7 @@ def side_by_side(
     for run_dir in run_dirs:
         layout = RunLayout(Path(run_dir))
         video = layout.final if clip_index is None else layout.clip(clip_index)
-        label = escape(_label(layout.root))
+        label = escape(str((read_json_object(layout.plan) or {}).get("model", layout.root.name)))
         if video.is_file():
             body = video_player(video, base=base, width_px=width_px, loop=False)
         else:

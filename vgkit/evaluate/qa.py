@@ -28,6 +28,7 @@ Clips are named by their index, as in ``clips/clip_NNN.mp4``.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -40,29 +41,15 @@ from vgkit.records.artifacts import RunLayout, atomic_write_json, sha256_bytes
 from vgkit.records.schema import ClipLog, read_logs, read_manifest
 
 __all__ = [
-    "BLACK_FRAME_LUMA",
-    "BLACK_SHARE",
-    "CLIP_REPO",
-    "DRIFT_DELTA_E",
-    "MOTION_FLOOR",
     "QA_SCHEMA",
-    "SEAM_MIN_JUMP",
-    "SEAM_RATIO",
-    "SOFT_LAPLACIAN_VAR",
-    "STATIC_MOTION",
     "ClipQA",
     "PromptScorer",
     "SeamQA",
     "clip_qa",
-    "delta_e",
-    "frame_diffs",
-    "laplacian_var",
     "load_clip_scorer",
-    "luma",
     "run_qa",
     "run_verdicts",
     "seam_qa",
-    "thresholds",
 ]
 
 QA_SCHEMA = "vgkit.qa/1"
@@ -110,13 +97,8 @@ def luma(image_hwc: np.ndarray) -> np.ndarray:
 
 def frame_diffs(frames_fhwc: np.ndarray) -> np.ndarray:
     """Mean absolute luma difference of each consecutive pair of frames, shape ``(F - 1,)``."""
-    diffs = np.empty(max(len(frames_fhwc) - 1, 0), dtype=np.float64)
-    prev = luma(frames_fhwc[0]) if len(frames_fhwc) else None
-    for i in range(1, len(frames_fhwc)):
-        cur = luma(frames_fhwc[i])
-        diffs[i - 1] = float(np.abs(cur - prev).mean())
-        prev = cur
-    return diffs
+    pairs = itertools.pairwise(map(luma, frames_fhwc))  # one frame's luma at a time, not the whole clip's
+    return np.array([float(np.abs(cur - prev).mean()) for prev, cur in pairs], dtype=np.float64)
 
 
 def laplacian_var(image_hwc: np.ndarray) -> float:
@@ -157,11 +139,6 @@ class ClipQA:
     prompt_match: float | None
     verdicts: tuple[str, ...]
 
-    def to_dict(self) -> dict[str, Any]:
-        record = asdict(self)
-        record["verdicts"] = list(self.verdicts)
-        return record
-
 
 @dataclass(frozen=True)
 class SeamQA:
@@ -172,13 +149,6 @@ class SeamQA:
     within: float
     ratio: float
     visible: bool
-
-    @property
-    def verdict(self) -> str:
-        return f"visible seam at clip {self.index}"
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def _clip_verdicts(
@@ -253,7 +223,7 @@ def run_verdicts(clips: list[ClipQA], seams: list[SeamQA]) -> list[str]:
             if verdict != OK:
                 found.setdefault(verdict, []).append(clip.index)
     phrases = [f"{verdict} ({_clip_list(indices, len(clips))})" for verdict, indices in found.items()]
-    phrases += [seam.verdict for seam in seams if seam.visible]
+    phrases += [f"visible seam at clip {seam.index}" for seam in seams if seam.visible]
     return phrases or [OK]
 
 
@@ -274,22 +244,15 @@ def load_clip_scorer(repo_id: str = CLIP_REPO) -> PromptScorer | None:
         path = snapshot_download(repo_id, local_files_only=True, cache_dir=hub_cache_dir())
     except (LocalEntryNotFoundError, FileNotFoundError, OSError):
         return None
-    import torch
-    from PIL import Image
     from transformers import CLIPModel, CLIPProcessor
+
+    from vgkit.evaluate.clip_score import mean_cosine
 
     model = CLIPModel.from_pretrained(path, use_safetensors=True).eval()
     processor = CLIPProcessor.from_pretrained(path)
 
     def score(frames_fhwc: np.ndarray, prompt: str) -> float:
-        picks = np.unique(np.linspace(0, len(frames_fhwc) - 1, 4).round().astype(int))
-        images = [Image.fromarray(frames_fhwc[i]) for i in picks]
-        inputs = processor(text=[prompt], images=images, return_tensors="pt", padding=True, truncation=True)
-        with torch.no_grad():
-            out = model(**inputs)
-        image = out.image_embeds / out.image_embeds.norm(dim=-1, keepdim=True)
-        text = out.text_embeds / out.text_embeds.norm(dim=-1, keepdim=True)
-        return max(100.0 * float((image @ text.T).mean()), 0.0)
+        return max(100.0 * mean_cosine(model, processor, frames_fhwc, prompt, frames=4), 0.0)
 
     return score
 
@@ -353,8 +316,8 @@ def run_qa(run_dir: Path, *, reference: Path | None = None, clip_repo: str | Non
         if reference_hwc is None
         else {"path": str(reference), "fitted_sha256": _png_sha(reference_hwc)},
         "prompt_match_model": clip_repo if scorer is not None else None,
-        "clips": [c.to_dict() for c in clips],
-        "seams": [s.to_dict() for s in seams],
+        "clips": [asdict(c) | {"verdicts": list(c.verdicts)} for c in clips],
+        "seams": [asdict(s) for s in seams],
         "verdicts": run_verdicts(clips, seams),
     }
     atomic_write_json(layout.root / "qa.json", record)

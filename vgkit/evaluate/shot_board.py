@@ -41,17 +41,7 @@ from vgkit.errors import ArtifactError
 from vgkit.records.artifacts import RunLayout, read_json_object
 from vgkit.records.schema import ClipLog, Plan, PlanClip, Timings, read_logs, read_plan
 
-__all__ = [
-    "PREVIEW_FRAMES",
-    "PREVIEW_WIDTH_PX",
-    "ShotBoard",
-    "ShotCard",
-    "boards_html",
-    "boards_markdown",
-    "preview_gif",
-    "read_board",
-    "shot_board_html",
-]
+__all__ = ["PREVIEW_FRAMES", "ShotBoard", "ShotCard", "boards_html", "boards_markdown", "preview_gif", "read_board"]
 
 Preview = Literal["animated", "still", "linked"]
 PREVIEW_FRAMES = 12  # frames of the animated preview, spread evenly over the clip
@@ -169,20 +159,28 @@ def _badge(verdict: str) -> str:
     return f"<span class='vgkit-badge {kind}'>{escape(verdict)}</span>"
 
 
-def _data_uri(mime: str, data: bytes) -> str:
+def data_uri(mime: str, data: bytes) -> str:
     return f"data:{mime};base64,{base64.b64encode(data).decode()}"
+
+
+def _picture(card: ShotCard | TakeCard, base: Path | None) -> str | None:
+    """The card's embedded preview as a data URI, else its last frame's URL relative to ``base``."""
+    from vgkit.evaluate.players import video_url
+
+    if card.preview is not None:
+        return data_uri(*card.preview)
+    return None if card.last_frame is None else video_url(card.last_frame, base=base)
 
 
 def _card_html(card: ShotCard, *, run_dir: Path, base: Path | None) -> str:
     from vgkit.evaluate.players import video_url
 
-    if card.preview is not None:
-        mime, data = card.preview
-        picture = f"<img alt='shot {card.index}' src='{_data_uri(mime, data)}'>"
-    elif card.last_frame is not None:
-        picture = f"<img alt='shot {card.index}' src='{escape(video_url(card.last_frame, base=base))}'>"
-    else:
-        picture = f"<div class=meta>{escape(card.status)}</div>"
+    source = _picture(card, base)
+    picture = (
+        f"<img alt='shot {card.index}' src='{escape(source)}'>"
+        if source
+        else f"<div class=meta>{escape(card.status)}</div>"
+    )
     link = ""
     if card.clip is not None:
         link = f" · <a href='{escape(video_url(card.clip, base=base))}' target=_blank>{escape(card.clip.name)}</a>"
@@ -216,12 +214,8 @@ def _takes_html(card: ShotCard, *, run_dir: Path, base: Path | None) -> str:
         return ""
     items = []
     for take in card.takes:
-        picture = ""
-        source = _data_uri(*take.preview) if take.preview is not None else None
-        if source is None and take.last_frame is not None:
-            source = video_url(take.last_frame, base=base)
-        if source is not None:
-            picture = f"<img alt='take {take.seed}' src='{escape(source)}' style='width:64px'>"
+        source = _picture(take, base)
+        picture = f"<img alt='take {take.seed}' src='{escape(source)}' style='width:64px'>" if source else ""
         if take.clip is not None:
             picture = f"<a href='{escape(video_url(take.clip, base=base))}' target=_blank>{picture or 'clip'}</a>"
         if take.picked:
@@ -374,13 +368,6 @@ def read_board(run_dir: Path, *, preview: Preview = "animated", measure_qa: bool
         _card(clip, logs.get(clip.index), plan=plan, run_dir=run_dir, qa=qa, preview_as=preview) for clip in plan.clips
     )
     return ShotBoard(run_dir=run_dir, model=plan.model or run_dir.name, fps=plan.fps, cards=cards)
-
-
-def shot_board_html(
-    run_dir: Path, *, preview: Preview = "animated", measure_qa: bool = True, base: Path | None = None
-) -> str:
-    """The board of ``run_dir`` as HTML (what the generate notebook shows after a run)."""
-    return read_board(run_dir, preview=preview, measure_qa=measure_qa).html(base=base)
 
 
 def _boards(run_dirs: list[Path]) -> list[ShotBoard | Path]:

@@ -165,26 +165,26 @@ def _first_run(previous: Path) -> dict[str, Any] | None:
     if record is None:
         return None
     kept = record.get("first_run")
-    return (
-        kept
-        if isinstance(kept, dict)
-        else {k: record.get(k) for k in ("started_at", "started_at_s", "status", "wall_s")}
-    )
+    return kept if isinstance(kept, dict) else {k: record.get(k) for k in _FIRST_RUN_KEYS}
 
 
-def _run_one(
+def sweep_cell(
     spec_path: Path,
     model: str,
     run_dir: Path,
-    reference: Path,
-    progress: Progress,
-    grace_s: float,
-    scorer_name: str | None = None,
+    *,
+    progress: Progress = print,
+    grace_s: float = DEFAULT_GRACE_S,
+    prompt_match_model: str | None = "clip",
 ) -> SweepRow:
+    """One model's job of a sweep in ``run_dir``, recorded like the others (vgkit.scale runs cells through it)."""
     from vgkit.evaluate.qa import run_qa
     from vgkit.records.rundir import MARKER_NAME
+    from vgkit.spec.schema import load_spec
     from vgkit.supervise.worker import run_supervised
 
+    run_dir.mkdir(parents=True, exist_ok=True)
+    reference = Path(load_spec(spec_path).reference_image)
     first_run = None
     if (run_dir / MARKER_NAME).is_file():  # only vgkit's own run folder is cleaned (vgkit.records.rundir)
         first_run = _first_run(run_dir / SWEEP_RUN_FILE)
@@ -208,7 +208,7 @@ def _run_one(
             tagged(qa_event)
             qa = run_qa(run_dir, reference=reference)
             detail = "; ".join(qa["verdicts"]) + f"; bundle {result.bundle.name}"
-            score_prompt_match(run_dir, scorer_name, lambda text: progress(note(f"[{model}] {text}")))
+            score_prompt_match(run_dir, prompt_match_model, lambda text: progress(note(f"[{model}] {text}")))
         except Exception as exc:  # any failure of one model is recorded and the sweep goes on
             failure = classify(exc)
             # A plan projected past its deadlines is refused before any GPU time is spent on it.
@@ -242,23 +242,6 @@ def _run_one(
     return SweepRow(model=model, run_dir=run_dir, status=status, detail=detail, kind=kind)
 
 
-def sweep_cell(
-    spec_path: Path,
-    model: str,
-    run_dir: Path,
-    *,
-    progress: Progress = print,
-    grace_s: float = DEFAULT_GRACE_S,
-    prompt_match_model: str | None = "clip",
-) -> SweepRow:
-    """One model's job of a sweep in ``run_dir``, recorded like the others (vgkit.scale runs cells through it)."""
-    from vgkit.spec.schema import load_spec
-
-    run_dir.mkdir(parents=True, exist_ok=True)
-    reference = Path(load_spec(spec_path).reference_image)
-    return _run_one(spec_path, model, run_dir, reference, progress, grace_s, prompt_match_model)
-
-
 def sweep(
     spec_path: str | Path,
     *,
@@ -289,10 +272,15 @@ def sweep(
     for i, model in enumerate(models):
         progress(note(f"sweep: model {i + 1}/{len(models)}: {model}"))
         run_dir = root / f"{spec.name}-{model}"
-        run_dir.mkdir(parents=True, exist_ok=True)
-        reference = Path(spec.reference_image)
         rows.append(
-            _run_one(Path(spec_path), model, run_dir, reference, progress, watchdog_grace_s, prompt_match_model)
+            sweep_cell(
+                Path(spec_path),
+                model,
+                run_dir,
+                progress=progress,
+                grace_s=watchdog_grace_s,
+                prompt_match_model=prompt_match_model,
+            )
         )
     paths = write_report([row.run_dir for row in rows], out=root / "report", usd_per_hour=usd_per_hour)
     return SweepResult(rows=rows, report_markdown=paths["markdown"], report_html=paths["html"])

@@ -3,23 +3,58 @@ model with the rule that chose it. Shared by the Markdown and HTML reports."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from vgkit.evaluate.report.summary import RunSummary, cost
 from vgkit.records.artifacts import SWEEP_FILE, read_json_object
 
-__all__ = ["SweepHeader", "best_completed", "cost_or_time", "sweep_header"]
+__all__ = ["SweepHeader", "best_completed", "header_items", "sweep_header"]
+
+HEADER_FIELDS = (
+    "Published",
+    "Run ID",
+    "Remote movie directory",
+    "Models tested",
+    "Completed",
+    "Failed",
+    "Best completed model",
+    "Best-model rule",
+)
 
 
 @dataclass(frozen=True)
 class SweepHeader:
     """The report's header: what the sweep was, when it started, and where its movies are."""
 
-    title: str
-    run_id: str
-    published: str  # the sweep's UTC start date: the Markdown stays the same for the same runs
-    remote_dir: str | None
+    title: str = "Model sweep report"
+    run_id: str = "n/a"
+    published: str = "n/a"  # the sweep's UTC start date: the Markdown stays the same for the same runs
+    remote_dir: str | None = None
+
+
+def header_items(
+    runs: list[RunSummary],
+    header: SweepHeader,
+    *,
+    usd_per_hour: float | None,
+    code: Callable[[str], str] = str,
+) -> list[tuple[str, str]]:
+    """``HEADER_FIELDS`` with their values; ``code`` marks up the run ID and remote directory when known."""
+    best, rule = best_completed(runs, usd_per_hour=usd_per_hour)
+    completed = sum(r.status == "completed" for r in runs)
+    values = (
+        header.published,
+        code(header.run_id) if header.run_id.split(" ")[0] != "n/a" else header.run_id,
+        code(header.remote_dir) if header.remote_dir else "n/a (ran locally)",
+        str(len(runs)),
+        str(completed),
+        str(len(runs) - completed),
+        best.model if best else "none",
+        rule,
+    )
+    return list(zip(HEADER_FIELDS, values, strict=True))
 
 
 def _findings(r: RunSummary) -> int:
@@ -68,16 +103,11 @@ def cost_or_time(latency_s: float | None, usd_per_hour: float | None) -> str:
     return f"{latency_s:.2f} s" if usd_per_hour is None else cost(latency_s, usd_per_hour)
 
 
-def _sweep_record(folder: Path) -> dict[str, object] | None:
-    record = read_json_object(folder / SWEEP_FILE)
-    return record if record is not None and "run_id" in record else None
-
-
 def sweep_header(run_dirs: list[Path], *, title: str | None = None) -> SweepHeader:
     """The header from the sweep's ``sweep.json`` beside the run dirs (vgkit.evaluate.sweep), else n/a."""
     parents = {Path(d).resolve().parent for d in run_dirs}
-    record = _sweep_record(parents.pop()) if len(parents) == 1 else None
-    if record is None:
+    record = read_json_object(parents.pop() / SWEEP_FILE) if len(parents) == 1 else None
+    if record is None or "run_id" not in record:
         return SweepHeader(title or "Model sweep report", "n/a (no sweep.json: not one sweep)", "n/a", None)
     name = str(record.get("name", "sweep"))
     return SweepHeader(

@@ -7,30 +7,28 @@ larger clip plays from its run folder by a relative path (open the page beside t
 
 from __future__ import annotations
 
-import base64
+from collections.abc import Container, Iterable, Sequence
 from html import escape
 from pathlib import Path
 
-from vgkit.evaluate.report.header import SweepHeader, best_completed
-from vgkit.evaluate.report.markdown import HEADER_FIELDS, latency_cell, operational_summary, prompt_cell
+from vgkit.evaluate.report.header import SweepHeader, header_items
+from vgkit.evaluate.report.markdown import (
+    OPERATIONAL_COLUMNS,
+    latency_cell,
+    operational_row,
+    operational_summary,
+    prompt_cell,
+)
 from vgkit.evaluate.report.placements import (
     PLACEMENT_COLUMNS,
+    Segment,
     gpu_timelines,
     placement_rows,
     placement_summary,
 )
 from vgkit.evaluate.report.recommend import recommend
-from vgkit.evaluate.report.summary import (
-    QA_COLUMNS,
-    RunSummary,
-    Segment,
-    clip_failure,
-    cost,
-    fmt,
-    fmt_bytes,
-    qa_rows,
-)
-from vgkit.evaluate.shot_board import boards_html
+from vgkit.evaluate.report.summary import QA_COLUMNS, SETTINGS, RunSummary, clip_failure, cost, qa_rows
+from vgkit.evaluate.shot_board import boards_html, data_uri
 
 __all__ = ["qa_table_html", "render_html"]
 
@@ -107,8 +105,20 @@ def _timing_chart(runs: list[RunSummary]) -> str:
     return "".join(parts)
 
 
+def _table(head: Iterable[str], rows: Iterable[Sequence[str]], *, numeric: Container[int] = ()) -> str:
+    """A table; the columns at ``numeric`` are right-aligned numbers."""
+    header = "".join(f"<th>{escape(h)}</th>" for h in head)
+    body = "".join(
+        "<tr>"
+        + "".join(f"<td{' class=num' if i in numeric else ''}>{escape(v)}</td>" for i, v in enumerate(row))
+        + "</tr>"
+        for row in rows
+    )
+    return f"<table><tr>{header}</tr>{body}</table>"
+
+
 def _billing(
-    segments: list[Segment], usd_per_hour: float | None, *, total_label: str = "total", total_s: float | None = None
+    segments: Sequence[Segment], usd_per_hour: float | None, *, total_label: str = "total", total_s: float | None = None
 ) -> str:
     rows = "".join(
         f"<tr><td>{escape(s.label)}</td><td class=num>{s.start_s:.2f} s</td><td class=num>{s.duration_s:.2f} s</td>"
@@ -125,18 +135,8 @@ def _billing(
 
 def qa_table_html(runs: list[RunSummary]) -> str:
     """Every clip's QA measurements and verdicts, one row per clip of each run (``qa_rows``)."""
-    head = "".join(f"<th>{escape(h)}</th>" for h in QA_COLUMNS)
-    body = "".join(
-        "<tr>"
-        + "".join(f"<td{' class=num' if i > 1 and i < 8 else ''}>{escape(v)}</td>" for i, v in enumerate(row))
-        + "</tr>"
-        for row in qa_rows(runs)
-    )
-    return f"<table><tr>{head}</tr>{body}</table>" if body else "<p>n/a</p>"
-
-
-def _png(data: bytes, alt: str) -> str:
-    return f'<img alt="{escape(alt)}" src="data:image/png;base64,{base64.b64encode(data).decode()}">'
+    rows = qa_rows(runs)
+    return _table(QA_COLUMNS, rows, numeric=range(2, 8)) if rows else "<p>n/a</p>"
 
 
 def _video(path: Path, out: Path | None) -> str:
@@ -144,7 +144,7 @@ def _video(path: Path, out: Path | None) -> str:
     import os
 
     if path.stat().st_size <= EMBED_VIDEO_BYTES or out is None:
-        src = "data:video/mp4;base64," + base64.b64encode(path.read_bytes()).decode()
+        src = data_uri("video/mp4", path.read_bytes())
     else:
         src = escape(Path(os.path.relpath(path, out)).as_posix())
     return f'<video controls muted loop preload="metadata" width="240" src="{src}"></video>'
@@ -156,59 +156,30 @@ def _shots(runs: list[RunSummary], out: Path | None) -> str:
     if not with_clips:
         return "<p>No model finished a clip.</p>"
     head = "".join(f"<th>{escape(r.model)}</th>" for r in with_clips)
-    rows = []
-    for i in sorted({i for r in with_clips for i in r.clip_videos}):
-        cells = []
-        for r in with_clips:
-            video = r.clip_videos.get(i)
-            score = next((c["score"] for c in r.prompt_clips if c["index"] == i), None)
-            cells.append(
-                "<td>not made</td>"
-                if video is None
-                else f"<td><figure>{_video(video, out)}<figcaption>prompt match {prompt_cell(score)}</figcaption>"
-                "</figure></td>"
-            )
-        rows.append(f"<tr><th>shot {i}</th>{''.join(cells)}</tr>")
-    settings = "".join(
-        f"<tr><td>{escape(r.model)}</td>" + "".join(f"<td>{escape(r.settings[k])}</td>" for k in SETTINGS) + "</tr>"
-        for r in runs
-        if r.settings
+
+    def cell(r: RunSummary, i: int) -> str:
+        if (video := r.clip_videos.get(i)) is None:
+            return "<td>not made</td>"
+        caption = f"prompt match {prompt_cell(r.prompt_score(i))}"
+        return f"<td><figure>{_video(video, out)}<figcaption>{caption}</figcaption></figure></td>"
+
+    rows = "".join(
+        f"<tr><th>shot {i}</th>{''.join(cell(r, i) for r in with_clips)}</tr>"
+        for i in sorted({i for r in with_clips for i in r.clip_videos})
     )
-    return (
-        f"<table><tr><th>Shot</th>{head}</tr>{''.join(rows)}</table><table><tr><th>Model</th>"
-        + "".join(f"<th>{escape(k)}</th>" for k in SETTINGS)
-        + f"</tr>{settings}</table>"
-    )
+    settings = [(r.model, *(r.settings[k] for k in SETTINGS)) for r in runs if r.settings]
+    return f"<table><tr><th>Shot</th>{head}</tr>{rows}</table>" + _table(("Model", *SETTINGS), settings)
 
 
 def _operational(runs: list[RunSummary]) -> str:
     """The seed's three summary lines, then one row of notes per model."""
     out = ["<h2>Operational Notes</h2><ul>", *(f"<li>{escape(line)}</li>" for line in operational_summary(runs))]
-    out.append(
-        "</ul><table><tr><th>Model</th><th>Preset</th><th>Peak RSS</th><th>Peak GPU memory</th>"
-        "<th>Mean GPU utilisation</th><th>Peak temperature</th><th>Overlapping-job samples</th></tr>"
-    )
-    for r in runs:
-        g = r.gpu or {}
-        out.append(
-            f"<tr><td>{escape(r.model)}</td><td>{escape(r.preset)}</td><td class=num>{fmt_bytes(r.peak_rss_bytes)}</td>"
-            f"<td class=num>{fmt_bytes(r.peak_gpu_bytes)}</td>"
-            f"<td class=num>{fmt(g.get('mean_util_pct'), '%', 1)}</td>"
-            f"<td class=num>{fmt(g.get('peak_temp_c'), ' C')}</td>"
-            f"<td class=num>{fmt(g.get('overlap_samples'))}</td></tr>"
-        )
-    out.append("</table>")
+    notes = [(r.model, *operational_row(r)) for r in runs]
+    out.append("</ul>" + _table(("Model", *OPERATIONAL_COLUMNS), notes, numeric=range(2, 7)))
     placements = [p for r in runs for p in r.placements]
     out += ["<ul>", *(f"<li>{escape(line)}</li>" for line in placement_summary(placements)), "</ul>"]
     if placements:
-        out.append("<table><tr>" + "".join(f"<th>{escape(c)}</th>" for c in PLACEMENT_COLUMNS) + "</tr>")
-        out += [
-            "<tr>"
-            + "".join(f"<td{' class=num' if i >= 5 else ''}>{escape(v)}</td>" for i, v in enumerate(row))
-            + "</tr>"
-            for row in placement_rows(placements)
-        ]
-        out.append("</table>")
+        out.append(_table(PLACEMENT_COLUMNS, placement_rows(placements), numeric=range(5, len(PLACEMENT_COLUMNS))))
     return "".join(out)
 
 
@@ -221,14 +192,11 @@ def _gpu_billing(runs: list[RunSummary], usd_per_hour: float | None) -> str:
         "<h3>Per GPU (Ray)</h3><p>Each GPU from the sweep's first start to its last end: its runs and idle time.</p>"
     ]
     for t in timelines:
-        busy = t.busy_s / t.billed_s if t.billed_s else 0.0
         out.append(f"<h4>{escape(t.where)}</h4>")
-        segments = [Segment(s.label, s.start_s, s.duration_s) for s in t.segments]
-        out.append(_billing(segments, usd_per_hour, total_label=f"billed ({busy:.0%} busy)", total_s=t.billed_s))
+        out.append(
+            _billing(t.segments, usd_per_hour, total_label=f"billed ({t.busy_share:.0%} busy)", total_s=t.billed_s)
+        )
     return "".join(out)
-
-
-SETTINGS = ("preset", "size", "frames", "fps", "steps", "guidance")
 
 
 def render_html(
@@ -241,23 +209,14 @@ def render_html(
     """The page; ``out_dir`` (the report folder) makes paths of large clips relative."""
     from vgkit.evaluate.clip_score import LIMITS, MAPPING
 
-    header = header or SweepHeader("Model sweep report", "n/a", "n/a", None)
-    best, rule = best_completed(runs, usd_per_hour=usd_per_hour)
-    completed = sum(r.status == "completed" for r in runs)
-    values = (
-        header.published,
-        header.run_id,
-        header.remote_dir or "n/a (ran locally)",
-        str(len(runs)),
-        str(completed),
-        str(len(runs) - completed),
-        best.model if best else "none",
-        rule,
-    )
+    header = header or SweepHeader()
     out = [
         f"<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>{escape(header.title)}</title>",
         f"<style>{CSS}</style></head><body><h1>{escape(header.title)}</h1><ul>",
-        *(f"<li>{escape(k)}: <b>{escape(v)}</b></li>" for k, v in zip(HEADER_FIELDS, values, strict=True)),
+        *(
+            f"<li>{escape(k)}: <b>{escape(v)}</b></li>"
+            for k, v in header_items(runs, header, usd_per_hour=usd_per_hour)
+        ),
         "</ul><h2>Model Outcomes</h2><table><tr><th>Model</th><th>Status</th><th>Latency</th><th>Prompt Match</th>"
         "<th>Verdict</th></tr>",
     ]
@@ -307,7 +266,8 @@ def render_html(
     for r in runs:
         out.append(f"<h3>{escape(r.model)}</h3>")
         figures = [
-            f"<figure>{_png(png, label)}<figcaption>{escape(label)}</figcaption></figure>"
+            f'<figure><img alt="{escape(label)}" src="{data_uri("image/png", png)}">'
+            f"<figcaption>{escape(label)}</figcaption></figure>"
             for label, png in r.filmstrips
         ]
         out.append("".join(figures) or "<p>n/a</p>")

@@ -8,11 +8,13 @@ start), rows in the order the models ran.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from vgkit.evaluate.report.header import SweepHeader, best_completed
+from vgkit.evaluate.report.header import SweepHeader, header_items
 from vgkit.evaluate.report.placements import (
     PLACEMENT_COLUMNS,
+    Segment,
     gpu_timelines,
     placement_rows,
     placement_summary,
@@ -20,6 +22,7 @@ from vgkit.evaluate.report.placements import (
 from vgkit.evaluate.report.recommend import recommend
 from vgkit.evaluate.report.summary import (
     QA_COLUMNS,
+    SETTINGS,
     RunSummary,
     clip_failure,
     cost,
@@ -30,26 +33,24 @@ from vgkit.evaluate.report.summary import (
 from vgkit.evaluate.shot_board import boards_markdown
 
 __all__ = [
-    "HEADER_FIELDS",
-    "OUTCOME_COLUMNS",
+    "OPERATIONAL_COLUMNS",
     "SECTIONS",
     "latency_cell",
+    "operational_row",
     "operational_summary",
     "prompt_cell",
     "render_markdown",
 ]
 
-HEADER_FIELDS = (
-    "Published",
-    "Run ID",
-    "Remote movie directory",
-    "Models tested",
-    "Completed",
-    "Failed",
-    "Best completed model",
-    "Best-model rule",
-)
 OUTCOME_COLUMNS = ("Model", "Status", "Latency", "Prompt Match", "Verdict")
+OPERATIONAL_COLUMNS = (
+    "Preset",
+    "Peak RSS",
+    "Peak GPU memory",
+    "Mean GPU utilisation",
+    "Peak temperature",
+    "Overlapping-job samples",
+)
 SECTIONS = (
     "Model Outcomes",
     "Operational Notes",
@@ -69,6 +70,16 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
+def _row(cells: Iterable[str]) -> str:
+    return "| " + " | ".join(_cell(c) for c in cells) + " |"
+
+
+def _table(head: Sequence[str], rows: Iterable[Sequence[str]], *, right: str = "") -> list[str]:
+    """A Markdown table; ``right`` marks right-aligned columns with "r" (``"lrr"``)."""
+    align = ["---:" if right[i : i + 1] == "r" else "---" for i in range(len(head))]
+    return [_row(head), _row(align), *(_row(row) for row in rows)]
+
+
 def latency_cell(r: RunSummary) -> str:
     """``343.94s``; on a resumed run the first run's time, then the resumed session's."""
     text = fmt(r.latency_s, "s")
@@ -77,23 +88,6 @@ def latency_cell(r: RunSummary) -> str:
 
 def prompt_cell(score: float | None) -> str:
     return "n/a" if score is None else f"{score:.1f}/10"
-
-
-def _header(runs: list[RunSummary], header: SweepHeader, usd_per_hour: float | None) -> list[str]:
-    best, rule = best_completed(runs, usd_per_hour=usd_per_hour)
-    completed = sum(r.status == "completed" for r in runs)
-    remote = f"`{header.remote_dir}`" if header.remote_dir else "n/a (ran locally)"
-    values = (
-        header.published,
-        f"`{header.run_id}`" if header.run_id.split(" ")[0] != "n/a" else header.run_id,
-        remote,
-        str(len(runs)),
-        str(completed),
-        str(len(runs) - completed),
-        best.model if best else "none",
-        rule,
-    )
-    return [f"# {header.title}", "", *(f"- {k}: {v}" for k, v in zip(HEADER_FIELDS, values, strict=True)), ""]
 
 
 def operational_summary(runs: list[RunSummary]) -> list[str]:
@@ -110,22 +104,38 @@ def operational_summary(runs: list[RunSummary]) -> list[str]:
     ]
 
 
+def operational_row(r: RunSummary) -> tuple[str, ...]:
+    """A run's ``OPERATIONAL_COLUMNS``."""
+    g = r.gpu or {}
+    return (
+        r.preset,
+        fmt_bytes(r.peak_rss_bytes),
+        fmt_bytes(r.peak_gpu_bytes),
+        fmt(g.get("mean_util_pct"), "%", 1),
+        fmt(g.get("peak_temp_c"), " C"),
+        fmt(g.get("overlap_samples")),
+    )
+
+
 def _operational(runs: list[RunSummary]) -> list[str]:
     lines = [f"- {line}" for line in operational_summary(runs)]
     for r in runs:
-        g = r.gpu or {}
-        lines.append(
-            f"- **{r.model}**: preset {_cell(r.preset)}, peak RSS {fmt_bytes(r.peak_rss_bytes)}, "
-            f"peak GPU memory {fmt_bytes(r.peak_gpu_bytes)}, "
-            f"mean GPU utilisation {fmt(g.get('mean_util_pct'), '%', 1)}, peak temperature "
-            f"{fmt(g.get('peak_temp_c'), ' C')}, overlapping-job samples {fmt(g.get('overlap_samples'))}"
-        )
+        notes = (f"{c[0].lower()}{c[1:]} {v}" for c, v in zip(OPERATIONAL_COLUMNS, operational_row(r), strict=True))
+        lines.append(f"- **{r.model}**: " + _cell(", ".join(notes)))
     placements = [p for r in runs for p in r.placements]
     lines += [f"- {line}" for line in placement_summary(placements)]
     if placements:
-        lines += ["", "| " + " | ".join(PLACEMENT_COLUMNS) + " |", "|" + " --- |" * len(PLACEMENT_COLUMNS)]
-        lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in placement_rows(placements)]
+        lines += ["", *_table(PLACEMENT_COLUMNS, placement_rows(placements))]
     return lines
+
+
+def _billing(segments: Sequence[Segment], usd_per_hour: float | None, *, total: str, total_s: float) -> list[str]:
+    rows = [(s.label, f"{s.start_s:.2f}s", f"{s.duration_s:.2f}s", cost(s.duration_s, usd_per_hour)) for s in segments]
+    return [
+        *_table(("Segment", "Start", "Duration", "Cost"), rows, right="lrrr"),
+        f"| {total} | | {total_s:.2f}s | {cost(total_s, usd_per_hour)} |",
+        "",
+    ]
 
 
 def _gpu_billing(runs: list[RunSummary], usd_per_hour: float | None) -> list[str]:
@@ -140,13 +150,8 @@ def _gpu_billing(runs: list[RunSummary], usd_per_hour: float | None) -> list[str
         "",
     ]
     for t in timelines:
-        busy = t.busy_s / t.billed_s if t.billed_s else 0.0
-        lines += [f"#### {_cell(t.where)}", "", "| Segment | Start | Duration | Cost |", "| --- | ---: | ---: | ---: |"]
-        lines += [
-            f"| {_cell(s.label)} | {s.start_s:.2f}s | {s.duration_s:.2f}s | {cost(s.duration_s, usd_per_hour)} |"
-            for s in t.segments
-        ]
-        lines += [f"| **billed** ({busy:.0%} busy) | | {t.billed_s:.2f}s | {cost(t.billed_s, usd_per_hour)} |", ""]
+        lines += [f"#### {_cell(t.where)}", ""]
+        lines += _billing(t.segments, usd_per_hour, total=f"**billed** ({t.busy_share:.0%} busy)", total_s=t.billed_s)
     return lines
 
 
@@ -155,48 +160,40 @@ def _shots(runs: list[RunSummary], out: Path | None) -> list[str]:
     with_clips = [r for r in runs if r.clip_videos]
     if not with_clips:
         return ["No model finished a clip."]
+
+    def cell(r: RunSummary, i: int) -> str:
+        video = r.clip_videos.get(i)
+        if video is None:
+            return "not made"
+        link = os.path.relpath(video, out) if out is not None else str(video)
+        return f"[clip {i}]({Path(link).as_posix()}) {prompt_cell(r.prompt_score(i))}"
+
     indices = sorted({i for r in with_clips for i in r.clip_videos})
-    lines = ["| Shot | " + " | ".join(_cell(r.model) for r in with_clips) + " |"]
-    lines.append("| --- |" + " --- |" * len(with_clips))
-    for i in indices:
-        cells = []
-        for r in with_clips:
-            video = r.clip_videos.get(i)
-            score = next((c["score"] for c in r.prompt_clips if c["index"] == i), None)
-            if video is None:
-                cells.append("not made")
-                continue
-            link = os.path.relpath(video, out) if out is not None else str(video)
-            cells.append(f"[clip {i}]({Path(link).as_posix()}) {prompt_cell(score)}")
-        lines.append(f"| {i} | " + " | ".join(cells) + " |")
-    lines += [
-        "",
-        "| Model | Preset | Size | Frames | FPS | Steps | Guidance |",
-        "| --- | --- | --- | ---: | ---: | ---: | ---: |",
-    ]
-    for r in runs:
-        s = r.settings
-        if s:
-            lines.append(
-                f"| {_cell(r.model)} | {_cell(s['preset'])} | {s['size']} | {s['frames']} | {s['fps']} | "
-                f"{s['steps']} | {s['guidance']} |"
-            )
-    return lines
+    shots = [(str(i), *(cell(r, i) for r in with_clips)) for i in indices]
+    settings = [(r.model, *(r.settings[k] for k in SETTINGS)) for r in runs if r.settings]
+    head = ("Model", "Preset", "Size", "Frames", "FPS", "Steps", "Guidance")
+    return [*_table(("Shot", *(r.model for r in with_clips)), shots), "", *_table(head, settings, right="lllrrrr")]
 
 
 def _timings(runs: list[RunSummary]) -> list[str]:
-    lines = ["First generation of each clip (a resumed run keeps the timings of the run that made the clip).", ""]
-    lines += [
-        "| Model | Clip | Denoise | VAE decode | Encode + save | Reused |",
-        "| --- | ---: | ---: | ---: | ---: | --- |",
+    rows = [
+        (
+            r.model,
+            str(t.index),
+            f"{t.denoise_s:.2f}s",
+            f"{t.decode_s:.2f}s",
+            f"{t.other_s:.2f}s",
+            "yes" if t.reused else "no",
+        )
+        for r in runs
+        for t in r.clip_timings
     ]
-    for r in runs:
-        lines += [
-            f"| {_cell(r.model)} | {t.index} | {t.denoise_s:.2f}s | {t.decode_s:.2f}s | {t.other_s:.2f}s | "
-            f"{'yes' if t.reused else 'no'} |"
-            for t in r.clip_timings
-        ]
-    return lines
+    head = ("Model", "Clip", "Denoise", "VAE decode", "Encode + save", "Reused")
+    return [
+        "First generation of each clip (a resumed run keeps the timings of the run that made the clip).",
+        "",
+        *_table(head, rows, right="lrrrr"),
+    ]
 
 
 def render_markdown(
@@ -211,12 +208,11 @@ def render_markdown(
     ``out`` (the report folder) makes clip links relative."""
     from vgkit.evaluate.clip_score import LIMITS, MAPPING
 
-    header = header or SweepHeader("Model sweep report", "n/a", "n/a", None)
-    lines = _header(runs, header, usd_per_hour)
-    lines += ["## Model Outcomes", "", "| " + " | ".join(OUTCOME_COLUMNS) + " |", "| --- | --- | ---: | ---: | --- |"]
-    for r in runs:
-        cells = (_cell(r.model), r.status, latency_cell(r), prompt_cell(r.prompt_match), _cell(r.verdict))
-        lines.append("| " + " | ".join(cells) + " |")
+    header = header or SweepHeader()
+    lines = [f"# {header.title}", ""]
+    lines += [f"- {k}: {v}" for k, v in header_items(runs, header, usd_per_hour=usd_per_hour, code=lambda s: f"`{s}`")]
+    outcomes = [(r.model, r.status, latency_cell(r), prompt_cell(r.prompt_match), r.verdict) for r in runs]
+    lines += ["", "## Model Outcomes", "", *_table(OUTCOME_COLUMNS, outcomes, right="llrr")]
     lines += ["", "## Operational Notes", "", *_operational(runs)]
     recommendations = recommend(runs)
     lines += ["", "## Recommendations", ""]
@@ -237,20 +233,13 @@ def render_markdown(
         lines += [f"  - {_cell(clip_failure(g))}" for g in r.clip_failures]
     if not failed:
         lines.append("None.")
-    lines += ["", "## QA Per Clip", "", "| " + " | ".join(QA_COLUMNS) + " |", "|" + " --- |" * len(QA_COLUMNS)]
-    lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in qa_rows(runs)]
+    lines += ["", "## QA Per Clip", "", *_table(QA_COLUMNS, qa_rows(runs))]
     lines += ["", "## Timing Breakdown", "", *_timings(runs)]
     rate = "no rate given" if usd_per_hour is None else f"${usd_per_hour:.2f}/hour"
     lines += ["", f"## Billing Timeline ({rate})", ""]
     for r in runs:
-        total = sum(s.duration_s for s in r.segments)
         lines += [f"### {r.model}", "", f"Source: {r.timeline_source}.", ""]
-        lines += ["| Segment | Start | Duration | Cost |", "| --- | ---: | ---: | ---: |"]
-        lines += [
-            f"| {s.label} | {s.start_s:.2f}s | {s.duration_s:.2f}s | {cost(s.duration_s, usd_per_hour)} |"
-            for s in r.segments
-        ]
-        lines += [f"| **total** | | {total:.2f}s | {cost(total, usd_per_hour)} |", ""]
+        lines += _billing(r.segments, usd_per_hour, total="**total**", total_s=sum(s.duration_s for s in r.segments))
     lines += _gpu_billing(runs, usd_per_hour)
     lines += ["## Filmstrips", ""]
     for r in runs:

@@ -3,9 +3,9 @@ and each GPU's billing timeline.
 
 Read from each run's ``sweep_run.json`` ``placements``, which the Ray driver records
 (vgkit.scale.scheduler): one per attempt, ``{"attempt", "node", "gpu", "pid", "started_at",
-"started_at_s", "ended_at", "ended_at_s", "outcome", "clips_home_at_start"}`` (times on the
-driver's clock). A run made here, not on Ray, has none, and the report says so. An attempt whose
-worker never started (no node, no GPU) ran nowhere and is left out.
+"started_at_s", "ended_at", "ended_at_s", "outcome", "clips_home_at_start"}`` (epoch seconds
+``*_s`` on the driver's clock). A run made here, not on Ray, has none, and the report says so. An
+attempt whose worker never started (no node, no GPU) or never ended ran nowhere and is left out.
 
 A GPU is billed from the sweep's first start to its last end (rented instances bill every GPU for
 the whole time), so each GPU's timeline is its jobs and the idle stretches between them.
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 __all__ = [
@@ -23,6 +22,7 @@ __all__ = [
     "GpuTimeline",
     "Overlap",
     "Placement",
+    "Segment",
     "gpu_timelines",
     "overlaps",
     "placement_rows",
@@ -61,12 +61,18 @@ class Overlap:
 
 
 @dataclass(frozen=True)
-class GpuSegment:
-    """A stretch of one GPU's billed time: a run's attempt, or ``idle``; times from the sweep's start."""
+class Segment:
+    """A stretch of wall time: ``label`` from ``start_s`` for ``duration_s`` seconds."""
 
     label: str
     start_s: float
     duration_s: float
+
+
+@dataclass(frozen=True)
+class GpuSegment(Segment):
+    """A stretch of one GPU's billed time: a run's attempt, or ``idle``; times from the sweep's start."""
+
     busy: bool
 
 
@@ -85,17 +91,9 @@ class GpuTimeline:
         """From the sweep's first start to its last end (overlapping attempts counted once)."""
         return max((s.start_s + s.duration_s for s in self.segments), default=0.0)
 
-
-def _epoch(record: dict[str, Any], key: str) -> float | None:
-    """``<key>_s`` (epoch seconds), else the ISO-8601 ``<key>`` (a record written before ``_s``)."""
-    value = record.get(f"{key}_s")
-    if isinstance(value, int | float):
-        return float(value)
-    text = record.get(key)
-    try:
-        return datetime.fromisoformat(text).timestamp() if isinstance(text, str) else None
-    except ValueError:
-        return None
+    @property
+    def busy_share(self) -> float:
+        return self.busy_s / self.billed_s if self.billed_s else 0.0
 
 
 def read_placements(run: str, model: str, sweep_run: dict[str, Any] | None) -> list[Placement]:
@@ -104,8 +102,8 @@ def read_placements(run: str, model: str, sweep_run: dict[str, Any] | None) -> l
     for record in (sweep_run or {}).get("placements") or []:
         if not isinstance(record, dict) or record.get("gpu") is None:
             continue
-        start, end = _epoch(record, "started_at"), _epoch(record, "ended_at")
-        if start is None or end is None:
+        start, end = record.get("started_at_s"), record.get("ended_at_s")
+        if not isinstance(start, int | float) or not isinstance(end, int | float):
             continue
         found.append(
             Placement(
@@ -115,8 +113,8 @@ def read_placements(run: str, model: str, sweep_run: dict[str, Any] | None) -> l
                 node=str(record.get("node", "n/a")),
                 gpu=str(record["gpu"]),
                 pid=record.get("pid"),
-                start_s=start,
-                end_s=end,
+                start_s=float(start),
+                end_s=float(end),
                 outcome=str(record.get("outcome", "n/a")),
                 clips_home_at_start=int(record.get("clips_home_at_start", 0)),
             )

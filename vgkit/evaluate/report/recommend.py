@@ -1,18 +1,9 @@
 """Recommendations derived from a sweep's runs, each tied to the evidence that triggered it.
 
-A recommendation is one sentence of advice plus its evidence: which run, which failure kind (the
-vocabulary of ``vgkit.records.failures``) or which measured figure. Rules, in the order they print:
-
-- ``out-of-memory`` -> a low-memory preset (offload, VAE tiling) or a smaller size;
-- ``kwargs`` -> filter call arguments by the pipeline's signature (the rejected one named);
-- ``shape`` / ``layout`` -> fix the model adapter (image conditioning, sizes) or the checkpoint
-  layout before judging creative quality;
-- ``timeout`` -> fewer steps or frames, a faster preset, or a longer limit;
-- ``infeasible`` -> the cost planner refused the plan on this card (its projected fixes quoted);
-- ``interrupted`` / an SSH loss -> kill the remote process group, then resume;
-- ``other`` -> reproduce the model alone and read the failure detail;
-- a clip whose prompt match is below ``LOW_PROMPT_MATCH`` /10 on a multi-beat shot (its action has
-  "then" or ";": ``beats``) -> keyframe-first: a ``source_image`` per major beat.
+A recommendation is one sentence of advice (``_ADVICE``, one per failure kind, in the order of
+``KINDS``) plus its evidence: which run, which failure kind or which measured figure. Then, for a
+clip whose prompt match is below ``LOW_PROMPT_MATCH`` /10 on a multi-beat shot (its action has
+"then" or ";": ``beats``): keyframe-first, a ``source_image`` per major beat.
 
 Failure kinds are the failure records' ``kind`` (the unified vocabulary of ``vgkit.records.failures``):
 ``failure.json`` as the sweep writes it, and a failed clip's log ``failure`` (``vgkit.records.schema``). A
@@ -33,16 +24,7 @@ if TYPE_CHECKING:
     from vgkit.evaluate.report.summary import RunSummary
     from vgkit.records.schema import ClipLog
 
-__all__ = [
-    "KINDS",
-    "LOW_PROMPT_MATCH",
-    "Recommendation",
-    "beats",
-    "failure_kind",
-    "kind_sentence",
-    "lower_memory_preset",
-    "recommend",
-]
+__all__ = ["KINDS", "Recommendation", "beats", "failure_kind", "kind_sentence", "recommend"]
 
 LOW_PROMPT_MATCH = 4.0  # /10: below this a clip "does not show its prompt"
 
@@ -201,17 +183,16 @@ def recommend(runs: list[RunSummary]) -> list[Recommendation]:
             models = ", ".join(dict.fromkeys(model for model, _ in by_kind[kind]))
             evidence = list(dict.fromkeys(line for _, line in by_kind[kind]))
             found.append(Recommendation(kind, _ADVICE[kind].format(models=models), evidence))
-    weak: list[tuple[str, str]] = []
-    for run in runs:
-        for clip in run.prompt_clips:
-            if clip["score"] < LOW_PROMPT_MATCH and (n := beats(clip["prompt"])) > 1:
-                weak.append(
-                    (
-                        run.model,
-                        f"{run.model} clip {clip['index']}: prompt match {clip['score']:.1f}/10 "
-                        f"(< {LOW_PROMPT_MATCH:g}) on a {n}-beat shot",
-                    )
-                )
+    weak = [
+        (
+            run.model,
+            f"{run.model} clip {clip['index']}: prompt match {clip['score']:.1f}/10 "
+            f"(< {LOW_PROMPT_MATCH:g}) on a {n}-beat shot",
+        )
+        for run in runs
+        for clip in run.prompt_clips
+        if clip["score"] < LOW_PROMPT_MATCH and (n := beats(clip["prompt"])) > 1
+    ]
     if weak:
         models = ", ".join(dict.fromkeys(model for model, _ in weak))
         found.append(

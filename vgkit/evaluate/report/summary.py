@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from vgkit.errors import SpecError
-from vgkit.evaluate.report.placements import Placement, read_placements
+from vgkit.evaluate.report.placements import Placement, Segment, read_placements
 from vgkit.evaluate.report.recommend import failure_kind, kind_sentence
 from vgkit.records.artifacts import FAILURE_FILE, SWEEP_RUN_FILE, RunLayout, read_json_object
 from vgkit.records.events import read_events
@@ -38,6 +38,7 @@ from vgkit.records.schema import ClipLog, read_logs
 __all__ = [
     "QA_COLUMNS",
     "REPORT_SCHEMA",
+    "SETTINGS",
     "ClipTiming",
     "RunSummary",
     "Segment",
@@ -48,18 +49,13 @@ __all__ = [
 REPORT_SCHEMA = "vgkit.report/2"  # 2: run_id, remote_dir, best_completed + rule, recommendations
 FILMSTRIP_FRAMES = 4  # frames shown per clip
 THUMB_HEIGHT_PX = 72
+SETTINGS = ("preset", "size", "frames", "fps", "steps", "guidance")  # RunSummary.settings keys, in order
+
+_SAMPLE_KEYS = ("utilization_pct", "temperature_c", "memory_used_bytes")  # a sweep_run.json GPU sample
+_TELEMETRY_KEYS = ("utilization_pct_mean", "temperature_c_max", "memory_used_bytes_max")  # a clip log's
 
 # Events (vgkit.records.events) that open a billing segment (see Segment), by stage.
 _MARKERS = {"load": "model load", "clip-start": "clip", "stitch": "stitch + manifest + bundle", "qa": "qa"}
-
-
-@dataclass(frozen=True)
-class Segment:
-    """A stretch of a run's wall time: ``label`` from ``start_s`` for ``duration_s`` seconds."""
-
-    label: str
-    start_s: float
-    duration_s: float
 
 
 @dataclass(frozen=True)
@@ -83,7 +79,6 @@ class RunSummary:
     latency_s: float | None
     latency_source: str
     clips_done: int
-    clips_planned: int | None
     prompt_match: float | None
     verdict: str
     failure: dict[str, Any] | None
@@ -105,6 +100,10 @@ class RunSummary:
     reused_clips: int = 0
     resumed_s: float | None = None  # wall time of the resumed session when clips were reused
     placements: list[Placement] = field(default_factory=list)  # where it ran on Ray (sweep_run.json)
+
+    def prompt_score(self, index: int) -> float | None:
+        """Clip ``index``'s prompt match (0-10), or None when not scored."""
+        return next((float(c["score"]) for c in self.prompt_clips if c["index"] == index), None)
 
 
 def preset_note(plan: dict[str, Any] | None) -> str:
@@ -149,30 +148,21 @@ def _segments(run_dir: Path, sweep_run: dict[str, Any] | None, ok_logs: list[Cli
 def _gpu_stats(sweep_run: dict[str, Any] | None, logs: list[ClipLog]) -> dict[str, float | int | None] | None:
     """GPU notes from the sweep's whole-job samples, else from the clip logs' ``gpu_telemetry``."""
     samples = (sweep_run or {}).get("gpu_samples") or []
-    if not samples:
-        per_clip = [t for g in logs if (t := g.gpu_telemetry or {}).get("available")]
-        if not per_clip:
-            return None
-        # A metric the GPU does not report is None in every clip's record (vgkit.supervise.telemetry).
-        util = [v for t in per_clip if (v := t.get("utilization_pct_mean")) is not None]
-        temps = [v for t in per_clip if (v := t.get("temperature_c_max")) is not None]
-        memory = [v for t in per_clip if (v := t.get("memory_used_bytes_max")) is not None]
-        return {
-            "samples": sum(t["samples"] for t in per_clip),
-            "mean_util_pct": round(float(np.mean(util)), 1) if util else None,
-            "peak_temp_c": max(temps) if temps else None,
-            "peak_mem_used_mib": round(max(memory) / 2**20) if memory else None,
-        }
-    util = [v for s in samples if (v := s.get("utilization_pct")) is not None]
-    temps = [v for s in samples if (v := s.get("temperature_c")) is not None]
-    used = [v for s in samples if (v := s.get("memory_used_bytes")) is not None]
-    return {
-        "samples": len(samples),
+    records = samples or [t for g in logs if (t := g.gpu_telemetry or {}).get("available")]
+    if not records:
+        return None
+    # A metric the GPU does not report is None in every record (vgkit.supervise.telemetry).
+    keys = _SAMPLE_KEYS if samples else _TELEMETRY_KEYS
+    util, temps, used = ([v for r in records if (v := r.get(key)) is not None] for key in keys)
+    stats: dict[str, float | int | None] = {
+        "samples": len(samples) if samples else sum(t["samples"] for t in records),
         "mean_util_pct": round(float(np.mean(util)), 1) if util else None,
         "peak_temp_c": max(temps) if temps else None,
         "peak_mem_used_mib": round(max(used) / 2**20) if used else None,
-        "overlap_samples": sum(1 for s in samples if s.get("compute_apps", 0) > 1),
     }
+    if samples:
+        stats["overlap_samples"] = sum(1 for s in samples if s.get("compute_apps", 0) > 1)
+    return stats
 
 
 def _filmstrips(layout: RunLayout, ok_logs: list[ClipLog]) -> list[tuple[str, bytes]]:
@@ -205,11 +195,9 @@ def _strip(frames: list[np.ndarray], *, gap_after: int | None = None) -> bytes:
     gap = np.full((THUMB_HEIGHT_PX, 2, 3), 255, dtype=np.uint8)
     cut = np.zeros((THUMB_HEIGHT_PX, 6, 3), dtype=np.uint8)
     cut[:, :, 0] = 220  # a red bar marks the cut
-    parts: list[np.ndarray] = []
-    for i, thumb in enumerate(thumbs):
-        if i:
-            parts.append(cut if gap_after is not None and i == gap_after else gap)
-        parts.append(thumb)
+    parts = [thumbs[0]]
+    for i, thumb in enumerate(thumbs[1:], start=1):
+        parts += [cut if i == gap_after else gap, thumb]
     return png_bytes(np.concatenate(parts, axis=1))
 
 
@@ -344,7 +332,6 @@ def summarize_run(run_dir: Path) -> RunSummary:
         latency_s=latency,
         latency_source=source,
         clips_done=len(ok_logs),
-        clips_planned=len(plan["clips"]) if plan else None,
         prompt_match=prompt_match,
         verdict=_verdict(status, qa, failure, kind, done),
         failure=failure,
@@ -405,7 +392,6 @@ def qa_rows(runs: list[RunSummary]) -> list[tuple[str, ...]]:
     """One row of ``QA_COLUMNS`` per measured clip of each run, seams folded into the clip they enter."""
     rows: list[tuple[str, ...]] = []
     for r in runs:
-        scores = {c["index"]: float(c["score"]) for c in r.prompt_clips}  # vgkit.evaluate.clip_score, 0-10
         seams = {s["index"]: s for s in (r.qa or {}).get("seams", [])}
         for c in (r.qa or {}).get("clips", []):
             seam = seams.get(c["index"])
@@ -421,7 +407,7 @@ def qa_rows(runs: list[RunSummary]) -> list[tuple[str, ...]]:
                     fmt(c["motion"]),
                     fmt(c["sharpness"], digits=0),
                     fmt(c["drift_delta_e"], digits=1),
-                    "n/a" if c["index"] not in scores else f"{scores[c['index']]:.1f}/10",
+                    "n/a" if (score := r.prompt_score(c["index"])) is None else f"{score:.1f}/10",
                     "; ".join(verdicts) or "ok",
                 )
             )
