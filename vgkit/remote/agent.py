@@ -135,17 +135,15 @@ def kill(run_dir: Path) -> dict[str, Any]:
     before = job_pids(run_dir)
     gpu_before = [pid for pid in gpu_pids() if pid in before]
     # the session leader is spared the TERM: it records the exit code once its child is gone
-    _signal_all([pid for pid in before if pid != leader], signal.SIGTERM, pgid)
-    deadline = time.monotonic() + KILL_WAIT_S
-    while job_pids(run_dir) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    left = job_pids(run_dir)
-    if left:
-        _signal_all(left, signal.SIGKILL, pgid)
+    left = [pid for pid in before if pid != leader]
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        _signal_all(left, sig, pgid)
         deadline = time.monotonic() + KILL_WAIT_S
         while job_pids(run_dir) and time.monotonic() < deadline:
             time.sleep(0.2)
-    left = job_pids(run_dir)
+        left = job_pids(run_dir)
+        if not left:
+            break
     gpu_left = [pid for pid in gpu_pids() if pid in before]
     return {"pgid": pgid, "killed": before, "gpu_killed": gpu_before, "left": left, "gpu_left": gpu_left}
 

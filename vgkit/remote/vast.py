@@ -116,20 +116,8 @@ def search_argv(
 
 def create_argv(offer_id: int, *, onstart_path: Path, disk_gb: int, image: str = DEFAULT_IMAGE) -> list[str]:
     """``vastai create instance`` with direct SSH and ``onstart_path`` as its on-start script."""
-    return [
-        "vastai",
-        "create",
-        "instance",
-        str(offer_id),
-        "--image",
-        image,
-        "--disk",
-        str(disk_gb),
-        "--ssh",
-        "--direct",
-        "--onstart",
-        str(onstart_path),
-    ]
+    instance = ["vastai", "create", "instance", str(offer_id), "--image", image, "--disk", str(disk_gb)]
+    return [*instance, "--ssh", "--direct", "--onstart", str(onstart_path)]
 
 
 def ssh_url_argv(instance_id: int) -> list[str]:
@@ -210,17 +198,14 @@ def _cmd_create(args: argparse.Namespace) -> int:
     from vgkit.settings import repo_root
 
     script = onstart_script((repo_root() / "requirements.txt").read_text(), remote_dir=args.remote_dir)
-    if args.dry_run:
-        path = Path("vgkit-onstart.sh")
-        print(f"# on-start script ({path}):\n{script}", end="")
-        return _execute(
-            create_argv(args.offer, onstart_path=path, disk_gb=args.disk_gb, image=args.image), dry_run=True
-        )
     with tempfile.TemporaryDirectory(prefix="vgkit-vast-") as tmp:
-        path = Path(tmp) / "vgkit-onstart.sh"
-        path.write_text(script)
+        path = Path("vgkit-onstart.sh") if args.dry_run else Path(tmp) / "vgkit-onstart.sh"
+        if args.dry_run:
+            print(f"# on-start script ({path}):\n{script}", end="")
+        else:
+            path.write_text(script)
         argv = create_argv(args.offer, onstart_path=path, disk_gb=args.disk_gb, image=args.image)
-        return _execute(argv, dry_run=False)
+        return _execute(argv, dry_run=args.dry_run)
 
 
 def _cmd_ssh_url(args: argparse.Namespace) -> int:

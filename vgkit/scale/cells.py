@@ -10,6 +10,7 @@ shared filesystem is assumed) and the run seed written in.
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import Any
 
 from vgkit.errors import SpecError
 
-__all__ = ["SEED_STRIDE", "Cell", "CellTask", "make_cells", "parse_shard", "shard_cells", "task_for"]
+__all__ = ["SEED_STRIDE", "Cell", "CellTask", "make_cells", "parse_shard", "shard_cells", "task_for", "write_task"]
 
 # ``--seeds N`` runs seeds spec.seed + k * SEED_STRIDE (k < N): a shot's seed is the run seed plus its
 # index, so a stride above the 64-shot maximum keeps every clip's noise distinct between seeds.
@@ -102,12 +103,7 @@ def shard_cells(cells: list[Cell], *, index: int, count: int) -> list[Cell]:
     """
     if not 0 <= index < count:
         raise SpecError(f"shard = {index}/{count}: must be i/N with 0 <= i < N; fix: e.g. --shard 0/2")
-    groups: list[list[Cell]] = []
-    for cell in cells:
-        if groups and groups[-1][0].model == cell.model:
-            groups[-1].append(cell)
-        else:
-            groups.append([cell])
+    groups = [list(group) for _, group in itertools.groupby(cells, key=lambda c: c.model)]
     while len(groups) < count and any(len(g) > 1 for g in groups):
         largest = max(range(len(groups)), key=lambda i: (len(groups[i]), -i))
         group = groups.pop(largest)
@@ -148,3 +144,15 @@ def task_for(cell: Cell) -> CellTask:
     if cell.seed is not None:
         data["seed"] = cell.seed
     return CellTask(cell_name=cell.name, model=cell.model, spec_data=data, images=images)
+
+
+def write_task(task: CellTask, folder: Path) -> Path:
+    """Write ``task``'s images and its spec (``spec.yaml``) into ``folder``; return the spec file."""
+    import yaml
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, data in task.images.items():
+        (folder / name).write_bytes(data)
+    spec_file = folder / "spec.yaml"
+    spec_file.write_text(yaml.safe_dump(task.spec_data, sort_keys=False))
+    return spec_file

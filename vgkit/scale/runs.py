@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vgkit.scale.cells import Cell, shard_cells, task_for
+from vgkit.scale.cells import Cell, shard_cells, task_for, write_task
 from vgkit.scale.scheduler import CellOutcome, RayOptions
 from vgkit.supervise.guard import DEFAULT_GRACE_S
 
@@ -32,18 +32,7 @@ class ScaledResult:
 
 def _spec_for(cell: Cell, root: Path) -> Path:
     """The spec a cell runs: the user's, or (own seed) a copy with the seed written in."""
-    if cell.seed is None:
-        return cell.spec_path
-    import yaml
-
-    task = task_for(cell)
-    folder = root / SPECS_FOLDER / cell.name
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, data in task.images.items():
-        (folder / name).write_bytes(data)
-    spec = folder / "spec.yaml"
-    spec.write_text(yaml.safe_dump(task.spec_data, sort_keys=False))
-    return spec
+    return cell.spec_path if cell.seed is None else write_task(task_for(cell), root / SPECS_FOLDER / cell.name)
 
 
 def _run_here(cell: Cell, root: Path, progress: Progress, grace_s: float, scorer: str | None) -> CellOutcome:
@@ -53,7 +42,7 @@ def _run_here(cell: Cell, root: Path, progress: Progress, grace_s: float, scorer
         _spec_for(cell, root),
         cell.model,
         cell.run_dir,
-        progress=lambda line: progress(line),
+        progress=progress,
         grace_s=grace_s,
         prompt_match_model=scorer,
     )
