@@ -1,9 +1,10 @@
 """Remote side of ``vgkit remote``: sent as text to ``<remote python> - COMMAND RUN_DIR`` over SSH.
 
-Standard library only and self-contained (it is not imported from the pushed code). It prints
-one JSON object. A job is every process that is in the job's process group (the
-``pgid`` file), in the session of its ``setsid`` leader (``leader.pid``), or that carries the
-job's marker ``VGKIT_REMOTE_JOB=<id>`` in its environment (which survives a later ``setsid``).
+Sent as text, never imported; it runs in the pushed code's directory, whose ``vgkit.records``
+reads the clip logs (the rest is standard library). It prints one JSON object. A job is every
+process that is in the job's process group (the ``pgid`` file), in the session of its ``setsid``
+leader (``leader.pid``), or that carries the job's marker ``VGKIT_REMOTE_JOB=<id>`` in its
+environment (which survives a later ``setsid``).
 
     status RUN_DIR   pgid, live pids, exit code, clip progress from ``logs/log_NNN.json``
     kill RUN_DIR     TERM then KILL every process of the job, GPU ones included; lists what is left

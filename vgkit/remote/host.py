@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import shlex
 import subprocess
-from pathlib import Path
 
 from vgkit.errors import RemoteSetupError, SpecError
 from vgkit.remote.ssh import DEFAULT_REMOTE_PYTHON, SshTarget, checked, remote_path, run_ssh, upload
@@ -21,14 +20,14 @@ from vgkit.settings import PUSHED_COMMIT_FILE, repo_root
 __all__ = ["doctor_verdict", "push", "require_ready", "setup"]
 
 
-def push(target: SshTarget, *, repo: Path | None = None, commit: str = "HEAD") -> str:
+def push(target: SshTarget, *, commit: str = "HEAD") -> str:
     """Put the tracked files of ``commit`` (``git archive``) plus ``params/`` on the host.
 
     Files of an older push are removed first (``.venv`` and ``runs`` stay), so the remote code is
     exactly that commit. ``params/`` is copied as it is on disk, untracked images included.
     Returns the full commit hash.
     """
-    repo = repo or repo_root()
+    repo = repo_root()
     rev = subprocess.run(["git", "-C", str(repo), "rev-parse", commit], capture_output=True, text=True, check=False)
     if rev.returncode != 0:
         raise SpecError(f"--commit = {commit!r}: not a commit of {repo}; fix: pass a commit, branch or tag")

@@ -52,7 +52,6 @@ AGENT_SOURCE = Path(__file__).with_name("agent.py")
 CONTROL = ".remote"
 SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSWORD|API_KEY|CREDENTIAL", re.IGNORECASE)
 ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]*")
-Say = Callable[[str], None]
 
 
 def _check_env(env: Mapping[str, str]) -> None:
@@ -86,8 +85,7 @@ def _agent(target: SshTarget, command: str, name: str, *, retry_s: float) -> dic
     done = run_ssh(target, target.in_code(agent), stdin=AGENT_SOURCE.read_bytes(), retry_s=retry_s)
     if done.returncode == 127:  # the host's shell has no such python: say what to run instead
         require_ready(target)
-    record: dict[str, Any] = json.loads(checked(done, f"agent {command}"))
-    return record
+    return dict(json.loads(checked(done, f"agent {command}")))
 
 
 def job_status(target: SshTarget, name: str, *, retry_s: float = 30.0) -> dict[str, Any]:
@@ -292,7 +290,7 @@ def follow(
     poll_s: float = 5.0,
     max_disconnect_s: float = 120.0,
     kill_retry_s: float = 300.0,
-    say: Say = print,
+    say: Callable[[str], None] = print,
 ) -> int:
     """Watch the job until it ends; return its exit code. Never leaves a stale job behind.
 

@@ -82,24 +82,22 @@ def search_argv(
     gpu: str | None = None,
     num_gpus: int = 1,
     min_gpu_ram_gb: float = 0.0,
-    min_cuda: str | None = None,
     min_reliability: float = 0.98,
 ) -> list[str]:
     """``vastai search offers`` for hosts that can run the pinned torch build, cheapest first.
 
-    ``min_cuda`` (default: the oldest CUDA build of the pinned torch) is compared with the host
-    driver's highest CUDA; ``gpu`` (e.g. "RTX 4090") narrows to one card, else any card with
-    ``min_gpu_ram_gb`` and bf16 (compute capability 8.0+).
+    The host driver's highest CUDA must reach the oldest CUDA build of the pinned torch; ``gpu``
+    (e.g. "RTX 4090") narrows to one card, else any card with ``min_gpu_ram_gb`` and bf16
+    (compute capability 8.0+).
     """
     if max_usd_per_h <= 0 or min_disk_gb <= 0 or num_gpus < 1 or not 0 <= min_reliability < 1:
         raise SpecError(
             f"--max-usd-per-h = {max_usd_per_h}, --disk-gb = {min_disk_gb}, --gpus = {num_gpus}, "
             f"--min-reliability = {min_reliability}: fix: positive values, reliability below 1"
         )
-    if min_cuda is None:
-        from vgkit.host.cuda_builds import BUILDS, pinned_torch
+    from vgkit.host.cuda_builds import BUILDS, pinned_torch
 
-        min_cuda = BUILDS[pinned_torch()][0].cuda_text
+    min_cuda = BUILDS[pinned_torch()][0].cuda_text
     terms = [f"gpu_name={gpu.replace(' ', '_')}"] if gpu else []
     terms += [
         f"num_gpus={num_gpus}",

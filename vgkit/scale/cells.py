@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,14 +51,12 @@ class CellTask:
     images: dict[str, bytes] = field(default_factory=dict)
 
 
-def make_cells(
-    spec_paths: list[Path], *, models: list[str], seeds: int = 1, root: Path, seeds_in_names: bool = False
-) -> list[Cell]:
+def make_cells(spec_paths: list[Path], *, models: list[str], seeds: int = 1, root: Path) -> list[Cell]:
     """Every (spec, model, seed) cell, grouped by model, each with its run folder under ``root``.
 
-    A folder is ``<spec name>-<model>``, with ``-seed<S>`` added when ``seeds > 1`` (or
-    ``seeds_in_names``). Seeds are the spec's seed plus ``k * SEED_STRIDE``. Two specs with one
-    name are refused (their folders would collide).
+    A folder is ``<spec name>-<model>``, with ``-seed<S>`` added when ``seeds > 1``. Seeds are the
+    spec's seed plus ``k * SEED_STRIDE``. Two specs with one name are refused (their folders would
+    collide).
     """
     from vgkit.spec.schema import load_spec
 
@@ -66,17 +65,14 @@ def make_cells(
     if not models:
         raise SpecError("models: empty; fix: name at least one model, e.g. --models wan22-tiny")
     specs = [(Path(p), load_spec(p)) for p in spec_paths]  # a bad spec fails here, once
-    names = [spec.name for _, spec in specs]
-    if len(set(names)) != len(names):
-        twice = sorted({n for n in names if names.count(n) > 1})
+    twice = sorted(name for name, n in Counter(spec.name for _, spec in specs).items() if n > 1)
+    if twice:
         raise SpecError(f"specs: name {twice[0]!r} appears twice; fix: give each spec its own `name:`")
     cells = []
-    for model in models:
-        for path, spec in specs:
-            for k in range(seeds):
-                seed = spec.seed + k * SEED_STRIDE if seeds > 1 else None
-                suffix = f"-seed{spec.seed if seed is None else seed}" if seeds > 1 or seeds_in_names else ""
-                cells.append(Cell(path, spec.name, model, seed, root / f"{spec.name}-{model}{suffix}"))
+    for model, (path, spec), k in itertools.product(models, specs, range(seeds)):
+        seed = spec.seed + k * SEED_STRIDE if seeds > 1 else None
+        suffix = "" if seed is None else f"-seed{seed}"
+        cells.append(Cell(path, spec.name, model, seed, root / f"{spec.name}-{model}{suffix}"))
     return cells
 
 

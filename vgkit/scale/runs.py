@@ -39,12 +39,7 @@ def _run_here(cell: Cell, root: Path, progress: Progress, grace_s: float, scorer
     from vgkit.evaluate.sweep import sweep_cell
 
     row = sweep_cell(
-        _spec_for(cell, root),
-        cell.model,
-        cell.run_dir,
-        progress=progress,
-        grace_s=grace_s,
-        prompt_match_model=scorer,
+        _spec_for(cell, root), cell.model, cell.run_dir, progress=progress, grace_s=grace_s, prompt_match_model=scorer
     )
     return CellOutcome(cell, row.status, row.detail)
 

@@ -64,16 +64,11 @@ _FORWARDED_PREFIXES = ("VGKIT_", "HF_HOME", "HF_HUB_CACHE", "HF_HUB_OFFLINE", "P
 class RayOptions:
     """Where to run: ``address`` of an existing cluster (None: ``RAY_ADDRESS``, else a local Ray).
 
-    ``logical_gpus`` declares GPUs a local Ray does not see (a CPU machine with the tiny models);
-    ``cpus_per_worker`` is each worker's explicit CPU share; ``object_store_bytes`` sizes a local
-    object store (None: Ray's default).
+    ``logical_gpus`` declares GPUs a local Ray does not see (a CPU machine with the tiny models).
     """
 
     address: str | None = None
     logical_gpus: int | None = None
-    cpus_per_worker: float = 1.0
-    num_cpus: int | None = None
-    object_store_bytes: int | None = None
 
 
 @dataclass
@@ -138,14 +133,7 @@ def _connect(ray: Any, options: RayOptions, address: str | None) -> bool:
     if address is not None:
         ray.init(address=address, log_to_driver=False)
         return False
-    ray.init(
-        address="local",
-        num_cpus=options.num_cpus,
-        num_gpus=options.logical_gpus,
-        include_dashboard=False,
-        object_store_memory=options.object_store_bytes,
-        log_to_driver=False,
-    )
+    ray.init(address="local", num_gpus=options.logical_gpus, include_dashboard=False, log_to_driver=False)
     return True
 
 
@@ -176,8 +164,6 @@ def run_cells(
     options: RayOptions | None = None,
     progress: Progress = print,
     on_event: Callable[[Event], None] | None = None,
-    clip_timeout_s: float | None = None,
-    run_timeout_s: float | None = None,
     grace_s: float = DEFAULT_GRACE_S,
     qa: bool = True,
 ) -> list[CellOutcome]:
@@ -190,20 +176,15 @@ def run_cells(
     ``stage``, clip, step, ...) and its ``stage`` is repeated.
     ``Ctrl-C`` kills every worker and re-raises; finished clips stay home.
     """
+    from vgkit.scale.gpu_worker import GpuWorker
+
     ray = import_ray()
     options = options or RayOptions()
     address = options.address or os.environ.get("RAY_ADDRESS") or None
     started = _connect(ray, options, address)
-    driver = _Driver(
-        ray,
-        cells,
-        options=options,
-        local=address is None,
-        progress=progress,
-        on_event=on_event,
-        limits=(clip_timeout_s, run_timeout_s, grace_s),
-        qa=qa,
-    )
+    runtime_env = {"env_vars": _forwarded_env()} if address is None else None  # a local cluster's workers
+    actor = ray.remote(num_gpus=1, num_cpus=1, max_restarts=0, runtime_env=runtime_env)  # an explicit CPU share
+    driver = _Driver(ray, actor(GpuWorker), cells, progress, on_event, grace_s, qa)
     try:
         with _sigterm_as_interrupt():
             return driver.run()
@@ -213,38 +194,24 @@ def run_cells(
             ray.shutdown()
 
 
+@dataclass(eq=False)
 class _Driver:
-    def __init__(
-        self,
-        ray: Any,
-        cells: list[Cell],
-        *,
-        options: RayOptions,
-        local: bool,
-        progress: Progress,
-        on_event: Callable[[Event], None] | None,
-        limits: tuple[float | None, float | None, float],
-        qa: bool,
-    ) -> None:
-        from vgkit.scale.gpu_worker import GpuWorker
+    ray: Any
+    actor_class: Any  # GpuWorker as a Ray actor
+    cells: list[Cell]
+    progress: Progress
+    on_event: Callable[[Event], None] | None
+    grace_s: float
+    qa: bool
+    sweep_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    outcomes: dict[str, CellOutcome] = field(default_factory=dict)
+    active: dict[Any, _Active] = field(default_factory=dict)  # by the stream of the worker's run
+    workers: list[_Worker] = field(default_factory=list)
+    start_failure: str | None = None
 
-        self.ray = ray
-        self.cells = cells
-        self.states = {cell.name: _CellState(cell) for cell in cells}
-        self.outcomes: dict[str, CellOutcome] = {}
-        self.pending: deque[Cell] = deque(cells)
-        self.active: dict[Any, _Active] = {}
-        self.workers: list[_Worker] = []
-        self.progress = progress
-        self.on_event = on_event
-        self.clip_timeout_s, self.run_timeout_s, self.grace_s = limits
-        self.qa = qa
-        self.sweep_id = uuid.uuid4().hex[:12]
-        self.start_failure: str | None = None
-        runtime_env = {"env_vars": _forwarded_env()} if local else None
-        self.actor_class = ray.remote(
-            num_gpus=1, num_cpus=options.cpus_per_worker, max_restarts=0, runtime_env=runtime_env
-        )(GpuWorker)
+    def __post_init__(self) -> None:
+        self.states = {cell.name: _CellState(cell) for cell in self.cells}
+        self.pending = deque(self.cells)
 
     # -- workers ------------------------------------------------------------------------------
     def _start_worker(self) -> None:
@@ -252,8 +219,8 @@ class _Driver:
         self.workers.append(_Worker(handle=handle, index=len(self.workers)))
 
     def _idle_workers(self) -> list[_Worker]:
-        busy = {id(a.worker) for a in self.active.values()}
-        return [w for w in self.workers if w.alive and id(w) not in busy]
+        busy = {a.worker for a in self.active.values()}  # workers compare by identity (eq=False)
+        return [w for w in self.workers if w.alive and w not in busy]
 
     def _stop_worker(self, worker: _Worker) -> None:
         if worker.alive:
@@ -317,12 +284,7 @@ class _Driver:
         stack = contextlib.ExitStack()
         try:
             held = stack.enter_context(open_run_dir(cell.run_dir, progress=lambda line: self._show(cell, line)))
-            deadlines = Deadlines.for_spec(
-                load_spec(cell.spec_path),
-                clip_timeout_s=self.clip_timeout_s,
-                run_timeout_s=self.run_timeout_s,
-                started_at=state.first_start,
-            )
+            deadlines = Deadlines.for_spec(load_spec(cell.spec_path), started_at=state.first_start)
             home = clips_at_home(RunLayout(cell.run_dir))
             stream = worker.handle.run.remote(
                 task_for(cell),
@@ -365,11 +327,9 @@ class _Driver:
             self._start_worker()
 
     def _emit(self, active: _Active | None, cell: Cell, kind: str, **fields: Any) -> None:
-        if self.on_event is None:
-            return
-        where = dict(active.worker.info or {}) if active is not None else {}
-        where.pop("loads", None)
-        self.on_event({"kind": kind, "cell": cell.name, "model": cell.model, "t": time.time(), **where, **fields})
+        if self.on_event is not None:
+            where = (active.worker.info or {}) if active is not None else {}
+            self.on_event({"kind": kind, "cell": cell.name, "model": cell.model, "t": time.time(), **where, **fields})
 
     def _show(self, cell: Cell, line: str) -> None:
         """Record a progress line of ``cell`` (for its sweep_run.json) and print it with the cell's name."""
