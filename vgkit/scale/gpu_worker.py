@@ -37,6 +37,7 @@ from vgkit.scale.transfer import ClipPayload, clip_payload, commit_payload
 if TYPE_CHECKING:
     from vgkit.generate.generator import ClipGenerator
     from vgkit.models import ModelAdapter
+    from vgkit.supervise.guard import Deadlines
 
 __all__ = ["GpuWorker", "scratch_root"]
 
@@ -83,20 +84,11 @@ class GpuWorker:
         shutil.rmtree(self.scratch, ignore_errors=True)
         self._lock.release()
 
-    def run(
-        self,
-        task: CellTask,
-        home: list[ClipPayload],
-        *,
-        clip_timeout_s: float | None,
-        run_timeout_s: float | None,
-        run_started_at: float,
-    ) -> Iterator[Event]:
+    def run(self, task: CellTask, home: list[ClipPayload], deadlines: Deadlines) -> Iterator[Event]:
         """Serve one cell; yield its events: ``start`` (pid, node address, GPU, the model loaded
         or None, every model loaded so far), ``line``, ``load``, ``clip``, then ``done`` or ``error``."""
         events: queue.Queue[Event] = queue.Queue()
-        limits = {"clip_timeout_s": clip_timeout_s, "run_timeout_s": run_timeout_s, "run_started_at": run_started_at}
-        thread = threading.Thread(target=self._serve, args=(task, home, limits, events.put), daemon=True)
+        thread = threading.Thread(target=self._serve, args=(task, home, deadlines, events.put), daemon=True)
         thread.start()
         loaded = self._generator.model.name if self._generator is not None else None
         where = {"pid": self.pid, "node": self.node, "gpu": self.gpu, "loaded": loaded, "loads": list(self.loads)}
@@ -108,7 +100,7 @@ class GpuWorker:
                 break
         thread.join()
 
-    def _serve(self, task: CellTask, home: list[ClipPayload], limits: dict[str, Any], emit: Any) -> None:
+    def _serve(self, task: CellTask, home: list[ClipPayload], deadlines: Deadlines, emit: Any) -> None:
         from vgkit.errors import VgkitError
 
         folder = self.scratch / task.cell_name
@@ -124,7 +116,7 @@ class GpuWorker:
             def on_clip(index: int, _path: Path) -> None:
                 emit({"kind": "clip", "t": time.time(), "payload": clip_payload(layout, index), "plan": _plan(layout)})
 
-            self._run_job(spec_file, task.model, layout.root, limits, emit, on_clip)
+            self._run_job(spec_file, task.model, layout.root, deadlines, emit, on_clip)
             emit({"kind": "done", "t": time.time(), "plan": _plan(layout)})
         except Exception as exc:  # reported to the driver, which records the cell as failed
             code = exc.exit_code if isinstance(exc, VgkitError) else None
@@ -133,7 +125,7 @@ class GpuWorker:
         finally:
             shutil.rmtree(folder, ignore_errors=True)
 
-    def _run_job(self, spec_file: Path, model: str, out: Path, limits: dict[str, Any], emit: Any, on_clip: Any) -> None:
+    def _run_job(self, spec_file: Path, model: str, out: Path, deadlines: Deadlines, emit: Any, on_clip: Any) -> None:
         from vgkit.generate.generator import InProcessGenerator
         from vgkit.generate.runner import plan_job, run_job
 
@@ -161,7 +153,9 @@ class GpuWorker:
             lock=False,  # this worker holds the GPU's lock for its whole life
             make_generator=generator_for,
             on_clip=on_clip,
-            **limits,
+            clip_timeout_s=deadlines.clip_timeout_s,
+            run_timeout_s=deadlines.run_timeout_s,
+            run_started_at=deadlines.run_started_at,
         )
 
     def _drop_generator(self) -> None:

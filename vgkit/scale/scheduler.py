@@ -286,13 +286,7 @@ class _Driver:
             held = stack.enter_context(open_run_dir(cell.run_dir, progress=lambda line: self._show(cell, line)))
             deadlines = Deadlines.for_spec(load_spec(cell.spec_path), started_at=state.first_start)
             home = clips_at_home(RunLayout(cell.run_dir))
-            stream = worker.handle.run.remote(
-                task_for(cell),
-                home,
-                clip_timeout_s=deadlines.clip_timeout_s,
-                run_timeout_s=deadlines.run_timeout_s,
-                run_started_at=deadlines.run_started_at,
-            )
+            stream = worker.handle.run.remote(task_for(cell), home, deadlines)
         except VgkitError as exc:  # the run folder is busy or not vgkit's, or the spec changed
             stack.close()
             self._fail(cell, None, type(exc).__name__, str(exc), exc.exit_code)
