@@ -106,14 +106,13 @@ def shard_cells(cells: list[Cell], *, index: int, count: int) -> list[Cell]:
         half = (len(group) + 1) // 2
         groups[largest:largest] = [group[:half], group[half:]]
     loads = [0] * count
-    mine: list[Cell] = []
+    mine: set[Cell] = set()
     for group in sorted(groups, key=len, reverse=True):  # stable: equal sizes keep their order
         target = min(range(count), key=lambda s: (loads[s], s))
         loads[target] += len(group)
         if target == index:
-            mine.extend(group)
-    order = {cell.run_dir: i for i, cell in enumerate(cells)}
-    return sorted(mine, key=lambda c: order[c.run_dir])
+            mine.update(group)
+    return [cell for cell in cells if cell in mine]
 
 
 def task_for(cell: Cell) -> CellTask:

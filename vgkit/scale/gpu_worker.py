@@ -20,7 +20,6 @@ import gc
 import os
 import queue
 import shutil
-import socket
 import tempfile
 import threading
 import time
@@ -51,25 +50,18 @@ def scratch_root() -> Path:
     return Path(explicit) if explicit else Path(tempfile.gettempdir()) / f"vgkit-ray-{os.getuid()}"
 
 
-def _node_name() -> str:
-    try:
-        import ray
-
-        return str(ray.util.get_node_ip_address())
-    except Exception:  # outside Ray (unit use): the host name says as much
-        return socket.gethostname()
-
-
 class GpuWorker:
     """One GPU's worker: holds the GPU's device lock and at most one loaded pipeline."""
 
     def __init__(self, *, sweep_id: str) -> None:
+        import ray
+
         from vgkit.settings import apply_env_file, visible_gpu
         from vgkit.supervise.lock import acquire_device_lock, device_lock_name
 
         apply_env_file()  # the node's HF cache default, as every vgkit entry point (before any HF import)
         self.pid = os.getpid()
-        self.node = _node_name()
+        self.node = str(ray.util.get_node_ip_address())
         self.gpu = visible_gpu()
         self.scratch = scratch_root() / sweep_id
         self.scratch.mkdir(parents=True, exist_ok=True, mode=0o700)

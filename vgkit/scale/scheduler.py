@@ -123,6 +123,7 @@ class _CellState:
 
     @property
     def elapsed_s(self) -> float:
+        """Seconds since the first start (0.0 before it), to the millisecond."""
         return round(time.perf_counter() - self.t0, 3) if self.t0 is not None else 0.0
 
 
@@ -328,8 +329,7 @@ class _Driver:
     def _show(self, cell: Cell, line: str) -> None:
         """Record a progress line of ``cell`` (for its sweep_run.json) and print it with the cell's name."""
         state = self.states[cell.name]
-        t_s = time.perf_counter() - state.t0 if state.t0 is not None else 0.0
-        state.events.append({"t_s": round(t_s, 3), "line": line})
+        state.events.append({"t_s": state.elapsed_s, "line": line})
         for part in line.splitlines():
             self.progress(f"[{cell.name}] {part}")
 
