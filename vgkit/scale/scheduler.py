@@ -184,7 +184,7 @@ def run_cells(
     address = options.address or os.environ.get("RAY_ADDRESS") or None
     started = _connect(ray, options, address)
     runtime_env = {"env_vars": _forwarded_env()} if address is None else None  # a local cluster's workers
-    actor = ray.remote(num_gpus=1, num_cpus=1, max_restarts=0, runtime_env=runtime_env)  # an explicit CPU share
+    actor = ray.remote(num_gpus=1, num_cpus=1, max_restarts=0, runtime_env=runtime_env)  # one GPU, one CPU each
     driver = _Driver(ray, actor(GpuWorker), cells, progress, on_event, grace_s, qa)
     try:
         with _sigterm_as_interrupt():
