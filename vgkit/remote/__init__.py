@@ -6,7 +6,7 @@ jobs.py    prefetch, start_run (spec checked here, its deadline; ``setsid -f`` +
            remote ``timeout``), job_status, read_log, kill_job, follow (Ctrl-C or a long
            disconnect kills the job)
 fetch.py   fetch_bundle: resumable rsync, remote sha256, artifact hashes after extraction
-agent.py   the remote side (standard library only), sent over SSH as text
+agent.py   the remote side, sent over SSH as text
 cli.py     ``vgkit remote ...`` subcommands
 """
 

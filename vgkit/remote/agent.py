@@ -1,9 +1,10 @@
 """Remote side of ``vgkit remote``: sent as text to ``<remote python> - COMMAND RUN_DIR`` over SSH.
 
-Standard library only and self-contained (it is not imported from the pushed code). It prints
-one JSON object. A job is every process that is in the job's process group (the
-``pgid`` file), in the session of its ``setsid`` leader (``leader.pid``), or that carries the
-job's marker ``VGKIT_REMOTE_JOB=<id>`` in its environment (which survives a later ``setsid``).
+Sent as text, never imported; it runs in the pushed code's directory, whose ``vgkit.records``
+reads the clip logs (the rest is standard library). It prints one JSON object. A job is every
+process that is in the job's process group (the ``pgid`` file), in the session of its ``setsid``
+leader (``leader.pid``), or that carries the job's marker ``VGKIT_REMOTE_JOB=<id>`` in its
+environment (which survives a later ``setsid``).
 
     status RUN_DIR   pgid, live pids, exit code, clip progress from ``logs/log_NNN.json``
     kill RUN_DIR     TERM then KILL every process of the job, GPU ones included; lists what is left
@@ -135,17 +136,15 @@ def kill(run_dir: Path) -> dict[str, Any]:
     before = job_pids(run_dir)
     gpu_before = [pid for pid in gpu_pids() if pid in before]
     # the session leader is spared the TERM: it records the exit code once its child is gone
-    _signal_all([pid for pid in before if pid != leader], signal.SIGTERM, pgid)
-    deadline = time.monotonic() + KILL_WAIT_S
-    while job_pids(run_dir) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    left = job_pids(run_dir)
-    if left:
-        _signal_all(left, signal.SIGKILL, pgid)
+    left = [pid for pid in before if pid != leader]
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        _signal_all(left, sig, pgid)
         deadline = time.monotonic() + KILL_WAIT_S
         while job_pids(run_dir) and time.monotonic() < deadline:
             time.sleep(0.2)
-    left = job_pids(run_dir)
+        left = job_pids(run_dir)
+        if not left:
+            break
     gpu_left = [pid for pid in gpu_pids() if pid in before]
     return {"pgid": pgid, "killed": before, "gpu_killed": gpu_before, "left": left, "gpu_left": gpu_left}
 

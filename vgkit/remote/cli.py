@@ -101,21 +101,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
+    """``status``: the job's state, then the host's doctor verdict; ``logs``: then the log's tail."""
     from vgkit.remote.host import doctor_verdict
-    from vgkit.remote.jobs import format_status, job_status
-
-    target = _target(args)
-    print(format_status(_name(args), job_status(target, _name(args), retry_s=args.retry_s)))
-    print("\n".join(f"host {line}" for line in doctor_verdict(target, retry_s=args.retry_s)))
-    return 0
-
-
-def _cmd_logs(args: argparse.Namespace) -> int:
     from vgkit.remote.jobs import format_status, job_status, read_log
 
-    target = _target(args)
-    print(format_status(_name(args), job_status(target, _name(args), retry_s=args.retry_s)))
-    sys.stdout.write(read_log(target, _name(args), lines=args.lines, retry_s=args.retry_s))
+    target, name = _target(args), _name(args)
+    print(format_status(name, job_status(target, name, retry_s=args.retry_s)))
+    if args.remote_command == "logs":
+        sys.stdout.write(read_log(target, name, lines=args.lines, retry_s=args.retry_s))
+    else:
+        print("\n".join(f"host {line}" for line in doctor_verdict(target, retry_s=args.retry_s)))
     return 0
 
 
@@ -136,15 +131,6 @@ def _cmd_fetch(args: argparse.Namespace) -> int:
     return 0
 
 
-def _host_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--host", default=None, help="user@host (default $VGKIT_REMOTE_HOST)")
-    p.add_argument("--port", type=int, default=None, help="SSH port (default $VGKIT_REMOTE_PORT or 22)")
-    p.add_argument("--key", default=None, help="private key file (default $VGKIT_REMOTE_KEY)")
-    p.add_argument("--remote-dir", default=None, help="base dir on the host (default $VGKIT_REMOTE_DIR or ~/vgkit)")
-    p.add_argument("--python", default=None, help="python there (default $VGKIT_REMOTE_PYTHON or .venv/bin/python)")
-    p.add_argument("--ssh-option", action="append", help="extra `ssh -o` value; repeat for several")
-
-
 def add_remote_commands(sub: Any) -> None:
     """Register ``vgkit remote`` and its subcommands on the top-level subparsers ``sub``."""
     remote = sub.add_parser("remote", help="run on a GPU host over SSH: push, setup, run, status, kill, fetch")
@@ -153,7 +139,12 @@ def add_remote_commands(sub: Any) -> None:
     def add(name: str, func: Command, help_text: str, *, named: bool = False) -> argparse.ArgumentParser:
         p: argparse.ArgumentParser = remote_sub.add_parser(name, help=help_text, description=help_text)
         p.set_defaults(func=func)
-        _host_options(p)
+        p.add_argument("--host", default=None, help="user@host (default $VGKIT_REMOTE_HOST)")
+        p.add_argument("--port", type=int, default=None, help="SSH port (default $VGKIT_REMOTE_PORT or 22)")
+        p.add_argument("--key", default=None, help="private key file (default $VGKIT_REMOTE_KEY)")
+        p.add_argument("--remote-dir", default=None, help="base dir on the host (default $VGKIT_REMOTE_DIR or ~/vgkit)")
+        p.add_argument("--python", default=None, help="python there (default $VGKIT_REMOTE_PYTHON or .venv/bin/python)")
+        p.add_argument("--ssh-option", action="append", help="extra `ssh -o` value; repeat for several")
         if named:
             p.add_argument("--name", default=None, help="run name (printed by `vgkit remote run`)")
             p.add_argument("--retry-s", type=float, default=60.0, help="keep reconnecting this long (s)")
@@ -181,8 +172,8 @@ def add_remote_commands(sub: Any) -> None:
     p.add_argument("--poll-s", type=float, default=5.0)
     p.add_argument("--max-disconnect-s", type=float, default=120.0)
     p.add_argument("--fetch", type=Path, default=None, help="with --follow: fetch the bundle into this dir")
-    p = add("status", _cmd_status, "state and clip progress of a remote run", named=True)
-    p = add("logs", _cmd_logs, "status plus the tail of the run's log", named=True)
+    add("status", _cmd_status, "state and clip progress of a remote run", named=True)
+    p = add("logs", _cmd_status, "status plus the tail of the run's log", named=True)
     p.add_argument("--lines", type=int, default=40)
     add("kill", _cmd_kill, "kill every process of a remote run and confirm none is left", named=True)
     p = add("fetch", _cmd_fetch, "download a run's bundle (resumable) and verify every hash", named=True)

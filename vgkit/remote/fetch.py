@@ -47,8 +47,7 @@ def remote_sha256(target: SshTarget, path: str, *, retry_s: float = 60.0) -> str
 
 def verify_run_dir(run_dir: Path) -> int:
     """Re-hash every artifact listed in ``manifest.json``; return how many matched."""
-    manifest_path = run_dir / "manifest.json"
-    if not manifest_path.is_file():
+    if not (run_dir / "manifest.json").is_file():
         raise ArtifactError(f"{run_dir}: manifest.json is missing from the bundle; fix: re-run `vgkit remote fetch`")
     artifacts = read_manifest(run_dir).artifacts
     for record in artifacts:
@@ -81,9 +80,10 @@ def local_names(dest_dir: Path, name: str, *, force: bool) -> tuple[Path, Path]:
     return dest_dir / f"{beside}.tar.gz", dest_dir / beside
 
 
-def _extract(bundle: Path, run_dir: Path, name: str) -> Path:
+def _extract(bundle: Path, run_dir: Path, name: str) -> int:
     """Extract into a temp dir beside ``run_dir`` (checked against the bundle's index, as any bundle
-    is: ``vgkit.finish.bundle.extract_bundle``), verify, then rename it to ``run_dir`` (which must not exist)."""
+    is: ``vgkit.finish.bundle.extract_bundle``), verify, then rename it to ``run_dir`` (which must not
+    exist); return how many artifacts were verified."""
     from vgkit.finish.bundle import extract_bundle
 
     staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=run_dir.parent))
@@ -91,11 +91,11 @@ def _extract(bundle: Path, run_dir: Path, name: str) -> Path:
         extracted = extract_bundle(bundle, staging)
         if extracted.name != name:
             raise SpecError(f"{bundle}: holds run {extracted.name!r}, not {name!r}; nothing replaced")
-        verify_run_dir(extracted)
+        verified = verify_run_dir(extracted)
         if run_dir.exists() or run_dir.is_symlink():
             raise SpecError(f"{run_dir}: appeared while fetching; nothing replaced; fix: re-run the fetch")
         extracted.rename(run_dir)
-        return run_dir
+        return verified
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
@@ -120,8 +120,7 @@ def fetch_bundle(
         )
         actual = sha256_file(local) if local.is_file() else "none"
         if done.returncode == 0 and actual == expected:
-            _extract(local, run_dir, name)
-            return FetchResult(local, run_dir, actual, verify_run_dir(run_dir), attempt)
+            return FetchResult(local, run_dir, actual, _extract(local, run_dir, name), attempt)
     raise ArtifactError(
         f"{local}: sha256 {actual} != remote {expected} after {attempts} attempts; "
         "fix: check the local disk, then re-run `vgkit remote fetch`"

@@ -11,23 +11,23 @@ from __future__ import annotations
 
 import shlex
 import subprocess
-from pathlib import Path
 
 from vgkit.errors import RemoteSetupError, SpecError
-from vgkit.remote.ssh import DEFAULT_REMOTE_PYTHON, SshTarget, checked, remote_path, run_ssh
+from vgkit.remote.ssh import DEFAULT_REMOTE_PYTHON, SshTarget, checked, remote_path, run_ssh, upload
+from vgkit.remote.vast import DOCTOR_FILE
 from vgkit.settings import PUSHED_COMMIT_FILE, repo_root
 
 __all__ = ["doctor_verdict", "push", "require_ready", "setup"]
 
 
-def push(target: SshTarget, *, repo: Path | None = None, commit: str = "HEAD") -> str:
+def push(target: SshTarget, *, commit: str = "HEAD") -> str:
     """Put the tracked files of ``commit`` (``git archive``) plus ``params/`` on the host.
 
     Files of an older push are removed first (``.venv`` and ``runs`` stay), so the remote code is
     exactly that commit. ``params/`` is copied as it is on disk, untracked images included.
     Returns the full commit hash.
     """
-    repo = repo or repo_root()
+    repo = repo_root()
     rev = subprocess.run(["git", "-C", str(repo), "rev-parse", commit], capture_output=True, text=True, check=False)
     if rev.returncode != 0:
         raise SpecError(f"--commit = {commit!r}: not a commit of {repo}; fix: pass a commit, branch or tag")
@@ -40,14 +40,8 @@ def push(target: SshTarget, *, repo: Path | None = None, commit: str = "HEAD") -
         f"tar -x -m -f - && echo {sha} > {PUSHED_COMMIT_FILE}"
     )
     checked(run_ssh(target, unpack, stdin=archive.stdout, timeout_s=600), "push")
-    params = repo / "params"
-    if params.is_dir():
-        done = subprocess.run(
-            target.rsync_argv("-a", "--mkpath", f"{params}/", target.remote(f"{target.code_dir}/params/")),
-            capture_output=True,
-            check=False,
-        )
-        checked(done, "push of params/")
+    if (repo / "params").is_dir():
+        upload(target, repo / "params", f"{target.code_dir}/params", "push of params/")
     return sha
 
 
@@ -116,9 +110,7 @@ def setup(target: SshTarget) -> None:
             f"{target.host}:{target.port}: setup.sh in {target.code_dir} exited {code} (its output is above); "
             "fix: correct what it names on the host, then re-run `vgkit remote setup`"
         )
-    from vgkit.remote.vast import DOCTOR_FILE  # in the remote dir, the code dir's parent
-
-    report = f"../{DOCTOR_FILE}"
+    report = f"../{DOCTOR_FILE}"  # in the remote dir, the code dir's parent
     doctor = (
         f".venv/bin/python -m vgkit doctor > {report}.tmp 2>&1; c=$?; mv {report}.tmp {report}; cat {report}; exit $c"
     )
@@ -129,16 +121,10 @@ def setup(target: SshTarget) -> None:
         )
 
 
-def _doctor_path(target: SshTarget) -> str:
-    from vgkit.remote.vast import DOCTOR_FILE
-
-    return remote_path(f"{target.remote_dir.rstrip('/')}/{DOCTOR_FILE}")
-
-
 def doctor_verdict(target: SshTarget, *, retry_s: float = 30.0) -> list[str]:
     """The verdict and problem lines of the host's last ``vgkit doctor`` (``<remote_dir>/doctor.txt``,
     written by ``vgkit remote setup`` or the on-start waiter), or one line saying it has not run."""
-    path = _doctor_path(target)
+    path = remote_path(f"{target.remote_dir.rstrip('/')}/{DOCTOR_FILE}")
     text = checked(run_ssh(target, f"cat {path} 2>/dev/null || true", retry_s=retry_s), "read of doctor.txt")
     kept = [line for line in text.splitlines() if line.startswith(("problem:", "doctor:"))]
     return kept or ["doctor: has not run on this host yet; fix: `vgkit remote setup`"]

@@ -18,7 +18,6 @@ import json
 import re
 import secrets
 import shlex
-import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Mapping
@@ -30,7 +29,7 @@ import yaml
 
 from vgkit.errors import GuardrailError, RemoteCommandError, SpecError
 from vgkit.remote.host import require_ready
-from vgkit.remote.ssh import RemoteConnectionError, SshTarget, checked, remote_path, run_ssh
+from vgkit.remote.ssh import RemoteConnectionError, SshTarget, checked, remote_path, run_ssh, upload
 from vgkit.spec.schema import read_spec_data
 from vgkit.supervise.guard import REMOTE_GRACE_S
 
@@ -53,7 +52,6 @@ AGENT_SOURCE = Path(__file__).with_name("agent.py")
 CONTROL = ".remote"
 SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSWORD|API_KEY|CREDENTIAL", re.IGNORECASE)
 ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]*")
-Say = Callable[[str], None]
 
 
 def _check_env(env: Mapping[str, str]) -> None:
@@ -87,8 +85,7 @@ def _agent(target: SshTarget, command: str, name: str, *, retry_s: float) -> dic
     done = run_ssh(target, target.in_code(agent), stdin=AGENT_SOURCE.read_bytes(), retry_s=retry_s)
     if done.returncode == 127:  # the host's shell has no such python: say what to run instead
         require_ready(target)
-    record: dict[str, Any] = json.loads(checked(done, f"agent {command}"))
-    return record
+    return dict(json.loads(checked(done, f"agent {command}")))
 
 
 def job_status(target: SshTarget, name: str, *, retry_s: float = 30.0) -> dict[str, Any]:
@@ -258,7 +255,8 @@ def start_run(
     Refuses a host that is not set up (naming ``vgkit remote setup``) and a live job of that name.
     """
     job = plan_remote_job(spec_path, model=model, name=name, deadline_s=deadline_s, grace_s=grace_s)
-    _check_env(env or {})
+    env = env or {}
+    _check_env(env)
     name = job.name
     require_ready(target)
     if job_status(target, name)["running"]:
@@ -267,16 +265,11 @@ def start_run(
     with tempfile.TemporaryDirectory(prefix="vgkit-remote-") as tmp:
         staging = Path(tmp)
         _job_inputs(spec_path, job.spec, staging)
-        script = job_script(target, job, job_id=job_id, env=env or {})
-        (staging / "job.sh").write_text(script)
+        (staging / "job.sh").write_text(job_script(target, job, job_id=job_id, env=env))
         (staging / "job_id").write_text(job_id + "\n")
         ctl = f"{target.run_dir(name)}/{CONTROL}"
-        clear = f"rm -rf {remote_path(ctl)}"
-        checked(run_ssh(target, clear, retry_s=30), "clear of old control files")
-        done = subprocess.run(
-            target.rsync_argv("-a", "--mkpath", f"{staging}/", target.remote(f"{ctl}/")), capture_output=True
-        )
-        checked(done, "upload of the job")
+        checked(run_ssh(target, f"rm -rf {remote_path(ctl)}", retry_s=30), "clear of old control files")
+        upload(target, staging, ctl, "upload of the job")
     start = f"setsid -f sh runs/{name}/{CONTROL}/job.sh < /dev/null > /dev/null 2>&1"
     checked(run_ssh(target, target.in_code(start), retry_s=30), "start")
     give_up_at = time.monotonic() + 30
@@ -297,7 +290,7 @@ def follow(
     poll_s: float = 5.0,
     max_disconnect_s: float = 120.0,
     kill_retry_s: float = 300.0,
-    say: Say = print,
+    say: Callable[[str], None] = print,
 ) -> int:
     """Watch the job until it ends; return its exit code. Never leaves a stale job behind.
 

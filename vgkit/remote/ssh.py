@@ -23,6 +23,7 @@ __all__ = [
     "remote_path",
     "run_ssh",
     "target_from",
+    "upload",
 ]
 
 SSH_CONNECTION_FAILED = 255  # ssh's own exit code for "could not connect / connection lost"
@@ -54,9 +55,9 @@ class SshTarget:
     def run_dir(self, name: str) -> str:
         return f"{self.code_dir}/runs/{name}"
 
-    def base_options(self) -> list[str]:
-        """Options shared by ssh and the ssh that rsync starts (never a password prompt)."""
-        opts = ["-o", "BatchMode=yes", "-o", f"ConnectTimeout={self.connect_timeout_s}"]
+    def ssh(self) -> list[str]:
+        """``ssh`` with the port and options, for a remote command and for rsync (never a password prompt)."""
+        opts = ["ssh", "-p", str(self.port), "-o", "BatchMode=yes", "-o", f"ConnectTimeout={self.connect_timeout_s}"]
         opts += ["-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=3"]
         if self.key is not None:
             opts += ["-i", str(self.key), "-o", "IdentitiesOnly=yes"]
@@ -66,14 +67,11 @@ class SshTarget:
 
     def ssh_argv(self, command: str) -> list[str]:
         """``ssh`` argv that runs the shell ``command`` on the host."""
-        return ["ssh", "-p", str(self.port), *self.base_options(), self.host, command]
-
-    def rsync_shell(self) -> str:
-        """The ``-e`` value for rsync: the same ssh with the same options."""
-        return shlex.join(["ssh", "-p", str(self.port), *self.base_options()])
+        return [*self.ssh(), self.host, command]
 
     def rsync_argv(self, *args: str) -> list[str]:
-        return ["rsync", "-e", self.rsync_shell(), *args]
+        """``rsync`` over the same ssh."""
+        return ["rsync", "-e", shlex.join(self.ssh()), *args]
 
     def remote(self, path: str) -> str:
         """``host:path`` for rsync."""
@@ -89,11 +87,6 @@ def remote_path(path: str) -> str:
     if path.startswith("~/"):
         return '"$HOME"/' + shlex.quote(path[2:])
     return shlex.quote(path)
-
-
-def _env_options() -> tuple[str, ...]:
-    raw = os.environ.get("VGKIT_REMOTE_SSH_OPTIONS", "")
-    return tuple(part for part in raw.split(";") if part.strip())
 
 
 def target_from(
@@ -116,6 +109,7 @@ def target_from(
     raw_port = port if port is not None else os.environ.get("VGKIT_REMOTE_PORT", "22")
     if not str(raw_port).isdigit() or not 0 < int(raw_port) < 65536:
         raise SpecError(f"--port = {raw_port!r}: not a TCP port; fix: pass e.g. --port 22")
+    env_options = [part for part in os.environ.get("VGKIT_REMOTE_SSH_OPTIONS", "").split(";") if part.strip()]
     key_value = key or os.environ.get("VGKIT_REMOTE_KEY")
     key_path = Path(key_value).expanduser() if key_value else None
     if key_path is not None and not key_path.is_file():
@@ -126,7 +120,7 @@ def target_from(
         key=key_path,
         remote_dir=remote_dir or os.environ.get("VGKIT_REMOTE_DIR", DEFAULT_REMOTE_DIR),
         python=python or os.environ.get("VGKIT_REMOTE_PYTHON", DEFAULT_REMOTE_PYTHON),
-        ssh_options=tuple(ssh_options) + _env_options(),
+        ssh_options=(*ssh_options, *env_options),
     )
 
 
@@ -167,6 +161,14 @@ def run_ssh(
             )
         time.sleep(delay_s)
         delay_s = min(delay_s * 2, 5.0)
+
+
+def upload(target: SshTarget, folder: Path, remote_dir: str, what: str) -> None:
+    """Copy ``folder``'s contents into ``remote_dir`` on the host (made if missing) with rsync."""
+    done = subprocess.run(
+        target.rsync_argv("-a", "--mkpath", f"{folder}/", target.remote(f"{remote_dir}/")), capture_output=True
+    )
+    checked(done, what)
 
 
 def checked(done: subprocess.CompletedProcess[bytes], what: str) -> str:

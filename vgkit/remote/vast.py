@@ -82,24 +82,22 @@ def search_argv(
     gpu: str | None = None,
     num_gpus: int = 1,
     min_gpu_ram_gb: float = 0.0,
-    min_cuda: str | None = None,
     min_reliability: float = 0.98,
 ) -> list[str]:
     """``vastai search offers`` for hosts that can run the pinned torch build, cheapest first.
 
-    ``min_cuda`` (default: the oldest CUDA build of the pinned torch) is compared with the host
-    driver's highest CUDA; ``gpu`` (e.g. "RTX 4090") narrows to one card, else any card with
-    ``min_gpu_ram_gb`` and bf16 (compute capability 8.0+).
+    The host driver's highest CUDA must reach the oldest CUDA build of the pinned torch; ``gpu``
+    (e.g. "RTX 4090") narrows to one card, else any card with ``min_gpu_ram_gb`` and bf16
+    (compute capability 8.0+).
     """
     if max_usd_per_h <= 0 or min_disk_gb <= 0 or num_gpus < 1 or not 0 <= min_reliability < 1:
         raise SpecError(
             f"--max-usd-per-h = {max_usd_per_h}, --disk-gb = {min_disk_gb}, --gpus = {num_gpus}, "
             f"--min-reliability = {min_reliability}: fix: positive values, reliability below 1"
         )
-    if min_cuda is None:
-        from vgkit.host.cuda_builds import BUILDS, pinned_torch
+    from vgkit.host.cuda_builds import BUILDS, pinned_torch
 
-        min_cuda = BUILDS[pinned_torch()][0].cuda_text
+    min_cuda = BUILDS[pinned_torch()][0].cuda_text
     terms = [f"gpu_name={gpu.replace(' ', '_')}"] if gpu else []
     terms += [
         f"num_gpus={num_gpus}",
@@ -116,20 +114,8 @@ def search_argv(
 
 def create_argv(offer_id: int, *, onstart_path: Path, disk_gb: int, image: str = DEFAULT_IMAGE) -> list[str]:
     """``vastai create instance`` with direct SSH and ``onstart_path`` as its on-start script."""
-    return [
-        "vastai",
-        "create",
-        "instance",
-        str(offer_id),
-        "--image",
-        image,
-        "--disk",
-        str(disk_gb),
-        "--ssh",
-        "--direct",
-        "--onstart",
-        str(onstart_path),
-    ]
+    instance = ["vastai", "create", "instance", str(offer_id), "--image", image, "--disk", str(disk_gb)]
+    return [*instance, "--ssh", "--direct", "--onstart", str(onstart_path)]
 
 
 def ssh_url_argv(instance_id: int) -> list[str]:
@@ -210,17 +196,14 @@ def _cmd_create(args: argparse.Namespace) -> int:
     from vgkit.settings import repo_root
 
     script = onstart_script((repo_root() / "requirements.txt").read_text(), remote_dir=args.remote_dir)
-    if args.dry_run:
-        path = Path("vgkit-onstart.sh")
-        print(f"# on-start script ({path}):\n{script}", end="")
-        return _execute(
-            create_argv(args.offer, onstart_path=path, disk_gb=args.disk_gb, image=args.image), dry_run=True
-        )
     with tempfile.TemporaryDirectory(prefix="vgkit-vast-") as tmp:
-        path = Path(tmp) / "vgkit-onstart.sh"
-        path.write_text(script)
+        path = Path("vgkit-onstart.sh") if args.dry_run else Path(tmp) / "vgkit-onstart.sh"
+        if args.dry_run:
+            print(f"# on-start script ({path}):\n{script}", end="")
+        else:
+            path.write_text(script)
         argv = create_argv(args.offer, onstart_path=path, disk_gb=args.disk_gb, image=args.image)
-        return _execute(argv, dry_run=False)
+        return _execute(argv, dry_run=args.dry_run)
 
 
 def _cmd_ssh_url(args: argparse.Namespace) -> int:

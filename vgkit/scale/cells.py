@@ -10,14 +10,16 @@ shared filesystem is assumed) and the run seed written in.
 
 from __future__ import annotations
 
+import itertools
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from vgkit.errors import SpecError
 
-__all__ = ["SEED_STRIDE", "Cell", "CellTask", "make_cells", "parse_shard", "shard_cells", "task_for"]
+__all__ = ["SEED_STRIDE", "Cell", "CellTask", "make_cells", "parse_shard", "shard_cells", "task_for", "write_task"]
 
 # ``--seeds N`` runs seeds spec.seed + k * SEED_STRIDE (k < N): a shot's seed is the run seed plus its
 # index, so a stride above the 64-shot maximum keeps every clip's noise distinct between seeds.
@@ -49,14 +51,12 @@ class CellTask:
     images: dict[str, bytes] = field(default_factory=dict)
 
 
-def make_cells(
-    spec_paths: list[Path], *, models: list[str], seeds: int = 1, root: Path, seeds_in_names: bool = False
-) -> list[Cell]:
+def make_cells(spec_paths: list[Path], *, models: list[str], seeds: int = 1, root: Path) -> list[Cell]:
     """Every (spec, model, seed) cell, grouped by model, each with its run folder under ``root``.
 
-    A folder is ``<spec name>-<model>``, with ``-seed<S>`` added when ``seeds > 1`` (or
-    ``seeds_in_names``). Seeds are the spec's seed plus ``k * SEED_STRIDE``. Two specs with one
-    name are refused (their folders would collide).
+    A folder is ``<spec name>-<model>``, with ``-seed<S>`` added when ``seeds > 1``. Seeds are the
+    spec's seed plus ``k * SEED_STRIDE``. Two specs with one name are refused (their folders would
+    collide).
     """
     from vgkit.spec.schema import load_spec
 
@@ -65,17 +65,14 @@ def make_cells(
     if not models:
         raise SpecError("models: empty; fix: name at least one model, e.g. --models wan22-tiny")
     specs = [(Path(p), load_spec(p)) for p in spec_paths]  # a bad spec fails here, once
-    names = [spec.name for _, spec in specs]
-    if len(set(names)) != len(names):
-        twice = sorted({n for n in names if names.count(n) > 1})
+    twice = sorted(name for name, n in Counter(spec.name for _, spec in specs).items() if n > 1)
+    if twice:
         raise SpecError(f"specs: name {twice[0]!r} appears twice; fix: give each spec its own `name:`")
     cells = []
-    for model in models:
-        for path, spec in specs:
-            for k in range(seeds):
-                seed = spec.seed + k * SEED_STRIDE if seeds > 1 else None
-                suffix = f"-seed{spec.seed if seed is None else seed}" if seeds > 1 or seeds_in_names else ""
-                cells.append(Cell(path, spec.name, model, seed, root / f"{spec.name}-{model}{suffix}"))
+    for model, (path, spec), k in itertools.product(models, specs, range(seeds)):
+        seed = spec.seed + k * SEED_STRIDE if seeds > 1 else None
+        suffix = "" if seed is None else f"-seed{seed}"
+        cells.append(Cell(path, spec.name, model, seed, root / f"{spec.name}-{model}{suffix}"))
     return cells
 
 
@@ -102,26 +99,20 @@ def shard_cells(cells: list[Cell], *, index: int, count: int) -> list[Cell]:
     """
     if not 0 <= index < count:
         raise SpecError(f"shard = {index}/{count}: must be i/N with 0 <= i < N; fix: e.g. --shard 0/2")
-    groups: list[list[Cell]] = []
-    for cell in cells:
-        if groups and groups[-1][0].model == cell.model:
-            groups[-1].append(cell)
-        else:
-            groups.append([cell])
+    groups = [list(group) for _, group in itertools.groupby(cells, key=lambda c: c.model)]
     while len(groups) < count and any(len(g) > 1 for g in groups):
         largest = max(range(len(groups)), key=lambda i: (len(groups[i]), -i))
         group = groups.pop(largest)
         half = (len(group) + 1) // 2
         groups[largest:largest] = [group[:half], group[half:]]
     loads = [0] * count
-    mine: list[Cell] = []
+    mine: set[Cell] = set()
     for group in sorted(groups, key=len, reverse=True):  # stable: equal sizes keep their order
         target = min(range(count), key=lambda s: (loads[s], s))
         loads[target] += len(group)
         if target == index:
-            mine.extend(group)
-    order = {cell.run_dir: i for i, cell in enumerate(cells)}
-    return sorted(mine, key=lambda c: order[c.run_dir])
+            mine.update(group)
+    return [cell for cell in cells if cell in mine]
 
 
 def task_for(cell: Cell) -> CellTask:
@@ -148,3 +139,15 @@ def task_for(cell: Cell) -> CellTask:
     if cell.seed is not None:
         data["seed"] = cell.seed
     return CellTask(cell_name=cell.name, model=cell.model, spec_data=data, images=images)
+
+
+def write_task(task: CellTask, folder: Path) -> Path:
+    """Write ``task``'s images and its spec (``spec.yaml``) into ``folder``; return the spec file."""
+    import yaml
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, data in task.images.items():
+        (folder / name).write_bytes(data)
+    spec_file = folder / "spec.yaml"
+    spec_file.write_text(yaml.safe_dump(task.spec_data, sort_keys=False))
+    return spec_file

@@ -20,7 +20,6 @@ import gc
 import os
 import queue
 import shutil
-import socket
 import tempfile
 import threading
 import time
@@ -29,12 +28,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vgkit.records.artifacts import RunLayout
-from vgkit.scale.cells import CellTask
+from vgkit.records.events import Event as ProgressEvent
+from vgkit.records.events import note
+from vgkit.scale.cells import CellTask, write_task
 from vgkit.scale.transfer import ClipPayload, clip_payload, commit_payload
 
 if TYPE_CHECKING:
     from vgkit.generate.generator import ClipGenerator
     from vgkit.models import ModelAdapter
+    from vgkit.supervise.guard import Deadlines
 
 __all__ = ["GpuWorker", "scratch_root"]
 
@@ -48,25 +50,18 @@ def scratch_root() -> Path:
     return Path(explicit) if explicit else Path(tempfile.gettempdir()) / f"vgkit-ray-{os.getuid()}"
 
 
-def _node_name() -> str:
-    try:
-        import ray
-
-        return str(ray.util.get_node_ip_address())
-    except Exception:  # outside Ray (unit use): the host name says as much
-        return socket.gethostname()
-
-
 class GpuWorker:
     """One GPU's worker: holds the GPU's device lock and at most one loaded pipeline."""
 
     def __init__(self, *, sweep_id: str) -> None:
+        import ray
+
         from vgkit.settings import apply_env_file, visible_gpu
         from vgkit.supervise.lock import acquire_device_lock, device_lock_name
 
         apply_env_file()  # the node's HF cache default, as every vgkit entry point (before any HF import)
         self.pid = os.getpid()
-        self.node = _node_name()
+        self.node = str(ray.util.get_node_ip_address())
         self.gpu = visible_gpu()
         self.scratch = scratch_root() / sweep_id
         self.scratch.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -76,31 +71,20 @@ class GpuWorker:
         self._generator_key: tuple[str, ...] | None = None
         self.loads: list[str] = []
 
-    def identity(self) -> dict[str, Any]:
-        """Where this worker runs: pid, node address, GPU, loaded model (or None)."""
-        loaded = self._generator.model.name if self._generator is not None else None
-        return {"pid": self.pid, "node": self.node, "gpu": self.gpu, "loaded": loaded, "loads": list(self.loads)}
-
     def close(self) -> None:
         """Delete this sweep's scratch folder on the node (vgkit's own) and free the GPU's lock."""
         shutil.rmtree(self.scratch, ignore_errors=True)
         self._lock.release()
 
-    def run(
-        self,
-        task: CellTask,
-        home: list[ClipPayload],
-        *,
-        clip_timeout_s: float | None,
-        run_timeout_s: float | None,
-        run_started_at: float,
-    ) -> Iterator[Event]:
-        """Serve one cell; yield its events (``line``, ``load``, ``clip``), then ``done`` or ``error``."""
+    def run(self, task: CellTask, home: list[ClipPayload], deadlines: Deadlines) -> Iterator[Event]:
+        """Serve one cell; yield its events: ``start`` (pid, node address, GPU, the model loaded
+        or None, every model loaded so far), ``line``, ``load``, ``clip``, then ``done`` or ``error``."""
         events: queue.Queue[Event] = queue.Queue()
-        limits = {"clip_timeout_s": clip_timeout_s, "run_timeout_s": run_timeout_s, "run_started_at": run_started_at}
-        thread = threading.Thread(target=self._serve, args=(task, home, limits, events.put), daemon=True)
+        thread = threading.Thread(target=self._serve, args=(task, home, deadlines, events.put), daemon=True)
         thread.start()
-        yield {"kind": "start", "t": time.time(), **self.identity()}
+        loaded = self._generator.model.name if self._generator is not None else None
+        where = {"pid": self.pid, "node": self.node, "gpu": self.gpu, "loaded": loaded, "loads": list(self.loads)}
+        yield {"kind": "start", "t": time.time(), **where}
         while True:
             event = events.get()
             yield event
@@ -108,43 +92,32 @@ class GpuWorker:
                 break
         thread.join()
 
-    def _serve(self, task: CellTask, home: list[ClipPayload], limits: dict[str, Any], emit: Any) -> None:
+    def _serve(self, task: CellTask, home: list[ClipPayload], deadlines: Deadlines, emit: Any) -> None:
         from vgkit.errors import VgkitError
 
         folder = self.scratch / task.cell_name
         shutil.rmtree(folder, ignore_errors=True)  # only the clips that came home count
         try:
-            spec_file = self._write_inputs(folder / "inputs", task)
+            spec_file = write_task(task, folder / "inputs")
             layout = RunLayout(folder / "run")
             for payload in home:
                 commit_payload(layout, payload)
             if home:
-                emit(_line(f"resuming after {len(home)} clip(s) that came home"))
+                emit(_line(note(f"resuming after {len(home)} clip(s) that came home")))
 
             def on_clip(index: int, _path: Path) -> None:
                 emit({"kind": "clip", "t": time.time(), "payload": clip_payload(layout, index), "plan": _plan(layout)})
 
-            self._run_job(spec_file, task.model, layout.root, limits, emit, on_clip)
+            self._run_job(spec_file, task.model, layout.root, deadlines, emit, on_clip)
             emit({"kind": "done", "t": time.time(), "plan": _plan(layout)})
-        except VgkitError as exc:
-            emit(_error(exc, exit_code=exc.exit_code))
         except Exception as exc:  # reported to the driver, which records the cell as failed
-            emit(_error(exc, exit_code=None))
+            code = exc.exit_code if isinstance(exc, VgkitError) else None
+            error = {"error_class": type(exc).__name__, "message": str(exc), "exit_code": code}
+            emit({"kind": "error", "t": time.time(), **error})
         finally:
             shutil.rmtree(folder, ignore_errors=True)
 
-    @staticmethod
-    def _write_inputs(inputs: Path, task: CellTask) -> Path:
-        import yaml
-
-        inputs.mkdir(parents=True)
-        for name, data in task.images.items():
-            (inputs / name).write_bytes(data)
-        spec_file = inputs / "spec.yaml"
-        spec_file.write_text(yaml.safe_dump(task.spec_data, sort_keys=False))
-        return spec_file
-
-    def _run_job(self, spec_file: Path, model: str, out: Path, limits: dict[str, Any], emit: Any, on_clip: Any) -> None:
+    def _run_job(self, spec_file: Path, model: str, out: Path, deadlines: Deadlines, emit: Any, on_clip: Any) -> None:
         from vgkit.generate.generator import InProcessGenerator
         from vgkit.generate.runner import plan_job, run_job
 
@@ -154,7 +127,7 @@ class GpuWorker:
         def generator_for(adapter: ModelAdapter, snapshot: Path, device: str) -> ClipGenerator:
             key = (adapter.name, str(snapshot), device, preset, repr(speed), str(steps))
             if self._generator is not None and self._generator_key == key:
-                emit(_line(f"reusing the {adapter.name} pipeline already loaded on this GPU"))
+                emit(_line(note(f"reusing the {adapter.name} pipeline already loaded on this GPU")))
                 self._generator.load_s = 0.0  # this run loaded nothing
                 return self._generator
             self._drop_generator()
@@ -168,11 +141,13 @@ class GpuWorker:
             spec_file,
             model=model,
             out=out,
-            progress=lambda line: emit(_line(line)),
+            progress=lambda event: emit(_line(event)),
             lock=False,  # this worker holds the GPU's lock for its whole life
             make_generator=generator_for,
             on_clip=on_clip,
-            **limits,
+            clip_timeout_s=deadlines.clip_timeout_s,
+            run_timeout_s=deadlines.run_timeout_s,
+            run_started_at=deadlines.run_started_at,
         )
 
     def _drop_generator(self) -> None:
@@ -187,23 +162,9 @@ class GpuWorker:
             torch.cuda.empty_cache()
 
 
-def _line(line: str) -> Event:
-    """A progress event of the run: the structured event itself (vgkit.records.events; a free text
-    becomes a ``note``), pickled by its fields on its way to the driver."""
-    from vgkit.records.events import Event as ProgressEvent
-    from vgkit.records.events import note
-
-    return {"kind": "line", "t": time.time(), "line": line if isinstance(line, ProgressEvent) else note(line)}
-
-
-def _error(exc: BaseException, *, exit_code: int | None) -> Event:
-    return {
-        "kind": "error",
-        "t": time.time(),
-        "error_class": type(exc).__name__,
-        "message": str(exc),
-        "exit_code": exit_code,
-    }
+def _line(event: ProgressEvent) -> Event:
+    """A progress event of the run (vgkit.records.events), pickled by its fields on its way to the driver."""
+    return {"kind": "line", "t": time.time(), "line": event}
 
 
 def _plan(layout: RunLayout) -> bytes | None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vgkit.scale.cells import Cell, shard_cells, task_for
+from vgkit.scale.cells import Cell, shard_cells, task_for, write_task
 from vgkit.scale.scheduler import CellOutcome, RayOptions
 from vgkit.supervise.guard import DEFAULT_GRACE_S
 
@@ -32,30 +32,14 @@ class ScaledResult:
 
 def _spec_for(cell: Cell, root: Path) -> Path:
     """The spec a cell runs: the user's, or (own seed) a copy with the seed written in."""
-    if cell.seed is None:
-        return cell.spec_path
-    import yaml
-
-    task = task_for(cell)
-    folder = root / SPECS_FOLDER / cell.name
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, data in task.images.items():
-        (folder / name).write_bytes(data)
-    spec = folder / "spec.yaml"
-    spec.write_text(yaml.safe_dump(task.spec_data, sort_keys=False))
-    return spec
+    return cell.spec_path if cell.seed is None else write_task(task_for(cell), root / SPECS_FOLDER / cell.name)
 
 
 def _run_here(cell: Cell, root: Path, progress: Progress, grace_s: float, scorer: str | None) -> CellOutcome:
     from vgkit.evaluate.sweep import sweep_cell
 
     row = sweep_cell(
-        _spec_for(cell, root),
-        cell.model,
-        cell.run_dir,
-        progress=lambda line: progress(line),
-        grace_s=grace_s,
-        prompt_match_model=scorer,
+        _spec_for(cell, root), cell.model, cell.run_dir, progress=progress, grace_s=grace_s, prompt_match_model=scorer
     )
     return CellOutcome(cell, row.status, row.detail)
 

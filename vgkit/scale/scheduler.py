@@ -43,7 +43,7 @@ from typing import Any
 from vgkit.errors import SpecError, VgkitError
 from vgkit.records.artifacts import RunLayout, atomic_write_json
 from vgkit.records.events import Event as ProgressEvent
-from vgkit.records.events import EventLog, note
+from vgkit.records.events import EventLog
 from vgkit.scale.cells import Cell, task_for
 from vgkit.scale.transfer import clips_at_home, commit_payload
 from vgkit.supervise.guard import DEFAULT_GRACE_S, Deadlines
@@ -64,16 +64,11 @@ _FORWARDED_PREFIXES = ("VGKIT_", "HF_HOME", "HF_HUB_CACHE", "HF_HUB_OFFLINE", "P
 class RayOptions:
     """Where to run: ``address`` of an existing cluster (None: ``RAY_ADDRESS``, else a local Ray).
 
-    ``logical_gpus`` declares GPUs a local Ray does not see (a CPU machine with the tiny models);
-    ``cpus_per_worker`` is each worker's explicit CPU share; ``object_store_bytes`` sizes a local
-    object store (None: Ray's default).
+    ``logical_gpus`` declares GPUs a local Ray does not see (a CPU machine with the tiny models).
     """
 
     address: str | None = None
     logical_gpus: int | None = None
-    cpus_per_worker: float = 1.0
-    num_cpus: int | None = None
-    object_store_bytes: int | None = None
 
 
 @dataclass
@@ -126,23 +121,20 @@ class _CellState:
     progress_events: list[ProgressEvent] = field(default_factory=list)  # where a failed run stopped
     placements: list[dict[str, Any]] = field(default_factory=list)
 
+    @property
+    def elapsed_s(self) -> float:
+        """Seconds since the first start (0.0 before it), to the millisecond."""
+        return round(time.perf_counter() - self.t0, 3) if self.t0 is not None else 0.0
 
-def _connect(ray: Any, options: RayOptions) -> bool:
+
+def _connect(ray: Any, options: RayOptions, address: str | None) -> bool:
     """Join or start a cluster; True when this call started a local one (stopped by the caller)."""
-    address = options.address or os.environ.get("RAY_ADDRESS") or None
     if ray.is_initialized():
         return False
     if address is not None:
         ray.init(address=address, log_to_driver=False)
         return False
-    ray.init(
-        address="local",
-        num_cpus=options.num_cpus,
-        num_gpus=options.logical_gpus,
-        include_dashboard=False,
-        object_store_memory=options.object_store_bytes,
-        log_to_driver=False,
-    )
+    ray.init(address="local", num_gpus=options.logical_gpus, include_dashboard=False, log_to_driver=False)
     return True
 
 
@@ -173,8 +165,6 @@ def run_cells(
     options: RayOptions | None = None,
     progress: Progress = print,
     on_event: Callable[[Event], None] | None = None,
-    clip_timeout_s: float | None = None,
-    run_timeout_s: float | None = None,
     grace_s: float = DEFAULT_GRACE_S,
     qa: bool = True,
 ) -> list[CellOutcome]:
@@ -187,19 +177,15 @@ def run_cells(
     ``stage``, clip, step, ...) and its ``stage`` is repeated.
     ``Ctrl-C`` kills every worker and re-raises; finished clips stay home.
     """
+    from vgkit.scale.gpu_worker import GpuWorker
+
     ray = import_ray()
     options = options or RayOptions()
-    started = _connect(ray, options)
-    driver = _Driver(
-        ray,
-        cells,
-        options=options,
-        local=options.address is None and not os.environ.get("RAY_ADDRESS"),
-        progress=progress,
-        on_event=on_event,
-        limits=(clip_timeout_s, run_timeout_s, grace_s),
-        qa=qa,
-    )
+    address = options.address or os.environ.get("RAY_ADDRESS") or None
+    started = _connect(ray, options, address)
+    runtime_env = {"env_vars": _forwarded_env()} if address is None else None  # a local cluster's workers
+    actor = ray.remote(num_gpus=1, num_cpus=1, max_restarts=0, runtime_env=runtime_env)  # one GPU, one CPU each
+    driver = _Driver(ray, actor(GpuWorker), cells, progress, on_event, grace_s, qa)
     try:
         with _sigterm_as_interrupt():
             return driver.run()
@@ -209,38 +195,24 @@ def run_cells(
             ray.shutdown()
 
 
+@dataclass(eq=False)
 class _Driver:
-    def __init__(
-        self,
-        ray: Any,
-        cells: list[Cell],
-        *,
-        options: RayOptions,
-        local: bool,
-        progress: Progress,
-        on_event: Callable[[Event], None] | None,
-        limits: tuple[float | None, float | None, float],
-        qa: bool,
-    ) -> None:
-        from vgkit.scale.gpu_worker import GpuWorker
+    ray: Any
+    actor_class: Any  # GpuWorker as a Ray actor
+    cells: list[Cell]
+    progress: Progress
+    on_event: Callable[[Event], None] | None
+    grace_s: float
+    qa: bool
+    sweep_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    outcomes: dict[str, CellOutcome] = field(default_factory=dict)
+    active: dict[Any, _Active] = field(default_factory=dict)  # by the stream of the worker's run
+    workers: list[_Worker] = field(default_factory=list)
+    start_failure: str | None = None
 
-        self.ray = ray
-        self.cells = cells
-        self.states = {cell.name: _CellState(cell) for cell in cells}
-        self.outcomes: dict[str, CellOutcome] = {}
-        self.pending: deque[Cell] = deque(cells)
-        self.active: dict[Any, _Active] = {}
-        self.workers: list[_Worker] = []
-        self.progress = progress
-        self.on_event = on_event
-        self.clip_timeout_s, self.run_timeout_s, self.grace_s = limits
-        self.qa = qa
-        self.sweep_id = uuid.uuid4().hex[:12]
-        self.start_failure: str | None = None
-        runtime_env = {"env_vars": _forwarded_env()} if local else None
-        self.actor_class = ray.remote(
-            num_gpus=1, num_cpus=options.cpus_per_worker, max_restarts=0, runtime_env=runtime_env
-        )(GpuWorker)
+    def __post_init__(self) -> None:
+        self.states = {cell.name: _CellState(cell) for cell in self.cells}
+        self.pending = deque(self.cells)
 
     # -- workers ------------------------------------------------------------------------------
     def _start_worker(self) -> None:
@@ -248,8 +220,8 @@ class _Driver:
         self.workers.append(_Worker(handle=handle, index=len(self.workers)))
 
     def _idle_workers(self) -> list[_Worker]:
-        busy = {id(a.worker) for a in self.active.values()}
-        return [w for w in self.workers if w.alive and id(w) not in busy]
+        busy = {a.worker for a in self.active.values()}  # workers compare by identity (eq=False)
+        return [w for w in self.workers if w.alive and w not in busy]
 
     def _stop_worker(self, worker: _Worker) -> None:
         if worker.alive:
@@ -260,8 +232,7 @@ class _Driver:
     def stop(self) -> None:
         """Let idle workers delete their scratch folders, kill every worker (a busy one's GPU job
         dies with it) and release the run folders held."""
-        busy = {id(a.worker) for a in self.active.values()}
-        closing = [w.handle.close.remote() for w in self.workers if w.alive and id(w) not in busy]
+        closing = [w.handle.close.remote() for w in self._idle_workers()]
         with contextlib.suppress(Exception):  # a worker that cannot say so is killed all the same
             self.ray.wait(closing, num_returns=len(closing), timeout=CLOSE_WAIT_S)
         for worker in self.workers:
@@ -314,20 +285,9 @@ class _Driver:
         stack = contextlib.ExitStack()
         try:
             held = stack.enter_context(open_run_dir(cell.run_dir, progress=lambda line: self._show(cell, line)))
-            deadlines = Deadlines.for_spec(
-                load_spec(cell.spec_path),
-                clip_timeout_s=self.clip_timeout_s,
-                run_timeout_s=self.run_timeout_s,
-                started_at=state.first_start,
-            )
+            deadlines = Deadlines.for_spec(load_spec(cell.spec_path), started_at=state.first_start)
             home = clips_at_home(RunLayout(cell.run_dir))
-            stream = worker.handle.run.remote(
-                task_for(cell),
-                home,
-                clip_timeout_s=deadlines.clip_timeout_s,
-                run_timeout_s=deadlines.run_timeout_s,
-                run_started_at=deadlines.run_started_at,
-            )
+            stream = worker.handle.run.remote(task_for(cell), home, deadlines)
         except VgkitError as exc:  # the run folder is busy or not vgkit's, or the spec changed
             stack.close()
             self._fail(cell, None, type(exc).__name__, str(exc), exc.exit_code)
@@ -335,11 +295,11 @@ class _Driver:
         placement = {
             "attempt": state.attempts,
             "clips_home_at_start": len(home),
-            "started_at": _now(),
+            "started_at": _utc(),
             "started_at_s": round(time.time(), 3),
         }
         state.placements.append(placement)
-        self.active[stream] = _Active(cell, worker, stream, held, stack, deadlines, placement, EventLog(_quiet))
+        self.active[stream] = _Active(cell, worker, stream, held, stack, deadlines, placement, EventLog(lambda _: None))
         self._show(cell, f"queued on worker {worker.index} (attempt {state.attempts}, {len(home)} clip(s) home)")
 
     def _next_event(self, stream: Any) -> None:
@@ -354,7 +314,7 @@ class _Driver:
             self._lost(active, exc)
             return
         try:
-            getattr(self, f"_on_{event['kind']}")(active, event)
+            self._handle(active, event)
         except VgkitError as exc:  # a clip that fails its sha256 check on arrival, or a plan refused here
             self._stop_worker(active.worker)
             self._end(active, outcome="failed")
@@ -362,34 +322,50 @@ class _Driver:
             self._start_worker()
 
     def _emit(self, active: _Active | None, cell: Cell, kind: str, **fields: Any) -> None:
-        if self.on_event is None:
-            return
-        where = dict(active.worker.info or {}) if active is not None else {}
-        where.pop("loads", None)
-        self.on_event({"kind": kind, "cell": cell.name, "model": cell.model, "t": time.time(), **where, **fields})
+        if self.on_event is not None:
+            where = (active.worker.info or {}) if active is not None else {}
+            self.on_event({"kind": kind, "cell": cell.name, "model": cell.model, "t": time.time(), **where, **fields})
 
     def _show(self, cell: Cell, line: str) -> None:
         """Record a progress line of ``cell`` (for its sweep_run.json) and print it with the cell's name."""
         state = self.states[cell.name]
-        t_s = time.perf_counter() - state.t0 if state.t0 is not None else 0.0
-        state.events.append({"t_s": round(t_s, 3), "line": line})
+        state.events.append({"t_s": state.elapsed_s, "line": line})
         for part in line.splitlines():
             self.progress(f"[{cell.name}] {part}")
 
     # -- events -------------------------------------------------------------------------------
-    def _on_start(self, active: _Active, event: Event) -> None:
-        info = {k: event[k] for k in ("pid", "node", "gpu")}
-        active.worker.info = info
-        active.worker.loaded = event.get("loaded")
-        active.placement.update(info)
-        self._show(active.cell, f"running on node {info['node']} GPU {info['gpu']} (worker pid {info['pid']})")
-        self._emit(active, active.cell, "start", worker_t=event["t"], loads=event.get("loads", []))
-
-    def _on_line(self, active: _Active, event: Event) -> None:
-        line = event["line"] if isinstance(event["line"], ProgressEvent) else note(str(event["line"]))
-        if line.stage == "clip-start" or (line.stage == "decode" and line.figures.get("saved_latents")):
-            active.clip_started_at = time.time()  # a clip's deadline counts from here
-        self._progress(active, line)
+    def _handle(self, active: _Active, event: Event) -> None:
+        """One event of ``active``'s run, by its ``kind`` (vgkit.scale.gpu_worker ``GpuWorker.run``)."""
+        cell, worker = active.cell, active.worker
+        match event["kind"]:
+            case "start":
+                worker.info = {k: event[k] for k in ("pid", "node", "gpu")}
+                worker.loaded = event.get("loaded")
+                active.placement.update(worker.info)
+                self._show(cell, f"running on node {event['node']} GPU {event['gpu']} (worker pid {event['pid']})")
+                self._emit(active, cell, "start", worker_t=event["t"], loads=event.get("loads", []))
+            case "line":
+                line: ProgressEvent = event["line"]
+                if line.stage == "clip-start" or (line.stage == "decode" and line.figures.get("saved_latents")):
+                    active.clip_started_at = time.time()  # a clip's deadline counts from here
+                self._progress(active, line)
+            case "load":
+                worker.loaded = str(event["model"])
+                self._emit(active, cell, "load", loaded=event["model"], load_s=event["load_s"], worker_t=event["t"])
+            case "clip":
+                self._accept_plan(active, event.get("plan"))
+                index = commit_payload(RunLayout(cell.run_dir), event["payload"]).index
+                active.clip_started_at = None
+                self._show(cell, f"clip {index:03d} came home (sha256 verified)")
+                self._emit(active, cell, "clip_home", index=index)
+            case "done":
+                self._accept_plan(active, event.get("plan"))
+                self._emit(active, cell, "done", worker_t=event["t"])
+                worker.loaded = cell.model
+                self._finish(active)
+            case "error":
+                self._end(active, outcome="failed")
+                self._fail(cell, active, str(event["error_class"]), str(event["message"]), event.get("exit_code"))
 
     def _progress(self, active: _Active, line: ProgressEvent) -> None:
         """A progress event of ``active``'s run: kept for its events.jsonl, printed, sent on."""
@@ -398,34 +374,12 @@ class _Driver:
         self._show(active.cell, str(line))
         self._emit(active, active.cell, "line", line=line, stage=line.stage)
 
-    def _on_load(self, active: _Active, event: Event) -> None:
-        active.worker.loaded = str(event["model"])
-        self._emit(active, active.cell, "load", loaded=event["model"], load_s=event["load_s"], worker_t=event["t"])
-
     def _accept_plan(self, active: _Active, plan: bytes | None) -> None:
         if plan is not None and plan != active.plan_accepted:
             active.held.accept(json.loads(plan))
             active.plan_accepted = plan
             if active.events.run_dir is None:  # the run folder is this run's now: its events go there
                 active.events.write_to(active.cell.run_dir)
-
-    def _on_clip(self, active: _Active, event: Event) -> None:
-        self._accept_plan(active, event.get("plan"))
-        payload = event["payload"]
-        commit_payload(RunLayout(active.cell.run_dir), payload)
-        active.clip_started_at = None
-        self._show(active.cell, f"clip {payload['index']:03d} came home (sha256 verified)")
-        self._emit(active, active.cell, "clip_home", index=payload["index"])
-
-    def _on_done(self, active: _Active, event: Event) -> None:
-        self._accept_plan(active, event.get("plan"))
-        self._emit(active, active.cell, "done", worker_t=event["t"])
-        active.worker.loaded = active.cell.model
-        self._finish(active)
-
-    def _on_error(self, active: _Active, event: Event) -> None:
-        self._end(active, outcome="failed")
-        self._fail(active.cell, active, str(event["error_class"]), str(event["message"]), event.get("exit_code"))
 
     def _lost(self, active: _Active, exc: BaseException) -> None:
         cell, worker = active.cell, active.worker
@@ -448,14 +402,15 @@ class _Driver:
 
     def _end(self, active: _Active, *, outcome: str) -> None:
         del self.active[active.stream]
-        active.placement.update(ended_at=_now(), ended_at_s=round(time.time(), 3), outcome=outcome)
+        active.placement.update(ended_at=_utc(), ended_at_s=round(time.time(), 3), outcome=outcome)
         active.stack.close()
 
     def _enforce_deadlines(self) -> None:
         now = time.time()
         for active in list(self.active.values()):
-            clip_at = active.clip_started_at
-            passed = active.deadlines.first_passed(clip_started_at=clip_at, now=now, slack_s=self.grace_s)
+            passed = active.deadlines.first_passed(
+                clip_started_at=active.clip_started_at, now=now, slack_s=self.grace_s
+            )
             if passed is None:
                 continue
             self._stop_worker(active.worker)
@@ -515,8 +470,8 @@ class _Driver:
                     "message": message,
                     "exit_code": code,
                     "stage": stage,
-                    "elapsed_s": round(time.perf_counter() - state.t0, 3) if state.t0 is not None else 0.0,
-                    "at": _now(),
+                    "elapsed_s": state.elapsed_s,
+                    "at": _utc(),
                 },
             )
             self._record(cell, status)
@@ -534,11 +489,9 @@ class _Driver:
                 "schema": SWEEP_RUN_SCHEMA,
                 "model": cell.model,
                 "status": status,
-                "started_at": datetime.fromtimestamp(state.first_start or time.time(), UTC).isoformat(
-                    timespec="seconds"
-                ),
+                "started_at": _utc(state.first_start),
                 "started_at_s": state.first_start,  # the run's events.jsonl from then on is this sweep's
-                "wall_s": round(time.perf_counter() - state.t0, 3) if state.t0 is not None else 0.0,
+                "wall_s": state.elapsed_s,
                 "events": state.events,
                 "gpu_samples": [],
                 "placements": state.placements,  # where each attempt ran: node, GPU, worker pid
@@ -559,9 +512,6 @@ def _reason(exc: BaseException) -> str:
     return own[-1] if own else f"{type(exc).__name__}: {first}".rstrip(": ")
 
 
-def _quiet(event: ProgressEvent) -> None:
-    """An EventLog's forward: the driver prints and sends each event itself (``_progress``)."""
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
+def _utc(at: float | None = None) -> str:
+    """Epoch seconds ``at`` (None: now) as UTC ISO 8601 to the second."""
+    return datetime.fromtimestamp(at or time.time(), UTC).isoformat(timespec="seconds")

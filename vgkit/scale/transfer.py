@@ -29,10 +29,8 @@ def clip_payload(layout: RunLayout, index: int) -> ClipPayload:
     """Read clip ``index``'s log, mp4 and last frame from ``layout`` into one payload."""
     log_bytes = layout.log(index).read_bytes()
     log = parse_log(json.loads(log_bytes), source=f"logs/log_{index:03d}.json")
-    files = {}
-    for name in BUNDLED_LOG_ARTIFACTS:
-        relative = log.artifacts[name].path
-        files[relative] = (layout.root / relative).read_bytes()
+    paths = [log.artifacts[name].path for name in BUNDLED_LOG_ARTIFACTS]  # run-relative
+    files = {path: (layout.root / path).read_bytes() for path in paths}
     return {"index": index, "log": log_bytes, "log_sha256": sha256_bytes(log_bytes), "files": files}
 
 
