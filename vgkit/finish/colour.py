@@ -15,10 +15,13 @@ Per-seam and per-clip measurements before and after go into the manifest.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from vgkit.finish.encode import iter_frames
 
 __all__ = [
     "DEADBAND_GAIN",
@@ -39,14 +42,7 @@ ANCHOR_FIELD = "--colour-anchor"
 
 
 def _decoded(path: Path, *, skip_first: bool) -> Iterator[np.ndarray]:
-    import imageio_ffmpeg
-
-    reader = imageio_ffmpeg.read_frames(str(path), pix_fmt="rgb24")
-    width, height = next(reader)["size"]
-    for i, buf in enumerate(reader):
-        if i == 0 and skip_first:
-            continue
-        yield np.frombuffer(buf, dtype=np.uint8).reshape(height, width, 3)
+    return islice(iter_frames(path), int(skip_first), None)
 
 
 def channel_stats(frames: Iterator[np.ndarray] | list[np.ndarray]) -> dict[str, Any]:

@@ -124,18 +124,17 @@ class RunLayout:
         only at ``temp_path_for`` names of a file vgkit writes there, e.g. ``clips/.clip_000.4242.part.mp4``.
         """
         removed = []
-        for folder, names in OWN_NAMES.items():
+        for folder in OWN_NAMES:
             directory = self.root / folder
             if directory.is_symlink() or not directory.is_dir():
                 continue
             for path in sorted(directory.iterdir()):
-                match = _TEMP_NAME.fullmatch(path.name)
-                if match is None or not names.fullmatch(match["stem"] + (match["suffix"] or "")):
+                temp = _TEMP_NAME.fullmatch(path.name)
+                if temp is None or not own_name(folder, path.name) or path.is_symlink() or not path.is_file():
                     continue
-                if path.is_symlink() or not path.is_file() or _alive(int(match["pid"])):
-                    continue
-                path.unlink(missing_ok=True)
-                removed.append(path)
+                if not _alive(int(temp["pid"])):
+                    path.unlink(missing_ok=True)
+                    removed.append(path)
         return removed
 
 
