@@ -130,8 +130,7 @@ def match_colours(clips: list[Path], *, anchor_image: Path | None = None) -> dic
     if anchor is None:
         anchor = before[0]
         anchor_record = {"source": "first_clip", "path": clips[0].name}
-    transforms = []
-    after = []
+    transforms, after = [], []
     for i, (clip, stats) in enumerate(zip(clips, before, strict=True)):
         gain, offset = fit_transform(stats, anchor)
         lut = None if _within_deadband(stats, anchor, gain) else lutrgb_filter(gain, offset)

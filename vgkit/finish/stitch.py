@@ -444,7 +444,7 @@ def stitch_run(
         interpolator = interpolator_record("minterpolate")
     target = dest or layout.final
     render(clips, graph, fps=fps, encoder=encoder_args(), dest=target, expected_frames=expected, bridges_fhwc=bridges)
-    final = file_record(target, root=layout.root) if target == layout.final else file_record(target, root=target.parent)
+    final = file_record(target, root=layout.root if target == layout.final else target.parent)
     return {
         "version": STITCH_RECIPE_VERSION,
         "order": "clip index",

@@ -218,11 +218,9 @@ def sha256_file(path: Path) -> str:
 
 def file_record(path: Path, *, root: Path) -> dict[str, Any]:
     """``{"path", "sha256", "bytes"}`` for an artifact, its path relative to ``root``."""
-    return {
-        "path": path.relative_to(root).as_posix(),
-        "sha256": sha256_file(path),
-        "bytes": path.stat().st_size,
-    }
+    with path.open("rb") as fh:
+        sha256, size = sha256_stream(fh)
+    return {"path": path.relative_to(root).as_posix(), "sha256": sha256, "bytes": size}
 
 
 def temp_path_for(dest: Path) -> Path:
@@ -230,20 +228,16 @@ def temp_path_for(dest: Path) -> Path:
     return dest.with_name(f".{dest.stem}.{os.getpid()}{TEMP_MARK}{dest.suffix}")
 
 
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def commit_file(tmp: Path, dest: Path) -> None:
     """fsync ``tmp``, rename it onto ``dest`` and fsync the directory."""
     with tmp.open("rb") as fh:
         os.fsync(fh.fileno())
     os.replace(tmp, dest)
-    _fsync_dir(dest.parent)
+    fd = os.open(dest.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def atomic_write_bytes(dest: Path, data: bytes) -> None:

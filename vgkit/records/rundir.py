@@ -129,14 +129,11 @@ def _lock(root: Path) -> int:
             f"out = '{root}': another vgkit run ({who}) is working in this run folder; "
             "fix: wait for it to end, or choose another --out"
         ) from None
-    record = {"pid": os.getpid(), "host": socket.gethostname(), "since": _now()}
+    since = datetime.now(UTC).isoformat(timespec="seconds")
+    record = {"pid": os.getpid(), "host": socket.gethostname(), "since": since}
     os.ftruncate(fd, 0)  # ours: O_NOFOLLOW opened the lock file itself, and we hold its lock
     os.pwrite(fd, json.dumps(record).encode(), 0)
     return fd
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 @dataclass
