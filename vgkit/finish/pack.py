@@ -1,12 +1,11 @@
 """Pack a verified run into one reproducible ``.tar.gz`` holding exactly vgkit's artifacts.
 
-Layout (vgkit.finish.bundle): every member sits under ``<run name>/``. The first is
-``bundle_index.json``: the run name and the path, sha256 and size of every other member,
-``manifest.json`` included, in the order they follow. Then, sorted: ``manifest.json``,
-``plan.json``, ``final/final_stitched.mp4`` and, for each clip the plan lists, its mp4, last
-frame and log. Nothing else in the run folder is packed (previews, latents, notes or old takes a
-user keeps under ``clips/``...). Zeroed mtimes and owners, a fixed mode and no gzip timestamp: the
-same run gives the same bytes. A run is bundled only once it verifies (vgkit.finish.verify).
+Layout: ``bundle_index.json`` first (vgkit.finish.bundle), then, sorted: ``manifest.json``,
+``plan.json``, ``events.jsonl`` (when there is one), ``final/final_stitched.mp4`` and, for each
+clip the plan lists, its mp4, last frame and log. Nothing else in the run folder is packed
+(previews, latents, notes or old takes a user keeps under ``clips/``...). Zeroed mtimes and owners,
+a fixed mode and no gzip timestamp: the same run gives the same bytes. A run is bundled only once
+it verifies (vgkit.finish.verify).
 """
 
 from __future__ import annotations

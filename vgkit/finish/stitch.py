@@ -26,7 +26,6 @@ unless the spec set ``allow_any_length``.
 
 from __future__ import annotations
 
-import json
 import subprocess
 from dataclasses import replace
 from pathlib import Path
@@ -35,14 +34,15 @@ from typing import Any
 import numpy as np
 
 from vgkit.errors import ArtifactError, SpecError
-from vgkit.finish.encode import check_frame_count, encoder_args, run_ffmpeg
+from vgkit.finish.encode import SWS_FLAGS, encoder_args, rawvideo_input, write_video
 from vgkit.records.artifacts import (
     CLIP_LOG_SCHEMA,
     PlannedClip,
     RunLayout,
-    commit_file,
     file_record,
     planned_clips,
+    read_json_object,
+    sha256_file,
     temp_path_for,
 )
 from vgkit.records.schema import ClipLog, read_log
@@ -62,18 +62,9 @@ __all__ = [
 
 STITCH_RECIPE_VERSION = 2
 XFADE_TRANSITION = "fade"
-SWS_FLAGS = "bitexact+accurate_rnd+full_chroma_int"
 UPSCALE_FLAGS = f"lanczos+{SWS_FLAGS}"  # Lanczos on swscale's bit-exact C paths, whatever the CPU's SIMD
 SEAM_WINDOW_FRAMES = 2  # frames replaced on each side of a seam when seam smoothing is on
 SEAM_CONTEXT_FRAMES = 2  # real frames on each side that the interpolator sees
-
-
-def _plan_record(layout: RunLayout) -> dict[str, Any]:
-    try:
-        plan = json.loads(layout.plan.read_text())
-    except (OSError, json.JSONDecodeError):
-        return {}
-    return plan if isinstance(plan, dict) else {}
 
 
 def settings_for_run(run_dir: Path, **flags: Any) -> tuple[StitchSettings, dict[str, str]]:
@@ -82,7 +73,7 @@ def settings_for_run(run_dir: Path, **flags: Any) -> tuple[StitchSettings, dict[
     unknown = sorted(set(flags) - set(SETTING_FIELDS))
     if unknown:
         raise TypeError(f"unknown stitch settings {unknown}")
-    recorded = _plan_record(RunLayout(run_dir)).get("stitch")
+    recorded = (read_json_object(RunLayout(run_dir).plan) or {}).get("stitch")
     base = StitchSettings.from_plan_record(recorded) if isinstance(recorded, dict) else StitchSettings()
     given = {k: v for k, v in flags.items() if v is not None}
     if given.get("transition") == "cut" and "overlap_frames" not in given:
@@ -96,7 +87,7 @@ def settings_for_run(run_dir: Path, **flags: Any) -> tuple[StitchSettings, dict[
 def _check_final_length(layout: RunLayout, final_frames: int, *, fps: int, settings: StitchSettings) -> None:
     """At stitch time (a restitch with other settings too): refuse a final outside 30-60 s unless the
     spec allowed any length (plans written before vgkit recorded ``allow_any_length`` are not checked)."""
-    if _plan_record(layout).get("allow_any_length", True) is not False:
+    if (read_json_object(layout.plan) or {}).get("allow_any_length", True) is not False:
         return
     from vgkit.spec.plan import check_final_length
 
@@ -190,23 +181,32 @@ def _check_fits(kept: list[int], settings: StitchSettings) -> None:
         )
 
 
-def _filtergraph(
-    kept: list[int], *, drop_first: list[bool], fps: int, settings: StitchSettings, luts: list[str | None]
-) -> str:
-    """The whole stitch as one filtergraph whose output pad is ``[out]``."""
+def _filtergraph(logs: list[ClipLog], *, fps: int, settings: StitchSettings, luts: list[str | None]) -> str:
+    """The whole stitch as one filtergraph whose output pad is ``[out]``; clips generated below the
+    output size are upscaled as its last step."""
+    graph = ";".join(_joined(logs, fps=fps, settings=settings, luts=luts))
+    upscale = _upscale_record(logs)
+    return graph if upscale is None else graph.removesuffix("[out]") + f"[joined];[joined]{upscale['filter']}[out]"
+
+
+def _joined(logs: list[ClipLog], *, fps: int, settings: StitchSettings, luts: list[str | None]) -> list[str]:
+    """The filters that join the clips into ``[out]``."""
+    kept = kept_frames(logs)
     rgb = any(luts) or settings.seam_smoothing == "rife"
-    parts = [f"[{i}:v]{_clip_chain(drop_first[i], fps=fps, lut=lut, rgb=rgb)}[v{i}]" for i, lut in enumerate(luts)]
+    parts = [
+        f"[{i}:v]{_clip_chain(log.chained, fps=fps, lut=lut, rgb=rgb)}[v{i}]"
+        for i, (log, lut) in enumerate(zip(logs, luts, strict=True))
+    ]
     if rgb:  # RGB round trip: pin the scaler to its bit-exact C paths, whatever the CPU's SIMD
         parts.insert(0, f"sws_flags={SWS_FLAGS}")
     if settings.seam_smoothing == "minterpolate":
-        return ";".join(parts + _bridged_cuts(kept, fps=fps))
+        return parts + _bridged_cuts(kept, fps=fps)
     if settings.seam_smoothing == "rife":
-        return ";".join(parts + _bridged_cuts(kept, fps=fps, rife_input=len(kept)))
+        return parts + _bridged_cuts(kept, fps=fps, rife_input=len(kept))
     overlap_frames = settings.overlap_frames
     if overlap_frames == 0:
         inputs = "".join(f"[v{i}]" for i in range(len(kept)))
-        parts.append(f"{inputs}concat=n={len(kept)}:v=1:a=0[out]")
-        return ";".join(parts)
+        return [*parts, f"{inputs}concat=n={len(kept)}:v=1:a=0[out]"]
     us_per_frame = 1_000_000 / fps
     duration = f"{round(overlap_frames * us_per_frame)}us"
     prev, length = "v0", kept[0]
@@ -215,7 +215,7 @@ def _filtergraph(
         offset = f"{round((length - overlap_frames) * us_per_frame)}us"
         parts.append(f"[{prev}][v{i}]xfade=transition={XFADE_TRANSITION}:duration={duration}:offset={offset}[{name}]")
         prev, length = name, length + kept[i] - overlap_frames
-    return ";".join(parts)
+    return parts
 
 
 def _clip_chain(drop_first: bool, *, fps: int, lut: str | None, rgb: bool) -> str:
@@ -298,7 +298,7 @@ def _verified_clips(layout: RunLayout, logs: list[ClipLog]) -> list[Path]:
     for log in logs:
         record = log.artifacts["clip"]
         clip = layout.root / record.path
-        if not clip.is_file() or file_record(clip, root=layout.root)["sha256"] != record.sha256:
+        if not clip.is_file() or sha256_file(clip) != record.sha256:
             raise ArtifactError(f"{record.path}: missing or changed since its log was written; re-run the clip")
         clips.append(clip)
     return clips
@@ -316,8 +316,6 @@ def render(
 ) -> None:
     """Run one stitch filtergraph over ``clips`` (and, for RIFE seams, the bridge frames as one
     more rawvideo input) into ``dest`` atomically; check its frame count."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_path_for(dest)
     raw = temp_path_for(dest.with_name(dest.name + ".bridges.rgb"))
     args: list[str] = []
     for clip in clips:
@@ -326,15 +324,13 @@ def render(
         args += ["-f", "mov", "-protocol_whitelist", "file", "-i", str(clip)]
     if bridges_fhwc is not None:
         _, height, width, _ = bridges_fhwc.shape
+        dest.parent.mkdir(parents=True, exist_ok=True)
         raw.write_bytes(np.ascontiguousarray(bridges_fhwc).tobytes())
-        args += ["-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-r", str(fps), "-i", str(raw)]
-    args += ["-filter_complex", graph, "-map", "[out]", "-r", str(fps), *encoder, str(tmp)]
+        args += rawvideo_input(str(raw), width=width, height=height, fps=fps)
+    args += ["-filter_complex", graph, "-map", "[out]", "-r", str(fps), *encoder]
     try:
-        run_ffmpeg(args)
-        check_frame_count(tmp, expected_frames, label=dest.name)
-        commit_file(tmp, dest)
+        write_video(args, dest=dest, expected_frames=expected_frames)
     finally:
-        tmp.unlink(missing_ok=True)
         raw.unlink(missing_ok=True)
 
 
@@ -357,30 +353,23 @@ def _seam_frames(clip: Path, chain: str, indices: list[int], *, width: int, heig
 
 
 def _rife_bridges(
-    clips: list[Path],
-    kept: list[int],
-    *,
-    drop_first: list[bool],
-    luts: list[str | None],
-    fps: int,
-    size: tuple[int, int],
-    device: str,
+    clips: list[Path], logs: list[ClipLog], *, luts: list[str | None], fps: int, device: str
 ) -> np.ndarray:
     """``2 * SEAM_WINDOW_FRAMES`` RIFE frames per seam, seam by seam: between the last real frame
     before the window in clip i-1 and the first real frame after it in clip i, both as the stitch
     graph sees them (dropped duplicate, colour transform)."""
     from vgkit.finish.interpolate import Rife
 
-    w = SEAM_WINDOW_FRAMES
-    width, height = size
+    w, kept = SEAM_WINDOW_FRAMES, kept_frames(logs)
+    size = {"width": int(logs[0].effective.width or 0), "height": int(logs[0].effective.height or 0)}
     rife = Rife.load(device)
     timesteps = [j / (2 * w + 1) for j in range(1, 2 * w + 1)]
     bridges = []
     for i in range(1, len(clips)):
-        chain = _clip_chain(drop_first[i - 1], fps=fps, lut=luts[i - 1], rgb=True)
-        (before,) = _seam_frames(clips[i - 1], chain, [kept[i - 1] - w - 1], width=width, height=height)
-        chain = _clip_chain(drop_first[i], fps=fps, lut=luts[i], rgb=True)
-        (after,) = _seam_frames(clips[i], chain, [w], width=width, height=height)
+        chain = _clip_chain(logs[i - 1].chained, fps=fps, lut=luts[i - 1], rgb=True)
+        (before,) = _seam_frames(clips[i - 1], chain, [kept[i - 1] - w - 1], **size)
+        chain = _clip_chain(logs[i].chained, fps=fps, lut=luts[i], rgb=True)
+        (after,) = _seam_frames(clips[i], chain, [w], **size)
         bridges.append(rife.between(before, after, timesteps))
     return np.concatenate(bridges)
 
@@ -394,35 +383,19 @@ def render_recorded(
     dest: Path,
     expected_frames: int,
 ) -> None:
-    """Restitch: render a manifest's stitch ``record`` (rebuilt by ``filtergraph_from_record``) over
+    """Restitch: render a manifest's stitch ``record`` (rebuilt as ``filtergraph_from_record`` does) over
     ``clips``, recomputing RIFE seam bridges on the device the record names when it is here, else the CPU."""
     settings, luts = _settings_and_luts(record, logs)
-    graph = filtergraph_from_record(record, logs)
+    fps = int(record["fps"])
     bridges = None
     if settings.seam_smoothing == "rife":
-        recorded = (record.get("seam_smoothing") or {}).get("interpolator") or {}
         from vgkit.finish.interpolate import rife_device
 
+        recorded = (record.get("seam_smoothing") or {}).get("interpolator") or {}
         device = "cuda" if recorded.get("device") == "cuda" and rife_device() == "cuda" else "cpu"
-        effective = logs[0].effective
-        bridges = _rife_bridges(
-            clips,
-            kept_frames(logs),
-            drop_first=[log.chained for log in logs],
-            luts=luts,
-            fps=int(record["fps"]),
-            size=(int(effective.width or 0), int(effective.height or 0)),
-            device=device,
-        )
-    render(
-        clips,
-        graph,
-        fps=int(record["fps"]),
-        encoder=encoder,
-        dest=dest,
-        expected_frames=expected_frames,
-        bridges_fhwc=bridges,
-    )
+        bridges = _rife_bridges(clips, logs, luts=luts, fps=fps, device=device)
+    graph = _filtergraph(logs, fps=fps, settings=settings, luts=luts)
+    render(clips, graph, fps=fps, encoder=encoder, dest=dest, expected_frames=expected_frames, bridges_fhwc=bridges)
 
 
 def stitch_run(
@@ -456,11 +429,7 @@ def stitch_run(
 
         colour = colour_record or match_colours(clips, anchor_image=settings.colour_anchor_image)
         luts = [t["lutrgb"] for t in colour["transforms"]]
-    drop_first = [log.chained for log in logs]
-    graph = _filtergraph(kept, drop_first=drop_first, fps=fps, settings=settings, luts=luts)
-    upscale = _upscale_record(logs)
-    if upscale is not None:  # the joined stream, scaled as the last step of the same graph
-        graph = graph.removesuffix("[out]") + f"[joined];[joined]{upscale['filter']}[out]"
+    graph = _filtergraph(logs, fps=fps, settings=settings, luts=luts)
     interpolator, bridges = None, None
     if settings.seam_smoothing == "rife" and len(clips) > 1:
         from vgkit.finish.interpolate import interpolator_record, resolve_interpolator, rife_device
@@ -468,15 +437,14 @@ def stitch_run(
         resolve_interpolator("rife", field="seam_smoothing")
         device = rife_device()
         interpolator = interpolator_record("rife", device=device)
-        size = (int(logs[0].effective.width or 0), int(logs[0].effective.height or 0))
-        bridges = _rife_bridges(clips, kept, drop_first=drop_first, luts=luts, fps=fps, size=size, device=device)
+        bridges = _rife_bridges(clips, logs, luts=luts, fps=fps, device=device)
     elif settings.seam_smoothing == "minterpolate":
         from vgkit.finish.interpolate import interpolator_record
 
         interpolator = interpolator_record("minterpolate")
     target = dest or layout.final
     render(clips, graph, fps=fps, encoder=encoder_args(), dest=target, expected_frames=expected, bridges_fhwc=bridges)
-    final = file_record(target, root=layout.root) if target == layout.final else file_record(target, root=target.parent)
+    final = file_record(target, root=layout.root if target == layout.final else target.parent)
     return {
         "version": STITCH_RECIPE_VERSION,
         "order": "clip index",
@@ -493,7 +461,7 @@ def stitch_run(
             "window_frames": SEAM_WINDOW_FRAMES if settings.seam_smoothing != "off" else 0,
             "interpolator": interpolator,
         },
-        "upscale": upscale,
+        "upscale": _upscale_record(logs),
         "fps": fps,
         "filtergraph": graph,
         "encoder_args": encoder_args(),
@@ -547,14 +515,7 @@ def filtergraph_from_record(record: dict[str, Any], logs: list[ClipLog]) -> str:
     ``ArtifactError`` naming the first bad field.
     """
     settings, luts = _settings_and_luts(record, logs)
-    kept = kept_frames(logs)
-    fps = int(record["fps"])
-    drop_first = [log.chained for log in logs]
-    graph = _filtergraph(kept, drop_first=drop_first, fps=fps, settings=settings, luts=luts)
-    upscale = _upscale_record(logs)
-    if upscale is not None:
-        graph = graph.removesuffix("[out]") + f"[joined];[joined]{upscale['filter']}[out]"
-    return graph
+    return _filtergraph(logs, fps=int(record["fps"]), settings=settings, luts=luts)
 
 
 def _settings_and_luts(record: dict[str, Any], logs: list[ClipLog]) -> tuple[StitchSettings, list[str | None]]:
@@ -577,8 +538,7 @@ def _settings_and_luts(record: dict[str, Any], logs: list[ClipLog]) -> tuple[Sti
             colour=str(fields["colour"]),
             seam_smoothing=str(seam.get("mode")),
         )
-        kept = kept_frames(logs)
-        _check_fits(kept, settings)
+        _check_fits(kept_frames(logs), settings)
     except SpecError as exc:
         raise ArtifactError(f"manifest.json: stitch.{exc}; refused") from exc
     fps = _whole(record.get("fps"), "manifest.json: stitch.fps", low=1, high=240)

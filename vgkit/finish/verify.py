@@ -245,19 +245,13 @@ def _opened(path: Path) -> Iterator[Path]:
         yield extract_bundle(path, Path(tmp))
 
 
-def _raise_problems(path: Path, problems: list[str]) -> None:
-    if problems:
-        listing = "\n  ".join(problems)
-        raise ArtifactError(f"{path}: {len(problems)} problem(s):\n  {listing}")
-
-
 def _verified(path: Path, run_dir: Path) -> dict[str, Any]:
     """The manifest of ``run_dir`` once every check passes."""
-    problems: list[str] = []
-    _raise_problems(path, find_problems(run_dir))
-    manifest = _read_json(run_dir, "manifest.json", problems)
-    _raise_problems(path, problems)
-    assert manifest is not None
+    problems = find_problems(run_dir)
+    manifest = None if problems else _read_json(run_dir, "manifest.json", problems)
+    if manifest is None:
+        listing = "\n  ".join(problems)
+        raise ArtifactError(f"{path}: {len(problems)} problem(s):\n  {listing}")
     return manifest
 
 
@@ -298,10 +292,8 @@ def restitch(bundle: Path, *, out: Path) -> dict[str, Any]:
         record = manifest.get("stitch")
         if not isinstance(record, dict):
             raise ArtifactError(f"{bundle}: manifest.json: stitch: no record; refused")
-        problems: list[str] = []
-        logs = [_read_json(run_dir, _rel(layout, layout.log(i)), problems) for i in range(manifest["clip_count"])]
-        _raise_problems(bundle, problems)
-        checked = [parse_log(log, source=_rel(layout, layout.log(i))) for i, log in enumerate(logs) if log is not None]
+        names = [_rel(layout, layout.log(i)) for i in range(manifest["clip_count"])]
+        checked = [parse_log(_read_json(run_dir, name, []), source=name) for name in names]  # verified above
         graph = filtergraph_from_record(record, checked)
         if record.get("filtergraph") != graph:
             raise ArtifactError(

@@ -124,18 +124,17 @@ class RunLayout:
         only at ``temp_path_for`` names of a file vgkit writes there, e.g. ``clips/.clip_000.4242.part.mp4``.
         """
         removed = []
-        for folder, names in OWN_NAMES.items():
+        for folder in OWN_NAMES:
             directory = self.root / folder
             if directory.is_symlink() or not directory.is_dir():
                 continue
             for path in sorted(directory.iterdir()):
-                match = _TEMP_NAME.fullmatch(path.name)
-                if match is None or not names.fullmatch(match["stem"] + (match["suffix"] or "")):
+                temp = _TEMP_NAME.fullmatch(path.name)
+                if temp is None or not own_name(folder, path.name) or path.is_symlink() or not path.is_file():
                     continue
-                if path.is_symlink() or not path.is_file() or _alive(int(match["pid"])):
-                    continue
-                path.unlink(missing_ok=True)
-                removed.append(path)
+                if not _alive(int(temp["pid"])):
+                    path.unlink(missing_ok=True)
+                    removed.append(path)
         return removed
 
 
@@ -219,11 +218,9 @@ def sha256_file(path: Path) -> str:
 
 def file_record(path: Path, *, root: Path) -> dict[str, Any]:
     """``{"path", "sha256", "bytes"}`` for an artifact, its path relative to ``root``."""
-    return {
-        "path": path.relative_to(root).as_posix(),
-        "sha256": sha256_file(path),
-        "bytes": path.stat().st_size,
-    }
+    with path.open("rb") as fh:
+        sha256, size = sha256_stream(fh)
+    return {"path": path.relative_to(root).as_posix(), "sha256": sha256, "bytes": size}
 
 
 def temp_path_for(dest: Path) -> Path:
@@ -231,20 +228,16 @@ def temp_path_for(dest: Path) -> Path:
     return dest.with_name(f".{dest.stem}.{os.getpid()}{TEMP_MARK}{dest.suffix}")
 
 
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def commit_file(tmp: Path, dest: Path) -> None:
     """fsync ``tmp``, rename it onto ``dest`` and fsync the directory."""
     with tmp.open("rb") as fh:
         os.fsync(fh.fileno())
     os.replace(tmp, dest)
-    _fsync_dir(dest.parent)
+    fd = os.open(dest.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def atomic_write_bytes(dest: Path, data: bytes) -> None:

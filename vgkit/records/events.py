@@ -60,53 +60,52 @@ STAGES: tuple[str, ...] = get_args(Stage)
 Figure = float | int | str | bool | None
 
 
-def _clip(fields: Mapping[str, Any]) -> str:
-    return f"clip {fields['clip_index'] + 1}/{fields['clip_count']}"
+# Stages whose line starts with the clip (``clip 2/5: ...``).
+_CLIP_STAGES = frozenset({"clip-start", "denoise", "projection", "decode", "encode", "clip-done", "clip-reused"})
 
 
 def render(stage: str, fields: Mapping[str, Any]) -> str:
     """The human line for an event's ``stage`` and fields (what ``print`` shows)."""
-    f = fields.get("figures") or {}
-    detail = str(fields.get("detail") or "")
+    line = _describe(stage, fields, fields.get("figures") or {})
+    return f"clip {fields['clip_index'] + 1}/{fields['clip_count']}: {line}" if stage in _CLIP_STAGES else line
+
+
+def _describe(stage: str, fields: Mapping[str, Any], f: Mapping[str, Any]) -> str:
     if stage == "load":
         return f"loading {f.get('model')} from {f.get('snapshot')}"
     if stage == "loaded":
         return f"loaded in {fields['elapsed_s']:.1f} s"
     if stage == "clip-start":
-        return f"{_clip(fields)}: generating {f.get('num_frames')} frames, seed {f.get('seed')}"
+        return f"generating {f.get('num_frames')} frames, seed {f.get('seed')}"
     if stage == "denoise":
         step, total = fields["step"], fields["total"]
         return (
-            f"{_clip(fields)}: step {step}/{total} ({100 * step // total}%), {fields['elapsed_s']:.1f} s elapsed, "
+            f"step {step}/{total} ({100 * step // total}%), {fields['elapsed_s']:.1f} s elapsed, "
             f"denoise ETA {fields['eta_s']:.0f} s, run deadline in {f.get('run_deadline_in_s', 0):.0f} s"
         )
     if stage == "projection":
         planned = f.get("planned_clip_s")
         versus = f" (the plan projected {planned:.0f} s for the whole clip)" if planned is not None else ""
         return (
-            f"{_clip(fields)}: measured {f['step_s']:.2f} s a step: denoise projects "
-            f"{f['projected_denoise_s']:.0f} s{versus}, clip deadline {f['clip_timeout_s']:g} s"
+            f"measured {f['step_s']:.2f} s a step: denoise projects {f['projected_denoise_s']:.0f} s{versus}, "
+            f"clip deadline {f['clip_timeout_s']:g} s"
         )
     if stage == "decode":
-        saved = f.get("saved_latents")
-        return f"{_clip(fields)}: decoding saved {saved} (no re-denoising)" if saved else f"{_clip(fields)}: decoding"
-    if stage == "encode":
-        return f"{_clip(fields)}: encoding"
+        return f"decoding saved {f['saved_latents']} (no re-denoising)" if f.get("saved_latents") else "decoding"
     if stage == "clip-done":
-        return f"{_clip(fields)}: done in {fields['elapsed_s']:.1f} s -> {f.get('clip')}"
+        return f"done in {fields['elapsed_s']:.1f} s -> {f.get('clip')}"
     if stage == "clip-reused":
-        return f"{_clip(fields)}: verified, reusing {f.get('clip')}"
+        return f"verified, reusing {f.get('clip')}"
     if stage == "stitch":
         return f"stitching {f.get('final')}"
-    if stage == "qa":
-        return "qa: measuring clips and seams"
     if stage == "run-done":
         return f"run done: {f.get('final_frames')} frames, {f.get('final_seconds', 0):.2f} s"
     if stage == "failed":  # the message itself is the error's own line (detail), said once by the CLI
         where = f"clip {fields['clip_index']:03d}: " if fields.get("clip_index") is not None else ""
         during = f" during {f['phase']}" if f.get("phase") else ""
         return f"{where}failed: {f.get('kind')}{during} ({f.get('error_class')})"
-    return detail  # plan, note
+    fixed = {"encode": "encoding", "qa": "qa: measuring clips and seams"}
+    return fixed.get(stage, str(fields.get("detail") or ""))  # plan, note: the detail says it
 
 
 class Event(str):

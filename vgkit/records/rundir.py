@@ -36,7 +36,7 @@ from typing import Any
 
 from vgkit import __version__
 from vgkit.errors import GuardrailError, SpecError
-from vgkit.records.artifacts import OWN_NAMES, RunLayout, atomic_write_json, own_name
+from vgkit.records.artifacts import OWN_NAMES, RunLayout, atomic_write_json, own_name, read_json_object
 
 __all__ = [
     "LOCK_NAME",
@@ -129,14 +129,11 @@ def _lock(root: Path) -> int:
             f"out = '{root}': another vgkit run ({who}) is working in this run folder; "
             "fix: wait for it to end, or choose another --out"
         ) from None
-    record = {"pid": os.getpid(), "host": socket.gethostname(), "since": _now()}
+    since = datetime.now(UTC).isoformat(timespec="seconds")
+    record = {"pid": os.getpid(), "host": socket.gethostname(), "since": since}
     os.ftruncate(fd, 0)  # ours: O_NOFOLLOW opened the lock file itself, and we hold its lock
     os.pwrite(fd, json.dumps(record).encode(), 0)
     return fd
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 @dataclass
@@ -155,53 +152,50 @@ class RunDir:
         """
         layout = self.layout
         plan = json.loads(json.dumps(plan))  # as plan.json will hold it
-        count = len(plan["clips"])
-        stale, beyond = [], set()
-        for folder in CLIP_FOLDERS:
-            directory = layout.root / folder
-            for path in sorted(directory.iterdir()) if directory.is_dir() else ():
-                match = OWN_NAMES[folder].fullmatch(path.name)
-                if match is not None and int(match["index"]) >= count:
-                    stale.append(path)
-                    beyond.add(int(match["index"]))
-        previous = _read_json(layout.plan)
+        clip_files = _clip_files(layout, len(plan["clips"]))
+        beyond, stale = sorted(set(clip_files.values())), list(clip_files)
+        previous = read_json_object(layout.plan)
         replaced = previous is not None and previous != plan  # the old final and manifest describe another plan
         if replaced:
             stale += [p for p in (layout.plan, layout.manifest, layout.final) if p.is_file()]
         if stale:
-            dest = _move_aside(layout.root, stale)
-            self.moved = [(dest / p.relative_to(layout.root)).relative_to(layout.root).as_posix() for p in stale]
-            what = [f"clip(s) {', '.join(f'{i:03d}' for i in sorted(beyond))} beyond the new plan"] if beyond else []
+            folder, self.moved = _move_aside(layout.root, stale)
+            what = [f"clip(s) {', '.join(f'{i:03d}' for i in beyond)} beyond the new plan"] if beyond else []
             what += ["the previous plan, manifest and final video"] if replaced else []
-            self.progress(
-                f"moved {' and '.join(what)} to {dest.relative_to(layout.root).as_posix()}/ "
-                "(kept there; not stitched or bundled)"
-            )
+            self.progress(f"moved {' and '.join(what)} to {folder}/ (kept there; not stitched or bundled)")
         layout.make_dirs()
         atomic_write_json(layout.plan, plan)
         self.accepted = True
         return self.moved
 
 
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
+def _clip_files(layout: RunLayout, first: int) -> dict[Path, int]:
+    """vgkit's files of clip ``first`` and every later clip, and the clip index of each."""
+    found: dict[Path, int] = {}
+    for folder in CLIP_FOLDERS:
+        directory = layout.root / folder
+        for path in sorted(directory.iterdir()) if directory.is_dir() else ():
+            match = OWN_NAMES[folder].fullmatch(path.name)
+            if match is not None and int(match["index"]) >= first:
+                found[path] = int(match["index"])
+    return found
 
 
-def _move_aside(root: Path, paths: list[Path]) -> Path:
-    """Move ``paths`` (under ``root``) into a new ``superseded/<UTC time>/``, keeping their subfolders."""
+def _move_aside(root: Path, paths: list[Path]) -> tuple[str, list[str]]:
+    """Move ``paths`` (under ``root``) into a new ``superseded/<UTC time>/``, keeping their subfolders;
+    return that folder and the paths' new names, run-relative."""
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     dest_root, n = root / SUPERSEDED / stamp, 1
     while dest_root.exists():
         n += 1
         dest_root = root / SUPERSEDED / f"{stamp}-{n}"
+    moved = []
     for path in paths:
         dest = dest_root / path.relative_to(root)
         dest.parent.mkdir(parents=True, exist_ok=True)
         os.replace(path, dest)
-    return dest_root
+        moved.append(dest.relative_to(root).as_posix())
+    return dest_root.relative_to(root).as_posix(), moved
 
 
 def take_root(root: Path, index: int, seed: int) -> Path:
@@ -220,22 +214,16 @@ def supersede_from(layout: RunLayout, index: int, *, progress: Progress) -> list
     """Move clip ``index``'s and every later clip's artifacts, and the final video, manifest and
     ``qa.json`` made from them, into a new ``superseded/<UTC time>/``; return the run-relative
     paths they now have. The caller holds the run folder (``open_run_dir``)."""
-    stale = []
-    for folder in CLIP_FOLDERS:
-        directory = layout.root / folder
-        for path in sorted(directory.iterdir()) if directory.is_dir() else ():
-            match = OWN_NAMES[folder].fullmatch(path.name)
-            if match is not None and int(match["index"]) >= index:
-                stale.append(path)
+    stale = list(_clip_files(layout, index))
     stale += [p for p in (layout.manifest, layout.final, layout.root / "qa.json") if p.is_file()]
     if not stale:
         return []
-    dest = _move_aside(layout.root, stale)
+    folder, moved = _move_aside(layout.root, stale)
     progress(
         f"moved clip {index:03d}, every later clip and the final video, manifest and QA made from them to "
-        f"{dest.relative_to(layout.root).as_posix()}/ (kept there; not stitched or bundled)"
+        f"{folder}/ (kept there; not stitched or bundled)"
     )
-    return [(dest / p.relative_to(layout.root)).relative_to(layout.root).as_posix() for p in stale]
+    return moved
 
 
 @contextlib.contextmanager

@@ -1,10 +1,9 @@
 """Typed records of a run: the clip log, the plan, the manifest and the failure record.
 
 Every record is pydantic data versioned by its ``schema`` field, read here and only here:
-``read_log``/``read_logs`` (``logs/log_NNN.json``), ``read_plan`` (``plan.json``),
-``read_manifest`` (``manifest.json``) and ``read_failure`` (a sweep's ``failure.json``). Code
-elsewhere uses the typed fields (``log.effective.num_frames``), never string keys, so a renamed
-field is a type error, not a silent ``None``.
+``read_log``/``read_logs`` (``logs/log_NNN.json``), ``read_plan`` (``plan.json``) and
+``read_manifest`` (``manifest.json``). Code elsewhere uses the typed fields
+(``log.effective.num_frames``), never string keys, so a renamed field is a type error, not a silent ``None``.
 
 Clip logs of schema ``vgkit.clip-log/2`` (before the failure vocabulary) are read and upgraded in
 memory: their ``failure_class``/``failure``/``phase`` become the ``failure`` record. Any other
@@ -16,7 +15,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -25,17 +24,14 @@ from vgkit.records.artifacts import BUNDLED_LOG_ARTIFACTS, CLIP_LOG_SCHEMA
 
 __all__ = [
     "CLIP_LOG_SCHEMA",
-    "FAILURE_SCHEMA",
     "MANIFEST_SCHEMA",
     "ClipLog",
-    "FailureFile",
     "FailureRecord",
     "FileRecord",
     "Manifest",
     "Plan",
     "parse_log",
     "picked_take_log",
-    "read_failure",
     "read_log",
     "read_logs",
     "read_manifest",
@@ -43,7 +39,6 @@ __all__ = [
 ]
 
 MANIFEST_SCHEMA = "vgkit.manifest/2"
-FAILURE_SCHEMA = "vgkit.failure/2"
 # Older clip-log schemas that are read (upgraded in memory), and the failure kind of each old class.
 _CLIP_LOG_V2 = "vgkit.clip-log/2"
 _V2_KINDS = {
@@ -56,6 +51,9 @@ _V2_KINDS = {
 
 class _Record(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True, populate_by_name=True)
+
+
+_R = TypeVar("_R", bound=_Record)
 
 
 class FileRecord(_Record):
@@ -80,8 +78,7 @@ class FailureRecord(_Record):
     exit_code: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        dumped: dict[str, Any] = self.model_dump(mode="json")
-        return dumped
+        return self.model_dump(mode="json")
 
 
 class ModelRecord(_Record):
@@ -168,8 +165,7 @@ class ClipLog(_Record):
 
     def to_json(self) -> dict[str, Any]:
         """The record as JSON holds it (``schema`` under its own name)."""
-        dumped: dict[str, Any] = self.model_dump(mode="json", by_alias=True, exclude_unset=True)
-        return dumped
+        return self.model_dump(mode="json", by_alias=True, exclude_unset=True)
 
 
 class PlanClip(_Record):
@@ -218,24 +214,19 @@ class Manifest(_Record):
     cost: dict[str, Any] | None = None
 
 
-class FailureFile(FailureRecord):
-    """A sweep job's ``failure.json``: the failure record, the model and the stage it reached."""
-
-    schema_: str = Field(alias="schema")
-    model: str
-    stage: str
-    elapsed_s: float | None = None
-    at: str | None = None
-
-
 def _refused(source: str, what: str) -> ArtifactError:
     return ArtifactError(f"{source}: {what}; fix: re-run the run with this vgkit to write it again")
 
 
-def _first_error(source: str, exc: ValidationError) -> ArtifactError:
-    error = exc.errors()[0]
-    field = ".".join(str(part) for part in error["loc"]) or "(record)"
-    return _refused(source, f"field {field}: {error['msg'].lower()} (got {str(error.get('input'))[:60]!r})")
+def _validated(model: type[_R], data: object, source: str) -> _R:
+    """``data`` as ``model``; else ``ArtifactError`` naming the first bad field."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        field = ".".join(str(part) for part in error["loc"]) or "(record)"
+        got = str(error.get("input"))[:60]
+        raise _refused(source, f"field {field}: {error['msg'].lower()} (got {got!r})") from None
 
 
 def _upgrade_v2(data: dict[str, Any]) -> dict[str, Any]:
@@ -261,10 +252,7 @@ def parse_log(data: object, *, source: str) -> ClipLog:
         raise _refused(
             source, f"clip-log schema {str(schema)[:40]!r} is not one vgkit reads ({CLIP_LOG_SCHEMA} or {_CLIP_LOG_V2})"
         )
-    try:
-        return ClipLog.model_validate(data)
-    except ValidationError as exc:
-        raise _first_error(source, exc) from None
+    return _validated(ClipLog, data, source)
 
 
 def _read_json(path: Path, source: str) -> object:
@@ -300,11 +288,7 @@ def read_logs(run_dir: Path, *, lenient: bool = False) -> list[ClipLog]:
 
 def read_plan(run_dir: Path) -> Plan:
     """``plan.json`` of ``run_dir``; ``FileNotFoundError`` when missing, ``ArtifactError`` when not a plan."""
-    data = _read_json(run_dir / "plan.json", "plan.json")
-    try:
-        return Plan.model_validate(data)
-    except ValidationError as exc:
-        raise _first_error("plan.json", exc) from None
+    return _validated(Plan, _read_json(run_dir / "plan.json", "plan.json"), "plan.json")
 
 
 def read_manifest(run_dir: Path) -> Manifest:
@@ -313,28 +297,7 @@ def read_manifest(run_dir: Path) -> Manifest:
     schema = data.get("schema") if isinstance(data, dict) else None
     if schema != MANIFEST_SCHEMA:
         raise _refused("manifest.json", f"manifest schema {str(schema)[:40]!r} is not {MANIFEST_SCHEMA}")
-    try:
-        return Manifest.model_validate(data)
-    except ValidationError as exc:
-        raise _first_error("manifest.json", exc) from None
-
-
-def read_failure(run_dir: Path) -> FailureFile | None:
-    """A sweep's ``failure.json`` of ``run_dir``; None when there is none. A record of the older
-    ``vgkit.failure/1`` is read with kind ``other``."""
-    try:
-        data = _read_json(run_dir / "failure.json", "failure.json")
-    except FileNotFoundError:
-        return None
-    if isinstance(data, dict) and data.get("schema") == "vgkit.failure/1":
-        data = {**data, "schema": FAILURE_SCHEMA, "kind": "other"}
-    if not isinstance(data, dict) or data.get("schema") != FAILURE_SCHEMA:
-        schema = data.get("schema") if isinstance(data, dict) else None
-        raise _refused("failure.json", f"failure schema {str(schema)[:40]!r} is not {FAILURE_SCHEMA}")
-    try:
-        return FailureFile.model_validate(data)
-    except ValidationError as exc:
-        raise _first_error("failure.json", exc) from None
+    return _validated(Manifest, data, "manifest.json")
 
 
 def picked_take_log(take: ClipLog, *, clip_count: int, picked: dict[str, Any]) -> dict[str, Any]:
