@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from vgkit import __version__
-from vgkit.errors import SpecError, VgkitError
+from vgkit.errors import InfeasiblePlanError, SpecError, VgkitError
 
 __all__ = ["main"]
 
@@ -39,9 +39,10 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    from vgkit.generate.runner import plan_job
+    from vgkit.generate.runner import check_cost, plan_job
     from vgkit.hub.cache import snapshot_dir
     from vgkit.hub.checkpoints import locate_checkpoint
+    from vgkit.spec.tokens import check_token_budget
     from vgkit.supervise.guard import Deadlines
 
     spec, choice, plan = plan_job(args.spec, model=args.model, preset=args.preset, planning_only=True)
@@ -62,19 +63,12 @@ def _cmd_check(args: argparse.Namespace) -> int:
     elif choice.device == "cpu" and args.gpu is None:
         print("cost: no GPU here; name a card to project this plan on, e.g. --gpu 4090 or --gpu h100")
     else:
-        from vgkit.errors import InfeasiblePlanError
-        from vgkit.generate.runner import check_cost
-
         try:
             check_cost(choice, plan, Deadlines.for_spec(spec), gpu=args.gpu, progress=print)
         except InfeasiblePlanError as exc:
             refusal = exc
     cached = snapshot_dir(model.repo_id, model.revision) if not model.tiny else locate_checkpoint(model)
-    tokens: dict[int, int] = {}
-    if cached is not None:
-        from vgkit.spec.tokens import check_token_budget
-
-        tokens = check_token_budget(plan, model.load_tokenizer(cached))
+    tokens = check_token_budget(plan, model.load_tokenizer(cached)) if cached is not None else {}
     for clip in plan.clips:
         used = f" [{tokens[clip.index]}/{plan.max_sequence_length} tokens]" if tokens else ""
         print(f"  prompt {clip.index:03d}{used}: {clip.prompt}")
@@ -83,44 +77,33 @@ def _cmd_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_now(line: object) -> None:
+    print(line, flush=True)
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from vgkit.supervise.guard import check_grace
 
     check_grace(args.watchdog_grace_s)
+    limits = {
+        "model": args.model,
+        "preset": args.preset,
+        "out": args.out,
+        "progress": _print_now,
+        "clip_timeout_s": args.clip_timeout_s,
+        "run_timeout_s": args.run_timeout_s,
+        "lock": args.lock,
+        "wait_for_gpu": args.wait_for_gpu,
+        "resume": args.resume,
+        "gpu": args.gpu,
+        "force": args.force,
+    }
     if not args.in_process:
         from vgkit.supervise.worker import run_supervised
 
-        result = run_supervised(
-            args.spec,
-            model=args.model,
-            preset=args.preset,
-            out=args.out,
-            clip_timeout_s=args.clip_timeout_s,
-            run_timeout_s=args.run_timeout_s,
-            grace_s=args.watchdog_grace_s,
-            lock=args.lock,
-            wait_for_gpu=args.wait_for_gpu,
-            resume=args.resume,
-            progress=lambda line: print(line, flush=True),
-            gpu=args.gpu,
-            force=args.force,
-        )
+        result = run_supervised(args.spec, grace_s=args.watchdog_grace_s, **limits)
     else:
-        limits = {
-            "model": args.model,
-            "preset": args.preset,
-            "out": args.out,
-            "progress": lambda line: print(line, flush=True),
-            "clip_timeout_s": args.clip_timeout_s,
-            "run_timeout_s": args.run_timeout_s,
-            "run_started_at": args.run_started_at,
-            "lock": args.lock,
-            "wait_for_gpu": args.wait_for_gpu,
-            "resume": args.resume,
-            "gpu": args.gpu,
-            "force": args.force,
-            "cost_check": args.cost_check,
-        }
+        limits.update(run_started_at=args.run_started_at, cost_check=args.cost_check)
         if args.worker_state_file is not None:  # the child of a supervised run: the parent prints the result
             from vgkit.supervise.worker import run_in_worker
 
@@ -259,7 +242,7 @@ def _cmd_take(args: argparse.Namespace) -> int:
 
     takes = make_takes(
         args.spec, out=args.out, shot=args.shot, seeds=args.seed, model=args.model, preset=args.preset,
-        progress=lambda line: print(line, flush=True),
+        progress=_print_now,
     )  # fmt: skip
     for take in takes:
         state = "ok" if take.ok else (take.log.status if take.log is not None else "no log")
@@ -273,7 +256,7 @@ def _cmd_pick(args: argparse.Namespace) -> int:
 
     pick_take(
         args.spec, out=args.out, shot=args.shot, seed=args.take, model=args.model, preset=args.preset,
-        edit_spec=args.edit_spec, progress=lambda line: print(line, flush=True),
+        edit_spec=args.edit_spec, progress=_print_now,
     )  # fmt: skip
     return 0
 
@@ -361,7 +344,7 @@ def _scaled(specs: list[Path], models: list[str], args: argparse.Namespace, *, r
         root=root,
         ray=options,
         shard=shard,
-        progress=lambda line: print(line, flush=True),
+        progress=_print_now,
         usd_per_hour=args.usd_per_hour,
         grace_s=args.watchdog_grace_s,
         prompt_match_model=None if args.prompt_match_model == "none" else args.prompt_match_model,
@@ -385,7 +368,6 @@ def _add_scale_flags(p: argparse.ArgumentParser) -> None:
         "--ray",
         nargs="?",
         const="",
-        default=None,
         metavar="ADDRESS",
         help="one worker per GPU on Ray: a local Ray over this machine's GPUs, or the cluster at "
         "ADDRESS (or RAY_ADDRESS); needs vgkit[ray]",
@@ -393,13 +375,10 @@ def _add_scale_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--logical-gpus",
         type=int,
-        default=None,
         metavar="N",
         help="local Ray only: declare N GPUs on a machine without them (the tiny models on CPU)",
     )
-    p.add_argument(
-        "--shard", default=None, metavar="I/N", help="run only shard I of N (whole models per shard), e.g. 0/2"
-    )
+    p.add_argument("--shard", metavar="I/N", help="run only shard I of N (whole models per shard), e.g. 0/2")
     p.add_argument("--list", action="store_true", help="print the runs (of the shard): model, seed, folder; run none")
 
 
@@ -424,13 +403,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     p = add("run", _cmd_run, "generate every clip of a spec, stitch, write the manifest and bundle")
     p.add_argument("spec", type=Path, help="run spec (.yaml or .json)")
-    p.add_argument("--model", default=None, help=model_help)
-    p.add_argument("--preset", default=None, help=preset_help)
-    p.add_argument("--out", type=Path, default=None, help="run directory (default runs/<spec name>-<model>)")
-    p.add_argument("--clip-timeout-s", type=float, default=None, help="deadline per clip (default: spec, 600)")
-    p.add_argument(
-        "--run-timeout-s", type=float, default=None, help="deadline for the run (default: clips x clip timeout)"
-    )
+    p.add_argument("--model", help=model_help)
+    p.add_argument("--preset", help=preset_help)
+    p.add_argument("--out", type=Path, help="run directory (default runs/<spec name>-<model>)")
+    p.add_argument("--clip-timeout-s", type=float, help="deadline per clip (default: spec, 600)")
+    p.add_argument("--run-timeout-s", type=float, help="deadline for the run (default: clips x clip timeout)")
     p.add_argument("--watchdog-grace-s", type=float, default=DEFAULT_GRACE_S, help=grace_help)
     p.add_argument(
         "--wait-for-gpu", action="store_true", help="queue behind a run holding the device instead of refusing"
@@ -438,7 +415,6 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--lock",
         action=argparse.BooleanOptionalAction,
-        default=None,
         help="take the one-job-per-device lock (default: on a GPU only)",
     )
     p.add_argument(
@@ -448,33 +424,31 @@ def _parser() -> argparse.ArgumentParser:
         help="reuse clips whose logs and artifacts verify, decode saved latents (default); --no-resume regenerates all",
     )
     p.add_argument("--in-process", action="store_true", help="generate in this process, without the watchdog child")
-    p.add_argument("--gpu", default=None, help=gpu_help)
+    p.add_argument("--gpu", help=gpu_help)
     p.add_argument(
         "--force", action="store_true", help="run a plan projected past its deadlines or the card's memory anyway"
     )
     p.add_argument("--no-cost-check", dest="cost_check", action="store_false", help=argparse.SUPPRESS)
-    p.add_argument("--run-started-at", type=float, default=None, help=argparse.SUPPRESS)
-    p.add_argument("--worker-state-file", type=Path, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--run-started-at", type=float, help=argparse.SUPPRESS)
+    p.add_argument("--worker-state-file", type=Path, help=argparse.SUPPRESS)
 
     p = add("check", _cmd_check, "validate a spec and print its plan, projected cost and prompts; loads no model")
     p.add_argument("spec", type=Path)
-    p.add_argument("--gpu", default=None, help=gpu_help)
-    p.add_argument("--model", default=None, help=model_help)
-    p.add_argument("--preset", default=None, help=preset_help)
+    p.add_argument("--gpu", help=gpu_help)
+    p.add_argument("--model", help=model_help)
+    p.add_argument("--preset", help=preset_help)
 
     p = add("stitch", _cmd_stitch, "stitch a run's clips into final/final_stitched.mp4 and write manifest.json")
     p.add_argument("run_dir", type=Path)
     from vgkit.spec.choices import COLOUR_MODES, SEAM_MODES, TRANSITIONS
 
     spec_default = "default: the spec's stitch section"
-    p.add_argument("--transition", choices=TRANSITIONS, default=None, help=f"join recipe ({spec_default})")
-    p.add_argument("--overlap-frames", type=int, default=None, help=f"crossfade length in frames ({spec_default})")
-    p.add_argument("--colour", choices=COLOUR_MODES, default=None, help=f"colour matching ({spec_default})")
-    p.add_argument(
-        "--colour-anchor", type=Path, default=None, help="anchor image (default: the spec's, else the first clip)"
-    )
-    p.add_argument("--seam-smoothing", choices=SEAM_MODES, default=None, help=f"bridge cuts ({spec_default})")
-    p.add_argument("--usd-per-hour", type=float, default=None, help="machine rate for a cost estimate")
+    p.add_argument("--transition", choices=TRANSITIONS, help=f"join recipe ({spec_default})")
+    p.add_argument("--overlap-frames", type=int, help=f"crossfade length in frames ({spec_default})")
+    p.add_argument("--colour", choices=COLOUR_MODES, help=f"colour matching ({spec_default})")
+    p.add_argument("--colour-anchor", type=Path, help="anchor image (default: the spec's, else the first clip)")
+    p.add_argument("--seam-smoothing", choices=SEAM_MODES, help=f"bridge cuts ({spec_default})")
+    p.add_argument("--usd-per-hour", type=float, help="machine rate for a cost estimate")
 
     p = add("verify", _cmd_verify, "check every hash, size and schema of a run directory or bundle")
     p.add_argument("path", type=Path, help="run directory or .tar.gz bundle")
@@ -509,8 +483,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="the run directory")
     p.add_argument("--shot", type=int, required=True, help="shot index (0 is the first)")
     p.add_argument("--seed", type=int, action="append", required=True, help="the take's seed; repeat for several")
-    p.add_argument("--model", default=None, help=model_help)
-    p.add_argument("--preset", default=None, help=preset_help)
+    p.add_argument("--model", help=model_help)
+    p.add_argument("--preset", help=preset_help)
 
     p = add(
         "pick",
@@ -524,25 +498,25 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--edit-spec", action="store_true", help="write shots[SHOT].seed into the spec (comments kept) if it differs"
     )
-    p.add_argument("--model", default=None, help=model_help)
-    p.add_argument("--preset", default=None, help=preset_help)
+    p.add_argument("--model", help=model_help)
+    p.add_argument("--preset", help=preset_help)
 
     p = add("qa", _cmd_qa, "measure every clip and seam of a run (black, static, seams, drift, sharpness) -> qa.json")
     p.add_argument("run_dir", type=Path)
-    p.add_argument("--reference", type=Path, default=None, help="the spec's reference image (for colour drift)")
+    p.add_argument("--reference", type=Path, help="the spec's reference image (for colour drift)")
     p.add_argument("--clip-model", default="openai/clip-vit-base-patch32", help="CLIP repo for prompt match if cached")
 
     usd_help = "GPU price in USD per hour for the billing timeline (default: no cost column)"
     p = add("report", _cmd_report, "write a Markdown + self-contained HTML report comparing finished or failed runs")
     p.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR")
     p.add_argument("--out", type=Path, required=True, help="report directory")
-    p.add_argument("--usd-per-hour", type=float, default=None, help=usd_help)
+    p.add_argument("--usd-per-hour", type=float, help=usd_help)
 
     p = add("sweep", _cmd_sweep, "run one spec on several models in turn (failures recorded), then report")
     p.add_argument("spec", type=Path)
     p.add_argument("--models", required=True, help="comma-separated model names, e.g. wan22,hunyuan-i2v,cogvideox15")
-    p.add_argument("--out", type=Path, default=None, help="sweep directory (default runs/sweep-<spec name>)")
-    p.add_argument("--usd-per-hour", type=float, default=None, help=usd_help)
+    p.add_argument("--out", type=Path, help="sweep directory (default runs/sweep-<spec name>)")
+    p.add_argument("--usd-per-hour", type=float, help=usd_help)
     p.add_argument("--watchdog-grace-s", type=float, default=DEFAULT_GRACE_S, help=grace_help)
     p.add_argument("--seeds", type=int, default=1, help="runs per model, seeds spec.seed + k*1000 (default 1)")
     _add_scale_flags(p)
@@ -550,8 +524,8 @@ def _parser() -> argparse.ArgumentParser:
     p = add("batch", _cmd_batch, "run several specs on one model (on Ray with --ray), then report")
     p.add_argument("specs", type=Path, nargs="+", metavar="SPEC")
     p.add_argument("--model", required=True, help="model name (see `vgkit models`)")
-    p.add_argument("--out", type=Path, default=None, help="batch directory (default runs/batch-<model>)")
-    p.add_argument("--usd-per-hour", type=float, default=None, help=usd_help)
+    p.add_argument("--out", type=Path, help="batch directory (default runs/batch-<model>)")
+    p.add_argument("--usd-per-hour", type=float, help=usd_help)
     p.add_argument("--watchdog-grace-s", type=float, default=DEFAULT_GRACE_S, help=grace_help)
     p.set_defaults(seeds=1)
     _add_scale_flags(p)
@@ -566,9 +540,9 @@ def _parser() -> argparse.ArgumentParser:
     p = add("demo", _cmd_demo, "run the generate notebook headless (papermill) on a spec: the quick start")
     p.add_argument("--spec", type=Path, default=Path("params") / "demo.yaml")
     p.add_argument("--model", default="auto", help=model_help)
-    p.add_argument("--preset", default=None, help=preset_help)
-    p.add_argument("--out", type=Path, default=None, help="run directory (default runs/<spec name>-<model>)")
-    p.add_argument("--executed", type=Path, default=None, help="where to save the executed notebook")
+    p.add_argument("--preset", help=preset_help)
+    p.add_argument("--out", type=Path, help="run directory (default runs/<spec name>-<model>)")
+    p.add_argument("--executed", type=Path, help="where to save the executed notebook")
     p.add_argument("--watchdog-grace-s", type=float, default=DEFAULT_GRACE_S, help=grace_help)
 
     p = add(

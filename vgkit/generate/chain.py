@@ -18,6 +18,7 @@ error raised carries the clip index and phase. Every step is reported as a vgkit
 
 from __future__ import annotations
 
+import io
 import json
 import pickle
 import time
@@ -41,7 +42,7 @@ from vgkit.records.artifacts import (
     read_json_object,
     sha256_bytes,
 )
-from vgkit.records.events import Event, Progress, note
+from vgkit.records.events import Event, Progress, Stage, note
 from vgkit.records.failures import classify
 from vgkit.records.provenance import package_versions, peak_memory_bytes
 from vgkit.records.schema import ClipLog, parse_log, read_log
@@ -52,13 +53,9 @@ from vgkit.spec.schema import RunSpec
 from vgkit.supervise.guard import Deadlines, RunGuard
 from vgkit.supervise.telemetry import GpuSampler
 
-__all__ = ["LATENTS_SCHEMA", "latents_path", "latents_record_path", "run_chain", "write_killed_log"]
+__all__ = ["existing_log", "run_chain", "write_killed_log"]
 
 LATENTS_SCHEMA = "vgkit.latents/1"
-
-
-def latents_path(layout: RunLayout, index: int) -> Path:
-    return layout.latents / f"latents_{index:03d}.pt"
 
 
 def latents_record_path(latents: Path) -> Path:
@@ -105,16 +102,15 @@ def _request_key(plan: RunPlan, clip: ClipPlan, input_sha256: str, *, model: dic
     }
     if clip.interpolated:  # a long shot: fewer frames made, the rest interpolated (vgkit.spec.plan)
         key["generated_frames"] = clip.generated_frames
-        key["interpolator"] = plan.long_shots["interpolator_resolved"] if plan.long_shots else None
-    loaded: dict[str, Any] = json.loads(json.dumps(key, sort_keys=True))
-    return loaded
+        key["interpolator"] = plan.long_shots["interpolator_resolved"]
+    return dict(json.loads(json.dumps(key, sort_keys=True)))
 
 
 def _key_sha256(key: dict[str, Any]) -> str:
     return sha256_bytes(json.dumps(key, sort_keys=True).encode())
 
 
-def _existing_log(layout: RunLayout, index: int) -> ClipLog | None:
+def existing_log(layout: RunLayout, index: int) -> ClipLog | None:
     """Clip ``index``'s log as a record, or None when there is none vgkit can read."""
     try:
         return read_log(layout.log(index), root=layout.root)
@@ -124,7 +120,7 @@ def _existing_log(layout: RunLayout, index: int) -> ClipLog | None:
 
 def _reusable_log(layout: RunLayout, clip: ClipPlan, key: dict[str, Any]) -> ClipLog | None:
     """The clip's existing log if it is ``ok``, matches ``key`` and its artifacts verify."""
-    log = _existing_log(layout, clip.index)
+    log = existing_log(layout, clip.index)
     if log is None or log.status != "ok" or log.request != key:
         return None
     for name, path in (("clip", layout.clip(clip.index)), ("last_frame", layout.last_frame(clip.index))):
@@ -140,8 +136,6 @@ def _save_latents(path: Path, latents: Any, *, key_sha256: str, steps_done: int)
     """``torch.save`` into memory, then an atomic write: the same latents give the same bytes
     (saving straight to the temp file would embed its pid-bearing name in the archive). The
     record beside it, written after, holds the file's sha256."""
-    import io
-
     import torch
 
     buffer = io.BytesIO()
@@ -187,8 +181,6 @@ def _saved_latents(path: Path, *, key_sha256: str, steps: int, progress: Progres
             path, f"sha256 differs from the one recorded when they were saved ({record.get('sha256')})", progress
         )
         return None
-    import io
-
     import torch
 
     try:
@@ -214,7 +206,7 @@ def _retimed(clip: ClipPlan, plan: RunPlan, frames: np.ndarray, record: dict[str
     """A long shot's generated frames stretched to the clip's frames (vgkit.finish.interpolate); recorded."""
     from vgkit.finish.interpolate import interpolator_record, retime, rife_device
 
-    name = str((plan.long_shots or {}).get("interpolator_resolved"))
+    name = str(plan.long_shots["interpolator_resolved"])
     device = rife_device() if name == "rife" else "cpu"
     t0 = time.perf_counter()
     out = retime(frames, clip.num_frames, interpolator=name, device=device)
@@ -232,7 +224,7 @@ def _retimed(clip: ClipPlan, plan: RunPlan, frames: np.ndarray, record: dict[str
 def write_killed_log(layout: RunLayout, index: int, *, error: VgkitError, killed_by: str = "watchdog") -> bool:
     """Record that clip ``index`` was killed mid-call (by the watchdog, or by a signal such as
     ``"SIGKILL"``) with ``error``'s failure record; never overwrites an ``ok`` log."""
-    existing = _existing_log(layout, index)
+    existing = existing_log(layout, index)
     if existing is not None and existing.status == "ok":
         return False
     record = {
@@ -277,6 +269,10 @@ def _shared_fields(generator: ClipGenerator, plan: RunPlan, deadlines: Deadlines
     }
 
 
+def _clip_event(stage: Stage, clip: ClipPlan, plan: RunPlan, **fields: Any) -> Event:
+    return Event(stage, clip_index=clip.index, clip_count=len(plan.clips), **fields)
+
+
 def _reset_peak_memory(device: str) -> None:
     if device == "cuda":
         import torch
@@ -292,23 +288,18 @@ def _make_clip(
     generator: ClipGenerator,
     guard: RunGuard,
     image: np.ndarray,
-    key: dict[str, Any],
     record: dict[str, Any],
 ) -> np.ndarray:
-    """Denoise (or reuse saved latents), decode, encode; fill ``record``; return the last frame."""
+    """Denoise (or reuse saved latents), decode, encode; fill ``record`` (its ``request`` is the key); return the
+    last frame."""
     timings = record["timings_s"]
-    key_sha = _key_sha256(key)
-    saved_at = latents_path(layout, clip.index)
+    key_sha = _key_sha256(record["request"])
+    saved_at = layout.latents / f"latents_{clip.index:03d}.pt"
     latents = _saved_latents(saved_at, key_sha256=key_sha, steps=plan.steps, progress=guard.progress)
     record["latents_reused"] = latents is not None
     if latents is None:
         guard.progress(
-            Event(
-                "clip-start",
-                clip_index=clip.index,
-                clip_count=len(plan.clips),
-                figures={"num_frames": clip.generated_frames, "seed": clip.seed},
-            )
+            _clip_event("clip-start", clip, plan, figures={"num_frames": clip.generated_frames, "seed": clip.seed})
         )
         request = ClipRequest(
             index=clip.index,
@@ -346,7 +337,7 @@ def _make_clip(
         guard.check(phase="decode")
         guard.set_phase("decode")
         saved = {"saved_latents": saved_at.name} if record["latents_reused"] else {}
-        guard.progress(Event("decode", clip_index=clip.index, clip_count=len(plan.clips), figures=saved))
+        guard.progress(_clip_event("decode", clip, plan, figures=saved))
         t0 = time.perf_counter()
         frames, attempts = decode_with_retries(generator, latents, index=clip.index)
         timings["decode_s"] = round(time.perf_counter() - t0, 3)
@@ -358,7 +349,7 @@ def _make_clip(
     if clip.interpolated:
         frames = _retimed(clip, plan, frames, record)
     guard.set_phase("encode")
-    guard.progress(Event("encode", clip_index=clip.index, clip_count=len(plan.clips)))
+    guard.progress(_clip_event("encode", clip, plan))
     t1 = time.perf_counter()
     encode_frames(frames, fps=plan.fps, dest=layout.clip(clip.index))
     last = np.ascontiguousarray(frames[-1])
@@ -376,7 +367,7 @@ def run_chain(
     generator: ClipGenerator,
     *,
     progress: Progress = print,
-    guard: RunGuard | None = None,
+    guard: RunGuard,
     resume: bool = True,
     on_clip: Callable[[int, Path], None] | None = None,
     first_input: tuple[np.ndarray, str] | None = None,
@@ -392,9 +383,6 @@ def run_chain(
     """
     layout.make_dirs()
     layout.sweep_temp_files()
-    if guard is None:
-        deadlines = Deadlines.for_spec(spec)
-        guard = RunGuard(deadlines, clip_count=len(plan.clips), progress=progress)
     reference = fit_to_size(load_rgb(spec.reference_image), width=plan.width, height=plan.height)
     input_image, input_source = first_input or (reference, "reference_image")
     shared = _shared_fields(generator, plan, guard.deadlines)
@@ -404,18 +392,10 @@ def run_chain(
             keyframe = load_rgb(Path(clip.source_image))
             input_image = fit_to_size(keyframe, width=plan.width, height=plan.height)
             input_source = f"shots[{clip.index}].source_image"
-        input_png = png_bytes(input_image)
-        key = _request_key(plan, clip, sha256_bytes(input_png), model=shared["model"])
+        key = _request_key(plan, clip, sha256_bytes(png_bytes(input_image)), model=shared["model"])
         reused = _reusable_log(layout, clip, key) if resume else None
         if reused is not None:
-            progress(
-                Event(
-                    "clip-reused",
-                    clip_index=clip.index,
-                    clip_count=len(plan.clips),
-                    figures={"clip": layout.clip(clip.index).name},
-                )
-            )
+            progress(_clip_event("clip-reused", clip, plan, figures={"clip": layout.clip(clip.index).name}))
             logs.append(reused.to_json())
             input_image = load_rgb(layout.last_frame(clip.index))
             input_source = f"frames/{layout.last_frame(clip.index).name}"
@@ -430,7 +410,7 @@ def run_chain(
             "failure": None,
             "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "request": key,
-            "requested": {**{k: key[k] for k in ("num_frames", "width", "height", "fps", "steps")}},
+            "requested": {k: key[k] for k in ("num_frames", "width", "height", "fps", "steps")},
             "requested_duration_s": clip.requested_duration_s,
             "camera": clip.camera,
             "effective": {},
@@ -442,21 +422,13 @@ def run_chain(
         try:
             with sampler:
                 last = _make_clip(
-                    clip,
-                    plan=plan,
-                    layout=layout,
-                    generator=generator,
-                    guard=guard,
-                    image=input_image,
-                    key=key,
-                    record=record,
+                    clip, plan=plan, layout=layout, generator=generator, guard=guard, image=input_image, record=record
                 )
         except (GuardrailError, GenerationError, ArtifactError) as exc:
             exc.clip_index = clip.index if exc.clip_index is None else exc.clip_index
             exc.phase = exc.phase or guard.phase
-            record.update(
-                status="aborted" if isinstance(exc, GuardrailError) else "failed", failure=classify(exc).to_dict()
-            )
+            status = "aborted" if isinstance(exc, GuardrailError) else "failed"
+            record.update(status=status, failure=classify(exc).to_dict())
             raise
         finally:
             record["timings_s"]["total_s"] = round(time.perf_counter() - t0, 3)
@@ -467,15 +439,8 @@ def run_chain(
                 _commit_log(layout, clip.index, record)  # the clip's commit record, written last
             guard.end_clip()
         logs.append(record)
-        progress(
-            Event(
-                "clip-done",
-                clip_index=clip.index,
-                clip_count=len(plan.clips),
-                elapsed_s=record["timings_s"]["total_s"],
-                figures={"clip": layout.clip(clip.index).name},
-            )
-        )
+        figures = {"clip": layout.clip(clip.index).name}
+        progress(_clip_event("clip-done", clip, plan, elapsed_s=record["timings_s"]["total_s"], figures=figures))
         if on_clip is not None:
             on_clip(clip.index, layout.clip(clip.index))
         input_image = last

@@ -90,16 +90,14 @@ def is_out_of_memory(exc: BaseException) -> bool:
     return isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower()
 
 
-def decode_with_retries(
-    generator: ClipGenerator, latents: Any, *, index: int, attempts: tuple[str, ...] = DECODE_ATTEMPTS
-) -> tuple[np.ndarray, list[str]]:
+def decode_with_retries(generator: ClipGenerator, latents: Any, *, index: int) -> tuple[np.ndarray, list[str]]:
     """Decode ``latents``; on out-of-memory retry with the next, leaner attempt.
 
     Returns the frames and the attempts made. Raises ``GenerationError`` (the latents stay on
     disk, so a resume decodes them again without re-denoising) when every attempt ran out of memory.
     """
     tried: list[str] = []
-    for attempt in attempts:
+    for attempt in DECODE_ATTEMPTS:
         tried.append(attempt)
         try:
             return generator.decode(latents, attempt=attempt), tried

@@ -13,6 +13,7 @@ that stays).
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,17 +24,27 @@ from vgkit.models import ModelAdapter, ModelChoice, adapter, choose_model
 from vgkit.records.artifacts import RunLayout
 from vgkit.records.events import Event, EventLog, Progress, text_sink
 from vgkit.records.failures import failed_event
-from vgkit.records.rundir import MARKER_NAME, RunDir, open_run_dir
+from vgkit.records.rundir import MARKER_NAME, open_run_dir
 from vgkit.settings import offline_hub
 from vgkit.spec.plan import RunPlan, make_plan
 from vgkit.spec.schema import RunSpec, load_spec
 
-__all__ = ["JobResult", "check_before_run", "default_run_dir", "finish_run", "plan_job", "run_job"]
+__all__ = [
+    "JobResult",
+    "check_before_run",
+    "default_run_dir",
+    "device_lock",
+    "finish_run",
+    "load_generator",
+    "plan_job",
+    "run_job",
+]
 
 if TYPE_CHECKING:
     from vgkit.cost.planner import PlanCost
     from vgkit.generate.generator import ClipGenerator
     from vgkit.supervise.guard import Deadlines
+    from vgkit.supervise.lock import DeviceLock
 
 GeneratorFactory = Callable[[ModelAdapter, Path, str], "ClipGenerator"]
 
@@ -62,10 +73,8 @@ def plan_job(
     weights or GPU are absent (for ``vgkit check``).
     """
     spec = load_spec(spec_path)
-    requested = model if model not in (None, "") else spec.model
-    choice = choose_model(requested, planning_only=planning_only)
-    chosen_preset = choice.preset(preset if preset not in (None, "") else spec.preset)
-    return spec, choice, make_plan(spec, choice.model, preset=chosen_preset)
+    choice = choose_model(model or spec.model, planning_only=planning_only)
+    return spec, choice, make_plan(spec, choice.model, preset=choice.preset(preset or spec.preset))
 
 
 def check_before_run(spec: RunSpec, choice: ModelChoice, plan: RunPlan) -> Path:
@@ -80,17 +89,8 @@ def check_before_run(spec: RunSpec, choice: ModelChoice, plan: RunPlan) -> Path:
     from vgkit.spec.images import load_rgb
     from vgkit.spec.tokens import check_token_budget
 
-    images = [("reference_image", spec.reference_image)]
-    images += [(f"shots[{c.index}].source_image", Path(c.source_image)) for c in plan.clips if c.source_image]
-    for field, path in images:
-        try:
-            load_rgb(path)
-        except SpecError:
-            raise
-        except (OSError, ValueError) as exc:
-            raise SpecError(
-                f"{field} = '{path}': cannot be decoded ({type(exc).__name__}: {exc}); fix: use an image that opens"
-            ) from None
+    for path in [spec.reference_image, *(Path(c.source_image) for c in plan.clips if c.source_image)]:
+        load_rgb(path)  # a SpecError line for any image that does not decode
     backend = str(plan.speed["attention_backend"])
     if choice.device == "cpu" and backend != "default" and backend not in CPU_ATTENTION_BACKENDS:
         raise SpecError(
@@ -176,7 +176,8 @@ def run_job(
     ``force``; ``cost_check=False`` only keeps the projection for the clip logs and the live check
     (a supervised worker, whose parent already printed and enforced it).
     """
-    from vgkit.supervise.guard import Deadlines
+    from vgkit.generate.chain import run_chain
+    from vgkit.supervise.guard import Deadlines, RunGuard
 
     spec, choice, plan = plan_job(spec_path, model=model, preset=preset)
     events = EventLog(progress)
@@ -184,33 +185,41 @@ def run_job(
     run_dir = Path(out) if out else default_run_dir(spec, choice.model.name)
     snapshot = check_before_run(spec, choice, plan)
     deadlines = Deadlines.for_spec(
-        spec,
-        clip_timeout_s=clip_timeout_s,
-        run_timeout_s=run_timeout_s,
-        started_at=run_started_at,
+        spec, clip_timeout_s=clip_timeout_s, run_timeout_s=run_timeout_s, started_at=run_started_at
     )
     quiet = not cost_check  # a supervised worker: its parent printed and enforced the projection
     cost = check_cost(choice, plan, deadlines, gpu=gpu, force=force or quiet, progress=_silent if quiet else events)
+    guard = RunGuard(
+        deadlines,
+        clip_count=len(plan.clips),
+        state_file=state_file,
+        progress=events,
+        live_check=choice.device != "cpu",
+        projected_clip_s={i: p.seconds_per_clip for i, p in enumerate(cost.clips)} if cost else None,
+    )
     claimed = False
     try:
         with open_run_dir(run_dir, progress=text_sink(events)) as held_dir:
             claimed = True
-            bundle = _run_in(
-                held_dir,
-                spec,
-                choice,
-                plan,
-                snapshot,
-                deadlines,
-                events,
-                lock=lock,
-                wait_for_gpu=wait_for_gpu,
-                resume=resume,
-                state_file=state_file,
-                make_generator=make_generator,
-                on_clip=on_clip,
-                projected={i: p.seconds_per_clip for i, p in enumerate(cost.clips)} if cost else None,
-            )
+            root = held_dir.layout.root
+            take_lock = lock if lock is not None else choice.device != "cpu"
+            with (
+                device_lock(choice.device, run_dir=root, wait=wait_for_gpu, progress=events)
+                if take_lock
+                else nullcontext()
+            ):
+                events(Event("plan", detail=plan.summary()))
+                events(Event("load", figures={"model": choice.model.title, "snapshot": str(snapshot)}))
+                generator = load_generator(spec, choice, plan, snapshot, make_generator=make_generator)
+                events(Event("loaded", elapsed_s=round(generator.load_s, 3)))
+                guard.check(phase="load")
+                held_dir.accept(plan.to_dict())  # the first change to anything a previous run left here
+                events.write_to(root)  # the events so far, and every later one, go to events.jsonl
+                run_chain(
+                    spec, plan, held_dir.layout, generator, progress=events, guard=guard, resume=resume, on_clip=on_clip
+                )
+            events(Event("stitch", figures={"final": "final/final_stitched.mp4"}))
+            bundle = finish_run(root)
     except VgkitError as exc:
         events(failed_event(exc))
         if claimed and events.run_dir is None and (run_dir / MARKER_NAME).is_file():
@@ -229,94 +238,23 @@ def run_job(
     )
 
 
-def _run_in(
-    held_dir: RunDir,
-    spec: RunSpec,
-    choice: ModelChoice,
-    plan: RunPlan,
-    snapshot: Path,
-    deadlines: Deadlines,
-    progress: EventLog,
-    *,
-    lock: bool | None,
-    wait_for_gpu: bool,
-    resume: bool,
-    state_file: Path | None,
-    make_generator: GeneratorFactory | None,
-    on_clip: Callable[[int, Path], None] | None,
-    projected: dict[int, float] | None,
-) -> Path:
-    """Inside the held run folder: lock the device, generate, stitch, bundle; return the bundle."""
-    held = None
-    if lock if lock is not None else choice.device != "cpu":
-        from vgkit.supervise.lock import acquire_device_lock, device_lock_name
+def device_lock(device: str, *, run_dir: Path, wait: bool, progress: Progress) -> DeviceLock:
+    """The one-job-per-device lock of ``device`` (vgkit.supervise.lock), held for ``run_dir``."""
+    from vgkit.supervise.lock import acquire_device_lock, device_lock_name
 
-        held = acquire_device_lock(
-            device_lock_name(choice.device),
-            run_dir=held_dir.layout.root,
-            wait=wait_for_gpu,
-            progress=text_sink(progress),
-        )
-    try:
-        _generate(
-            spec,
-            choice,
-            plan,
-            held_dir,
-            snapshot,
-            deadlines,
-            progress,
-            resume,
-            state_file,
-            make_generator,
-            on_clip,
-            projected=projected,
-        )
-    finally:
-        if held is not None:
-            held.release()
-    progress(Event("stitch", figures={"final": "final/final_stitched.mp4"}))
-    return finish_run(held_dir.layout.root)
+    return acquire_device_lock(device_lock_name(device), run_dir=run_dir, wait=wait, progress=text_sink(progress))
 
 
-def _generate(
-    spec: RunSpec,
-    choice: ModelChoice,
-    plan: RunPlan,
-    run_dir: RunDir,
-    snapshot: Path,
-    deadlines: Deadlines,
-    progress: EventLog,
-    resume: bool,
-    state_file: Path | None,
-    make_generator: GeneratorFactory | None,
-    on_clip: Callable[[int, Path], None] | None,
-    *,
-    projected: dict[int, float] | None,
-) -> None:
-    from vgkit.generate.chain import run_chain
+def load_generator(
+    spec: RunSpec, choice: ModelChoice, plan: RunPlan, snapshot: Path, *, make_generator: GeneratorFactory | None = None
+) -> ClipGenerator:
+    """``make_generator``'s generator, else the pipeline loaded in this process with the plan's preset and
+    steps and the spec's speed options."""
     from vgkit.generate.generator import InProcessGenerator
-    from vgkit.supervise.guard import RunGuard
 
-    progress(Event("plan", detail=plan.summary()))
-    guard = RunGuard(
-        deadlines,
-        clip_count=len(plan.clips),
-        state_file=state_file,
-        progress=progress,
-        live_check=choice.device != "cpu",
-        projected_clip_s=projected,
+    if make_generator is not None:
+        return make_generator(choice.model, snapshot, choice.device)
+    preset = str(plan.preset["name"])
+    return InProcessGenerator(
+        choice.model, snapshot, device=choice.device, preset=preset, speed=spec.speed, steps=plan.steps
     )
-    progress(Event("load", figures={"model": choice.model.title, "snapshot": str(snapshot)}))
-    preset, speed = str(plan.preset["name"]), spec.speed
-
-    def load(model: ModelAdapter, snap: Path, device: str) -> ClipGenerator:
-        return InProcessGenerator(model, snap, device=device, preset=preset, speed=speed, steps=plan.steps)
-
-    factory = make_generator or load
-    generator = factory(choice.model, snapshot, choice.device)
-    progress(Event("loaded", elapsed_s=round(generator.load_s, 3)))
-    guard.check(phase="load")
-    run_dir.accept(plan.to_dict())  # the first change to anything a previous run left here
-    progress.write_to(run_dir.layout.root)  # the events so far, and every later one, go to events.jsonl
-    run_chain(spec, plan, run_dir.layout, generator, progress=progress, guard=guard, resume=resume, on_clip=on_clip)

@@ -24,6 +24,8 @@ another seed for shot i makes clip i again.
 
 from __future__ import annotations
 
+import json
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,15 +34,19 @@ from typing import Any
 import numpy as np
 
 from vgkit.errors import ArtifactError, SpecError
+from vgkit.generate.chain import existing_log, run_chain
+from vgkit.generate.runner import check_before_run, device_lock, load_generator, plan_job
 from vgkit.records.artifacts import RunLayout, atomic_write_bytes, atomic_write_json, sha256_bytes, sha256_file
 from vgkit.records.events import Event, Progress, note, text_sink
 from vgkit.records.rundir import open_run_dir, supersede_from, take_root, take_seeds
-from vgkit.records.schema import ClipLog, picked_take_log, read_log
+from vgkit.records.schema import ClipLog, picked_take_log
 from vgkit.settings import offline_hub
+from vgkit.spec.images import fit_to_size, load_rgb, png_bytes
 from vgkit.spec.plan import RunPlan
 from vgkit.spec.schema import RunSpec
+from vgkit.supervise.guard import Deadlines, RunGuard
 
-__all__ = ["Take", "make_takes", "pick_take", "read_take", "read_takes"]
+__all__ = ["Take", "make_takes", "pick_take", "read_takes"]
 
 MAX_SEED = 2**63
 
@@ -70,12 +76,7 @@ class Take:
 def read_take(run_dir: Path, index: int, seed: int) -> Take:
     """The take of shot ``index`` with ``seed`` as its folder holds it (``log`` None without a readable log)."""
     root = take_root(run_dir, index, seed)
-    log_path = RunLayout(root).log(index)
-    try:
-        log = read_log(log_path, root=root) if log_path.is_file() else None
-    except (ArtifactError, OSError):
-        log = None
-    return Take(index=index, seed=seed, root=root, log=log)
+    return Take(index=index, seed=seed, root=root, log=existing_log(RunLayout(root), index))
 
 
 def read_takes(run_dir: Path, index: int) -> list[Take]:
@@ -91,8 +92,6 @@ def _comparable(plan: dict[str, Any], shot: int) -> dict[str, Any]:
 
 def _check_run(run_dir: Path, plan: RunPlan, shot: int, *, command: str) -> dict[str, Any]:
     """The run's plan.json; ``SpecError`` unless it is what the spec plans now (but shot ``shot``'s seed)."""
-    import json
-
     if not (0 <= shot < len(plan.clips)):
         raise SpecError(
             f"shot = {shot}: the plan has shots 0..{len(plan.clips) - 1}; fix: pass one of them to {command}"
@@ -117,8 +116,6 @@ def _check_run(run_dir: Path, plan: RunPlan, shot: int, *, command: str) -> dict
 def _input(spec: RunSpec, plan: RunPlan, layout: RunLayout, shot: int) -> tuple[np.ndarray, str]:
     """What the run's clip ``shot`` starts from, at the plan's size, and its source as logs name it;
     ``ArtifactError`` when it is not the input clip ``shot``'s log recorded."""
-    from vgkit.spec.images import fit_to_size, load_rgb, png_bytes
-
     clip = plan.clips[shot]
     if clip.source_image is not None:
         image, source = load_rgb(Path(clip.source_image)), f"shots[{shot}].source_image"
@@ -126,21 +123,16 @@ def _input(spec: RunSpec, plan: RunPlan, layout: RunLayout, shot: int) -> tuple[
         image, source = load_rgb(spec.reference_image), "reference_image"
     else:
         previous = layout.last_frame(shot - 1)
-        try:
-            finished = read_log(layout.log(shot - 1), root=layout.root).finished_clip(layout.root) is not None
-        except (ArtifactError, OSError):
-            finished = False
-        if not finished or not previous.is_file():
+        log = existing_log(layout, shot - 1)
+        if log is None or log.finished_clip(layout.root) is None or not previous.is_file():
             raise SpecError(
                 f"shot = {shot}: clip {shot - 1:03d} has not finished, so shot {shot} has no input yet; fix: run "
                 f"`vgkit run SPEC --out {layout.root}` first"
             )
         image, source = load_rgb(previous), f"frames/{previous.name}"
     image = fit_to_size(image, width=plan.width, height=plan.height)
-    try:
-        recorded = read_log(layout.log(shot), root=layout.root).input
-    except (ArtifactError, OSError):
-        recorded = None
+    log = existing_log(layout, shot)
+    recorded = log.input if log is not None else None
     if recorded is not None and recorded.sha256 and recorded.sha256 != sha256_bytes(png_bytes(image)):
         raise ArtifactError(
             f"shot = {shot}: clip {shot:03d} was made from another input than {source} now holds; fix: resume the "
@@ -185,11 +177,6 @@ def make_takes(
     A take that already finished for the same request is reused, as a resumed run reuses a clip.
     Holds the run folder's lock (and, on a GPU, the device lock) while it works.
     """
-    from vgkit.generate.chain import run_chain
-    from vgkit.generate.generator import InProcessGenerator
-    from vgkit.generate.runner import check_before_run, plan_job
-    from vgkit.supervise.guard import Deadlines, RunGuard
-
     _check_seeds(seeds)
     run_dir = Path(out)
     spec, choice, plan = plan_job(spec_path, model=model, preset=preset)
@@ -199,22 +186,9 @@ def make_takes(
     progress = _numbered_as_in_the_run(progress, len(plan.clips))
     with open_run_dir(run_dir, progress=text_sink(progress)) as held:
         image, source = _input(spec, plan, held.layout, shot)
-        device_lock = None
-        if choice.device != "cpu":
-            from vgkit.supervise.lock import acquire_device_lock, device_lock_name
-
-            device_lock = acquire_device_lock(
-                device_lock_name(choice.device), run_dir=run_dir, progress=text_sink(progress)
-            )
-        try:
-            generator = InProcessGenerator(
-                choice.model,
-                snapshot,
-                device=choice.device,
-                preset=str(plan.preset["name"]),
-                speed=spec.speed,
-                steps=plan.steps,
-            )
+        gpu = choice.device != "cpu"
+        with device_lock(choice.device, run_dir=run_dir, wait=False, progress=progress) if gpu else nullcontext():
+            generator = load_generator(spec, choice, plan, snapshot)
             guard = RunGuard(Deadlines.for_spec(spec), clip_count=1, progress=progress)
             for seed in seeds:
                 take_plan = replace(plan, clips=(replace(plan.clips[shot], seed=seed),))
@@ -226,9 +200,6 @@ def make_takes(
                     spec, take_plan, layout, generator, progress=progress, guard=guard, first_input=(image, source)
                 )
                 takes.append(read_take(run_dir, shot, seed))
-        finally:
-            if device_lock is not None:
-                device_lock.release()
     return takes
 
 
@@ -275,9 +246,7 @@ def pick_take(
     """Make shot ``shot``'s take with ``seed`` the run's clip (see the module docstring); ``vgkit run``
     afterwards re-chains the later shots from it. The spec must already name ``seed`` as
     ``shots[shot].seed`` unless ``edit_spec`` lets vgkit write it there."""
-    from vgkit.generate.runner import plan_job
     from vgkit.lab.editor import with_shot_seed
-    from vgkit.spec.images import png_bytes
 
     run_dir = Path(out)
     spec, _, plan = plan_job(spec_path, model=model, preset=preset)

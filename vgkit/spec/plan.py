@@ -44,16 +44,7 @@ from vgkit.spec.schema import LongShotSpec, RunSpec
 from vgkit.spec.speed_options import SpeedOptions
 from vgkit.spec.stitch_settings import StitchSettings
 
-__all__ = [
-    "MAX_FINAL_S",
-    "MIN_FINAL_S",
-    "ClipPlan",
-    "RunPlan",
-    "ShotFrames",
-    "check_final_length",
-    "make_plan",
-    "shot_frames",
-]
+__all__ = ["MAX_FINAL_S", "ClipPlan", "RunPlan", "check_final_length", "make_plan"]
 
 MIN_FINAL_S = 30
 MAX_FINAL_S = 60
@@ -69,15 +60,11 @@ class ClipPlan:
     requested_duration_s: float
     num_frames: int
     """Frames in the clip file (after any interpolation); what the stitch joins."""
-    source_image: str | None = None
-    generated_frames: int = 0
-    """Frames the model is asked for (0: ``num_frames``, no interpolation)."""
-    long_shot: str = "native"
+    source_image: str | None
+    generated_frames: int
+    """Frames the model is asked for (``num_frames`` when nothing is interpolated)."""
+    long_shot: str
     """``native`` (within the model's native clip) or the ``long_shots.mode`` that made it."""
-
-    def __post_init__(self) -> None:
-        if self.generated_frames == 0:
-            object.__setattr__(self, "generated_frames", self.num_frames)
 
     @property
     def chained(self) -> bool:
@@ -107,10 +94,10 @@ class RunPlan:
     output_width: int
     output_height: int
     speed: dict[str, Any]
-    clip_limits: dict[str, Any] | None = None
-    long_shots: dict[str, Any] | None = None
-    stitch: dict[str, Any] | None = None
-    allow_any_length: bool = True
+    clip_limits: dict[str, Any]
+    long_shots: dict[str, Any]
+    stitch: dict[str, Any]
+    allow_any_length: bool
 
     @property
     def upscaled(self) -> bool:
@@ -135,7 +122,7 @@ class RunPlan:
     @property
     def overlap_frames(self) -> int:
         """Crossfade frames per join (the spec's ``stitch.overlap_frames``; 0 for cuts)."""
-        return int((self.stitch or {}).get("overlap_frames", 0))
+        return int(self.stitch["overlap_frames"])
 
     @property
     def joined_frames(self) -> int:
@@ -175,27 +162,22 @@ class RunPlan:
             )
         overlap = f"{self.final_sum_text()} = " if self.overlap_frames else ""
         lines.append(f"  final: {overlap}{self.final_frames} frames = {float(self.final_seconds):.2f} s")
-        if self.stitch is not None and _describe_stitch(self.stitch) != "cut":
-            lines.append(f"  stitch: {_describe_stitch(self.stitch)}")
+        if (stitch := _describe_stitch(self.stitch)) != "cut":
+            lines.append(f"  stitch: {stitch}")
         return "\n".join(lines)
 
     def _long_shot_note(self, clip: ClipPlan) -> str:
-        limits = self.clip_limits or {}
-        native, most = limits.get("native_frames"), limits.get("max_frames")
-        interpolator = (self.long_shots or {}).get("interpolator_resolved", "an interpolator")
+        native, most = self.clip_limits["native_frames"], self.clip_limits["max_frames"]
         if clip.interpolated:
+            interpolator = self.long_shots["interpolator_resolved"]
             rate = float(Fraction((clip.generated_frames - 1) * self.fps, clip.num_frames - 1))
             how = "the native frames stretched" if clip.long_shot == "extend" else f"generated at {rate:.3g} fps"
             return (
                 f" from {clip.generated_frames} generated ({how}, {interpolator} interpolates the rest; "
                 f"motion plays {self.fps / rate:.2g}x slower than the model paces it)"
             )
-        if native is not None and clip.generated_frames > native:
-            beyond = (
-                f", {clip.generated_frames / most:.2f}x its maximum {most}"
-                if most and clip.generated_frames > most
-                else ""
-            )
+        if clip.generated_frames > native:
+            beyond = f", {clip.generated_frames / most:.2f}x its maximum {most}" if clip.generated_frames > most else ""
             ratio = clip.generated_frames / native
             return (
                 f" [long: {clip.generated_frames} > the native {native}{beyond}; about {ratio:.1f}-{ratio**2:.1f}x "
@@ -272,23 +254,20 @@ def _resolved_long_shots(spec: RunSpec, clips: tuple[ClipPlan, ...]) -> dict[str
     """The spec's ``long_shots`` with the interpolator that will run (only resolved when a clip needs one)."""
     from vgkit.finish.interpolate import resolve_interpolator
 
-    record = spec.long_shots.model_dump()
     needed = any(c.interpolated for c in clips)
-    record["interpolator_resolved"] = (
-        resolve_interpolator(spec.long_shots.interpolator, field="long_shots.interpolator") if needed else None
-    )
-    return record
+    resolved = resolve_interpolator(spec.long_shots.interpolator, field="long_shots.interpolator") if needed else None
+    return {**spec.long_shots.model_dump(), "interpolator_resolved": resolved}
 
 
 def _stitch_record(spec: RunSpec) -> dict[str, Any]:
     """The spec's ``stitch`` section as the stitcher reads it from ``plan.json`` (checked by ``StitchSettings``)."""
-    record = spec.stitch.model_dump()
-    anchor = spec.reference_image if spec.stitch.colour_anchor == "reference_image" else None
+    anchor = str(spec.reference_image) if spec.stitch.colour_anchor == "reference_image" else None
+    record = {**spec.stitch.model_dump(), "colour_anchor_image": anchor}
     try:
-        StitchSettings.from_plan_record({**record, "colour_anchor_image": str(anchor) if anchor else None})
+        StitchSettings.from_plan_record(record)
     except SpecError as exc:
         raise SpecError(f"stitch.{exc}") from None
-    return {**record, "colour_anchor_image": str(anchor) if anchor else None}
+    return record
 
 
 def check_final_length(final_frames: int, *, fps: int, what: str, fix: str) -> None:
@@ -313,8 +292,7 @@ def make_plan(spec: RunSpec, model: ModelAdapter, *, preset: Preset | None = Non
     output_height = ov.height if ov.height is not None else base.height
     model.check_size(output_width, output_height)
     width, height = preset.generation_size(output_width, output_height, multiple=model.size_multiple)
-    speed = spec.speed
-    speed.check()
+    spec.speed.check()
     limits = model.clip_limits
     if limits.fps != base.fps:
         raise SpecError(f"{model.name}: baseline fps {base.fps} is not its clip limits' {limits.fps}; fix: restore it")
@@ -354,13 +332,8 @@ def make_plan(spec: RunSpec, model: ModelAdapter, *, preset: Preset | None = Non
         preset=preset.to_record(),
         output_width=output_width,
         output_height=output_height,
-        speed=speed.to_record(),
-        clip_limits={
-            "native_frames": limits.native_frames,
-            "max_frames": limits.max_frames,
-            "fps": limits.fps,
-            "frame_rule": limits.frame_rule.describe(),
-        },
+        speed=spec.speed.to_record(),
+        clip_limits={**asdict(limits), "frame_rule": limits.frame_rule.describe()},
         long_shots=_resolved_long_shots(spec, clips),
         stitch=_stitch_record(spec),
         allow_any_length=spec.allow_any_length,

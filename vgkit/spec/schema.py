@@ -21,28 +21,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError
 
 from vgkit.errors import SpecError
-from vgkit.spec.choices import (
-    CAMERA_MOVES,
-    COLOUR_MODES,
-    SEAM_MODES,
-    TRANSITIONS,
-    CameraMove,
-    ColourMode,
-    SeamMode,
-    Transition,
-)
+from vgkit.spec.choices import CAMERA_MOVES, CameraMove, ColourMode, SeamMode, Transition
 from vgkit.spec.speed_options import SpeedOptions
 from vgkit.spec.strict import Bool, Float, Int, StrictModel, Text
 
 __all__ = [
     "CAMERA_MOVES",
-    "COLOUR_MODES",
-    "SEAM_MODES",
-    "TRANSITIONS",
-    "GenerationOverrides",
     "GlobalConstants",
     "LongShotSpec",
     "RunSpec",
@@ -149,13 +136,6 @@ class RunSpec(StrictModel):
     run_timeout_s: Float | None = Field(
         default=None, gt=0, description="deadline for the run; default clips x clip_timeout_s"
     )
-
-    @field_validator("reference_image")
-    @classmethod
-    def _image_is_a_path(cls, value: Path) -> Path:
-        if str(value).strip() == "":
-            raise ValueError("must name an image file")
-        return value
 
     def shot_seed(self, index: int) -> int:
         """The seed of clip ``index``: the shot's own, else the run seed plus the index."""
@@ -412,11 +392,14 @@ def read_spec_data(path: Path) -> dict[str, Any]:
     return dict(data)
 
 
-def _check_image(source: str, field: str, path: Path) -> None:
-    """Open and fully decode the image now, so a bad one never reaches model loading."""
+def _checked_image(spec_path: Path, field: str, path: Path) -> Path:
+    """``path`` resolved against the spec's folder, opened and fully decoded now, so a bad image never
+    reaches model loading."""
     from vgkit.spec.images import load_rgb
 
-    load_rgb(path, field=f"{source}: {field}", min_side=MIN_IMAGE_PX, max_side=MAX_IMAGE_PX)
+    resolved = path if path.is_absolute() else (spec_path.parent / path).resolve()
+    load_rgb(resolved, field=f"{spec_path}: {field}", min_side=MIN_IMAGE_PX, max_side=MAX_IMAGE_PX)
+    return resolved
 
 
 def load_spec(path: str | Path) -> RunSpec:
@@ -427,16 +410,10 @@ def load_spec(path: str | Path) -> RunSpec:
         spec = RunSpec.model_validate(data)
     except ValidationError as err:
         raise _one_line(str(spec_path), err) from None
-    image = _resolve(spec_path, spec.reference_image)
-    _check_image(str(spec_path), "reference_image", image)
+    image = _checked_image(spec_path, "reference_image", spec.reference_image)
     shots = list(spec.shots)
     for i, shot in enumerate(shots):
         if shot.source_image is not None:
-            keyframe = _resolve(spec_path, shot.source_image)
-            _check_image(str(spec_path), f"shots[{i}].source_image", keyframe)
+            keyframe = _checked_image(spec_path, f"shots[{i}].source_image", shot.source_image)
             shots[i] = shot.model_copy(update={"source_image": keyframe})
     return spec.model_copy(update={"reference_image": image, "shots": shots})
-
-
-def _resolve(spec_path: Path, path: Path) -> Path:
-    return path if path.is_absolute() else (spec_path.parent / path).resolve()

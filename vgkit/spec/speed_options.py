@@ -13,7 +13,7 @@ from typing import Any
 from vgkit.errors import SpecError
 from vgkit.spec.strict import Float, StrictModel, Text
 
-__all__ = ["ATTENTION_BACKENDS", "CACHES", "COMPILE_MODES", "DEFAULT_THRESHOLDS", "SpeedOptions"]
+__all__ = ["ATTENTION_BACKENDS", "CACHES", "DEFAULT_THRESHOLDS", "SpeedOptions"]
 
 CACHES = ("off", "first-block", "magcache", "magcache-calibrate")
 COMPILE_MODES = ("off", "regional")
@@ -96,9 +96,7 @@ class SpeedOptions(StrictModel):
     @property
     def threshold(self) -> float | None:
         """The threshold in effect: the given one, or diffusers' default for this cache."""
-        if self.cache_threshold is not None:
-            return self.cache_threshold
-        return DEFAULT_THRESHOLDS.get(self.cache)
+        return self.cache_threshold if self.cache_threshold is not None else DEFAULT_THRESHOLDS.get(self.cache)
 
     def to_record(self) -> dict[str, Any]:
         record = self.model_dump()
