@@ -1,5 +1,5 @@
-"""Notebook progress: the adapter reads text lines and structured events alike; the plain view
-drops the per-line deadline countdown; the widget fills its bars and shows each clip's last frame."""
+"""Notebook progress: the adapter reads an event's fields; the plain view drops the per-line
+deadline countdown; the widget fills its bars and shows each clip's last frame."""
 
 from __future__ import annotations
 
@@ -7,23 +7,30 @@ from pathlib import Path
 from typing import ClassVar
 
 from vgkit.lab.progress_view import DEADLINE_CLOSE_S, PlainProgress, ProgressUpdate, WidgetProgress, parse
+from vgkit.records.events import Event, note
+
+
+def _step(clip_index: int, step: int, elapsed_s: float, eta_s: float, deadline_in_s: float) -> Event:
+    return Event("denoise", clip_index=clip_index, clip_count=2, step=step, total=4, elapsed_s=elapsed_s,
+                 eta_s=eta_s, figures={"run_deadline_in_s": deadline_in_s})  # fmt: skip
+
 
 LINES = [
-    "plan: 2 clips on wan22-tiny",
-    "clip 1/2: generating 121 frames, seed 7",
-    "clip 1/2: step 1/4 (25%), 0.5 s elapsed, denoise ETA 2 s, run deadline in 1190 s",
-    "clip 1/2: step 4/4 (100%), 1.9 s elapsed, denoise ETA 0 s, run deadline in 1188 s",
-    "clip 1/2: done in 3.0 s -> clip_000.mp4",
-    "clip 2/2: step 2/4 (50%), 0.9 s elapsed, denoise ETA 1 s, run deadline in 100 s",
-    "clip 2/2: step 3/4 (75%), 1.3 s elapsed, denoise ETA 1 s, run deadline in 99 s",
+    note("plan: 2 clips on wan22-tiny"),
+    Event("clip-start", clip_index=0, clip_count=2, figures={"num_frames": 121, "seed": 7}),
+    _step(0, 1, 0.5, 2, 1190),
+    _step(0, 4, 1.9, 0, 1188),
+    Event("clip-done", clip_index=0, clip_count=2, elapsed_s=3.0, figures={"clip": "clip_000.mp4"}),
+    _step(1, 2, 0.9, 1, 100),
+    _step(1, 3, 1.3, 1, 99),
 ]
 
 
-def test_parse_reads_phase_clip_step_and_deadline_from_text_lines() -> None:
+def test_parse_reads_phase_clip_step_and_deadline_from_the_fields() -> None:
     assert parse(LINES[2]) == ProgressUpdate(
         "denoise", 1, 2, 1, 4, 1190.0, "clip 1/2: step 1/4 (25%), 0.5 s elapsed, denoise ETA 2 s"
     )
-    assert parse(LINES[3]).phase == "decode + encode"  # after the last step, until the clip is done
+    assert parse(Event("decode", clip_index=0, clip_count=2)).phase == "decode"  # after the last step
     assert parse(LINES[4]).phase == "done" and parse(LINES[4]).clip == 1
     assert parse(LINES[0]) == ProgressUpdate("other", text=LINES[0])
 

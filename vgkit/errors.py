@@ -33,6 +33,8 @@ Every error also carries, as fields, what went wrong in the failure vocabulary o
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
     "ArtifactError",
     "GenerationError",
@@ -49,10 +51,18 @@ __all__ = [
 
 
 class VgkitError(Exception):
-    """Base class: a failure vgkit explains itself."""
+    """Base class: a failure vgkit explains itself. A subclass sets its exit code and default kind
+    on its class line: ``class SpecError(VgkitError, ValueError, exit_code=2)``."""
 
     exit_code = 1
     kind = "other"  # a vgkit.records.failures kind
+
+    def __init_subclass__(cls, *, exit_code: int | None = None, kind: str | None = None, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if exit_code is not None:
+            cls.exit_code = exit_code
+        if kind is not None:
+            cls.kind = kind
 
     def __init__(
         self, message: str = "", *, kind: str | None = None, clip_index: int | None = None, phase: str | None = None
@@ -64,65 +74,43 @@ class VgkitError(Exception):
         self.phase = phase
 
 
-class SpecError(VgkitError, ValueError):
+class SpecError(VgkitError, ValueError, exit_code=2):
     """A spec, parameter or CLI value is wrong. The message says which, what it was, and the fix."""
 
-    exit_code = 2
 
-
-class InfeasiblePlanError(SpecError):
+class InfeasiblePlanError(SpecError, kind="infeasible"):
     """The plan cannot finish inside its deadlines or fit the card, by projection (vgkit.cost)."""
 
-    kind = "infeasible"
 
-
-class ModelUnavailableError(VgkitError, FileNotFoundError):
+class ModelUnavailableError(VgkitError, FileNotFoundError, exit_code=3, kind="layout"):
     """A model's checkpoint is not in the local cache or does not have the expected layout."""
 
-    exit_code = 3
-    kind = "layout"
 
-
-class GenerationError(VgkitError, RuntimeError):
+class GenerationError(VgkitError, RuntimeError, exit_code=4):
     """The pipeline raised while making a clip; finished clips stay intact."""
 
-    exit_code = 4
 
-
-class ArtifactError(VgkitError, RuntimeError):
+class ArtifactError(VgkitError, RuntimeError, exit_code=5):
     """A written artifact does not match what was meant (frame count, hash, layout)."""
 
-    exit_code = 5
 
-
-class GuardrailError(VgkitError, TimeoutError):
+class GuardrailError(VgkitError, TimeoutError, exit_code=6, kind="timeout"):
     """A cost guardrail (clip or run deadline) stopped the run."""
 
-    exit_code = 6
-    kind = "timeout"
 
-
-class RemoteConnectionError(VgkitError, ConnectionError):
+class RemoteConnectionError(VgkitError, ConnectionError, exit_code=7):
     """The SSH host could not be reached for longer than the allowed time."""
 
-    exit_code = 7
 
-
-class RemoteSetupError(VgkitError, RuntimeError):
+class RemoteSetupError(VgkitError, RuntimeError, exit_code=8):
     """The SSH host is not ready: no pushed code, no ``.venv`` from setup.sh, or setup.sh failed."""
 
-    exit_code = 8
 
-
-class RemoteCommandError(VgkitError, RuntimeError):
+class RemoteCommandError(VgkitError, RuntimeError, exit_code=10):
     """A command on a reachable SSH host failed (a push, an rsync, starting or killing a job): not
     a generation failure; the message holds the command's stderr."""
 
-    exit_code = 10
 
-
-class WorkerKilledError(VgkitError, RuntimeError):
+class WorkerKilledError(VgkitError, RuntimeError, exit_code=9):
     """The worker that generates a run's clips died from a signal nobody in vgkit sent (SIGKILL
     from the kernel's OOM killer, most often); finished clips stay intact."""
-
-    exit_code = 9

@@ -24,6 +24,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from importlib import import_module
@@ -165,16 +166,11 @@ def other_hub_caches() -> list[Path]:
     """Known hub caches other than the one in use that exist: the Hub's default, the workspace
     volume's, and the env file's (where weights land when one entry point saw a setting the
     other did not)."""
-    current = hub_cache_dir()
-    workspace_home = workspace_root() / ".cache" / "huggingface"
-    candidates = [_hf_default_home() / "hub", workspace_home / "hub"]
+    candidates = [_hf_default_home() / "hub", workspace_root() / ".cache" / "huggingface" / "hub"]
     if found := _cache_from(read_env_file()):
         candidates.append(found[0])
-    seen: list[Path] = []
-    for path in candidates:
-        if path != current and path not in seen and path.is_dir():
-            seen.append(path)
-    return seen
+    current = hub_cache_dir()
+    return [path for path in dict.fromkeys(candidates) if path != current and path.is_dir()]
 
 
 def apply_env_file() -> None:
@@ -220,8 +216,7 @@ def generator_factory() -> Callable[..., Any] | None:
     """The stand-in generator factory named by ``VGKIT_GENERATOR_FACTORY`` (``module:function``),
     or None (normal use). A seam for tests: it lets a worker child run a stand-in pipeline (a
     hung CUDA call cannot be staged on CPU otherwise)."""
-    spec = os.environ.get("VGKIT_GENERATOR_FACTORY")
-    if not spec:
+    if not (spec := os.environ.get("VGKIT_GENERATOR_FACTORY")):
         return None
     module, _, name = spec.partition(":")
     factory: Callable[..., Any] = getattr(import_module(module), name)
@@ -255,8 +250,6 @@ def offline_hub() -> Iterator[bool]:
     Libraries that copied the constant by value while imported inside the block (diffusers does)
     keep their copy.
     """
-    import sys
-
     if "HF_HUB_OFFLINE" in os.environ:
         yield hub_offline()
         return
@@ -276,8 +269,6 @@ def offline_hub() -> Iterator[bool]:
 
 def _set_hub_constant(offline: bool) -> None:
     """Set ``huggingface_hub.constants.HF_HUB_OFFLINE`` if the Hub client is imported."""
-    import sys
-
     constants = sys.modules.get("huggingface_hub.constants")
     if constants is not None:
         constants.HF_HUB_OFFLINE = offline  # type: ignore[attr-defined]
@@ -299,8 +290,7 @@ def cuda_gpu_name() -> str | None:
     Used before torch is importable (the quick start announces its model choice first), so it
     asks the driver's own tool rather than torch. ``VGKIT_FORCE_CPU=1`` hides any GPU.
     """
-    gpu = _query_first_gpu()
-    return gpu[0] if gpu else None
+    return gpu[0] if (gpu := _query_first_gpu()) else None
 
 
 def cuda_gpu_memory_gib() -> float | None:
@@ -313,8 +303,7 @@ def _query_first_gpu() -> tuple[str, str] | None:
     """``(name, total MiB)`` of the first GPU as ``nvidia-smi`` prints them, or None."""
     if os.environ.get("VGKIT_FORCE_CPU") == "1":
         return None
-    smi = shutil.which("nvidia-smi")
-    if smi is None:
+    if (smi := shutil.which("nvidia-smi")) is None:
         return None
     try:
         done = subprocess.run(
@@ -349,14 +338,10 @@ def code_commit() -> str:
     if not (root / ".git").exists() or shutil.which("git") is None:
         pushed = root / PUSHED_COMMIT_FILE
         return f"{pushed.read_text().strip()} (pushed)" if pushed.is_file() else "unknown"
+    git = ["git", "-C", str(root)]
     try:
-        head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
-        dirty = subprocess.run(
-            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-        )
+        head = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run([*git, "status", "--porcelain", "-uno"], capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.TimeoutExpired):
         return "unknown"
     if head.returncode != 0:
@@ -376,8 +361,7 @@ def lock_dir() -> Path:
 
 def visible_gpu() -> str:
     """The first entry of ``CUDA_VISIBLE_DEVICES`` (the GPU a run uses), or ``"0"`` when unset."""
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",")[0].strip()
-    return visible or "0"
+    return os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",")[0].strip() or "0"
 
 
 def cost_cache_dir() -> Path:

@@ -22,6 +22,8 @@ import io
 import json
 import re
 import tempfile
+from collections.abc import Callable
+from html import escape
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +39,7 @@ GLOBAL_FIELDS = ("style", "era_location", "lighting", "lens", "aspect")
 SHOT_TEXT_FIELDS = ("subject", "action", "environment", "negative_prompt")
 PREVIEW_STEPS = 4  # "preview shot" runs one clip at this many steps (or fewer, if the spec asks fewer)
 THUMB_PX = 160
+_STYLE = {"description_width": "11em"}  # every field's label column
 COLOUR_ANCHORS = ("first_clip", "reference_image")  # vgkit.spec.schema.StitchSpec.colour_anchor
 _FIELD = re.compile(r"(?:^|: )((?:shots\[\d+\]\.)?[a-z_]+(?:\.[a-z_]+)?) = ")
 
@@ -47,9 +50,24 @@ def field_of_error(message: str) -> str | None:
     return found.group(1) if found else None
 
 
-def _yaml(indent: tuple[int, int] = (4, 2)) -> Any:
-    """A round-trip YAML (comments, order, quotes and number styles survive) that writes block
-    sequences the way the file had them: ``indent`` is (sequence indent, dash offset)."""
+def _load_yaml(text: str) -> tuple[Any, tuple[int, int]]:
+    """A round-trip document of ``text`` (comments, order, quotes and number styles survive) and
+    how it indents block sequences: (sequence indent, dash offset)."""
+    from ruamel.yaml.util import load_yaml_guess_indent
+
+    _, sequence_indent, dash_offset = load_yaml_guess_indent(text) if text.strip() else (None, 4, 2)
+    indent = (sequence_indent, dash_offset)
+    return _yaml(indent).load(text), indent
+
+
+def _dump_yaml(doc: Any, indent: tuple[int, int]) -> bytes:
+    buffer = io.StringIO()
+    _yaml(indent).dump(doc, buffer)
+    return buffer.getvalue().encode()
+
+
+def _yaml(indent: tuple[int, int]) -> Any:
+    """A round-trip YAML that writes block sequences the way the file had them."""
     from ruamel.yaml import YAML
 
     yaml = YAML()
@@ -67,15 +85,9 @@ def with_shot_seed(path: Path, index: int, seed: int) -> bytes:
         data = json.loads(text)
         data["shots"][index]["seed"] = seed
         return (json.dumps(data, indent=2) + "\n").encode()
-    from ruamel.yaml.util import load_yaml_guess_indent
-
-    _, sequence_indent, dash_offset = load_yaml_guess_indent(text)
-    yaml = _yaml((sequence_indent, dash_offset))
-    doc = yaml.load(text)
+    doc, indent = _load_yaml(text)
     doc["shots"][index]["seed"] = seed
-    buffer = io.StringIO()
-    yaml.dump(doc, buffer)
-    return buffer.getvalue().encode()
+    return _dump_yaml(doc, indent)
 
 
 def _plain_text(text: str) -> Any:
@@ -107,6 +119,8 @@ class SpecEditor:
     def __init__(self, doc: Any, *, path: Path, model: str | None = None) -> None:
         import ipywidgets as w
 
+        from vgkit.models import model_names
+
         self.doc = doc
         self.path = path
         self.model = model
@@ -121,7 +135,7 @@ class SpecEditor:
         self.global_widgets = {key: self._text(("globals", key), key) for key in GLOBAL_FIELDS}
         self.run_widgets: dict[str, Any] = {
             "name": self._text(("name",), "name"),
-            "model": self._choice(("model",), "model", ["auto", *self._model_names()]),
+            "model": self._choice(("model",), "model", ["auto", *model_names()]),
             "preset": self._choice(("preset",), "preset", ["auto", "4090", "80gb", "cpu"]),
             "seed": self._number(("seed",), "seed", w.IntText),
             "negative_prompt": self._text(("negative_prompt",), "negative prompt"),
@@ -172,29 +186,18 @@ class SpecEditor:
     @classmethod
     def from_file(cls, path: str | Path, *, model: str | None = None) -> SpecEditor:
         """Open a spec; a relative path is the repository's (as in ``vgkit check``), wherever the kernel runs."""
-        spec_path = Path(path)
-        if not spec_path.is_absolute():
-            spec_path = repo_root() / spec_path
+        spec_path = repo_root() / path  # an absolute path stays as it is
         if not spec_path.is_file():
             raise SpecError(f"spec = {str(path)!r}: no such file; fix: a path relative to the repository root")
-        from ruamel.yaml.util import load_yaml_guess_indent
-
-        text = spec_path.read_text()
-        _, sequence_indent, dash_offset = load_yaml_guess_indent(text) if text.strip() else (None, 4, 2)
-        doc = _yaml((sequence_indent, dash_offset)).load(text) or {}
+        doc, indent = _load_yaml(spec_path.read_text())
+        doc = doc or {}
         doc.setdefault("globals", {})
         doc.setdefault("shots", [])
         editor = cls(doc, path=spec_path, model=model)
-        editor.indent = (sequence_indent, dash_offset)
+        editor.indent = indent
         return editor
 
     # -- widgets bound to the document ---------------------------------------------------------
-    @staticmethod
-    def _model_names() -> list[str]:
-        from vgkit.models import model_names
-
-        return model_names()
-
     def _get(self, keys: tuple[Any, ...]) -> Any:
         node = self.doc
         for key in keys:
@@ -216,7 +219,9 @@ class SpecEditor:
             node[keys[-1]] = _plain_text(value) if isinstance(value, str) else value
         self.refresh()
 
-    def _row(self, keys: tuple[Any, ...], widget: Any) -> Any:
+    def _row(self, keys: tuple[Any, ...], widget: Any, convert: Callable[[Any], Any] = lambda value: value) -> Any:
+        """``widget`` edits ``keys`` of the document (its value through ``convert``): a row with its error."""
+        widget.observe(lambda change: self._set(keys, convert(change["new"])), names="value")
         field = ".".join(str(k) for k in keys if not isinstance(k, int))
         if keys[0] == "shots":
             field = f"shots[{keys[1]}].{keys[2]}"
@@ -232,22 +237,17 @@ class SpecEditor:
             parts.insert(1, image)
         return self._w.HBox(parts)
 
-    def _style(self) -> dict[str, Any]:
-        return {"description_width": "11em"}
-
     def _text(self, keys: tuple[Any, ...], label: str) -> Any:
         value = self._get(keys)
-        text = self._w.Text(value="" if value is None else str(value), description=label, style=self._style())
+        text = self._w.Text(value="" if value is None else str(value), description=label, style=_STYLE)
         text.layout.width = "60em"
-        text.observe(lambda change: self._set(keys, change["new"]), names="value")
         return self._row(keys, text)
 
     def _choice(self, keys: tuple[Any, ...], label: str, options: list[str], *, default: str = "auto") -> Any:
         """A drop-down; a value the file has that is not an option stays selectable (validation names it)."""
         value = str(self._get(keys) or default)
         drop = self._w.Dropdown(options=list(dict.fromkeys([*options, value])), value=value, description=label)
-        drop.style = self._style()
-        drop.observe(lambda change: self._set(keys, change["new"]), names="value")
+        drop.style = _STYLE
         return self._row(keys, drop)
 
     def _number(self, keys: tuple[Any, ...], label: str, kind: Any, *, optional: str = "") -> Any:
@@ -255,7 +255,7 @@ class SpecEditor:
         what empty means). Never clamped."""
         value = self._get(keys)
         if optional:
-            box = self._w.Text(value="" if value is None else str(value), description=label, style=self._style())
+            box = self._w.Text(value="" if value is None else str(value), description=label, style=_STYLE)
             box.placeholder = optional
 
             def parse(text: str) -> Any:
@@ -264,15 +264,12 @@ class SpecEditor:
                 except ValueError:
                     return text  # kept as typed; validation names it
 
-            box.observe(lambda change: self._set(keys, parse(change["new"])), names="value")
-        else:
-            box = kind(value=value or 0, description=label, style=self._style())
+            return self._row(keys, box, parse)
 
-            def store(number: Any) -> Any:
-                return int(number) if float(number).is_integer() else number  # 10, not 10.0
+        def store(number: Any) -> Any:
+            return int(number) if float(number).is_integer() else number  # 10, not 10.0
 
-            box.observe(lambda change: self._set(keys, store(change["new"])), names="value")
-        return self._row(keys, box)
+        return self._row(keys, kind(value=value or 0, description=label, style=_STYLE), store)
 
     def add_shot(self) -> None:
         shots = self.doc["shots"]
@@ -295,9 +292,8 @@ class SpecEditor:
         self.shot_widgets, rows = [], []
         for i, shot in enumerate(self.doc["shots"]):
             widgets = {key: self._text(("shots", i, key), key.replace("_", " ")) for key in SHOT_TEXT_FIELDS}
-            camera = w.Dropdown(options=list(CAMERA_MOVES), description="camera", style=self._style())
+            camera = w.Dropdown(options=list(CAMERA_MOVES), description="camera", style=_STYLE)
             camera.value = shot.get("camera", "static") if shot.get("camera") in CAMERA_MOVES else "static"
-            camera.observe(lambda change, i=i: self._set(("shots", i, "camera"), change["new"]), names="value")
             widgets["camera"] = self._row(("shots", i, "camera"), camera)
             widgets["duration_s"] = self._number(("shots", i, "duration_s"), "duration (s)", w.FloatText)
             widgets["seed"] = self._number(("shots", i, "seed"), "seed", w.IntText, optional=f"run seed + {i}")
@@ -347,11 +343,12 @@ class SpecEditor:
             self.status = self._check(self.plain())
             self.valid = True
         except VgkitError as exc:
-            self.status = f"error: {exc}"
+            message = str(exc)
+            self.status = f"error: {message}"
             self.valid = False
-            field = field_of_error(str(exc))
-            if field in self.errors:
-                self.errors[field].value = f'<span style="color:#b00020">{_short(str(exc), field)}</span>'
+            if (field := field_of_error(message)) in self.errors:
+                shown = escape(message[message.find(field) :])  # from its field on: no file path in front
+                self.errors[field].value = f'<span style="color:#b00020">{shown}</span>'
         self._show_thumbnails()
         self.status_box.value = self.status
         self.save_button.disabled = self.generate_button.disabled = not self.valid
@@ -375,9 +372,7 @@ class SpecEditor:
         if not self.valid:
             raise SpecError(f"not saved, the spec is invalid: {self.status}")
         dest = Path(path) if path is not None else self.path
-        buffer = io.StringIO()
-        _yaml(self.indent).dump(self.doc, buffer)
-        atomic_write_bytes(dest, buffer.getvalue().encode())
+        atomic_write_bytes(dest, _dump_yaml(self.doc, self.indent))
         return dest
 
     def preview_shot(self, index: int) -> Any:
@@ -411,10 +406,3 @@ class SpecEditor:
                 print(f"done: {result}")
             except (VgkitError, KeyboardInterrupt) as exc:
                 print(error_line(exc))
-
-
-def _short(message: str, field: str) -> str:
-    """The part of an error message from its field on (no file path in front)."""
-    from html import escape
-
-    return escape(message[message.find(field) :] if field in message else message)

@@ -18,6 +18,8 @@ any size; nothing is embedded, so notebooks stay small.
 
 from __future__ import annotations
 
+import copy
+import json
 import sys
 from pathlib import Path
 from types import UnionType
@@ -87,8 +89,7 @@ def _kinds(kind: type | UnionType) -> tuple[tuple[type, ...], bool]:
 
 
 def _from_root(path: str | Path) -> Path:
-    p = Path(path)
-    return p if p.is_absolute() else repo_root() / p
+    return repo_root() / path  # an absolute path stays as it is
 
 
 def generate(
@@ -113,8 +114,9 @@ def generate(
 
     apply_env_file()
     check_grace(watchdog_grace_s)
-    run_dir = _from_root(out) if out else None
-    if run_dir is None:
+    if out:
+        run_dir = _from_root(out)
+    else:
         spec_obj, choice, _ = plan_job(_from_root(spec), model=model, preset=preset)
         run_dir = repo_root() / default_run_dir(spec_obj, choice.model.name)
     _last_run["run_dir"] = run_dir
@@ -147,15 +149,9 @@ def _kept() -> str:
     run_dir = _last_run.get("run_dir")
     if run_dir is None:
         return "every file as it was"
-    clips = sorted((run_dir / "clips").glob("clip_*.mp4")) if (run_dir / "clips").is_dir() else []
-    return f"{len(clips)} finished clip{'s' * (len(clips) != 1)} in {_shown(run_dir)}"
-
-
-def _shown(path: Path) -> str:
-    try:
-        return str(path.relative_to(repo_root()))
-    except ValueError:
-        return str(path)
+    count = len(list((run_dir / "clips").glob("clip_*.mp4")))
+    shown = run_dir.relative_to(repo_root()) if run_dir.is_relative_to(repo_root()) else run_dir
+    return f"{count} finished clip{'s' * (count != 1)} in {shown}"
 
 
 def _next_step(exc: BaseException) -> str:
@@ -278,9 +274,6 @@ def keep_templates_clean(*, model: dict[str, Any], path: str, contents_manager: 
     root = os_path.parent.parent
     if os_path.parent.name != "notebooks" or not (root / CHECKOUT_MARKER).is_file() or not os_path.is_file():
         return
-    import copy
-    import json
-
     import nbformat
 
     from vgkit.records.artifacts import atomic_write_bytes
@@ -304,9 +297,10 @@ def lab_command(*, port: int = 8888, extra: list[str] | tuple[str, ...] = ()) ->
     keeps the repository's notebooks free of outputs (``keep_templates_clean``)."""
     import os
 
-    argv = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}"]
-    argv.append(f"--ServerApp.root_dir={repo_root()}")
-    argv.append("--ContentsManager.pre_save_hook=vgkit.lab.notebook.keep_templates_clean")
-    if os.geteuid() == 0:
-        argv.append("--allow-root")
-    return [*argv, *extra]
+    return [
+        *(sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}"),
+        f"--ServerApp.root_dir={repo_root()}",
+        "--ContentsManager.pre_save_hook=vgkit.lab.notebook.keep_templates_clean",
+        *(["--allow-root"] if os.geteuid() == 0 else []),
+        *extra,
+    ]

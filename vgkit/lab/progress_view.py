@@ -3,12 +3,9 @@ phase, a thumbnail of each clip's last frame) or, headless, plain lines. For a s
 live table with one row per run (``RunsTable``: where it runs, its stage, clip, step, last line),
 filled from the scheduler's events (vgkit.scale.scheduler ``on_event``).
 
-Both read progress through one small adapter, ``parse``, from what a run reports: today the
-worker's text lines (``clip 3/6: step 4/4 (100%), ...``). A structured event that carries
-``stage``, ``clip_index``, ``clip_count``, ``step`` and ``total`` attributes (a ``str`` subclass,
-so it prints as its line) is read from those fields instead, without parsing. The text lines have
-no decode line, so the phase between a clip's last step and its "done" is shown as
-"decode + encode". The run deadline is shown once, and again only when it is close.
+Both read a run's progress events (vgkit.records.events) through one small adapter, ``parse``,
+from their fields (``stage``, ``clip_index``, ``clip_count``, ``step``, ``total``, ``figures``),
+never from their wording. The run deadline is shown once, and again only when it is close.
 """
 
 from __future__ import annotations
@@ -18,20 +15,20 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from vgkit.records.events import Event, Progress
 
 __all__ = ["DEADLINE_CLOSE_S", "PlainProgress", "ProgressUpdate", "RunRow", "RunsTable", "WidgetProgress", "parse"]
 
 DEADLINE_CLOSE_S = 120.0  # the run deadline is shown again when this close, or under a tenth left
-_STEP = re.compile(r"^clip (\d+)/(\d+): step (\d+)/(\d+)\b")
-_START = re.compile(r"^clip (\d+)/(\d+): generating\b")
-_DONE = re.compile(r"^clip (\d+)/(\d+): done\b")
-_DEADLINE = re.compile(r",? ?run deadline in (\d+(?:\.\d+)?) s")
+_DEADLINE = re.compile(r",? ?run deadline in \d+(?:\.\d+)? s")  # the countdown on every step's line
 
 
 @dataclass(frozen=True)
 class ProgressUpdate:
-    """One progress report: ``phase`` is denoise, decode + encode, done, or other (any other line)."""
+    """One progress report: ``phase`` is denoise, decode, encode, done, or other (any other event)."""
 
     phase: str
     clip: int = 0  # 1-based; 0 when the line is not about a clip
@@ -42,39 +39,31 @@ class ProgressUpdate:
     text: str = ""
 
 
-def parse(line: str) -> ProgressUpdate:
-    """The adapter: a structured event's fields when it has them, else the text line's."""
-    stage = getattr(line, "stage", None)
-    if stage is not None:
-        figures = getattr(line, "figures", None) or {}
-        clip = int(getattr(line, "clip_index", -1) or 0) + 1 if getattr(line, "clip_index", None) is not None else 0
-        phases = {"clip-start": "denoise", "denoise": "denoise", "decode": "decode", "encode": "encode"}
-        phase = phases.get(stage) or ("done" if stage in ("clip-done", "clip-reused") else "other")
-        deadline = figures.get("run_deadline_in_s")
-        return ProgressUpdate(
-            phase, clip, int(getattr(line, "clip_count", 0) or 0), int(getattr(line, "step", 0) or 0),
-            int(getattr(line, "total", 0) or 0), None if deadline is None else float(deadline), _DEADLINE.sub("", line),
-        )  # fmt: skip
-    deadline = _DEADLINE.search(line)
-    text = _DEADLINE.sub("", line)
-    in_s = float(deadline.group(1)) if deadline else None
-    if m := _STEP.match(line):
-        clip, count, step, total = (int(g) for g in m.groups())
-        phase = "decode + encode" if step == total else "denoise"
-        return ProgressUpdate(phase, clip, count, step, total, in_s, text)
-    if m := _START.match(line):
-        return ProgressUpdate("denoise", int(m.group(1)), int(m.group(2)), 0, 0, in_s, text)
-    if m := _DONE.match(line):
-        return ProgressUpdate("done", int(m.group(1)), int(m.group(2)), 0, 0, in_s, text)
-    return ProgressUpdate("other", deadline_in_s=in_s, text=text)
+# an event's stage -> the phase shown (any other stage: "other")
+_PHASES = {"clip-start": "denoise", "denoise": "denoise", "decode": "decode", "encode": "encode"}
+_PHASES |= {"clip-done": "done", "clip-reused": "done"}
 
 
+def parse(event: Event) -> ProgressUpdate:
+    """What the views show of one event: its fields, and its line without the deadline countdown."""
+    deadline = event.figures.get("run_deadline_in_s")
+    return ProgressUpdate(
+        phase=_PHASES.get(event.stage, "other"),
+        clip=0 if event.clip_index is None else event.clip_index + 1,
+        clip_count=event.clip_count or 0,
+        step=event.step or 0,
+        total=event.total or 0,
+        deadline_in_s=None if deadline is None else float(deadline),
+        text=_DEADLINE.sub("", event),
+    )
+
+
+@dataclass
 class _Deadline:
     """Says the run deadline the first time it is known, then only when it gets close."""
 
-    def __init__(self) -> None:
-        self.first: float | None = None
-        self.warned = False
+    first: float | None = None
+    warned: bool = False
 
     def line(self, in_s: float | None) -> str | None:
         if in_s is None:
@@ -95,8 +84,8 @@ class PlainProgress:
         self._write = write
         self._deadline = _Deadline()
 
-    def __call__(self, line: str) -> None:
-        update = parse(line)
+    def __call__(self, event: Event) -> None:
+        update = parse(event)
         if note := self._deadline.line(update.deadline_in_s):
             self._write(note)
         self._write(update.text)
@@ -120,17 +109,17 @@ class WidgetProgress:
         self._last_step: tuple[float, int] | None = None
         self._steps_per_s: float | None = None
 
-    def __call__(self, line: str) -> None:
+    def __call__(self, event: Event) -> None:
         from html import escape
 
-        update = parse(line)
+        update = parse(event)
         if note := self._deadline.line(update.deadline_in_s):
             self.deadline.value = f"<b>{escape(note)}</b>"
         self.last_line.value = f"<code>{escape(update.text)}</code>"
         if update.clip == 0:
             return
         now = time.monotonic()
-        if update.phase in ("denoise", "decode + encode") and update.total:
+        if update.phase == "denoise" and update.total:
             if self._last_step is not None and update.step > self._last_step[1] and now > self._last_step[0]:
                 self._steps_per_s = (update.step - self._last_step[1]) / (now - self._last_step[0])
             self._last_step = (now, update.step)
@@ -192,7 +181,7 @@ class RunRow:
             self.where = f"{event.get('node')} GPU {event['gpu']}"
         if kind == "line":
             update = parse(event["line"])
-            self.state = getattr(event["line"], "stage", None) or update.phase
+            self.state = event["line"].stage
             if update.clip:
                 self.clip = f"{update.clip}/{update.clip_count}"
                 self.step = f"{update.step}/{update.total}" if update.total else ""
@@ -249,7 +238,7 @@ def runs_view(live: bool, runs: list[str]) -> tuple[Callable[[str], None], Calla
     return (lambda text: None), table
 
 
-def view(live: bool) -> tuple[Callable[[str], None], Any]:
+def view(live: bool) -> tuple[Progress, Any]:
     """``(progress, on_clip)`` for a run: the widget (displayed now) when ``live``, else plain lines."""
     if not live:
         return PlainProgress(lambda text: print(text, flush=True)), None

@@ -11,9 +11,9 @@ hangs:
    step it reports is a ``denoise`` event (vgkit.records.events), with the ETA as a field.
 2. ``supervise`` (in the parent): runs the generating process in its own session (process
    group) and kills the whole group (SIGTERM, then SIGKILL) once a deadline plus a grace period
-   has passed, so no GPU job survives a hung call. With ``output`` it also reads the child's
-   stdout and stderr line by line (a notebook cell shows what a child process prints only this
-   way), without letting a full pipe block the child.
+   has passed, so no GPU job survives a hung call. It also reads the child's stdout and stderr
+   line by line (a notebook cell shows what a child process prints only this way), without
+   letting a full pipe block the child.
 """
 
 from __future__ import annotations
@@ -26,13 +26,13 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vgkit.errors import GuardrailError, SpecError
 from vgkit.records.artifacts import atomic_write_json, read_json_object
-from vgkit.records.events import Event, Progress
+from vgkit.records.events import Event, Figure, Progress
 
 if TYPE_CHECKING:
     from vgkit.spec.schema import RunSpec
@@ -58,6 +58,8 @@ DEFAULT_GRACE_S = 60.0
 REMOTE_GRACE_S = 300.0
 # How long the watchdog waits after SIGTERM before it sends SIGKILL to the group.
 TERM_WAIT_S = 5.0
+POLL_S = 0.2  # how often the watchdog reads the child's state
+PROGRESS_EVERY_S = 5.0  # the least time between two denoise events, but for a clip's last step
 
 # (line without its newline, True when the child wrote it to stderr)
 OutputSink = Callable[[str, bool], None]
@@ -139,53 +141,40 @@ class Deadlines:
         return None
 
     def to_dict(self) -> dict[str, float]:
-        return {
-            "clip_timeout_s": self.clip_timeout_s,
-            "run_timeout_s": self.run_timeout_s,
-            "run_started_at": self.run_started_at,
-        }
+        return asdict(self)
 
 
+@dataclass(eq=False)
 class RunGuard:
-    """In-process deadline checks and per-step progress for the clips of one run."""
+    """In-process deadline checks and per-step progress for the clips of one run.
 
-    def __init__(
-        self,
-        deadlines: Deadlines,
-        *,
-        clip_count: int,
-        state_file: Path | None = None,
-        progress: Progress = print,
-        progress_every_s: float = 5.0,
-        live_check: bool = False,
-        projected_clip_s: dict[int, float] | None = None,
-    ) -> None:
-        """``live_check``: after two denoise steps of the first clip denoised in this run, project
-        the clip's denoise time from the measured step time and stop at once when that alone is
-        past the clip deadline (on a GPU; ``vgkit.cost`` gives ``projected_clip_s`` per clip)."""
-        self.deadlines = deadlines
-        self.clip_count = clip_count
-        self.state_file = state_file
-        self.progress = progress
-        self.progress_every_s = progress_every_s
-        self.clip_index: int | None = None
-        self.clip_started_at: float | None = None
-        self.phase = "load"
-        self._last_report = 0.0
-        self.live_check = live_check
-        self.projected_clip_s = projected_clip_s or {}
-        self.live: dict[str, Any] | None = None  # the measured projection, once made
-        self._first_step_at: float | None = None
+    ``live_check``: after two denoise steps of the first clip denoised in this run, project the
+    clip's denoise time from the measured step time and stop at once when that alone is past the
+    clip deadline (on a GPU; ``vgkit.cost`` gives ``projected_clip_s`` per clip)."""
 
-    def start_clip(self, index: int, *, phase: str = "denoise") -> None:
+    deadlines: Deadlines
+    _: KW_ONLY
+    clip_count: int
+    state_file: Path | None = None
+    progress: Progress = print
+    live_check: bool = False
+    projected_clip_s: dict[int, float] | None = None
+    clip_index: int | None = field(default=None, init=False)
+    clip_started_at: float | None = field(default=None, init=False)
+    phase: str = field(default="load", init=False)
+    live: dict[str, Any] | None = field(default=None, init=False)  # the measured projection, once made
+    _last_report: float = field(default=0.0, init=False)
+    _first_step_at: float | None = field(default=None, init=False)
+
+    def start_clip(self, index: int) -> None:
         self.clip_index = index
         self.clip_started_at = time.time()
         self._first_step_at = None
-        self.set_phase(phase)
+        self.set_phase("denoise")
 
     def projection_record(self) -> dict[str, Any]:
         """What was projected for the clip in progress (planner, and live after two steps)."""
-        planned = self.projected_clip_s.get(self.clip_index) if self.clip_index is not None else None
+        planned = (self.projected_clip_s or {}).get(self.clip_index) if self.clip_index is not None else None
         live = self.live if self.live is not None and self.live["clip_index"] == self.clip_index else None
         return {"planned_clip_s": None if planned is None else round(planned, 1), "live": live}
 
@@ -241,24 +230,30 @@ class RunGuard:
         started = self.clip_started_at or now
         if self.live_check and self.live is None and self._live_projection(steps_done, steps_total, now, started):
             return True
-        if steps_done == steps_total or now - self._last_report >= self.progress_every_s:
+        if steps_done == steps_total or now - self._last_report >= PROGRESS_EVERY_S:
             self._last_report = now
             elapsed_s = now - started
             eta_s = elapsed_s / steps_done * (steps_total - steps_done) if steps_done else 0.0
             self.progress(
                 Event(
                     "denoise",
-                    clip_index=self.clip_index or 0,
-                    clip_count=self.clip_count,
-                    step=steps_done,
-                    total=steps_total,
+                    **self._step_fields(steps_done, steps_total, now),
                     elapsed_s=round(elapsed_s, 3),
                     eta_s=round(eta_s, 3),
                     figures={"run_deadline_in_s": round(self.deadlines.run_deadline_at - now, 3)},
-                    at=now,
                 )
             )
         return self.passed() is not None
+
+    def _step_fields(self, step: int, total: int, now: float) -> dict[str, Any]:
+        """What each step's event says about where the run is."""
+        return {
+            "clip_index": self.clip_index or 0,
+            "clip_count": self.clip_count,
+            "step": step,
+            "total": total,
+            "at": now,
+        }
 
     def _live_projection(self, steps_done: int, steps_total: int, now: float, started: float) -> bool:
         """Measure the second step; project the clip's denoise; True when that is past the deadline.
@@ -283,22 +278,13 @@ class RunGuard:
             "projected_denoise_s": round(projected, 1),
             "past_deadline": past,
         }
-        self.progress(
-            Event(
-                "projection",
-                clip_index=self.clip_index or 0,
-                clip_count=self.clip_count,
-                step=steps_done,
-                total=steps_total,
-                figures={
-                    "step_s": round(step_s, 3),
-                    "projected_denoise_s": round(projected, 1),
-                    "planned_clip_s": self.projection_record()["planned_clip_s"],
-                    "clip_timeout_s": self.deadlines.clip_timeout_s,
-                },
-                at=now,
-            )
-        )
+        figures: dict[str, Figure] = {
+            "step_s": round(step_s, 3),
+            "projected_denoise_s": round(projected, 1),
+            "planned_clip_s": self.projection_record()["planned_clip_s"],
+            "clip_timeout_s": self.deadlines.clip_timeout_s,
+        }
+        self.progress(Event("projection", **self._step_fields(steps_done, steps_total, now), figures=figures))
         return past
 
 
@@ -327,8 +313,8 @@ class WatchdogOutcome:
     killed it for (None: it ended by itself) and its last state record."""
 
     returncode: int
-    killed_for: str | None = None
-    state: Mapping[str, Any] | None = None
+    killed_for: str | None
+    state: Mapping[str, Any]
 
 
 class _LinePump:
@@ -337,13 +323,10 @@ class _LinePump:
     def __init__(self, proc: subprocess.Popen[bytes], sink: OutputSink) -> None:
         self._sink = sink
         self._selector = selectors.DefaultSelector()
-        self._is_err: dict[int, bool] = {}
-        self._partial: dict[int, bytes] = {}
+        self._partial = {False: b"", True: b""}  # by whether it is stderr: the line being read
         for stream, is_err in ((proc.stdout, False), (proc.stderr, True)):
             assert stream is not None
-            self._selector.register(stream.fileno(), selectors.EVENT_READ)
-            self._is_err[stream.fileno()] = is_err
-            self._partial[stream.fileno()] = b""
+            self._selector.register(stream.fileno(), selectors.EVENT_READ, is_err)
 
     def read(self, timeout_s: float) -> None:
         """Wait up to ``timeout_s`` for output and hand out every whole line that arrived."""
@@ -351,29 +334,29 @@ class _LinePump:
             time.sleep(timeout_s)
             return
         for key, _ in self._selector.select(timeout_s):
-            fd = int(key.fd)
-            data = os.read(fd, 1 << 16)
+            is_err: bool = key.data
+            data = os.read(key.fd, 1 << 16)
             if not data:  # EOF: every writer of this pipe is gone
-                self._selector.unregister(fd)
-                self._emit(fd, self._partial.pop(fd))
+                self._selector.unregister(key.fd)
+                self._emit(self._partial.pop(is_err), is_err)
                 continue
-            *lines, self._partial[fd] = (self._partial[fd] + data).split(b"\n")
+            *lines, self._partial[is_err] = (self._partial[is_err] + data).split(b"\n")
             for line in lines:
-                self._emit(fd, line)
+                self._emit(line, is_err)
 
     def drain(self) -> None:
         """Read until both pipes are closed (bounded: a descendant that left the group could hold them)."""
         deadline = time.monotonic() + DRAIN_S
         while self._selector.get_map() and time.monotonic() < deadline:
             self.read(0.1)
-        for fd in list(self._partial):
-            self._emit(fd, self._partial.pop(fd))
+        for is_err in list(self._partial):
+            self._emit(self._partial.pop(is_err), is_err)
         self._selector.close()
 
-    def _emit(self, fd: int, raw: bytes) -> None:
+    def _emit(self, raw: bytes, is_err: bool) -> None:
         line = raw.decode("utf-8", errors="replace").rsplit("\r", 1)[-1]  # progress bars redraw with \r
         if line:
-            self._sink(line, self._is_err[fd])
+            self._sink(line, is_err)
 
 
 def supervise(
@@ -381,60 +364,46 @@ def supervise(
     *,
     deadlines: Deadlines,
     state_file: Path,
+    output: OutputSink,
+    env: Mapping[str, str],
     grace_s: float = DEFAULT_GRACE_S,
-    env: Mapping[str, str] | None = None,
     pass_fds: Sequence[int] = (),
-    poll_s: float = 0.2,
-    term_wait_s: float = TERM_WAIT_S,
-    output: OutputSink | None = None,
 ) -> WatchdogOutcome:
     """Run ``argv`` in a new session and kill its whole process group past a deadline + grace.
 
     The clip deadline counts from the ``clip_started_at`` the worker last wrote to
     ``state_file``; the run deadline from ``deadlines.run_started_at``. If this process is
-    interrupted (Ctrl-C), the group is killed too. With ``output``, the child's stdout and stderr
-    lines go to ``output`` (stdin is closed); without it the child shares this process's streams.
+    interrupted (Ctrl-C), the group is killed too. The child's stdout and stderr lines go to
+    ``output``; its stdin is closed. ``grace_s`` is checked by the caller (``check_grace``).
     """
-    check_grace(grace_s)
-    piped = subprocess.PIPE if output is not None else None
     proc = subprocess.Popen(
         list(argv),
-        env=dict(env) if env is not None else None,
+        env=dict(env),
         start_new_session=True,
         pass_fds=pass_fds,
-        stdin=subprocess.DEVNULL if output is not None else None,
-        stdout=piped,
-        stderr=piped,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
-    pump = _LinePump(proc, output) if output is not None else None
+    pump = _LinePump(proc, output)
+    killed_for: str | None = None
     try:
-        while True:
-            if pump is not None:
-                pump.read(poll_s)
-                returncode = proc.poll()
-            else:
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    proc.wait(timeout=poll_s)
-                returncode = proc.returncode
-            if returncode is not None:
-                kill_process_group(proc, term_wait_s=0.0)  # descendants the worker left behind
-                if pump is not None:
-                    pump.drain()
-                return WatchdogOutcome(returncode=returncode, state=read_state(state_file))
-            state = read_state(state_file)
-            started = state.get("clip_started_at")
-            failure = deadlines.first_passed(
+        while killed_for is None:
+            pump.read(POLL_S)
+            if proc.poll() is not None:
+                break
+            started = read_state(state_file).get("clip_started_at")
+            killed_for = deadlines.first_passed(
                 clip_started_at=float(started) if isinstance(started, int | float) else None,
                 now=time.time(),
                 slack_s=grace_s,
             )
-            if failure is not None:
-                kill_process_group(proc, term_wait_s=term_wait_s)
-                if pump is not None:
-                    pump.drain()
-                return WatchdogOutcome(returncode=proc.returncode, killed_for=failure, state=state)
+        # past a deadline: the whole group; ended by itself: the descendants it left behind
+        kill_process_group(proc, term_wait_s=0.0 if killed_for is None else TERM_WAIT_S)
+        pump.drain()
+        return WatchdogOutcome(returncode=proc.returncode, killed_for=killed_for, state=read_state(state_file))
     except BaseException:
-        kill_process_group(proc, term_wait_s=term_wait_s)
+        kill_process_group(proc)
         raise
     finally:
         for stream in (proc.stdout, proc.stderr):

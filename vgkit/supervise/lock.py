@@ -26,6 +26,7 @@ import stat
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
@@ -53,12 +54,12 @@ def device_lock_name(device: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "_", name)
 
 
+@dataclass(eq=False)
 class DeviceLock:
     """A held device lock; release it with ``release()`` or by leaving the ``with`` block."""
 
-    def __init__(self, path: Path, fd: int) -> None:
-        self.path = path
-        self.fd = fd
+    path: Path
+    fd: int
 
     def release(self) -> None:
         if self.fd >= 0:

@@ -62,14 +62,12 @@ class GpuSampler:
         except Exception as exc:  # NVMLError_LibraryNotFound / _DriverNotLoaded / _NoPermission / ...
             self.reason = f"NVML unavailable: {_describe(exc)}"
             return self
+        gpu = visible_gpu()  # an index, or a UUID (GPU-..., MIG-...)
         try:
-            gpu = visible_gpu()
-            if gpu.isdigit():
-                self._handle = pynvml.nvmlDeviceGetHandleByIndex(int(gpu))
-            else:  # CUDA_VISIBLE_DEVICES may name GPUs by UUID (GPU-..., MIG-...)
-                self._handle = pynvml.nvmlDeviceGetHandleByUUID(gpu)
+            by = pynvml.nvmlDeviceGetHandleByIndex if gpu.isdigit() else pynvml.nvmlDeviceGetHandleByUUID
+            self._handle = by(int(gpu) if gpu.isdigit() else gpu)
         except Exception as exc:
-            self.reason = f"NVML has no GPU {visible_gpu()!r}: {_describe(exc)}"
+            self.reason = f"NVML has no GPU {gpu!r}: {_describe(exc)}"
             with contextlib.suppress(Exception):
                 pynvml.nvmlShutdown()
             return self
@@ -142,8 +140,7 @@ class GpuSampler:
             return [s[metric] for s in self.samples if metric in s]
 
         def peak(metric: str) -> float | int | None:
-            found = values(metric)
-            return max(found) if found else None
+            return max(values(metric), default=None)
 
         def mean(metric: str) -> float | None:
             found = values(metric)

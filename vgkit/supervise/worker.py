@@ -25,12 +25,13 @@ lock, held through a descriptor both share, frees when both are gone. The in-pro
 from __future__ import annotations
 
 import ctypes
+import itertools
 import os
 import signal
 import sys
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -57,6 +58,7 @@ SUPERVISOR_PID_ENV = "VGKIT_SUPERVISOR_PID"
 RESULT_FILE = "worker-result.json"  # beside the state file: the child's JobResult or its error
 _PR_SET_PDEATHSIG = 1
 _ERROR_PREFIX = "vgkit: error: "
+_FAILURE_FIELDS = ("kind", "clip_index", "phase")  # what a VgkitError carries besides its message
 
 OnClip = Callable[[int, Path], None]
 
@@ -104,38 +106,27 @@ def run_in_worker(spec: Path, *, state_file: Path, **run_job_kwargs: Any) -> Job
 
     die_with_parent()
     record = state_file.with_name(RESULT_FILE)
-    run_job_kwargs["progress"] = _send_to_parent
+    run_job_kwargs["progress"] = lambda event: print(event.to_json(), flush=True)
     try:
         result = run_job(spec, state_file=state_file, make_generator=generator_factory(), **run_job_kwargs)
     except VgkitError as exc:
-        error = {
-            "error_class": _public_class(exc).__name__,
-            "message": str(exc),
-            "exit_code": exc.exit_code,
-            "kind": exc.kind,
-            "clip_index": exc.clip_index,
-            "phase": exc.phase,
-        }
-        atomic_write_json(record, error)
+        error = {"error_class": _public_class(exc).__name__, "message": str(exc), "exit_code": exc.exit_code}
+        atomic_write_json(record, error | {name: getattr(exc, name) for name in _FAILURE_FIELDS})
         raise
     atomic_write_json(record, {"result": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(result).items()}})
     return result
 
 
-def _send_to_parent(event: Event) -> None:
-    print(event.to_json(), flush=True)
-
-
+@dataclass(eq=False)
 class _Output:
     """Where the child's lines go: stdout events to ``progress`` (and ``on_clip`` once a clip
     lands; a line that is no event as a note), stderr lines to this process's stderr, except the
     child's own one-line error, which the parent raises again (printing it twice would say it twice)."""
 
-    def __init__(self, layout: RunLayout, progress: Progress, on_clip: OnClip | None) -> None:
-        self.layout = layout
-        self.progress = progress
-        self.on_clip = on_clip
-        self.error_line: str | None = None
+    layout: RunLayout
+    progress: Progress
+    on_clip: OnClip | None
+    error_line: str | None = None
 
     def __call__(self, line: str, is_err: bool) -> None:
         if is_err and line.startswith(_ERROR_PREFIX):
@@ -149,16 +140,15 @@ class _Output:
                 self.on_clip(event.clip_index, self.layout.clip(event.clip_index))
 
 
-def _where(state: Mapping[str, Any] | None) -> str:
-    index = (state or {}).get("clip_index")
-    phase = (state or {}).get("phase", "load")
-    return f"clip {index:03d} ({phase})" if isinstance(index, int) else f"the run ({phase})"
-
-
-def _state_fields(state: Mapping[str, Any] | None) -> tuple[int | None, str]:
+def _state_fields(state: Mapping[str, Any]) -> tuple[int | None, str]:
     """The clip index and phase the worker last recorded."""
-    index = (state or {}).get("clip_index")
-    return (index if isinstance(index, int) else None), str((state or {}).get("phase", "load"))
+    index = state.get("clip_index")
+    return (index if isinstance(index, int) else None), str(state.get("phase", "load"))
+
+
+def _where(state: Mapping[str, Any]) -> str:
+    index, phase = _state_fields(state)
+    return f"clip {index:03d} ({phase})" if index is not None else f"the run ({phase})"
 
 
 def _record_kill(layout: RunLayout, error: VgkitError, *, killed_by: str) -> None:
@@ -175,7 +165,6 @@ def _record_kill(layout: RunLayout, error: VgkitError, *, killed_by: str) -> Non
 def _watchdog_error(
     outcome: WatchdogOutcome, layout: RunLayout, deadlines: Deadlines, grace_s: float
 ) -> GuardrailError:
-    assert outcome.killed_for is not None
     what = "clip" if outcome.killed_for == "clip_deadline" else "run"
     limit_s = deadlines.clip_timeout_s if what == "clip" else deadlines.run_timeout_s
     message = (
@@ -197,7 +186,7 @@ def _signal_error(outcome: WatchdogOutcome, layout: RunLayout) -> WorkerKilledEr
         name, (hint, kind) = sig.name, _SIGNAL_HINTS.get(sig, ("see the output above", "other"))
     except ValueError:
         name, hint, kind = f"signal {number}", "see the output above", "other"
-    pid = (outcome.state or {}).get("pid")
+    pid = outcome.state.get("pid")
     who = f"the worker (pid {pid})" if isinstance(pid, int) else "the worker"
     message = (
         f"{who} was killed by {name} during {_where(outcome.state)}: {hint}; "
@@ -217,14 +206,9 @@ def _child_error(
     if outcome.returncode < 0:
         return _signal_error(outcome, layout)
     cls = getattr(errors, str(record.get("error_class")), None)
-    if isinstance(cls, type) and issubclass(cls, VgkitError):
-        index, kind, phase = record.get("clip_index"), record.get("kind"), record.get("phase")
-        return cls(
-            str(record.get("message")),
-            kind=str(kind) if kind is not None else None,
-            clip_index=index if isinstance(index, int) else None,
-            phase=str(phase) if phase is not None else None,
-        )
+    if isinstance(cls, type) and issubclass(cls, VgkitError):  # run_in_worker wrote the record
+        fields = {name: record.get(name) for name in _FAILURE_FIELDS}
+        return cls(str(record.get("message")), **fields)
     exc = VgkitError(
         error_line
         or f"the worker exited with code {outcome.returncode} during {_where(outcome.state)} without a vgkit "
@@ -306,30 +290,18 @@ def run_supervised(
         held = acquire_device_lock(
             device_lock_name(choice.device), run_dir=run_dir, wait=wait_for_gpu, progress=text_sink(progress)
         )
-    child = [
-        sys.executable,
-        "-m",
-        "vgkit",
-        "run",
-        str(spec),
-        "--model",
-        choice.model.name,
-        "--preset",
-        plan.preset["name"],
-        "--out",
-        str(run_dir),
-        "--in-process",
-        "--no-lock",
-        "--clip-timeout-s",
-        repr(deadlines.clip_timeout_s),
-        "--run-timeout-s",
-        repr(deadlines.run_timeout_s),
-        "--run-started-at",
-        repr(deadlines.run_started_at),
-        *([] if resume else ["--no-resume"]),
-        *(["--gpu", cost.card.name] if cost is not None else []),
-        "--no-cost-check",  # checked above; the child keeps the projection for its live check only
-    ]
+    options = {
+        "--model": choice.model.name,
+        "--preset": plan.preset["name"],
+        "--out": str(run_dir),
+        "--clip-timeout-s": repr(deadlines.clip_timeout_s),
+        "--run-timeout-s": repr(deadlines.run_timeout_s),
+        "--run-started-at": repr(deadlines.run_started_at),
+        **({"--gpu": cost.card.name} if cost is not None else {}),
+    }
+    child = [sys.executable, "-m", "vgkit", "run", str(spec), *itertools.chain(*options.items())]
+    child += ["--in-process", "--no-lock", *([] if resume else ["--no-resume"])]
+    child.append("--no-cost-check")  # checked above; the child keeps the projection for its live check only
     progress(note(describe_hub_cache()))  # after any wait for the device: the line before the worker's own
     try:
         record = supervise_job(
@@ -346,12 +318,6 @@ def run_supervised(
             held.release()
     if not record:
         raise VgkitError(f"the worker ended without recording a result for {run_dir}; re-run to resume")
-    return JobResult(
-        run_dir=Path(record["run_dir"]),
-        final_video=Path(record["final_video"]),
-        manifest=Path(record["manifest"]),
-        bundle=Path(record["bundle"]),
-        model=str(record["model"]),
-        final_frames=int(record["final_frames"]),
-        final_seconds=float(record["final_seconds"]),
-    )
+    paths = ("run_dir", "final_video", "manifest", "bundle")
+    fields: dict[str, Any] = {name: Path(value) if name in paths else value for name, value in record.items()}
+    return JobResult(**fields)
