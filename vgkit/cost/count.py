@@ -28,7 +28,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Counted", "count_call", "count_module_params"]
+__all__ = ["Counted", "count_call"]
 
 
 @dataclass(frozen=True)
@@ -102,14 +102,6 @@ def _modes(tracker: _LiveBytes) -> tuple[Any, Any]:
             return out
 
     return Dispatch(), FusedAttention()
-
-
-def _storages(tensors: list[Any]) -> set[int]:
-    return {int(t.untyped_storage()._cdata) for t in tensors}
-
-
-def count_module_params(module: Any) -> int:
-    return int(sum(p.numel() for p in module.parameters()))
 
 
 _MEMO: dict[str, Counted] = {}
@@ -197,7 +189,7 @@ def _count(
         torch.set_default_dtype(previous)
     tensors = [t for t in tree_leaves(inputs) if isinstance(t, torch.Tensor)]
     weights = [*module.parameters(), *module.buffers()]
-    tracker = _LiveBytes(_storages(tensors + weights))
+    tracker = _LiveBytes({int(t.untyped_storage()._cdata) for t in tensors + weights})
     dispatch, attention = _modes(tracker)
     with FlopCounterMode(display=False) as counter, torch.no_grad(), attention, dispatch:
         out = run(module, inputs)
@@ -211,7 +203,7 @@ def _count(
         linear_flops=linear,
         attention_flops=attention_flops,
         other_flops=total - linear - attention_flops,
-        params=count_module_params(module),
+        params=int(sum(p.numel() for p in module.parameters())),
         activation_peak_bytes=int(tracker.peak),
         input_bytes=int(sum(t.numel() * t.element_size() for t in tensors)),
     )
