@@ -30,6 +30,10 @@ from typing import Any
 
 __all__ = ["Counted", "count_call"]
 
+Build = Callable[[], Any]  # makes the module (on meta)
+MakeInputs = Callable[[Any], dict[str, Any]]  # module -> the keyword inputs of one call
+Run = Callable[[Any, dict[str, Any]], Any]  # (module, inputs) -> runs the call
+
 
 @dataclass(frozen=True)
 class Counted:
@@ -133,14 +137,7 @@ def _cache_key(parts: dict[str, Any]) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
 
-def count_call(
-    key_parts: dict[str, Any],
-    build: Callable[[], Any],
-    call: Callable[[Any], dict[str, Any]],
-    run: Callable[[Any, dict[str, Any]], Any],
-    *,
-    dtype: str,
-) -> Counted:
+def count_call(key_parts: dict[str, Any], build: Build, call: MakeInputs, run: Run, *, dtype: str) -> Counted:
     """Build a module with ``build()`` on ``meta`` in ``dtype``, make its inputs with ``call``, and
     count ``run(module, inputs)``. Cached by ``key_parts`` (which must name everything that
     shapes the count) in memory and on disk."""
@@ -168,13 +165,7 @@ def count_call(
     return counted
 
 
-def _count(
-    build: Callable[[], Any],
-    call: Callable[[Any], dict[str, Any]],
-    run: Callable[[Any, dict[str, Any]], Any],
-    *,
-    dtype: str,
-) -> Counted:
+def _count(build: Build, call: MakeInputs, run: Run, *, dtype: str) -> Counted:
     import torch
     from torch.utils._pytree import tree_leaves
     from torch.utils.flop_counter import FlopCounterMode

@@ -39,9 +39,7 @@ def native_projection(figure: Published, *, efficiency: float | None) -> tuple[f
     tiled = figure.model == "hunyuan-i2v"  # HunyuanVideo's reference code always decodes tiled
     dtypes = {"wan22": ("bfloat16", "float32"), "cogvideox15": ("bfloat16", "bfloat16")}
     other, vae = dtypes.get(figure.model, ("float16", "float16"))
-    placement = Preset(
-        name="", device="cuda", offload=figure.offload, vae_tiling=tiled, other_dtype=other, vae_dtype=vae
-    )
+    placement = Preset(name="", offload=figure.offload, vae_tiling=tiled, other_dtype=other, vae_dtype=vae)
     result = project(
         figure.model,
         preset=placement,

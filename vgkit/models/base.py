@@ -128,7 +128,6 @@ class ModelAdapter:
 
     @property
     def frame_rule(self) -> FrameRule:
-        """Valid clip lengths (``clip_limits.frame_rule``)."""
         return self.clip_limits.frame_rule
 
     @cached_property
@@ -170,9 +169,8 @@ class ModelAdapter:
     # -- loading --------------------------------------------------------------------------------
     def preset(self, name: str) -> Preset:
         """The preset called ``name``, or a ``SpecError`` listing this model's presets."""
-        for preset in self.presets:
-            if preset.name == name:
-                return preset
+        if found := next((preset for preset in self.presets if preset.name == name), None):
+            return found
         known = ", ".join(p.name for p in self.presets) or "none"
         raise SpecError(f"preset = {name!r}: {self.name} has no such preset; fix: use one of {known}")
 

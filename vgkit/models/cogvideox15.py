@@ -112,7 +112,6 @@ _SOURCE = (
 _PRESETS = (
     Preset(
         name="4090",
-        device="cuda",
         offload="model",
         vae_tiling=True,
         size_scale=0.75,  # 1360x768 -> 1024x576, upscaled back in the stitch
@@ -123,7 +122,6 @@ _PRESETS = (
     ),
     Preset(
         name="80gb",
-        device="cuda",
         steps_scale=0.8,  # 50 -> 40
         source=_SOURCE + "; 50 steps project ~505 s on an H100, too close to the 600 s limit for the projection's "
         "+-35 % error: 40 steps (~405 s) cost some prompt adherence",

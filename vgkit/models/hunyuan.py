@@ -189,7 +189,6 @@ _SOURCE = (
 _PRESETS = (
     Preset(
         name="4090",
-        device="cuda",
         offload="group",
         vae_tiling=True,
         fp8_layerwise=True,
@@ -201,7 +200,6 @@ _PRESETS = (
     ),
     Preset(
         name="80gb",
-        device="cuda",
         vae_tiling=True,
         other_dtype="float16",
         size_scale=0.75,  # 1280x720 -> 960x544, upscaled back in the stitch

@@ -34,7 +34,7 @@ class Preset:
     """
 
     name: str
-    device: str
+    device: str = "cuda"
     offload: str = "none"
     vae_tiling: bool = False
     fp8_layerwise: bool = False

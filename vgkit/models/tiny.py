@@ -53,12 +53,10 @@ def seeded_from_reference(cls: Any, model: str, component: str, **sizes: Any) ->
     return cls.from_config({**reference_config(model, component), **sizes})
 
 
-def edit_json(path: Path, changes: dict[str, Any], *, drop: tuple[str, ...] = ()) -> None:
-    """Set ``changes`` (and remove ``drop``) in the JSON file at ``path``, written sorted."""
+def edit_json(path: Path, changes: dict[str, Any]) -> None:
+    """Set ``changes`` in the JSON file at ``path`` (made if missing), written sorted."""
     data = json.loads(path.read_text()) if path.is_file() else {}
     data.update(changes)
-    for key in drop:
-        data.pop(key, None)
     path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 

@@ -91,7 +91,6 @@ _LIMITS = ClipLimits(native_frames=121, max_frames=121, fps=24, frame_rule=Frame
 _PRESETS = (
     Preset(
         name="4090",
-        device="cuda",
         offload="model",
         vae_tiling=True,
         vae_dtype="float32",
@@ -100,7 +99,6 @@ _PRESETS = (
     ),
     Preset(
         name="80gb",
-        device="cuda",
         vae_dtype="float32",
         source="everything on the GPU; vgkit.cost projects ~183 s and ~43 GiB per clip on an H100 (the untiled "
         "float32 VAE decode is the peak)",
