@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vgkit.models import tiny
+import vgkit.models.tiny as tiny
 from vgkit.models.base import CPU_PRESET, ClipLimits, FrameRule, ModelAdapter, Preset, execution_device
 
 __all__ = ["COGVIDEOX15", "COGVIDEOX15_TINY", "CogVideoX15Adapter"]

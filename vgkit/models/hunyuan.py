@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vgkit.models import tiny
+import vgkit.models.tiny as tiny
 from vgkit.models.base import CPU_PRESET, ClipLimits, FrameRule, ModelAdapter, Preset, execution_device
 
 __all__ = ["HUNYUAN_I2V", "HUNYUAN_I2V_TINY", "HunyuanI2VAdapter", "tiny_tokenizer_corpus"]
