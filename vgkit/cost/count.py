@@ -28,7 +28,11 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Counted", "count_call", "count_module_params"]
+__all__ = ["Counted", "count_call"]
+
+Build = Callable[[], Any]  # makes the module (on meta)
+MakeInputs = Callable[[Any], dict[str, Any]]  # module -> the keyword inputs of one call
+Run = Callable[[Any, dict[str, Any]], Any]  # (module, inputs) -> runs the call
 
 
 @dataclass(frozen=True)
@@ -104,14 +108,6 @@ def _modes(tracker: _LiveBytes) -> tuple[Any, Any]:
     return Dispatch(), FusedAttention()
 
 
-def _storages(tensors: list[Any]) -> set[int]:
-    return {int(t.untyped_storage()._cdata) for t in tensors}
-
-
-def count_module_params(module: Any) -> int:
-    return int(sum(p.numel() for p in module.parameters()))
-
-
 _MEMO: dict[str, Counted] = {}
 # Counts shipped with vgkit for the presets' native sizes under the pinned versions, so that
 # `vgkit models` and `vgkit check` answer at once; a key under other versions misses and recounts.
@@ -141,14 +137,7 @@ def _cache_key(parts: dict[str, Any]) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
 
-def count_call(
-    key_parts: dict[str, Any],
-    build: Callable[[], Any],
-    call: Callable[[Any], dict[str, Any]],
-    run: Callable[[Any, dict[str, Any]], Any],
-    *,
-    dtype: str,
-) -> Counted:
+def count_call(key_parts: dict[str, Any], build: Build, call: MakeInputs, run: Run, *, dtype: str) -> Counted:
     """Build a module with ``build()`` on ``meta`` in ``dtype``, make its inputs with ``call``, and
     count ``run(module, inputs)``. Cached by ``key_parts`` (which must name everything that
     shapes the count) in memory and on disk."""
@@ -176,13 +165,7 @@ def count_call(
     return counted
 
 
-def _count(
-    build: Callable[[], Any],
-    call: Callable[[Any], dict[str, Any]],
-    run: Callable[[Any, dict[str, Any]], Any],
-    *,
-    dtype: str,
-) -> Counted:
+def _count(build: Build, call: MakeInputs, run: Run, *, dtype: str) -> Counted:
     import torch
     from torch.utils._pytree import tree_leaves
     from torch.utils.flop_counter import FlopCounterMode
@@ -197,7 +180,7 @@ def _count(
         torch.set_default_dtype(previous)
     tensors = [t for t in tree_leaves(inputs) if isinstance(t, torch.Tensor)]
     weights = [*module.parameters(), *module.buffers()]
-    tracker = _LiveBytes(_storages(tensors + weights))
+    tracker = _LiveBytes({int(t.untyped_storage()._cdata) for t in tensors + weights})
     dispatch, attention = _modes(tracker)
     with FlopCounterMode(display=False) as counter, torch.no_grad(), attention, dispatch:
         out = run(module, inputs)
@@ -211,7 +194,7 @@ def _count(
         linear_flops=linear,
         attention_flops=attention_flops,
         other_flops=total - linear - attention_flops,
-        params=count_module_params(module),
+        params=int(sum(p.numel() for p in module.parameters())),
         activation_peak_bytes=int(tracker.peak),
         input_bytes=int(sum(t.numel() * t.element_size() for t in tensors)),
     )

@@ -33,24 +33,21 @@ def native_projection(figure: Published, *, efficiency: float | None) -> tuple[f
     """(seconds, peak GiB) of ``figure``'s model at its native settings on its card and placement."""
     from vgkit.cost.architectures import ARCHITECTURES
     from vgkit.models import adapter
+    from vgkit.models.presets import Preset
 
-    model = adapter(figure.model)
-    base = model.baseline
-    gpu = card(figure.card)
+    base = adapter(figure.model).baseline
     tiled = figure.model == "hunyuan-i2v"  # HunyuanVideo's reference code always decodes tiled
     dtypes = {"wan22": ("bfloat16", "float32"), "cogvideox15": ("bfloat16", "bfloat16")}
     other, vae = dtypes.get(figure.model, ("float16", "float16"))
+    placement = Preset(name="", offload=figure.offload, vae_tiling=tiled, other_dtype=other, vae_dtype=vae)
     result = project(
         figure.model,
-        card=gpu,
+        preset=placement,
+        card=card(figure.card),
         width=base.width,
         height=base.height,
         num_frames=ARCHITECTURES[figure.model].native_frames,
         steps=base.steps,
-        offload=figure.offload,
-        vae_tiling=tiled,
-        other_dtype=other,
-        vae_dtype=vae,
         efficiency=efficiency,
     )
     return result.seconds_per_clip, result.peak_gib
@@ -91,7 +88,7 @@ def write_packaged_counts() -> int:
 
     from vgkit.cost import count
     from vgkit.cost.architectures import ARCHITECTURES
-    from vgkit.cost.planner import project_preset
+    from vgkit.cost.planner import project_native
     from vgkit.models import adapter
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -105,20 +102,8 @@ def write_packaged_counts() -> int:
             for name in ARCHITECTURES:
                 model = adapter(name)
                 for preset in model.presets:
-                    if preset.device == "cpu":
-                        continue
-                    width, height = preset.generation_size(
-                        model.baseline.width, model.baseline.height, multiple=model.size_multiple
-                    )
-                    project_preset(
-                        model,
-                        preset,
-                        gpu=card("4090" if preset.name == "4090" else "h100"),
-                        width=width,
-                        height=height,
-                        num_frames=ARCHITECTURES[name].native_frames,
-                        steps=preset.scaled_steps(model.baseline.steps),
-                    )
+                    if preset.device != "cpu":
+                        project_native(model, preset, gpu=card("4090" if preset.name == "4090" else "h100"))
         finally:
             count.PACKAGED = saved
             if previous is None:

@@ -80,9 +80,8 @@ CARDS: tuple[GpuCard, ...] = (
 
 def card(name: str) -> GpuCard:
     """The card called ``name`` (case-insensitive), or a ``SpecError`` listing the known cards."""
-    for known in CARDS:
-        if known.name == name.lower():
-            return known
+    if found := next((known for known in CARDS if known.name == name.lower()), None):
+        return found
     names = ", ".join(c.name for c in CARDS)
     raise SpecError(f"gpu = {name!r}: vgkit has no figures for this card; fix: use one of {names}")
 

@@ -27,6 +27,7 @@ __all__ = [
     "check_plan",
     "native_preset_lines",
     "plan_cost",
+    "project_native",
     "project_preset",
     "refuse_infeasible",
 ]
@@ -96,20 +97,19 @@ def project_preset(
     from vgkit.cost.projection import project
 
     return project(
-        _base_name(model),
-        card=gpu,
-        width=width,
-        height=height,
-        num_frames=num_frames,
-        steps=steps,
-        preset_name=preset.name,
-        offload=preset.offload,
-        vae_tiling=preset.vae_tiling,
-        fp8_layerwise=preset.fp8_layerwise,
-        transformer_dtype=preset.transformer_dtype,
-        other_dtype=preset.other_dtype,
-        vae_dtype=preset.vae_dtype,
+        _base_name(model), preset=preset, card=gpu, width=width, height=height, num_frames=num_frames, steps=steps
     )
+
+
+def project_native(model: ModelAdapter, preset: Preset, *, gpu: GpuCard) -> Projection:
+    """Project one native clip of ``model`` (its baseline size and steps, as ``preset`` scales them) on ``gpu``."""
+    from vgkit.cost.architectures import ARCHITECTURES
+
+    base = model.baseline
+    width, height = preset.generation_size(base.width, base.height, multiple=model.size_multiple)
+    frames = ARCHITECTURES[_base_name(model)].native_frames
+    steps = preset.scaled_steps(base.steps)
+    return project_preset(model, preset, gpu=gpu, width=width, height=height, num_frames=frames, steps=steps)
 
 
 def plan_cost(
@@ -150,9 +150,11 @@ def _fixes(cost: PlanCost, model: ModelAdapter, preset: Preset) -> list[str]:
     steps_fit = math.floor(cost.clip_timeout_s * 0.95 / per_step) if per_step > 0 else worst.steps
     if 0 < steps_fit < worst.steps:
         fixes.append(f"overrides.steps: {steps_fit} (fewer steps cost detail and prompt adherence)")
+    multiple = model.size_multiple
     for scale in (0.75, 0.5):
-        width = max(model.size_multiple, round(worst.width * scale / model.size_multiple) * model.size_multiple)
-        height = max(model.size_multiple, round(worst.height * scale / model.size_multiple) * model.size_multiple)
+        width, height = (
+            max(multiple, round(side * scale / multiple) * multiple) for side in (worst.width, worst.height)
+        )
         smaller = project_preset(
             model, preset, gpu=cost.card, width=width, height=height, num_frames=worst.num_frames, steps=worst.steps
         )
@@ -180,17 +182,10 @@ def native_preset_lines(model: ModelAdapter, preset: Preset, *, clip_limit_s: fl
     """What ``preset`` projects for one native clip (5 s) of ``model`` at its baseline size on each
     card the preset is named for, one phrase per card, marking where it breaks the clip limit or
     the card's memory."""
-    from vgkit.cost.architectures import ARCHITECTURES
-
-    base = model.baseline
-    width, height = preset.generation_size(base.width, base.height, multiple=model.size_multiple)
-    frames = ARCHITECTURES[_base_name(model)].native_frames
     lines = []
     for name in PRESET_CARDS.get(preset.name, ()):
         gpu = card(name)
-        one = project_preset(
-            model, preset, gpu=gpu, width=width, height=height, num_frames=frames, steps=preset.scaled_steps(base.steps)
-        )
+        one = project_native(model, preset, gpu=gpu)
         verdict = ""
         if one.seconds_per_clip > clip_limit_s:
             verdict = f" (over the {clip_limit_s:.0f} s clip limit: infeasible there)"
@@ -219,19 +214,15 @@ def check_plan(
     CPU run with no ``gpu`` named, a GPU vgkit has no figures for: said in one line)."""
     if model.tiny or preset.device == "cpu":
         return None
-    if gpu is not None:
-        chosen = card(gpu)
-    else:
-        from vgkit.settings import cuda_gpu_name
+    from vgkit.settings import cuda_gpu_name
 
-        name = cuda_gpu_name() if device != "cpu" else None
-        found = card_for_this_machine(name, gpu_memory_gib)
-        if found is None:
-            known = ", ".join(c.name for c in CARDS)
-            what = "no GPU found here" if name is None else f"no figures for the GPU {name!r}"
-            progress(f"cost: {what}; projection skipped; fix: name a card to project on with --gpu ({known})")
-            return None
-        chosen = found
+    name = cuda_gpu_name() if gpu is None and device != "cpu" else None
+    chosen = card(gpu) if gpu is not None else card_for_this_machine(name, gpu_memory_gib)
+    if chosen is None:
+        known = ", ".join(c.name for c in CARDS)
+        what = "no GPU found here" if name is None else f"no figures for the GPU {name!r}"
+        progress(f"cost: {what}; projection skipped; fix: name a card to project on with --gpu ({known})")
+        return None
     cost = plan_cost(plan, model, preset, gpu=chosen, clip_timeout_s=clip_timeout_s, run_timeout_s=run_timeout_s)
     if cost is None:
         return None

@@ -24,9 +24,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from vgkit.cost.architectures import ARCHITECTURES, latent_grid, transformer_inputs
+from vgkit.cost.count import count_call
 from vgkit.cost.gpus import GpuCard
+
+if TYPE_CHECKING:
+    from vgkit.models.presets import Preset
 
 __all__ = ["EFFICIENCY", "PUBLISHED", "RUNTIME_OVERHEAD_GIB", "Projection", "Published", "project"]
 
@@ -88,14 +93,10 @@ class Projection:
     steps: int
     tokens: int
     step_tflop: float
-    text_tflop: float
-    vae_tflop: float
-    clip_tflop: float
     efficiency: float
     compute_s: float
     transfer_s: float
     seconds_per_clip: float
-    weights_gib: dict[str, float]
     peak_gib: float
     card_memory_gib: float
 
@@ -120,13 +121,16 @@ def _stride(vae: Any, side: str) -> int:
     return int(tile * (1 - getattr(vae, f"tile_overlap_factor_{side}")))
 
 
+def _latent_tile(vae: Any, side: str) -> int:
+    """A tiled decode's tile size along ``side`` ("height" or "width"), in latent pixels."""
+    return max(1, getattr(vae, f"tile_sample_min_{side}") // _spatial(vae))
+
+
 def _tile_overlap(vae: Any, latent_h: int, latent_w: int) -> float:
     """How many times a tiled decode covers each latent pixel, on average (tiles overlap)."""
-    spatial = _spatial(vae)
-    tile_h = max(1, vae.tile_sample_min_height // spatial)
-    tile_w = max(1, vae.tile_sample_min_width // spatial)
-    stride_h = max(1, _stride(vae, "height") // spatial)
-    stride_w = max(1, _stride(vae, "width") // spatial)
+    tile_h, tile_w = _latent_tile(vae, "height"), _latent_tile(vae, "width")
+    stride_h = max(1, _stride(vae, "height") // _spatial(vae))
+    stride_w = max(1, _stride(vae, "width") // _spatial(vae))
 
     def cover(size: int, tile: int, stride: int) -> float:
         if size <= tile:
@@ -138,9 +142,6 @@ def _tile_overlap(vae: Any, latent_h: int, latent_w: int) -> float:
 
 def _counts(name: str, *, width: int, height: int, num_frames: int, transformer_dtype: str, vae_dtype: str) -> Any:
     import diffusers
-
-    from vgkit.cost.architectures import ARCHITECTURES, latent_grid, transformer_inputs
-    from vgkit.cost.count import count_call
 
     arch = ARCHITECTURES[name]
     size = {"model": name, "width": width, "height": height, "num_frames": num_frames}
@@ -174,8 +175,6 @@ def _vae_shell(name: str) -> Any:
     import diffusers
     import torch
 
-    from vgkit.cost.architectures import ARCHITECTURES
-
     arch = ARCHITECTURES[name]
     with torch.device("meta"):
         vae = getattr(diffusers, arch.vae_class)(**arch.vae_config)
@@ -199,9 +198,6 @@ def _text_counts(name: str, *, dtype: str) -> list[Any]:
     """One forward of each text encoder over the tokens it encodes per clip, counted on ``meta``."""
     from functools import partial
 
-    from vgkit.cost.architectures import ARCHITECTURES
-    from vgkit.cost.count import count_call
-
     return [
         count_call(
             {"model": name, "component": "text_encoder", "class": cls_name, "config": config, "tokens": tokens},
@@ -215,8 +211,6 @@ def _text_counts(name: str, *, dtype: str) -> list[Any]:
 
 
 def _blocks(name: str) -> int:
-    from vgkit.cost.architectures import ARCHITECTURES
-
     config = ARCHITECTURES[name].transformer_config
     return int(config.get("num_layers", 1)) + int(config.get("num_single_layers", 0))
 
@@ -224,36 +218,30 @@ def _blocks(name: str) -> int:
 def project(
     name: str,
     *,
+    preset: Preset,
     card: GpuCard,
     width: int,
     height: int,
     num_frames: int,
     steps: int,
-    preset_name: str = "",
-    offload: str = "none",
-    vae_tiling: bool = False,
-    fp8_layerwise: bool = False,
-    transformer_dtype: str = "bfloat16",
-    other_dtype: str = "bfloat16",
-    vae_dtype: str | None = None,
     efficiency: float | None = None,
 ) -> Projection:
     """The projection for model ``name`` (``wan22``, ``cogvideox15``, ``hunyuan-i2v``) generating
-    ``num_frames`` at ``width`` x ``height`` with ``steps`` steps on ``card`` under the given placement."""
-    from vgkit.cost.architectures import ARCHITECTURES, latent_grid
-
+    ``num_frames`` at ``width`` x ``height`` with ``steps`` steps on ``card``, placed as ``preset`` says
+    (its offload, VAE tiling, fp8 storage and dtypes)."""
     arch = ARCHITECTURES[name]
-    vae_dtype = vae_dtype or other_dtype
+    other_dtype, offload = preset.other_dtype, preset.offload
+    vae_dtype = preset.vae_dtype or other_dtype
     transformer, vae = _counts(
         name,
         width=width,
         height=height,
         num_frames=num_frames,
-        transformer_dtype=transformer_dtype,
+        transformer_dtype=preset.transformer_dtype,
         vae_dtype=vae_dtype,
     )
     frames, lh, lw = latent_grid(arch, width=width, height=height, num_frames=num_frames)
-    shell = _vae_shell(name) if vae_tiling else None
+    shell = _vae_shell(name) if preset.vae_tiling else None
     overlap = _tile_overlap(shell, lh, lw) if shell is not None else 1.0
     texts = _text_counts(name, dtype=other_dtype)
 
@@ -265,7 +253,7 @@ def project(
     compute_s = clip_flops / (card.bf16_dense_tflops * 1e12 * eff)
 
     gib = 2**30
-    t_bytes = 1 if fp8_layerwise else _BYTES[transformer_dtype]
+    t_bytes = 1 if preset.fp8_layerwise else _BYTES[preset.transformer_dtype]
     weights = {
         "transformer": transformer.params * t_bytes / gib,
         "text_encoders": sum(text.params for text in texts) * _BYTES[other_dtype] / gib,
@@ -292,7 +280,7 @@ def project(
     tokens = _tokens(name, frames=frames, latent_h=lh, latent_w=lw)
     return Projection(
         model=name,
-        preset=preset_name,
+        preset=preset.name,
         card=card.name,
         width=width,
         height=height,
@@ -300,14 +288,10 @@ def project(
         steps=steps,
         tokens=tokens,
         step_tflop=step_flops / 1e12,
-        text_tflop=text_flops / 1e12,
-        vae_tflop=vae_flops / 1e12,
-        clip_tflop=clip_flops / 1e12,
         efficiency=eff,
         compute_s=compute_s,
         transfer_s=transfer_s,
         seconds_per_clip=compute_s + transfer_s,
-        weights_gib={k: round(v, 2) for k, v in weights.items()},
         peak_gib=resident + RUNTIME_OVERHEAD_GIB,
         card_memory_gib=card.memory_gib,
     )
@@ -315,16 +299,13 @@ def project(
 
 def _tile_fraction(vae: Any, latent_h: int, latent_w: int) -> float:
     """One tile's share of the latent area (1.0 when the clip fits one tile)."""
-    spatial = _spatial(vae)
-    tile_h = min(latent_h, max(1, vae.tile_sample_min_height // spatial))
-    tile_w = min(latent_w, max(1, vae.tile_sample_min_width // spatial))
+    tile_h = min(latent_h, _latent_tile(vae, "height"))
+    tile_w = min(latent_w, _latent_tile(vae, "width"))
     return (tile_h * tile_w) / (latent_h * latent_w)
 
 
 def _tokens(name: str, *, frames: int, latent_h: int, latent_w: int) -> int:
     """Video tokens the transformer attends over (latent grid / patch)."""
-    from vgkit.cost.architectures import ARCHITECTURES
-
     config = ARCHITECTURES[name].transformer_config
     patch = config["patch_size"]
     if isinstance(patch, (tuple, list)):

@@ -144,7 +144,7 @@ class BuildChoice:
     @property
     def stamp(self) -> str:
         """The line setup.sh's stamp records; a different choice later means reinstalling torch."""
-        return f"torch=={self.torch}+{self.build.tag} index={self.build.index_url}"
+        return f"{self.spec} index={self.build.index_url}"
 
     @property
     def why(self) -> str:
@@ -153,10 +153,6 @@ class BuildChoice:
             f"driver {self.driver.driver_text} supports CUDA {self.driver.cuda_text}; "
             f"torch {self.torch} built for CUDA {self.build.cuda_text} runs on it {how}"
         )
-
-
-def _text(version: Version) -> str:
-    return ".".join(str(part) for part in version)
 
 
 def _parse_version(text: str) -> Version:
@@ -175,10 +171,7 @@ def pinned_torch(requirements: Path | None = None) -> str:
 
 
 def _cuda_for_driver(driver: Version) -> Version:
-    for needed, cuda in _DRIVER_CUDA:
-        if driver >= needed:
-            return cuda
-    return (0,)
+    return next((cuda for needed, cuda in _DRIVER_CUDA if driver >= needed), (0,))
 
 
 def read_driver() -> DriverInfo | None:
@@ -210,7 +203,7 @@ def read_driver() -> DriverInfo | None:
     except (IndexError, ValueError):
         raise DriverError(f"nvidia-smi printed no driver version: {said[0] if said else 'no output'!r}") from None
     match = re.search(r"CUDA Version:\s*(\d+(?:\.\d+)*)", header.stdout)
-    cuda = match.group(1) if match else _text(_cuda_for_driver(_parse_version(driver)))
+    cuda = match.group(1) if match else ".".join(map(str, _cuda_for_driver(_parse_version(driver))))
     return DriverInfo(driver_text=driver, cuda_text=cuda, gpus=gpus)
 
 

@@ -133,19 +133,13 @@ def _attention_blocker(name: str, capability: tuple[int, int]) -> str | None:
     except (RuntimeError, ValueError, ImportError) as exc:
         said = str(exc).split(". ")[0]
         return said.split(" is not usable because ")[-1].replace("of missing package", "package missing")
-    if name.endswith("_hub"):
-        return _hub_kernel_blocker(name)
-    return None
+    if name.endswith("_hub"):  # runs only once its kernel build for this torch/CUDA is in the HF cache
+        from vgkit.hub.kernels import verify
 
-
-def _hub_kernel_blocker(name: str) -> str | None:
-    """A ``*_hub`` backend runs only once its kernel build for this torch/CUDA is in the HF cache."""
-    from vgkit.hub.kernels import verify
-
-    try:
-        verify(name)
-    except VgkitError:
-        return f"kernel not prefetched: `vgkit prefetch --attention-backend {name}`"
+        try:
+            verify(name)
+        except VgkitError:
+            return f"kernel not prefetched: `vgkit prefetch --attention-backend {name}`"
     return None
 
 
@@ -218,8 +212,7 @@ def _model(report: Diagnosis, requested: str, view: TorchView) -> tuple[float, l
 
 
 def _projection(model: ModelAdapter, preset: Preset, view: TorchView) -> str:
-    from vgkit.cost.architectures import ARCHITECTURES
-    from vgkit.cost.planner import card_for_this_machine, project_preset
+    from vgkit.cost.planner import card_for_this_machine, project_native
 
     if model.tiny or preset.device == "cpu":
         return "tiny random-weight model: seconds per clip on CPU, nothing to project"
@@ -227,12 +220,8 @@ def _projection(model: ModelAdapter, preset: Preset, view: TorchView) -> str:
     card = card_for_this_machine(gpu.name, gpu.memory_gib) if gpu else None
     if card is None:
         return f"no figures for {gpu.name if gpu else 'this GPU'}; `vgkit check SPEC --gpu 4090|h100` projects a plan"
-    base = model.baseline
-    width, height = preset.generation_size(base.width, base.height, multiple=model.size_multiple)
-    frames = ARCHITECTURES[model.name].native_frames
-    one = project_preset(model, preset, gpu=card, width=width, height=height, num_frames=frames,
-                         steps=preset.scaled_steps(base.steps))  # fmt: skip
-    return f"{one.describe()} ({width}x{height}, {frames} frames, {preset.scaled_steps(base.steps)} steps)"
+    one = project_native(model, preset, gpu=card)
+    return f"{one.describe()} ({one.width}x{one.height}, {one.num_frames} frames, {one.steps} steps)"
 
 
 def diagnose(*, models: list[str] | None = None, verify: bool = False) -> Diagnosis:

@@ -61,22 +61,15 @@ class TorchView:
         if self.cuda is None:
             return f"torch {self.version} is a CPU-only build; {fix}"
         said = f" (torch says: {self.error})" if self.error else ""
-        if driver is not None:
-            needed = _native_driver(self.version, self.cuda)
-            if needed and driver.driver < needed[0]:
-                return (
-                    f"torch {self.version} is built for CUDA {self.cuda}, which needs an NVIDIA driver >= "
-                    f"{needed[1]}; this host's {driver.driver_text} supports CUDA {driver.cuda_text}{said}; {fix}, "
-                    f"or rent an offer with a newer driver"
-                )
+        builds = BUILDS.get(self.version.split("+")[0], ())
+        build = next((b for b in builds if b.cuda_text == self.cuda), None)
+        if driver is not None and build is not None and driver.driver < build.native_driver:
+            return (
+                f"torch {self.version} is built for CUDA {self.cuda}, which needs an NVIDIA driver >= "
+                f"{build.native_driver_text}; this host's {driver.driver_text} supports CUDA {driver.cuda_text}{said}; "
+                f"{fix}, or rent an offer with a newer driver"
+            )
         return f"torch {self.version} (CUDA {self.cuda}) finds no usable GPU{said}; {fix}, or rent another offer"
-
-
-def _native_driver(version: str, cuda: str) -> tuple[tuple[int, ...], str] | None:
-    for build in BUILDS.get(version.split("+")[0], ()):
-        if build.cuda_text == cuda:
-            return build.native_driver, build.native_driver_text
-    return None
 
 
 def torch_view() -> TorchView:

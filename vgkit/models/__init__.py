@@ -8,6 +8,7 @@ vgkit joins with ``register_model`` (tests/toy_family.py does).
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from vgkit.errors import ModelUnavailableError, SpecError
@@ -66,14 +67,14 @@ def adapter(name: str) -> ModelAdapter:
         raise SpecError(f"model = {name!r}: unknown model; fix: use one of {known}") from None
 
 
+@dataclass(frozen=True)
 class ModelChoice:
     """Which model a run uses, on which device, and why (printed as the run's first line)."""
 
-    def __init__(self, model: ModelAdapter, device: str, reason: str, *, gpu_memory_gib: float | None = None) -> None:
-        self.model = model
-        self.device = device
-        self.reason = reason
-        self.gpu_memory_gib = gpu_memory_gib
+    model: ModelAdapter
+    device: str
+    reason: str
+    gpu_memory_gib: float | None = field(default=None, kw_only=True)
 
     def preset(self, requested: str | None) -> Preset:
         """The preset this run uses: ``requested`` by name, else the default for this device."""

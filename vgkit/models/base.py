@@ -13,6 +13,7 @@ Nothing here imports torch at import time.
 from __future__ import annotations
 
 import inspect
+import json
 import logging
 from dataclasses import dataclass, field, replace
 from functools import cached_property
@@ -107,7 +108,6 @@ class ModelAdapter:
     name: str
     title: str
     repo_id: str
-    revision: str
     pipeline_class: str
     """The diffusers pipeline vgkit builds (always an image-to-video one)."""
     repo_pipeline_class: str
@@ -116,6 +116,7 @@ class ModelAdapter:
     clip_limits: ClipLimits
     size_multiple: int
     needs_gpu: bool
+    revision: str = "main"
     tiny: bool = False
     download_gb: float = 0.0
     call_defaults: dict[str, Any] = field(default_factory=dict)
@@ -127,7 +128,6 @@ class ModelAdapter:
 
     @property
     def frame_rule(self) -> FrameRule:
-        """Valid clip lengths (``clip_limits.frame_rule``)."""
         return self.clip_limits.frame_rule
 
     @cached_property
@@ -167,17 +167,10 @@ class ModelAdapter:
                 )
 
     # -- loading --------------------------------------------------------------------------------
-    def pipeline_type(self) -> type[DiffusionPipeline]:
-        import diffusers
-
-        cls: type[DiffusionPipeline] = getattr(diffusers, self.pipeline_class)
-        return cls
-
     def preset(self, name: str) -> Preset:
         """The preset called ``name``, or a ``SpecError`` listing this model's presets."""
-        for preset in self.presets:
-            if preset.name == name:
-                return preset
+        if found := next((preset for preset in self.presets if preset.name == name), None):
+            return found
         known = ", ".join(p.name for p in self.presets) or "none"
         raise SpecError(f"preset = {name!r}: {self.name} has no such preset; fix: use one of {known}")
 
@@ -216,15 +209,16 @@ class ModelAdapter:
         memory = cuda_gpu_memory_gib() if device == "cuda" else None
         chosen = self.resolve_preset(preset, device=device, gpu_memory_gib=memory)
         quiet_hf_libraries()
-        pipe: Any = self.pipeline_type().from_pretrained(
+        import diffusers
+
+        pipe: Any = getattr(diffusers, self.pipeline_class).from_pretrained(
             str(snapshot), **self._components(snapshot, preset=chosen), dtype=torch_dtype(chosen.other_dtype)
         )
         pipe.set_progress_bar_config(disable=True)
         record = apply_preset(pipe, chosen, device=device)
         pipe.vgkit_preset = record
         _LOG.info("model %s: preset %s applied: %s", self.name, chosen.name, record["applied"])
-        loaded: DiffusionPipeline = pipe
-        return loaded
+        return pipe
 
     def _components(self, snapshot: Path, *, preset: Preset) -> dict[str, Any]:
         """The components loaded apart from the rest, in the preset's dtypes: the transformer, and
@@ -247,16 +241,9 @@ class ModelAdapter:
         """Hook: the components the real repo's model_index.json lists (name -> (library, class)),
         read from ``vgkit/models/reference/<model>/model_index.json``; null entries are left out.
         The loader refuses a snapshot whose components differ (``_component_classes``)."""
-        import json
-
         from vgkit.models.tiny import reference_dir
 
-        index = json.loads((reference_dir(self.name.removesuffix("-tiny")) / "model_index.json").read_text())
-        return {
-            name: (str(entry[0]), str(entry[1]))
-            for name, entry in index.items()
-            if isinstance(entry, list) and len(entry) == 2 and entry[1] is not None
-        }
+        return _named_components(reference_dir(self.name.removesuffix("-tiny")) / "model_index.json")
 
     def _component_classes(self, snapshot: Path) -> dict[str, str]:
         """Check the snapshot holds this model's components; return each component's class name.
@@ -271,13 +258,10 @@ class ModelAdapter:
         component classes), which re-downloading cannot fix: the message says so. Runs before any
         weights load, so a wrong or partial layout fails fast and by name.
         """
-        import json
-
         import diffusers
 
         index_path = snapshot / "model_index.json"
-        index = json.loads(index_path.read_text())
-        found = str(index.get("_class_name"))
+        found = str(json.loads(index_path.read_text()).get("_class_name"))
         wrong_model = (
             f"model {self.name!r}: {index_path} names {found!r}, not {self.repo_pipeline_class!r} (layout mismatch): "
             f"this is a {found} checkpoint, not a {self.title} one"
@@ -291,20 +275,20 @@ class ModelAdapter:
         if found not in (self.repo_pipeline_class, self.pipeline_class):
             raise ModelUnavailableError(f"{wrong_model}; {wrong_fix}")
         expected = self.expected_components()
-        for component, entry in index.items():
-            if component not in expected and isinstance(entry, list) and len(entry) == 2 and entry[1] is not None:
+        present = _named_components(index_path)
+        for component, (_, have) in present.items():
+            if component not in expected:
                 raise ModelUnavailableError(
-                    f"model {self.name!r}: {index_path} has a `{component}` component ({entry[1]}) that the "
+                    f"model {self.name!r}: {index_path} has a `{component}` component ({have}) that the "
                     f"{self.title} repo has not (layout mismatch): this is another model's checkpoint; {wrong_fix}"
                 )
         classes = {}
         for component, (library, wanted) in expected.items():
-            entry = index.get(component)
-            if not (isinstance(entry, list) and len(entry) == 2 and entry[1] is not None):
+            if component not in present:
                 raise ModelUnavailableError(
                     f"model {self.name!r}: {index_path} has no `{component}` component (incomplete download); {fix}"
                 )
-            have = str(entry[1])
+            have = present[component][1]
             if component.startswith(("transformer", "vae", "text_encoder")) and have != wanted:
                 raise ModelUnavailableError(
                     f"model {self.name!r}: {index_path} names {component} class {have!r}, not {wanted!r} "
@@ -347,6 +331,16 @@ class ModelAdapter:
     def build_tiny(self, dest: Path) -> None:
         """Write this model's tiny random-weight checkpoint (diffusers layout) into ``dest``."""
         raise NotImplementedError(f"{self.name} has no tiny checkpoint")
+
+
+def _named_components(index_path: Path) -> dict[str, tuple[str, str]]:
+    """The components a model_index.json lists (name -> (library, class)), null entries left out."""
+    index = json.loads(index_path.read_text())
+    return {
+        name: (str(entry[0]), str(entry[1]))
+        for name, entry in index.items()
+        if isinstance(entry, list) and len(entry) == 2 and entry[1] is not None
+    }
 
 
 def filter_call_kwargs(pipe: Any, kwargs: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:

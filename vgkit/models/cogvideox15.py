@@ -18,11 +18,11 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import vgkit.models.tiny as tiny
 from vgkit.models.base import CPU_PRESET, ClipLimits, FrameRule, ModelAdapter, Preset, execution_device
 
 __all__ = ["COGVIDEOX15", "COGVIDEOX15_TINY", "CogVideoX15Adapter"]
@@ -54,7 +54,6 @@ class CogVideoX15Adapter(ModelAdapter):
         """The real repo's layout at toy sizes (``vgkit/models/reference/cogvideox15``): the real
         DDIM scheduler config, transformer flags (no patch bias, ofs embedding, 300-latent RoPE
         bound), VAE scaling, T5 v1.1 encoder, slow-tokenizer files and weight shards."""
-        import torch
         from diffusers import (
             AutoencoderKLCogVideoX,
             CogVideoXDDIMScheduler,
@@ -63,61 +62,43 @@ class CogVideoX15Adapter(ModelAdapter):
         )
 
         from vgkit.models.base import quiet_hf_libraries
-        from vgkit.models.tiny import (
-            edit_json,
-            reference_dir,
-            shard_like_reference,
-            t5_text_encoder,
-            t5_tokenizer,
-            write_t5_tokenizer_files,
-        )
 
         quiet_hf_libraries()
-        reference = reference_dir("cogvideox15")
-        tokenizer = t5_tokenizer()
-        text_encoder = t5_text_encoder(tokenizer, umt5=False)
-        torch.manual_seed(0)
-        transformer = CogVideoXTransformer3DModel(
+        tokenizer = tiny.t5_tokenizer()
+        text_encoder = tiny.t5_text_encoder(tokenizer, umt5=False)
+        transformer = tiny.seeded_from_reference(
+            CogVideoXTransformer3DModel,
+            "cogvideox15",
+            "transformer",
             num_attention_heads=2,
             attention_head_dim=16,
-            in_channels=32,  # 16 noise + 16 image latent channels, as the real one
-            out_channels=16,
             time_embed_dim=2,
             ofs_embed_dim=2,
             text_embed_dim=32,
             num_layers=2,
-            sample_width=300,  # the real RoPE grid bound: 300 latents * 8 = 2400 px
-            sample_height=300,
-            sample_frames=81,
-            patch_size=2,
-            patch_size_t=2,  # the 1.5 temporal patch: odd latent counts are padded
-            patch_bias=False,
-            temporal_compression_ratio=4,
             max_text_seq_length=_TINY_TEXT_LEN,
-            use_rotary_positional_embeddings=True,
-            use_learned_positional_embeddings=False,
         )
-        torch.manual_seed(0)
-        vae = AutoencoderKLCogVideoX(
+        vae = tiny.seeded_from_reference(
+            AutoencoderKLCogVideoX,
+            "cogvideox15",
+            "vae",
             block_out_channels=(8, 8, 8, 8),
-            latent_channels=16,
             layers_per_block=1,
             norm_num_groups=2,
-            scaling_factor=0.7,
-            invert_scale_latents=True,
         )
-        scheduler_config = json.loads((reference / "scheduler" / "scheduler_config.json").read_text())
-        scheduler = CogVideoXDDIMScheduler.from_config(scheduler_config)
+        scheduler = CogVideoXDDIMScheduler.from_pretrained(
+            str(tiny.reference_dir("cogvideox15")), subfolder="scheduler"
+        )
         pipe: Any = CogVideoXImageToVideoPipeline(
             tokenizer=tokenizer, text_encoder=text_encoder, vae=vae, transformer=transformer, scheduler=scheduler
         )
         pipe.save_pretrained(str(dest), safe_serialization=True)
         # The slow T5Tokenizer's files and 226-token limit, and no tokenizer.json, as in the real
         # repo: transformers 5 converts spiece.model on load (with protobuf, pinned for this).
-        edit_json(dest / "tokenizer" / "tokenizer_config.json", {"model_max_length": 226})
-        write_t5_tokenizer_files(dest / "tokenizer", slow_files=True)
+        tiny.edit_json(dest / "tokenizer" / "tokenizer_config.json", {"model_max_length": 226})
+        tiny.write_t5_tokenizer_files(dest / "tokenizer", slow_files=True)
         (dest / "tokenizer" / "tokenizer.json").unlink()
-        shard_like_reference(dest, "cogvideox15")
+        tiny.shard_like_reference(dest, "cogvideox15")
 
 
 _LIMITS = ClipLimits(native_frames=81, max_frames=161, fps=16, frame_rule=FrameRule(modulus=8, remainder=1))
@@ -131,7 +112,6 @@ _SOURCE = (
 _PRESETS = (
     Preset(
         name="4090",
-        device="cuda",
         offload="model",
         vae_tiling=True,
         size_scale=0.75,  # 1360x768 -> 1024x576, upscaled back in the stitch
@@ -142,7 +122,6 @@ _PRESETS = (
     ),
     Preset(
         name="80gb",
-        device="cuda",
         steps_scale=0.8,  # 50 -> 40
         source=_SOURCE + "; 50 steps project ~505 s on an H100, too close to the 600 s limit for the projection's "
         "+-35 % error: 40 steps (~405 s) cost some prompt adherence",
@@ -154,7 +133,6 @@ COGVIDEOX15 = CogVideoX15Adapter(
     name="cogvideox15",
     title="CogVideoX1.5-5B-I2V",
     repo_id="THUDM/CogVideoX1.5-5B-I2V",
-    revision="main",
     pipeline_class="CogVideoXImageToVideoPipeline",
     repo_pipeline_class="CogVideoXImageToVideoPipeline",
     clip_limits=_LIMITS,

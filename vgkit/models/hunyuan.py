@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import vgkit.models.tiny as tiny
 from vgkit.models.base import CPU_PRESET, ClipLimits, FrameRule, ModelAdapter, Preset, execution_device
 
 __all__ = ["HUNYUAN_I2V", "HUNYUAN_I2V_TINY", "HunyuanI2VAdapter", "tiny_tokenizer_corpus"]
@@ -81,121 +82,79 @@ class HunyuanI2VAdapter(ModelAdapter):
             CLIPImageProcessor,
             CLIPTextConfig,
             CLIPTextModel,
-            CLIPVisionConfig,
-            LlamaConfig,
             LlavaConfig,
             LlavaForConditionalGeneration,
         )
 
         from vgkit.models.base import quiet_hf_libraries
-        from vgkit.models.tiny import (
-            clip_tokenizer,
-            edit_json,
-            llama3_tokenizer,
-            shard_like_reference,
-            write_clip_vocab,
-        )
 
         quiet_hf_libraries()
-        tokenizer = llama3_tokenizer(tiny_tokenizer_corpus())
-        tokenizer_2 = clip_tokenizer()
+        tokenizer = tiny.llama3_tokenizer(tiny_tokenizer_corpus())
+        tokenizer_2 = tiny.clip_tokenizer()
         pad_id = tokenizer.pad_token_id
+        # The real configs at toy sizes; 3 Llama layers, as the pipeline reads hidden_states[-3].
+        real = tiny.reference_config("hunyuan-i2v", "text_encoder")
+        clip_sizes = {"hidden_size": 8, "intermediate_size": 16, "num_attention_heads": 2, "num_hidden_layers": 2}
+        llama_sizes = {"hidden_size": 16, "intermediate_size": 32, "num_attention_heads": 4, "num_key_value_heads": 2}
+        text_config = {
+            **real["text_config"],
+            **llama_sizes,
+            "num_hidden_layers": 3,
+            "vocab_size": len(tokenizer),
+            "bos_token_id": tokenizer.bos_token_id,
+            "eos_token_id": tokenizer.eos_token_id,
+            "pad_token_id": pad_id,
+        }
         torch.manual_seed(0)
         text_encoder = LlavaForConditionalGeneration(
-            LlavaConfig(
-                # 336 px / patch 14 = 24 x 24 = 576 patches: the template's image_emb_len.
-                vision_config=CLIPVisionConfig(
-                    hidden_size=8,
-                    intermediate_size=16,
-                    num_attention_heads=2,
-                    num_hidden_layers=2,
-                    image_size=336,
-                    patch_size=14,
-                    projection_dim=768,
-                ),
-                # The pipeline reads hidden_states[-3]: at least 3 layers.
-                text_config=LlamaConfig(
-                    vocab_size=len(tokenizer),
-                    hidden_size=16,
-                    intermediate_size=32,
-                    num_attention_heads=4,
-                    num_key_value_heads=2,
-                    num_hidden_layers=3,
-                    max_position_embeddings=8192,
-                    rope_parameters={"rope_type": "default", "rope_theta": 500000.0},
-                    rms_norm_eps=1e-05,
-                    bos_token_id=tokenizer.bos_token_id,
-                    eos_token_id=tokenizer.eos_token_id,
-                    pad_token_id=pad_id,
-                ),
-                image_token_index=tokenizer.convert_tokens_to_ids("<image>"),
-                pad_token_id=pad_id,  # type: ignore[call-arg]  # generic config kwarg; the pipeline reads it
+            LlavaConfig.from_dict(
+                {
+                    **real,
+                    "vision_config": {**real["vision_config"], **clip_sizes},
+                    "text_config": text_config,
+                    "image_token_index": tokenizer.convert_tokens_to_ids("<image>"),
+                    "pad_token_id": pad_id,
+                }
             )
         ).eval()
+        # The real config's legacy ids stay: eos_token_id == 2 selects CLIP's argmax pooling
+        # (the highest id, <|endoftext|>, in the real and the tiny vocabulary alike).
+        clip_config = {
+            **tiny.reference_config("hunyuan-i2v", "text_encoder_2"),
+            **clip_sizes,
+            "vocab_size": len(tokenizer_2),
+        }
         torch.manual_seed(0)
-        text_encoder_2 = CLIPTextModel(
-            CLIPTextConfig(
-                vocab_size=len(tokenizer_2),
-                hidden_size=8,
-                intermediate_size=16,
-                num_attention_heads=2,
-                num_hidden_layers=2,
-                max_position_embeddings=77,
-                projection_dim=768,
-                # The real config's legacy ids: eos_token_id == 2 selects CLIP's argmax pooling
-                # (the highest id, <|endoftext|>, in the real and the tiny vocabulary alike).
-                bos_token_id=0,
-                eos_token_id=2,
-                pad_token_id=1,
-            )
-        ).eval()
-        image_processor = CLIPImageProcessor(
-            size={"shortest_edge": 336},
-            crop_size={"height": 336, "width": 336},
-            do_center_crop=True,
-            do_normalize=True,
-            do_resize=True,
-            image_mean=[0.48145466, 0.4578275, 0.40821073],
-            image_std=[0.26862954, 0.26130258, 0.27577711],
-            resample=3,
-        )
-        torch.manual_seed(0)
-        transformer = HunyuanVideoTransformer3DModel(
-            in_channels=16,
-            out_channels=16,
+        text_encoder_2 = CLIPTextModel(CLIPTextConfig.from_dict(clip_config)).eval()
+        image_processor = CLIPImageProcessor.from_pretrained(str(tiny.reference_dir("hunyuan-i2v") / "image_processor"))
+        transformer = tiny.seeded_from_reference(
+            HunyuanVideoTransformer3DModel,
+            "hunyuan-i2v",
+            "transformer",
             num_attention_heads=2,
             attention_head_dim=10,
             num_layers=2,
             num_single_layers=1,
             num_refiner_layers=1,
-            patch_size=2,
-            patch_size_t=1,
-            guidance_embeds=True,
             text_embed_dim=16,
             pooled_projection_dim=8,
             rope_axes_dim=(2, 4, 4),
-            image_condition_type="token_replace",
         )
-        torch.manual_seed(0)
-        vae = AutoencoderKLHunyuanVideo(
-            in_channels=3,
-            out_channels=3,
-            latent_channels=16,
-            down_block_types=("HunyuanVideoDownBlock3D",) * 4,
-            up_block_types=("HunyuanVideoUpBlock3D",) * 4,
+        vae = tiny.seeded_from_reference(
+            AutoencoderKLHunyuanVideo,
+            "hunyuan-i2v",
+            "vae",
             block_out_channels=(8, 8, 8, 8),
             layers_per_block=1,
-            act_fn="silu",
             norm_num_groups=4,
-            scaling_factor=0.476986,
-            spatial_compression_ratio=8,
-            temporal_compression_ratio=4,
-            mid_block_add_attention=True,
+        )
+        scheduler = FlowMatchEulerDiscreteScheduler.from_pretrained(
+            str(tiny.reference_dir("hunyuan-i2v")), subfolder="scheduler"
         )
         pipe: Any = HunyuanVideoImageToVideoPipeline(
             transformer=transformer,
             vae=vae,
-            scheduler=FlowMatchEulerDiscreteScheduler(shift=7.0),
+            scheduler=scheduler,
             text_encoder=text_encoder,
             text_encoder_2=text_encoder_2,
             tokenizer=tokenizer,
@@ -206,18 +165,20 @@ class HunyuanI2VAdapter(ModelAdapter):
         # The classes the real repo names (transformers 5 saves CLIPImageProcessorPil without
         # torchvision, and the Llama-3 tokenizer as PreTrainedTokenizerFast), so the loader's
         # tokenizer fix and the image processor's resolution run as for the real repo.
-        edit_json(
+        tiny.edit_json(
             dest / "model_index.json",
             {
                 "tokenizer": ["transformers", "LlamaTokenizerFast"],
                 "image_processor": ["transformers", "CLIPImageProcessor"],
             },
         )
-        edit_json(dest / "image_processor" / "preprocessor_config.json", {"image_processor_type": "CLIPImageProcessor"})
+        tiny.edit_json(
+            dest / "image_processor" / "preprocessor_config.json", {"image_processor_type": "CLIPImageProcessor"}
+        )
         special = {name: getattr(tokenizer, name) for name in ("bos_token", "eos_token", "pad_token")}
-        edit_json(dest / "tokenizer" / "special_tokens_map.json", special)
-        write_clip_vocab(dest / "tokenizer_2")
-        shard_like_reference(dest, "hunyuan-i2v")
+        tiny.edit_json(dest / "tokenizer" / "special_tokens_map.json", special)
+        tiny.write_clip_vocab(dest / "tokenizer_2")
+        tiny.shard_like_reference(dest, "hunyuan-i2v")
 
 
 _LIMITS = ClipLimits(native_frames=129, max_frames=129, fps=24, frame_rule=FrameRule(modulus=4, remainder=1))
@@ -228,11 +189,9 @@ _SOURCE = (
 _PRESETS = (
     Preset(
         name="4090",
-        device="cuda",
         offload="group",
         vae_tiling=True,
         fp8_layerwise=True,
-        transformer_dtype="bfloat16",
         other_dtype="float16",
         size_scale=0.625,  # 1280x720 -> 800x448, upscaled back in the stitch
         steps_scale=0.4,  # 50 -> 20
@@ -241,9 +200,7 @@ _PRESETS = (
     ),
     Preset(
         name="80gb",
-        device="cuda",
         vae_tiling=True,
-        transformer_dtype="bfloat16",
         other_dtype="float16",
         size_scale=0.75,  # 1280x720 -> 960x544, upscaled back in the stitch
         steps_scale=0.6,  # 50 -> 30
@@ -257,7 +214,6 @@ HUNYUAN_I2V = HunyuanI2VAdapter(
     name="hunyuan-i2v",
     title="HunyuanVideo-I2V",
     repo_id="hunyuanvideo-community/HunyuanVideo-I2V",
-    revision="main",
     pipeline_class="HunyuanVideoImageToVideoPipeline",
     repo_pipeline_class="HunyuanVideoImageToVideoPipeline",
     clip_limits=_LIMITS,

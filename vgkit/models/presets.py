@@ -34,7 +34,7 @@ class Preset:
     """
 
     name: str
-    device: str
+    device: str = "cuda"
     offload: str = "none"
     vae_tiling: bool = False
     fp8_layerwise: bool = False
@@ -83,18 +83,14 @@ class Preset:
         return {**asdict(self), "describe": self.describe()}
 
     def describe(self) -> str:
-        parts = [self.device, f"offload={self.offload}"]
-        if self.vae_tiling:
-            parts.append("vae-tiling")
-        if self.fp8_layerwise:
-            parts.append("fp8-layerwise")
-        if self.vae_dtype is not None:
-            parts.append(f"vae {self.vae_dtype}")
-        if self.size_scale != 1.0:
-            parts.append(f"{self.size_scale:g}x size + upscale")
-        if self.steps_scale != 1.0:
-            parts.append(f"{self.steps_scale:g}x steps")
-        return ", ".join(parts)
+        changes = {
+            "vae-tiling": self.vae_tiling,
+            "fp8-layerwise": self.fp8_layerwise,
+            f"vae {self.vae_dtype}": self.vae_dtype is not None,
+            f"{self.size_scale:g}x size + upscale": self.size_scale != 1.0,
+            f"{self.steps_scale:g}x steps": self.steps_scale != 1.0,
+        }
+        return ", ".join([self.device, f"offload={self.offload}", *(text for text, on in changes.items() if on)])
 
 
 CPU_PRESET = Preset(
@@ -124,6 +120,7 @@ def apply_preset(pipe: Any, preset: Preset, *, device: str) -> dict[str, Any]:
         )
         applied.append("fp8-layerwise")
     execution = torch.device(device)
+    group = {"onload_device": execution, "offload_device": torch.device("cpu"), "use_stream": False}
     if preset.offload == "model":
         pipe.enable_model_cpu_offload(device=execution)
         applied.append("model-cpu-offload")
@@ -131,24 +128,13 @@ def apply_preset(pipe: Any, preset: Preset, *, device: str) -> dict[str, Any]:
         pipe.enable_sequential_cpu_offload(device=execution)
         applied.append("sequential-cpu-offload")
     elif preset.offload == "group":
-        pipe.enable_group_offload(
-            onload_device=execution, offload_device=torch.device("cpu"), offload_type="leaf_level", use_stream=False
-        )
+        pipe.enable_group_offload(offload_type="leaf_level", **group)
         applied.append("group-offload-leaf")
     elif preset.offload == "group-block":
         # The VAE at leaf level: block level onloads a model's loose layers in a hook on its
         # `forward`, and vae.encode/decode are not `forward` (its conv_in stays on the CPU).
-        pipe.enable_group_offload(
-            onload_device=execution,
-            offload_device=torch.device("cpu"),
-            offload_type="block_level",
-            num_blocks_per_group=1,
-            use_stream=False,
-            exclude_modules=["vae"],
-        )
-        pipe.vae.enable_group_offload(
-            onload_device=execution, offload_device=torch.device("cpu"), offload_type="leaf_level", use_stream=False
-        )
+        pipe.enable_group_offload(offload_type="block_level", num_blocks_per_group=1, exclude_modules=["vae"], **group)
+        pipe.vae.enable_group_offload(offload_type="leaf_level", **group)
         applied.append("group-offload-block")
     else:
         pipe.to(execution)

@@ -136,13 +136,11 @@ def apply_speed(
 
     record: dict[str, Any] = {"options": options.to_record(), "applied": [], "quality_cost": {}}
     if options.attention_backend != "default":
-        try:
-            if options.attention_backend.endswith("_hub"):  # its kernel comes from the cache, never the network
-                from vgkit.hub.kernels import offline_kernel_load
+        from vgkit.hub.kernels import offline_kernel_load
 
-                with offline_kernel_load():
-                    transformer.set_attention_backend(options.attention_backend)
-            else:
+        hub = options.attention_backend.endswith("_hub")  # its kernel comes from the cache, never the network
+        try:
+            with offline_kernel_load() if hub else contextlib.nullcontext():
                 transformer.set_attention_backend(options.attention_backend)
         except RuntimeError as exc:  # diffusers' requirement check: a missing package, named with its fix
             raise SpecError(f"speed.attention_backend = {options.attention_backend!r}: {exc}") from None
@@ -262,9 +260,9 @@ def denoise_context(pipe: Any, options: SpeedOptions) -> contextlib.AbstractCont
 
 
 class _RatiosHandler(logging.Handler):
-    def __init__(self, sink: list[list[float]]) -> None:
+    def __init__(self) -> None:
         super().__init__(logging.INFO)
-        self.sink = sink
+        self.sink: list[list[float]] = []
 
     def emit(self, record: logging.LogRecord) -> None:
         head, _, tail = record.getMessage().partition(": ")
@@ -276,14 +274,13 @@ class _RatiosHandler(logging.Handler):
 def _capture_mag_ratios() -> Iterator[list[list[float]]]:
     """Collect the ratios diffusers logs at the end of a calibration run (it also prints them)."""
     logger = logging.getLogger("diffusers.hooks.mag_cache")
-    sink: list[list[float]] = []
-    handler = _RatiosHandler(sink)
+    handler = _RatiosHandler()
     saved = (logger.level, logger.propagate)
     logger.setLevel(logging.INFO)
     logger.propagate = False
     logger.addHandler(handler)
     try:
-        yield sink
+        yield handler.sink
     finally:
         logger.removeHandler(handler)
         logger.setLevel(saved[0])

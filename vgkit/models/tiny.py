@@ -20,7 +20,9 @@ __all__ = [
     "clip_tokenizer",
     "edit_json",
     "llama3_tokenizer",
+    "reference_config",
     "reference_dir",
+    "seeded_from_reference",
     "shard_like_reference",
     "t5_text_encoder",
     "t5_tokenizer",
@@ -36,12 +38,25 @@ def reference_dir(model: str) -> Path:
     return _REFERENCE / model
 
 
-def edit_json(path: Path, changes: dict[str, Any], *, drop: tuple[str, ...] = ()) -> None:
-    """Set ``changes`` (and remove ``drop``) in the JSON file at ``path``, written sorted."""
+def reference_config(model: str, component: str) -> dict[str, Any]:
+    """The real repo's ``<component>/config.json`` for ``model``."""
+    config: dict[str, Any] = json.loads((reference_dir(model) / component / "config.json").read_text())
+    return config
+
+
+def seeded_from_reference(cls: Any, model: str, component: str, **sizes: Any) -> Any:
+    """The diffusers model ``cls`` built from the real repo's config with the toy ``sizes`` (everything
+    else the real one's), its random weights seeded with 0."""
+    import torch
+
+    torch.manual_seed(0)
+    return cls.from_config({**reference_config(model, component), **sizes})
+
+
+def edit_json(path: Path, changes: dict[str, Any]) -> None:
+    """Set ``changes`` in the JSON file at ``path`` (made if missing), written sorted."""
     data = json.loads(path.read_text()) if path.is_file() else {}
     data.update(changes)
-    for key in drop:
-        data.pop(key, None)
     path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 

@@ -16,11 +16,11 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import vgkit.models.tiny as tiny
 from vgkit.models.base import CPU_PRESET, ClipLimits, FrameRule, ModelAdapter, Preset, execution_device
 
 __all__ = ["WAN22", "WAN22_TINY", "Wan22Adapter"]
@@ -51,80 +51,46 @@ class Wan22Adapter(ModelAdapter):
         from vgkit.models.base import quiet_hf_libraries
 
         quiet_hf_libraries()  # before the diffusers imports below, which warn at import time
-        import torch
         from diffusers import AutoencoderKLWan, UniPCMultistepScheduler, WanPipeline, WanTransformer3DModel
 
-        from vgkit.models.tiny import (
-            edit_json,
-            reference_dir,
-            shard_like_reference,
-            t5_text_encoder,
-            t5_tokenizer,
-            write_t5_tokenizer_files,
+        tokenizer = tiny.t5_tokenizer()
+        text_encoder = tiny.t5_text_encoder(tokenizer, umt5=True)
+        vae = tiny.seeded_from_reference(
+            AutoencoderKLWan, "wan22", "vae", base_dim=3, decoder_base_dim=4, dim_mult=[1, 1, 1, 1], num_res_blocks=1
         )
-
-        reference = reference_dir("wan22")
-        tokenizer = t5_tokenizer()
-        text_encoder = t5_text_encoder(tokenizer, umt5=True)
-        vae_config = json.loads((reference / "vae" / "config.json").read_text())
-        torch.manual_seed(0)
-        vae = AutoencoderKLWan(
-            base_dim=3,
-            decoder_base_dim=4,
-            z_dim=48,
-            in_channels=12,
-            out_channels=12,
-            is_residual=True,
-            patch_size=2,
-            latents_mean=vae_config["latents_mean"],
-            latents_std=vae_config["latents_std"],
-            dim_mult=[1, 1, 1, 1],
-            num_res_blocks=1,
-            scale_factor_spatial=16,
-            scale_factor_temporal=4,
-            temperal_downsample=[False, True, True],
-        )
-        torch.manual_seed(0)
-        transformer = WanTransformer3DModel(
-            patch_size=(1, 2, 2),
+        transformer = tiny.seeded_from_reference(
+            WanTransformer3DModel,
+            "wan22",
+            "transformer",
             num_attention_heads=2,
             attention_head_dim=12,
-            in_channels=48,
-            out_channels=48,
             text_dim=32,
-            freq_dim=256,
             ffn_dim=32,
             num_layers=2,
-            cross_attn_norm=True,
-            qk_norm="rms_norm_across_heads",
-            rope_max_seq_len=1024,
         )
-        scheduler = UniPCMultistepScheduler(
-            prediction_type="flow_prediction", use_flow_sigmas=True, num_train_timesteps=1000, flow_shift=5.0
-        )
+        scheduler = UniPCMultistepScheduler.from_pretrained(str(tiny.reference_dir("wan22")), subfolder="scheduler")
         pipe: Any = WanPipeline(
             tokenizer=tokenizer,
             text_encoder=text_encoder,
             vae=vae,
             scheduler=scheduler,
             transformer=transformer,
-            transformer_2=None,
-            boundary_ratio=None,
             expand_timesteps=True,
         )
         pipe.save_pretrained(str(dest), safe_serialization=True)
         # What the 2025 conversion wrote and diffusers since dropped (ignored with a warning on load).
-        edit_json(dest / "vae" / "config.json", {"clip_output": vae_config["clip_output"]})
-        edit_json(dest / "model_index.json", {"tokenizer": ["transformers", "T5TokenizerFast"]})
-        write_t5_tokenizer_files(dest / "tokenizer", slow_files=False)
-        shard_like_reference(dest, "wan22")
+        tiny.edit_json(
+            dest / "vae" / "config.json", {"clip_output": tiny.reference_config("wan22", "vae")["clip_output"]}
+        )
+        tiny.edit_json(dest / "model_index.json", {"tokenizer": ["transformers", "T5TokenizerFast"]})
+        tiny.write_t5_tokenizer_files(dest / "tokenizer", slow_files=False)
+        tiny.shard_like_reference(dest, "wan22")
 
 
 _LIMITS = ClipLimits(native_frames=121, max_frames=121, fps=24, frame_rule=FrameRule(modulus=4, remainder=1))
 _PRESETS = (
     Preset(
         name="4090",
-        device="cuda",
         offload="model",
         vae_tiling=True,
         vae_dtype="float32",
@@ -133,7 +99,6 @@ _PRESETS = (
     ),
     Preset(
         name="80gb",
-        device="cuda",
         vae_dtype="float32",
         source="everything on the GPU; vgkit.cost projects ~183 s and ~43 GiB per clip on an H100 (the untiled "
         "float32 VAE decode is the peak)",
@@ -145,7 +110,6 @@ WAN22 = Wan22Adapter(
     name="wan22",
     title="Wan 2.2 TI2V-5B",
     repo_id="Wan-AI/Wan2.2-TI2V-5B-Diffusers",
-    revision="main",
     pipeline_class="WanImageToVideoPipeline",
     repo_pipeline_class="WanPipeline",
     clip_limits=_LIMITS,

@@ -9,6 +9,7 @@ first use, not at import, so the registry stays importable with the standard lib
 from __future__ import annotations
 
 import dataclasses
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -33,15 +34,9 @@ class Baseline:
     dtype: str = ""
 
 
+# Each field's accepted YAML types (a float field takes an int too).
 _TYPES: dict[str, tuple[type, ...]] = {
-    "fps": (int,),
-    "width": (int,),
-    "height": (int,),
-    "steps": (int,),
-    "guidance_scale": (int, float),
-    "max_sequence_length": (int,),
-    "scheduler": (str,),
-    "dtype": (str,),
+    name: (int, float) if hint is float else (hint,) for name, hint in typing.get_type_hints(Baseline).items()
 }
 
 
