@@ -12,6 +12,7 @@ import inspect
 import json
 import os
 import re
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,12 @@ import yaml
 if os.environ.get("PYTEST_XDIST_WORKER"):
     for _threads in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ.setdefault(_threads, "1")
+
+# A shell without job control starts a background command (`bash .ci/run &`) with SIGINT ignored,
+# and an ignored signal stays ignored in every child: the Ctrl-C tests' commands would never see
+# their SIGINT. Python's own handler again, so children start with the default disposition.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO_IMAGE = REPO / "params" / "images" / "lighthouse.png"
