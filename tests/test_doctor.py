@@ -42,7 +42,7 @@ def test_doctor_on_this_cpu_box_is_ready_for_the_tiny_model(capsys: pytest.Captu
 
 def test_doctor_counts_missing_weights_against_free_disk_and_refuses_the_model() -> None:
     report = diagnose(models=["hunyuan-i2v"])
-    (problem,) = report.problems
+    (problem,) = [p for p in report.problems if p.topic != "disk"]  # the disk is a problem on a small host
     assert problem.topic == "model" and "fix: run `vgkit prefetch --model hunyuan-i2v`" in problem.text
     (disk,) = [f for f in report.findings if f.topic == "disk"]
     assert "hunyuan-i2v weights" in disk.text and "+ 10 GB for outputs" in disk.text
