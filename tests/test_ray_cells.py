@@ -144,6 +144,9 @@ def test_two_cli_shards_without_ray_run_each_model_once_and_report_over_both(
     runs = sorted(p.parent.parent for p in tmp_path.glob("h?/t-*/final/final_stitched.mp4"))
     assert [r.relative_to(tmp_path).as_posix() for r in runs] == ["h0/t-wan22-tiny", "h1/t-cogvideox15-tiny"]
     assert (tmp_path / "h1" / "report-shard-1-of-2" / "report.html").is_file()
+    record = json.loads((tmp_path / "h1" / "sweep.json").read_text())  # the report's header, as `sweep` writes
+    assert record["name"] == "t" and record["models"] == ["wan22-tiny", "cogvideox15-tiny"]
+    assert record["run_id"] in (tmp_path / "h1" / "report-shard-1-of-2" / "report.md").read_text()
     assert main(["report", *map(str, runs), "--out", str(tmp_path / "report")]) == 0
     report = (tmp_path / "report" / "report.md").read_text()
     assert "wan22-tiny" in report and "cogvideox15-tiny" in report

@@ -300,8 +300,8 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         return 0
     from vgkit.spec.schema import load_spec
 
-    root = args.out or Path("runs") / f"sweep-{load_spec(args.spec).name}"
-    return _scaled([args.spec], models, args, root=root)
+    name = load_spec(args.spec).name
+    return _scaled([args.spec], models, args, root=args.out or Path("runs") / f"sweep-{name}", sweep_name=name)
 
 
 def _cmd_batch(args: argparse.Namespace) -> int:
@@ -320,8 +320,11 @@ def _check_scale_flags(args: argparse.Namespace) -> None:
         raise SpecError("--logical-gpus: only for a local Ray; fix: use it with a bare --ray and no RAY_ADDRESS")
 
 
-def _scaled(specs: list[Path], models: list[str], args: argparse.Namespace, *, root: Path) -> int:
-    """Sweep or batch cells on Ray (``--ray``) or here in turn, one shard of them with ``--shard``."""
+def _scaled(
+    specs: list[Path], models: list[str], args: argparse.Namespace, *, root: Path, sweep_name: str | None = None
+) -> int:
+    """Sweep or batch cells on Ray (``--ray``) or here in turn, one shard of them with ``--shard``; a
+    sweep (``sweep_name``) writes its ``sweep.json`` (the report's header) as the one-GPU sweep does."""
     from vgkit.scale import make_cells, parse_shard
     from vgkit.scale.runs import run_scaled
     from vgkit.scale.scheduler import RayOptions
@@ -338,6 +341,11 @@ def _scaled(specs: list[Path], models: list[str], args: argparse.Namespace, *, r
             seed = "spec seed" if cell.seed is None else f"seed {cell.seed}"
             print(f"{cell.model}\t{seed}\t{cell.run_dir}")
         return 0
+    if sweep_name is not None:
+        from vgkit.evaluate.sweep import write_sweep_record
+
+        root.mkdir(parents=True, exist_ok=True)
+        write_sweep_record(root, sweep_name, models)
     options = None if args.ray is None else RayOptions(address=args.ray or None, logical_gpus=args.logical_gpus)
     result = run_scaled(
         cells,
