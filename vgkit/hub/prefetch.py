@@ -224,7 +224,9 @@ def prefetch_repo(
 
 def _check(item: cache.FileRecord, hashed: bool = True) -> str:
     """The check a file passed: its hash (as the record names it), its size, or an earlier prefetch's."""
-    return ("sha256" if "sha256" in item else "git-sha1" if "git_sha1" in item else "size") if hashed else "recorded"
+    if not hashed:
+        return "recorded"
+    return "sha256" if "sha256" in item else "git-sha1" if "git_sha1" in item else "size"
 
 
 def prefetch(name: str, *, verify_all: bool = False, progress: Progress = print) -> PrefetchReport:
