@@ -199,9 +199,9 @@ def prefetch() -> nbformat.NotebookNode:
 
 def compare_models() -> nbformat.NotebookNode:
     params = _parameters(
-        'spec: str = "params/demo.yaml"  # run spec (YAML or JSON), relative to the repository root\n'
+        'spec: str = "params/preview.yaml"  # run spec, relative to the repository root (three shots: every model makes each)\n'
         'models: str = "wan22-tiny"  # comma-separated, run one at a time, e.g. "wan22,hunyuan-i2v,cogvideox15"\n'
-        'out: str = "runs/sweep-demo"  # sweep directory: a run dir and bundle per model, and report/\n'
+        'out: str = "runs/sweep-preview"  # sweep directory: a run dir and bundle per model, and report/\n'
         "usd_per_hour: float = 0.0  # GPU price for the billing timeline; 0 means no price\n"
         "shot: int = -1  # clip index to play side by side; -1 plays the final videos\n"
         "ray: bool | str = False  # False: in turn here; True: Ray over this machine's GPUs; or a Ray address"

@@ -95,7 +95,10 @@ def target(sshd: LoopbackSshd, remote_dir: Path, first_setup: SetupRun) -> SshTa
 
 @pytest.fixture(scope="module")
 def job_env(hub_cache: Path) -> dict[str, str]:
-    return {"HF_HUB_CACHE": str(hub_cache), "HF_HUB_OFFLINE": "1", "VGKIT_FORCE_CPU": "1"}
+    """The host's jobs run in sshd's sessions, outside this worker's environment: one torch thread each,
+    as every other process of the suite (tests/conftest.py)."""
+    env = {"HF_HUB_CACHE": str(hub_cache), "HF_HUB_OFFLINE": "1", "VGKIT_FORCE_CPU": "1"}
+    return env | ({"OMP_NUM_THREADS": os.environ["OMP_NUM_THREADS"]} if "OMP_NUM_THREADS" in os.environ else {})
 
 
 def _long_spec(tmp_path: Path) -> Path:
