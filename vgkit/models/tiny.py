@@ -223,18 +223,18 @@ def t5_text_encoder(tokenizer: Any, *, umt5: bool) -> Any:
     """A seeded one-layer T5 v1.1 (CogVideoX) or UMT5 (Wan) encoder over ``tokenizer``, in eval mode
     (a directly built model stays in training mode, whose dropout makes outputs vary). Everything
     but the sizes is the real encoders' (gated GELU feed-forward, 32 relative-position buckets).
-    One layer: every UMT5 layer computes its own position bias over the twin's 2048 character
-    tokens, which took about half of a tiny Wan clip's CPU time at 64x64 with two layers."""
+    One layer of two heads: every UMT5 layer computes its own position bias over the twin's 2048
+    character tokens; two layers of four heads took about half of a tiny Wan clip's CPU time."""
     import torch
     from transformers import T5Config, T5EncoderModel, UMT5Config, UMT5EncoderModel
 
     config: dict[str, Any] = {
         "vocab_size": len(tokenizer),
         "d_model": 32,
-        "d_kv": 8,
+        "d_kv": 16,
         "d_ff": 37,
         "num_layers": 1,
-        "num_heads": 4,
+        "num_heads": 2,
         "feed_forward_proj": "gated-gelu",
         "tie_word_embeddings": False,
         "decoder_start_token_id": 0,
