@@ -199,7 +199,7 @@ def prefetch() -> nbformat.NotebookNode:
 
 def compare_models() -> nbformat.NotebookNode:
     params = _parameters(
-        'spec: str = "params/preview.yaml"  # run spec, relative to the repository root (three shots: every model makes each)\n'
+        'spec: str = "params/preview.yaml"  # run spec (YAML or JSON), relative to the repository root\n'
         'models: str = "wan22-tiny"  # comma-separated, run one at a time, e.g. "wan22,hunyuan-i2v,cogvideox15"\n'
         'out: str = "runs/sweep-preview"  # sweep directory: a run dir and bundle per model, and report/\n'
         "usd_per_hour: float = 0.0  # GPU price for the billing timeline; 0 means no price\n"
@@ -210,7 +210,8 @@ def compare_models() -> nbformat.NotebookNode:
         [
             new_markdown_cell(
                 "# Compare models on one shot list\n\n"
-                "Runs the spec on each model in turn (a failing model is recorded and the sweep goes on), "
+                "Runs the spec (by default the three-shot preview: every model makes every clip) on each model "
+                "in turn (a failing model is recorded and the sweep goes on), "
                 "measures every clip (black, static, seams, colour drift, sharpness), and writes the report.\n"
                 "With `ray` (True, or a cluster's address) the models run at once, one worker per GPU, and a "
                 "table shows each run live (node and GPU, stage, clip, step) as its events arrive.\n"

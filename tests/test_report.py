@@ -139,15 +139,16 @@ def test_markdown_table_and_billing(runs: dict[str, Path], tmp_path: Path) -> No
     rows = [line for line in md.splitlines() if line.startswith("| ") and " | " in line]
     assert rows[0] == "| Model | Status | Latency | Prompt Match | Verdict |"  # the seed report's table
     assert rows[1] == "| --- | --- | ---: | ---: | --- |"
-    assert rows[2].startswith("| wan22-tiny | completed | ")
+    assert rows[2].startswith("| wan22-tiny (t-wan22-tiny) | completed | ")  # two runs of wan22-tiny
     assert "| broken-model | failed | 1.50s | n/a | Checkpoint layout mismatch" in md
     assert "| t-empty | failed | n/a | n/a | no failure record |" in md
     assert "  - clip 1: aborted [timeout]: clip deadline passed" in md
     # the failed clip's log record is a recommendation's evidence, by its kind
-    assert "Give wan22-tiny fewer steps or frames" in md and "wan22-tiny [timeout clip 1]: failure: clip deadline" in md
+    assert "Give wan22-tiny fewer steps or frames" in md
+    assert "wan22-tiny (t-partial) [timeout clip 1]: failure: clip deadline" in md
     # no prompt-match score (no CLIP in the cache): latency alone never names a best model
     assert "- Best completed model: none" in md and "latency alone never chooses" in md
-    assert "- **wan22-tiny**: preset cpu, peak RSS " in md  # the run's plan names its preset
+    assert "- **wan22-tiny (t-wan22-tiny)**: preset cpu, peak RSS " in md  # the run's plan names its preset
     # at $3.60/hour one second costs $0.001
     clip0 = next(line for line in md.splitlines() if line.startswith("| clip 0 |"))
     seconds = float(clip0.split("|")[3].strip().rstrip("s"))
@@ -279,6 +280,26 @@ def test_a_run_refused_by_the_cost_planner_is_infeasible_in_the_report(tmp_path:
     assert "- Failed: 1" in md and "| hunyuan-i2v | infeasible | 1.00s | n/a | Refused by the cost planner" in md
     assert "cannot meet the plan on this card" in md  # its recommendation, with its evidence:
     assert "hunyuan-i2v [infeasible at stage plan]: InfeasiblePlanError" in md
+
+
+def test_two_runs_of_one_model_are_told_apart_by_their_folders(tmp_path: Path) -> None:
+    """`vgkit sweep --seeds 2` makes two runs of each model: each row, column and section of the
+    report names the run's folder with the model; a model run once keeps its plain name."""
+    message = "plan on wan22 (4090 preset) cannot finish on the 4090: projected 455 s per clip > 300 s"
+    failure = classify(InfeasiblePlanError(message)).to_dict()
+    folders = {"t-wan22-seed7": "wan22", "t-wan22-seed1007": "wan22", "t-cogvideox15": "cogvideox15"}
+    for folder, model in folders.items():
+        (tmp_path / folder).mkdir()
+        record = {"schema": "vgkit.failure/2", "model": model, **failure, "stage": "plan", "elapsed_s": 1.0}
+        (tmp_path / folder / "failure.json").write_text(json.dumps(record))
+    written = write_report([tmp_path / f for f in folders], out=tmp_path / "report")
+    md, html = written["markdown"].read_text(), written["html"].read_text()
+    for text in (md, html):
+        assert "wan22 (t-wan22-seed7)" in text and "wan22 (t-wan22-seed1007)" in text
+        assert "cogvideox15 (" not in text
+    assert "| wan22 (t-wan22-seed7) | infeasible |" in md and "| cogvideox15 | infeasible |" in md
+    assert "wan22 (t-wan22-seed1007) [infeasible at stage plan]" in md  # the evidence line
+    assert json.loads(written["json"].read_text())["runs"][0]["model"] == "wan22"  # the data keeps the model
 
 
 def test_markdown_is_diff_friendly_the_same_runs_give_the_same_bytes(runs: dict[str, Path], tmp_path: Path) -> None:

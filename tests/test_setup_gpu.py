@@ -131,7 +131,8 @@ def test_setup_installs_the_chosen_build_records_it_and_the_proof_says_when_torc
     pip = "-m pip install --quiet --disable-pip-version-check"
     torch_call = f"{pip} --no-compile --index-url {INDEX}cu126 torch=={TORCH}+cu126"
     assert torch_call in calls
-    assert calls.index(torch_call) < calls.index(f"{pip} --no-compile -r requirements.txt")  # the pins then find torch there
+    requirements = f"{pip} --no-compile -r requirements.txt"
+    assert calls.index(torch_call) < calls.index(requirements)  # the pins then find torch there
     stamp = (repo / ".venv" / ".vgkit-setup-stamp").read_text().splitlines()
     assert stamp[1] == f"torch=={TORCH}+cu126 index=https://download.pytorch.org/whl/cu126"
     assert stamp[2].startswith("chosen: driver 550.54.15 supports CUDA 12.4; torch ")

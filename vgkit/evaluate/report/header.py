@@ -51,7 +51,7 @@ def header_items(
         str(len(runs)),
         str(completed),
         str(len(runs) - completed),
-        best.model if best else "none",
+        best.label if best else "none",
         rule,
     )
     return list(zip(HEADER_FIELDS, values, strict=True))

@@ -86,7 +86,7 @@ def _timing_chart(runs: list[RunSummary]) -> str:
     parts = [f'<svg width="{LABEL_WIDTH_PX + BAR_WIDTH_PX + 80}" height="{height}" role="img">']
     for i, (r, bars) in enumerate(runs_parts):
         y = i * row_px + 4
-        parts.append(f'<text x="0" y="{y + 14}">{escape(r.model)}</text>')
+        parts.append(f'<text x="0" y="{y + 14}">{escape(r.label)}</text>')
         for s in bars:
             x = LABEL_WIDTH_PX + (s.start_s * scale)
             w = max(s.duration_s * scale, 0.5)
@@ -155,7 +155,7 @@ def _shots(runs: list[RunSummary], out: Path | None) -> str:
     with_clips = [r for r in runs if r.clip_videos]
     if not with_clips:
         return "<p>No model finished a clip.</p>"
-    head = "".join(f"<th>{escape(r.model)}</th>" for r in with_clips)
+    head = "".join(f"<th>{escape(r.label)}</th>" for r in with_clips)
 
     def cell(r: RunSummary, i: int) -> str:
         if (video := r.clip_videos.get(i)) is None:
@@ -167,14 +167,14 @@ def _shots(runs: list[RunSummary], out: Path | None) -> str:
         f"<tr><th>shot {i}</th>{''.join(cell(r, i) for r in with_clips)}</tr>"
         for i in sorted({i for r in with_clips for i in r.clip_videos})
     )
-    settings = [(r.model, *(r.settings[k] for k in SETTINGS)) for r in runs if r.settings]
+    settings = [(r.label, *(r.settings[k] for k in SETTINGS)) for r in runs if r.settings]
     return f"<table><tr><th>Shot</th>{head}</tr>{rows}</table>" + _table(("Model", *SETTINGS), settings)
 
 
 def _operational(runs: list[RunSummary]) -> str:
     """The seed's three summary lines, then one row of notes per model."""
     out = ["<h2>Operational Notes</h2><ul>", *(f"<li>{escape(line)}</li>" for line in operational_summary(runs))]
-    notes = [(r.model, *operational_row(r)) for r in runs]
+    notes = [(r.label, *operational_row(r)) for r in runs]
     out.append("</ul>" + _table(("Model", *OPERATIONAL_COLUMNS), notes, numeric=range(2, 7)))
     placements = [p for r in runs for p in r.placements]
     out += ["<ul>", *(f"<li>{escape(line)}</li>" for line in placement_summary(placements)), "</ul>"]
@@ -222,7 +222,7 @@ def render_html(
     ]
     for r in runs:
         out.append(
-            f"<tr><td>{escape(r.model)}</td><td class={r.status}>{r.status}</td>"
+            f"<tr><td>{escape(r.label)}</td><td class={r.status}>{r.status}</td>"
             f'<td class=num title="{escape(r.latency_source)}">{escape(latency_cell(r))}</td>'
             f"<td class=num>{prompt_cell(r.prompt_match)}</td><td>{escape(r.verdict)}</td></tr>"
         )
@@ -233,7 +233,7 @@ def render_html(
         for rec in recommendations
     ] or ["<li>None: no failure and no weak prompt match.</li>"]
     out.append(f"</ul><h2>Prompt Match</h2><p>Scale: {escape(MAPPING)}. Limits: {escape(LIMITS)}.</p><ul>")
-    out += [f"<li><b>{escape(r.model)}</b>: {escape(r.prompt_note)}</li>" for r in runs]
+    out += [f"<li><b>{escape(r.label)}</b>: {escape(r.prompt_note)}</li>" for r in runs]
     out.append("</ul><h2>Shots Across Models</h2>" + _shots(runs, out_dir))
     out.append("<h2>Shot Boards</h2>" + boards_html([r.run_dir for r in runs], out_dir=out_dir))  # shot_board.py
     out.append("<h2>Failure Details</h2>")
@@ -244,7 +244,7 @@ def render_html(
         kind = f" [{escape(r.kind)}]" if r.kind else ""
         message = f.get("message", "no finished clip, no failure.json")
         out.append(
-            f"<li><b>{escape(r.model)}</b> ({escape(r.run_dir.name)}): "
+            f"<li><b>{escape(r.label)}</b> ({escape(r.run_dir.name)}): "
             f"<code>{escape(str(f.get('error_class', 'no failure record')))}</code>{kind} at stage "
             f"{escape(str(f.get('stage', 'n/a')))}: {escape(str(message))}"
             + "".join(f"<br>{escape(clip_failure(g))}" for g in r.clip_failures)
@@ -259,12 +259,12 @@ def render_html(
     rate = "no rate given" if usd_per_hour is None else f"${usd_per_hour:.2f}/hour"
     out.append(f"<h2>Billing Timeline ({escape(rate)})</h2>")
     for r in runs:
-        out.append(f"<h3>{escape(r.model)}</h3><p>Source: {escape(r.timeline_source)}.</p>")
+        out.append(f"<h3>{escape(r.label)}</h3><p>Source: {escape(r.timeline_source)}.</p>")
         out.append(_billing(r.segments, usd_per_hour))
     out.append(_gpu_billing(runs, usd_per_hour))
     out.append("<h2>Filmstrips</h2>")
     for r in runs:
-        out.append(f"<h3>{escape(r.model)}</h3>")
+        out.append(f"<h3>{escape(r.label)}</h3>")
         figures = [
             f'<figure><img alt="{escape(label)}" src="{data_uri("image/png", png)}">'
             f"<figcaption>{escape(label)}</figcaption></figure>"

@@ -121,7 +121,7 @@ def _operational(runs: list[RunSummary]) -> list[str]:
     lines = [f"- {line}" for line in operational_summary(runs)]
     for r in runs:
         notes = (f"{c[0].lower()}{c[1:]} {v}" for c, v in zip(OPERATIONAL_COLUMNS, operational_row(r), strict=True))
-        lines.append(f"- **{r.model}**: " + _cell(", ".join(notes)))
+        lines.append(f"- **{r.label}**: " + _cell(", ".join(notes)))
     placements = [p for r in runs for p in r.placements]
     lines += [f"- {line}" for line in placement_summary(placements)]
     if placements:
@@ -170,15 +170,15 @@ def _shots(runs: list[RunSummary], out: Path | None) -> list[str]:
 
     indices = sorted({i for r in with_clips for i in r.clip_videos})
     shots = [(str(i), *(cell(r, i) for r in with_clips)) for i in indices]
-    settings = [(r.model, *(r.settings[k] for k in SETTINGS)) for r in runs if r.settings]
+    settings = [(r.label, *(r.settings[k] for k in SETTINGS)) for r in runs if r.settings]
     head = ("Model", "Preset", "Size", "Frames", "FPS", "Steps", "Guidance")
-    return [*_table(("Shot", *(r.model for r in with_clips)), shots), "", *_table(head, settings, right="lllrrrr")]
+    return [*_table(("Shot", *(r.label for r in with_clips)), shots), "", *_table(head, settings, right="lllrrrr")]
 
 
 def _timings(runs: list[RunSummary]) -> list[str]:
     rows = [
         (
-            r.model,
+            r.label,
             str(t.index),
             f"{t.denoise_s:.2f}s",
             f"{t.decode_s:.2f}s",
@@ -211,14 +211,14 @@ def render_markdown(
     header = header or SweepHeader()
     lines = [f"# {header.title}", ""]
     lines += [f"- {k}: {v}" for k, v in header_items(runs, header, usd_per_hour=usd_per_hour, code=lambda s: f"`{s}`")]
-    outcomes = [(r.model, r.status, latency_cell(r), prompt_cell(r.prompt_match), r.verdict) for r in runs]
+    outcomes = [(r.label, r.status, latency_cell(r), prompt_cell(r.prompt_match), r.verdict) for r in runs]
     lines += ["", "## Model Outcomes", "", *_table(OUTCOME_COLUMNS, outcomes, right="llrr")]
     lines += ["", "## Operational Notes", "", *_operational(runs)]
     recommendations = recommend(runs)
     lines += ["", "## Recommendations", ""]
     lines += [f"- {_cell(rec.line())}" for rec in recommendations] or ["- None: no failure and no weak prompt match."]
     lines += ["", "## Prompt Match", "", f"- Scale: {MAPPING}.", f"- Limits: {LIMITS}."]
-    lines += [f"- **{r.model}**: {_cell(r.prompt_note)}" for r in runs]
+    lines += [f"- **{r.label}**: {_cell(r.prompt_note)}" for r in runs]
     lines += ["", "## Shots Across Models", "", *_shots(runs, out)]
     lines += ["", "## Shot Boards", "", *boards_markdown([r.run_dir for r in runs], out=out)]  # shot_board.py
     lines += ["", "## Failure Details", ""]
@@ -226,7 +226,7 @@ def render_markdown(
     for r in failed:
         f = r.failure or {}
         lines.append(
-            f"- **{r.model}** ({r.run_dir.name}): {f.get('error_class', 'no failure record')}"
+            f"- **{r.label}** ({r.run_dir.name}): {f.get('error_class', 'no failure record')}"
             f"{' [' + r.kind + ']' if r.kind else ''} at stage {f.get('stage', 'n/a')}: "
             f"{_cell(f.get('message', 'the run dir has no finished clip and no failure.json'))}"
         )
@@ -238,12 +238,12 @@ def render_markdown(
     rate = "no rate given" if usd_per_hour is None else f"${usd_per_hour:.2f}/hour"
     lines += ["", f"## Billing Timeline ({rate})", ""]
     for r in runs:
-        lines += [f"### {r.model}", "", f"Source: {r.timeline_source}.", ""]
+        lines += [f"### {r.label}", "", f"Source: {r.timeline_source}.", ""]
         lines += _billing(r.segments, usd_per_hour, total="**total**", total_s=sum(s.duration_s for s in r.segments))
     lines += _gpu_billing(runs, usd_per_hour)
     lines += ["## Filmstrips", ""]
     for r in runs:
-        lines += [f"### {r.model}", ""]
+        lines += [f"### {r.label}", ""]
         lines += [f"![{label}]({images[f'{r.run_dir.name}/{label}']})  " for label, _ in r.filmstrips] or ["n/a"]
         lines.append("")
     return "\n".join(lines)

@@ -164,7 +164,7 @@ def _evidence(run: RunSummary, failed: _Failed) -> str:
         figure = f", after {failed.elapsed_s:.1f} s"
     if failed.kind == "kwargs" and (m := re.search(r"keyword argument '(\w+)'", _first_line(failed.message))):
         figure = f", rejected `{m.group(1)}`"
-    return f"{run.model} [{failed.kind}{failed.where}{figure}]: {failed.error_class}: {_first_line(failed.message)}"
+    return f"{run.label} [{failed.kind}{failed.where}{figure}]: {failed.error_class}: {_first_line(failed.message)}"
 
 
 def recommend(runs: list[RunSummary]) -> list[Recommendation]:
@@ -186,7 +186,7 @@ def recommend(runs: list[RunSummary]) -> list[Recommendation]:
     weak = [
         (
             run.model,
-            f"{run.model} clip {clip['index']}: prompt match {clip['score']:.1f}/10 "
+            f"{run.label} clip {clip['index']}: prompt match {clip['score']:.1f}/10 "
             f"(< {LOW_PROMPT_MATCH:g}) on a {n}-beat shot",
         )
         for run in runs

@@ -22,6 +22,7 @@ alone never chooses. Nothing is estimated: a value no record holds is shown as "
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -100,10 +101,23 @@ class RunSummary:
     reused_clips: int = 0
     resumed_s: float | None = None  # wall time of the resumed session when clips were reused
     placements: list[Placement] = field(default_factory=list)  # where it ran on Ray (sweep_run.json)
+    label: str = ""  # what the report calls the run: the model, or with its folder where two runs share one
+
+    def __post_init__(self) -> None:
+        self.label = self.label or self.model
 
     def prompt_score(self, index: int) -> float | None:
         """Clip ``index``'s prompt match (0-10), or None when not scored."""
         return next((float(c["score"]) for c in self.prompt_clips if c["index"] == index), None)
+
+
+def label_runs(runs: list[RunSummary]) -> list[RunSummary]:
+    """The runs, each labelled by its model, or ``model (folder)`` where two runs share a model (a
+    sweep with ``--seeds``), so no two columns, rows or sections of the report read alike."""
+    shared = {model for model, n in Counter(r.model for r in runs).items() if n > 1}
+    for r in runs:
+        r.label = f"{r.model} ({r.run_dir.name})" if r.model in shared else r.model
+    return runs
 
 
 def preset_note(plan: dict[str, Any] | None) -> str:
@@ -400,7 +414,7 @@ def qa_rows(runs: list[RunSummary]) -> list[tuple[str, ...]]:
                 verdicts.append(f"visible seam at clip {c['index']} (jump {seam['jump']:.1f}, x{seam['ratio']:.1f})")
             rows.append(
                 (
-                    r.model,
+                    r.label,
                     str(c["index"]),
                     fmt(c["mean_luma"], digits=1),
                     f"{c['black_frame_share']:.0%}",

@@ -9,7 +9,7 @@ from vgkit.evaluate.report.header import best_completed, sweep_header
 from vgkit.evaluate.report.html import render_html
 from vgkit.evaluate.report.markdown import render_markdown
 from vgkit.evaluate.report.recommend import recommend
-from vgkit.evaluate.report.summary import REPORT_SCHEMA, summarize_run
+from vgkit.evaluate.report.summary import REPORT_SCHEMA, label_runs, summarize_run
 from vgkit.records.artifacts import atomic_write_bytes, atomic_write_json
 
 __all__ = ["write_report"]
@@ -19,7 +19,7 @@ def write_report(run_dirs: list[Path], *, out: Path, usd_per_hour: float | None 
     """Write ``report.md`` (with ``img/*.png``), ``report.html`` and ``report.json`` into ``out``."""
     if usd_per_hour is not None and usd_per_hour < 0:
         raise SpecError(f"usd_per_hour = {usd_per_hour}: must be >= 0; fix: pass the GPU's hourly price")
-    runs = [summarize_run(Path(d)) for d in run_dirs]
+    runs = label_runs([summarize_run(Path(d)) for d in run_dirs])
     header = sweep_header([Path(d) for d in run_dirs])
     images: dict[str, str] = {}
     for r in runs:
