@@ -129,9 +129,9 @@ def test_setup_installs_the_chosen_build_records_it_and_the_proof_says_when_torc
     done = _setup(repo, tmp_path, nvidia_smi_script("550.54.15"))
     calls = (repo / ".venv" / "calls.log").read_text().splitlines()
     pip = "-m pip install --quiet --disable-pip-version-check"
-    torch_call = f"{pip} --no-compile --index-url {INDEX}cu126 torch=={TORCH}+cu126"
+    torch_call = f"{pip} --index-url {INDEX}cu126 torch=={TORCH}+cu126"
     assert torch_call in calls
-    requirements = f"{pip} --no-compile -r requirements.txt"
+    requirements = f"{pip} -r requirements.txt"
     assert calls.index(torch_call) < calls.index(requirements)  # the pins then find torch there
     stamp = (repo / ".venv" / ".vgkit-setup-stamp").read_text().splitlines()
     assert stamp[1] == f"torch=={TORCH}+cu126 index=https://download.pytorch.org/whl/cu126"
