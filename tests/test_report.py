@@ -149,6 +149,7 @@ def test_markdown_table_and_billing(runs: dict[str, Path], tmp_path: Path) -> No
     # no prompt-match score (no CLIP in the cache): latency alone never names a best model
     assert "- Best completed model: none" in md and "latency alone never chooses" in md
     assert "- **wan22-tiny (t-wan22-tiny)**: preset cpu, peak RSS " in md  # the run's plan names its preset
+    assert md.count("\n### wan22-tiny (t-partial)\n") == 3  # its shot board, billing and filmstrips sections
     # at $3.60/hour one second costs $0.001
     clip0 = next(line for line in md.splitlines() if line.startswith("| clip 0 |"))
     seconds = float(clip0.split("|")[3].strip().rstrip("s"))

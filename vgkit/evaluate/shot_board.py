@@ -391,13 +391,15 @@ def boards_html(run_dirs: list[Path], *, out_dir: Path | None = None) -> str:
     return "".join(parts) or "<p>n/a</p>"
 
 
-def boards_markdown(run_dirs: list[Path], *, out: Path | None = None) -> list[str]:
-    """The Markdown report's Shot Boards section: per run, a table with each shot's last frame
-    (linking its clip), seed, timings and QA."""
+def boards_markdown(
+    run_dirs: list[Path], *, out: Path | None = None, labels: dict[Path, str] | None = None
+) -> list[str]:
+    """The Markdown report's Shot Boards section: per run, under its label (``labels``, else its
+    model), a table with each shot's last frame (linking its clip), seed, timings and QA."""
     lines: list[str] = []
     for board in _boards(run_dirs):
         if isinstance(board, Path):
             lines += [f"### {board.name}", "", "No plan.json.", ""]
             continue
-        lines += [f"### {board.model}", "", *board.markdown(out=out), ""]
+        lines += [f"### {(labels or {}).get(board.run_dir, board.model)}", "", *board.markdown(out=out), ""]
     return lines or ["n/a"]

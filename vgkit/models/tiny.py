@@ -224,7 +224,7 @@ def t5_text_encoder(tokenizer: Any, *, umt5: bool) -> Any:
     (a directly built model stays in training mode, whose dropout makes outputs vary). Everything
     but the sizes is the real encoders' (gated GELU feed-forward, 32 relative-position buckets).
     One layer of two heads: every UMT5 layer computes its own position bias over the twin's 2048
-    character tokens; two layers of four heads took about half of a tiny Wan clip's CPU time."""
+    character tokens (two layers of four heads: 1.64 s of a 4.70 s tiny Wan clip at 256x160)."""
     import torch
     from transformers import T5Config, T5EncoderModel, UMT5Config, UMT5EncoderModel
 

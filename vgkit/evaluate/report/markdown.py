@@ -220,7 +220,8 @@ def render_markdown(
     lines += ["", "## Prompt Match", "", f"- Scale: {MAPPING}.", f"- Limits: {LIMITS}."]
     lines += [f"- **{r.label}**: {_cell(r.prompt_note)}" for r in runs]
     lines += ["", "## Shots Across Models", "", *_shots(runs, out)]
-    lines += ["", "## Shot Boards", "", *boards_markdown([r.run_dir for r in runs], out=out)]  # shot_board.py
+    boards = boards_markdown([r.run_dir for r in runs], out=out, labels={r.run_dir: r.label for r in runs})
+    lines += ["", "## Shot Boards", "", *boards]  # shot_board.py
     lines += ["", "## Failure Details", ""]
     failed = [r for r in runs if r.failure or r.clip_failures or r.status != "completed"]
     for r in failed:
