@@ -248,7 +248,7 @@ def compare_models() -> nbformat.NotebookNode:
             ),
             _ignore_output(  # the path depends on where the notebook runs
                 new_code_cell(
-                    "# the final videos side by side in one file, to share (moviepy; same order as above)\n"
+                    "# the final videos side by side in one file, to share (ffmpeg; same order as above)\n"
                     "from vgkit.evaluate.compare_video import side_by_side_video\n\n"
                     'shared = root / out / "report" / "side_by_side.mp4"\n'
                     "side_by_side_video([row.run_dir for row in result.rows], shared)\n"

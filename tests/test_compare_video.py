@@ -1,4 +1,4 @@
-"""The shareable side-by-side comparison video (moviepy) of several runs' final videos."""
+"""The shareable side-by-side comparison video of several runs' final videos (one ffmpeg filtergraph)."""
 
 from __future__ import annotations
 
@@ -10,29 +10,40 @@ import pytest
 
 from vgkit.errors import ArtifactError
 from vgkit.evaluate.compare_video import side_by_side_video
-from vgkit.finish.encode import ffmpeg_exe
+from vgkit.finish.encode import count_frames, ffmpeg_exe
+from vgkit.records.artifacts import sha256_file
 
 
-def _final(run: Path, size: str, seconds: float) -> Path:
+def _final(run: Path, size: str, fps: int, frames: int) -> Path:
     final = run / "final" / "final_stitched.mp4"
     final.parent.mkdir(parents=True)
-    subprocess.run([ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i", f"testsrc2=s={size}:r=24:d={seconds}",
-                    "-pix_fmt", "yuv420p", str(final)], check=True)  # fmt: skip
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i", f"testsrc2=s={size}:r={fps}",
+                    "-frames:v", str(frames), "-pix_fmt", "yuv420p", str(final)], check=True)  # fmt: skip
     return final
 
 
-def test_finals_side_by_side_at_one_height_as_long_as_the_shortest(tmp_path: Path) -> None:
-    _final(tmp_path / "a", "96x64", 2)
-    _final(tmp_path / "b", "64x64", 1)
+def test_finals_side_by_side_at_one_height_and_rate_as_long_as_the_shortest(tmp_path: Path) -> None:
+    """A 2 s 24 fps final beside a 1.5 s 16 fps one (Wan's and CogVideoX's rates): 1.5 s at 24 fps,
+    every frame there, the same bytes twice."""
+    _final(tmp_path / "a", "96x64", 24, 48)
+    _final(tmp_path / "b", "64x64", 16, 24)
     (tmp_path / "failed").mkdir()  # no final video: skipped
-    dest = side_by_side_video([tmp_path / "a", tmp_path / "failed", tmp_path / "b"], tmp_path / "cmp.mp4", height_px=32)
+    runs = [tmp_path / "a", tmp_path / "failed", tmp_path / "b"]
+    dest = side_by_side_video(runs, tmp_path / "cmp.mp4", height_px=32)
     reader = imageio_ffmpeg.read_frames(str(dest))
     meta = next(reader)
     reader.close()
-    assert meta["size"] == (48 + 32, 32)
-    frames, seconds = imageio_ffmpeg.count_frames_and_secs(str(dest))
-    assert 22 <= frames <= 24 and seconds == pytest.approx(1.0, abs=0.1)  # moviepy may drop the last frame
-    assert not list(tmp_path.glob(".*partial*"))
+    assert meta["size"] == (48 + 32, 32) and meta["fps"] == 24
+    assert count_frames(dest) == 36
+    again = side_by_side_video(runs, tmp_path / "again.mp4", height_px=32)
+    assert sha256_file(again) == sha256_file(dest)
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == ["again.mp4", "cmp.mp4"]
+
+
+def test_one_final_is_scaled_alone(tmp_path: Path) -> None:
+    _final(tmp_path / "a", "96x64", 24, 10)
+    dest = side_by_side_video([tmp_path / "a"], tmp_path / "cmp.mp4", height_px=64)
+    assert count_frames(dest) == 10
 
 
 def test_no_final_video_is_one_line(tmp_path: Path) -> None:

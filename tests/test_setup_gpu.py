@@ -93,10 +93,10 @@ def test_no_nvidia_smi_means_a_cpu_host(tmp_path: Path) -> None:
 # ---- setup.sh itself, in a copy of the repository with pip stubbed --------------------------------
 
 STUB_PYTHON = """#!/bin/sh
-# Stands in for the venv's python at the command boundary: pip and ipykernel calls are recorded,
-# not run; everything else runs with the real interpreter.
+# Stands in for the venv's python at the command boundary: pip, ipykernel and bytecode calls are
+# recorded, not run; everything else runs with the real interpreter.
 case "$1 $2" in
-  "-m pip"|"-m ipykernel") echo "$*" >> "$(dirname "$0")/../calls.log"; exit 0 ;;
+  "-m pip"|"-m ipykernel"|"-m vgkit.host.bytecode") echo "$*" >> "$(dirname "$0")/../calls.log"; exit 0 ;;
 esac
 exec {python} "$@"
 """
@@ -128,7 +128,7 @@ def test_setup_installs_the_chosen_build_records_it_and_the_proof_says_when_torc
     repo = _setup_copy(tmp_path)
     done = _setup(repo, tmp_path, nvidia_smi_script("550.54.15"))
     calls = (repo / ".venv" / "calls.log").read_text().splitlines()
-    pip = "-m pip install --quiet --disable-pip-version-check"
+    pip = "-m pip install --quiet --disable-pip-version-check --no-compile"
     torch_call = f"{pip} --index-url {INDEX}cu126 torch=={TORCH}+cu126"
     assert torch_call in calls
     requirements = f"{pip} -r requirements.txt"
@@ -170,6 +170,9 @@ def test_setup_on_a_cpu_host_is_unchanged(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     calls = (repo / ".venv" / "calls.log").read_text()
     assert "download.pytorch.org" not in calls and "-r requirements.txt" in calls
+    order = calls.splitlines()
+    editable = next(i for i, call in enumerate(order) if call.endswith("--no-deps -e ."))
+    assert order.index("-m vgkit.host.bytecode") == editable + 1  # bytecode for what was just installed
     assert len((repo / ".venv" / ".vgkit-setup-stamp").read_text().splitlines()) == 1  # the pins' hash only
     assert "setup: no GPU found: runs use the tiny random-weight checkpoints on CPU" in done.stdout
 
