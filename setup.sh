@@ -76,7 +76,7 @@ else
     [ -n "${VGKIT_WHEELS:-}" ] && PIP_FROM=(--no-index --find-links "$VGKIT_WHEELS")
     # --no-compile: byte-compiling all of torch, transformers, ray and jupyterlab doubled the
     # install (87 s -> 43 s on two cores); vgkit.host.bytecode then compiles what vgkit imports.
-    say "installing exact pins from requirements.txt (first time: about 2 minutes)"
+    say "installing exact pins from requirements.txt (first time: about a minute on a CPU host, longer for a CUDA build)"
     .venv/bin/python -m pip install --quiet --disable-pip-version-check "${PIP_FROM[@]}" --upgrade pip
     if [ -n "$TORCH_SPEC" ]; then
         say "installing $TORCH_SPEC from ${VGKIT_WHEELS:-$TORCH_INDEX}: $TORCH_WHY"
