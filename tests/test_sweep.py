@@ -189,15 +189,3 @@ def test_clip_log_telemetry_is_the_fallback_for_gpu_notes(tmp_path: Path) -> Non
         (tmp_path / "logs" / f"log_{i:03d}.json").write_text(json.dumps(log))
     gpu = summarize_run(tmp_path).gpu
     assert gpu == {"samples": 6, "mean_util_pct": 80.0, "peak_temp_c": 81, "peak_mem_used_mib": 1024}
-
-
-@pytest.mark.slow
-def test_sweep_over_the_three_tiny_models_gives_three_bundles_and_one_report(tmp_path: Path) -> None:
-    spec = write_spec(tmp_path / "spec.yaml", spec_dict(shots=SHOTS, overrides=FAST))
-    models = ["wan22-tiny", "cogvideox15-tiny", "hunyuan-i2v-tiny"]
-    result = sweep(spec, models=models, out=tmp_path / "sw", progress=lambda _: None)
-    assert [(r.model, r.status) for r in result.rows] == [(m, "completed") for m in models]
-    assert sorted(p.name for p in (tmp_path / "sw").glob("*.tar.gz")) == sorted(f"t-{m}.tar.gz" for m in models)
-    md = result.report_markdown.read_text()
-    assert all(f"| {m} | completed |" in md for m in models)
-    assert "- Completed: 3" in md

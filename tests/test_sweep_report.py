@@ -80,6 +80,15 @@ def swept(tmp_path_factory: pytest.TempPathFactory) -> tuple[SweepResult, Path]:
     return result, spec
 
 
+def test_each_tiny_model_completes_with_its_bundle_and_row_beside_a_failure(swept: tuple[SweepResult, Path]) -> None:
+    result, _ = swept
+    assert [(r.model, r.status) for r in result.rows] == [*((m, "completed") for m in TINY), (PLANTED, "failed")]
+    out = result.report_markdown.parent.parent
+    assert sorted(p.name for p in out.glob("*.tar.gz")) == sorted(f"t-{m}.tar.gz" for m in TINY)
+    markdown = result.report_markdown.read_text()
+    assert all(f"| {m} | completed |" in markdown for m in TINY) and f"| {PLANTED} | failed |" in markdown
+
+
 @pytest.mark.slow  # shares one sweep of four models (about a minute on two cores)
 def test_the_report_has_the_seed_header_table_and_sections(swept: tuple[SweepResult, Path]) -> None:
     result, _ = swept

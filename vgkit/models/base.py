@@ -44,12 +44,18 @@ __all__ = [
 _LOG = logging.getLogger("vgkit.models")
 
 
-def quiet_hf_libraries() -> None:
-    """Silence diffusers/transformers progress bars and info chatter (vgkit prints its own)."""
-    from diffusers.utils import logging as diffusers_logging
+def quiet_hf_libraries(*, with_diffusers: bool = True) -> None:
+    """Silence transformers' and diffusers' progress bars and info chatter (vgkit prints its own).
+    ``with_diffusers=False`` leaves diffusers out, for a tokenizer alone: importing diffusers
+    imports torch (about 3 s of CPU in a process that needs neither, such as ``vgkit check``)."""
     from transformers.utils import logging as transformers_logging
 
-    for lib in (diffusers_logging, transformers_logging):
+    libraries: list[Any] = [transformers_logging]
+    if with_diffusers:
+        from diffusers.utils import logging as diffusers_logging
+
+        libraries.append(diffusers_logging)
+    for lib in libraries:
         lib.set_verbosity_error()
         lib.disable_progress_bar()
 
@@ -323,7 +329,7 @@ class ModelAdapter:
     # -- tiny checkpoints -----------------------------------------------------------------------
     def load_tokenizer(self, snapshot: Path) -> Any:
         """The prompt tokenizer stored in a snapshot (no model weights are read)."""
-        quiet_hf_libraries()  # before transformers' imports, which warn at import time
+        quiet_hf_libraries(with_diffusers=False)  # before transformers' imports, which warn at import time
         from transformers import AutoTokenizer
 
         return AutoTokenizer.from_pretrained(str(snapshot / "tokenizer"))
