@@ -40,9 +40,12 @@ def test_finals_side_by_side_at_one_height_and_rate_as_long_as_the_shortest(tmp_
     assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == ["again.mp4", "cmp.mp4"]
 
 
-def test_one_final_is_scaled_alone(tmp_path: Path) -> None:
+def test_one_final_alone_is_never_made_taller_than_it_is(tmp_path: Path) -> None:
     _final(tmp_path / "a", "96x64", 24, 10)
-    dest = side_by_side_video([tmp_path / "a"], tmp_path / "cmp.mp4", height_px=64)
+    dest = side_by_side_video([tmp_path / "a"], tmp_path / "cmp.mp4", height_px=360)
+    reader = imageio_ffmpeg.read_frames(str(dest))
+    assert next(reader)["size"] == (96, 64)
+    reader.close()
     assert count_frames(dest) == 10
 
 

@@ -20,6 +20,7 @@ import sys
 import tempfile
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -82,11 +83,15 @@ def two_nodes(
     try:
         head_args = ["--head", f"--port={port}", f"--node-ip-address={HEAD_IP}", "--num-cpus=1", "--num-gpus=0"]
         started.append(_start_node([*head_args, "--include-dashboard=false"], tmp_path / "head", env))
-        for ip in NODE_IPS:
+
+        def join(ip: str) -> None:
             own = {**env, "VGKIT_RAY_SCRATCH": str(tmp_path / ip / "scratch"), "VGKIT_LOCK_DIR": str(tmp_path / ip)}
             node_args = [f"--address={HEAD_IP}:{port}", f"--node-ip-address={ip}", "--num-cpus=1", "--num-gpus=1"]
             nodes[ip] = _start_node(node_args, tmp_path / ip, own)
             started.append(nodes[ip])
+
+        with ThreadPoolExecutor(len(NODE_IPS)) as pool:  # the two nodes join at once
+            list(pool.map(join, NODE_IPS))
         yield f"{HEAD_IP}:{port}", nodes
     finally:
         if ray.is_initialized():

@@ -1,7 +1,8 @@
 """A side-by-side comparison video to share: the final videos of several runs in one frame.
 
 One ffmpeg filtergraph (the binary imageio-ffmpeg ships, the pinned encoder recipe of
-``vgkit.finish.encode``): each video is scaled to one height on swscale's bit-exact paths and
+``vgkit.finish.encode``): each video is scaled to one height (``height_px``, or the tallest
+final's where that is lower: tiny runs are not blown up) on swscale's bit-exact paths and
 resampled to the first video's frame rate (CogVideoX makes 16 fps, Wan 24), then ``hstack`` puts
 them left to right in the order given. The comparison is as long as the shortest video, counted in
 whole frames and checked in the written file; the same finals give the same bytes. It is for
@@ -43,7 +44,7 @@ def side_by_side_video(run_dirs: list[Path], dest: Path, *, height_px: int = 360
     probes = [_probe(video) for video in videos]
     fps = probes[0][2]
     frames = min(count * fps // rate for _, _, rate, count in probes)  # whole frames of the shortest
-    height = _even(height_px)
+    height = _even(min(height_px, max(h for _, h, _, _ in probes)))  # never taller than the tallest final
     chains = [
         f"[{i}:v]scale={_even(w * height / h)}:{height}:flags=lanczos+{SWS_FLAGS},setsar=1,fps={fps}[v{i}]"
         for i, (w, h, _, _) in enumerate(probes)
