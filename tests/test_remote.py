@@ -10,8 +10,9 @@ pytest's cache (``.pytest_cache/d/remote-host``). Nothing is copied or linked in
 ``.venv`` is the one a real setup.sh made there over SSH in an earlier session, and setup.sh's own
 stamp (sha256 of requirements.txt + pyproject.toml) decides whether it still fits the pushed
 code; if not, setup.sh installs again. The first session on a checkout, or one after
-``pytest --cache-clear``, runs the full install (measured on 2 cores: 88-105 s, the whole file
-then about 85 s longer); an up-to-date host takes about 1 s. Runs of earlier sessions are deleted
+``pytest --cache-clear``, runs the full install (measured on 2 cores beside the rest of the
+suite: 58-70 s with ``pip --no-compile`` and the bytecode step, 87 s before); an up-to-date host
+takes about 1 s. Runs of earlier sessions are deleted
 first, so nothing is resumed. Two sessions of one checkout at once would share it.
 
 ``push`` sends the committed HEAD (``git archive``): a change to setup.sh or the pins is tested on
