@@ -22,18 +22,25 @@ __all__ = ["LIBRARIES", "main", "warm_bytecode"]
 # tests); a library that is not installed is skipped (ray is an extra of a pip install).
 LIBRARIES: tuple[str, ...] = (
     "torch",
+    "torch.utils.serialization",
     "diffusers",
+    "diffusers.guiders",
     "transformers",
+    "transformers.models.mt5",
+    "transformers.models.llama.modeling_llama",  # HunyuanVideo's LLaVA text encoder builds one
     "accelerate",
     "safetensors.torch",
     "huggingface_hub",
     "numpy",
     "PIL.Image",
+    "psutil",
     "imageio_ffmpeg",
+    "imageio_ffmpeg.binaries",
     "yaml",
     "ruamel.yaml",
     "pydantic",
     "sentencepiece",
+    "sentencepiece.sentencepiece_model_pb2",
     "papermill",
     "nbformat",
     "nbclient",
@@ -54,13 +61,14 @@ LIBRARIES: tuple[str, ...] = (
 
 
 def _model_classes() -> list[tuple[str, str]]:
-    """(module, class) of every registered family's pipeline and its components' classes."""
+    """(module, class) of every registered family's pipeline and its components' classes (a
+    scheduler's compatible schedulers too: loading a pipeline imports them)."""
     from vgkit.models import adapter, model_names
 
     wanted: set[tuple[str, str]] = set()
     for name in model_names():
         model = adapter(name)
-        wanted.add(("diffusers", model.pipeline_class))
+        wanted.update({("diffusers", model.pipeline_class), ("diffusers", model.repo_pipeline_class)})
         wanted.update(model.expected_components().values())
     return sorted(wanted)
 
@@ -77,8 +85,13 @@ def warm_bytecode() -> list[str]:
             importlib.import_module(name)
         except ImportError:
             missing.append(name)
-    for module, cls in _model_classes():
-        getattr(importlib.import_module(module), cls)
+    for module, name in _model_classes():
+        cls = getattr(importlib.import_module(module), name)
+        if hasattr(cls, "_get_compatibles"):
+            cls._get_compatibles()
+    from PIL import Image
+
+    Image.init()  # the image format plugins PIL imports when a file is opened or saved
     return missing
 
 
