@@ -11,7 +11,7 @@ pytest's cache (``.pytest_cache/d/remote-host``). Nothing is copied or linked in
 stamp (sha256 of requirements.txt + pyproject.toml) decides whether it still fits the pushed
 code; if not, setup.sh installs again. The first session on a checkout, or one after
 ``pytest --cache-clear``, runs the full install (measured on 2 cores beside the rest of the
-suite: 58-70 s with ``pip --no-compile`` and the bytecode step, 87 s before); an up-to-date host
+suite: 44-71 s with ``pip --no-compile`` and the bytecode step, 87 s before); an up-to-date host
 takes about 1 s. Runs of earlier sessions are deleted
 first, so nothing is resumed. Two sessions of one checkout at once would share it.
 

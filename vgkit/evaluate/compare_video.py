@@ -54,5 +54,5 @@ def side_by_side_video(run_dirs: list[Path], dest: Path, *, height_px: int = 360
     inputs = [arg for video in videos for arg in ("-i", str(video))]
     graph = ";".join([*chains, f"{joined}[out]"])
     args = [*inputs, "-filter_complex", graph, "-map", "[out]", "-frames:v", str(frames), "-r", str(fps)]
-    write_video([*args, *encoder_args()], dest=dest, expected_frames=int(frames))
+    write_video([*args, *encoder_args()], dest=dest, expected_frames=frames)
     return dest
