@@ -170,6 +170,24 @@ def test_an_infeasible_plan_is_refused_with_its_figures_and_fixes(tmp_path: Path
     assert isinstance(raised.value, SpecError)  # exit 2
 
 
+def test_a_refusal_projects_another_preset_at_the_size_it_would_generate_for_the_plan() -> None:
+    """Under the 80gb preset Hunyuan generates 960x544 for a 1280x720 plan; --preset 4090 would
+    generate 800x448 for that plan (its own scale of 1280x720, not of 960x544)."""
+    from vgkit.cost.planner import fix_candidates
+    from vgkit.models import adapter
+
+    model = adapter("hunyuan-i2v")
+    big, small = model.preset("80gb"), model.preset("4090")
+    assert big.generation_size(1280, 720, multiple=16) == (960, 544)
+    candidates = fix_candidates(model, big, output=(1280, 720), generated=(960, 544))
+    assert [(p.name, w, h) for p, w, h in candidates] == [
+        ("4090", *small.generation_size(1280, 720, multiple=16)),
+        ("80gb", 720, 416),  # 0.75 and 0.5 of 960x544, each side a multiple of 16
+        ("80gb", 480, 272),
+    ]
+    assert candidates[0][1:] == (800, 448)
+
+
 def test_tiny_models_and_cpu_presets_have_no_projection() -> None:
     from vgkit.cost.planner import plan_cost
     from vgkit.models import adapter
@@ -331,7 +349,7 @@ def test_vgkit_run_refuses_an_infeasible_plan_before_writing_anything_and_force_
     write_snapshot(adapter("wan22").repo_id, "1" * 40, twin, cache_dir=hub)
     spec = write_spec(tmp_path / "s.yaml", spec_dict(model="wan22", overrides={}, preset="4090", clip_timeout_s=300))
     env = {**os.environ, "PATH": f"{stand_in_gpu(tmp_path, FAKE_4090)}:{os.environ['PATH']}", "HF_HUB_CACHE": str(hub),
-           "VGKIT_LOCK_DIR": str(tmp_path / "locks")}  # fmt: skip
+           "VGKIT_LOCK_DIR": str(tmp_path / "locks"), "VGKIT_COST_CACHE": str(tmp_path / "cost-cache")}  # fmt: skip
     env.pop("VGKIT_FORCE_CPU", None)
     env["VGKIT_TORCH_PROBE"] = "tests.fake_gpu:torch_sees_the_gpu"  # torch's view: a usable GPU
     out = tmp_path / "run"
@@ -342,6 +360,9 @@ def test_vgkit_run_refuses_an_infeasible_plan_before_writing_anything_and_force_
 
     refused = run()
     assert refused.returncode == 2, refused.stderr
+    # the native clip and every fix the refusal projects come from the packaged counts: none counted here
+    counted = sorted(p.name for p in (tmp_path / "cost-cache").glob("*.json"))
+    assert not counted, f"counts.json lacks these (python -m vgkit.cost.fit --write-counts): {counted}"
     (line,) = refused.stderr.splitlines()
     assert line.startswith("vgkit: error: plan on wan22 (4090 preset) cannot finish on the 4090: projected ")
     assert "> clip deadline 300 s" in line and "fix: " in line and "--force" in line

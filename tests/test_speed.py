@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 import torch
+import torch._inductor.config
 
 from tests.conftest import REPO
 from tests.tiny_models import clip_request, tiny_generator
@@ -374,7 +375,10 @@ def test_regional_compile_without_a_compiler_is_refused_up_front(
 
 @pytest.mark.slow
 def test_regional_compile_runs_on_cpu_and_matches_eager() -> None:
-    """Tens of seconds with a cold Inductor cache, about 10 s warm (2 CPU cores): two tiny Wan blocks."""
+    """Two tiny Wan blocks through Inductor's C++ backend, with a cold cache. Inductor's vectorized
+    kernels are off here: they compile each kernel twice over (14 C++ builds instead of 8; 17.8 s
+    against 12.9 s of compile and run alone on 2 cores), and which blocks vgkit compiles and that
+    they match eager does not depend on them."""
     if shutil.which(os.environ.get("CXX", "g++")) is None:
         pytest.skip("torch.compile on CPU needs a C++ compiler ($CXX or g++) on PATH; none found")
     transformer = _fresh_transformer("wan22-tiny")
@@ -386,10 +390,11 @@ def test_regional_compile_runs_on_cpu_and_matches_eager() -> None:
         "timestep": torch.tensor([500.0]),
         "return_dict": False,
     }
-    with torch.no_grad():
+    with torch.no_grad(), torch._inductor.config.patch({"cpp.vec_isa_ok": False}):
         eager = transformer(**inputs)[0]
-        apply_speed(SimpleNamespace(transformer=transformer), SpeedOptions(compile="regional"), device="cpu")
+        record = apply_speed(SimpleNamespace(transformer=transformer), SpeedOptions(compile="regional"), device="cpu")
         compiled = transformer(**inputs)[0]
+    assert record["applied"] == ["compile:regional(2 blocks: WanTransformerBlock)"]
     assert torch.allclose(compiled, eager, rtol=1e-4, atol=1e-5)
 
 

@@ -13,8 +13,8 @@ device (shapes only: a 5-13 B parameter transformer builds in about a second) an
 
 Results are cached per (class, config, input shapes, dtype) in memory and on disk
 (``settings.cost_cache_dir()``), keyed by the torch, diffusers and transformers versions too; the
-counts of the presets' native sizes ship in ``counts.json`` (``python -m vgkit.cost.fit
---write-counts`` remakes it).
+counts of the presets' native sizes, and of the fixes a refusal of them projects, ship in
+``counts.json`` (``python -m vgkit.cost.fit --write-counts`` remakes it).
 """
 
 from __future__ import annotations
@@ -109,8 +109,9 @@ def _modes(tracker: _LiveBytes) -> tuple[Any, Any]:
 
 
 _MEMO: dict[str, Counted] = {}
-# Counts shipped with vgkit for the presets' native sizes under the pinned versions, so that
-# `vgkit models` and `vgkit check` answer at once; a key under other versions misses and recounts.
+# Counts shipped with vgkit for the presets' native sizes (and a refusal's fixes of them) under the
+# pinned versions, so that `vgkit models`, `vgkit check` and a refused `vgkit run` answer at once; a
+# key under other versions misses and recounts.
 PACKAGED = Path(__file__).with_name("counts.json")
 
 

@@ -79,7 +79,8 @@ def fit_efficiency() -> tuple[dict[str, float], list[Fitted]]:
 
 
 def write_packaged_counts() -> int:
-    """Count every published figure's and every GPU preset's native clip afresh and write them to
+    """Count afresh every published figure's clip, every GPU preset's native clip and the fixes a
+    refusal of that clip projects (vgkit.cost.planner.fix_candidates), and write them to
     ``count.PACKAGED``; returns the number of counts written."""
     import json
     import os
@@ -88,7 +89,7 @@ def write_packaged_counts() -> int:
 
     from vgkit.cost import count
     from vgkit.cost.architectures import ARCHITECTURES
-    from vgkit.cost.planner import project_native
+    from vgkit.cost.planner import fix_candidates, project_native, project_preset
     from vgkit.models import adapter
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -102,8 +103,15 @@ def write_packaged_counts() -> int:
             for name in ARCHITECTURES:
                 model = adapter(name)
                 for preset in model.presets:
-                    if preset.device != "cpu":
-                        project_native(model, preset, gpu=card("4090" if preset.name == "4090" else "h100"))
+                    if preset.device == "cpu":
+                        continue
+                    gpu = card("4090" if preset.name == "4090" else "h100")
+                    native = project_native(model, preset, gpu=gpu)
+                    base = (model.baseline.width, model.baseline.height)
+                    generated = (native.width, native.height)
+                    for option, width, height in fix_candidates(model, preset, output=base, generated=generated):
+                        size = {"width": width, "height": height, "num_frames": native.num_frames}
+                        project_preset(model, option, gpu=gpu, steps=native.steps, **size)
         finally:
             count.PACKAGED = saved
             if previous is None:

@@ -25,6 +25,7 @@ __all__ = [
     "PlanCost",
     "card_for_this_machine",
     "check_plan",
+    "fix_candidates",
     "native_preset_lines",
     "plan_cost",
     "project_native",
@@ -39,6 +40,7 @@ class PlanCost:
     clips: tuple[Projection, ...]  # one per planned clip, in order
     clip_timeout_s: float
     run_timeout_s: float
+    output_size: tuple[int, int]  # the plan's width x height before its preset scales it
 
     @property
     def worst_clip_s(self) -> float:
@@ -130,40 +132,57 @@ def plan_cost(
         clips=tuple(by_frames[clip.generated_frames] for clip in plan.clips),
         clip_timeout_s=clip_timeout_s,
         run_timeout_s=run_timeout_s,
+        output_size=(plan.output_width, plan.output_height),
     )
+
+
+FIX_SCALES = (0.75, 0.5)  # the smaller generated sizes a refusal proposes, largest first
+
+
+def fix_candidates(
+    model: ModelAdapter, preset: Preset, *, output: tuple[int, int], generated: tuple[int, int]
+) -> list[tuple[Preset, int, int]]:
+    """What a refusal of a clip that ``preset`` generates at ``generated`` for an ``output`` size
+    projects as fixes, in order: every other GPU preset at the size it generates for ``output``, then
+    ``preset`` at each of ``FIX_SCALES`` of ``generated``."""
+    multiple = model.size_multiple
+    candidates = [
+        (other, *other.generation_size(*output, multiple=multiple))
+        for other in model.presets
+        if other.name not in (preset.name, "cpu") and other.device != "cpu"
+    ]
+    for scale in FIX_SCALES:
+        width, height = (max(multiple, round(side * scale / multiple) * multiple) for side in generated)
+        candidates.append((preset, width, height))
+    return candidates
 
 
 def _fixes(cost: PlanCost, model: ModelAdapter, preset: Preset) -> list[str]:
     """Changes that would bring the plan inside its limits on the same card, each projected."""
     worst = max(cost.clips, key=lambda p: p.seconds_per_clip)
     fixes: list[str] = []
-    for other in model.presets:
-        if other.name in (preset.name, "cpu") or other.device == "cpu":
-            continue
-        width, height = other.generation_size(worst.width, worst.height, multiple=model.size_multiple)
+    smaller: list[str] = []
+    generated = (worst.width, worst.height)
+    for option, width, height in fix_candidates(model, preset, output=cost.output_size, generated=generated):
+        if option is preset and smaller:
+            continue  # the largest smaller size that fits is the one to name
         alt = project_preset(
-            model, other, gpu=cost.card, width=width, height=height, num_frames=worst.num_frames, steps=worst.steps
+            model, option, gpu=cost.card, width=width, height=height, num_frames=worst.num_frames, steps=worst.steps
         )
-        if alt.seconds_per_clip <= cost.clip_timeout_s and alt.fits_memory:
-            fixes.append(f"--preset {other.name} (~{alt.seconds_per_clip:.0f} s/clip, ~{alt.peak_gib:.1f} GiB)")
+        if alt.seconds_per_clip > cost.clip_timeout_s or not alt.fits_memory:
+            continue
+        if option is preset:
+            smaller.append(
+                f"a preset that generates {width}x{height} and upscales (~{alt.seconds_per_clip:.0f} s/clip, "
+                "softer detail)"
+            )
+        else:
+            fixes.append(f"--preset {option.name} (~{alt.seconds_per_clip:.0f} s/clip, ~{alt.peak_gib:.1f} GiB)")
     per_step = (worst.compute_s + worst.transfer_s) / max(1.0, worst.steps)
     steps_fit = math.floor(cost.clip_timeout_s * 0.95 / per_step) if per_step > 0 else worst.steps
     if 0 < steps_fit < worst.steps:
         fixes.append(f"overrides.steps: {steps_fit} (fewer steps cost detail and prompt adherence)")
-    multiple = model.size_multiple
-    for scale in (0.75, 0.5):
-        width, height = (
-            max(multiple, round(side * scale / multiple) * multiple) for side in (worst.width, worst.height)
-        )
-        smaller = project_preset(
-            model, preset, gpu=cost.card, width=width, height=height, num_frames=worst.num_frames, steps=worst.steps
-        )
-        if smaller.seconds_per_clip <= cost.clip_timeout_s and smaller.fits_memory:
-            fixes.append(
-                f"a preset that generates {width}x{height} and upscales (~{smaller.seconds_per_clip:.0f} s/clip, "
-                "softer detail)"
-            )
-            break
+    fixes += smaller
     fixes.append("speed: {cache: first-block} (skips part of the transformer's work; not counted here)")
     return fixes
 
