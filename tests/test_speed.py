@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 import torch
-import torch._inductor.config
 
 from tests.conftest import REPO
 from tests.tiny_models import clip_request, tiny_generator
@@ -381,6 +380,8 @@ def test_regional_compile_runs_on_cpu_and_matches_eager() -> None:
     they match eager does not depend on them."""
     if shutil.which(os.environ.get("CXX", "g++")) is None:
         pytest.skip("torch.compile on CPU needs a C++ compiler ($CXX or g++) on PATH; none found")
+    import torch._inductor.config  # 2.4 s to import: here, not when every worker collects this module
+
     transformer = _fresh_transformer("wan22-tiny")
     config = transformer.config
     generator = torch.Generator().manual_seed(0)

@@ -161,18 +161,18 @@ def _fixes(cost: PlanCost, model: ModelAdapter, preset: Preset) -> list[str]:
     """Changes that would bring the plan inside its limits on the same card, each projected."""
     worst = max(cost.clips, key=lambda p: p.seconds_per_clip)
     fixes: list[str] = []
-    smaller: list[str] = []
+    smaller: str | None = None  # the largest smaller size that fits
     generated = (worst.width, worst.height)
     for option, width, height in fix_candidates(model, preset, output=cost.output_size, generated=generated):
-        if option is preset and smaller:
-            continue  # the largest smaller size that fits is the one to name
+        if option is preset and smaller is not None:
+            continue
         alt = project_preset(
             model, option, gpu=cost.card, width=width, height=height, num_frames=worst.num_frames, steps=worst.steps
         )
         if alt.seconds_per_clip > cost.clip_timeout_s or not alt.fits_memory:
             continue
         if option is preset:
-            smaller.append(
+            smaller = (
                 f"a preset that generates {width}x{height} and upscales (~{alt.seconds_per_clip:.0f} s/clip, "
                 "softer detail)"
             )
@@ -182,7 +182,8 @@ def _fixes(cost: PlanCost, model: ModelAdapter, preset: Preset) -> list[str]:
     steps_fit = math.floor(cost.clip_timeout_s * 0.95 / per_step) if per_step > 0 else worst.steps
     if 0 < steps_fit < worst.steps:
         fixes.append(f"overrides.steps: {steps_fit} (fewer steps cost detail and prompt adherence)")
-    fixes += smaller
+    if smaller is not None:
+        fixes.append(smaller)
     fixes.append("speed: {cache: first-block} (skips part of the transformer's work; not counted here)")
     return fixes
 
