@@ -107,7 +107,10 @@ def test_a_run_whose_node_dies_finishes_on_the_other_node_byte_identical(
     two_nodes: tuple[str, dict[str, subprocess.Popen[str]]], tmp_path: Path
 ) -> None:
     """``vgkit sweep --ray ADDRESS`` as its own process (Ray reads its auth mode when imported, so
-    the driver gets ``RAY_AUTH_MODE=token`` the way a user's shell would give it)."""
+    the driver gets ``RAY_AUTH_MODE=token`` the way a user's shell would give it). The node's death
+    is the worker's loss the driver handles (a killed worker process takes the same path): the run
+    resumes on a fresh worker from the one clip that came home and makes no clip twice."""
+    import json
     import re
 
     from vgkit.generate.runner import run_job
@@ -132,6 +135,11 @@ def test_a_run_whose_node_dies_finishes_on_the_other_node_byte_identical(
     text = "".join(seen)
     assert len(placed) == 2 and placed[0] == killed[0] and placed[1] != killed[0] and placed[1] in NODE_IPS, text
     assert "resuming after 1 clip(s) that came home" in text
+    run = out / "t-wan22-tiny"
+    lost, resumed = json.loads((run / "sweep_run.json").read_text())["placements"]
+    assert (lost["attempt"], lost["clips_home_at_start"], lost["outcome"]) == (1, 0, "worker lost"), lost
+    assert (resumed["attempt"], resumed["clips_home_at_start"]) == (2, 1) and resumed["pid"] != lost["pid"], resumed
+    assert text.count("lost (") == 1  # one `worker N lost (why); resuming on another worker` line
+    assert [text.count(f"clip {i:03d} came home") for i in (0, 1)] == [1, 1]  # no clip made twice
     undisturbed = run_job(spec, model="wan22-tiny", out=tmp_path / "local", progress=lambda line: None)
-    final = out / "t-wan22-tiny" / "final" / "final_stitched.mp4"
-    assert sha256_file(final) == sha256_file(undisturbed.final_video)
+    assert sha256_file(run / "final" / "final_stitched.mp4") == sha256_file(undisturbed.final_video)
