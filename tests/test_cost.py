@@ -3,6 +3,7 @@ figures, and the tracker measures activations as a fused-attention GPU would hol
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -97,11 +98,43 @@ def test_transformer_flops_at_the_native_grid_match_hand_formulas(name: str, fre
     )
     linear, attention = _hand(name)
     # The shipped counts (what `vgkit models` and `vgkit check` read) are these fresh ones.
-    (key,) = [k for k, v in count._MEMO.items() if v is transformer]
+    (key,) = [k for k, v in count._MEMO.items() if v == asdict(transformer)]
     assert fresh_counts[key] == asdict(transformer)
     assert transformer.linear_flops == pytest.approx(linear, rel=0.05)
     assert transformer.attention_flops == pytest.approx(attention, rel=0.05)
     assert transformer.flops == pytest.approx(linear + attention, rel=0.05)
+
+
+def test_a_cuda_build_of_torch_projects_from_the_counts_packaged_on_a_cpu_build_without_importing_it(
+    tmp_path: Path,
+) -> None:
+    """On a GPU rental torch reports 2.13.0 or 2.13.0+cu128 where set-up here had 2.13.0+cpu; every GPU
+    preset's native clip is still projected from counts.json: nothing counted, torch and diffusers
+    not even imported (a refusal or `vgkit check` answers in well under a second)."""
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    script = """
+import importlib.metadata as metadata, sys
+real = metadata.version
+metadata.version = lambda name: real(name).split("+")[0] + "+cu128" if name == "torch" else real(name)
+from vgkit.cost.gpus import card
+from vgkit.cost.planner import project_native
+from vgkit.models import adapter
+for name in ("wan22", "cogvideox15", "hunyuan-i2v"):
+    model = adapter(name)
+    for preset in model.presets:
+        if preset.device != "cpu":
+            project_native(model, preset, gpu=card("4090" if preset.name == "4090" else "h100"))
+print(sorted(m for m in ("torch", "diffusers", "transformers") if m in sys.modules))
+"""
+    env = {**os.environ, "VGKIT_COST_CACHE": str(tmp_path / "cache")}
+    done = subprocess.run([sys.executable, "-c", script], cwd=REPO, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["[]"]
+    assert not (tmp_path / "cache").exists()  # nothing counted afresh
 
 
 def test_the_fitted_factors_hold_every_published_figure_within_35_percent() -> None:

@@ -12,9 +12,11 @@ device (shapes only: a 5-13 B parameter transformer builds in about a second) an
   GPU): its output only, never the L x L score matrix that the math path makes on ``meta``.
 
 Results are cached per (class, config, input shapes, dtype) in memory and on disk
-(``settings.cost_cache_dir()``), keyed by the torch, diffusers and transformers versions too; the
-counts of the presets' native sizes, and of the fixes a refusal of them projects, ship in
-``counts.json`` (``python -m vgkit.cost.fit --write-counts`` remakes it).
+(``settings.cost_cache_dir()``), keyed by the torch, diffusers and transformers versions too (their
+public versions: a CPU and a CUDA build of torch count alike on ``meta``); the counts of the presets'
+native sizes, of the fixes a refusal of them projects, and the VAEs' tile geometry ship in
+``counts.json`` (``python -m vgkit.cost.fit --write-counts`` remakes it), so a projection found
+there imports neither torch nor diffusers.
 """
 
 from __future__ import annotations
@@ -23,12 +25,12 @@ import hashlib
 import json
 import weakref
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Counted", "count_call"]
+__all__ = ["Counted", "cached_record", "count_call"]
 
 Build = Callable[[], Any]  # makes the module (on meta)
 MakeInputs = Callable[[Any], dict[str, Any]]  # module -> the keyword inputs of one call
@@ -108,7 +110,7 @@ def _modes(tracker: _LiveBytes) -> tuple[Any, Any]:
     return Dispatch(), FusedAttention()
 
 
-_MEMO: dict[str, Counted] = {}
+_MEMO: dict[str, dict[str, Any]] = {}  # by cache key: the records found or computed in this process
 # Counts shipped with vgkit for the presets' native sizes (and a refusal's fixes of them) under the
 # pinned versions, so that `vgkit models`, `vgkit check` and a refused `vgkit run` answer at once; a
 # key under other versions misses and recounts.
@@ -124,17 +126,17 @@ def _packaged() -> dict[str, dict[str, Any]]:
     return data
 
 
-def _cache_key(parts: dict[str, Any]) -> str:
-    import diffusers
-    import torch
-    import transformers
+def _library_versions() -> dict[str, str]:
+    """The versions a count depends on, from the installed metadata (nothing imported), without a
+    build's local label: on ``meta`` the CPU wheel (2.13.0+cpu) counts what a CUDA one (2.13.0,
+    2.13.0+cu128) counts, so the counts packaged on a CPU machine serve a GPU rental."""
+    from importlib.metadata import version
 
-    versions = {
-        "torch": torch.__version__,
-        "diffusers": diffusers.__version__,
-        "transformers": transformers.__version__,
-    }
-    blob = json.dumps({**parts, **versions, "schema": 1}, sort_keys=True, default=str)
+    return {name: version(name).split("+")[0] for name in ("torch", "diffusers", "transformers")}
+
+
+def _cache_key(parts: dict[str, Any]) -> str:
+    blob = json.dumps({**parts, **_library_versions(), "schema": 1}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
 
@@ -142,28 +144,43 @@ def count_call(key_parts: dict[str, Any], build: Build, call: MakeInputs, run: R
     """Build a module with ``build()`` on ``meta`` in ``dtype``, make its inputs with ``call``, and
     count ``run(module, inputs)``. Cached by ``key_parts`` (which must name everything that
     shapes the count) in memory and on disk."""
+    record = cached_record(
+        {**key_parts, "dtype": dtype},
+        lambda: asdict(_count(build, call, run, dtype=dtype)),
+        keys=tuple(f.name for f in fields(Counted)),
+    )
+    return Counted(**record)
+
+
+def cached_record(key_parts: dict[str, Any], compute: Callable[[], dict[str, Any]], *, keys: tuple[str, ...]) -> Any:
+    """``compute()``'s record (a JSON object with exactly ``keys``), found by ``key_parts`` and the
+    library versions in memory, then in the packaged ``counts.json``, then in the on-disk cache;
+    computed and written there when none holds a well-formed one."""
     from vgkit.settings import cost_cache_dir
 
-    key = _cache_key({**key_parts, "dtype": dtype})
-    if key in _MEMO:
-        return _MEMO[key]
-    if key in _packaged():
-        _MEMO[key] = Counted(**_packaged()[key])
-        return _MEMO[key]
-    path = cost_cache_dir() / f"{key}.json"
-    try:
-        counted = Counted(**json.loads(path.read_text()))
-    except (OSError, ValueError, TypeError):
-        counted = _count(build, call, run, dtype=dtype)
-        from vgkit.records.artifacts import atomic_write_json
-
+    key = _cache_key(key_parts)
+    record: Any = _MEMO.get(key) or _packaged().get(key)
+    if not _well_formed(record, keys):
+        path = cost_cache_dir() / f"{key}.json"
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write_json(path, asdict(counted))
-        except OSError:
-            pass  # a read-only cache only costs a recount
-    _MEMO[key] = counted
-    return counted
+            record = json.loads(path.read_text())
+        except (OSError, ValueError):
+            record = None
+        if not _well_formed(record, keys):
+            record = compute()
+            from vgkit.records.artifacts import atomic_write_json
+
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                atomic_write_json(path, record)
+            except OSError:
+                pass  # a read-only cache only costs a recount
+    _MEMO[key] = record
+    return record
+
+
+def _well_formed(record: Any, keys: tuple[str, ...]) -> bool:
+    return isinstance(record, dict) and sorted(record) == sorted(keys)
 
 
 def _count(build: Build, call: MakeInputs, run: Run, *, dtype: str) -> Counted:

@@ -23,11 +23,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from vgkit.cost.architectures import ARCHITECTURES, latent_grid, transformer_inputs
-from vgkit.cost.count import count_call
+from vgkit.cost.count import cached_record, count_call
 from vgkit.cost.gpus import GpuCard
 
 if TYPE_CHECKING:
@@ -121,33 +120,54 @@ def _stride(vae: Any, side: str) -> int:
     return int(tile * (1 - getattr(vae, f"tile_overlap_factor_{side}")))
 
 
-def _latent_tile(vae: Any, side: str) -> int:
-    """A tiled decode's tile size along ``side`` ("height" or "width"), in latent pixels."""
-    return max(1, getattr(vae, f"tile_sample_min_{side}") // _spatial(vae))
+TILING_KEYS = ("tile_h", "tile_w", "stride_h", "stride_w")
 
 
-def _tile_overlap(vae: Any, latent_h: int, latent_w: int) -> float:
+def _vae_tiling(name: str) -> dict[str, int]:
+    """A tiled decode's tile and step in latent pixels (``TILING_KEYS``), read from the VAE class with
+    tiling enabled; cached and packaged as the counts are (no diffusers import when found)."""
+    arch = ARCHITECTURES[name]
+    key = {"model": name, "component": "vae-tiling", "class": arch.vae_class, "config": arch.vae_config}
+    tiling: dict[str, int] = cached_record(key, lambda: _measure_tiling(name), keys=TILING_KEYS)
+    return tiling
+
+
+def _measure_tiling(name: str) -> dict[str, int]:
+    import torch
+
+    arch = ARCHITECTURES[name]
+    with torch.device("meta"):
+        vae = _diffusers_class(arch.vae_class)(**arch.vae_config)
+    vae.enable_tiling()
+    spatial = _spatial(vae)
+    tile = {side: max(1, getattr(vae, f"tile_sample_min_{side}") // spatial) for side in ("height", "width")}
+    stride = {side: max(1, _stride(vae, side) // spatial) for side in ("height", "width")}
+    return {
+        "tile_h": tile["height"],
+        "tile_w": tile["width"],
+        "stride_h": stride["height"],
+        "stride_w": stride["width"],
+    }
+
+
+def _tile_overlap(tiling: dict[str, int], latent_h: int, latent_w: int) -> float:
     """How many times a tiled decode covers each latent pixel, on average (tiles overlap)."""
-    tile_h, tile_w = _latent_tile(vae, "height"), _latent_tile(vae, "width")
-    stride_h = max(1, _stride(vae, "height") // _spatial(vae))
-    stride_w = max(1, _stride(vae, "width") // _spatial(vae))
 
     def cover(size: int, tile: int, stride: int) -> float:
         if size <= tile:
             return 1.0
         return sum(min(tile, size - start) for start in range(0, size, stride)) / size
 
-    return cover(latent_h, tile_h, stride_h) * cover(latent_w, tile_w, stride_w)
+    return cover(latent_h, tiling["tile_h"], tiling["stride_h"]) * cover(latent_w, tiling["tile_w"], tiling["stride_w"])
 
 
 def _counts(name: str, *, width: int, height: int, num_frames: int, transformer_dtype: str, vae_dtype: str) -> Any:
-    import diffusers
-
+    """The transformer's and the VAE's counts (packaged or cached ones without importing diffusers)."""
     arch = ARCHITECTURES[name]
     size = {"model": name, "width": width, "height": height, "num_frames": num_frames}
     transformer = count_call(
         {**size, "component": "transformer", "class": arch.transformer_class, "config": arch.transformer_config},
-        lambda: getattr(diffusers, arch.transformer_class)(**arch.transformer_config),
+        lambda: _diffusers_class(arch.transformer_class)(**arch.transformer_config),
         lambda m: transformer_inputs(name, m, width=width, height=height, num_frames=num_frames),
         lambda m, inputs: m(**inputs, return_dict=False),
         dtype=transformer_dtype,
@@ -161,7 +181,7 @@ def _counts(name: str, *, width: int, height: int, num_frames: int, transformer_
 
     vae = count_call(
         {**size, "component": "vae", "class": arch.vae_class, "config": arch.vae_config},
-        lambda: getattr(diffusers, arch.vae_class)(**arch.vae_config),
+        lambda: _diffusers_class(arch.vae_class)(**arch.vae_config),
         latents,
         lambda m, inputs: m.decode(inputs["z"], return_dict=False),
         dtype=vae_dtype,
@@ -169,17 +189,10 @@ def _counts(name: str, *, width: int, height: int, num_frames: int, transformer_
     return transformer, vae
 
 
-@cache
-def _vae_shell(name: str) -> Any:
-    """The VAE on ``meta`` with tiling enabled, to read its tile geometry."""
+def _diffusers_class(name: str) -> Any:
     import diffusers
-    import torch
 
-    arch = ARCHITECTURES[name]
-    with torch.device("meta"):
-        vae = getattr(diffusers, arch.vae_class)(**arch.vae_config)
-    vae.enable_tiling()
-    return vae
+    return getattr(diffusers, name)
 
 
 def _build_text_encoder(cls_name: str, config_name: str, config: dict[str, Any]) -> Any:
@@ -241,8 +254,8 @@ def project(
         vae_dtype=vae_dtype,
     )
     frames, lh, lw = latent_grid(arch, width=width, height=height, num_frames=num_frames)
-    shell = _vae_shell(name) if preset.vae_tiling else None
-    overlap = _tile_overlap(shell, lh, lw) if shell is not None else 1.0
+    tiling = _vae_tiling(name) if preset.vae_tiling else None
+    overlap = _tile_overlap(tiling, lh, lw) if tiling is not None else 1.0
     texts = _text_counts(name, dtype=other_dtype)
 
     step_flops = transformer.flops * arch.passes_per_step
@@ -261,7 +274,7 @@ def project(
     }
     t_act = (transformer.activation_peak_bytes + transformer.input_bytes) / gib
     # A tiled decode holds one tile's activations (plus the decoded video it assembles).
-    tile_share = 1.0 if shell is None else min(1.0, overlap * _tile_fraction(shell, lh, lw))
+    tile_share = 1.0 if tiling is None else min(1.0, overlap * _tile_fraction(tiling, lh, lw))
     video = 3 * num_frames * height * width * _BYTES[vae_dtype] / gib
     v_act = max(vae.activation_peak_bytes / gib * tile_share, video)
     if offload == "none":
@@ -297,10 +310,10 @@ def project(
     )
 
 
-def _tile_fraction(vae: Any, latent_h: int, latent_w: int) -> float:
+def _tile_fraction(tiling: dict[str, int], latent_h: int, latent_w: int) -> float:
     """One tile's share of the latent area (1.0 when the clip fits one tile)."""
-    tile_h = min(latent_h, _latent_tile(vae, "height"))
-    tile_w = min(latent_w, _latent_tile(vae, "width"))
+    tile_h = min(latent_h, tiling["tile_h"])
+    tile_w = min(latent_w, tiling["tile_w"])
     return (tile_h * tile_w) / (latent_h * latent_w)
 
 
