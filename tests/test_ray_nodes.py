@@ -47,7 +47,9 @@ def _start_node(args: list[str], folder: Path, env: dict[str, str]) -> subproces
     # Ray's socket paths must stay under 107 bytes: its temp folder is a short one of its own.
     short = Path(tempfile.mkdtemp(prefix="vgkit-rt-", dir="/tmp"))
     (folder / "ray-temp-dir").write_text(str(short))
-    argv = [str(RAY_CLI), "start", "--block", "--disable-usage-stats", f"--temp-dir={short}", *args]
+    # No log monitor: it only forwards workers' prints to drivers, and vgkit's driver reads its events
+    argv = [str(RAY_CLI), "start", "--block", "--disable-usage-stats", "--include-log-monitor=false"]
+    argv += [f"--temp-dir={short}", *args]
     node = subprocess.Popen(
         argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True
     )
