@@ -189,7 +189,8 @@ def test_an_infeasible_plan_is_refused_with_its_figures_and_fixes(tmp_path: Path
 
     model = adapter("hunyuan-i2v")
     native = replace(model.preset("80gb"), size_scale=1.0)  # 1280x720 at the preset's 30 steps
-    spec_path = write_spec(tmp_path / "s.yaml", spec_dict(model="hunyuan-i2v", overrides={}))
+    native_clip = [{**shot, "duration_s": 128 / 24} for shot in spec_dict()["shots"]]  # 129 frames
+    spec_path = write_spec(tmp_path / "s.yaml", spec_dict(model="hunyuan-i2v", overrides={}, shots=native_clip))
     plan = make_plan(load_spec(spec_path), model, preset=native)
     cost = plan_cost(plan, model, native, gpu="h100", clip_timeout_s=600, run_timeout_s=1800)
     assert cost is not None and cost.worst_clip_s > 600

@@ -79,12 +79,14 @@ def fit_efficiency() -> tuple[dict[str, float], list[Fitted]]:
 
 
 def write_packaged_counts() -> int:
-    """Count afresh every published figure's clip, every GPU preset's native clip and the fixes a
-    refusal of that clip projects (vgkit.cost.planner.fix_candidates), and write them to
+    """Count afresh every published figure's clip, every GPU preset's native clip (at the preset's
+    size and at the model's full size) and the fixes a refusal of that clip projects
+    (vgkit.cost.planner.fix_candidates), and write them to
     ``count.PACKAGED``; returns the number of counts written."""
     import json
     import os
     import tempfile
+    from dataclasses import replace
     from pathlib import Path
 
     from vgkit.cost import count
@@ -102,9 +104,10 @@ def write_packaged_counts() -> int:
             fit_efficiency()
             for name in ARCHITECTURES:
                 model = adapter(name)
-                for preset in model.presets:
-                    if preset.device == "cpu":
-                        continue
+                gpu_presets = [preset for preset in model.presets if preset.device != "cpu"]
+                # and each at the model's full size (a plan asking for 1280x720 under a preset that scales)
+                full_size = [replace(preset, size_scale=1.0) for preset in gpu_presets if preset.size_scale != 1.0]
+                for preset in gpu_presets + full_size:
                     gpu = card("4090" if preset.name == "4090" else "h100")
                     native = project_native(model, preset, gpu=gpu)
                     base = (model.baseline.width, model.baseline.height)
