@@ -111,9 +111,10 @@ def _modes(tracker: _LiveBytes) -> tuple[Any, Any]:
 
 
 _MEMO: dict[str, dict[str, Any]] = {}  # by cache key: the records found or computed in this process
-# Counts shipped with vgkit for the presets' native sizes (and a refusal's fixes of them) under the
-# pinned versions, so that `vgkit models`, `vgkit check` and a refused `vgkit run` answer at once; a
-# key under other versions misses and recounts.
+# Records shipped with vgkit (fit.write_packaged_counts): the counts of the presets' native clips and
+# of a refusal's fixes of them, and the VAEs' tile geometry, under the pinned versions, so that
+# `vgkit models`, `vgkit check` and a refused `vgkit run` answer at once; a key under other versions
+# misses and recounts.
 PACKAGED = Path(__file__).with_name("counts.json")
 
 
@@ -126,6 +127,7 @@ def _packaged() -> dict[str, dict[str, Any]]:
     return data
 
 
+@cache
 def _library_versions() -> dict[str, str]:
     """The versions a count depends on, from the installed metadata (nothing imported), without a
     build's local label: on ``meta`` the CPU wheel (2.13.0+cpu) counts what a CUDA one (2.13.0,

@@ -140,14 +140,11 @@ def _measure_tiling(name: str) -> dict[str, int]:
         vae = _diffusers_class(arch.vae_class)(**arch.vae_config)
     vae.enable_tiling()
     spatial = _spatial(vae)
-    tile = {side: max(1, getattr(vae, f"tile_sample_min_{side}") // spatial) for side in ("height", "width")}
-    stride = {side: max(1, _stride(vae, side) // spatial) for side in ("height", "width")}
-    return {
-        "tile_h": tile["height"],
-        "tile_w": tile["width"],
-        "stride_h": stride["height"],
-        "stride_w": stride["width"],
-    }
+    tiling = {}
+    for side in ("height", "width"):
+        tiling[f"tile_{side[0]}"] = max(1, getattr(vae, f"tile_sample_min_{side}") // spatial)
+        tiling[f"stride_{side[0]}"] = max(1, _stride(vae, side) // spatial)
+    return tiling
 
 
 def _tile_overlap(tiling: dict[str, int], latent_h: int, latent_w: int) -> float:
