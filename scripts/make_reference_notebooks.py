@@ -26,7 +26,8 @@ REFERENCE_RUNS: dict[str, dict[str, object]] = {
     "generate.ipynb": {"model": "wan22-tiny", "spec": "params/preview.yaml", "out": "{tmp}/run", "show_clips": False},
     "stitch_export.ipynb": {"run_dir": "{tmp}/run", "transition": "crossfade", "overlap_frames": 6},
     "prefetch.ipynb": {"models": "wan22", "check_only": True},
-    "compare_models.ipynb": {"models": "wan22-tiny", "spec": "params/preview.yaml", "out": "{tmp}/sweep"},
+    # "nope" is no model: the reference shows its failure row beside the finished run (nbval checks both)
+    "compare_models.ipynb": {"models": "wan22-tiny,nope", "spec": "params/preview.yaml", "out": "{tmp}/sweep"},
     "shot_cards.ipynb": {"spec": "params/preview.yaml"},
 }
 

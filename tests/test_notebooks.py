@@ -85,7 +85,6 @@ def test_nbval_fails_when_a_checked_output_changes(tmp_path: Path) -> None:
     [
         ({"steps": 10}, "SpecError: parameter steps = 10: this notebook has no such parameter; fix: use one of model"),
         ({"show_clips": "maybe"}, "SpecError: parameter show_clips = 'maybe': must be bool; fix: pass True or False"),
-        ({"spec": 42}, "SpecError: parameter spec = 42: must be str; fix: pass a quoted text"),
     ],
 )
 def test_papermill_refuses_unknown_and_mistyped_parameters_before_any_work(
@@ -129,21 +128,14 @@ def test_check_parameters_takes_none_for_an_optional_type_and_still_checks_its_v
         check_parameters({"transition": 3, "overlap_frames": None}, declared)
 
 
-@pytest.mark.parametrize(
-    ("args", "line"),
-    [
-        (["-p", "steps", "10"], "SpecError: parameter steps = 10: this notebook has no such parameter"),
-        (["-p", "spec", "42"], "SpecError: parameter spec = 42: must be str; fix: pass a quoted text"),
-    ],
-)
-def test_papermill_cli_exits_non_zero_and_the_notebook_error_is_one_line(
-    tmp_path: Path, args: list[str], line: str
-) -> None:
+def test_papermill_cli_exits_non_zero_and_the_notebook_error_is_one_line(tmp_path: Path) -> None:
     """The papermill command itself prints its own traceback; the notebook's part of it, the error
-    of the failed cell, is the one line (no Python traceback from vgkit)."""
+    of the failed cell, is the one line (no Python traceback from vgkit). ``-p spec 42`` arrives as
+    an int: the CLI guesses types from the text (an unknown name: the papermill API test above)."""
+    line = "SpecError: parameter spec = 42: must be str; fix: pass a quoted text"
     done = subprocess.run(
         [sys.executable, "-m", "papermill", str(REPO / "notebooks" / "generate.ipynb"), str(tmp_path / "o.ipynb"),
-         "-p", "model", "wan22-tiny", *args],
+         "-p", "model", "wan22-tiny", "-p", "spec", "42"],
         env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert done.returncode != 0

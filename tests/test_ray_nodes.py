@@ -79,7 +79,7 @@ def two_nodes(
     # node and the driver get it through their environment.
     monkeypatch.setenv("RAY_AUTH_MODE", "token")
     monkeypatch.setenv("RAY_AUTH_TOKEN", secrets.token_hex(32))
-    env = {**os.environ, "RAY_raylet_start_wait_time_s": "180"}
+    env = {**os.environ, "RAY_raylet_start_wait_time_s": "180", "RAY_prestart_worker_first_driver": "0"}
     started: list[subprocess.Popen[str]] = []
     nodes: dict[str, subprocess.Popen[str]] = {}
     try:

@@ -44,6 +44,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         mp.setenv("VGKIT_LOCK_DIR", str(here / "locks"))
         mp.setenv("VGKIT_RAY_SCRATCH", str(here / "scratch"))
         mp.setenv("RAY_raylet_start_wait_time_s", "180")  # two busy cores: a raylet can take over 30 s
+        mp.setenv("RAY_prestart_worker_first_driver", "0")  # vgkit's actors never use a prestarted task worker
         yield from _local_ray(here)
 
 

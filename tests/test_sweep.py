@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, spec_dict, write_spec
+from tests.conftest import spec_dict, write_spec
 from vgkit.cli import main
 from vgkit.errors import SpecError
 from vgkit.evaluate.sweep import FAILURE_SCHEMA, SweepResult, parse_models, stage_reached, sweep
@@ -130,29 +130,6 @@ def test_model_list_is_validated(tmp_path: Path, capsys: pytest.CaptureFixture[s
     spec = write_spec(tmp_path / "spec.yaml", spec_dict())
     assert main(["sweep", str(spec), "--models", "a,a"]) == 2
     assert "vgkit: error: models = 'a,a'" in capsys.readouterr().err
-
-
-@pytest.mark.slow
-def test_compare_models_notebook_runs_headless(tmp_path: Path) -> None:
-    import papermill
-
-    spec = write_spec(tmp_path / "spec.yaml", spec_dict(shots=SHOTS[:1], overrides=FAST))
-    executed = tmp_path / "compare_models.ipynb"
-    papermill.execute_notebook(
-        str(REPO / "notebooks" / "compare_models.ipynb"),
-        str(executed),
-        parameters={"spec": str(spec), "models": "wan22-tiny,nope", "out": str(tmp_path / "sw"), "shot": 0},
-        cwd=str(REPO),
-        progress_bar=False,
-    )
-    cells = [c for c in json.loads(executed.read_text())["cells"] if c["cell_type"] == "code"]
-    text = "".join("".join(o.get("text", "")) for c in cells for o in c["outputs"])
-    assert "wan22-tiny: completed:" in text and "nope: failed: SpecError: model = 'nope'" in text
-    html = ["".join(o["data"]["text/html"]) for c in cells for o in c["outputs"] if "text/html" in o.get("data", {})]
-    players, qa_table = html
-    assert players.count("<video") == 1 and "no video (failure.json)" in players and 'title="clip 0:' in players
-    assert qa_table.count("<tr>") == 2 and "wan22-tiny" in qa_table  # header + the one clip
-    assert (tmp_path / "sw" / "report" / "report.html").is_file()
 
 
 def test_gpu_samples_feed_the_operational_notes(tmp_path: Path) -> None:
