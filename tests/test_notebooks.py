@@ -20,15 +20,15 @@ SANITIZE = REPO / "tests" / "nbval_sanitize.cfg"
 NOTEBOOKS = sorted(p.name for p in REFERENCE.glob("*.ipynb"))
 
 
-def _prepare(name: str, tmp: Path) -> Path:
-    """Copy a reference notebook into ``tmp`` with its scratch paths pointing into ``tmp``."""
+def _prepare(name: str, tmp: Path, *, as_name: str | None = None) -> Path:
+    """Copy a reference notebook into ``tmp`` (as ``as_name``) with its scratch paths pointing into ``tmp``."""
     text = (REFERENCE / name).read_text()
     nb = json.loads(text)
     for cell in nb["cells"]:
         if "injected-parameters" in cell["metadata"].get("tags", []):
             source = "".join(cell["source"])
             cell["source"] = re.sub(r'"/tmp/vgkit-reference-[^/"]+', f'"{tmp}', source)
-    dest = tmp / name
+    dest = tmp / (as_name or name)
     dest.write_text(json.dumps(nb, indent=1))
     return dest
 
@@ -53,31 +53,27 @@ def test_every_notebook_has_a_reference_run() -> None:
 
 
 @pytest.mark.slow
-def test_every_reference_notebook_passes_nbval(tmp_path: Path) -> None:
+def test_every_reference_notebook_passes_nbval_and_a_changed_output_fails(tmp_path: Path) -> None:
     """All in one nbval session; generate first, then stitch_export, which restitches the run the
-    generate notebook made (one run, as in the references)."""
+    generate notebook made (one run, as in the references). Last, a copy of the shot_cards
+    reference with one printed figure changed: nbval fails that cell, and only that one."""
     first = ["generate.ipynb", "stitch_export.ipynb"]
     order = first + [name for name in NOTEBOOKS if name not in first]
-    done = _nbval(*(_prepare(name, tmp_path) for name in order))
-    assert done.returncode == 0, done.stdout[-4000:]
-    assert re.search(rf"\b{sum(_code_cells(name) for name in order)} passed\b", done.stdout), done.stdout[-2000:]
+    changed = _prepare("shot_cards.ipynb", tmp_path, as_name="changed_shot_cards.ipynb")
+    text = changed.read_text()
+    assert "final: 361 frames = 15.04 s" in text  # shot_cards prints the plan as generate does
+    changed.write_text(text.replace("final: 361 frames = 15.04 s", "final: 362 frames = 15.08 s"))
+    done = _nbval(*(_prepare(name, tmp_path) for name in order), changed)
+    cells = sum(_code_cells(name) for name in order) + _code_cells("shot_cards.ipynb") - 1
+    assert re.search(rf"\b1 failed, {cells} passed\b", done.stdout), done.stdout[-4000:]
+    [failed] = re.findall(r"^FAILED (\S+)", done.stdout, re.M)
+    assert failed.startswith("changed_shot_cards.ipynb::") and "362 frames" in done.stdout
     assert (tmp_path / "run" / "final" / "final_stitched.mp4").is_file()
 
 
 def _code_cells(name: str) -> int:
     """The cells nbval runs as tests in a reference notebook: its code cells."""
     return sum(cell["cell_type"] == "code" for cell in json.loads((REFERENCE / name).read_text())["cells"])
-
-
-@pytest.mark.slow
-def test_nbval_fails_when_a_checked_output_changes(tmp_path: Path) -> None:
-    notebook = _prepare("shot_cards.ipynb", tmp_path)  # prints the plan as generate does, in seconds
-    text = notebook.read_text()
-    assert "final: 361 frames = 15.04 s" in text
-    notebook.write_text(text.replace("final: 361 frames = 15.04 s", "final: 362 frames = 15.08 s"))
-    done = _nbval(notebook)
-    assert done.returncode != 0
-    assert "362 frames" in done.stdout
 
 
 @pytest.mark.parametrize(
