@@ -263,7 +263,9 @@ def test_a_gpu_another_vgkit_job_holds_is_not_used_and_the_run_fails_saying_why(
 @pytest.mark.slow
 def test_the_compare_notebooks_sweep_on_ray_shows_each_run_live_in_a_table(cluster: Path, scale_env: Path) -> None:
     """What compare_models.ipynb runs with ``ray`` set (vgkit.lab.compare): a table of the runs is
-    displayed and updated as their events arrive; watched through ipywidgets' own construction hook."""
+    displayed and updated as their events arrive; watched through ipywidgets' own construction hook.
+    One model: the table's row per run and its states are the same for any count (the 2 x 2 sweep
+    above runs several runs at once through the same ``run_scaled``)."""
     import re
 
     import ipywidgets
@@ -283,13 +285,13 @@ def test_the_compare_notebooks_sweep_on_ray_shows_each_run_live_in_a_table(clust
     try:
         result = compare(
             spec,
-            models=["wan22-tiny", "cogvideox15-tiny"],
+            models=["wan22-tiny"],
             out=scale_env / "compare",
             ray=ray.get_runtime_context().gcs_address,
         )
     finally:
         ipywidgets.Widget.on_widget_constructed(previous)
-    assert [row.status for row in result.rows] == ["completed", "completed"], [row.detail for row in result.rows]
+    assert [row.status for row in result.rows] == ["completed"], [row.detail for row in result.rows]
     assert result.report_html.is_file()
     cells = r"<tr><td>{}</td><td>([^<]*)</td><td>([^<]*)</td><td>([^<]*)</td><td>([^<]*)</td>"
     for row in result.rows:
