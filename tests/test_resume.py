@@ -18,7 +18,7 @@ from vgkit.generate.runner import run_job
 from vgkit.records.artifacts import sha256_file
 from vgkit.records.events import read_events
 
-KILL_POINTS = 3
+KILL_POINTS = 2  # each round is a fresh process: ~5 s of imports and a load before its kill
 
 
 def _start(spec: Path, run_dir: Path) -> subprocess.Popen[str]:
