@@ -140,7 +140,7 @@ SLOW_TESTS: dict[str, tuple[str, ...]] = {
         "test_an_infeasible_plan_is_refused_with_its_figures_and_fixes",
     ),
     "test_resume": ("test_sigkill_at_random_points_then_resume_equals_an_uninterrupted_run",),
-    "test_models_hunyuan": ("test_three_clip_chain_under_the_4090_preset_generates_smaller_and_the_stitch_upscales",),
+    "test_models_hunyuan": ("test_a_chain_under_the_4090_preset_generates_smaller_and_the_stitch_upscales",),
     "test_models_cogvideox": ("test_three_clip_chain_runs",),
     "test_offline": ("test_a_job_is_offline_while_it_runs_and_the_kernel_is_online_after",),
 }
