@@ -1,6 +1,8 @@
 """The sweep report in the seed report's form (the model-sweep-report.md users read: header, Model
 Outcomes table, Operational Notes, Recommendations), from a real sweep of the three tiny models
-plus one planted failing model, scored by the tiny CLIP twin; then resumed.
+beside two planted failures (a model without weights, a model that does not exist), scored by the
+tiny CLIP twin; then resumed. The same sweep shows that each model gets its own run folder and
+failure record and that the sweep goes on past a failure.
 
 The seed's structure is written out below (``SEED_*``) and the report is parsed, not grepped.
 """
@@ -9,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -17,7 +20,8 @@ from tests.conftest import spec_dict, write_spec
 from vgkit.evaluate.report.markdown import SECTIONS
 from vgkit.evaluate.report.recommend import KINDS, beats, failure_kind, recommend
 from vgkit.evaluate.report.summary import summarize_run
-from vgkit.evaluate.sweep import SWEEP_FILE, SweepResult, sweep
+from vgkit.evaluate.sweep import FAILURE_SCHEMA, SWEEP_FILE, SweepResult, stage_reached, sweep
+from vgkit.records.events import read_events
 
 # The seed report's structure.
 SEED_HEADER_KEYS = (
@@ -35,6 +39,8 @@ SEED_NOTES = ("- Average GPU utilization during sampled run: ", "- Peak temperat
 
 TINY = ["wan22-tiny", "cogvideox15-tiny", "hunyuan-i2v-tiny"]
 PLANTED = "wan22"  # the real Wan 2.2: no weights in the test cache, so it fails at load (layout)
+UNKNOWN = "nope"  # no model at all: a spec error, and the sweep goes on
+MODELS = [*TINY, PLANTED, UNKNOWN]
 SHOTS = [
     {"subject": "a boat", "action": "leaves the harbour, then turns north", "environment": "sea", "duration_s": 5.0},
     {"subject": "a gull", "action": "circles", "environment": "sky over the sea", "duration_s": 5.0},
@@ -63,35 +69,95 @@ def parse_report(markdown: str) -> dict[str, object]:
             "table": table, "rows": rows}  # fmt: skip
 
 
+@dataclass(frozen=True)
+class Swept:
+    result: SweepResult
+    spec: Path
+    lines: list[str]  # the sweep's progress lines
+
+
 @pytest.fixture(scope="module")
-def swept(tmp_path_factory: pytest.TempPathFactory) -> tuple[SweepResult, Path]:
+def swept(tmp_path_factory: pytest.TempPathFactory) -> Swept:
     tmp = tmp_path_factory.mktemp("sweep-report")
     spec = write_spec(tmp / "spec.yaml", spec_dict(shots=SHOTS, overrides=FAST))
+    lines: list[str] = []
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("VGKIT_REMOTE_JOB", "test-job")  # as inside a `vgkit remote` job
         result = sweep(
             spec,
-            models=[*TINY, PLANTED],
+            models=MODELS,
             out=tmp / "sw",
             usd_per_hour=2.0,
-            progress=lambda _: None,
+            progress=lines.append,
             prompt_match_model="clip-tiny",
         )
-    return result, spec
+    return Swept(result, spec, lines)
 
 
-def test_each_tiny_model_completes_with_its_bundle_and_row_beside_a_failure(swept: tuple[SweepResult, Path]) -> None:
-    result, _ = swept
-    assert [(r.model, r.status) for r in result.rows] == [*((m, "completed") for m in TINY), (PLANTED, "failed")]
+def test_each_model_gets_its_own_run_dir_its_bundle_and_row_and_the_sweep_goes_on(swept: Swept) -> None:
+    result, lines = swept.result, swept.lines
+    statuses = [*((m, "completed") for m in TINY), (PLANTED, "failed"), (UNKNOWN, "failed")]
+    assert [(r.model, r.status) for r in result.rows] == statuses
+    assert [r.run_dir.name for r in result.rows] == [f"t-{m}" for m in MODELS]
     out = result.report_markdown.parent.parent
     assert sorted(p.name for p in out.glob("*.tar.gz")) == sorted(f"t-{m}.tar.gz" for m in TINY)
-    markdown = result.report_markdown.read_text()
-    assert all(f"| {m} | completed |" in markdown for m in TINY) and f"| {PLANTED} | failed |" in markdown
+    assert lines[0] == "sweep: model 1/5: wan22-tiny" and "sweep: model 5/5: nope" in lines
+    ok = result.rows[0].run_dir
+    assert json.loads((ok / "qa.json").read_text())["reference"] is not None  # the spec's reference image
+    record = json.loads((ok / "sweep_run.json").read_text())
+    stages = [e.stage for e in read_events(ok, since=record["started_at_s"])]
+    assert stages[0] == "note" and "plan" in stages and stages[-2:] == ["run-done", "qa"]
+    assert record["gpu_samples"] == []
 
 
-@pytest.mark.slow  # shares one sweep of four models (about a minute on two cores)
-def test_the_report_has_the_seed_header_table_and_sections(swept: tuple[SweepResult, Path]) -> None:
-    result, _ = swept
+def test_rewording_every_message_changes_nothing_in_a_sweep_report(
+    swept: Swept, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Stage detection and billing read the events' fields: other wording of every line (as
+    ``render`` makes it) gives the same report."""
+    from vgkit.records import events
+
+    ok = swept.result.rows[0].run_dir
+    before = summarize_run(ok)
+    before_stage = stage_reached(read_events(ok))
+    monkeypatch.setattr(events, "render", lambda stage, fields: f"{stage} (reworded)")
+    assert {str(e) for e in read_events(ok)} >= {"load (reworded)", "stitch (reworded)"}
+    after = summarize_run(ok)
+    assert (after.segments, after.timeline_source) == (before.segments, before.timeline_source)
+    assert [s.label for s in after.segments] == [
+        "start-up (plan, checkpoint)", "model load", "clip 0", "clip 1", "stitch + manifest + bundle", "qa"
+    ]  # fmt: skip
+    assert after.timeline_source == "events.jsonl timestamps"
+    assert stage_reached(read_events(ok)) == before_stage == "qa"
+
+
+def test_failures_are_recorded_with_class_message_and_stage(swept: Swept) -> None:
+    rows = swept.result.rows
+    missing = json.loads((rows[3].run_dir / "failure.json").read_text())
+    assert missing["schema"] == FAILURE_SCHEMA
+    assert (missing["error_class"], missing["exit_code"], missing["stage"]) == ("ModelUnavailableError", 3, "plan")
+    assert (missing["kind"], rows[3].kind) == ("layout", "layout")
+    assert "not in the local HF cache" in missing["message"]
+    unknown = json.loads((rows[4].run_dir / "failure.json").read_text())
+    assert (unknown["error_class"], unknown["exit_code"], unknown["kind"]) == ("SpecError", 2, "other")
+    assert not any((row.run_dir / "failure.json").exists() for row in rows[:3])
+
+
+def test_the_report_shows_failed_rows_with_class_and_message(swept: Swept) -> None:
+    result = swept.result
+    md = result.report_markdown.read_text()
+    assert all(f"| {m} | completed |" in md for m in TINY)
+    assert f"| {PLANTED} | failed | " in md and "| n/a | Checkpoint layout mismatch" in md
+    assert "(ModelUnavailableError: model 'wan22': weights for" in md
+    assert f"| {UNKNOWN} | failed | " in md and "SpecError: model = 'nope': unknown model" in md
+    assert "- Completed: 3" in md and "- Failed: 2" in md
+    assert "start-up (plan, checkpoint)" in md and "stitch + manifest + bundle" in md
+    assert "ModelUnavailableError" in result.report_html.read_text()
+
+
+@pytest.mark.slow  # shares the module's one sweep of five models
+def test_the_report_has_the_seed_header_table_and_sections(swept: Swept) -> None:
+    result = swept.result
     report = parse_report(result.report_markdown.read_text())
     header, sections = report["header"], report["sections"]
     assert isinstance(header, dict) and isinstance(sections, dict)
@@ -101,7 +167,7 @@ def test_the_report_has_the_seed_header_table_and_sections(swept: tuple[SweepRes
     assert header["Run ID"] == f"`{record['run_id']}`" and re.fullmatch(r"`t-\d{8}T\d{6}Z`", header["Run ID"])
     assert header["Published"] == record["started_at"][:10]
     assert header["Remote movie directory"] == f"`{result.report_markdown.parent.parent.resolve()}`"
-    assert (header["Models tested"], header["Completed"], header["Failed"]) == ("4", "3", "1")
+    assert (header["Models tested"], header["Completed"], header["Failed"]) == ("5", "3", "2")
     assert header["Best completed model"] in TINY and "prompt match" in header["Best-model rule"]
     assert list(sections)[:3] == list(SEED_SECTIONS)  # the seed's sections first, in its order
     assert tuple(sections) == SECTIONS
@@ -113,13 +179,13 @@ def test_the_report_has_the_seed_header_table_and_sections(swept: tuple[SweepRes
     assert "### Per GPU (Ray)" not in sections["Billing Timeline"]
 
 
-@pytest.mark.slow  # shares one sweep of four models (about a minute on two cores)
+@pytest.mark.slow  # shares the module's one sweep of five models
 def test_completed_rows_have_numeric_prompt_match_and_the_failed_row_a_verdict(
-    swept: tuple[SweepResult, Path],
+    swept: Swept,
 ) -> None:
-    result, _ = swept
+    result = swept.result
     rows = parse_report(result.report_markdown.read_text())["rows"]
-    assert isinstance(rows, list) and [r[0] for r in rows] == [*TINY, PLANTED]
+    assert isinstance(rows, list) and [r[0] for r in rows] == MODELS
     for model, status, latency, match, verdict in rows[:3]:
         assert status == "completed" and re.fullmatch(r"\d+\.\d{2}s", latency)
         assert re.fullmatch(r"\d+\.\d/10", match), (model, match)  # scored by the CLIP twin
@@ -132,16 +198,16 @@ def test_completed_rows_have_numeric_prompt_match_and_the_failed_row_a_verdict(
     assert verdict.startswith("Checkpoint layout mismatch") and "ModelUnavailableError" in verdict
 
 
-@pytest.mark.slow  # shares one sweep of four models (about a minute on two cores)
+@pytest.mark.slow  # shares the module's one sweep of five models
 def test_every_failure_class_present_has_a_recommendation_naming_its_evidence(
-    swept: tuple[SweepResult, Path],
+    swept: Swept,
 ) -> None:
-    result, _ = swept
+    result = swept.result
     sections = parse_report(result.report_markdown.read_text())["sections"]
     assert isinstance(sections, dict)
     recommendations = sections["Recommendations"]
     kinds = {summarize_run(row.run_dir).kind for row in result.rows} - {None}
-    assert kinds == {"layout"}
+    assert kinds == {"layout", "other"}
     for kind in kinds:
         found = [r for r in recommendations if f"[{kind}" in r]
         assert found and all("Evidence: " in r for r in found)
@@ -153,9 +219,9 @@ def test_every_failure_class_present_has_a_recommendation_naming_its_evidence(
     )
 
 
-@pytest.mark.slow  # shares one sweep of four models (about a minute on two cores)
-def test_the_html_page_has_the_same_header_players_and_split_timings(swept: tuple[SweepResult, Path]) -> None:
-    result, _ = swept
+@pytest.mark.slow  # shares the module's one sweep of five models
+def test_the_html_page_has_the_same_header_players_and_split_timings(swept: Swept) -> None:
+    result = swept.result
     html = result.report_html.read_text()
     assert "<script" not in html and "http" not in html.replace("http-equiv", "")
     assert all(f"<li>{key}: <b>" in html for key in SEED_HEADER_KEYS)
@@ -167,9 +233,9 @@ def test_the_html_page_has_the_same_header_players_and_split_timings(swept: tupl
     assert "<h2>Recommendations</h2>" in html and "Evidence: wan22 [layout" in html
 
 
-@pytest.mark.slow  # shares one sweep of four models (about a minute on two cores)
-def test_a_resumed_sweep_keeps_its_run_id_and_first_run_latency(swept: tuple[SweepResult, Path]) -> None:
-    result, spec = swept
+@pytest.mark.slow  # shares the module's one sweep of five models
+def test_a_resumed_sweep_keeps_its_run_id_and_first_run_latency(swept: Swept) -> None:
+    result, spec = swept.result, swept.spec
     before = parse_report(result.report_markdown.read_text())
     first_latency = {row[0]: row[2] for row in before["rows"]}  # type: ignore[union-attr]
     again = sweep(spec, models=TINY[:1], out=result.report_markdown.parent.parent, progress=lambda _: None,
@@ -228,11 +294,9 @@ def test_one_recommendation_per_failure_kind_each_with_its_evidence(tmp_path: Pa
     assert "process group" in by_rule["interrupted"].text and "low-memory preset" in by_rule["out-of-memory"].text
 
 
-@pytest.mark.slow  # shares one sweep of four models (about a minute on two cores)
-def test_low_prompt_match_on_a_multi_beat_shot_recommends_keyframe_first(
-    swept: tuple[SweepResult, Path], tmp_path: Path
-) -> None:
-    result, _ = swept
+@pytest.mark.slow  # shares the module's one sweep of five models
+def test_low_prompt_match_on_a_multi_beat_shot_recommends_keyframe_first(swept: Swept, tmp_path: Path) -> None:
+    result = swept.result
     run = summarize_run(result.rows[0].run_dir)
     prompts = [c["prompt"] for c in run.prompt_clips]
     assert [beats(p) for p in prompts] == [2, 1]  # "leaves the harbour, then turns north"
