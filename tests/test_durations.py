@@ -82,13 +82,12 @@ SIXTY_SECOND_RUNS = [("hunyuan-i2v-tiny", 12, 5.0), ("wan22-tiny", 6, 10.0), ("c
 def test_sixty_second_shot_lists_run_within_the_frame_budget(
     tmp_path: Path, model: str, count: int, duration_s: float
 ) -> None:
-    side = 32
     shots = [{**spec_dict()["shots"][i % 3], "duration_s": duration_s} for i in range(count)]
     data = spec_dict(
         model=model,
         shots=shots,
         allow_any_length=False,
-        overrides={"width": side, "height": side, "steps": 1},
+        overrides={"width": 32, "height": 32, "steps": 1},
         long_shots={"interpolator": "minterpolate"},
     )
     result = run_job(

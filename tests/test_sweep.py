@@ -1,4 +1,4 @@
-"""Sweeps on the real tiny model with planted failures, and the model list (the four-model sweep's
+"""Sweeps on the real tiny model with planted failures, and the model list (the five-model sweep's
 rows, failure records and report are tested in test_sweep_report.py, on its one sweep)."""
 
 from __future__ import annotations
