@@ -154,7 +154,7 @@ COST_PATTERNS: dict[str, re.Pattern[str]] = {
     # a Python child process (a vgkit command, a worker, a shell script): seconds of imports each
     "subprocess": re.compile(r"sys\.executable|\"-m\", \"(vgkit|papermill)\"|\[\"bash\""),
     # a Jupyter kernel: papermill, nbclient, nbval
-    "notebook": re.compile(r"\bpapermill\.|\"papermill\"|\bnbclient\.|--nbval"),
+    "notebook": re.compile(r"\bpapermill\.|\"papermill\"|\bnbclient\.|--nbval|\bwarm_kernel\("),
     # a whole job (plan, generate, stitch, bundle) or a sweep of them
     "e2e": re.compile(r"\brun_job\(|\b(run_)?sweep\(|\brun_cells\(|main\(\[\"(run|sweep|demo)\""),
     # a tiny model's diffusers pipeline loaded and run in this process (seconds per call on CPU)

@@ -29,3 +29,17 @@ def test_every_family_s_pipeline_and_component_classes_are_warmed() -> None:
     for pipeline in ("WanImageToVideoPipeline", "CogVideoXImageToVideoPipeline", "HunyuanVideoImageToVideoPipeline"):
         assert ("diffusers", pipeline) in wanted
     assert ("transformers", "UMT5EncoderModel") in wanted and ("diffusers", "AutoencoderKLWan") in wanted
+
+
+def test_a_kernel_s_imports_get_bytecode_where_python_would_not_write_it_and_a_failed_cell_is_reported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The kernel is this environment's own (ipykernel's spec, sys.executable) and runs without
+    PYTHONDONTWRITEBYTECODE, so what its first cell imports is written; a cell that fails is
+    reported, not raised (set-up goes on)."""
+    (tmp_path / "vgkit_kernel_probe.py").write_text("VALUE = 1\n")
+    monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    assert bytecode.warm_kernel("import vgkit_kernel_probe") is None
+    assert list((tmp_path / "__pycache__").glob("vgkit_kernel_probe.*.pyc"))
+    assert bytecode.warm_kernel("raise SystemError('x')") == "its first cell ended 'error'"
