@@ -8,8 +8,8 @@ a host's shells (an SSH session does not see a Docker image's environment). Ther
 would compile torch and diffusers again (11.7 s of CPU per import instead of 4.6 s, measured). So
 set-up imports here what vgkit's processes import, writing its bytecode whatever the environment
 says: the libraries, every registered model family's pipeline and component classes, and what a
-Jupyter kernel imports as it starts (its debugger's vendored pydevd alone is 1.6 MB of source; a
-kernel's start took 0.67-0.90 s of CPU without that bytecode and 0.43-0.45 s with it, measured).
+Jupyter kernel imports as it starts (2.6 MB of source, over 1.6 MB of it its debugger's vendored
+pydevd; a kernel's start took 0.67-0.90 s of CPU without that bytecode and 0.36-0.45 s with it).
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ LIBRARIES: tuple[str, ...] = (
     "ray",
     "ray._private.workers.default_worker",  # every Ray worker process runs it
     "pydantic.v1",  # Ray's workers import it
-    "numpy.ma",
+    "numpy.ma",  # Ray's drivers and the pytest workers import it
     "pytest",
     "xdist",
     "nbval.plugin",
