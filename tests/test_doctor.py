@@ -40,6 +40,19 @@ def test_doctor_on_this_cpu_box_is_ready_for_the_tiny_model(capsys: pytest.Captu
     assert summary() == out.rstrip("\n")  # what a notebook shows first
 
 
+def test_without_a_gpu_the_doctor_names_torchs_build_without_importing_torch() -> None:
+    """A notebook's first cell runs the doctor in its kernel: on a host without a GPU it reads the
+    build from torch's files (the same version and CUDA torch itself reports) and leaves torch unloaded."""
+    from vgkit.host.gpu import torch_build, torch_view
+
+    built, seen = torch_build(), torch_view()
+    assert (built.version, built.cuda, built.gpus) == (seen.version, seen.cuda, ())
+    code = "import sys; from vgkit.host.doctor import summary; text = summary(); print('torch' in sys.modules, text)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.startswith("False vgkit doctor\n"), done.stdout
+    assert f"  torch: {seen.version} (CPU build)\n" in done.stdout
+
+
 def test_doctor_counts_missing_weights_against_free_disk_and_refuses_the_model() -> None:
     report = diagnose(models=["hunyuan-i2v"])
     (problem,) = [p for p in report.problems if p.topic != "disk"]  # the disk is a problem on a small host

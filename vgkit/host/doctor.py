@@ -6,7 +6,9 @@ the model and preset ``auto`` picks, the projected time per clip) and one line p
 with its fix. ``diagnose()`` returns the findings; ``summary()`` the text that notebooks show
 first; the CLI exits 1 when any problem would make a run fail.
 
-Nothing here loads a model or touches the network; torch and diffusers are imported when asked.
+Nothing here loads a model or touches the network. torch is imported only where ``nvidia-smi``
+shows a GPU (elsewhere runs use the CPU, and its build is read from its files), diffusers only to
+check a GPU's attention backends.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from vgkit.errors import VgkitError
 from vgkit.host.cuda_builds import DriverError, DriverInfo, read_driver
-from vgkit.host.gpu import TorchView, torch_view
+from vgkit.host.gpu import TorchView, torch_build, torch_view
 
 if TYPE_CHECKING:
     from vgkit.models import ModelAdapter, Preset
@@ -228,7 +230,7 @@ def diagnose(*, models: list[str] | None = None, verify: bool = False) -> Diagno
     """Every finding for a run of ``models`` (default: what ``auto`` picks) on this machine."""
     report = Diagnosis()
     driver = _driver(report)
-    view = torch_view()
+    view = torch_view() if driver is not None else torch_build()  # no GPU shown: runs use the CPU
     _torch(report, driver, view)
     _attention(report, view)
     _weights(report, verify=verify)

@@ -4,19 +4,23 @@
 the driver supports, or a CPU-only torch, sees none. ``choose_model`` and ``vgkit doctor`` ask
 both. ``VGKIT_TORCH_PROBE=module:function`` names a stand-in for torch's view (a test seam, like
 ``VGKIT_GENERATOR_FACTORY``: a usable GPU cannot be staged on a CPU-only machine otherwise).
+Where ``nvidia-smi`` shows no GPU, runs use the CPU whatever torch would find (``choose_model``),
+so ``torch_build`` reads torch's version and CUDA from its installed files without importing it.
 """
 
 from __future__ import annotations
 
+import ast
 import importlib
 import importlib.util
 import os
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 
 from vgkit.host.cuda_builds import BUILDS, DriverInfo
 
-__all__ = ["TorchGpu", "TorchView", "torch_view"]
+__all__ = ["TorchGpu", "TorchView", "torch_build", "torch_view"]
 
 
 @dataclass(frozen=True)
@@ -94,3 +98,32 @@ def torch_view() -> TorchView:
         props = torch.cuda.get_device_properties(index)
         gpus.append(TorchGpu(index, props.name, (props.major, props.minor), props.total_memory / 2**30))
     return TorchView(version=torch.__version__, cuda=cuda, gpus=tuple(gpus), error=None)
+
+
+def torch_build() -> TorchView:
+    """torch's version and the CUDA it was built for, read from ``torch/version.py``; no GPUs asked.
+
+    Importing torch takes seconds of CPU and hundreds of MB in the process that does it (a
+    notebook's kernel, for the doctor's cell); a host without a GPU needs only the build's name.
+    Falls back to ``torch_view`` when the file cannot be read.
+    """
+    if os.environ.get("VGKIT_TORCH_PROBE"):
+        return torch_view()
+    spec = importlib.util.find_spec("torch")
+    if spec is None:
+        return TorchView(version=None, cuda=None, gpus=(), error="torch is not installed")
+    values: dict[str, object] = {}
+    try:
+        folder = next(iter(spec.submodule_search_locations or ()))
+        for node in ast.parse((Path(folder) / "version.py").read_text()).body:
+            if isinstance(node, ast.Assign | ast.AnnAssign) and node.value is not None:
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                for target in targets:
+                    if isinstance(target, ast.Name) and target.id in ("__version__", "cuda"):
+                        values[target.id] = ast.literal_eval(node.value)
+    except (OSError, StopIteration, SyntaxError, ValueError):
+        return torch_view()
+    version, cuda = values.get("__version__"), values.get("cuda")
+    if not isinstance(version, str) or not (cuda is None or isinstance(cuda, str)):
+        return torch_view()
+    return TorchView(version=version, cuda=cuda, gpus=(), error=None)
