@@ -32,7 +32,7 @@ from vgkit.cost.gpus import GpuCard
 if TYPE_CHECKING:
     from vgkit.models.presets import Preset
 
-__all__ = ["EFFICIENCY", "PUBLISHED", "RUNTIME_OVERHEAD_GIB", "Projection", "Published", "project"]
+__all__ = ["EFFICIENCY", "PUBLISHED", "RUNTIME_OVERHEAD_GIB", "Projection", "Published", "project", "transformer_count"]
 
 RUNTIME_OVERHEAD_GIB = 1.0
 _BYTES = {"float32": 4, "bfloat16": 2, "float16": 2, "float8_e4m3fn": 1}
@@ -160,15 +160,27 @@ def _tile_overlap(tiling: dict[str, int], latent_h: int, latent_w: int) -> float
 
 def _counts(name: str, *, width: int, height: int, num_frames: int, transformer_dtype: str, vae_dtype: str) -> Any:
     """The transformer's and the VAE's counts (packaged or cached ones without importing diffusers)."""
+    size = {"width": width, "height": height, "num_frames": num_frames}
+    return transformer_count(name, **size, dtype=transformer_dtype), _vae_count(name, **size, dtype=vae_dtype)
+
+
+def transformer_count(name: str, *, width: int, height: int, num_frames: int, dtype: str) -> Any:
+    """One transformer call's count at this clip size (packaged, cached or counted on ``meta``)."""
     arch = ARCHITECTURES[name]
     size = {"model": name, "width": width, "height": height, "num_frames": num_frames}
-    transformer = count_call(
+    return count_call(
         {**size, "component": "transformer", "class": arch.transformer_class, "config": arch.transformer_config},
         lambda: _diffusers_class(arch.transformer_class)(**arch.transformer_config),
         lambda m: transformer_inputs(name, m, width=width, height=height, num_frames=num_frames),
         lambda m, inputs: m(**inputs, return_dict=False),
-        dtype=transformer_dtype,
+        dtype=dtype,
     )
+
+
+def _vae_count(name: str, *, width: int, height: int, num_frames: int, dtype: str) -> Any:
+    """The VAE decode's count of this clip's latents (packaged, cached or counted on ``meta``)."""
+    arch = ARCHITECTURES[name]
+    size = {"model": name, "width": width, "height": height, "num_frames": num_frames}
     frames, lh, lw = latent_grid(arch, width=width, height=height, num_frames=num_frames)
 
     def latents(m: Any) -> dict[str, Any]:
@@ -176,14 +188,13 @@ def _counts(name: str, *, width: int, height: int, num_frames: int, transformer_
 
         return {"z": torch.randn(1, arch.latent_channels, frames, lh, lw)}
 
-    vae = count_call(
+    return count_call(
         {**size, "component": "vae", "class": arch.vae_class, "config": arch.vae_config},
         lambda: _diffusers_class(arch.vae_class)(**arch.vae_config),
         latents,
         lambda m, inputs: m.decode(inputs["z"], return_dict=False),
-        dtype=vae_dtype,
+        dtype=dtype,
     )
-    return transformer, vae
 
 
 def _diffusers_class(name: str) -> Any:
