@@ -8,6 +8,7 @@ puts on one worker (``pytest_collection_modifyitems`` below).
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 import os
@@ -173,6 +174,7 @@ COST_PATTERNS: dict[str, re.Pattern[str]] = {
 START_FIRST = ("browser", "sshd", "ray", "e2e", "notebook", "slow", "subprocess", "pipeline")
 
 
+@functools.cache  # parametrized tests, helpers and fixtures repeat: each read once per process
 def _source(obj: Any) -> str:
     try:
         return inspect.getsource(obj)
