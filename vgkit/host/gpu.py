@@ -105,25 +105,31 @@ def torch_build() -> TorchView:
 
     Importing torch takes seconds of CPU and hundreds of MB in the process that does it (a
     notebook's kernel, for the doctor's cell); a host without a GPU needs only the build's name.
-    Falls back to ``torch_view`` when the file cannot be read.
+    Falls back to ``torch_view`` (a stand-in probe, torch not installed, a file it cannot read).
     """
-    if os.environ.get("VGKIT_TORCH_PROBE"):
-        return torch_view()
     spec = importlib.util.find_spec("torch")
-    if spec is None:
-        return TorchView(version=None, cuda=None, gpus=(), error="torch is not installed")
-    values: dict[str, object] = {}
-    try:
-        folder = next(iter(spec.submodule_search_locations or ()))
-        for node in ast.parse((Path(folder) / "version.py").read_text()).body:
-            if isinstance(node, ast.Assign | ast.AnnAssign) and node.value is not None:
-                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-                for target in targets:
-                    if isinstance(target, ast.Name) and target.id in ("__version__", "cuda"):
-                        values[target.id] = ast.literal_eval(node.value)
-    except (OSError, StopIteration, SyntaxError, ValueError):
+    if os.environ.get("VGKIT_TORCH_PROBE") or spec is None or not spec.submodule_search_locations:
         return torch_view()
-    version, cuda = values.get("__version__"), values.get("cuda")
-    if not isinstance(version, str) or not (cuda is None or isinstance(cuda, str)):
+    try:
+        found = _module_literals(Path(spec.submodule_search_locations[0]) / "version.py", ("__version__", "cuda"))
+    except (OSError, SyntaxError, ValueError):
+        return torch_view()
+    version, cuda = found.get("__version__"), found.get("cuda")
+    if "cuda" not in found or not isinstance(version, str) or not (cuda is None or isinstance(cuda, str)):
         return torch_view()
     return TorchView(version=version, cuda=cuda, gpus=(), error=None)
+
+
+def _module_literals(path: Path, names: tuple[str, ...]) -> dict[str, object]:
+    """The literal values a module assigns to ``names`` at its top level, read without importing it."""
+    found: dict[str, object] = {}
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1:
+            target, value = node.targets[0], node.value
+        elif isinstance(node, ast.AnnAssign) and node.value is not None:
+            target, value = node.target, node.value
+        else:
+            continue
+        if isinstance(target, ast.Name) and target.id in names:
+            found[target.id] = ast.literal_eval(value)
+    return found
